@@ -1,0 +1,78 @@
+"""A bounded channel between pipeline stages, with an explicit end of stream.
+
+Python 3.11 has no ``Queue.shutdown()``: closing a full ``asyncio.Queue`` would need a sentinel
+that may not fit. A channel can always be closed; the reader gets what was put, then
+``EndOfStream``; a writer to a closed channel gets ``ChannelClosed`` (its reader has gone).
+"""
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class EndOfStream(Exception):
+    """The channel was closed and everything put into it has been taken."""
+
+
+class ChannelClosed(Exception):
+    """A put into a channel that was closed: nobody will read it."""
+
+
+class Channel(Generic[T]):
+    """A FIFO of at most ``maxsize`` items that may have many writers and one reader."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._items: deque[T] = deque()
+        self._closed = False
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def put(self, item: T) -> None:
+        """Append ``item``, waiting while the channel is full (this is the backpressure)."""
+        while len(self._items) >= self.maxsize and not self._closed:
+            self._writable.clear()
+            await self._writable.wait()
+        if self._closed:
+            raise ChannelClosed
+        self._items.append(item)
+        self._readable.set()
+
+    def put_nowait(self, item: T) -> bool:
+        """Append ``item`` if there is room; False (and nothing appended) if the channel is full."""
+        if self._closed:
+            raise ChannelClosed
+        if len(self._items) >= self.maxsize:
+            return False
+        self._items.append(item)
+        self._readable.set()
+        return True
+
+    async def get(self) -> T:
+        """The oldest item, waiting for one; ``EndOfStream`` once closed and empty."""
+        while not self._items:
+            if self._closed:
+                raise EndOfStream
+            self._readable.clear()
+            await self._readable.wait()
+        item = self._items.popleft()
+        self._writable.set()
+        return item
+
+    def close(self) -> None:
+        """End the stream: writers stop, the reader drains what is left. Idempotent."""
+        self._closed = True
+        self._readable.set()
+        self._writable.set()

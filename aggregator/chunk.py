@@ -1,0 +1,36 @@
+"""What a source puts into its channel: what it is about to read, then chunks of records."""
+
+from dataclasses import dataclass, field
+
+from aggregator.record import Batch
+
+
+@dataclass(slots=True)
+class Announce:
+    """The origins a source is about to read (files found at start, say).
+
+    A source's first item is always an Announce, so that the merge knows every lane that holds
+    existing data before it releases anything: that is what makes the catch-up merge exact.
+    ``live`` says the origins hold no existing data (opened at their end, a socket).
+    """
+
+    origins: list[str] = field(default_factory=list)
+    live: bool = True
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Records from one origin, in the order read.
+
+    ``live``: the origin has read through what existed when reading started; these records
+    and all later ones are live (the order window applies). ``final``: the origin ends after
+    these records (file read with ``--no-follow``, connection closed, stdin at EOF).
+    """
+
+    origin: str
+    records: Batch
+    live: bool = True
+    final: bool = False
+
+
+SourceItem = Announce | Chunk

@@ -1,0 +1,82 @@
+"""Pure record filters: by source (glob), minimum level, and a regular expression on the line."""
+
+import fnmatch
+import re
+from collections.abc import Sequence
+
+from aggregator.record import LEVEL_RANK, Record
+
+
+def glob_regex(patterns: Sequence[str]) -> "re.Pattern[str] | None":
+    """One compiled regex that matches any of the shell-style ``patterns``; None for none."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in patterns))
+
+
+class NamePathMatcher:
+    """Matches a (name, path) pair: a pattern without ``/`` matches the name, one with it the path.
+
+    This is the rule for ``exclude`` on file sources and ``sources`` in sink filters (SPEC §3).
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._name = glob_regex([pattern for pattern in patterns if "/" not in pattern])
+        self._path = glob_regex([pattern for pattern in patterns if "/" in pattern])
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, name: str, path: str) -> bool:
+        """Whether any pattern matches ``name`` (patterns without /) or ``path`` (with /)."""
+        return bool(
+            (self._name is not None and self._name.match(name))
+            or (self._path is not None and self._path.match(path))
+        )
+
+
+class RecordFilter:
+    """Which records pass: every given condition must hold.
+
+    ``sources`` are globs on the source's name (or, with ``/``, on the record's origin). ``level``
+    is a minimum: ``warn`` passes warn, error and fatal; a record whose level is not known does not
+    pass it. ``grep`` is searched in the line.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str] = (),
+        level: str | None = None,
+        grep: "re.Pattern[str] | None" = None,
+    ) -> None:
+        if level is not None and level not in LEVEL_RANK:
+            raise ValueError(f"unknown level {level!r}")
+        self.sources = NamePathMatcher(sources)
+        self.level = level
+        self.grep = grep
+        # Few distinct (source, origin) pairs carry many records: decide each pair once.
+        self._source_verdicts: dict[tuple[str, str], bool] = {}
+
+    def apply(self, batch: Sequence[Record]) -> Sequence[Record]:
+        """The records of ``batch`` that pass, in order."""
+        kept = batch
+        if self.sources:
+            kept = [record for record in kept if self._source_passes(record)]
+        if self.level is not None:
+            minimum = LEVEL_RANK[self.level]
+            rank = LEVEL_RANK.get
+            kept = [r for r in kept if r.level is not None and rank(r.level, -1) >= minimum]
+        if self.grep is not None:
+            search = self.grep.search
+            kept = [record for record in kept if search(record.line)]
+        return kept
+
+    def _source_passes(self, record: Record) -> bool:
+        key = (record.source, record.origin)
+        verdict = self._source_verdicts.get(key)
+        if verdict is None:
+            if len(self._source_verdicts) > 10_000:
+                self._source_verdicts.clear()
+            verdict = self._source_verdicts[key] = self.sources.matches(*key)
+        return verdict

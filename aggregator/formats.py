@@ -1,0 +1,122 @@
+"""Pure encoders from a batch of records to the bytes a sink writes: text, json (NDJSON), raw."""
+
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+import orjson
+
+from aggregator.record import Record
+
+FormatName = Literal["text", "json", "raw"]
+Encoder = Callable[[Sequence[Record]], bytes]
+
+
+@lru_cache(maxsize=4096)
+def _second_prefix(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def rfc3339_micros(ts: int) -> str:
+    """``ts`` (microseconds since the epoch) as RFC 3339 UTC with microseconds."""
+    second, micros = divmod(ts, 1_000_000)
+    return f"{_second_prefix(second)}.{micros:06d}Z"
+
+
+def rfc3339_millis(ts: int) -> str:
+    """``ts`` as RFC 3339 UTC with milliseconds, as the text format shows it."""
+    second, micros = divmod(ts, 1_000_000)
+    return f"{_second_prefix(second)}.{micros // 1000:03d}Z"
+
+
+# Control characters (C0 but tab, DEL, C1) would let a log line drive the terminal: an ANSI
+# escape could recolour, move the cursor or retitle the window. Show them as \xNN instead.
+_CONTROL = [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]
+_ESCAPES = {code: f"\\x{code:02x}" for code in _CONTROL}
+_CONTROL_CHARS = frozenset(chr(code) for code in _CONTROL)
+
+
+def escape_control(line: str) -> str:
+    """``line`` with control characters (ANSI escapes included) shown as ``\\xNN``."""
+    if _CONTROL_CHARS.isdisjoint(line):
+        return line
+    return line.translate(_ESCAPES)
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The JSON object of a record (SPEC §4); optional keys only when they say something."""
+    obj: dict[str, Any] = {
+        "seq": record.seq,
+        "ts": rfc3339_micros(record.ts),
+        "source": record.source,
+        "origin": record.origin,
+        "line": record.line,
+    }
+    if record.level is not None:
+        obj["level"] = record.level
+    if record.fields is not None:
+        obj["fields"] = record.fields
+    if record.late:
+        obj["late"] = True
+    if record.truncated:
+        obj["truncated"] = True
+    if record.parse_error is not None:
+        obj["parse_error"] = record.parse_error
+    return obj
+
+
+def encode_json(batch: Sequence[Record]) -> bytes:
+    """One JSON object per line (NDJSON)."""
+    dumps = orjson.dumps
+    option = orjson.OPT_APPEND_NEWLINE
+    return b"".join([dumps(record_to_dict(record), option=option) for record in batch])
+
+
+def encode_raw(batch: Sequence[Record]) -> bytes:
+    """Each line exactly as read, newline-terminated."""
+    if not batch:
+        return b""
+    return ("\n".join([record.line for record in batch]) + "\n").encode("utf-8")
+
+
+# Foreground colours that read on dark and light terminals alike.
+_PALETTE = ("36", "33", "35", "32", "34", "31", "96", "93", "95", "92", "94", "91")
+
+
+def text_encoder(source_names: Sequence[str] = (), colour: bool = False) -> Encoder:
+    """An encoder for ``TS SOURCE | LINE``; with ``colour``, each source in its own colour.
+
+    Sources are coloured in config order, so the same config always gives the same colours.
+    """
+    colours = {name: _PALETTE[index % len(_PALETTE)] for index, name in enumerate(source_names)}
+
+    def label(source: str) -> str:
+        if not colour:
+            return source
+        code = colours.setdefault(source, _PALETTE[len(colours) % len(_PALETTE)])
+        return f"\x1b[{code}m{source}\x1b[0m"
+
+    labels: dict[str, str] = {}
+
+    def encode_text(batch: Sequence[Record]) -> bytes:
+        out = []
+        for record in batch:
+            source = labels.get(record.source)
+            if source is None:
+                source = labels[record.source] = label(escape_control(record.source))
+            out.append(f"{rfc3339_millis(record.ts)} {source} | {escape_control(record.line)}\n")
+        return "".join(out).encode("utf-8")
+
+    return encode_text
+
+
+def make_encoder(
+    name: FormatName, source_names: Sequence[str] = (), colour: bool = False
+) -> Encoder:
+    """The encoder for a sink's ``format``."""
+    if name == "json":
+        return encode_json
+    if name == "raw":
+        return encode_raw
+    return text_encoder(source_names, colour)

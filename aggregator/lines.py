@@ -1,0 +1,113 @@
+"""Pure line splitting: bytes in, whole lines out, nothing held beyond ``max_line_bytes``.
+
+Lines end at ``\\n`` only (never ``str.splitlines``, which also splits on form feeds and other
+separators that belong inside a log line); one trailing ``\\r`` is removed. A line longer than the
+limit is cut at a UTF-8 code point boundary, flagged as truncated, and the rest of it up to the
+next newline is skipped, so the stream goes on after it. Invalid UTF-8 becomes U+FFFD.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Lines:
+    """What one ``feed`` gave: the complete lines, and which of them were truncated."""
+
+    text: list[str] = field(default_factory=list)
+    truncated: list[int] = field(default_factory=list)
+
+
+def cut_utf8(data: bytes | bytearray, limit: int) -> bytes:
+    """The longest prefix of ``data`` within ``limit`` bytes that does not split a code point."""
+    if len(data) <= limit:
+        return bytes(data)
+    end = limit
+    # Back off over continuation bytes (0b10xxxxxx) so that no code point is split.
+    while end > 0 and data[end] & 0xC0 == 0x80:
+        end -= 1
+    return bytes(data[:end])
+
+
+class LineSplitter:
+    """Turns a byte stream into lines, holding only the partial last line between feeds."""
+
+    def __init__(self, max_line_bytes: int) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be at least 1")
+        self._limit = max_line_bytes
+        self._partial = bytearray()
+        # True while skipping the rest of an over-long line that has no newline yet.
+        self._skipping = False
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the partial last line held back (at most ``max_line_bytes``)."""
+        return len(self._partial)
+
+    def feed(self, data: bytes) -> Lines:
+        """The lines that ``data`` completes; a partial last line is held for the next feed."""
+        last_newline = data.rfind(b"\n")
+        if last_newline < 0:
+            self._hold(data)
+            return Lines()
+        head = data[:last_newline]
+        tail = data[last_newline + 1 :]
+        if self._partial or self._skipping:
+            first_newline = head.find(b"\n")
+            if first_newline < 0:
+                first, head = head, b""
+                rest_empty = True
+            else:
+                first, head = head[:first_newline], head[first_newline + 1 :]
+                rest_empty = False
+            self._hold(first)
+            lines = Lines(text=[self._take_partial()])
+            if self._skipping:
+                lines.truncated.append(0)
+                self._skipping = False
+            if not rest_empty:
+                self._split_into(head, lines)
+        else:
+            lines = Lines()
+            self._split_into(head, lines)
+        self._hold(tail)
+        return lines
+
+    def flush(self) -> Lines:
+        """The partial last line as a line of its own (at end of input), if there is one."""
+        if not self._partial and not self._skipping:
+            return Lines()
+        lines = Lines(text=[self._take_partial()])
+        if self._skipping:
+            lines.truncated.append(0)
+            self._skipping = False
+        return lines
+
+    def _hold(self, data: bytes) -> None:
+        if self._skipping or not data:
+            return
+        self._partial += data
+        if len(self._partial) > self._limit:
+            self._partial = bytearray(cut_utf8(self._partial, self._limit))
+            self._skipping = True
+
+    def _take_partial(self) -> str:
+        text = self._partial.decode("utf-8", "replace")
+        self._partial.clear()
+        return text[:-1] if text.endswith("\r") else text
+
+    def _split_into(self, region: bytes, lines: Lines) -> None:
+        """Split complete lines from ``region`` (which holds no final newline) into ``lines``."""
+        offset = len(lines.text)
+        text = region.decode("utf-8", "replace")
+        parts = text.split("\n")
+        if "\r" in text:
+            parts = [part[:-1] if part.endswith("\r") else part for part in parts]
+        # A character is at most 4 bytes, so lines this short cannot be over the limit.
+        if len(max(parts, key=len)) * 4 > self._limit:
+            for index, part in enumerate(parts):
+                encoded = part.encode("utf-8")
+                if len(encoded) > self._limit:
+                    parts[index] = cut_utf8(encoded, self._limit).decode("utf-8")
+                    lines.truncated.append(offset + index)
+        lines.text.extend(parts)

@@ -1,0 +1,112 @@
+"""The merge: fan-in from every source in completion order, one ordered stream out.
+
+The waiting is asyncio's (``asyncio.wait(..., FIRST_COMPLETED)`` over one pending read per
+source channel), the ordering is ``OrderingCore``'s, and what leaves is numbered with ``seq``
+and handed to every sink's channel as one batch.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aggregator.channel import Channel, ChannelClosed, EndOfStream
+from aggregator.chunk import Announce, SourceItem
+from aggregator.ordering import OrderingCore
+from aggregator.record import Batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Output:
+    """A sink's inlet, as the merge sees it."""
+
+    name: str
+    channel: Channel[Batch]
+
+
+class Merge:
+    """Reads every source channel, orders through ``core``, writes every output channel."""
+
+    def __init__(
+        self,
+        inputs: Sequence[tuple[str, Channel[SourceItem]]],
+        outputs: Sequence[Output],
+        core: OrderingCore,
+    ) -> None:
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.core = core
+        self.seq = 0
+        self.records_out = 0
+
+    async def run(self) -> None:
+        """Merge until every source has ended, then close the outputs."""
+        reads: dict[asyncio.Task[SourceItem], int] = {}
+        try:
+            for index, (name, channel) in enumerate(self.inputs):
+                reads[self._read(name, channel)] = index
+            while reads or self.core.held:
+                timeout = self._timeout()
+                if reads:
+                    done, _ = await asyncio.wait(
+                        reads, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                else:
+                    done = set()
+                    await asyncio.sleep(timeout or 0)
+                now = time.monotonic()
+                for task in done:
+                    index = reads.pop(task)
+                    if self._take(index, task, now):
+                        reads[self._read(*self.inputs[index])] = index
+                await self._send(self.core.pop_ready(now))
+                if not self.outputs:
+                    log.info("every sink has stopped; the merge stops too")
+                    return
+        finally:
+            for task in reads:
+                task.cancel("the merge is stopping")
+            for output in self.outputs:
+                output.channel.close()
+
+    def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
+        return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
+
+    def _take(self, index: int, task: asyncio.Task[SourceItem], now: float) -> bool:
+        """Hand a finished read to the core; False once the source has ended."""
+        try:
+            item = task.result()
+        except EndOfStream:
+            self.core.end_source(index)
+            return False
+        if isinstance(item, Announce):
+            self.core.announce(index, item, now)
+        else:
+            self.core.push(index, item, now)
+        return True
+
+    def _timeout(self) -> float | None:
+        now = time.monotonic()
+        deadline = self.core.next_deadline(now)
+        if deadline is None:
+            return None
+        return max(0.0, deadline - now)
+
+    async def _send(self, batch: Batch) -> None:
+        if not batch:
+            return
+        seq = self.seq
+        for record in batch:
+            seq += 1
+            record.seq = seq
+        self.seq = seq
+        self.records_out += len(batch)
+        for output in list(self.outputs):
+            try:
+                await output.channel.put(batch)
+            except ChannelClosed:
+                log.debug("sink %s has stopped reading", output.name)
+                self.outputs.remove(output)

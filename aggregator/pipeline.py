@@ -1,0 +1,178 @@
+"""Builds the parts a config describes and runs them: sources → merge → sinks.
+
+Start order: the sinks and sources ``open`` first (bind ports, create files), so that a part
+that cannot start is reported before any data moves. Stop order starts at the sources: they
+stop reading, the merge drains what it holds, the sinks flush, and everything ends within
+``DRAIN_TIMEOUT`` or the program says which part did not stop.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aggregator.channel import Channel, ChannelClosed
+from aggregator.chunk import SourceItem
+from aggregator.config import (
+    Config,
+    FileSinkConfig,
+    FileSourceConfig,
+    StdinSourceConfig,
+    StdoutSinkConfig,
+)
+from aggregator.errors import AggregatorError, StartupError
+from aggregator.merge import Merge, Output
+from aggregator.ordering import OrderingCore
+from aggregator.record import Batch
+from aggregator.sinks import Sink
+from aggregator.sinks.file import FileSink
+from aggregator.sinks.stdout import StdoutSink
+from aggregator.sources import Source
+from aggregator.sources.file import FileSource
+from aggregator.sources.stdin import StdinSource
+
+log = logging.getLogger(__name__)
+
+SOURCE_CHANNEL_SIZE = 16
+"""Chunks a source may have waiting for the merge (a chunk is at most one 256 KiB read)."""
+SINK_CHANNEL_SIZE = 16
+"""Batches a sink may have waiting; when full, the merge and then the sources wait."""
+DRAIN_TIMEOUT = 5.0
+"""Seconds the pipeline has, after a stop is asked, to drain, flush and end."""
+
+SOURCE_TYPES: dict[type[Any], Callable[..., Source]] = {
+    FileSourceConfig: FileSource,
+    StdinSourceConfig: StdinSource,
+}
+SINK_TYPES: dict[type[Any], Callable[..., Sink]] = {
+    StdoutSinkConfig: StdoutSink,
+    FileSinkConfig: FileSink,
+}
+
+
+class DrainTimeout(AggregatorError):
+    """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
+
+
+class Pipeline:
+    """One running pipeline; ``run`` returns when every input has ended or a stop was asked."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        names = list(config.sources)
+        self.sources = [
+            SOURCE_TYPES[type(part)](name, part) for name, part in config.sources.items()
+        ]
+        self.sinks = [
+            SINK_TYPES[type(part)](name, part, names) for name, part in config.sinks.items()
+        ]
+        settings = config.aggregator
+        self.core = OrderingCore(
+            len(self.sources), settings.order_window, settings.idle_timeout, settings.late
+        )
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._downstream: list[asyncio.Task[None]] = []
+        self._group: asyncio.TaskGroup | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Check and open every part; StartupError names the first that cannot start."""
+        if any(isinstance(part, FileSourceConfig) for part in self.config.sources.values()):
+            await asyncio.to_thread(check_state_dir, self.config.aggregator.state_dir)
+        async with asyncio.TaskGroup() as group:
+            for sink in self.sinks:
+                group.create_task(sink.open(), name=f"open:{sink.name}")
+            for source in self.sources:
+                group.create_task(source.open(), name=f"open:{source.name}")
+
+    async def run(self) -> None:
+        """Move records until every source has ended (or a stop was asked) and all is flushed."""
+        source_channels = [Channel[SourceItem](SOURCE_CHANNEL_SIZE) for _ in self.sources]
+        sink_channels = [Channel[Batch](SINK_CHANNEL_SIZE) for _ in self.sinks]
+        merge = Merge(
+            [
+                (source.name, channel)
+                for source, channel in zip(self.sources, source_channels, strict=True)
+            ],
+            [
+                Output(sink.name, channel)
+                for sink, channel in zip(self.sinks, sink_channels, strict=True)
+            ],
+            self.core,
+        )
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for sink, inlet in zip(self.sinks, sink_channels, strict=True):
+                self._downstream.append(
+                    group.create_task(self._run_sink(sink, inlet), name=f"sink:{sink.name}")
+                )
+            self._downstream.append(group.create_task(self._run_merge(merge), name="merge"))
+            for source, outlet in zip(self.sources, source_channels, strict=True):
+                self._source_tasks.append(
+                    group.create_task(
+                        self._run_source(source, outlet), name=f"source:{source.name}"
+                    )
+                )
+
+    def request_stop(self) -> None:
+        """Stop reading, then drain and flush (SIGTERM, SIGINT). Idempotent."""
+        if self._stopping or self._group is None:
+            return
+        self._stopping = True
+        log.info("stopping: draining the merge and flushing the sinks")
+        for task in self._source_tasks:
+            task.cancel("the pipeline is stopping")
+        self._group.create_task(self._drain_deadline(), name="drain-deadline")
+
+    def reopen_files(self) -> None:
+        """Reopen every output file before its next write (SIGHUP, after an external rotation)."""
+        for sink in self.sinks:
+            if isinstance(sink, FileSink):
+                sink.reopen()
+
+    async def _run_source(self, source: Source, outlet: Channel[SourceItem]) -> None:
+        try:
+            await source.run(outlet)
+        except ChannelClosed:
+            pass  # the merge has stopped
+        except OSError as error:
+            # An input that fails ends alone; the others go on.
+            log.error("source %s stopped: %s", source.name, error)
+        finally:
+            outlet.close()
+
+    async def _run_merge(self, merge: Merge) -> None:
+        await merge.run()
+        if not merge.outputs:
+            self.request_stop()  # no sink is left to write to (stdout closed by `| head`)
+
+    async def _run_sink(self, sink: Sink, inlet: Channel[Batch]) -> None:
+        try:
+            await sink.run(inlet)
+        finally:
+            inlet.close()
+
+    async def _drain_deadline(self) -> None:
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await asyncio.wait(self._downstream)
+        except TimeoutError:
+            stuck = ", ".join(task.get_name() for task in self._downstream if not task.done())
+            raise DrainTimeout(f"did not stop within {DRAIN_TIMEOUT:g}s: {stuck}") from None
+
+
+def check_state_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove it writable; StartupError otherwise."""
+    probe = path / ".write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StartupError(
+            f"aggregator.state_dir: cannot write {path}: {error.strerror or error}"
+        ) from error
+    if not os.access(path, os.W_OK):
+        raise StartupError(f"aggregator.state_dir: cannot write {path}")

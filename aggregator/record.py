@@ -1,0 +1,59 @@
+"""The Record: one log line on its way from a source, through the merge, to the sinks."""
+
+from typing import Any
+
+LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+"""Normalised levels, least to most severe; a filter's ``level`` is a minimum on this scale."""
+
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+
+
+class Record:
+    """One line and what is known about it.
+
+    ``ts`` is the event time in whole microseconds since the Unix epoch (UTC): integers compare
+    fast in the merge and format exactly. ``seq`` is given by the merge, in the order records
+    leave it; it is 0 until then.
+    """
+
+    __slots__ = (
+        "fields",
+        "late",
+        "level",
+        "line",
+        "origin",
+        "parse_error",
+        "seq",
+        "source",
+        "truncated",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        ts: int,
+        source: str,
+        origin: str,
+        line: str,
+        level: str | None = None,
+        fields: dict[str, Any] | None = None,
+        truncated: bool = False,
+        parse_error: str | None = None,
+    ) -> None:
+        self.seq = 0
+        self.ts = ts
+        self.source = source
+        self.origin = origin
+        self.line = line
+        self.level = level
+        self.fields = fields
+        self.late = False
+        self.truncated = truncated
+        self.parse_error = parse_error
+
+    def __repr__(self) -> str:
+        return f"Record(seq={self.seq}, ts={self.ts}, source={self.source!r}, line={self.line!r})"
+
+
+Batch = list[Record]
+"""Records move between stages in batches: a queue hop per line would cost more than the line."""

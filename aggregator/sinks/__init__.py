@@ -1,0 +1,17 @@
+"""Sinks: each takes batches of merged records from its channel and writes them somewhere."""
+
+from typing import Protocol
+
+from aggregator.channel import Channel
+from aggregator.record import Batch
+
+
+class Sink(Protocol):
+    """A running output. ``open`` creates what it writes to; ``run`` writes every batch until its
+    channel ends, then flushes. A sink whose reader has gone (a closed pipe) returns early."""
+
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def run(self, inp: Channel[Batch]) -> None: ...

@@ -1,0 +1,38 @@
+"""What the stdout and file sinks share: a batch filtered by the sink's filter, then encoded."""
+
+import re
+from collections.abc import Sequence
+
+from aggregator.config import FilterSpec
+from aggregator.filters import RecordFilter
+from aggregator.formats import FormatName, make_encoder
+from aggregator.record import Record
+
+
+def build_filter(spec: FilterSpec | None) -> RecordFilter | None:
+    """The filter a sink's ``filter`` table describes; None when it has none."""
+    if spec is None:
+        return None
+    grep = re.compile(spec.grep) if spec.grep is not None else None
+    return RecordFilter(spec.sources, spec.level, grep)
+
+
+class FilteredEncoder:
+    """Filters a batch and encodes what passes: (bytes, record count), or None if nothing did."""
+
+    def __init__(
+        self,
+        spec: FilterSpec | None,
+        format_name: FormatName,
+        source_names: Sequence[str],
+        colour: bool = False,
+    ) -> None:
+        self._filter = build_filter(spec)
+        self._encode = make_encoder(format_name, source_names, colour)
+
+    def __call__(self, batch: Sequence[Record]) -> tuple[bytes, int] | None:
+        if self._filter is not None:
+            batch = self._filter.apply(batch)
+        if not batch:
+            return None
+        return self._encode(batch), len(batch)
