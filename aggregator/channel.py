@@ -76,3 +76,35 @@ class Channel(Generic[T]):
         self._closed = True
         self._readable.set()
         self._writable.set()
+
+
+class Budget:
+    """Credit for one lane: how many of its records may be on their way through the merge.
+
+    A reader takes credit before it hands records on, and the merge gives it back as those
+    records leave. A lane whose records wait in the merge (for a slower lane, in an exact
+    catch-up) therefore stops reading, and memory stays bounded whatever the input rate, while
+    lanes that share its channel go on. A reader may take more than what is left (a whole
+    chunk) as long as something is left, so a large chunk never waits forever.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = limit
+        self._available = asyncio.Event()
+        self._available.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit - self._free
+
+    async def take(self, count: int) -> None:
+        while self._free <= 0:
+            self._available.clear()
+            await self._available.wait()
+        self._free -= count
+
+    def give(self, count: int) -> None:
+        self._free += count
+        if self._free > 0:
+            self._available.set()

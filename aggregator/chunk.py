@@ -1,5 +1,6 @@
 """What a source puts into its channel: what it is about to read, then chunks of records."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aggregator.record import Batch
@@ -25,12 +26,15 @@ class Chunk:
     ``live``: the origin has read through what existed when reading started; these records
     and all later ones are live (the order window applies). ``final``: the origin ends after
     these records (file read with ``--no-follow``, connection closed, stdin at EOF).
+    ``on_release`` is called with a count as the merge sends (or drops) the lane's records:
+    the reader's ``Budget.give``.
     """
 
     origin: str
     records: Batch
     live: bool = True
     final: bool = False
+    on_release: Callable[[int], None] | None = None
 
 
 SourceItem = Announce | Chunk

@@ -19,6 +19,7 @@ from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.pipeline import Pipeline
+from aggregator.runtime import collect_garbage_periodically, dump_tasks
 
 log = logging.getLogger("aggregator")
 
@@ -136,7 +137,9 @@ def describe(config: Config) -> str:
     lines = [f"aggregator: {_fields(config.aggregator.model_dump(mode='json'))}"]
     for kind, parts in (("source", config.sources), ("sink", config.sinks)):
         for name, part in parts.items():
-            lines.append(f"{kind} {name}: {_fields(part.model_dump(mode='json'))}")
+            values = part.model_dump(mode="json")
+            values = {"type": values.pop("type"), **values}
+            lines.append(f"{kind} {name}: {_fields(values)}")
     return "\n".join(lines)
 
 
@@ -154,13 +157,6 @@ def configure_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO,
         format="aggregator: %(levelname)s: %(message)s",
     )
-
-
-def dump_tasks() -> None:
-    """Every task with its stack, to stderr (SIGUSR1 with --debug)."""
-    for task in asyncio.all_tasks():
-        print(f"--- task {task.get_name()}", file=sys.stderr)
-        task.print_stack(file=sys.stderr)
 
 
 async def serve(config: Config, debug: bool) -> int:
@@ -187,10 +183,13 @@ async def serve(config: Config, debug: bool) -> int:
     loop.add_signal_handler(signal.SIGHUP, pipeline.reopen_files)
     if debug:
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    collector = asyncio.create_task(collect_garbage_periodically(), name="gc")
     try:
         await pipeline.run()
     except Exception as error:
         return report_failure(error)
+    finally:
+        collector.cancel("the pipeline has ended")
     return EXIT_OK
 
 

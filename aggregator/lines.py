@@ -18,14 +18,32 @@ class Lines:
 
 
 def cut_utf8(data: bytes | bytearray, limit: int) -> bytes:
-    """The longest prefix of ``data`` within ``limit`` bytes that does not split a code point."""
+    """The longest prefix of ``data`` within ``limit`` bytes that does not split a code point.
+
+    Only a multi-byte sequence that the cut would break is left out; invalid bytes are not
+    looked into (they become U+FFFD either way).
+    """
     if len(data) <= limit:
         return bytes(data)
     end = limit
-    # Back off over continuation bytes (0b10xxxxxx) so that no code point is split.
-    while end > 0 and data[end] & 0xC0 == 0x80:
-        end -= 1
+    for back in range(1, 4):
+        start = end - back
+        if start < 0:
+            break
+        byte = data[start]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: its lead byte is further back
+        if byte >= 0xC0:
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            if start + length > end:
+                end = start
+        break
     return bytes(data[:end])
+
+
+def _decode_line(raw: bytes | bytearray) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text[:-1] if text.endswith("\r") else text
 
 
 class LineSplitter:
@@ -92,9 +110,9 @@ class LineSplitter:
             self._skipping = True
 
     def _take_partial(self) -> str:
-        text = self._partial.decode("utf-8", "replace")
+        text = _decode_line(self._partial)
         self._partial.clear()
-        return text[:-1] if text.endswith("\r") else text
+        return text
 
     def _split_into(self, region: bytes, lines: Lines) -> None:
         """Split complete lines from ``region`` (which holds no final newline) into ``lines``."""
@@ -103,11 +121,10 @@ class LineSplitter:
         parts = text.split("\n")
         if "\r" in text:
             parts = [part[:-1] if part.endswith("\r") else part for part in parts]
-        # A character is at most 4 bytes, so lines this short cannot be over the limit.
+        # A character stands for at most 4 bytes, so lines this short cannot be over the limit.
         if len(max(parts, key=len)) * 4 > self._limit:
-            for index, part in enumerate(parts):
-                encoded = part.encode("utf-8")
-                if len(encoded) > self._limit:
-                    parts[index] = cut_utf8(encoded, self._limit).decode("utf-8")
+            for index, raw in enumerate(region.split(b"\n")):
+                if len(raw) > self._limit:
+                    parts[index] = _decode_line(cut_utf8(raw, self._limit))
                     lines.truncated.append(offset + index)
         lines.text.extend(parts)

@@ -18,6 +18,9 @@ from aggregator.record import Batch
 
 log = logging.getLogger(__name__)
 
+OUTPUT_BATCH = 4096
+"""Most records in one batch to the sinks: sink channels count batches, so this bounds them."""
+
 
 @dataclass(slots=True)
 class Output:
@@ -64,7 +67,7 @@ class Merge:
                         reads[self._read(*self.inputs[index])] = index
                 await self._send(self.core.pop_ready(now))
                 if not self.outputs:
-                    log.info("every sink has stopped; the merge stops too")
+                    log.debug("every sink has stopped; the merge stops too")
                     return
         finally:
             for task in reads:
@@ -95,9 +98,11 @@ class Merge:
             return None
         return max(0.0, deadline - now)
 
-    async def _send(self, batch: Batch) -> None:
-        if not batch:
-            return
+    async def _send(self, released: Batch) -> None:
+        for start in range(0, len(released), OUTPUT_BATCH):
+            await self._send_batch(released[start : start + OUTPUT_BATCH])
+
+    async def _send_batch(self, batch: Batch) -> None:
         seq = self.seq
         for record in batch:
             seq += 1

@@ -15,6 +15,7 @@ sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted 
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +36,7 @@ class _Lane:
     position: int = 0  # index of the head record in the first batch
     key: int = -(2**63)  # running maximum ts, up to the last record sent
     ended: bool = False
+    on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
 
     def rank(self) -> tuple[int, int, int, "_Lane"]:
         """Where the lane's head stands in the merge: its key, then config order, then age."""
@@ -84,6 +86,8 @@ class OrderingCore:
         lane = self._lane(source, chunk.origin, chunk.live, now)
         lane.last_read = now
         lane.live = lane.live or chunk.live
+        if chunk.on_release is not None:
+            lane.on_release = chunk.on_release
         if chunk.records:
             lane.queue.append((chunk.records, now, chunk.live))
             self._held += len(chunk.records)
@@ -144,14 +148,12 @@ class OrderingCore:
             return now
         if any(not lane.live for lane in blockers):
             return None  # exact catch-up: wait for that lane's data, however long
-        oldest_read = min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
         idle_at = min(lane.last_read + self.idle_timeout for lane in blockers)
-        return min(oldest_read + self.window, idle_at)
+        return min(self._oldest_read() + self.window, idle_at)
 
     def merge_delay(self, now: float) -> float:
         """How long the oldest held record has waited, in seconds."""
-        waiting = [lane.queue[0][1] for lane in self._lanes.values() if lane.queue]
-        return now - min(waiting) if waiting else 0.0
+        return now - self._oldest_read() if self._held else 0.0
 
     # --- inside -----------------------------------------------------------------------------
 
@@ -173,20 +175,27 @@ class OrderingCore:
             return False
         if not lane.live:
             return True  # still reading existing data: wait for it, however long
-        return self.window > 0 and now - lane.last_read < self.idle_timeout
+        return self.window > 0 and now < lane.last_read + self.idle_timeout
 
     def _blockers(self, now: float) -> list[_Lane]:
         return [lane for lane in self._lanes.values() if self._blocks(lane, now)]
 
     def _may_pass(self, blockers: list[_Lane], lane: _Lane, now: float) -> bool:
-        """Whether the lane's head may leave although ``blockers`` have nothing waiting: only
-        once it has waited the window, and never ahead of a lane still catching up. A record
-        that is late already (older than what was sent) goes at once."""
+        """Whether the lane's head may leave although ``blockers`` have nothing waiting.
+
+        Never ahead of a lane still catching up. Otherwise once the oldest record waiting
+        anywhere has waited the window: it may rank behind this head, and it must not wait
+        longer. A record that is late already (older than what was sent) goes at once.
+        """
         if lane.rank()[0] < self._high_water:
             return True
         if any(not blocker.live for blocker in blockers):
             return False
-        return now - lane.queue[0][1] >= self.window
+        # The same sum as in next_deadline, so that waking at the deadline releases.
+        return now >= self._oldest_read() + self.window
+
+    def _oldest_read(self) -> float:
+        return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
     def _release_run(
         self, lane: _Lane, runner_up: tuple[int, int, int, _Lane] | None, out: Batch
@@ -219,6 +228,8 @@ class OrderingCore:
                     self._high_water = key
                 append(record)
             self._held -= position - start
+            if lane.on_release is not None:
+                lane.on_release(position - start)
             lane.key = key
             if position < size:
                 lane.position = position

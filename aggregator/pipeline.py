@@ -21,6 +21,8 @@ from aggregator.config import (
     FileSourceConfig,
     StdinSourceConfig,
     StdoutSinkConfig,
+    TcpSourceConfig,
+    UdpSourceConfig,
 )
 from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
@@ -31,20 +33,24 @@ from aggregator.sinks.file import FileSink
 from aggregator.sinks.stdout import StdoutSink
 from aggregator.sources import Source
 from aggregator.sources.file import FileSource
+from aggregator.sources.socket import TcpSource, UdpSource
 from aggregator.sources.stdin import StdinSource
 
 log = logging.getLogger(__name__)
 
 SOURCE_CHANNEL_SIZE = 16
 """Chunks a source may have waiting for the merge (a chunk is at most one 256 KiB read)."""
-SINK_CHANNEL_SIZE = 16
-"""Batches a sink may have waiting; when full, the merge and then the sources wait."""
+SINK_CHANNEL_SIZE = 4
+"""Batches (of at most ``OUTPUT_BATCH`` records) a sink may have waiting; when full, the merge
+waits, and then the sources."""
 DRAIN_TIMEOUT = 5.0
 """Seconds the pipeline has, after a stop is asked, to drain, flush and end."""
 
 SOURCE_TYPES: dict[type[Any], Callable[..., Source]] = {
     FileSourceConfig: FileSource,
     StdinSourceConfig: StdinSource,
+    TcpSourceConfig: TcpSource,
+    UdpSourceConfig: UdpSource,
 }
 SINK_TYPES: dict[type[Any], Callable[..., Sink]] = {
     StdoutSinkConfig: StdoutSink,
@@ -121,7 +127,7 @@ class Pipeline:
         if self._stopping or self._group is None:
             return
         self._stopping = True
-        log.info("stopping: draining the merge and flushing the sinks")
+        log.debug("stopping: draining the merge and flushing the sinks")
         for task in self._source_tasks:
             task.cancel("the pipeline is stopping")
         self._group.create_task(self._drain_deadline(), name="drain-deadline")

@@ -1,9 +1,13 @@
-"""Sources: each reads one kind of input and puts batches of records into its channel."""
+"""Sources: each reads one kind of input and puts what it read into its channel."""
 
 from typing import Protocol
 
-from aggregator.channel import Channel
-from aggregator.chunk import SourceItem
+from aggregator.channel import Budget, Channel
+from aggregator.chunk import Chunk, SourceItem
+from aggregator.record import Batch
+
+LANE_BUDGET = 16_384
+"""Records one lane (a file, a connection) may have on their way through the merge."""
 
 
 class Source(Protocol):
@@ -16,3 +20,17 @@ class Source(Protocol):
     async def open(self) -> None: ...
 
     async def run(self, out: Channel[SourceItem]) -> None: ...
+
+
+class LaneOutlet:
+    """Where the reader of one lane puts its records: it takes credit first (see ``Budget``),
+    so a lane that runs ahead of the others stops reading instead of filling memory."""
+
+    def __init__(self, out: Channel[SourceItem], origin: str, budget: int = LANE_BUDGET) -> None:
+        self.out = out
+        self.origin = origin
+        self.budget = Budget(budget)
+
+    async def send(self, records: Batch, *, live: bool = True, final: bool = False) -> None:
+        await self.budget.take(len(records))
+        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give))

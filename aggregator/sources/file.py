@@ -20,6 +20,7 @@ from aggregator.config import FileSourceConfig
 from aggregator.decode import RecordMaker
 from aggregator.filters import NamePathMatcher
 from aggregator.lines import Lines, LineSplitter
+from aggregator.sources import LaneOutlet
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +150,13 @@ class FileSource:
             await out.put(Chunk(str(path), [], live=True, final=True))
             return
         try:
-            await self._follow(tailer, out, live=at_end)
+            await self._follow(tailer, LaneOutlet(out, tailer.origin), live=at_end)
         except ChannelClosed:
             pass
         finally:
             await tailer.close()
 
-    async def _follow(self, tailer: FileTailer, out: Channel[SourceItem], live: bool) -> None:
+    async def _follow(self, tailer: FileTailer, outlet: LaneOutlet, live: bool) -> None:
         """Read until the end (``--no-follow``) or forever; at the first end the lane is live."""
         pause = POLL_MIN
         while True:
@@ -163,15 +164,14 @@ class FileSource:
             if lines is None:
                 if not self.follow:
                     records = self._maker.make(tailer.origin, tailer.finish())
-                    await out.put(Chunk(tailer.origin, records, live=False, final=True))
+                    await outlet.send(records, live=False, final=True)
                     return
                 if not live:
                     live = True
-                    await out.put(Chunk(tailer.origin, [], live=True))
+                    await outlet.send([], live=True)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, POLL_MAX)
                 continue
             pause = POLL_MIN
             if lines.text:
-                records = self._maker.make(tailer.origin, lines)
-                await out.put(Chunk(tailer.origin, records, live=live))
+                await outlet.send(self._maker.make(tailer.origin, lines), live=live)

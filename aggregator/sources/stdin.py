@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import aiofiles
 
 from aggregator.channel import Channel
-from aggregator.chunk import Announce, Chunk, SourceItem
+from aggregator.chunk import Announce, SourceItem
 from aggregator.config import StdinSourceConfig
 from aggregator.decode import RecordMaker
 from aggregator.lines import LineSplitter
+from aggregator.sources import LaneOutlet
 
 READ_CHUNK = 256 * 1024
 ORIGIN = "stdin"
@@ -19,8 +20,13 @@ ORIGIN = "stdin"
 
 async def _wait_readable(fd: int) -> None:
     loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    loop.add_reader(fd, ready.set_result, None)
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        if not ready.done():  # it may fire again before remove_reader, or after a cancel
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_readable)
     try:
         await ready
     finally:
@@ -64,9 +70,9 @@ class StdinSource:
         live = not stat.S_ISREG(os.fstat(self.fd).st_mode)
         await out.put(Announce([ORIGIN], live=live))
         splitter = LineSplitter(self.config.max_line_bytes)
+        outlet = LaneOutlet(out, ORIGIN)
         async for chunk in read_chunks(self.fd):
             lines = splitter.feed(chunk)
             if lines.text:
-                await out.put(Chunk(ORIGIN, self._maker.make(ORIGIN, lines), live=live))
-        records = self._maker.make(ORIGIN, splitter.flush())
-        await out.put(Chunk(ORIGIN, records, live=live, final=True))
+                await outlet.send(self._maker.make(ORIGIN, lines), live=live)
+        await outlet.send(self._maker.make(ORIGIN, splitter.flush()), live=live, final=True)

@@ -1,0 +1,87 @@
+"""Shared benchmark helpers: test data, timing a command with its peak RSS, the table."""
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+AGGREGATOR = [sys.executable, "-m", "aggregator"]
+
+# Runs `cmd` as this wrapper's only child, so RUSAGE_CHILDREN's ru_maxrss is that command's.
+_WRAPPER = """
+import json, resource, subprocess, sys, time
+cmd, out = json.loads(sys.argv[1]), sys.argv[2]
+start = time.perf_counter()
+with open(out, "wb") as sink:
+    code = subprocess.run(cmd, stdout=sink).returncode
+elapsed = time.perf_counter() - start
+print(json.dumps({"code": code, "seconds": elapsed,
+                  "rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mib: float
+
+
+def timed(cmd: list[str], out: Path) -> Run:
+    """Run ``cmd`` with stdout to ``out``; its wall time and peak RSS."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, json.dumps(cmd), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    if report["code"] != 0:
+        raise SystemExit(f"{cmd[0]} failed with {report['code']}: {result.stderr}")
+    return Run(report["seconds"], report["rss_kib"] / 1024)
+
+
+def median_run(cmd: list[str], out: Path, repeat: int) -> Run:
+    runs = [timed(cmd, out) for _ in range(repeat)]
+    return Run(
+        statistics.median(r.seconds for r in runs), statistics.median(r.rss_mib for r in runs)
+    )
+
+
+def make_lines(
+    directory: Path, files: int, lines: int, width: int = 120, seed: int = 1
+) -> list[Path]:
+    """``files`` files holding ``lines`` lines in all, about ``width`` bytes each, with an
+    ISO 8601 timestamp first and increasing through each file (so files interleave in time)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths = [directory / f"app-{index}.log" for index in range(files)]
+    per_file = lines // files
+    base = 1_795_600_800.0  # 2026-11-25T10:00:00Z
+    words = ["GET", "POST", "user", "cache", "miss", "hit", "timeout", "db", "queue", "retry"]
+    for path in paths:
+        now = base
+        with path.open("w") as file:
+            for number in range(per_file):
+                now += rng.random() * 0.002
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+                head = f"{stamp}.{int(now % 1 * 1e6):06d}Z INFO {path.stem} #{number} "
+                body = " ".join(rng.choice(words) for _ in range(30))
+                file.write((head + body)[: width - 1] + "\n")
+    return paths
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1

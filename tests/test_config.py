@@ -1,0 +1,123 @@
+"""Config loading: typed values, every error at once with its key path (SPEC §3)."""
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import (
+    ConfigError,
+    FileSinkConfig,
+    FileSourceConfig,
+    load_config,
+    parse_config,
+)
+
+MINIMAL = {
+    "sources": {"app": {"type": "file", "paths": ["/tmp/*.log"]}},
+    "sinks": {"out": {"type": "stdout"}},
+}
+
+
+def errors_of(data: dict[str, object], env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "c.toml", env or {})
+    return caught.value.errors
+
+
+def test_defaults_are_filled_in() -> None:
+    """A minimal config gets the documented defaults."""
+    config = parse_config(MINIMAL, "c.toml", {})
+    source = config.sources["app"]
+    assert isinstance(source, FileSourceConfig)
+    assert source.start_at == "end" and source.max_line_bytes == 1 << 20
+    assert config.aggregator.order_window == 0.25
+    assert config.aggregator.idle_timeout == 1.0
+
+
+def test_every_error_is_reported_with_its_key_path() -> None:
+    """Bad values, unknown keys, unknown types and missing keys all come back at once."""
+    errors = errors_of(
+        {
+            "aggregator": {"order_window": "250x", "bogus": 1},
+            "sources": {
+                "app": {"type": "file", "paths": ["a"], "start_at": "middle"},
+                "net": {"type": "tcp", "listen": "8765x"},
+                "q": {"type": "carrier-pigeon"},
+            },
+            "sinks": {
+                "live": {"type": "stdout", "format": "yaml", "filter": {"grep": "("}},
+                "f": {"type": "file"},
+            },
+        }
+    )
+    assert errors == [
+        'c.toml: aggregator.order_window: expected a duration such as "250ms", "1s" or "5m", '
+        'got "250x"',
+        "c.toml: aggregator.bogus: unknown key",
+        "c.toml: sources.app.start_at: expected one of 'end' or 'beginning', got \"middle\"",
+        'c.toml: sources.net.listen: expected "HOST:PORT", got "8765x"',
+        "c.toml: sources.q.type: expected one of 'file', 'stdin', 'tcp', 'udp', "
+        'got "carrier-pigeon"',
+        'c.toml: sinks.live.filter.grep: expected a regular expression, got "(": '
+        "missing ), unterminated subpattern at position 0",
+        "c.toml: sinks.live.format: expected one of 'text', 'json' or 'raw', got \"yaml\"",
+        "c.toml: sinks.f.path: required key is missing",
+    ]
+
+
+def test_sizes_durations_and_list_indexes_in_paths() -> None:
+    """A bad element of a list is named with its index."""
+    errors = errors_of(
+        {
+            "sources": {"app": {"type": "file", "paths": ["ok", 3], "max_line_bytes": "1MiBB"}},
+            "sinks": {"out": {"type": "stdout"}},
+        }
+    )
+    assert "c.toml: sources.app.paths[1]: input should be a valid string, got 3" in errors
+    assert any(
+        line.startswith("c.toml: sources.app.max_line_bytes: expected a size") for line in errors
+    )
+
+
+def test_environment_variables_are_expanded() -> None:
+    """${VAR} and ${VAR:-default} come from the environment; unset without default is an error."""
+    data = {
+        "aggregator": {"state_dir": "${STATE:-/tmp/default}"},
+        "sources": {"app": {"type": "file", "paths": ["${LOGS}/*.log"]}},
+        "sinks": {"out": {"type": "file", "path": "${OUT:-}x.log"}},
+    }
+    config = parse_config(data, "c.toml", {"LOGS": "/srv/logs"})
+    assert config.aggregator.state_dir == Path("/tmp/default")
+    source = config.sources["app"]
+    assert isinstance(source, FileSourceConfig) and source.paths == ["/srv/logs/*.log"]
+    sink = config.sinks["out"]
+    assert isinstance(sink, FileSinkConfig) and sink.path == Path("x.log")
+    errors = errors_of(data)
+    assert errors == [
+        "c.toml: sources.app.paths[0]: environment variable LOGS is not set (use ${LOGS:-default})"
+    ]
+
+
+def test_needs_a_source_and_a_sink() -> None:
+    """Empty sources or sinks tables are errors, as are missing ones."""
+    errors = errors_of({"sources": {}})
+    assert any("sources" in line for line in errors)
+    assert "c.toml: sinks: required key is missing" in errors
+
+
+def test_load_config_names_the_file(tmp_path: Path) -> None:
+    """TOML syntax errors and unreadable files name the file."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[sources\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(broken)
+    assert caught.value.errors[0].startswith(f"{broken}: not valid TOML")
+    with pytest.raises(ConfigError) as missing:
+        load_config(tmp_path / "nope.toml")
+    assert "cannot read" in missing.value.errors[0]
+
+
+def test_example_config_is_valid() -> None:
+    """The shipped example passes its own check."""
+    config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
+    assert list(config.sources) == ["system", "app", "net", "syslog"]

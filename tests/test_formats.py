@@ -1,0 +1,71 @@
+"""The text, json and raw encodings of a record (SPEC §4)."""
+
+import orjson
+
+from aggregator.formats import (
+    encode_json,
+    encode_raw,
+    escape_control,
+    rfc3339_micros,
+    rfc3339_millis,
+    text_encoder,
+)
+from aggregator.record import Record
+
+TS = 1_795_600_800_123_456  # 2026-11-25T10:00:00.123456Z
+
+
+def record(line: str = "original text", **extra: object) -> Record:
+    item = Record(TS, "app", "/var/log/app/a.log", line)
+    item.seq = 1042
+    for key, value in extra.items():
+        setattr(item, key, value)
+    return item
+
+
+def test_timestamps() -> None:
+    """Microseconds in json, milliseconds in text, both UTC with Z."""
+    assert rfc3339_micros(TS) == "2026-11-25T10:00:00.123456Z"
+    assert rfc3339_millis(TS) == "2026-11-25T10:00:00.123Z"
+    assert rfc3339_micros(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_json_has_the_spec_keys_in_order() -> None:
+    """One object per line; optional keys only when they say something."""
+    out = encode_json([record(level="error", fields={"user": "ann"})])
+    assert out.endswith(b"\n") and out.count(b"\n") == 1
+    obj = orjson.loads(out)
+    assert list(obj) == ["seq", "ts", "source", "origin", "line", "level", "fields"]
+    assert obj["ts"] == "2026-11-25T10:00:00.123456Z"
+    assert obj["fields"] == {"user": "ann"}
+
+
+def test_json_flags_only_when_true() -> None:
+    """late, truncated and parse_error appear only when set."""
+    plain = orjson.loads(encode_json([record()]))
+    assert "late" not in plain and "truncated" not in plain and "parse_error" not in plain
+    flagged = orjson.loads(encode_json([record(late=True, truncated=True, parse_error="bad")]))
+    assert flagged["late"] is True and flagged["truncated"] is True
+    assert flagged["parse_error"] == "bad"
+
+
+def test_raw_is_the_line() -> None:
+    """raw writes each line as it was, newline-terminated."""
+    assert encode_raw([record("a \x1b[31mred"), record("")]) == b"a \x1b[31mred\n\n"
+    assert encode_raw([]) == b""
+
+
+def test_text_escapes_control_characters() -> None:
+    """ANSI escapes and other controls are shown, never obeyed; tabs stay."""
+    out = text_encoder()([record("\x1b[2J\x07gone\tok\x9b")]).decode()
+    assert out == "2026-11-25T10:00:00.123Z app | \\x1b[2J\\x07gone\tok\\x9b\n"
+    assert escape_control("plain") == "plain"
+
+
+def test_text_colours_sources_in_config_order() -> None:
+    """With colour, each source gets its own colour, the same for the same config."""
+    encode = text_encoder(["app", "db"], colour=True)
+    first = encode([record()]).decode()
+    assert first.startswith("2026-11-25T10:00:00.123Z \x1b[36mapp\x1b[0m | ")
+    other = Record(TS, "db", "x", "y")
+    assert "\x1b[33mdb\x1b[0m" in encode([other]).decode()
