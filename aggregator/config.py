@@ -121,8 +121,8 @@ class MultilineSpec(_Strict):
     max_lines: PositiveInt = 1000
 
 
-class _LineSource(_Strict):
-    """What every source that reads lines shares."""
+class LineSourceConfig(_Strict):
+    """What every source that reads lines shares: how bytes become records."""
 
     codec: CodecName = "auto"
     pattern: Regex | None = None
@@ -131,7 +131,7 @@ class _LineSource(_Strict):
     max_line_bytes: Annotated[Size, Field(gt=0)] = 1 << 20
 
 
-class FileSourceConfig(_LineSource):
+class FileSourceConfig(LineSourceConfig):
     type: Literal["file"]
     paths: Annotated[list[str], Field(min_length=1)]
     exclude: list[str] = []
@@ -139,18 +139,18 @@ class FileSourceConfig(_LineSource):
     follow: bool = True
 
 
-class StdinSourceConfig(_LineSource):
+class StdinSourceConfig(LineSourceConfig):
     type: Literal["stdin"]
 
 
-class TcpSourceConfig(_LineSource):
+class TcpSourceConfig(LineSourceConfig):
     type: Literal["tcp"]
     listen: HostPort
     framing: Literal["newline", "octet-counted"] = "newline"
     max_connections: PositiveInt = 1000
 
 
-class UdpSourceConfig(_LineSource):
+class UdpSourceConfig(LineSourceConfig):
     type: Literal["udp"]
     listen: HostPort
     max_datagram_bytes: Annotated[Size, Field(gt=0)] = 65535
@@ -244,7 +244,7 @@ def parse_config(
         errors.extend(_describe(detail) for detail in error.errors())
         config = None
     if config is not None:
-        errors.extend(_check_names(config))
+        errors.extend(_check_relations(config))
     if errors:
         raise ConfigError([f"{name}: {line}" for line in errors])
     assert config is not None
@@ -264,8 +264,19 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     return parse_config(data, str(path), env)
 
 
-def _check_names(config: Config) -> list[str]:
+def _check_relations(config: Config) -> list[str]:
+    """What one key's validation cannot see: names, and keys that depend on each other."""
     errors = []
+    for name, source in config.sources.items():
+        if isinstance(source, LineSourceConfig):
+            if source.codec == "regex" and source.pattern is None:
+                errors.append(f'sources.{name}.pattern: required when codec = "regex"')
+            form = source.timestamp.format
+            if form != "auto" and "%" not in form:
+                errors.append(
+                    f'sources.{name}.timestamp.format: expected "auto" or a strptime pattern '
+                    f'such as "%d/%m/%Y %H:%M:%S", got "{form}"'
+                )
     for section in ("sources", "sinks"):
         for key in getattr(config, section):
             if not key or not key.isprintable():

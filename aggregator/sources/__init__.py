@@ -1,9 +1,12 @@
 """Sources: each reads one kind of input and puts what it read into its channel."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aggregator.channel import Budget, Channel
 from aggregator.chunk import Chunk, SourceItem
+from aggregator.decode import LaneDecoder
 from aggregator.record import Batch
 
 LANE_BUDGET = 16_384
@@ -34,3 +37,35 @@ class LaneOutlet:
     async def send(self, records: Batch, *, live: bool = True, final: bool = False) -> None:
         await self.budget.take(len(records))
         await self.out.put(Chunk(self.origin, records, live, final, self.budget.give))
+
+
+async def pump(
+    read: Callable[[], Awaitable[bytes]],
+    decoder: LaneDecoder,
+    outlet: LaneOutlet,
+    *,
+    live: bool = True,
+    cancel_safe: bool = True,
+) -> None:
+    """Read a stream lane to its end (``read`` returns b"" there), sending its records.
+
+    A held multiline record goes out once it has waited its timeout; that needs ``read`` to
+    be ``cancel_safe`` (nothing lost when cancelled while waiting), else it waits for input.
+    """
+    while True:
+        deadline = decoder.deadline if cancel_safe else None
+        try:
+            if deadline is None:
+                data = await read()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    data = await read()
+        except TimeoutError:
+            await outlet.send(decoder.expire(), live=live)
+            continue
+        if not data:
+            break
+        records = decoder.feed(data)
+        if records:
+            await outlet.send(records, live=live)
+    await outlet.send(decoder.flush(), live=live, final=True)

@@ -17,9 +17,9 @@ from aiofiles.threadpool.binary import AsyncBufferedReader
 from aggregator.channel import Channel, ChannelClosed
 from aggregator.chunk import Announce, Chunk, SourceItem
 from aggregator.config import FileSourceConfig
-from aggregator.decode import RecordMaker
+from aggregator.decode import Decoding, LaneDecoder
 from aggregator.filters import NamePathMatcher
-from aggregator.lines import Lines, LineSplitter
+from aggregator.record import Batch
 from aggregator.sources import LaneOutlet
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,11 @@ class FileTailer:
     first, then the new one from 0.
     """
 
-    def __init__(self, path: Path, splitter: LineSplitter) -> None:
+    def __init__(self, path: Path, decoder: LaneDecoder) -> None:
         self.path = path
         self.origin = str(path)
         self.position = 0
-        self._splitter = splitter
+        self.decoder = decoder
         self._file: AsyncBufferedReader | None = None
         self._inode: tuple[int, int] | None = None
 
@@ -74,30 +74,26 @@ class FileTailer:
             await self._file.close()
             self._file = None
 
-    async def read(self) -> Lines | None:
-        """Lines from what was appended; None when nothing was (the caller backs off)."""
+    async def read(self) -> Batch | None:
+        """Records from what was appended; None when nothing was (the caller backs off)."""
         assert self._file is not None
         data = await self._file.read(READ_CHUNK)
         if data:
             self.position += len(data)
-            return self._splitter.feed(data)
+            return self.decoder.feed(data)
         size = os.fstat(self._file.fileno()).st_size
         if size < self.position:
             log.info("%s: truncated, reading again from the start", self.path)
             self.position = 0
             await self._file.seek(0)
-            return Lines()
+            return []
         if self._replaced():
             log.info("%s: replaced by a new file, following the new one", self.path)
-            final = self._splitter.flush()
+            final = self.decoder.flush()
             await self.close()
             await self.open(at_end=False)
             return final
         return None
-
-    def finish(self) -> Lines:
-        """The held partial line, at the end of reading (``--no-follow``)."""
-        return self._splitter.flush()
 
     def _replaced(self) -> bool:
         try:
@@ -115,7 +111,7 @@ class FileSource:
         self.config = config
         self.follow = follow and config.follow
         self._exclude = NamePathMatcher(config.exclude)
-        self._maker = RecordMaker(name)
+        self._decoding = Decoding(name, config)
         self._tailed: set[Path] = set()
 
     async def open(self) -> None:
@@ -141,7 +137,7 @@ class FileSource:
                 first, at_end = discover(self.config.paths, self._exclude), False
 
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
-        tailer = FileTailer(path, LineSplitter(self.config.max_line_bytes))
+        tailer = FileTailer(path, self._decoding.lane(str(path)))
         try:
             await tailer.open(at_end)
         except OSError as error:
@@ -160,18 +156,20 @@ class FileSource:
         """Read until the end (``--no-follow``) or forever; at the first end the lane is live."""
         pause = POLL_MIN
         while True:
-            lines = await tailer.read()
-            if lines is None:
+            records = await tailer.read()
+            if records is None:
                 if not self.follow:
-                    records = self._maker.make(tailer.origin, tailer.finish())
-                    await outlet.send(records, live=False, final=True)
+                    await outlet.send(tailer.decoder.flush(), live=False, final=True)
                     return
                 if not live:
                     live = True
                     await outlet.send([], live=True)
+                expired = tailer.decoder.expire()  # a multiline record that waited its timeout
+                if expired:
+                    await outlet.send(expired, live=live)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, POLL_MAX)
                 continue
             pause = POLL_MIN
-            if lines.text:
-                await outlet.send(self._maker.make(tailer.origin, lines), live=live)
+            if records:
+                await outlet.send(records, live=live)

@@ -13,10 +13,10 @@ from typing import Any
 from aggregator.channel import Channel, ChannelClosed
 from aggregator.chunk import Announce, Chunk, SourceItem
 from aggregator.config import TcpSourceConfig, UdpSourceConfig
-from aggregator.decode import RecordMaker
+from aggregator.decode import Decoding
 from aggregator.errors import StartupError
 from aggregator.lines import LineSplitter
-from aggregator.sources import LaneOutlet
+from aggregator.sources import LaneOutlet, pump
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TcpSource:
         self.config = config
         self.connections = 0
         self.refused = 0
-        self._maker = RecordMaker(name)
+        self._decoding = Decoding(name, config)
         self._server: asyncio.Server | None = None
         self._group: asyncio.TaskGroup | None = None
         self._out: Channel[SourceItem] | None = None
@@ -91,14 +91,9 @@ class TcpSource:
         self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         assert self._out is not None
-        splitter = LineSplitter(self.config.max_line_bytes)
         outlet = LaneOutlet(self._out, peer)
         try:
-            while data := await reader.read(READ_CHUNK):
-                lines = splitter.feed(data)
-                if lines.text:
-                    await outlet.send(self._maker.make(peer, lines))
-            await outlet.send(self._maker.make(peer, splitter.flush()), final=True)
+            await pump(lambda: reader.read(READ_CHUNK), self._decoding.lane(peer), outlet)
         except OSError as error:
             log.warning("sources.%s: connection from %s failed: %s", self.name, peer, error)
             await outlet.send([], final=True)
@@ -124,7 +119,7 @@ class UdpSource:
         self.name = name
         self.config = config
         self.dropped = 0
-        self._maker = RecordMaker(name)
+        self._decoding = Decoding(name, config)
         self._transport: asyncio.DatagramTransport | None = None
         self._out: Channel[SourceItem] | None = None
 
@@ -163,7 +158,7 @@ class UdpSource:
         if not data.endswith(b"\n"):
             data += b"\n"  # the datagram's end ends its last line
         lines = LineSplitter(self.config.max_line_bytes).feed(data)
-        records = self._maker.make(peer, lines)
+        records = self._decoding.records(peer, lines)
         try:
             if not self._out.put_nowait(Chunk(peer, records)):
                 self.dropped += len(records)

@@ -3,22 +3,25 @@
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
 
 import aiofiles
 
 from aggregator.channel import Channel
 from aggregator.chunk import Announce, SourceItem
 from aggregator.config import StdinSourceConfig
-from aggregator.decode import RecordMaker
-from aggregator.lines import LineSplitter
-from aggregator.sources import LaneOutlet
+from aggregator.decode import Decoding
+from aggregator.sources import LaneOutlet, pump
 
 READ_CHUNK = 256 * 1024
 ORIGIN = "stdin"
 
 
-async def _wait_readable(fd: int) -> None:
+async def read_when_readable(fd: int) -> bytes:
+    """Up to READ_CHUNK bytes of a pipe or terminal, once it is readable; b"" at EOF.
+
+    The loop watches the fd, so the read never blocks and the fd's blocking mode (shared with
+    the shell) is left alone. Cancel-safe: a cancel while waiting reads nothing.
+    """
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -31,26 +34,7 @@ async def _wait_readable(fd: int) -> None:
         await ready
     finally:
         loop.remove_reader(fd)
-
-
-async def read_chunks(fd: int) -> AsyncIterator[bytes]:
-    """The bytes of ``fd`` until EOF, without blocking the event loop.
-
-    Pipes and terminals are watched by the loop and read once readable, so a read never blocks
-    and the fd's blocking mode (shared with the shell) is left alone. Regular files cannot be
-    watched that way; they are read through aiofiles' threads.
-    """
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        async with aiofiles.open(fd, "rb", closefd=False) as file:
-            while chunk := await file.read(READ_CHUNK):
-                yield chunk
-        return
-    while True:
-        await _wait_readable(fd)
-        chunk = os.read(fd, READ_CHUNK)
-        if not chunk:
-            return
-        yield chunk
+    return os.read(fd, READ_CHUNK)
 
 
 class StdinSource:
@@ -60,19 +44,22 @@ class StdinSource:
         self.name = name
         self.config = config
         self.fd = fd
-        self._maker = RecordMaker(name)
+        self._decoding = Decoding(name, config)
 
     async def open(self) -> None:
         """Nothing to bind."""
 
     async def run(self, out: Channel[SourceItem]) -> None:
         # Redirected from a file, stdin is existing data (merged exactly); a pipe is live.
-        live = not stat.S_ISREG(os.fstat(self.fd).st_mode)
-        await out.put(Announce([ORIGIN], live=live))
-        splitter = LineSplitter(self.config.max_line_bytes)
+        regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        await out.put(Announce([ORIGIN], live=not regular))
+        decoder = self._decoding.lane(ORIGIN)
         outlet = LaneOutlet(out, ORIGIN)
-        async for chunk in read_chunks(self.fd):
-            lines = splitter.feed(chunk)
-            if lines.text:
-                await outlet.send(self._maker.make(ORIGIN, lines), live=live)
-        await outlet.send(self._maker.make(ORIGIN, splitter.flush()), live=live, final=True)
+        if not regular:
+            await pump(lambda: read_when_readable(self.fd), decoder, outlet, live=True)
+            return
+        # Regular files cannot be watched by the loop; aiofiles reads them in its threads.
+        async with aiofiles.open(self.fd, "rb", closefd=False) as file:
+            await pump(
+                lambda: file.read(READ_CHUNK), decoder, outlet, live=False, cancel_safe=False
+            )

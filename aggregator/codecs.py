@@ -1,0 +1,276 @@
+"""Pure codecs: a line in, what it says about itself out — event time, level, fields.
+
+Every codec returns ``(ts, level, fields, error)``; any part may be None. A codec never loses
+the line: when it cannot parse one it says why in ``error`` and the record keeps the line.
+
+- ``raw``: only a timestamp at the start of the line.
+- ``json``: one object per line (orjson); ``ts``/``time``/``timestamp``/``@timestamp`` and
+  ``level``/``lvl``/``severity`` are taken out, the other keys are the fields.
+- ``logfmt``: ``key=value key2="quoted value"`` pairs, the same keys taken out.
+- ``syslog``: RFC 5424 and RFC 3164 (``<PRI>`` optional); severity becomes the level, host,
+  app, pid and facility go into the fields.
+- ``regex``: a pattern with named groups; ``ts`` and ``level`` groups are taken out.
+- ``auto``: per line, cheaply: ``{`` → json, ``<digits>`` → syslog, ``key=`` → logfmt, else
+  text (a timestamp at the start, a level word such as ``ERROR`` or ``[warn]`` near it).
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from aggregator.timestamps import (
+    TimestampParser,
+    make_parser,
+    parse_iso,
+    parse_line_start,
+    parse_syslog_time,
+)
+
+Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
+NOTHING: Parsed = (None, None, None, None)
+
+TS_KEYS = ("ts", "time", "timestamp", "@timestamp")
+LEVEL_KEYS = ("level", "lvl", "severity", "loglevel", "log.level")
+
+_LEVEL_NAMES = {
+    "trace": "trace", "trc": "trace", "finest": "trace", "verbose": "trace",
+    "debug": "debug", "dbg": "debug", "fine": "debug", "finer": "debug", "d": "debug",
+    "info": "info", "inf": "info", "information": "info", "informational": "info",
+    "notice": "info", "i": "info",
+    "warn": "warn", "warning": "warn", "wrn": "warn", "w": "warn",
+    "error": "error", "err": "error", "eror": "error", "e": "error", "severe": "error",
+    "fatal": "fatal", "ftl": "fatal", "crit": "fatal", "critical": "fatal", "alert": "fatal",
+    "emerg": "fatal", "emergency": "fatal", "panic": "fatal", "f": "fatal",
+}  # fmt: skip
+# Numeric levels as pino and bunyan write them.
+_NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
+SYSLOG_SEVERITY_LEVELS = ("fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug")
+SYSLOG_FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)  # fmt: skip
+
+
+def normalise_level(value: object) -> str | None:
+    """A level as one of trace, debug, info, warn, error, fatal; None if not recognised."""
+    if isinstance(value, str):
+        return _LEVEL_NAMES.get(value.strip().lower())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _NUMERIC_LEVELS.get(value)
+    return None
+
+
+class Codec(Protocol):
+    def parse(self, line: str) -> Parsed: ...
+
+
+class FieldPicker:
+    """Takes the timestamp and level out of a line's key/value fields."""
+
+    def __init__(self, ts_field: str | None, ts_parser: TimestampParser) -> None:
+        self.ts_keys = (ts_field,) if ts_field else TS_KEYS
+        self.ts_parser = ts_parser
+
+    def pick(self, fields: dict[str, Any]) -> Parsed:
+        ts = level = error = None
+        for key in self.ts_keys:
+            if key in fields:
+                value = fields.pop(key)
+                ts = self.ts_parser(value)
+                if ts is None:
+                    error = f"{key}: not a timestamp: {str(value)[:60]!r}"
+                    fields[key] = value
+                break
+        for key in LEVEL_KEYS:
+            if key in fields:
+                level = normalise_level(fields[key])
+                if level is not None:
+                    del fields[key]
+                break
+        return ts, level, fields or None, error
+
+
+class RawCodec:
+    """Only a timestamp at the start of the line."""
+
+    def parse(self, line: str) -> Parsed:
+        return parse_line_start(line), None, None, None
+
+
+_LEVEL_WORD = re.compile(
+    r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL|ALERT|EMERG|PANIC)\b"
+    r"|[\[<(](trace|debug|info|notice|warn|warning|error|err|fatal|crit|critical)[\]>)]",
+    re.IGNORECASE,
+)
+
+
+class TextCodec:
+    """A timestamp at the start of the line and a level word near it (in its first 80
+    characters: upper case, such as ``ERROR``, or in brackets, such as ``[warn]``)."""
+
+    def parse(self, line: str) -> Parsed:
+        level = None
+        match = _LEVEL_WORD.search(line, 0, 80)
+        if match is not None:
+            word = match.group(1)
+            if word is None or word.isupper():
+                level = _LEVEL_NAMES.get((word or match.group(2)).lower())
+        return parse_line_start(line), level, None, None
+
+
+class JsonCodec:
+    """One JSON object per line."""
+
+    def __init__(self, picker: FieldPicker) -> None:
+        self.picker = picker
+
+    def parse(self, line: str) -> Parsed:
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            return None, None, None, f"invalid JSON: {error}"
+        if not isinstance(value, dict):
+            return None, None, None, f"expected a JSON object, got {type(value).__name__}"
+        return self.picker.pick(value)
+
+
+_LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+_LOGFMT_START = re.compile(r"[A-Za-z_@][\w.@/-]*=")
+
+
+def parse_logfmt(line: str) -> dict[str, Any]:
+    """The key=value pairs of a logfmt line; quoted values unescaped."""
+    fields: dict[str, Any] = {}
+    for key, value in _LOGFMT_PAIR.findall(line):
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        fields[key] = value
+    return fields
+
+
+class LogfmtCodec:
+    """``key=value`` pairs."""
+
+    def __init__(self, picker: FieldPicker) -> None:
+        self.picker = picker
+
+    def parse(self, line: str) -> Parsed:
+        fields = parse_logfmt(line)
+        if not fields:
+            return None, None, None, "no key=value pairs"
+        return self.picker.pick(fields)
+
+
+_RFC5424 = re.compile(
+    r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?", re.DOTALL
+)
+_RFC3164 = re.compile(
+    r"(?:<(\d{1,3})>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?) (\S+) "
+    r"(?:([^\s:\[]+)(?:\[([^\]]*)\])?: ?)?(.*)",
+    re.DOTALL,
+)
+
+
+class SyslogCodec:
+    """RFC 5424 and RFC 3164 lines, with or without ``<PRI>``."""
+
+    def parse(self, line: str) -> Parsed:
+        match = _RFC5424.match(line)
+        if match is not None:
+            priority, stamp, host, app, pid, msgid, data, message = match.groups()
+            parsed = parse_iso(stamp) if stamp != "-" else None
+            fields = _syslog_fields(priority, host, app, pid, message)
+            if msgid != "-":
+                fields["msgid"] = msgid
+            if data != "-":
+                fields["structured_data"] = data
+            level = SYSLOG_SEVERITY_LEVELS[int(priority) & 7] if int(priority) < 192 else None
+            return (parsed[0] if parsed else None), level, fields, None
+        match = _RFC3164.match(line)
+        if match is None:
+            return None, None, None, "not a syslog line (RFC 5424 or RFC 3164)"
+        priority, stamp, host, app, pid, message = match.groups()
+        time_parsed = parse_syslog_time(stamp)
+        fields = _syslog_fields(priority, host, app, pid, message)
+        level = None
+        if priority is not None and int(priority) < 192:
+            level = SYSLOG_SEVERITY_LEVELS[int(priority) & 7]
+        return (time_parsed[0] if time_parsed else None), level, fields, None
+
+
+def _syslog_fields(
+    priority: str | None, host: str, app: str | None, pid: str | None, message: str | None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if priority is not None and int(priority) < 192:
+        fields["facility"] = SYSLOG_FACILITIES[int(priority) >> 3]
+    for key, value in (("host", host), ("app", app), ("pid", pid)):
+        if value not in (None, "-"):
+            fields[key] = value
+    fields["message"] = message or ""
+    return fields
+
+
+class RegexCodec:
+    """A pattern with named groups, searched in the line."""
+
+    def __init__(self, pattern: "re.Pattern[str]", picker: FieldPicker) -> None:
+        self.pattern = pattern
+        self.picker = picker
+
+    def parse(self, line: str) -> Parsed:
+        match = self.pattern.search(line)
+        if match is None:
+            return None, None, None, "does not match the pattern"
+        groups = {key: value for key, value in match.groupdict().items() if value is not None}
+        return self.picker.pick(groups)
+
+
+class AutoCodec:
+    """Picks the codec per line from its first characters; a line that looks like JSON but
+    is not is read as text, without a parse error."""
+
+    def __init__(self, picker: FieldPicker) -> None:
+        self.json = JsonCodec(picker)
+        self.logfmt = LogfmtCodec(picker)
+        self.syslog = SyslogCodec()
+        self.text = TextCodec()
+
+    def parse(self, line: str) -> Parsed:
+        first = line[:1]
+        if first == "{":
+            parsed = self.json.parse(line)
+            if parsed[3] is None:
+                return parsed
+        elif first == "<" and line[1:2].isdigit():
+            parsed = self.syslog.parse(line)
+            if parsed[3] is None:
+                return parsed
+        elif _LOGFMT_START.match(line) is not None:
+            return self.logfmt.parse(line)
+        return self.text.parse(line)
+
+
+def make_codec(
+    name: str,
+    ts_field: str | None = None,
+    ts_format: str = "auto",
+    pattern: str | None = None,
+) -> Codec:
+    """The codec a source's ``codec``, ``timestamp`` and ``pattern`` describe."""
+    picker = FieldPicker(ts_field, make_parser(ts_format))
+    codecs: Mapping[str, Any] = {
+        "raw": RawCodec,
+        "json": lambda: JsonCodec(picker),
+        "logfmt": lambda: LogfmtCodec(picker),
+        "syslog": SyslogCodec,
+        "auto": lambda: AutoCodec(picker),
+    }
+    if name == "regex":
+        if pattern is None:
+            raise ValueError("the regex codec needs a pattern")
+        return RegexCodec(re.compile(pattern), picker)
+    return codecs[name]()  # type: ignore[no-any-return]

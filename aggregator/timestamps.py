@@ -1,0 +1,184 @@
+"""Pure timestamp parsing into microseconds since the epoch (UTC).
+
+``auto`` understands RFC 3339 / ISO 8601 (with or without an offset; without one it is UTC),
+epoch seconds, milliseconds, microseconds and nanoseconds (told apart by magnitude), syslog's
+``Nov 25 10:00:00`` (year inferred) and the Common Log Format's ``25/Nov/2026:10:00:00 +0000``.
+A format with ``%`` in it is a ``strptime`` pattern.
+
+Parsing is a per-line cost, so ISO 8601, the common case, has a fast path: fixed positions,
+no regex, and the epoch of each date-and-minute prefix cached.
+"""
+
+import calendar
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+_second_epochs: dict[str, int] = {}
+_DIGITS = frozenset("0123456789")
+_ISO_TAIL = re.compile(r"(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d\d):?(\d\d)?)?")
+
+
+def _second_epoch(prefix: str) -> int:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` (T or space), cached; ValueError if not one."""
+    epoch = _second_epochs.get(prefix)
+    if epoch is not None:
+        return epoch
+    digits = prefix[:4] + prefix[5:7] + prefix[8:10] + prefix[11:13] + prefix[14:16] + prefix[17:]
+    if (
+        len(prefix) != 19
+        or not (digits.isascii() and digits.isdigit())
+        or prefix[4] + prefix[7] + prefix[13] + prefix[16] != "--::"
+        or prefix[10] not in "Tt "
+    ):
+        raise ValueError(prefix)
+    year, month, day = int(prefix[:4]), int(prefix[5:7]), int(prefix[8:10])
+    hour, minute, second = int(prefix[11:13]), int(prefix[14:16]), int(prefix[17:19])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        raise ValueError(prefix)
+    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    if len(_second_epochs) > 100_000:
+        _second_epochs.clear()
+    _second_epochs[prefix] = epoch
+    return epoch
+
+
+def parse_iso(text: str, start: int = 0) -> tuple[int, int] | None:
+    """An ISO 8601 timestamp at ``text[start:]``: (microseconds, index just after it)."""
+    try:
+        seconds = _second_epoch(text[start : start + 19])
+    except ValueError:
+        return None
+    tail = _ISO_TAIL.match(text, start + 19)
+    assert tail is not None  # every part of the pattern is optional
+    fraction, sign, hours, minutes = tail.groups()
+    if sign is not None:
+        offset = (int(hours) * 60 + int(minutes or 0)) * 60
+        seconds += -offset if sign == "+" else offset
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    return seconds * 1_000_000 + micros, tail.end()
+
+
+def epoch_to_micros(value: float) -> int:
+    """An epoch number in s, ms, µs or ns (told apart by magnitude) as microseconds."""
+    magnitude = abs(value)
+    if magnitude < 1e11:
+        return round(value * 1_000_000)
+    if magnitude < 1e14:
+        return round(value * 1_000)
+    if magnitude < 1e17:
+        return int(value)
+    return int(value // 1_000)
+
+
+_SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
+
+
+def parse_syslog_time(
+    text: str, start: int = 0, now_us: int | None = None
+) -> tuple[int, int] | None:
+    """``Nov 25 10:00:00`` at ``text[start:]``, in the year that puts it not in the future."""
+    match = _SYSLOG.match(text, start)
+    if match is None or match.group(1) not in MONTHS:
+        return None
+    month = MONTHS[match.group(1)]
+    day, hour, minute, second = (int(match.group(i)) for i in range(2, 6))
+    now = (now_us if now_us is not None else time.time_ns() // 1000) // 1_000_000
+    year = time.gmtime(now).tm_year
+    try:
+        seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        if seconds > now + 86_400:  # December's lines read in January
+            seconds = calendar.timegm((year - 1, month, day, hour, minute, second, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    micros = int((match.group(6) or "0").ljust(6, "0"))
+    return seconds * 1_000_000 + micros, match.end()
+
+
+_CLF = re.compile(r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})")
+
+
+def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
+    """The Common Log Format's ``25/Nov/2026:10:00:00 +0000`` at ``text[start:]``."""
+    match = _CLF.match(text, start)
+    if match is None or match.group(2) not in MONTHS:
+        return None
+    day, year = int(match.group(1)), int(match.group(3))
+    hour, minute, second = int(match.group(4)), int(match.group(5)), int(match.group(6))
+    zone = match.group(7)
+    offset = (int(zone[1:3]) * 60 + int(zone[3:5])) * 60 * (1 if zone[0] == "+" else -1)
+    try:
+        seconds = calendar.timegm((year, MONTHS[match.group(2)], day, hour, minute, second))
+    except (ValueError, OverflowError):
+        return None
+    return (seconds - offset) * 1_000_000, match.end()
+
+
+def parse_auto(value: object) -> int | None:
+    """A field's value as a timestamp in any format ``auto`` knows, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return epoch_to_micros(value)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    parsed = parse_iso(text) or parse_syslog_time(text) or parse_clf(text)
+    if parsed is not None:
+        return parsed[0]
+    try:
+        return epoch_to_micros(float(text))
+    except ValueError:
+        return None
+
+
+TimestampParser = Callable[[object], int | None]
+
+
+def make_parser(format_name: str) -> TimestampParser:
+    """The parser for a source's ``timestamp.format``: "auto", or a ``strptime`` pattern."""
+    if format_name == "auto":
+        return parse_auto
+    if "%" not in format_name:
+        raise ValueError(f'expected "auto" or a strptime pattern with %, got "{format_name}"')
+
+    def parse_pattern(value: object) -> int | None:
+        if not isinstance(value, str):
+            return parse_auto(value)
+        try:
+            moment = datetime.strptime(value.strip(), format_name)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+    return parse_pattern
+
+
+def parse_line_start(line: str, now_us: int | None = None) -> int | None:
+    """A timestamp that starts a text line (ISO 8601 or syslog, the ISO one perhaps in
+    brackets), or a CLF one in brackets within the first 100 characters; None if none."""
+    if not line:
+        return None
+    first = line[0]
+    parsed = None
+    if first in _DIGITS:
+        parsed = parse_iso(line)
+    elif first == "[":
+        parsed = parse_iso(line, 1)
+    elif "A" <= first <= "S":
+        parsed = parse_syslog_time(line, 0, now_us)
+    if parsed is None:
+        bracket = line.find("[", 0, 100)
+        if bracket >= 0 and line[bracket + 1 : bracket + 2] in _DIGITS:
+            parsed = parse_clf(line, bracket + 1)
+    return parsed[0] if parsed is not None else None

@@ -1,0 +1,82 @@
+"""Timestamp parsing into microseconds since the epoch (UTC)."""
+
+import calendar
+
+import pytest
+
+from aggregator.formats import rfc3339_micros
+from aggregator.timestamps import (
+    epoch_to_micros,
+    make_parser,
+    parse_auto,
+    parse_line_start,
+    parse_syslog_time,
+)
+
+NOW = calendar.timegm((2026, 11, 25, 12, 0, 0)) * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-25T10:00:00.123456Z", "2026-11-25T10:00:00.123456Z"),
+        ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.000000Z"),
+        ("2026-11-25 10:00:00,5", "2026-11-25T10:00:00.500000Z"),  # no zone: UTC
+        ("2026-11-25T11:00:00.123+01:00", "2026-11-25T10:00:00.123000Z"),
+        ("2026-11-25T04:30:00-0530", "2026-11-25T10:00:00.000000Z"),
+        ("2026-11-25T10:00:00.123456789Z", "2026-11-25T10:00:00.123456Z"),
+        ("1795600800", "2026-11-25T10:00:00.000000Z"),
+        ("1795600800.25", "2026-11-25T10:00:00.250000Z"),
+        (1795600800123, "2026-11-25T10:00:00.123000Z"),
+        (1795600800123456, "2026-11-25T10:00:00.123456Z"),
+        (1795600800123456789, "2026-11-25T10:00:00.123456Z"),
+        ("25/Nov/2026:11:00:00 +0100", "2026-11-25T10:00:00.000000Z"),
+    ],
+)
+def test_auto_formats(value: object, expected: str) -> None:
+    """Every format auto knows, with offsets applied."""
+    parsed = parse_auto(value)
+    assert parsed is not None
+    assert rfc3339_micros(parsed) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "soon", "2026-13-01T00:00:00Z", "2026-11-25T25:00:00Z", "2026-11-25", True, None]
+)
+def test_not_timestamps(value: object) -> None:
+    """Anything else is None, never an exception."""
+    assert parse_auto(value) is None
+
+
+def test_syslog_year_is_inferred() -> None:
+    """A syslog time takes the current year, or the last one if it would be in the future."""
+    parsed = parse_syslog_time("Nov 25 10:00:00 host", now_us=NOW)
+    assert parsed is not None and rfc3339_micros(parsed[0]) == "2026-11-25T10:00:00.000000Z"
+    new_year = calendar.timegm((2026, 1, 2, 0, 0, 0)) * 1_000_000
+    december = parse_syslog_time("Dec 31 23:59:59", now_us=new_year)
+    assert december is not None and rfc3339_micros(december[0]).startswith("2025-12-31")
+
+
+def test_line_start() -> None:
+    """Text lines: ISO (maybe bracketed) or syslog at the start; CLF in brackets near it."""
+    assert parse_line_start("2026-11-25T10:00:00Z INFO x") == 1_795_600_800_000_000
+    assert parse_line_start("[2026-11-25T10:00:00Z] x") == 1_795_600_800_000_000
+    clf = '127.0.0.1 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5'
+    assert parse_line_start(clf) == 1_795_600_800_000_000
+    assert parse_line_start("1 apple") is None
+    assert parse_line_start("") is None
+
+
+def test_epoch_units_by_magnitude() -> None:
+    """Seconds, milliseconds, microseconds and nanoseconds are told apart by size."""
+    assert epoch_to_micros(1.5) == 1_500_000
+    assert epoch_to_micros(1_795_600_800_000) == epoch_to_micros(1_795_600_800)
+
+
+def test_strptime_format() -> None:
+    """A format with % is a strptime pattern; naive times are UTC."""
+    parse = make_parser("%d.%m.%Y %H:%M:%S")
+    assert parse("25.11.2026 10:00:00") == 1_795_600_800_000_000
+    assert parse("not it") is None
+    with pytest.raises(ValueError):
+        make_parser("iso")
