@@ -22,6 +22,7 @@ import orjson
 
 from aggregator.timestamps import (
     TimestampParser,
+    line_start_timestamp,
     make_parser,
     parse_iso,
     parse_line_start,
@@ -100,25 +101,45 @@ class RawCodec:
         return parse_line_start(line), None, None, None
 
 
-_LEVEL_WORD = re.compile(
-    r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL|ALERT|EMERG|PANIC)\b"
-    r"|[\[<(](trace|debug|info|notice|warn|warning|error|err|fatal|crit|critical)[\]>)]",
-    re.IGNORECASE,
+_LEVEL_WORDS = (
+    "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL|ALERT|EMERG|PANIC"
 )
+# Upper case as a word (ERROR), any case in brackets ([warn], <Info>): a bare lower-case word
+# is too often just a word ("the info desk").
+_LEVEL_WORD = re.compile(rf"\b({_LEVEL_WORDS})\b|[\[<(]((?i:{_LEVEL_WORDS}))[\]>)]")
+_BRACKETS = "[]<>():"
+
+
+def level_word(line: str, start: int = 0) -> str | None:
+    """The level a text line names within its first 80 characters, if any."""
+    match = _LEVEL_WORD.search(line, start, 80)
+    if match is None:
+        return None
+    return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
 
 
 class TextCodec:
-    """A timestamp at the start of the line and a level word near it (in its first 80
-    characters: upper case, such as ``ERROR``, or in brackets, such as ``[warn]``)."""
+    """A timestamp at the start of the line and a level word near it (upper case, such as
+    ``ERROR``, or in brackets, such as ``[warn]``, within the first 80 characters).
+
+    The word right after the timestamp is looked at first: that is where most formats put the
+    level, and one dict lookup is much cheaper than a search.
+    """
 
     def parse(self, line: str) -> Parsed:
-        level = None
-        match = _LEVEL_WORD.search(line, 0, 80)
-        if match is not None:
-            word = match.group(1)
-            if word is None or word.isupper():
-                level = _LEVEL_NAMES.get((word or match.group(2)).lower())
-        return parse_line_start(line), level, None, None
+        stamp = line_start_timestamp(line)
+        if stamp is None:
+            return None, level_word(line), None, None
+        ts, end = stamp
+        token = line[end : end + 12].split(None, 1)
+        if token:
+            word = token[0]
+            bare = word.strip(_BRACKETS)
+            if bare and (bare.isupper() or len(bare) < len(word)):
+                level = _LEVEL_NAMES.get(bare.lower())
+                if level is not None:
+                    return ts, level, None, None
+        return ts, level_word(line, end), None, None
 
 
 class JsonCodec:

@@ -13,16 +13,22 @@ records wait at most ``window`` seconds after they were read; a live lane silent
 sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted either way.
 """
 
-import heapq
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from itertools import accumulate, repeat
+from operator import itemgetter
+from typing import Any, Literal
 
 from aggregator.chunk import Announce, Chunk
 from aggregator.record import Batch
 
 LatePolicy = Literal["emit", "drop"]
+
+_RECORD = itemgetter(4)
+_TOP = (2**63, 2**63, 2**63)
+_BOTTOM = (-(2**63), -1, -1)
 
 
 @dataclass(eq=False, slots=True)
@@ -32,16 +38,18 @@ class _Lane:
     order: int  # tie-break among lanes of one source: the order they were first seen
     live: bool
     last_read: float
-    queue: deque[tuple[Batch, float, bool]] = field(default_factory=deque)  # records, read at, live
+    # (records, read at, live, running keys): keys[i + 1] is the key of records[i], keys[0]
+    # the key before the batch; computed once when queued, since it never changes.
+    queue: deque[tuple[Batch, float, bool, list[int]]] = field(default_factory=deque)
     position: int = 0  # index of the head record in the first batch
     key: int = -(2**63)  # running maximum ts, up to the last record sent
+    tail_key: int = -(2**63)  # running maximum ts, up to the last record queued
     ended: bool = False
     on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
 
-    def rank(self) -> tuple[int, int, int, "_Lane"]:
-        """Where the lane's head stands in the merge: its key, then config order, then age."""
-        head = self.queue[0][0][self.position]
-        return (max(self.key, head.ts), self.source, self.order, self)
+    def bound(self) -> tuple[int, int, int]:
+        """The rank of the lane's last queued record: anything it sends later ranks after it."""
+        return (self.tail_key, self.source, self.order)
 
 
 @dataclass(slots=True)
@@ -89,7 +97,10 @@ class OrderingCore:
         if chunk.on_release is not None:
             lane.on_release = chunk.on_release
         if chunk.records:
-            lane.queue.append((chunk.records, now, chunk.live))
+            stamps = [record.ts for record in chunk.records]
+            keys = list(accumulate(stamps, max, initial=lane.tail_key))
+            lane.tail_key = keys[-1]
+            lane.queue.append((chunk.records, now, chunk.live, keys))
             self._held += len(chunk.records)
         if chunk.final:
             lane.ended = True
@@ -115,41 +126,50 @@ class OrderingCore:
         return not self._lanes and not self._unannounced
 
     def pop_ready(self, now: float) -> Batch:
-        """The records that may leave at ``now``, in order."""
+        """The records that may leave at ``now``, in order.
+
+        Everything that ranks at or before the *limit* leaves: the lowest rank a lane could
+        still undercut (its last queued record's rank; nothing at all while an empty lane may
+        still send older records), raised to what has waited the window and to what is late
+        already. Each lane's part is a sorted run; one sort merges the runs.
+        """
         if self._unannounced or not self._held:
             return []
-        heap = [lane.rank() for lane in self._lanes.values() if lane.queue]
-        heapq.heapify(heap)
-        blockers = self._blockers(now)
-        out: Batch = []
-        while heap:
-            lane = heap[0][3]
-            if blockers and not self._may_pass(blockers, lane, now):
-                break
-            # Release a run from this lane while it stays ahead of the next best lane.
-            runner_up = min(heap[1:3]) if len(heap) > 1 else None
-            self._release_run(lane, runner_up, out)
+        limit = self._limit(now)
+        if limit is None:
+            return []
+        runs = []
+        high_water = self._high_water  # what was sent before: the measure of late for all
+        for lane in self._lanes.values():
             if lane.queue:
-                heapq.heapreplace(heap, lane.rank())
-                continue
-            heapq.heappop(heap)
-            if lane.ended:
-                self._forget_if_done(lane)
-            elif self._blocks(lane, now):
-                blockers.append(lane)
+                run = self._take(lane, limit, high_water)
+                if run:
+                    runs.append(run)
+                    self._high_water = max(self._high_water, lane.key)
+        if not runs:
+            return []
+        if len(runs) == 1:
+            merged = runs[0]
+        else:
+            merged = [item for run in runs for item in run]
+            merged.sort()  # (key, source, lane order, index): unique, records never compared
+        out = list(map(_RECORD, merged))
+        for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
+            self._forget_if_done(lane)
         return out
 
     def next_deadline(self, now: float) -> float | None:
-        """When held records may leave at the latest without new input; None: only on input."""
+        """When held records may leave without new input (call it after ``pop_ready``): the
+        oldest one's window, or a quiet lane going idle. None: only input can release them."""
         if self._unannounced or not self._held:
             return None
         blockers = self._blockers(now)
-        if not blockers:
-            return now
         if any(not lane.live for lane in blockers):
             return None  # exact catch-up: wait for that lane's data, however long
-        idle_at = min(lane.last_read + self.idle_timeout for lane in blockers)
-        return min(self._oldest_read() + self.window, idle_at)
+        deadline = self._oldest_read() + self.window
+        for lane in blockers:
+            deadline = min(deadline, lane.last_read + self.idle_timeout)
+        return deadline
 
     def merge_delay(self, now: float) -> float:
         """How long the oldest held record has waited, in seconds."""
@@ -180,66 +200,91 @@ class OrderingCore:
     def _blockers(self, now: float) -> list[_Lane]:
         return [lane for lane in self._lanes.values() if self._blocks(lane, now)]
 
-    def _may_pass(self, blockers: list[_Lane], lane: _Lane, now: float) -> bool:
-        """Whether the lane's head may leave although ``blockers`` have nothing waiting.
-
-        Never ahead of a lane still catching up. Otherwise once the oldest record waiting
-        anywhere has waited the window: it may rank behind this head, and it must not wait
-        longer. A record that is late already (older than what was sent) goes at once.
-        """
-        if lane.rank()[0] < self._high_water:
-            return True
-        if any(not blocker.live for blocker in blockers):
-            return False
-        # The same sum as in next_deadline, so that waking at the deadline releases.
-        return now >= self._oldest_read() + self.window
-
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
-    def _release_run(
-        self, lane: _Lane, runner_up: tuple[int, int, int, _Lane] | None, out: Batch
-    ) -> None:
-        """Send the lane's head records while they rank before ``runner_up``'s head."""
-        limit = runner_up[0] if runner_up is not None else None
-        # On a key equal to the runner-up's, config order and lane age decide.
-        ties_pass = runner_up is None or (lane.source, lane.order) < runner_up[1:3]
-        append = out.append
-        key = lane.key
-        while lane.queue:
-            batch, _, live = lane.queue[0]
-            position = start = lane.position
-            size = len(batch)
-            while position < size:
-                record = batch[position]
-                record_key = record.ts if record.ts > key else key
-                if limit is not None and (
-                    record_key > limit or (record_key == limit and not ties_pass)
-                ):
+    def _limit(self, now: float) -> tuple[int, int, int] | None:
+        """The highest rank that may leave now; None when nothing may."""
+        limit: tuple[int, int, int] | None = _TOP
+        catching_up = False
+        for lane in self._lanes.values():
+            if lane.ended:
+                continue
+            if lane.queue:
+                if lane.live and self.window == 0:
+                    continue  # arrival order: a live lane holds nobody back
+                bound = lane.bound()
+            elif self._blocks(lane, now):
+                catching_up = catching_up or not lane.live
+                bound = _BOTTOM
+            else:
+                continue
+            if limit is None or bound < limit:
+                limit = bound
+        if catching_up:
+            return None  # an empty lane still reads existing data: exact, so wait for it
+        # Live records that have waited the window go, and everything that ranks before them.
+        # Existing data never expires: no window applies to it.
+        for lane in self._lanes.values():
+            expired_key = None
+            for _, read_at, live, keys in lane.queue:
+                if not live or read_at + self.window > now:  # the same sum as in next_deadline
                     break
-                key = record_key
-                position += 1
-                if key < self._high_water and live:
-                    self._count_late(lane.source)
-                    if self.late_policy == "drop":
-                        continue
-                    record.late = True
-                elif key > self._high_water:
-                    self._high_water = key
-                append(record)
-            self._held -= position - start
-            if lane.on_release is not None:
-                lane.on_release(position - start)
-            lane.key = key
-            if position < size:
-                lane.position = position
-                return
+                expired_key = keys[-1]
+            if expired_key is not None:
+                forced = (expired_key, lane.source, lane.order)
+                if limit is None or forced > limit:
+                    limit = forced
+        # Late records go at once: they are out of order whatever they wait for.
+        late = (self._high_water - 1, _TOP[1], _TOP[2])
+        if limit is None or late > limit:
+            limit = late
+        return None if limit == _BOTTOM else limit
+
+    def _take(self, lane: _Lane, limit: tuple[int, int, int], high_water: int) -> list[Any]:
+        """The lane's records that rank within ``limit``, as sortable (key, source, lane order,
+        index, record) tuples; late ones are flagged (or dropped) and counted."""
+        limit_key, limit_source, limit_order = limit
+        # On a key equal to the limit's, config order and lane age decide.
+        ties_pass = (lane.source, lane.order) <= (limit_source, limit_order)
+        keys_out: list[int] = []
+        records_out: Batch = []
+        taken = 0
+        while lane.queue:
+            batch, _, live, keys = lane.queue[0]
+            start = lane.position
+            cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
+            if cut <= start:
+                break
+            part_keys = keys[start + 1 : cut + 1]
+            part = batch[start:cut]
+            taken += cut - start
+            lane.key = part_keys[-1]
+            if live and part_keys[0] < high_water:
+                late = bisect_left(part_keys, high_water)
+                self._count_late(lane.source, late)
+                if self.late_policy == "drop":
+                    part_keys, part = part_keys[late:], part[late:]
+                else:
+                    for record in part[:late]:
+                        record.late = True
+            keys_out += part_keys
+            records_out += part
+            if cut < len(batch):
+                lane.position = cut
+                break
             lane.queue.popleft()
             lane.position = 0
+        self._held -= taken
+        if lane.on_release is not None and taken:
+            lane.on_release(taken)
+        count = len(records_out)
+        return list(zip(keys_out, repeat(lane.source, count), repeat(lane.order, count),
+                        range(count), records_out, strict=True))  # fmt: skip
 
-    def _count_late(self, source: int) -> None:
+    def _count_late(self, source: int, count: int) -> None:
         counts = self.stats.late
-        counts[source] = counts.get(source, 0) + 1
+        counts[source] = counts.get(source, 0) + count
         if self.late_policy == "drop":
             drops = self.stats.dropped_late
-            drops[source] = drops.get(source, 0) + 1
+            drops[source] = drops.get(source, 0) + count

@@ -164,9 +164,9 @@ def make_parser(format_name: str) -> TimestampParser:
     return parse_pattern
 
 
-def parse_line_start(line: str, now_us: int | None = None) -> int | None:
+def line_start_timestamp(line: str, now_us: int | None = None) -> tuple[int, int] | None:
     """A timestamp that starts a text line (ISO 8601 or syslog, the ISO one perhaps in
-    brackets), or a CLF one in brackets within the first 100 characters; None if none."""
+    brackets), or a CLF one in brackets within the first 100 characters: (µs, end) or None."""
     if not line:
         return None
     first = line[0]
@@ -175,10 +175,18 @@ def parse_line_start(line: str, now_us: int | None = None) -> int | None:
         parsed = parse_iso(line)
     elif first == "[":
         parsed = parse_iso(line, 1)
+        if parsed is not None and line[parsed[1] : parsed[1] + 1] == "]":
+            parsed = parsed[0], parsed[1] + 1
     elif "A" <= first <= "S":
         parsed = parse_syslog_time(line, 0, now_us)
     if parsed is None:
         bracket = line.find("[", 0, 100)
         if bracket >= 0 and line[bracket + 1 : bracket + 2] in _DIGITS:
             parsed = parse_clf(line, bracket + 1)
+    return parsed
+
+
+def parse_line_start(line: str, now_us: int | None = None) -> int | None:
+    """The microseconds of ``line_start_timestamp``, or None."""
+    parsed = line_start_timestamp(line, now_us)
     return parsed[0] if parsed is not None else None

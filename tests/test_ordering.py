@@ -126,15 +126,18 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
         core.announce(index, Announce([str(index)], live=False), 0.0)
     cursors = [0] * len(lanes)
     out: list[Record] = []
+    now = 0.0
     for lane, size in schedule:
         index = lane % len(lanes)
         chunk = records[index][cursors[index] : cursors[index] + size]
         cursors[index] += len(chunk)
-        core.push(index, Chunk(str(index), chunk, live=False), 0.0)
-        out += core.pop_ready(0.0)
+        core.push(index, Chunk(str(index), chunk, live=False), now)
+        now += 1.0  # far past the window: existing data must wait all the same
+        out += core.pop_ready(now)
     for index, batch in enumerate(records):
-        core.push(index, Chunk(str(index), batch[cursors[index] :], live=False, final=True), 0.0)
-        out += core.pop_ready(0.0)
+        core.push(index, Chunk(str(index), batch[cursors[index] :], live=False, final=True), now)
+        now += 1.0
+        out += core.pop_ready(now)
     assert core.finished
     assert sorted(map(id, out)) == sorted(id(r) for batch in records for r in batch)
     keys = {
