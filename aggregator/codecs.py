@@ -22,11 +22,11 @@ import orjson
 
 from aggregator.timestamps import (
     TimestampParser,
-    line_start_timestamp,
     make_parser,
     parse_iso,
-    parse_line_start,
     parse_syslog_time,
+    quick_line_start,
+    quick_line_start_span,
 )
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
@@ -58,7 +58,8 @@ SYSLOG_FACILITIES = (
 def normalise_level(value: object) -> str | None:
     """A level as one of trace, debug, info, warn, error, fatal; None if not recognised."""
     if isinstance(value, str):
-        return _LEVEL_NAMES.get(value.strip().lower())
+        level = _LEVEL_NAMES.get(value)  # already in its usual spelling: no new string
+        return level if level is not None else _LEVEL_NAMES.get(value.strip().lower())
     if isinstance(value, int) and not isinstance(value, bool):
         return _NUMERIC_LEVELS.get(value)
     return None
@@ -98,7 +99,7 @@ class RawCodec:
     """Only a timestamp at the start of the line."""
 
     def parse(self, line: str) -> Parsed:
-        return parse_line_start(line), None, None, None
+        return quick_line_start(line), None, None, None
 
 
 _LEVEL_WORDS = (
@@ -127,7 +128,7 @@ class TextCodec:
     """
 
     def parse(self, line: str) -> Parsed:
-        stamp = line_start_timestamp(line)
+        stamp = quick_line_start_span(line)
         if stamp is None:
             return None, level_word(line), None, None
         ts, end = stamp
@@ -270,7 +271,7 @@ class AutoCodec:
             parsed = self.syslog.parse(line)
             if parsed[3] is None:
                 return parsed
-        elif _LOGFMT_START.match(line) is not None:
+        elif (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
             return self.logfmt.parse(line)
         return self.text.parse(line)
 

@@ -8,11 +8,12 @@ record.
 import re
 import time
 
-from aggregator.codecs import NOTHING, Codec, make_codec
+from aggregator.codecs import NOTHING, Codec, RawCodec, make_codec
 from aggregator.config import LineSourceConfig
 from aggregator.lines import Lines, LineSplitter
 from aggregator.multiline import MultilineJoiner
 from aggregator.record import Batch, Record
+from aggregator.timestamps import quick_line_start_span
 
 
 def now_micros() -> int:
@@ -49,17 +50,29 @@ class Decoding:
             return []
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
+        if isinstance(self.codec, RawCodec):  # the hot path, without a tuple per line
+            stamp = quick_line_start_span
+            batch = [
+                Record(read_at if (ts := stamp(text)) is None else ts[0], source, origin, text)
+                for text in lines.text
+            ]
+        else:
+            batch = self._parsed_records(origin, lines.text, read_at)
+        for index in lines.truncated:
+            batch[index].truncated = True
+        return batch
+
+    def _parsed_records(self, origin: str, texts: list[str], read_at: int) -> Batch:
+        source = self.source
         parse = self.codec.parse
         batch = []
-        for text in lines.text:
+        for text in texts:
             ts, level, fields, error = parse(text) if text else NOTHING
             batch.append(
                 Record(
                     read_at if ts is None else ts, source, origin, text, level, fields, False, error
                 )
             )
-        for index in lines.truncated:
-            batch[index].truncated = True
         return batch
 
 

@@ -66,11 +66,45 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     return obj
 
 
+_json_strings: dict[str, str] = {}
+
+
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string, cached: sources and origins repeat on every record."""
+    encoded = _json_strings.get(text)
+    if encoded is None:
+        if len(_json_strings) > 10_000:
+            _json_strings.clear()
+        encoded = _json_strings[text] = orjson.dumps(text).decode()
+    return encoded
+
+
 def encode_json(batch: Sequence[Record]) -> bytes:
-    """One JSON object per line (NDJSON)."""
+    """One JSON object per line (NDJSON), the same as ``orjson.dumps(record_to_dict(r))``.
+
+    Written out by hand around orjson's string escaping: building a dict per record for
+    orjson cost three times as much.
+    """
     dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE
-    return b"".join([dumps(record_to_dict(record), option=option) for record in batch])
+    name = _json_string
+    out = []
+    for r in batch:
+        text = (
+            f'{{"seq":{r.seq},"ts":"{rfc3339_micros(r.ts)}","source":{name(r.source)},'
+            f'"origin":{name(r.origin)},"line":{dumps(r.line).decode()}'
+        )
+        if r.level is not None:
+            text += f',"level":{name(r.level)}'
+        if r.fields is not None:
+            text += ',"fields":' + dumps(r.fields).decode()
+        if r.late:
+            text += ',"late":true'
+        if r.truncated:
+            text += ',"truncated":true'
+        if r.parse_error is not None:
+            text += ',"parse_error":' + dumps(r.parse_error).decode()
+        out.append(text + "}\n")
+    return "".join(out).encode()
 
 
 def encode_raw(batch: Sequence[Record]) -> bytes:

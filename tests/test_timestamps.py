@@ -11,6 +11,7 @@ from aggregator.timestamps import (
     parse_auto,
     parse_line_start,
     parse_syslog_time,
+    quick_line_start,
 )
 
 NOW = calendar.timegm((2026, 11, 25, 12, 0, 0)) * 1_000_000
@@ -80,3 +81,28 @@ def test_strptime_format() -> None:
     assert parse("not it") is None
     with pytest.raises(ValueError):
         make_parser("iso")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-25T10:00:00.123456Z a",
+        "2026-11-25T10:00:00.123Z a",
+        "2026-11-25T10:00:00Z",
+        "2026-11-25T10:00:00 local",
+        "2026-11-25T10:00:00",
+        "2026-11-25T10:00:00.5Z",
+        "2026-11-25T10:00:00+01:00 x",
+        "2026-11-25T10:00:00.12345Z",
+        "2026-11-25T10:00:00.\uff11\uff12\uff13\uff14\uff15\uff16Z",  # full-width: int() reads them
+        "[2026-11-25T10:00:00Z] x",
+        "Nov 25 10:00:00 host",
+        "not a time",
+        "",
+    ],
+)
+def test_quick_path_agrees_with_the_full_parser(line: str) -> None:
+    """The inlined common case gives what the full parser gives (which has now cached the
+    line's second, so the quick path is the one taken)."""
+    expected = parse_line_start(line)
+    assert quick_line_start(line) == expected
