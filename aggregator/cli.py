@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="a path or glob, - for stdin, tcp://HOST:PORT or udp://HOST:PORT (listen)",
+        help="a path or glob, - for stdin, tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH",
     )
     tail.add_argument(
         "--source",
@@ -111,8 +111,10 @@ def source_for_target(target: str, args: argparse.Namespace) -> dict[str, Any]:
     if sep:
         if scheme in ("tcp", "udp"):
             return {"type": scheme, "listen": rest, **common}
+        if scheme == "unix" and rest.startswith("/"):
+            return {"type": "unix", "path": rest, **common}
         raise ConfigError(
-            [f"{COMMAND_LINE}: {target}: expected tcp://HOST:PORT or udp://HOST:PORT"]
+            [f"{COMMAND_LINE}: {target}: expected tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH"]
         )
     return {
         "type": "file",

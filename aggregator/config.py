@@ -87,10 +87,32 @@ def _regex(value: Any) -> str:
     return value
 
 
+def _file_mode(value: Any) -> int:
+    """A Unix file mode: an octal string ("0660") or a TOML octal integer (0o660); never
+    writable by everyone, since anyone could then inject log lines."""
+    mode = None
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+        mode = int(value, 8)
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+        mode = value
+    if mode is None:
+        raise PydanticCustomError(
+            "file_mode", 'expected a file mode such as "0660", got {got}', {"got": _show(value)}
+        )
+    if mode & 0o002:
+        raise PydanticCustomError(
+            "file_mode",
+            "expected a mode that others cannot write, got {got}",
+            {"got": f'"{mode:04o}"'},
+        )
+    return mode
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Size = Annotated[int, BeforeValidator(_size)]
 HostPort = Annotated[str, BeforeValidator(_host_port)]
 Regex = Annotated[str, BeforeValidator(_regex)]
+FileMode = Annotated[int, BeforeValidator(_file_mode)]
 Level = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 CodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "auto"]
 FormatName = Literal["text", "json", "raw"]
@@ -143,11 +165,23 @@ class StdinSourceConfig(LineSourceConfig):
     type: Literal["stdin"]
 
 
-class TcpSourceConfig(LineSourceConfig):
-    type: Literal["tcp"]
-    listen: HostPort
+class TlsSpec(_Strict):
+    cert: Path
+    key: Path
+
+
+class StreamListenerConfig(LineSourceConfig):
+    """What stream listeners (TCP, Unix stream) share."""
+
     framing: Literal["newline", "octet-counted"] = "newline"
     max_connections: PositiveInt = 1000
+    idle_timeout: Duration = 0.0  # close a connection silent this long; 0: never
+
+
+class TcpSourceConfig(StreamListenerConfig):
+    type: Literal["tcp"]
+    listen: HostPort
+    tls: TlsSpec | None = None
 
 
 class UdpSourceConfig(LineSourceConfig):
@@ -156,8 +190,16 @@ class UdpSourceConfig(LineSourceConfig):
     max_datagram_bytes: Annotated[Size, Field(gt=0)] = 65535
 
 
+class UnixSourceConfig(StreamListenerConfig):
+    type: Literal["unix"]
+    path: Path
+    socket: Literal["stream", "datagram"] = "stream"
+    mode: FileMode = 0o660
+    max_datagram_bytes: Annotated[Size, Field(gt=0)] = 65535
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | StdinSourceConfig | TcpSourceConfig | UdpSourceConfig,
+    FileSourceConfig | StdinSourceConfig | TcpSourceConfig | UdpSourceConfig | UnixSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -344,7 +386,7 @@ def _describe(detail: Mapping[str, Any]) -> str:
         return f"{path}.type: expected one of {expected}, got {_show(context.get('tag'))}"
     if kind == "union_tag_not_found":
         return f"{path}.type: required key is missing"
-    if kind in ("duration", "size", "host_port", "regex"):
+    if kind in ("duration", "size", "host_port", "regex", "file_mode"):
         return f"{path}: {detail['msg']}"
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message

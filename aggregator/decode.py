@@ -10,7 +10,8 @@ import time
 
 from aggregator.codecs import NOTHING, Codec, RawCodec, make_codec
 from aggregator.config import LineSourceConfig
-from aggregator.lines import Lines, LineSplitter
+from aggregator.framing import OctetCountedSplitter
+from aggregator.lines import Lines, LineSplitter, Splitter
 from aggregator.multiline import MultilineJoiner
 from aggregator.record import Batch, Record
 from aggregator.timestamps import quick_line_start_span
@@ -33,7 +34,12 @@ class Decoding:
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
 
-    def lane(self, origin: str) -> "LaneDecoder":
+    def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
+        """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
+        limit = self.config.max_line_bytes
+        splitter: Splitter = (
+            OctetCountedSplitter(limit) if framing == "octet-counted" else LineSplitter(limit)
+        )
         joiner = None
         if self.config.multiline is not None and self._multiline_start is not None:
             joiner = MultilineJoiner(
@@ -42,7 +48,7 @@ class Decoding:
                 self.config.max_line_bytes,
                 self.config.multiline.timeout,
             )
-        return LaneDecoder(self, origin, LineSplitter(self.config.max_line_bytes), joiner)
+        return LaneDecoder(self, origin, splitter, joiner)
 
     def records(self, origin: str, lines: Lines, read_ts: int | None = None) -> Batch:
         """Records for ``lines`` from ``origin``; a line's own time, else ``read_ts`` (now)."""
@@ -83,7 +89,7 @@ class LaneDecoder:
         self,
         decoding: Decoding,
         origin: str,
-        splitter: LineSplitter,
+        splitter: Splitter,
         joiner: MultilineJoiner | None,
     ) -> None:
         self.decoding = decoding

@@ -7,6 +7,7 @@ next newline is skipped, so the stream goes on after it. Invalid UTF-8 becomes U
 """
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -15,6 +16,17 @@ class Lines:
 
     text: list[str] = field(default_factory=list)
     truncated: list[int] = field(default_factory=list)
+
+
+class Splitter(Protocol):
+    """Bytes in, whole lines (or frames) out: ``LineSplitter`` or ``OctetCountedSplitter``."""
+
+    @property
+    def pending_bytes(self) -> int: ...
+
+    def feed(self, data: bytes) -> "Lines": ...
+
+    def flush(self) -> "Lines": ...
 
 
 def cut_utf8(data: bytes | bytearray, limit: int) -> bytes:

@@ -23,6 +23,7 @@ from aggregator.config import (
     StdoutSinkConfig,
     TcpSourceConfig,
     UdpSourceConfig,
+    UnixSourceConfig,
 )
 from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
@@ -32,9 +33,10 @@ from aggregator.sinks import Sink
 from aggregator.sinks.file import FileSink
 from aggregator.sinks.stdout import StdoutSink
 from aggregator.sources import Source
+from aggregator.sources.datagram import UdpSource, UnixDatagramSource
 from aggregator.sources.file import FileSource
-from aggregator.sources.socket import TcpSource, UdpSource
 from aggregator.sources.stdin import StdinSource
+from aggregator.sources.stream import TcpSource, UnixStreamSource
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ SOURCE_TYPES: dict[type[Any], Callable[..., Source]] = {
     StdinSourceConfig: StdinSource,
     TcpSourceConfig: TcpSource,
     UdpSourceConfig: UdpSource,
+    UnixSourceConfig: lambda name, config: (
+        UnixStreamSource(name, config)
+        if config.socket == "stream"
+        else UnixDatagramSource(name, config)
+    ),
 }
 SINK_TYPES: dict[type[Any], Callable[..., Sink]] = {
     StdoutSinkConfig: StdoutSink,
@@ -87,11 +94,16 @@ class Pipeline:
         """Check and open every part; StartupError names the first that cannot start."""
         if any(isinstance(part, FileSourceConfig) for part in self.config.sources.values()):
             await asyncio.to_thread(check_state_dir, self.config.aggregator.state_dir)
-        async with asyncio.TaskGroup() as group:
-            for sink in self.sinks:
-                group.create_task(sink.open(), name=f"open:{sink.name}")
-            for source in self.sources:
-                group.create_task(source.open(), name=f"open:{source.name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for sink in self.sinks:
+                    group.create_task(sink.open(), name=f"open:{sink.name}")
+                for source in self.sources:
+                    group.create_task(source.open(), name=f"open:{source.name}")
+        except BaseException:
+            # Whatever did open is released: a port, and above all a Unix socket file.
+            await asyncio.gather(*(source.close() for source in self.sources))
+            raise
 
     async def run(self) -> None:
         """Move records until every source has ended (or a stop was asked) and all is flushed."""

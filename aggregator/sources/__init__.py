@@ -24,6 +24,9 @@ class Source(Protocol):
 
     async def run(self, out: Channel[SourceItem]) -> None: ...
 
+    async def close(self) -> None:
+        """Release what ``open`` took (a socket, a socket file), if ``run`` never will."""
+
 
 class LaneOutlet:
     """Where the reader of one lane puts its records: it takes credit first (see ``Budget``),

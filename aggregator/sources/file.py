@@ -114,6 +114,9 @@ class FileSource:
         self._decoding = Decoding(name, config)
         self._tailed: set[Path] = set()
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def open(self) -> None:
         """Nothing to bind: a glob that matches nothing yet is fine, files may come later."""
 

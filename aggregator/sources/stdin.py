@@ -46,6 +46,9 @@ class StdinSource:
         self.fd = fd
         self._decoding = Decoding(name, config)
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def open(self) -> None:
         """Nothing to bind."""
 

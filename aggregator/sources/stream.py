@@ -1,0 +1,193 @@
+"""Stream listeners: TCP (optionally TLS) and Unix stream sockets.
+
+Every connection is a lane of its own. While the merge is full, a connection's reader waits to
+hand its records on and does not read, so the kernel's buffers fill and a sender that waits
+loses nothing (backpressure). Lines are newline-framed or octet-counted (RFC 6587); a line past
+``max_line_bytes`` is cut and the connection goes on. ``max_connections`` more are refused and
+counted; a connection silent for ``idle_timeout`` is closed.
+"""
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+
+from aggregator.channel import Channel, ChannelClosed
+from aggregator.chunk import Announce, SourceItem
+from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
+from aggregator.decode import Decoding
+from aggregator.framing import FramingError
+from aggregator.sources import LaneOutlet, pump
+from aggregator.sources.listen import (
+    bind_error,
+    chmod_socket,
+    clear_stale_socket,
+    peer_name,
+    remove_socket_file,
+    split_listen,
+)
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024
+
+
+class StreamListener:
+    """Accepts connections and reads each to its end; subclasses say where to listen."""
+
+    def __init__(self, name: str, config: StreamListenerConfig) -> None:
+        self.name = name
+        self.config = config
+        self.connections = 0
+        self.accepted = 0
+        self.refused = 0
+        self._decoding = Decoding(name, config)
+        self._server: asyncio.Server | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._out: Channel[SourceItem] | None = None
+
+    async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
+        raise NotImplementedError
+
+    def _where(self) -> str:
+        raise NotImplementedError
+
+    def _peer(self, writer: asyncio.StreamWriter) -> str:
+        return peer_name(writer.get_extra_info("peername"))
+
+    async def open(self) -> None:
+        self._server = await self._listen(self._accept)
+
+    async def close(self) -> None:
+        """Stop listening (idempotent)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def run(self, out: Channel[SourceItem]) -> None:
+        assert self._server is not None
+        self._out = out
+        log.info("sources.%s: listening on %s", self.name, self._where())
+        await out.put(Announce([], live=True))
+        try:
+            async with asyncio.TaskGroup() as group, self._server:
+                self._group = group
+                await self._server.serve_forever()
+        finally:
+            await self.close()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = self._peer(writer)
+        if self._group is None or self.connections >= self.config.max_connections:
+            self.refused += 1
+            log.warning("sources.%s: refused %s: %d connections open", self.name, peer,
+                        self.connections)  # fmt: skip
+            writer.close()
+            return
+        self.connections += 1
+        self.accepted += 1
+        self._group.create_task(self._serve(peer, reader, writer), name=f"conn:{self.name}:{peer}")
+
+    async def _serve(
+        self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        assert self._out is not None
+        outlet = LaneOutlet(self._out, peer)
+        decoder = self._decoding.lane(peer, self.config.framing)
+        try:
+            await pump(lambda: self._read(reader), decoder, outlet)
+        except FramingError as error:
+            log.warning("sources.%s: %s: %s; closing the connection", self.name, peer, error)
+            await outlet.send([], final=True)
+        except OSError as error:
+            log.warning("sources.%s: connection from %s failed: %s", self.name, peer, error)
+            await outlet.send(decoder.flush(), final=True)
+        except ChannelClosed:
+            pass
+        finally:
+            self.connections -= 1
+            writer.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        """The next bytes; b"" at the end, or once the connection was silent too long."""
+        if not self.config.idle_timeout:
+            return await reader.read(READ_CHUNK)
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                return await reader.read(READ_CHUNK)
+        except TimeoutError:
+            log.info("sources.%s: closing a connection silent for %gs", self.name,
+                     self.config.idle_timeout)  # fmt: skip
+            return b""
+
+
+class TcpSource(StreamListener):
+    """Listens on ``listen`` (``HOST:PORT``), with TLS when ``tls`` names a cert and key."""
+
+    config: TcpSourceConfig
+
+    def __init__(self, name: str, config: TcpSourceConfig) -> None:
+        super().__init__(name, config)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address bound (port 0 in the config becomes the real port)."""
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[:2]  # type: ignore[no-any-return]
+
+    def _where(self) -> str:
+        scheme = "tls" if self.config.tls is not None else "tcp"
+        return f"{scheme}://{peer_name(self.address)}"
+
+    async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
+        context = None
+        if self.config.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                context.load_cert_chain(self.config.tls.cert, self.config.tls.key)
+            except (OSError, ssl.SSLError) as error:
+                raise bind_error(self.name, self.config.listen, error) from error
+        host, port = split_listen(self.config.listen)
+        try:
+            return await asyncio.start_server(
+                accept, host, port, start_serving=False, limit=READ_CHUNK, ssl=context
+            )
+        except OSError as error:
+            raise bind_error(self.name, self.config.listen, error) from error
+
+
+class UnixStreamSource(StreamListener):
+    """Listens on a Unix stream socket at ``path`` with file mode ``mode``; the file is replaced
+    if stale and removed on exit."""
+
+    config: UnixSourceConfig
+
+    def __init__(self, name: str, config: UnixSourceConfig) -> None:
+        super().__init__(name, config)
+        self._connection_number = 0
+
+    def _where(self) -> str:
+        return f"unix://{self.config.path}"
+
+    def _peer(self, writer: asyncio.StreamWriter) -> str:
+        # Unix peers are usually unnamed: number the connections so each is its own lane.
+        self._connection_number += 1
+        return f"{self.config.path}#{self._connection_number}"
+
+    async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
+        path = self.config.path
+        clear_stale_socket(self.name, path, socket.SOCK_STREAM)
+        try:
+            server = await asyncio.start_unix_server(
+                accept, path, start_serving=False, limit=READ_CHUNK
+            )
+        except OSError as error:
+            raise bind_error(self.name, path, error) from error
+        chmod_socket(self.name, path, self.config.mode)
+        return server
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            remove_socket_file(self.config.path)
+            self._server = None
