@@ -106,6 +106,11 @@ class LaneDecoder:
     def pending_bytes(self) -> int:
         return self.splitter.pending_bytes
 
+    @property
+    def error(self) -> ValueError | None:
+        """Why the lane's bytes cannot be split any further (a framing error), if they can't."""
+        return self.splitter.error
+
     def feed(self, data: bytes) -> Batch:
         lines = self.splitter.feed(data)
         if self.joiner is not None:

@@ -4,7 +4,8 @@ use over TCP so that a message may hold newlines.
 ``OctetCountedSplitter`` has the interface of ``LineSplitter``, so a connection can use either.
 A frame longer than ``max_line_bytes`` is cut at a code point boundary and flagged truncated,
 and the rest of it is skipped: memory stays bounded whatever length a sender claims. A header
-that is not a length is a framing error: the stream cannot be resynchronised after it.
+that is not a length is a framing error: the stream cannot be resynchronised after it, but
+the frames before it are kept (``feed`` gives them and sets ``error``; later feeds give nothing).
 """
 
 from aggregator.lines import Lines, cut_utf8
@@ -26,14 +27,26 @@ class OctetCountedSplitter:
         self._frame = bytearray()  # what is kept of it (at most the limit)
         self._truncated = False
         self._in_frame = False
+        self.error: FramingError | None = None
 
     @property
     def pending_bytes(self) -> int:
         return len(self._buffer) + len(self._frame)
 
     def feed(self, data: bytes) -> Lines:
-        """The messages ``data`` completes; FramingError on a header that is not a length."""
+        """The messages ``data`` completes; at a header that is not a length, the messages
+        before it, with ``error`` set."""
         out = Lines()
+        if self.error is not None:
+            return out
+        try:
+            self._frames(data, out)
+        except FramingError as error:
+            self.error = error
+            self._buffer.clear()
+        return out
+
+    def _frames(self, data: bytes, out: Lines) -> None:
         self._buffer += data
         while self._buffer:
             if not self._in_frame:
@@ -43,7 +56,7 @@ class OctetCountedSplitter:
                         raise FramingError(
                             f"expected a frame length, got {bytes(self._buffer[:20])!r}"
                         )
-                    break  # the header is not complete yet
+                    return  # the header is not complete yet
                 header = bytes(self._buffer[:space])
                 if not header.isdigit() or header.startswith(b"0"):
                     raise FramingError(f"expected a frame length, got {header[:20]!r}")
@@ -59,9 +72,8 @@ class OctetCountedSplitter:
             del self._buffer[:take]
             self._frame_left -= take
             if self._frame_left:
-                break  # the frame is not complete yet
+                return  # the frame is not complete yet
             self._give(out)
-        return out
 
     def flush(self) -> Lines:
         """At the end of the stream: a frame cut short is given as it is, flagged truncated."""

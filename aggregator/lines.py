@@ -22,6 +22,10 @@ class Splitter(Protocol):
     """Bytes in, whole lines (or frames) out: ``LineSplitter`` or ``OctetCountedSplitter``."""
 
     @property
+    def error(self) -> ValueError | None:
+        """Set when the stream cannot be split further (a framing error); None for newlines."""
+
+    @property
     def pending_bytes(self) -> int: ...
 
     def feed(self, data: bytes) -> "Lines": ...
@@ -66,6 +70,7 @@ class LineSplitter:
             raise ValueError("max_line_bytes must be at least 1")
         self._limit = max_line_bytes
         self._partial = bytearray()
+        self.error: ValueError | None = None  # newline splitting never fails
         # True while skipping the rest of an over-long line that has no newline yet.
         self._skipping = False
 

@@ -71,4 +71,6 @@ async def pump(
         records = decoder.feed(data)
         if records:
             await outlet.send(records, live=live)
+        if decoder.error is not None:
+            raise decoder.error  # after what came before it was sent
     await outlet.send(decoder.flush(), live=live, final=True)
