@@ -13,6 +13,7 @@ records wait at most ``window`` seconds after they were read; a live lane silent
 sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted either way.
 """
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from aggregator.chunk import Announce, Chunk
 from aggregator.record import Batch
 
 LatePolicy = Literal["emit", "drop"]
+
+PRUNE_INTERVAL = 1.0
+"""Seconds between looks for live lanes gone quiet (a UDP peer, a closed-over file)."""
 
 _RECORD = itemgetter(4)
 _TOP = (2**63, 2**63, 2**63)
@@ -79,6 +83,7 @@ class OrderingCore:
         self._high_water = -(2**63)  # the largest key sent so far
         self._held = 0
         self._seen = 0
+        self._pruned_at = -math.inf
 
     # --- input ------------------------------------------------------------------------------
 
@@ -156,7 +161,22 @@ class OrderingCore:
         out = list(map(_RECORD, merged))
         for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
             self._forget_if_done(lane)
+        self._prune(now)
         return out
+
+    def _prune(self, now: float) -> None:
+        """Forget live lanes that are empty and idle: their state no longer matters (a lane
+        seen again starts afresh), and peers that come and go must not grow the table."""
+        if now < self._pruned_at + PRUNE_INTERVAL:
+            return
+        self._pruned_at = now
+        quiet = [
+            key
+            for key, lane in self._lanes.items()
+            if lane.live and not lane.queue and now >= lane.last_read + self.idle_timeout
+        ]
+        for key in quiet:
+            del self._lanes[key]
 
     def next_deadline(self, now: float) -> float | None:
         """When held records may leave without new input (call it after ``pop_ready``): the

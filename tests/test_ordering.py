@@ -210,3 +210,16 @@ def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], windo
     assert on_time == sorted(on_time)
     for lane in "012":
         assert [r for r, _ in sent if r.source == lane] == [r for r in pushed if r.source == lane]
+
+
+def test_idle_live_lanes_are_forgotten() -> None:
+    """Peers that come and go (UDP senders) do not grow the core's table of lanes."""
+    core = OrderingCore(1, window=0.0, idle_timeout=1.0)
+    core.announce(0, Announce([], live=True), 0.0)
+    for peer in range(100):
+        core.push(0, Chunk(f"peer-{peer}", recs("a", peer)), 0.0)
+        assert len(core.pop_ready(0.0)) == 1
+    assert len(core._lanes) == 100
+    core.push(0, Chunk("peer-new", recs("a", 500)), 5.0)
+    assert lines(core.pop_ready(5.0)) == ["a0"]
+    assert list(core._lanes) == [(0, "peer-new")]

@@ -343,3 +343,20 @@ async def test_sigterm_under_an_endless_stream(tmp_path: Path, cli_processes: li
     async with asyncio.timeout(DEADLINE):
         await sender
     assert os.waitstatus_to_exitcode(0) == 0
+
+
+async def test_a_burst_of_datagrams_is_not_dropped(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """500 datagrams sent at once (well within the kernel's buffer) all arrive: datagrams wait
+    in a batch for the merge instead of each needing a place of its own."""
+    cli = await start_cli("tail", "udp://127.0.0.1:0", "--format", "raw", cwd=tmp_path)
+    cli_processes.append(cli)
+    address = await cli.listening("udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for number in range(500):
+            udp.sendto(b"datagram %d" % number, address)
+    await cli.wait_for(lambda: len(cli.out) >= 500, "500 records")
+    assert sorted(cli.out) == sorted(f"datagram {n}" for n in range(500))
+    assert await cli.stop() == 0
+    assert not any("dropped" in line for line in cli.err)

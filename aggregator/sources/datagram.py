@@ -1,10 +1,12 @@
 """Datagram listeners: UDP and Unix datagram sockets.
 
-A datagram's lines become records (its end ends its last line). A datagram cannot wait: when
-the merge is full it is dropped, and counted.
+A datagram's lines become records (its end ends its last line). Records wait in a bounded
+pending batch that a flusher hands to the merge, so a burst of small datagrams travels as a few
+chunks. A datagram cannot wait: when the pending batch is full it is dropped, and counted.
 """
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -13,7 +15,8 @@ from aggregator.channel import Channel, ChannelClosed
 from aggregator.chunk import Announce, Chunk, SourceItem
 from aggregator.config import UdpSourceConfig, UnixSourceConfig
 from aggregator.decode import Decoding
-from aggregator.lines import LineSplitter
+from aggregator.lines import Lines, LineSplitter
+from aggregator.record import Batch
 from aggregator.sources.listen import (
     bind_error,
     chmod_socket,
@@ -24,6 +27,11 @@ from aggregator.sources.listen import (
 )
 
 log = logging.getLogger(__name__)
+
+PENDING_LIMIT = 65_536
+"""Records from datagrams that may wait for the merge; past it, datagrams are dropped."""
+RECEIVE_BUFFER = 4 << 20
+"""Asked of the kernel for the socket (it caps the request at net.core.rmem_max)."""
 
 
 class _Intake(asyncio.DatagramProtocol):
@@ -44,7 +52,10 @@ class DatagramListener:
         self.dropped = 0
         self._decoding = Decoding(name, config)
         self._transport: asyncio.DatagramTransport | None = None
-        self._out: Channel[SourceItem] | None = None
+        self._pending: dict[str, Batch] = {}
+        self._pending_count = 0
+        self._ready = asyncio.Event()
+        self._running = False
 
     async def _listen(self) -> asyncio.DatagramTransport:
         raise NotImplementedError
@@ -57,37 +68,62 @@ class DatagramListener:
 
     async def open(self) -> None:
         self._transport = await self._listen()
+        sock = self._transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     async def close(self) -> None:
+        """Stop listening and say what was dropped (idempotent)."""
         if self._transport is not None:
             self._transport.close()
+            self._transport = None
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        if self.dropped:
+            log.warning("sources.%s: dropped %d of %d datagrams: the pipeline was full",
+                        self.name, self.dropped, self.datagrams)  # fmt: skip
 
     async def run(self, out: Channel[SourceItem]) -> None:
         assert self._transport is not None
         log.info("sources.%s: listening on %s", self.name, self._where())
         await out.put(Announce([], live=True))
-        self._out = out
+        self._running = True
         try:
-            await asyncio.Future()  # datagrams arrive through take() until cancelled
+            while True:  # datagrams arrive through take(); this hands them on in batches
+                await self._ready.wait()
+                self._ready.clear()
+                pending, self._pending, self._pending_count = self._pending, {}, 0
+                for origin, records in pending.items():
+                    await out.put(Chunk(origin, records))
+        except ChannelClosed:
+            pass
         finally:
             await self.close()
 
     def take(self, data: bytes, addr: Any) -> None:
-        """A datagram's lines become records, or are dropped and counted if the merge is full."""
-        if self._out is None:
+        """A datagram's lines become pending records, or it is dropped (and counted) when the
+        pending batch is full."""
+        if not self._running:
             return
         self.datagrams += 1
+        if self._pending_count >= PENDING_LIMIT:
+            self.dropped += 1
+            return
         origin = self._origin(addr)
         data = data[: self.config.max_datagram_bytes]
-        if not data.endswith(b"\n"):
-            data += b"\n"  # the datagram's end ends its last line
-        lines = LineSplitter(self.config.max_line_bytes).feed(data)
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        if b"\n" not in data and len(data) <= self.config.max_line_bytes:
+            # The common case, one line a datagram: no splitter needed.
+            text = data.decode("utf-8", "replace")
+            lines = Lines([text[:-1] if text.endswith("\r") else text])
+        else:
+            lines = LineSplitter(self.config.max_line_bytes).feed(data + b"\n")
         records = self._decoding.records(origin, lines)
-        try:
-            if not self._out.put_nowait(Chunk(origin, records)):
-                self.dropped += 1
-        except ChannelClosed:
-            pass
+        self._pending.setdefault(origin, []).extend(records)
+        self._pending_count += len(records)
+        self._ready.set()
 
 
 class UdpSource(DatagramListener):
@@ -141,5 +177,6 @@ class UnixDatagramSource(DatagramListener):
     async def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+            self._report_drops()
             remove_socket_file(self.config.path)
             self._transport = None

@@ -30,7 +30,10 @@ from aggregator.sources.listen import (
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 16 * 1024
+"""Bytes per read, and the StreamReader's limit (it buffers up to twice this). A connection held
+back by a full pipeline keeps at most about this much as records and twice as bytes: with a
+thousand connections that is what bounds memory, so it is kept small."""
 
 
 class StreamListener:
