@@ -19,8 +19,7 @@ from aggregator.lines import Lines, LineSplitter
 from aggregator.record import Batch
 from aggregator.sources.listen import (
     bind_error,
-    chmod_socket,
-    clear_stale_socket,
+    bind_unix_socket,
     peer_name,
     remove_socket_file,
     split_listen,
@@ -162,17 +161,17 @@ class UnixDatagramSource(DatagramListener):
         return str(self.config.path)
 
     async def _listen(self) -> asyncio.DatagramTransport:
-        path = self.config.path
-        clear_stale_socket(self.name, path, socket.SOCK_DGRAM)
         loop = asyncio.get_running_loop()
-        try:
+
+        async def bind() -> asyncio.DatagramTransport:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Intake(self), local_addr=str(path), family=socket.AF_UNIX
+                lambda: _Intake(self), local_addr=str(self.config.path), family=socket.AF_UNIX
             )
-        except OSError as error:
-            raise bind_error(self.name, path, error) from error
-        chmod_socket(self.name, path, self.config.mode)
-        return transport
+            return transport
+
+        return await bind_unix_socket(
+            self.name, self.config.path, socket.SOCK_DGRAM, self.config.mode, bind
+        )
 
     async def close(self) -> None:
         if self._transport is not None:

@@ -5,12 +5,15 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aggregator.errors import StartupError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -55,13 +58,23 @@ def clear_stale_socket(name: str, path: Path, kind: int) -> None:
     path.unlink()
 
 
-def chmod_socket(name: str, path: Path, mode: int) -> None:
+async def bind_unix_socket(
+    name: str, path: Path, kind: int, mode: int, bind: Callable[[], Awaitable[T]]
+) -> T:
+    """Bind a Unix socket at ``path`` with ``bind()``: a stale file is replaced first, the file
+    gets ``mode`` after; StartupError names the source and path when any step fails."""
+    clear_stale_socket(name, path, kind)
+    try:
+        bound = await bind()
+    except OSError as error:
+        raise bind_error(name, path, error) from error
     try:
         os.chmod(path, mode)
     except OSError as error:
         raise StartupError(
             f"sources.{name}: cannot set mode {mode:04o} on {path}: {error.strerror}"
         ) from error
+    return bound
 
 
 def remove_socket_file(path: Path) -> None:

@@ -21,8 +21,7 @@ from aggregator.framing import FramingError
 from aggregator.sources import LaneOutlet, pump
 from aggregator.sources.listen import (
     bind_error,
-    chmod_socket,
-    clear_stale_socket,
+    bind_unix_socket,
     peer_name,
     remove_socket_file,
     split_listen,
@@ -178,16 +177,15 @@ class UnixStreamSource(StreamListener):
         return f"{self.config.path}#{self._connection_number}"
 
     async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
-        path = self.config.path
-        clear_stale_socket(self.name, path, socket.SOCK_STREAM)
-        try:
-            server = await asyncio.start_unix_server(
-                accept, path, start_serving=False, limit=READ_CHUNK
-            )
-        except OSError as error:
-            raise bind_error(self.name, path, error) from error
-        chmod_socket(self.name, path, self.config.mode)
-        return server
+        return await bind_unix_socket(
+            self.name,
+            self.config.path,
+            socket.SOCK_STREAM,
+            self.config.mode,
+            lambda: asyncio.start_unix_server(
+                accept, self.config.path, start_serving=False, limit=READ_CHUNK
+            ),
+        )
 
     async def close(self) -> None:
         if self._server is not None:
