@@ -159,6 +159,7 @@ class FileSourceConfig(LineSourceConfig):
     exclude: list[str] = []
     start_at: Literal["end", "beginning"] = "end"
     follow: bool = True
+    rotate_wait: Duration = 5.0  # keep reading a rotated-away (or deleted) file this long
 
 
 class StdinSourceConfig(LineSourceConfig):

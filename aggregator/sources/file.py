@@ -1,14 +1,23 @@
 """The file source: globs in, one tailer per matching file, lines out (like ``tail -F``).
 
 The parts, each with one job: ``discover`` says which paths match now; a ``FileTailer`` follows
-one file (position, partial line, truncation, replacement); ``FileSource`` rescans for new files
-and owns one task per tailer.
+one open file (position, truncation); ``FileSource`` rescans for new files, owns one task per
+followed path, and handles rotation; ``Watcher`` (watch.py) wakes them when files change.
+
+Rotation: when the path names another file (rename and create, delete and recreate, a symlink
+flipped), the old file is read on in a task of its own until it has been quiet for
+``rotate_wait``, since its writer may not have reopened yet; the new one is read from its start.
+A file truncated in place (copytruncate) is read again from 0, past the NUL bytes a writer
+without O_APPEND leaves where the old content was. A file deleted and not recreated is closed
+after ``rotate_wait``.
 """
 
 import asyncio
 import glob
 import logging
 import os
+import time
+from enum import Enum
 from pathlib import Path
 
 import aiofiles
@@ -21,6 +30,7 @@ from aggregator.decode import Decoding, LaneDecoder
 from aggregator.filters import NamePathMatcher
 from aggregator.record import Batch
 from aggregator.sources import LaneOutlet
+from aggregator.sources.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +38,14 @@ READ_CHUNK = 256 * 1024
 """Bytes per read: large enough that catch-up moves in big batches through one thread hop."""
 
 RESCAN_INTERVAL = 1.0
+"""Seconds between rescans of the globs (with inotify, a new file in a watched directory
+triggers one at once; this catches new directories under ``**``)."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
-"""Seconds between looks at a quiet file: short after data, backing off while it stays quiet."""
+"""Without inotify: seconds between looks at a quiet file, backing off while it stays quiet."""
+SAFETY_POLL = 1.0
+"""With inotify: a quiet file is still looked at this often, in case an event was missed."""
+ROTATED_POLL = 0.05
+"""Seconds between looks at a rotated-away file (its new name is not watched)."""
 
 
 def discover(patterns: list[str], exclude: NamePathMatcher) -> list[Path]:
@@ -46,12 +62,7 @@ def discover(patterns: list[str], exclude: NamePathMatcher) -> list[Path]:
 
 
 class FileTailer:
-    """Follows one file from a position: reads what was appended, splits it into lines.
-
-    A file that shrank was truncated: it is read again from 0. A path that now names another
-    file was replaced (rotation by rename, delete and recreate): the old file is read to its end
-    first, then the new one from 0.
-    """
+    """Reads one open file from a position onwards."""
 
     def __init__(self, path: Path, decoder: LaneDecoder) -> None:
         self.path = path
@@ -59,13 +70,14 @@ class FileTailer:
         self.position = 0
         self.decoder = decoder
         self._file: AsyncBufferedReader | None = None
-        self._inode: tuple[int, int] | None = None
+        self._identity: tuple[int, int] | None = None
+        self._skip_nul = False
 
     async def open(self, at_end: bool) -> None:
         """Open the file, at its end or its start."""
         self._file = await aiofiles.open(self.path, "rb")
         stat = os.fstat(self._file.fileno())
-        self._inode = (stat.st_dev, stat.st_ino)
+        self._identity = (stat.st_dev, stat.st_ino)
         self.position = stat.st_size if at_end else 0
         await self._file.seek(self.position)
 
@@ -75,32 +87,42 @@ class FileTailer:
             self._file = None
 
     async def read(self) -> Batch | None:
-        """Records from what was appended; None when nothing was (the caller backs off)."""
+        """Records from what was appended; None when nothing was (the caller waits)."""
         assert self._file is not None
         data = await self._file.read(READ_CHUNK)
         if data:
             self.position += len(data)
-            return self.decoder.feed(data)
-        size = os.fstat(self._file.fileno()).st_size
-        if size < self.position:
+            if self._skip_nul:
+                stripped = data.lstrip(b"\x00")
+                self._skip_nul = not stripped
+                data = stripped
+            return self.decoder.feed(data) if data else []
+        if os.fstat(self._file.fileno()).st_size < self.position:
             log.info("%s: truncated, reading again from the start", self.path)
             self.position = 0
+            self._skip_nul = True
             await self._file.seek(0)
             return []
-        if self._replaced():
-            log.info("%s: replaced by a new file, following the new one", self.path)
-            final = self.decoder.flush()
-            await self.close()
-            await self.open(at_end=False)
-            return final
         return None
 
-    def _replaced(self) -> bool:
+    def replaced(self) -> bool:
+        """Whether the path now names another file (rotation, recreation, a symlink flip)."""
         try:
             stat = self.path.stat()
         except OSError:
-            return False  # gone for now; keep the old file until something appears
-        return (stat.st_dev, stat.st_ino) != self._inode
+            return False
+        return (stat.st_dev, stat.st_ino) != self._identity
+
+    def missing(self) -> bool:
+        return not self.path.exists()
+
+
+class Outcome(Enum):
+    """Why following a file stopped."""
+
+    ENDED = "ended"  # read through (--no-follow)
+    REPLACED = "replaced"  # the path names another file now
+    GONE = "gone"  # deleted, and not recreated within rotate_wait
 
 
 class FileSource:
@@ -110,24 +132,33 @@ class FileSource:
         self.name = name
         self.config = config
         self.follow = follow and config.follow
+        self.rotations = 0
         self._exclude = NamePathMatcher(config.exclude)
         self._decoding = Decoding(name, config)
         self._tailed: set[Path] = set()
-
-    async def close(self) -> None:
-        """Nothing to release."""
+        self._watcher: Watcher | None = None
+        self._group: asyncio.TaskGroup | None = None
 
     async def open(self) -> None:
         """Nothing to bind: a glob that matches nothing yet is fine, files may come later."""
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def run(self, out: Channel[SourceItem]) -> None:
         at_end = self.config.start_at == "end" and self.follow
-        first = discover(self.config.paths, self._exclude)
+        found = discover(self.config.paths, self._exclude)
         # Existing content read from the start is catch-up data, merged exactly.
-        await out.put(Announce([str(path) for path in first], live=at_end))
+        await out.put(Announce([str(path) for path in found], live=at_end))
         async with asyncio.TaskGroup() as group:
+            self._group = group
+            if self.follow:
+                self._watcher = Watcher()
+                for pattern in self.config.paths:
+                    self._watcher.watch_directory(_fixed_prefix(pattern))
+                group.create_task(self._watcher.run(), name=f"watch:{self.name}")
             while True:
-                for path in first:
+                for path in found:
                     if path not in self._tailed:
                         self._tailed.add(path)
                         group.create_task(
@@ -135,44 +166,139 @@ class FileSource:
                         )
                 if not self.follow:
                     break
-                await asyncio.sleep(RESCAN_INTERVAL)
+                await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
-                first, at_end = discover(self.config.paths, self._exclude), False
+                found, at_end = discover(self.config.paths, self._exclude), False
+
+    async def _wait_for_rescan(self) -> None:
+        assert self._watcher is not None
+        rescan = self._watcher.rescan
+        try:
+            async with asyncio.timeout(RESCAN_INTERVAL):
+                await rescan.wait()
+        except TimeoutError:
+            pass
+        rescan.clear()
 
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
-        tailer = FileTailer(path, self._decoding.lane(str(path)))
+        origin = str(path)
+        outlet = LaneOutlet(out, origin)
+        tailer = FileTailer(path, self._decoding.lane(origin))
         try:
             await tailer.open(at_end)
         except OSError as error:
             log.warning("%s: cannot open: %s", path, error.strerror or error)
             self._tailed.discard(path)
-            await out.put(Chunk(str(path), [], live=True, final=True))
+            await out.put(Chunk(origin, [], live=True, final=True))
+            return
+        changed = self._watcher.watch(path) if self._watcher is not None else None
+        live = at_end
+        try:
+            while True:
+                outcome = await self._follow(tailer, outlet, live, changed)
+                live = True
+                if outcome is Outcome.ENDED:
+                    return
+                if outcome is Outcome.GONE:
+                    log.info("%s: deleted; stopped following it", path)
+                    await outlet.send(tailer.decoder.flush())
+                    self._tailed.discard(path)
+                    return
+                self.rotations += 1
+                log.info("%s: rotated; reading the old file on for %gs", path,
+                         self.config.rotate_wait)  # fmt: skip
+                assert self._group is not None
+                self._group.create_task(
+                    self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{path}"
+                )
+                tailer = FileTailer(path, self._decoding.lane(origin))
+                try:
+                    await tailer.open(at_end=False)
+                except OSError:  # gone again before we could open it: rediscovered later
+                    self._tailed.discard(path)
+                    return
+        except ChannelClosed:
+            pass
+        finally:
+            await tailer.close()
+            if self._watcher is not None:
+                self._watcher.forget(path)
+
+    async def _follow(
+        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: asyncio.Event | None
+    ) -> Outcome:
+        """Read until the end (``--no-follow``), a rotation, or a deletion."""
+        pause = POLL_MIN
+        missing_since: float | None = None
+        while True:
+            if changed is not None:
+                changed.clear()  # before reading: a change after this wakes the wait below
+            records = await tailer.read()
+            if records is not None:
+                pause, missing_since = POLL_MIN, None
+                if records:
+                    await outlet.send(records, live=live)
+                continue
+            if not self.follow:
+                await outlet.send(tailer.decoder.flush(), live=False, final=True)
+                return Outcome.ENDED
+            if not live:  # read through what existed: from now on the lane is live
+                live = True
+                await outlet.send([], live=True)
+            expired = tailer.decoder.expire()  # a multiline record that waited its timeout
+            if expired:
+                await outlet.send(expired, live=live)
+            if tailer.replaced():
+                return Outcome.REPLACED
+            if tailer.missing():
+                missing_since = missing_since or time.monotonic()
+                if time.monotonic() - missing_since >= self.config.rotate_wait:
+                    return Outcome.GONE
+            await self._wait_for_change(changed, pause, tailer.decoder.deadline)
+            pause = min(pause * 2, POLL_MAX)
+
+    async def _wait_for_change(
+        self, changed: asyncio.Event | None, pause: float, deadline: float | None
+    ) -> None:
+        """Until the file changes (inotify) or a poll's pause ends; a multiline deadline is kept."""
+        wait = SAFETY_POLL if changed is not None else pause
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
+        if changed is None:
+            await asyncio.sleep(wait)
             return
         try:
-            await self._follow(tailer, LaneOutlet(out, tailer.origin), live=at_end)
+            async with asyncio.timeout(wait):
+                await changed.wait()
+        except TimeoutError:
+            pass
+
+    async def _drain_rotated(self, tailer: FileTailer, outlet: LaneOutlet) -> None:
+        """Read a rotated-away file on until it has been quiet for ``rotate_wait``, then give
+        its partial last line and close it."""
+        quiet_since = time.monotonic()
+        try:
+            while True:
+                records = await tailer.read()
+                if records:
+                    await outlet.send(records)
+                    quiet_since = time.monotonic()
+                elif records is None:
+                    if time.monotonic() - quiet_since >= self.config.rotate_wait:
+                        break
+                    await asyncio.sleep(ROTATED_POLL)
+            await outlet.send(tailer.decoder.flush())
         except ChannelClosed:
             pass
         finally:
             await tailer.close()
 
-    async def _follow(self, tailer: FileTailer, outlet: LaneOutlet, live: bool) -> None:
-        """Read until the end (``--no-follow``) or forever; at the first end the lane is live."""
-        pause = POLL_MIN
-        while True:
-            records = await tailer.read()
-            if records is None:
-                if not self.follow:
-                    await outlet.send(tailer.decoder.flush(), live=False, final=True)
-                    return
-                if not live:
-                    live = True
-                    await outlet.send([], live=True)
-                expired = tailer.decoder.expire()  # a multiline record that waited its timeout
-                if expired:
-                    await outlet.send(expired, live=live)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, POLL_MAX)
-                continue
-            pause = POLL_MIN
-            if records:
-                await outlet.send(records, live=live)
+
+def _fixed_prefix(pattern: str) -> Path:
+    """The directory part of a glob before its first wildcard: what can be watched."""
+    parts = []
+    for part in Path(os.path.expanduser(pattern)).parts[:-1]:
+        if any(char in part for char in "*?["):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")

@@ -1,0 +1,124 @@
+"""The file source across rotations, end to end through the CLI (SPEC §6; issue #3)."""
+
+import os
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import Cli, start_cli, wait_until
+
+
+async def follow(tmp_path: Path, cli_processes: list[Cli], paths: str = '["app.log"]') -> Cli:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        f'[sources.app]\ntype = "file"\npaths = {paths}\nstart_at = "beginning"\n'
+        'rotate_wait = "1s"\ncodec = "raw"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    return cli
+
+
+def lines_of(cli: Cli) -> list[str]:
+    return [orjson.loads(line)["line"] for line in cli.out]
+
+
+def append(path: Path, *lines: str) -> None:
+    with path.open("a") as file:
+        file.write("".join(f"{line}\n" for line in lines))
+
+
+async def test_rename_and_create_loses_nothing(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """logrotate's create mode: the writer keeps writing to the renamed file for a while; its
+    lines and the new file's all arrive, once."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cli = await follow(tmp_path, cli_processes)
+    append(log, *(f"first {n}" for n in range(5)))
+    await cli.wait_for_out("first 4")
+    with log.open("a") as still_open:  # the application's handle, opened before the rotation
+        log.rename(tmp_path / "app.log.1")
+        log.write_text("")
+        append(log, *(f"new {n}" for n in range(5)))
+        still_open.write("".join(f"late {n}\n" for n in range(5)))
+        still_open.write("partial, never ended")
+    await cli.wait_for(lambda: len(cli.out) >= 16, "every line")
+    got = lines_of(cli)
+    expected = [f"first {n}" for n in range(5)] + [f"new {n}" for n in range(5)]
+    expected += [f"late {n}" for n in range(5)] + ["partial, never ended"]
+    assert sorted(got) == sorted(expected)
+    assert [line for line in got if line.startswith("late")] == [f"late {n}" for n in range(5)]
+    assert await cli.stop() == 0
+
+
+async def test_copytruncate_without_nul_junk(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """copytruncate with a writer that does not use O_APPEND: the file is read again from 0,
+    past the NUL bytes the writer's old offset leaves; no line is repeated."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cli = await follow(tmp_path, cli_processes)
+    writer = os.open(log, os.O_WRONLY)  # no O_APPEND: it writes at its own offset
+    try:
+        os.write(writer, b"".join(b"before %d\n" % n for n in range(20)))
+        await cli.wait_for_out("before 19")
+        os.truncate(log, 0)  # the copy is elsewhere; the truncation is what the tailer sees
+        await wait_until(lambda: log.stat().st_size == 0, "the truncation")
+        os.write(writer, b"".join(b"after %d\n" % n for n in range(5)))
+        await cli.wait_for_out("after 4")
+    finally:
+        os.close(writer)
+    got = lines_of(cli)
+    assert got == [f"before {n}" for n in range(20)] + [f"after {n}" for n in range(5)]
+    assert await cli.stop() == 0
+
+
+async def test_delete_and_recreate(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """A file deleted and created again is read from its start."""
+    log = tmp_path / "app.log"
+    log.write_text("one\n")
+    cli = await follow(tmp_path, cli_processes)
+    await cli.wait_for_out("one")
+    log.unlink()
+    log.write_text("two\nthree\n")
+    await cli.wait_for_out("three")
+    assert lines_of(cli) == ["one", "two", "three"]
+    assert await cli.stop() == 0
+
+
+async def test_symlink_flip(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """The Kubernetes layout: the followed path is a symlink flipped to a new file."""
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_text("from a\n")
+    link = tmp_path / "current.log"
+    link.symlink_to(first)
+    cli = await follow(tmp_path, cli_processes, '["current.log"]')
+    await cli.wait_for_out("from a")
+    second.write_text("from b\n")
+    flip = tmp_path / "flip.tmp"
+    flip.symlink_to(second)
+    flip.rename(link)  # atomic, as kubelet does it
+    append(first, "a, after the flip")
+    await cli.wait_for(lambda: len(cli.out) >= 3, "three lines")
+    assert sorted(lines_of(cli)) == ["a, after the flip", "from a", "from b"]
+    assert await cli.stop() == 0
+
+
+async def test_deleted_file_is_let_go(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """A deleted file that does not come back is closed after rotate_wait: no descriptor kept."""
+    log = tmp_path / "app.log"
+    log.write_text("only line\n")
+    cli = await follow(tmp_path, cli_processes)
+    await cli.wait_for_out("only line")
+    fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
+
+    def holds_log() -> bool:
+        return any(
+            os.readlink(fd).startswith(str(log)) for fd in fd_dir.iterdir() if fd.is_symlink()
+        )
+
+    assert holds_log()
+    log.unlink()
+    await wait_until(lambda: not holds_log(), "the deleted file to be closed")
+    assert await cli.stop() == 0
