@@ -17,6 +17,8 @@ class Announce:
 
     origins: list[str] = field(default_factory=list)
     live: bool = True
+    resumed: list[str] = field(default_factory=list)
+    """Origins resuming from a checkpoint: what they hold is existing data, whatever ``live``."""
 
 
 @dataclass(slots=True)
@@ -27,7 +29,9 @@ class Chunk:
     and all later ones are live (the order window applies). ``final``: the origin ends after
     these records (file read with ``--no-follow``, connection closed, stdin at EOF).
     ``on_release`` is called with a count as the merge sends (or drops) the lane's records:
-    the reader's ``Budget.give``.
+    the reader's ``Budget.give``. ``position`` (a file's ``checkpoint.Position`` after these
+    records) comes back from the merge once all of them have left it, to be committed once the
+    sinks have written them.
     """
 
     origin: str
@@ -35,6 +39,7 @@ class Chunk:
     live: bool = True
     final: bool = False
     on_release: Callable[[int], None] | None = None
+    position: object | None = None
 
 
 SourceItem = Announce | Chunk

@@ -161,10 +161,10 @@ def configure_logging(debug: bool) -> None:
     )
 
 
-async def serve(config: Config, debug: bool) -> int:
+async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     """Run ``config`` until its inputs end or a signal comes; the exit code."""
     loop = asyncio.get_running_loop()
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(config, checkpoints=checkpoints)
     try:
         await pipeline.start()
     except Exception as error:
@@ -224,4 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(describe(config))
         return EXIT_OK
-    return asyncio.run(serve(config, args.debug), debug=args.debug)
+    # `run` keeps file positions in state_dir; `tail`, like tail -F, starts afresh each time.
+    checkpoints = args.command == "run"
+    return asyncio.run(serve(config, args.debug, checkpoints), debug=args.debug)

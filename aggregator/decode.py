@@ -107,6 +107,11 @@ class LaneDecoder:
         return self.splitter.pending_bytes
 
     @property
+    def holds_record(self) -> bool:
+        """Whether lines wait in the multiline joiner (whose bytes the splitter no longer has)."""
+        return self.joiner is not None and self.joiner.deadline is not None
+
+    @property
     def error(self) -> ValueError | None:
         """Why the lane's bytes cannot be split any further (a framing error), if they can't."""
         return self.splitter.error

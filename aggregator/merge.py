@@ -8,7 +8,7 @@ and handed to every sink's channel as one batch.
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aggregator.channel import Channel, ChannelClosed, EndOfStream
@@ -38,10 +38,14 @@ class Merge:
         inputs: Sequence[tuple[str, Channel[SourceItem]]],
         outputs: Sequence[Output],
         core: OrderingCore,
+        on_positions: Callable[[list[tuple[int, object]]], None] | None = None,
     ) -> None:
+        """``on_positions`` gets (seq, position) for each chunk with a position that has left,
+        in seq order: the position may be committed once every sink has written that seq."""
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.core = core
+        self.on_positions = on_positions
         self.seq = 0
         self.records_out = 0
 
@@ -99,15 +103,23 @@ class Merge:
         return max(0.0, deadline - now)
 
     async def _send(self, released: Batch) -> None:
+        seq = self.seq
+        for record in released:
+            seq += 1
+            record.seq = seq
+        self.seq = seq
+        completed = self.core.completed
+        if completed:
+            if self.on_positions is not None:
+                # A chunk whose last record was dropped (late) is done as of now.
+                marks = [(record.seq or seq, position) for record, position in completed]
+                marks.sort(key=lambda mark: mark[0])
+                self.on_positions(marks)
+            completed.clear()
         for start in range(0, len(released), OUTPUT_BATCH):
             await self._send_batch(released[start : start + OUTPUT_BATCH])
 
     async def _send_batch(self, batch: Batch) -> None:
-        seq = self.seq
-        for record in batch:
-            seq += 1
-            record.seq = seq
-        self.seq = seq
         self.records_out += len(batch)
         for output in list(self.outputs):
             try:

@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from aggregator.chunk import Announce, Chunk
-from aggregator.record import Batch
+from aggregator.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
 
@@ -42,9 +42,10 @@ class _Lane:
     order: int  # tie-break among lanes of one source: the order they were first seen
     live: bool
     last_read: float
-    # (records, read at, live, running keys): keys[i + 1] is the key of records[i], keys[0]
-    # the key before the batch; computed once when queued, since it never changes.
-    queue: deque[tuple[Batch, float, bool, list[int]]] = field(default_factory=deque)
+    # (records, read at, live, running keys, position): keys[i + 1] is the key of records[i],
+    # keys[0] the key before the batch, computed once when queued since it never changes;
+    # position is the chunk's, handed back once the batch has left (see ``completed``).
+    queue: deque[tuple[Batch, float, bool, list[int], object | None]] = field(default_factory=deque)
     position: int = 0  # index of the head record in the first batch
     key: int = -(2**63)  # running maximum ts, up to the last record sent
     tail_key: int = -(2**63)  # running maximum ts, up to the last record queued
@@ -84,6 +85,9 @@ class OrderingCore:
         self._held = 0
         self._seen = 0
         self._pruned_at = -math.inf
+        self.completed: list[tuple[Record, object]] = []
+        """(last record, position) of each chunk with a position that has wholly left, in the
+        order released; the caller takes them (and clears the list)."""
 
     # --- input ------------------------------------------------------------------------------
 
@@ -91,7 +95,9 @@ class OrderingCore:
         """Register the lanes ``source`` is about to read."""
         self._unannounced.discard(source)
         for origin in item.origins:
-            self._lane(source, origin, item.live, now)
+            self._lane(source, origin, item.live and origin not in item.resumed, now)
+        for origin in item.resumed:
+            self._lane(source, origin, False, now)
 
     def push(self, source: int, chunk: Chunk, now: float) -> None:
         """Queue ``chunk``'s records behind what its lane already holds."""
@@ -105,7 +111,7 @@ class OrderingCore:
             stamps = [record.ts for record in chunk.records]
             keys = list(accumulate(stamps, max, initial=lane.tail_key))
             lane.tail_key = keys[-1]
-            lane.queue.append((chunk.records, now, chunk.live, keys))
+            lane.queue.append((chunk.records, now, chunk.live, keys, chunk.position))
             self._held += len(chunk.records)
         if chunk.final:
             lane.ended = True
@@ -247,7 +253,7 @@ class OrderingCore:
         # Existing data never expires: no window applies to it.
         for lane in self._lanes.values():
             expired_key = None
-            for _, read_at, live, keys in lane.queue:
+            for _, read_at, live, keys, _ in lane.queue:
                 if not live or read_at + self.window > now:  # the same sum as in next_deadline
                     break
                 expired_key = keys[-1]
@@ -271,7 +277,7 @@ class OrderingCore:
         records_out: Batch = []
         taken = 0
         while lane.queue:
-            batch, _, live, keys = lane.queue[0]
+            batch, _, live, keys, position = lane.queue[0]
             start = lane.position
             cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
             if cut <= start:
@@ -295,6 +301,8 @@ class OrderingCore:
                 break
             lane.queue.popleft()
             lane.position = 0
+            if position is not None:
+                self.completed.append((batch[-1], position))
         self._held -= taken
         if lane.on_release is not None and taken:
             lane.on_release(taken)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.channel import Channel, ChannelClosed
+from aggregator.checkpoint import Checkpointer, CheckpointStore
 from aggregator.chunk import SourceItem
 from aggregator.config import (
     Config,
@@ -72,8 +73,11 @@ class DrainTimeout(AggregatorError):
 class Pipeline:
     """One running pipeline; ``run`` returns when every input has ended or a stop was asked."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, checkpoints: bool = True) -> None:
+        """``checkpoints``: keep file positions in ``state_dir`` (``run``); ``tail`` does not."""
         self.config = config
+        self.checkpointer: Checkpointer | None = None
+        self._use_checkpoints = checkpoints
         names = list(config.sources)
         self.sources = [
             SOURCE_TYPES[type(part)](name, part) for name, part in config.sources.items()
@@ -92,8 +96,15 @@ class Pipeline:
 
     async def start(self) -> None:
         """Check and open every part; StartupError names the first that cannot start."""
-        if any(isinstance(part, FileSourceConfig) for part in self.config.sources.values()):
-            await asyncio.to_thread(check_state_dir, self.config.aggregator.state_dir)
+        file_sources = [part for part in self.sources if isinstance(part, FileSource)]
+        if file_sources and self._use_checkpoints:
+            state_dir = self.config.aggregator.state_dir
+            await asyncio.to_thread(check_state_dir, state_dir)
+            store = CheckpointStore(state_dir)
+            positions = await asyncio.to_thread(store.load)
+            self.checkpointer = Checkpointer(store, positions)
+            for file_source in file_sources:
+                file_source.checkpoints = positions
         try:
             async with asyncio.TaskGroup() as group:
                 for sink in self.sinks:
@@ -119,7 +130,25 @@ class Pipeline:
                 for sink, channel in zip(self.sinks, sink_channels, strict=True)
             ],
             self.core,
+            self.checkpointer.add if self.checkpointer is not None else None,
         )
+        committer = None
+        if self.checkpointer is not None:
+            committer = asyncio.create_task(self._commit_periodically(), name="checkpoints")
+        try:
+            await self._run_parts(merge, source_channels, sink_channels)
+        finally:
+            if committer is not None:
+                committer.cancel("the pipeline has ended")
+                await asyncio.gather(committer, return_exceptions=True)
+            await self._commit()  # what the sinks wrote before the end
+
+    async def _run_parts(
+        self,
+        merge: Merge,
+        source_channels: list[Channel[SourceItem]],
+        sink_channels: list[Channel[Batch]],
+    ) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
             for sink, inlet in zip(self.sinks, sink_channels, strict=True):
@@ -133,6 +162,25 @@ class Pipeline:
                         self._run_source(source, outlet), name=f"source:{source.name}"
                     )
                 )
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.aggregator.checkpoint_interval)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        """Commit the file positions every sink has written up to."""
+        if self.checkpointer is None:
+            return
+        delivered = [sink.delivered_seq for sink in self.sinks if not sink.gone]
+        if not delivered:
+            return
+        self.checkpointer.advance(min(delivered))
+        try:
+            await self.checkpointer.save()
+        except OSError as error:
+            log.error("%s: cannot write the checkpoints: %s", self.checkpointer.store.path,
+                      error.strerror or error)  # fmt: skip
 
     def request_stop(self) -> None:
         """Stop reading, then drain and flush (SIGTERM, SIGINT). Idempotent."""

@@ -11,6 +11,11 @@ class Sink(Protocol):
     channel ends, then flushes. A sink whose reader has gone (a closed pipe) returns early."""
 
     name: str
+    delivered_seq: int
+    """The seq of the last record written and flushed (or filtered out): file positions up to
+    it may be checkpointed."""
+    gone: bool
+    """True once the sink's reader has gone (stdout closed): it no longer holds checkpoints."""
 
     async def open(self) -> None: ...
 

@@ -40,6 +40,8 @@ class FileSink:
         self.path = config.path
         self.records_out = 0
         self.rotations = 0
+        self.delivered_seq = 0  # the last seq written and flushed (checkpoints wait for it)
+        self.gone = False
         self._encode = FilteredEncoder(config.filter, config.format, source_names)
         self._file: AsyncBufferedIOBase | None = None
         self._size = 0
@@ -74,6 +76,7 @@ class FileSink:
                     continue
                 encoded = self._encode(batch)
                 if encoded is None:
+                    self.delivered_seq = batch[-1].seq
                     continue
                 if self._reopen_requested:
                     self._reopen_requested = False
@@ -81,6 +84,7 @@ class FileSink:
                     await self._open_file()
                 await self._write(encoded[0])
                 self.records_out += encoded[1]
+                self.delivered_seq = batch[-1].seq
         finally:
             await self._close_file()
 

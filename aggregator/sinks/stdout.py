@@ -120,6 +120,8 @@ class StdoutSink:
         self.config = config
         self.fd = fd
         self.records_out = 0
+        self.delivered_seq = 0  # the last seq written (checkpoints wait for it)
+        self.gone = False  # the reader closed stdout: nothing more is delivered here
         colour = os.isatty(fd) and "NO_COLOR" not in os.environ
         self._encode = FilteredEncoder(config.filter, config.format, source_names, colour)
 
@@ -138,8 +140,10 @@ class StdoutSink:
                 if encoded is not None:
                     await writer.write(encoded[0])
                     self.records_out += encoded[1]
+                self.delivered_seq = batch[-1].seq
         except (BrokenPipeError, ConnectionResetError):
             log.debug("stdout was closed by its reader")
+            self.gone = True
             inp.close()
         finally:
             await writer.close()

@@ -37,9 +37,11 @@ class LaneOutlet:
         self.origin = origin
         self.budget = Budget(budget)
 
-    async def send(self, records: Batch, *, live: bool = True, final: bool = False) -> None:
+    async def send(
+        self, records: Batch, *, live: bool = True, final: bool = False, position: object = None
+    ) -> None:
         await self.budget.take(len(records))
-        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give))
+        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give, position))
 
 
 async def pump(

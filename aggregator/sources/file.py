@@ -24,6 +24,7 @@ import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from aggregator.channel import Channel, ChannelClosed
+from aggregator.checkpoint import HEAD_BYTES, Position, head_hash, identity_key, read_head
 from aggregator.chunk import Announce, Chunk, SourceItem
 from aggregator.config import FileSourceConfig
 from aggregator.decode import Decoding, LaneDecoder
@@ -71,15 +72,44 @@ class FileTailer:
         self.decoder = decoder
         self._file: AsyncBufferedReader | None = None
         self._identity: tuple[int, int] | None = None
+        self._key = ""
+        self._head = b""
         self._skip_nul = False
 
-    async def open(self, at_end: bool) -> None:
-        """Open the file, at its end or its start."""
+    async def open(self, at_end: bool, resume: Position | None = None) -> bool:
+        """Open the file at its end or its start, or, when ``resume`` is a saved position of
+        this inode, where it says: from its offset if the first bytes are still the same and
+        the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
+        inode: either way all of it is unread). True when a saved position applied."""
         self._file = await aiofiles.open(self.path, "rb")
-        stat = os.fstat(self._file.fileno())
+        fd = self._file.fileno()
+        stat = os.fstat(fd)
         self._identity = (stat.st_dev, stat.st_ino)
-        self.position = stat.st_size if at_end else 0
+        self._key = identity_key(stat)
+        self._head = read_head(fd)
+        resumed = resume is not None and resume.key == self._key
+        if resume is not None and resumed:
+            same = resume.matches(self._head) and resume.offset <= stat.st_size
+            if not same:
+                log.info("%s: changed while stopped, reading it from the start", self.path)
+            self.position = resume.offset if same else 0
+        else:
+            self.position = stat.st_size if at_end else 0
         await self._file.seek(self.position)
+        return resumed
+
+    def checkpoint(self) -> Position | None:
+        """Where a restart should resume: just past the last complete line given out. None
+        while a multiline record is held (its start is not known here)."""
+        if not self._key or self.decoder.holds_record:
+            return None
+        return Position(
+            self._key,
+            self.origin,
+            self.position - self.decoder.pending_bytes,
+            len(self._head),
+            head_hash(self._head),
+        )
 
     async def close(self) -> None:
         if self._file is not None:
@@ -92,6 +122,8 @@ class FileTailer:
         data = await self._file.read(READ_CHUNK)
         if data:
             self.position += len(data)
+            if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
+                self._head = read_head(self._file.fileno())
             if self._skip_nul:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
@@ -136,6 +168,9 @@ class FileSource:
         self._exclude = NamePathMatcher(config.exclude)
         self._decoding = Decoding(name, config)
         self._tailed: set[Path] = set()
+        self.checkpoints: dict[str, Position] = {}
+        """Positions saved by an earlier run, by file identity (set by the pipeline)."""
+        self._resume: dict[Path, Position] = {}
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
 
@@ -148,8 +183,17 @@ class FileSource:
     async def run(self, out: Channel[SourceItem]) -> None:
         at_end = self.config.start_at == "end" and self.follow
         found = discover(self.config.paths, self._exclude)
-        # Existing content read from the start is catch-up data, merged exactly.
-        await out.put(Announce([str(path) for path in found], live=at_end))
+        if self.checkpoints:
+            self._resume = await asyncio.to_thread(self._resumable, found)
+        # Existing content read from the start (or from a checkpoint) is catch-up data, merged
+        # exactly.
+        await out.put(
+            Announce(
+                [str(path) for path in found if path not in self._resume],
+                live=at_end,
+                resumed=[str(path) for path in self._resume],
+            )
+        )
         async with asyncio.TaskGroup() as group:
             self._group = group
             if self.follow:
@@ -170,6 +214,18 @@ class FileSource:
                 # Files that appear later are new: read from their start, as live data.
                 found, at_end = discover(self.config.paths, self._exclude), False
 
+    def _resumable(self, paths: list[Path]) -> dict[Path, Position]:
+        """The files a saved position applies to (by inode; ``FileTailer.open`` checks the rest)."""
+        resume = {}
+        for path in paths:
+            try:
+                position = self.checkpoints.get(identity_key(path.stat()))
+            except OSError:
+                continue
+            if position is not None:
+                resume[path] = position
+        return resume
+
     async def _wait_for_rescan(self) -> None:
         assert self._watcher is not None
         rescan = self._watcher.rescan
@@ -185,14 +241,14 @@ class FileSource:
         outlet = LaneOutlet(out, origin)
         tailer = FileTailer(path, self._decoding.lane(origin))
         try:
-            await tailer.open(at_end)
+            resumed = await tailer.open(at_end, self._resume.pop(path, None))
         except OSError as error:
             log.warning("%s: cannot open: %s", path, error.strerror or error)
             self._tailed.discard(path)
             await out.put(Chunk(origin, [], live=True, final=True))
             return
         changed = self._watcher.watch(path) if self._watcher is not None else None
-        live = at_end
+        live = at_end and not resumed
         try:
             while True:
                 outcome = await self._follow(tailer, outlet, live, changed)
@@ -237,17 +293,18 @@ class FileSource:
             if records is not None:
                 pause, missing_since = POLL_MIN, None
                 if records:
-                    await outlet.send(records, live=live)
+                    await outlet.send(records, live=live, position=tailer.checkpoint())
                 continue
             if not self.follow:
-                await outlet.send(tailer.decoder.flush(), live=False, final=True)
+                final = tailer.decoder.flush()
+                await outlet.send(final, live=False, final=True, position=tailer.checkpoint())
                 return Outcome.ENDED
             if not live:  # read through what existed: from now on the lane is live
                 live = True
                 await outlet.send([], live=True)
             expired = tailer.decoder.expire()  # a multiline record that waited its timeout
             if expired:
-                await outlet.send(expired, live=live)
+                await outlet.send(expired, live=live, position=tailer.checkpoint())
             if tailer.replaced():
                 return Outcome.REPLACED
             if tailer.missing():
@@ -281,7 +338,7 @@ class FileSource:
             while True:
                 records = await tailer.read()
                 if records:
-                    await outlet.send(records)
+                    await outlet.send(records, position=tailer.checkpoint())
                     quiet_since = time.monotonic()
                 elif records is None:
                     if time.monotonic() - quiet_since >= self.config.rotate_wait:

@@ -1,0 +1,157 @@
+"""Checkpoints: the store, the commit rule, and restarts end to end (SPEC §6)."""
+
+import os
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aggregator.checkpoint import Checkpointer, CheckpointStore, Position, head_hash
+from tests.conftest import Cli, start_cli, wait_until
+
+
+def position(key: str, path: Path, offset: int, head: bytes = b"head") -> Position:
+    return Position(key, str(path), offset, len(head), head_hash(head))
+
+
+def test_store_round_trip_and_bad_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Saved positions load back; an unreadable or unknown file is reported and ignored."""
+    store = CheckpointStore(tmp_path)
+    assert store.load() == {}
+    saved = {"1:2": position("1:2", tmp_path / "a.log", 42)}
+    store.save(saved)
+    assert store.load() == saved
+    store.path.write_text("{not json")
+    assert store.load() == {}
+    store.path.write_bytes(orjson.dumps({"version": 99, "files": {}}))
+    assert store.load() == {}
+    assert [r.getMessage() for r in caplog.records if str(store.path) in r.getMessage()]
+
+
+def test_identity_needs_the_same_first_bytes() -> None:
+    """An inode reused by a new file is not the old file: its first bytes differ."""
+    saved = Position("1:2", "a.log", 10, 4, head_hash(b"abcd"))
+    assert saved.matches(b"abcdef")
+    assert not saved.matches(b"xbcdef")
+    assert not saved.matches(b"ab")
+
+
+async def test_positions_commit_only_once_delivered(tmp_path: Path) -> None:
+    """A position is committed when the sinks have written up to its seq, not before."""
+    log = tmp_path / "a.log"
+    log.write_text("x")
+    key = f"{os.stat(log).st_dev}:{os.stat(log).st_ino}"
+    checkpointer = Checkpointer(CheckpointStore(tmp_path), {})
+    checkpointer.add([(5, position(key, log, 100)), (9, position(key, log, 200))])
+    checkpointer.advance(4)
+    assert checkpointer.positions == {}
+    checkpointer.advance(8)
+    assert checkpointer.positions[key].offset == 100
+    checkpointer.advance(9)
+    await checkpointer.save()
+    assert CheckpointStore(tmp_path).load()[key].offset == 200
+    log.unlink()  # gone files are dropped at the next save
+    checkpointer.add([(10, position(key, log, 300))])
+    checkpointer.advance(10)
+    await checkpointer.save()
+    assert CheckpointStore(tmp_path).load() == {}
+
+
+# --- restarts, end to end ---------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, start_at: str = "end") -> Path:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\ncheckpoint_interval = "100ms"\n'
+        f'[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "{start_at}"\n'
+        'codec = "raw"\n[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+    return config
+
+
+async def run(tmp_path: Path, cli_processes: list[Cli], start_at: str = "end") -> Cli:
+    cli = await start_cli("run", "-c", str(write_config(tmp_path, start_at)), cwd=tmp_path)
+    cli_processes.append(cli)
+    return cli
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as file:
+        file.write(text)
+
+
+def saved_offset(tmp_path: Path) -> int:
+    store = CheckpointStore(tmp_path / "state")
+    return max((p.offset for p in store.load().values()), default=-1)
+
+
+async def test_sigterm_then_restart_every_line_once(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Stop with SIGTERM, write while stopped (finishing a partial line too), restart: every
+    line exactly once, the partial one as one record."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    append(log, "one\ntwo\nhal")
+    await first.wait_for_out("two")
+    assert await first.stop(signal.SIGTERM) == 0
+    append(log, "f and half\nthree\n")
+    second = await run(tmp_path, cli_processes)
+    await second.wait_for_out("three")
+    append(log, "four\n")
+    await second.wait_for_out("four")
+    assert await second.stop() == 0
+    assert first.out == ["one", "two"]
+    assert second.out == ["half and half", "three", "four"]
+
+
+async def test_sigkill_then_restart_loses_nothing(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """After SIGKILL nothing is lost: a restart resumes from the last checkpoint."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    append(log, "".join(f"line {n}\n" for n in range(100)))
+    await first.wait_for_out("line 99")
+    await wait_until(lambda: saved_offset(tmp_path) == log.stat().st_size, "a checkpoint")
+    first.proc.send_signal(signal.SIGKILL)
+    await first.exit_code()
+    append(log, "".join(f"after {n}\n" for n in range(10)))
+    second = await run(tmp_path, cli_processes)
+    await second.wait_for_out("after 9")
+    assert await second.stop() == 0
+    assert second.out == [f"after {n}" for n in range(10)]  # the checkpoint covered the rest
+
+
+async def test_corrupt_checkpoint_is_reported_and_the_program_starts(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """An unreadable checkpoint names its path; the program starts from start_at anyway."""
+    (tmp_path / "state").mkdir()
+    broken = tmp_path / "state" / "checkpoints.json"
+    broken.write_text("garbage")
+    (tmp_path / "app.log").write_text("from the start\n")
+    cli = await run(tmp_path, cli_processes, start_at="beginning")
+    await cli.wait_for_out("from the start")
+    assert any(str(broken) in line for line in cli.err)
+    assert await cli.stop() == 0
+
+
+async def test_truncated_while_stopped_is_read_from_zero(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A file shorter than its saved offset was truncated: it is read again from 0."""
+    log = tmp_path / "app.log"
+    log.write_text("a long first line\nand more\n")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    await first.wait_for_out("and more")
+    assert await first.stop() == 0
+    with log.open("r+") as file:  # keep the inode, keep the first bytes, shrink
+        file.truncate(0)
+        file.write("a long first\n")
+    second = await run(tmp_path, cli_processes)
+    await second.wait_for_out("a long first")
+    assert await second.stop() == 0
+    assert second.out == ["a long first"]
