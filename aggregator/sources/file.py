@@ -168,6 +168,9 @@ class FileSource:
         self._exclude = NamePathMatcher(config.exclude)
         self._decoding = Decoding(name, config)
         self._tailed: set[Path] = set()
+        # Paths that could not be opened (permission, out of descriptors): warned about once,
+        # retried at each rescan, and opened as they would have been the first time.
+        self._unopened: dict[Path, bool] = {}
         self.checkpoints: dict[str, Position] = {}
         """Positions saved by an earlier run, by file identity (set by the pipeline)."""
         self._resume: dict[Path, Position] = {}
@@ -205,8 +208,9 @@ class FileSource:
                 for path in found:
                     if path not in self._tailed:
                         self._tailed.add(path)
+                        path_at_end = self._unopened.get(path, at_end)
                         group.create_task(
-                            self._tail(path, at_end, out), name=f"tail:{self.name}:{path}"
+                            self._tail(path, path_at_end, out), name=f"tail:{self.name}:{path}"
                         )
                 if not self.follow:
                     break
@@ -241,12 +245,17 @@ class FileSource:
         outlet = LaneOutlet(out, origin)
         tailer = FileTailer(path, self._decoding.lane(origin))
         try:
-            resumed = await tailer.open(at_end, self._resume.pop(path, None))
+            resumed = await tailer.open(at_end, self._resume.get(path))
         except OSError as error:
-            log.warning("%s: cannot open: %s", path, error.strerror or error)
+            if path not in self._unopened:
+                log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
+            self._unopened[path] = at_end
             self._tailed.discard(path)
             await out.put(Chunk(origin, [], live=True, final=True))
             return
+        self._resume.pop(path, None)
+        if self._unopened.pop(path, None) is not None:
+            log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
         live = at_end and not resumed
         try:
