@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 
 import aiofiles
+import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from aggregator.channel import Channel, ChannelClosed
@@ -36,7 +37,12 @@ from aggregator.sources.watch import Watcher
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024
-"""Bytes per read: large enough that catch-up moves in big batches through one thread hop."""
+"""Bytes per catch-up read: large enough that catch-up moves in big batches, one thread hop each."""
+SMALL_READ = 64 * 1024
+"""Up to this much new data is read on the event loop: a live append is in the page cache, so
+the read takes about a microsecond, where a hop to a thread takes a few hundred."""
+
+_pread_in_thread = aiofiles.os.wrap(os.pread)
 
 RESCAN_INTERVAL = 1.0
 """Seconds between rescans of the globs (with inotify, a new file in a watched directory
@@ -95,7 +101,6 @@ class FileTailer:
             self.position = resume.offset if same else 0
         else:
             self.position = stat.st_size if at_end else 0
-        await self._file.seek(self.position)
         return resumed
 
     def checkpoint(self) -> Position | None:
@@ -119,7 +124,19 @@ class FileTailer:
     async def read(self) -> Batch | None:
         """Records from what was appended; None when nothing was (the caller waits)."""
         assert self._file is not None
-        data = await self._file.read(READ_CHUNK)
+        fd = self._file.fileno()
+        available = os.fstat(fd).st_size - self.position
+        if available < 0:
+            log.info("%s: truncated, reading again from the start", self.path)
+            self.position = 0
+            self._skip_nul = True
+            return []
+        if available == 0:
+            return None
+        if available <= SMALL_READ:
+            data = os.pread(fd, available, self.position)
+        else:
+            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
         if data:
             self.position += len(data)
             if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
@@ -129,12 +146,6 @@ class FileTailer:
                 self._skip_nul = not stripped
                 data = stripped
             return self.decoder.feed(data) if data else []
-        if os.fstat(self._file.fileno()).st_size < self.position:
-            log.info("%s: truncated, reading again from the start", self.path)
-            self.position = 0
-            self._skip_nul = True
-            await self._file.seek(0)
-            return []
         return None
 
     def replaced(self) -> bool:
