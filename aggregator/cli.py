@@ -19,7 +19,7 @@ from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.pipeline import Pipeline
-from aggregator.runtime import collect_garbage_periodically, dump_tasks
+from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
 
 log = logging.getLogger("aggregator")
 
@@ -164,6 +164,7 @@ def configure_logging(debug: bool) -> None:
 async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     """Run ``config`` until its inputs end or a signal comes; the exit code."""
     loop = asyncio.get_running_loop()
+    raise_open_file_limit()
     pipeline = Pipeline(config, checkpoints=checkpoints)
     try:
         await pipeline.start()

@@ -2,7 +2,11 @@
 
 import asyncio
 import gc
+import logging
+import resource
 import sys
+
+log = logging.getLogger(__name__)
 
 GC_INTERVAL = 30.0
 """Seconds between full collections while automatic collection is off."""
@@ -30,3 +34,16 @@ def dump_tasks() -> None:
     for task in asyncio.all_tasks():
         sys.stderr.write(f"--- task {task.get_name()}\n")
         task.print_stack(file=sys.stderr)
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every followed file and connection
+    holds a descriptor, and the usual soft limit of 1024 is far below what a log host needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as error:
+        log.debug("cannot raise the open file limit from %d: %s", soft, error)

@@ -17,12 +17,13 @@ import glob
 import logging
 import os
 import time
+from collections.abc import Container
 from enum import Enum
 from pathlib import Path
 
 import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncBufferedReader
+from aiofiles.threadpool.binary import AsyncFileIO
 
 from aggregator.channel import Channel, ChannelClosed
 from aggregator.checkpoint import HEAD_BYTES, Position, head_hash, identity_key, read_head
@@ -45,21 +46,28 @@ the read takes about a microsecond, where a hop to a thread takes a few hundred.
 _pread_in_thread = aiofiles.os.wrap(os.pread)
 
 RESCAN_INTERVAL = 1.0
-"""Seconds between rescans of the globs (with inotify, a new file in a watched directory
-triggers one at once; this catches new directories under ``**``)."""
+"""Seconds between rescans of the globs without inotify."""
+WATCHED_RESCAN_INTERVAL = 30.0
+"""With inotify, a new file in a watched directory triggers a rescan at once; this slower one
+catches what is not watched (a new directory deep under ``**``)."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
-"""Without inotify: seconds between looks at a quiet file, backing off while it stays quiet."""
-SAFETY_POLL = 1.0
-"""With inotify: a quiet file is still looked at this often, in case an event was missed."""
+"""Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
 ROTATED_POLL = 0.05
 """Seconds between looks at a rotated-away file (its new name is not watched)."""
 
 
-def discover(patterns: list[str], exclude: NamePathMatcher) -> list[Path]:
-    """The regular files that match ``patterns`` (``**`` allowed) and no ``exclude`` pattern."""
+def discover(
+    patterns: list[str], exclude: NamePathMatcher, known: Container[str] = frozenset()
+) -> list[Path]:
+    """The regular files that match ``patterns`` (``**`` allowed) and no ``exclude`` pattern,
+    but those in ``known`` (names as the glob gives them): with thousands of files followed, a
+    rescan then costs a glob, not a stat per file."""
     found: dict[Path, None] = {}
     for pattern in patterns:
-        for name in sorted(glob.glob(os.path.expanduser(pattern), recursive=True)):
+        pattern = os.path.normpath(os.path.expanduser(pattern))  # as Path will spell it
+        for name in sorted(glob.glob(pattern, recursive=True)):
+            if name in known:
+                continue
             path = Path(name)
             if exclude and exclude.matches(path.name, str(path)):
                 continue
@@ -76,7 +84,7 @@ class FileTailer:
         self.origin = str(path)
         self.position = 0
         self.decoder = decoder
-        self._file: AsyncBufferedReader | None = None
+        self._file: AsyncFileIO | None = None
         self._identity: tuple[int, int] | None = None
         self._key = ""
         self._head = b""
@@ -87,7 +95,8 @@ class FileTailer:
         this inode, where it says: from its offset if the first bytes are still the same and
         the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
         inode: either way all of it is unread). True when a saved position applied."""
-        self._file = await aiofiles.open(self.path, "rb")
+        # Unbuffered: reads are positional (pread), so a read buffer per file would be waste.
+        self._file = await aiofiles.open(self.path, "rb", buffering=0)
         fd = self._file.fileno()
         stat = os.fstat(fd)
         self._identity = (stat.st_dev, stat.st_ino)
@@ -178,7 +187,7 @@ class FileSource:
         self.rotations = 0
         self._exclude = NamePathMatcher(config.exclude)
         self._decoding = Decoding(name, config)
-        self._tailed: set[Path] = set()
+        self._tailed: set[str] = set()  # the paths followed, as the glob names them
         # Paths that could not be opened (permission, out of descriptors): warned about once,
         # retried at each rescan, and opened as they would have been the first time.
         self._unopened: dict[Path, bool] = {}
@@ -217,8 +226,8 @@ class FileSource:
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
             while True:
                 for path in found:
-                    if path not in self._tailed:
-                        self._tailed.add(path)
+                    if str(path) not in self._tailed:
+                        self._tailed.add(str(path))
                         path_at_end = self._unopened.get(path, at_end)
                         group.create_task(
                             self._tail(path, path_at_end, out), name=f"tail:{self.name}:{path}"
@@ -227,7 +236,7 @@ class FileSource:
                     break
                 await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
-                found, at_end = discover(self.config.paths, self._exclude), False
+                found, at_end = discover(self.config.paths, self._exclude, self._tailed), False
 
     def _resumable(self, paths: list[Path]) -> dict[Path, Position]:
         """The files a saved position applies to (by inode; ``FileTailer.open`` checks the rest)."""
@@ -244,8 +253,9 @@ class FileSource:
     async def _wait_for_rescan(self) -> None:
         assert self._watcher is not None
         rescan = self._watcher.rescan
+        interval = WATCHED_RESCAN_INTERVAL if self._watcher.available else RESCAN_INTERVAL
         try:
-            async with asyncio.timeout(RESCAN_INTERVAL):
+            async with asyncio.timeout(interval):
                 await rescan.wait()
         except TimeoutError:
             pass
@@ -261,7 +271,7 @@ class FileSource:
             if path not in self._unopened:
                 log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
             self._unopened[path] = at_end
-            self._tailed.discard(path)
+            self._tailed.discard(str(path))
             await out.put(Chunk(origin, [], live=True, final=True))
             return
         self._resume.pop(path, None)
@@ -278,7 +288,7 @@ class FileSource:
                 if outcome is Outcome.GONE:
                     log.info("%s: deleted; stopped following it", path)
                     await outlet.send(tailer.decoder.flush())
-                    self._tailed.discard(path)
+                    self._tailed.discard(str(path))
                     return
                 self.rotations += 1
                 log.info("%s: rotated; reading the old file on for %gs", path,
@@ -291,8 +301,10 @@ class FileSource:
                 try:
                     await tailer.open(at_end=False)
                 except OSError:  # gone again before we could open it: rediscovered later
-                    self._tailed.discard(path)
+                    self._tailed.discard(str(path))
                     return
+                if self._watcher is not None:
+                    changed = self._watcher.watch(path)  # a flipped symlink's new target
         except ChannelClosed:
             pass
         finally:
@@ -331,18 +343,25 @@ class FileSource:
                 missing_since = missing_since or time.monotonic()
                 if time.monotonic() - missing_since >= self.config.rotate_wait:
                     return Outcome.GONE
-            await self._wait_for_change(changed, pause, tailer.decoder.deadline)
+            deadlines = [tailer.decoder.deadline]
+            if missing_since is not None:  # nothing may ever change again: bound the wait
+                deadlines.append(missing_since + self.config.rotate_wait)
+            watched = self._watcher is not None and self._watcher.is_watched(tailer.path)
+            deadline = min((d for d in deadlines if d is not None), default=None)
+            await self._wait_for_change(changed if watched else None, pause, deadline)
             pause = min(pause * 2, POLL_MAX)
 
     async def _wait_for_change(
         self, changed: asyncio.Event | None, pause: float, deadline: float | None
     ) -> None:
-        """Until the file changes (inotify) or a poll's pause ends; a multiline deadline is kept."""
-        wait = SAFETY_POLL if changed is not None else pause
+        """Until the file changes (``changed``: it is watched) or, unwatched, a poll's pause
+        ends; a multiline record's deadline cuts either short."""
+        wait = None if changed is not None else pause
         if deadline is not None:
-            wait = max(0.0, min(wait, deadline - time.monotonic()))
+            left = max(0.0, deadline - time.monotonic())
+            wait = left if wait is None else min(wait, left)
         if changed is None:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait or 0.0)
             return
         try:
             async with asyncio.timeout(wait):

@@ -43,16 +43,28 @@ class Watcher:
         return self._inotify is not None
 
     def watch(self, path: Path) -> asyncio.Event:
-        """The event set whenever ``path`` changes (or may have)."""
+        """The event set whenever ``path`` changes (or may have). For a symlink, changes to its
+        target are reported in the target's directory: that is watched too. Call it again after
+        a rotation, so that a flipped symlink's new target is watched."""
         path = path.absolute()
-        event = self._changed.get(path)
-        if event is None:
-            event = self._changed[path] = asyncio.Event()
-            self.watch_directory(path.parent)
+        event = self._changed.setdefault(path, asyncio.Event())
+        self.watch_directory(path.parent)
+        target = path.resolve()
+        if target != path:
+            self._changed[target] = event
+            self.watch_directory(target.parent)
         return event
 
+    def is_watched(self, path: Path) -> bool:
+        """Whether changes to ``path`` are reported (else it must be polled)."""
+        path = path.absolute()
+        return path.parent in self._directories and path.resolve().parent in self._directories
+
     def forget(self, path: Path) -> None:
-        self._changed.pop(path.absolute(), None)
+        path = path.absolute()
+        event = self._changed.pop(path, None)
+        for key in [key for key, value in self._changed.items() if value is event]:
+            del self._changed[key]
 
     def watch_directory(self, directory: Path) -> None:
         """Report files created in (or moved into) ``directory``; idempotent."""
