@@ -45,6 +45,11 @@ the read takes about a microsecond, where a hop to a thread takes a few hundred.
 
 _pread_in_thread = aiofiles.os.wrap(os.pread)
 
+TAIL_CHECK = 16
+"""The last bytes read are remembered and checked before each read: a file truncated and
+written again past the position (copytruncate, then a quick writer) shows as changed bytes
+there, where comparing sizes would see nothing."""
+
 RESCAN_INTERVAL = 1.0
 """Seconds between rescans of the globs without inotify."""
 WATCHED_RESCAN_INTERVAL = 30.0
@@ -88,6 +93,7 @@ class FileTailer:
         self._identity: tuple[int, int] | None = None
         self._key = ""
         self._head = b""
+        self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
 
     async def open(self, at_end: bool, resume: Position | None = None) -> bool:
@@ -110,6 +116,8 @@ class FileTailer:
             self.position = resume.offset if same else 0
         else:
             self.position = stat.st_size if at_end else 0
+        start = max(0, self.position - TAIL_CHECK)
+        self._tail = os.pread(fd, self.position - start, start)
         return resumed
 
     def checkpoint(self) -> Position | None:
@@ -135,9 +143,11 @@ class FileTailer:
         assert self._file is not None
         fd = self._file.fileno()
         available = os.fstat(fd).st_size - self.position
-        if available < 0:
+        if available < 0 or self._rewritten(fd):
             log.info("%s: truncated, reading again from the start", self.path)
             self.position = 0
+            self._tail = b""
+            self._head = b""  # the identity's first bytes are new too: read again as it refills
             self._skip_nul = True
             return []
         if available == 0:
@@ -148,6 +158,8 @@ class FileTailer:
             data = await _pread_in_thread(fd, READ_CHUNK, self.position)
         if data:
             self.position += len(data)
+            tail = data if len(data) >= TAIL_CHECK else self._tail + data
+            self._tail = tail[-TAIL_CHECK:]
             if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
                 self._head = read_head(self._file.fileno())
             if self._skip_nul:
@@ -156,6 +168,12 @@ class FileTailer:
                 data = stripped
             return self.decoder.feed(data) if data else []
         return None
+
+    def _rewritten(self, fd: int) -> bool:
+        """Whether the bytes just before the position are no longer those read there."""
+        if not self._tail:
+            return False
+        return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
 
     def replaced(self) -> bool:
         """Whether the path now names another file (rotation, recreation, a symlink flip)."""
