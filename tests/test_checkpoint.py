@@ -155,3 +155,22 @@ async def test_truncated_while_stopped_is_read_from_zero(
     await second.wait_for_out("a long first")
     assert await second.stop() == 0
     assert second.out == ["a long first"]
+
+
+async def test_rotated_while_stopped(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """Written to, then renamed away while the program was stopped: the renamed file's unread
+    lines are read (it is found by its identity), and the new file from its start."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    append(log, "seen 1\nseen 2\n")
+    await first.wait_for_out("seen 2")
+    assert await first.stop() == 0
+    append(log, "unread 1\nunread 2\n")
+    log.rename(tmp_path / "app.log.1")
+    log.write_text("new 1\n")
+    second = await run(tmp_path, cli_processes, start_at="beginning")
+    await second.wait_for(lambda: len(second.out) >= 3, "three lines")
+    assert await second.stop() == 0
+    assert sorted(second.out) == ["new 1", "unread 1", "unread 2"]
+    assert first.out == ["seen 1", "seen 2"]

@@ -1,7 +1,8 @@
 """Model-based test of the file source (issue #3): random sequences of write, rename-rotate,
-copytruncate, delete-and-recreate, truncate and restart run against the real pipeline (file
-source → merge → file sink, with checkpoints) in tmp_path. The model is simply "every line
-written arrives exactly once, and the lines of one file generation in the order written".
+copytruncate, delete-and-recreate, truncate, restart and rotation while stopped run against
+the real pipeline (file source → merge → file sink, with checkpoints) in tmp_path. The model
+is simply "every line written arrives exactly once, and the lines of one file generation in
+the order written".
 
 What a reader can never deliver is what was destroyed before it read it, so the destructive
 steps first wait until everything written has arrived; a rotation writes a marker into the
@@ -27,7 +28,8 @@ from tests.conftest import DEADLINE
 STEPS = st.lists(
     st.one_of(
         st.tuples(st.just("write"), st.integers(1, 50)),
-        st.tuples(st.sampled_from(["rotate", "copytruncate", "recreate", "truncate", "restart"]),
+        st.tuples(st.sampled_from(["rotate", "copytruncate", "recreate", "truncate", "restart",
+                                   "rotate_stopped"]),
                   st.just(0)),
     ),
     max_size=8,
@@ -133,6 +135,17 @@ class World:
         elif action == "restart":
             await self.stop()
             self.write(5)  # written while stopped
+            await self.start()
+        elif action == "rotate_stopped":  # written to, then renamed away, while stopped
+            await self.stop()
+            self.write(3)
+            self.rotated += 1
+            self.log.rename(self.root / f"app.log.{self.rotated}")
+            self.log.write_text("")
+            self.writer.close()
+            self.generation += 1
+            self.writer = self.log.open("a", buffering=1)
+            self.write(2)
             await self.start()
 
 

@@ -17,7 +17,7 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from enum import Enum
 from pathlib import Path
 
@@ -224,15 +224,17 @@ class FileSource:
     async def run(self, out: Channel[SourceItem]) -> None:
         at_end = self.config.start_at == "end" and self.follow
         found = discover(self.config.paths, self._exclude)
+        rotated: dict[Path, Position] = {}
         if self.checkpoints:
             self._resume = await asyncio.to_thread(self._resumable, found)
+            rotated = await asyncio.to_thread(self._rotated_while_stopped, self._resume.values())
         # Existing content read from the start (or from a checkpoint) is catch-up data, merged
         # exactly.
         await out.put(
             Announce(
                 [str(path) for path in found if path not in self._resume],
                 live=at_end,
-                resumed=[str(path) for path in self._resume],
+                resumed=[str(path) for path in [*self._resume, *rotated]],
             )
         )
         async with asyncio.TaskGroup() as group:
@@ -242,6 +244,10 @@ class FileSource:
                 for pattern in self.config.paths:
                     self._watcher.watch_directory(_fixed_prefix(pattern))
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
+            for path, position in rotated.items():
+                group.create_task(
+                    self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
+                )
             while True:
                 for path in found:
                     if str(path) not in self._tailed:
@@ -267,6 +273,47 @@ class FileSource:
             if position is not None:
                 resume[path] = position
         return resume
+
+    def _rotated_while_stopped(self, resumed: Iterable[Position]) -> dict[Path, Position]:
+        """Saved positions of files renamed while the program was stopped, by their new path:
+        the same inode in the directory they were in, with something not read yet (past the
+        offset, or anything if the first bytes changed: ``FileTailer.open`` reads it from 0)."""
+        taken = {position.key for position in resumed}
+        found: dict[Path, Position] = {}
+        for position in self.checkpoints.values():
+            if position.key in taken:
+                continue
+            directory = Path(position.path).parent
+            try:
+                candidates = list(directory.iterdir())
+            except OSError:
+                continue
+            for candidate in candidates:
+                try:
+                    stat = candidate.stat()
+                    if identity_key(stat) != position.key:
+                        continue
+                    with candidate.open("rb") as file:
+                        same = position.matches(read_head(file.fileno()))
+                    if not same or stat.st_size > position.offset:
+                        found[candidate] = position
+                except OSError:
+                    continue
+        return found
+
+    async def _read_rotated(self, path: Path, position: Position, out: Channel[SourceItem]) -> None:
+        """Read a file rotated away while stopped from its saved offset to its end."""
+        origin = str(path)
+        outlet = LaneOutlet(out, origin)
+        tailer = FileTailer(path, self._decoding.lane(origin))
+        try:
+            await tailer.open(at_end=False, resume=position)
+        except OSError as error:
+            log.warning("%s: cannot open: %s", path, error.strerror or error)
+            await outlet.send([], final=True)
+            return
+        log.info("%s: rotated while stopped; reading what was not read yet", path)
+        await self._drain_rotated(tailer, outlet, live=False, final=True)
 
     async def _wait_for_rescan(self) -> None:
         assert self._watcher is not None
@@ -387,21 +434,23 @@ class FileSource:
         except TimeoutError:
             pass
 
-    async def _drain_rotated(self, tailer: FileTailer, outlet: LaneOutlet) -> None:
+    async def _drain_rotated(
+        self, tailer: FileTailer, outlet: LaneOutlet, live: bool = True, final: bool = False
+    ) -> None:
         """Read a rotated-away file on until it has been quiet for ``rotate_wait``, then give
-        its partial last line and close it."""
+        its partial last line and close it. ``final`` ends its lane (one of its own)."""
         quiet_since = time.monotonic()
         try:
             while True:
                 records = await tailer.read()
                 if records:
-                    await outlet.send(records, position=tailer.checkpoint())
+                    await outlet.send(records, live=live, position=tailer.checkpoint())
                     quiet_since = time.monotonic()
                 elif records is None:
-                    if time.monotonic() - quiet_since >= self.config.rotate_wait:
-                        break
+                    if not live or time.monotonic() - quiet_since >= self.config.rotate_wait:
+                        break  # existing data: read to its end, no need to wait
                     await asyncio.sleep(ROTATED_POLL)
-            await outlet.send(tailer.decoder.flush())
+            await outlet.send(tailer.decoder.flush(), live=live, final=final)
         except ChannelClosed:
             pass
         finally:
