@@ -135,7 +135,11 @@ class Checkpointer:
         if not self._changed:
             return
         self._changed = False
-        await asyncio.to_thread(self._save_current)
+        try:
+            await asyncio.to_thread(self._save_current)
+        except BaseException:
+            self._changed = True  # not saved (an error, or cancelled): the next save retries
+            raise
 
     def _save_current(self) -> None:
         # Files gone from where they were read (deleted, or rotated past their rotate_wait) are

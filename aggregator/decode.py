@@ -28,6 +28,7 @@ class Decoding:
     def __init__(self, source: str, config: LineSourceConfig) -> None:
         self.source = source
         self.config = config
+        self.truncated_lines = 0  # counted for /metrics
         self.codec: Codec = make_codec(
             config.codec, config.timestamp.field, config.timestamp.format, config.pattern
         )
@@ -66,6 +67,7 @@ class Decoding:
             batch = self._parsed_records(origin, lines.text, read_at)
         for index in lines.truncated:
             batch[index].truncated = True
+        self.truncated_lines += len(lines.truncated)
         return batch
 
     def _parsed_records(self, origin: str, texts: list[str], read_at: int) -> Batch:

@@ -133,15 +133,18 @@ class Pipeline:
             self.checkpointer.add if self.checkpointer is not None else None,
         )
         committer = None
+        ended = asyncio.Event()
         if self.checkpointer is not None:
-            committer = asyncio.create_task(self._commit_periodically(), name="checkpoints")
+            committer = asyncio.create_task(self._commit_periodically(ended), name="checkpoints")
         try:
             await self._run_parts(merge, source_channels, sink_channels)
         finally:
+            # Not a cancel: a save in progress finishes, then the last one takes what the
+            # sinks wrote before the end.
+            ended.set()
             if committer is not None:
-                committer.cancel("the pipeline has ended")
                 await asyncio.gather(committer, return_exceptions=True)
-            await self._commit()  # what the sinks wrote before the end
+            await self._commit()
 
     async def _run_parts(
         self,
@@ -163,10 +166,13 @@ class Pipeline:
                     )
                 )
 
-    async def _commit_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.aggregator.checkpoint_interval)
-            await self._commit()
+    async def _commit_periodically(self, ended: asyncio.Event) -> None:
+        while not ended.is_set():
+            try:
+                async with asyncio.timeout(self.config.aggregator.checkpoint_interval):
+                    await ended.wait()
+            except TimeoutError:
+                await self._commit()
 
     async def _commit(self) -> None:
         """Commit the file positions every sink has written up to."""

@@ -174,3 +174,21 @@ async def test_every_line_once_in_order(
     for generation in range(world.generation + 1):
         mine = [line for line in got if line.startswith(f"g{generation} ")]
         assert mine == [line for line in world.written if line.startswith(f"g{generation} ")]
+
+
+async def test_counters(tmp_path: Path) -> None:
+    """The file source counts files open, rotations, truncated lines and unread bytes."""
+    world = World(tmp_path)
+    await world.start()
+    try:
+        await world.step("rotate", 0)
+        assert world.pipeline is not None
+        source = world.pipeline.sources[0]
+        counters = source.counters()  # type: ignore[attr-defined]
+        assert counters["rotations"] == 1
+        assert counters["files_open"] >= 1  # the new file, and the old one while it drains
+        assert counters["lines_truncated"] == 0
+        assert counters["unread_bytes"] == {str(world.log): 0}
+    finally:
+        await world.stop()
+        world.writer.close()

@@ -175,6 +175,10 @@ class FileTailer:
             return False
         return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
 
+    def size(self) -> int | None:
+        """The open file's size now; None once closed."""
+        return os.fstat(self._file.fileno()).st_size if self._file is not None else None
+
     def replaced(self) -> bool:
         """Whether the path now names another file (rotation, recreation, a symlink flip)."""
         try:
@@ -203,6 +207,7 @@ class FileSource:
         self.config = config
         self.follow = follow and config.follow
         self.rotations = 0
+        self._open: set[FileTailer] = set()  # followed and rotated-away files, open now
         self._exclude = NamePathMatcher(config.exclude)
         self._decoding = Decoding(name, config)
         self._tailed: set[str] = set()  # the paths followed, as the glob names them
@@ -214,6 +219,22 @@ class FileSource:
         self._resume: dict[Path, Position] = {}
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
+
+    def counters(self) -> dict[str, object]:
+        """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
+        unread: dict[str, int] = {}
+        for tailer in list(self._open):
+            size = tailer.size()
+            if size is not None:
+                unread[tailer.origin] = unread.get(tailer.origin, 0) + max(
+                    0, size - tailer.position
+                )
+        return {
+            "files_open": len(self._open),
+            "rotations": self.rotations,
+            "lines_truncated": self._decoding.truncated_lines,
+            "unread_bytes": unread,
+        }
 
     async def open(self) -> None:
         """Nothing to bind: a glob that matches nothing yet is fine, files may come later."""
@@ -313,6 +334,7 @@ class FileSource:
             await outlet.send([], final=True)
             return
         log.info("%s: rotated while stopped; reading what was not read yet", path)
+        self._open.add(tailer)
         await self._drain_rotated(tailer, outlet, live=False, final=True)
 
     async def _wait_for_rescan(self) -> None:
@@ -340,6 +362,7 @@ class FileSource:
             await out.put(Chunk(origin, [], live=True, final=True))
             return
         self._resume.pop(path, None)
+        self._open.add(tailer)
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
@@ -368,12 +391,14 @@ class FileSource:
                 except OSError:  # gone again before we could open it: rediscovered later
                     self._tailed.discard(str(path))
                     return
+                self._open.add(tailer)
                 if self._watcher is not None:
                     changed = self._watcher.watch(path)  # a flipped symlink's new target
         except ChannelClosed:
             pass
         finally:
             await tailer.close()
+            self._open.discard(tailer)
             if self._watcher is not None:
                 self._watcher.forget(path)
 
@@ -455,6 +480,7 @@ class FileSource:
             pass
         finally:
             await tailer.close()
+            self._open.discard(tailer)
 
 
 def _fixed_prefix(pattern: str) -> Path:
