@@ -50,16 +50,6 @@ class Channel(Generic[T]):
         self._items.append(item)
         self._readable.set()
 
-    def put_nowait(self, item: T) -> bool:
-        """Append ``item`` if there is room; False (and nothing appended) if the channel is full."""
-        if self._closed:
-            raise ChannelClosed
-        if len(self._items) >= self.maxsize:
-            return False
-        self._items.append(item)
-        self._readable.set()
-        return True
-
     async def get(self) -> T:
         """The oldest item, waiting for one; ``EndOfStream`` once closed and empty."""
         while not self._items:

@@ -1,5 +1,6 @@
 """The ordering core: exact merge of existing data, bounded wait for live data, late records."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,17 @@ def test_live_records_wait_at_most_the_window() -> None:
     assert core.pop_ready(0.1) == []
     assert core.next_deadline(0.1) == 0.35
     assert lines(core.pop_ready(0.35)) == ["a0"]
+
+
+def test_merge_delay_is_the_oldest_wait() -> None:
+    """merge_delay (for /metrics) is how long the oldest held record has waited."""
+    core = exact_core(2)
+    core.announce(0, Announce(["a"], live=True), 0.0)
+    core.announce(1, Announce(["b"], live=True), 0.0)
+    assert core.merge_delay(1.0) == 0.0
+    core.push(0, Chunk("a", recs("a", 100)), 0.1)
+    assert core.pop_ready(0.1) == []
+    assert core.merge_delay(0.3) == pytest.approx(0.2)
 
 
 def test_an_idle_lane_does_not_hold_the_merge() -> None:
