@@ -5,7 +5,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import Cli, start_cli, wait_until
+from tests.conftest import Cli, follow_synced, start_cli, wait_until
 
 
 async def follow(tmp_path: Path, cli_processes: list[Cli], paths: str = '["app.log"]') -> Cli:
@@ -121,4 +121,21 @@ async def test_deleted_file_is_let_go(tmp_path: Path, cli_processes: list[Cli]) 
     assert holds_log()
     log.unlink()
     await wait_until(lambda: not holds_log(), "the deleted file to be closed")
+    assert await cli.stop() == 0
+
+
+async def test_files_in_a_directory_made_later_are_found(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A glob whose directory does not exist yet: files made there later are followed, from
+    their start, within a rescan (a directory that cannot be watched is rescanned every second)."""
+    other = tmp_path / "other.log"
+    other.write_text("")
+    cli = await start_cli("tail", "logs/**/*.log", "other.log", cwd=tmp_path)
+    cli_processes.append(cli)
+    await follow_synced(cli, other, "running")  # discovery at start is over
+    nested = tmp_path / "logs" / "app"
+    nested.mkdir(parents=True)
+    (nested / "new.log").write_text("found it\n")
+    await cli.wait_for_out("found it")
     assert await cli.stop() == 0

@@ -53,8 +53,8 @@ there, where comparing sizes would see nothing."""
 RESCAN_INTERVAL = 1.0
 """Seconds between rescans of the globs without inotify."""
 WATCHED_RESCAN_INTERVAL = 30.0
-"""With inotify, a new file in a watched directory triggers a rescan at once; this slower one
-catches what is not watched (a new directory deep under ``**``)."""
+"""With inotify, a new file in a watched directory triggers a rescan at once; when every
+pattern's directory is watched (and none has ``**``), this slow rescan is only a safety net."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
 ROTATED_POLL = 0.05
@@ -262,8 +262,6 @@ class FileSource:
             self._group = group
             if self.follow:
                 self._watcher = Watcher()
-                for pattern in self.config.paths:
-                    self._watcher.watch_directory(_fixed_prefix(pattern))
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
             for path, position in rotated.items():
                 group.create_task(
@@ -282,6 +280,13 @@ class FileSource:
                 await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
                 found, at_end = discover(self.config.paths, self._exclude, self._tailed), False
+
+    def _all_watched(self) -> bool:
+        """Whether inotify reports every new file the globs could match: each pattern's
+        directory is watched (a missing one is tried again here) and none has ``**``."""
+        assert self._watcher is not None
+        watched = [self._watcher.watch_directory(_fixed_prefix(p)) for p in self.config.paths]
+        return all(watched) and not any("**" in pattern for pattern in self.config.paths)
 
     def _resumable(self, paths: list[Path]) -> dict[Path, Position]:
         """The files a saved position applies to (by inode; ``FileTailer.open`` checks the rest)."""
@@ -340,7 +345,7 @@ class FileSource:
     async def _wait_for_rescan(self) -> None:
         assert self._watcher is not None
         rescan = self._watcher.rescan
-        interval = WATCHED_RESCAN_INTERVAL if self._watcher.available else RESCAN_INTERVAL
+        interval = WATCHED_RESCAN_INTERVAL if self._all_watched() else RESCAN_INTERVAL
         try:
             async with asyncio.timeout(interval):
                 await rescan.wait()

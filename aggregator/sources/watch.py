@@ -66,18 +66,23 @@ class Watcher:
         for key in [key for key, value in self._changed.items() if value is event]:
             del self._changed[key]
 
-    def watch_directory(self, directory: Path) -> None:
-        """Report files created in (or moved into) ``directory``; idempotent."""
+    def watch_directory(self, directory: Path) -> bool:
+        """Report files created in (or moved into) ``directory``; idempotent. Whether it is
+        watched (it may not exist yet, or the kernel's watches may have run out)."""
         directory = directory.absolute()
-        if self._inotify is None or directory in self._directories:
-            return
+        if self._inotify is None:
+            return False
+        if directory in self._directories:
+            return True
         mask = Mask(0)
         for name in _DIRECTORY_EVENTS:
             mask |= Mask[name]
         try:
             self._directories[directory] = self._inotify.add_watch(directory, mask | Mask.ONLYDIR)
-        except OSError as error:  # vanished, no permission, or out of watches
+        except OSError as error:  # not there (yet), no permission, or out of watches
             log.debug("cannot watch %s: %s", directory, error)
+            return False
+        return True
 
     async def run(self) -> None:
         """Dispatch events until cancelled."""
