@@ -160,6 +160,9 @@ class FileSourceConfig(LineSourceConfig):
     start_at: Literal["end", "beginning"] = "end"
     follow: bool = True
     rotate_wait: Duration = 5.0  # keep reading a rotated-away (or deleted) file this long
+    close_idle: Duration = (
+        60.0  # close a watched file quiet this long (reopened on change); 0: never
+    )
 
 
 class StdinSourceConfig(LineSourceConfig):

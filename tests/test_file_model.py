@@ -58,6 +58,7 @@ class World:
                                "checkpoint_interval": "50ms"},
                 "sources": {"app": {"type": "file", "paths": [str(self.log)],
                                     "start_at": "beginning", "rotate_wait": "300ms",
+                                    "close_idle": "50ms",
                                     "codec": "raw"}},
                 "sinks": {"out": {"type": "file", "path": str(self.out), "format": "json",
                                   "fsync": "never"}},

@@ -139,3 +139,39 @@ async def test_files_in_a_directory_made_later_are_found(
     (nested / "new.log").write_text("found it\n")
     await cli.wait_for_out("found it")
     assert await cli.stop() == 0
+
+
+async def test_quiet_files_are_closed_and_reopened(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A watched file quiet for close_idle gives its descriptor back; a later change (even
+    after it was renamed away) reopens it by its identity, and nothing is lost."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
+        'close_idle = "100ms"\nrotate_wait = "1s"\ncodec = "raw"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    with log.open("a", buffering=1) as writer:  # the application's handle, kept throughout
+        writer.write("first\n")
+        await cli.wait_for_out("first")
+        fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
+
+        def holds(path: Path) -> bool:
+            return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir() if fd.is_symlink())
+
+        await wait_until(lambda: not holds(log), "the quiet file to be closed")
+        writer.write("after closing\n")
+        await cli.wait_for_out("after closing")
+        await wait_until(lambda: not holds(log), "the file to be closed again")
+        log.rename(tmp_path / "app.log.1")
+        writer.write("renamed while closed\n")
+        log.write_text("new file\n")
+        await cli.wait_for(lambda: len(cli.out) >= 4, "every line")
+    assert await cli.stop() == 0
+    assert sorted(cli.out) == ["after closing", "first", "new file", "renamed while closed"]

@@ -13,6 +13,7 @@ after ``rotate_wait``.
 """
 
 import asyncio
+import contextlib
 import glob
 import logging
 import os
@@ -119,6 +120,38 @@ class FileTailer:
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(fd, self.position - start, start)
         return resumed
+
+    @property
+    def suspended(self) -> bool:
+        """Closed while quiet (``suspend``); ``reopen`` before reading."""
+        return self._file is None and self._identity is not None
+
+    async def suspend(self) -> None:
+        """Close the descriptor of a quiet file; its position and identity are kept."""
+        await self.close()
+
+    async def reopen(self) -> bool:
+        """Open a suspended file again, by its identity: at its path or, renamed meanwhile,
+        under another name in its directory. False when it is nowhere (deleted)."""
+        assert self._identity is not None
+        candidates = [self.path]
+        with contextlib.suppress(OSError):
+            candidates += [entry for entry in self.path.parent.iterdir() if entry != self.path]
+        for candidate in candidates:
+            try:
+                stat = candidate.stat()
+            except OSError:
+                continue
+            if (stat.st_dev, stat.st_ino) != self._identity:
+                continue
+            try:
+                self._file = await aiofiles.open(candidate, "rb", buffering=0)
+            except OSError:
+                continue
+            if os.fstat(self._file.fileno()).st_ino == self._identity[1]:
+                return True
+            await self.close()
+        return False
 
     def checkpoint(self) -> Position | None:
         """Where a restart should resume: just past the last complete line given out. None
@@ -230,7 +263,7 @@ class FileSource:
                     0, size - tailer.position
                 )
         return {
-            "files_open": len(self._open),
+            "files_open": sum(not tailer.suspended for tailer in self._open),
             "rotations": self.rotations,
             "lines_truncated": self._decoding.truncated_lines,
             "unread_bytes": unread,
@@ -387,9 +420,12 @@ class FileSource:
                 log.info("%s: rotated; reading the old file on for %gs", path,
                          self.config.rotate_wait)  # fmt: skip
                 assert self._group is not None
-                self._group.create_task(
-                    self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{path}"
-                )
+                if not tailer.suspended or await tailer.reopen():
+                    self._group.create_task(
+                        self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{path}"
+                    )
+                else:
+                    self._open.discard(tailer)  # closed while quiet, and gone since
                 tailer = FileTailer(path, self._decoding.lane(origin))
                 try:
                     await tailer.open(at_end=False)
@@ -413,12 +449,13 @@ class FileSource:
         """Read until the end (``--no-follow``), a rotation, or a deletion."""
         pause = POLL_MIN
         missing_since: float | None = None
+        last_data = time.monotonic()
         while True:
             if changed is not None:
                 changed.clear()  # before reading: a change after this wakes the wait below
             records = await tailer.read()
             if records is not None:
-                pause, missing_since = POLL_MIN, None
+                pause, missing_since, last_data = POLL_MIN, None, time.monotonic()
                 if records:
                     await outlet.send(records, live=live, position=tailer.checkpoint())
                 continue
@@ -442,8 +479,17 @@ class FileSource:
             if missing_since is not None:  # nothing may ever change again: bound the wait
                 deadlines.append(missing_since + self.config.rotate_wait)
             watched = self._watcher is not None and self._watcher.is_watched(tailer.path)
+            close_idle = self.config.close_idle
+            if watched and close_idle and not tailer.suspended:
+                if time.monotonic() - last_data >= close_idle:
+                    await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
+                else:
+                    deadlines.append(last_data + close_idle)  # wake to close it
             deadline = min((d for d in deadlines if d is not None), default=None)
             await self._wait_for_change(changed if watched else None, pause, deadline)
+            if tailer.suspended and not await tailer.reopen():
+                log.info("%s: deleted while closed; stopped following it", tailer.path)
+                return Outcome.GONE
             pause = min(pause * 2, POLL_MAX)
 
     async def _wait_for_change(
