@@ -22,9 +22,7 @@ from collections.abc import Container, Iterable
 from enum import Enum
 from pathlib import Path
 
-import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncFileIO
 
 from aggregator.channel import Channel, ChannelClosed
 from aggregator.checkpoint import HEAD_BYTES, Position, head_hash, identity_key, read_head
@@ -45,6 +43,7 @@ SMALL_READ = 64 * 1024
 the read takes about a microsecond, where a hop to a thread takes a few hundred."""
 
 _pread_in_thread = aiofiles.os.wrap(os.pread)
+_open_in_thread = aiofiles.os.wrap(os.open)  # an open can block on a slow filesystem
 
 TAIL_CHECK = 16
 """The last bytes read are remembered and checked before each read: a file truncated and
@@ -90,7 +89,7 @@ class FileTailer:
         self.origin = str(path)
         self.position = 0
         self.decoder = decoder
-        self._file: AsyncFileIO | None = None
+        self._fd: int | None = None
         self._identity: tuple[int, int] | None = None
         self._key = ""
         self._head = b""
@@ -102,9 +101,8 @@ class FileTailer:
         this inode, where it says: from its offset if the first bytes are still the same and
         the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
         inode: either way all of it is unread). True when a saved position applied."""
-        # Unbuffered: reads are positional (pread), so a read buffer per file would be waste.
-        self._file = await aiofiles.open(self.path, "rb", buffering=0)
-        fd = self._file.fileno()
+        # A bare descriptor: reads are positional (pread), and a file object would be waste.
+        fd = self._fd = await _open_in_thread(self.path, os.O_RDONLY | os.O_CLOEXEC)
         stat = os.fstat(fd)
         self._identity = (stat.st_dev, stat.st_ino)
         self._key = identity_key(stat)
@@ -124,7 +122,7 @@ class FileTailer:
     @property
     def suspended(self) -> bool:
         """Closed while quiet (``suspend``); ``reopen`` before reading."""
-        return self._file is None and self._identity is not None
+        return self._fd is None and self._identity is not None
 
     async def suspend(self) -> None:
         """Close the descriptor of a quiet file; its position and identity are kept."""
@@ -145,10 +143,10 @@ class FileTailer:
             if (stat.st_dev, stat.st_ino) != self._identity:
                 continue
             try:
-                self._file = await aiofiles.open(candidate, "rb", buffering=0)
+                self._fd = await _open_in_thread(candidate, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 continue
-            if os.fstat(self._file.fileno()).st_ino == self._identity[1]:
+            if os.fstat(self._fd).st_ino == self._identity[1]:
                 return True
             await self.close()
         return False
@@ -167,14 +165,15 @@ class FileTailer:
         )
 
     async def close(self) -> None:
-        if self._file is not None:
-            await self._file.close()
-            self._file = None
+        """Close the descriptor (closing a file already read from takes microseconds)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     async def read(self) -> Batch | None:
         """Records from what was appended; None when nothing was (the caller waits)."""
-        assert self._file is not None
-        fd = self._file.fileno()
+        assert self._fd is not None
+        fd = self._fd
         available = os.fstat(fd).st_size - self.position
         if available < 0 or self._rewritten(fd):
             log.info("%s: truncated, reading again from the start", self.path)
@@ -194,7 +193,7 @@ class FileTailer:
             tail = data if len(data) >= TAIL_CHECK else self._tail + data
             self._tail = tail[-TAIL_CHECK:]
             if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
-                self._head = read_head(self._file.fileno())
+                self._head = read_head(fd)
             if self._skip_nul:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
@@ -210,7 +209,7 @@ class FileTailer:
 
     def size(self) -> int | None:
         """The open file's size now; None once closed."""
-        return os.fstat(self._file.fileno()).st_size if self._file is not None else None
+        return os.fstat(self._fd).st_size if self._fd is not None else None
 
     def replaced(self) -> bool:
         """Whether the path now names another file (rotation, recreation, a symlink flip)."""
