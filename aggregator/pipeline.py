@@ -8,7 +8,6 @@ stop reading, the merge drains what it holds, the sinks flush, and everything en
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -246,5 +245,3 @@ def check_state_dir(path: Path) -> None:
         raise StartupError(
             f"aggregator.state_dir: cannot write {path}: {error.strerror or error}"
         ) from error
-    if not os.access(path, os.W_OK):
-        raise StartupError(f"aggregator.state_dir: cannot write {path}")

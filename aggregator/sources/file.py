@@ -13,10 +13,10 @@ after ``rotate_wait``.
 """
 
 import asyncio
-import contextlib
 import glob
 import logging
 import os
+import stat as stat_module
 import time
 from collections.abc import Container, Iterable
 from enum import Enum
@@ -81,6 +81,24 @@ def discover(
     return list(found)
 
 
+def files_by_identity(directory: Path) -> dict[str, Path]:
+    """The regular files in ``directory`` by identity ("DEV:INODE"): where a file known by its
+    identity went when it was renamed. Empty when the directory cannot be read."""
+    found: dict[str, Path] = {}
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        if stat_module.S_ISREG(stat.st_mode):
+            found.setdefault(identity_key(stat), entry)
+    return found
+
+
 class FileTailer:
     """Reads one open file from a position onwards."""
 
@@ -132,23 +150,24 @@ class FileTailer:
         """Open a suspended file again, by its identity: at its path or, renamed meanwhile,
         under another name in its directory. False when it is nowhere (deleted)."""
         assert self._identity is not None
-        candidates = [self.path]
-        with contextlib.suppress(OSError):
-            candidates += [entry for entry in self.path.parent.iterdir() if entry != self.path]
-        for candidate in candidates:
-            try:
-                stat = candidate.stat()
-            except OSError:
-                continue
-            if (stat.st_dev, stat.st_ino) != self._identity:
-                continue
-            try:
-                self._fd = await _open_in_thread(candidate, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            if os.fstat(self._fd).st_ino == self._identity[1]:
-                return True
-            await self.close()
+        key = f"{self._identity[0]}:{self._identity[1]}"
+        candidate: Path | None = self.path
+        try:
+            if identity_key(self.path.stat()) != key:
+                candidate = None
+        except OSError:
+            candidate = None
+        if candidate is None:  # renamed meanwhile: only then is the directory looked through
+            candidate = files_by_identity(self.path.parent).get(key)
+        if candidate is None:
+            return False
+        try:
+            self._fd = await _open_in_thread(candidate, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        if identity_key(os.fstat(self._fd)) == key:
+            return True
+        await self.close()  # replaced between the look and the open
         return False
 
     def checkpoint(self) -> Position | None:
@@ -337,26 +356,25 @@ class FileSource:
         the same inode in the directory they were in, with something not read yet (past the
         offset, or anything if the first bytes changed: ``FileTailer.open`` reads it from 0)."""
         taken = {position.key for position in resumed}
+        indexes: dict[Path, dict[str, Path]] = {}  # each directory is listed once
         found: dict[Path, Position] = {}
         for position in self.checkpoints.values():
             if position.key in taken:
                 continue
             directory = Path(position.path).parent
+            if directory not in indexes:
+                indexes[directory] = files_by_identity(directory)
+            candidate = indexes[directory].get(position.key)
+            if candidate is None:
+                continue
             try:
-                candidates = list(directory.iterdir())
+                with candidate.open("rb") as file:
+                    same = position.matches(read_head(file.fileno()))
+                    size = os.fstat(file.fileno()).st_size
             except OSError:
                 continue
-            for candidate in candidates:
-                try:
-                    stat = candidate.stat()
-                    if identity_key(stat) != position.key:
-                        continue
-                    with candidate.open("rb") as file:
-                        same = position.matches(read_head(file.fileno()))
-                    if not same or stat.st_size > position.offset:
-                        found[candidate] = position
-                except OSError:
-                    continue
+            if not same or size > position.offset:
+                found[candidate] = position
         return found
 
     async def _read_rotated(self, path: Path, position: Position, out: Channel[SourceItem]) -> None:
