@@ -20,6 +20,7 @@ from aggregator.config import Config, ConfigError, load_config, parse_config
 from aggregator.errors import AggregatorError
 from aggregator.pipeline import Pipeline
 from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
+from aggregator.web.sink import CONNECTION_LOG
 
 log = logging.getLogger("aggregator")
 
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="also append the stream to FILE"
     )
+    tail.add_argument(
+        "--ws",
+        metavar="HOST:PORT",
+        help="also serve the stream over WebSocket, with the browser page "
+        "(token from $AGGREGATOR_TOKEN)",
+    )
     tail.add_argument("--order-window", default="250ms", metavar="DURATION")
     tail.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
@@ -95,6 +102,9 @@ def tail_config(args: argparse.Namespace) -> Config:
     sinks: dict[str, dict[str, Any]] = {"stdout": {"type": "stdout", "format": args.format}}
     if args.output is not None:
         sinks["output"] = {"type": "file", "path": str(args.output), "format": args.format}
+    if args.ws is not None:
+        token = os.environ.get("AGGREGATOR_TOKEN", "")
+        sinks["ws"] = {"type": "websocket", "listen": args.ws, "auth_token": token}
     data = {
         "aggregator": {"order_window": args.order_window},
         "sources": sources,
@@ -159,6 +169,8 @@ def configure_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO,
         format="aggregator: %(levelname)s: %(message)s",
     )
+    # websockets says something about every connection and HTTP request: only with --debug.
+    logging.getLogger(CONNECTION_LOG).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:

@@ -18,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveInt,
+    SecretStr,
     ValidationError,
 )
 from pydantic_core import PydanticCustomError
@@ -236,7 +238,25 @@ class FileSinkConfig(_Sink):
     fsync: Literal["always", "interval", "never"] = "interval"
 
 
-SinkConfig = Annotated[StdoutSinkConfig | FileSinkConfig, Field(discriminator="type")]
+class WebSocketSinkConfig(_Sink):
+    """The live stream for WebSocket subscribers and the browser page, on one port (SPEC §7)."""
+
+    type: Literal["websocket"]
+    listen: HostPort
+    replay: NonNegativeInt = 1000  # last N records kept for new and resuming subscribers
+    auth_token: SecretStr = SecretStr("")  # shown as ****** by `check`; never logged
+    allowed_origins: list[str] = []  # besides the page's own origin
+    allow_anonymous: bool = False  # a non-loopback listen without a token is refused without it
+    max_subscribers: PositiveInt = 1000
+    slow_subscriber: Literal["drop", "disconnect"] = "drop"
+    subscriber_buffer: Annotated[Size, Field(gt=0)] = 1 << 20  # bytes queued for one subscriber
+    compression: bool = False  # permessage-deflate: costs the server CPU per subscriber
+    ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig, Field(discriminator="type")
+]
 
 
 class Config(_Strict):
@@ -329,9 +349,9 @@ def _check_relations(config: Config) -> list[str]:
                 errors.append(f"{section}.{key!r}: expected a printable name")
     listens = [
         (f"{kind}.{name}.listen", part.listen)
-        for kind, parts in (("sources", config.sources),)
+        for kind, parts in (("sources", config.sources), ("sinks", config.sinks))
         for name, part in parts.items()
-        if isinstance(part, TcpSourceConfig | UdpSourceConfig)
+        if isinstance(part, TcpSourceConfig | UdpSourceConfig | WebSocketSinkConfig)
     ]
     for key, listen in listens:
         host = listen.rpartition(":")[0].strip("[]")
@@ -340,7 +360,26 @@ def _check_relations(config: Config) -> list[str]:
         except ValueError:
             if host != "localhost" and not re.fullmatch(r"[A-Za-z0-9.-]+", host):
                 errors.append(f'{key}: expected "HOST:PORT" with a valid host, got {listen!r}')
+    for name, sink in config.sinks.items():
+        if isinstance(sink, WebSocketSinkConfig) and not (
+            sink.auth_token.get_secret_value() or sink.allow_anonymous or is_loopback(sink.listen)
+        ):
+            errors.append(
+                f"sinks.{name}.listen: {sink.listen} is reachable from other machines: set "
+                "auth_token, or allow_anonymous = true to serve the stream to anyone"
+            )
     return errors
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a ``HOST:PORT`` listens on this machine only."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _join(path: str, key: object) -> str:

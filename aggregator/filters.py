@@ -3,6 +3,7 @@
 import fnmatch
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from aggregator.record import LEVEL_RANK, Record
 
@@ -36,6 +37,15 @@ class NamePathMatcher:
         )
 
 
+class Searcher(Protocol):
+    """A compiled pattern: ``re`` for trusted config, RE2 for patterns from WebSocket clients."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    def search(self, text: str) -> object: ...
+
+
 class RecordFilter:
     """Which records pass: every given condition must hold.
 
@@ -48,7 +58,7 @@ class RecordFilter:
         self,
         sources: Sequence[str] = (),
         level: str | None = None,
-        grep: "re.Pattern[str] | None" = None,
+        grep: Searcher | None = None,
     ) -> None:
         if level is not None and level not in LEVEL_RANK:
             raise ValueError(f"unknown level {level!r}")

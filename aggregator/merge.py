@@ -47,6 +47,7 @@ class Merge:
         self.core = core
         self.on_positions = on_positions
         self.seq = 0
+        self.records_in = [0] * len(self.inputs)
         self.records_out = 0
 
     async def run(self) -> None:
@@ -92,6 +93,7 @@ class Merge:
         if isinstance(item, Announce):
             self.core.announce(index, item, now)
         else:
+            self.records_in[index] += len(item.records)
             self.core.push(index, item, now)
         return True
 

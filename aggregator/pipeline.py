@@ -24,6 +24,7 @@ from aggregator.config import (
     TcpSourceConfig,
     UdpSourceConfig,
     UnixSourceConfig,
+    WebSocketSinkConfig,
 )
 from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
@@ -37,6 +38,8 @@ from aggregator.sources.datagram import UdpSource, UnixDatagramSource
 from aggregator.sources.file import FileSource
 from aggregator.sources.stdin import StdinSource
 from aggregator.sources.stream import TcpSource, UnixStreamSource
+from aggregator.telemetry import PipelineTelemetry
+from aggregator.web.sink import WebSocketSink
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ SOURCE_TYPES: dict[type[Any], Callable[..., Source]] = {
 SINK_TYPES: dict[type[Any], Callable[..., Sink]] = {
     StdoutSinkConfig: StdoutSink,
     FileSinkConfig: FileSink,
+    WebSocketSinkConfig: WebSocketSink,
 }
 
 
@@ -88,6 +92,15 @@ class Pipeline:
         self.core = OrderingCore(
             len(self.sources), settings.order_window, settings.idle_timeout, settings.late
         )
+        self.source_channels = [Channel[SourceItem](SOURCE_CHANNEL_SIZE) for _ in self.sources]
+        self.sink_channels = [Channel[Batch](SINK_CHANNEL_SIZE) for _ in self.sinks]
+        self.merge: Merge | None = None
+        self.failed: dict[str, str] = {}
+        """Parts that stopped on an error, by name ("source app"), with the reason."""
+        self.telemetry = PipelineTelemetry(self)
+        for sink in self.sinks:
+            if isinstance(sink, WebSocketSink):
+                sink.telemetry = self.telemetry
         self._source_tasks: list[asyncio.Task[None]] = []
         self._downstream: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
@@ -117,9 +130,8 @@ class Pipeline:
 
     async def run(self) -> None:
         """Move records until every source has ended (or a stop was asked) and all is flushed."""
-        source_channels = [Channel[SourceItem](SOURCE_CHANNEL_SIZE) for _ in self.sources]
-        sink_channels = [Channel[Batch](SINK_CHANNEL_SIZE) for _ in self.sinks]
-        merge = Merge(
+        source_channels, sink_channels = self.source_channels, self.sink_channels
+        merge = self.merge = Merge(
             [
                 (source.name, channel)
                 for source, channel in zip(self.sources, source_channels, strict=True)
@@ -211,6 +223,7 @@ class Pipeline:
         except OSError as error:
             # An input that fails ends alone; the others go on.
             log.error("source %s stopped: %s", source.name, error)
+            self.failed[f"source {source.name}"] = str(error)
         finally:
             outlet.close()
 

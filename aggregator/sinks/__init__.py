@@ -11,6 +11,7 @@ class Sink(Protocol):
     channel ends, then flushes. A sink whose reader has gone (a closed pipe) returns early."""
 
     name: str
+    records_out: int
     delivered_seq: int
     """The seq of the last record written and flushed (or filtered out): file positions up to
     it may be checkpointed."""

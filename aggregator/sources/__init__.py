@@ -27,6 +27,9 @@ class Source(Protocol):
     async def close(self) -> None:
         """Release what ``open`` took (a socket, a socket file), if ``run`` never will."""
 
+    def counters(self) -> dict[str, object]:
+        """For /metrics: what this source has counted (see ``aggregator.metrics``)."""
+
 
 class LaneOutlet:
     """Where the reader of one lane puts its records: it takes credit first (see ``Budget``),

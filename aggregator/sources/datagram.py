@@ -78,6 +78,12 @@ class DatagramListener:
             self._transport = None
             self._report_drops()
 
+    def counters(self) -> dict[str, object]:
+        return {
+            "dropped_full": self.dropped,
+            "lines_truncated": self._decoding.truncated_lines,
+        }
+
     def _report_drops(self) -> None:
         if self.dropped:
             log.warning("sources.%s: dropped %d of %d datagrams: the pipeline was full",

@@ -52,6 +52,9 @@ class StdinSource:
     async def open(self) -> None:
         """Nothing to bind."""
 
+    def counters(self) -> dict[str, object]:
+        return {"lines_truncated": self._decoding.truncated_lines}
+
     async def run(self, out: Channel[SourceItem]) -> None:
         # Redirected from a file, stdin is existing data (merged exactly); a pipe is live.
         regular = stat.S_ISREG(os.fstat(self.fd).st_mode)

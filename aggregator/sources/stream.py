@@ -66,6 +66,13 @@ class StreamListener:
         if self._server is not None:
             self._server.close()
 
+    def counters(self) -> dict[str, object]:
+        return {
+            "connections": self.connections,
+            "connections_refused": self.refused,
+            "lines_truncated": self._decoding.truncated_lines,
+        }
+
     async def run(self, out: Channel[SourceItem]) -> None:
         assert self._server is not None
         self._out = out

@@ -1,0 +1,39 @@
+"""Prometheus text exposition (format 0.0.4): families of samples rendered for /metrics."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+Labels = dict[str, str]
+Kind = Literal["counter", "gauge"]
+
+
+@dataclass(slots=True)
+class Family:
+    """One metric: its name, type, help text and samples (labels, value)."""
+
+    name: str
+    kind: Kind
+    help: str
+    samples: list[tuple[Labels, float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> None:
+        self.samples.append((labels, value))
+
+
+def escape_label(value: str) -> str:
+    """A label value as the text format wants it: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(families: Iterable[Family]) -> str:
+    """The exposition text of ``families``; a family without samples still has its HELP/TYPE."""
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {family.help}")
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for labels, value in family.samples:
+            text = ",".join(f'{key}="{escape_label(item)}"' for key, item in labels.items())
+            number = repr(float(value)) if isinstance(value, float) else str(value)
+            lines.append(f"{family.name}{{{text}}} {number}" if text else f"{family.name} {number}")
+    return "\n".join(lines) + "\n"

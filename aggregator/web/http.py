@@ -1,0 +1,102 @@
+"""The plain HTTP side of the port: the page's files, /healthz, /metrics, and who may come in.
+
+The page's files are read from the package once, at start, into memory: a request path is only
+ever a key into that table, never a path on the filesystem.
+"""
+
+import hmac
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib import resources
+from urllib.parse import parse_qs
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+"""The page runs only its own script and style, talks only to this port, and cannot be framed."""
+
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+PAGE = "/"
+PAGE_FILE = "index.html"
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    content_type: str
+    body: bytes
+
+
+def load_assets() -> dict[str, Asset]:
+    """The page's files by request path: ``/`` is index.html, the rest by their names."""
+    assets: dict[str, Asset] = {}
+    for entry in resources.files("aggregator.web").joinpath("static").iterdir():
+        suffix = "." + entry.name.rpartition(".")[2]
+        if entry.is_file() and suffix in ASSET_TYPES:
+            path = PAGE if entry.name == PAGE_FILE else f"/{entry.name}"
+            assets[path] = Asset(ASSET_TYPES[suffix], entry.read_bytes())
+    return assets
+
+
+def response(
+    status: HTTPStatus,
+    body: bytes | str = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    extra: dict[str, str] | None = None,
+) -> Response:
+    """An HTTP response that is never cached, sniffed or told where it came from."""
+    data = body.encode() if isinstance(body, str) else body
+    headers = Headers(
+        {
+            "Content-Type": content_type,
+            "Content-Length": str(len(data)),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Connection": "close",
+            **(extra or {}),
+        }
+    )
+    return Response(status.value, status.phrase, headers, data)
+
+
+def asset_response(asset: Asset) -> Response:
+    extra = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"}
+    return response(HTTPStatus.OK, asset.body, asset.content_type, extra)
+
+
+class Gate:
+    """Who may use /ws, /metrics and the page: a token (if one is set) and an allowed Origin."""
+
+    def __init__(self, token: str, allowed_origins: list[str]) -> None:
+        self._token = token.encode()
+        self._allowed_origins = set(allowed_origins)
+
+    def origin_allowed(self, request: Request) -> bool:
+        """No Origin (not a browser), the page's own origin, or one listed in the config."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin in self._allowed_origins:
+            return True
+        host = request.headers.get("Host", "")
+        return origin in (f"http://{host}", f"https://{host}")
+
+    def authorised(self, request: Request, query: str) -> bool:
+        """The token as ``Authorization: Bearer`` or ``?token=``, compared in constant time."""
+        if not self._token:
+            return True
+        offered = ""
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            offered = credentials.strip()
+        else:
+            offered = (parse_qs(query).get("token") or [""])[-1]
+        return hmac.compare_digest(offered.encode(), self._token)

@@ -1,0 +1,147 @@
+"""The fan-out: each merged batch goes to every subscriber, filtered and encoded once per group.
+
+Subscribers with the same filter and format form a group, so a thousand browsers on the same
+view cost one filter pass and one encoding per batch, plus a queue append each. The replay ring
+keeps the last records for new subscribers (``replay=N``) and for those that resume
+(``since=SEQ``, or after a pause); what the ring no longer holds is reported as a gap.
+"""
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aggregator.filters import RecordFilter
+from aggregator.formats import encode_json, text_encoder
+from aggregator.record import Batch, Record
+from aggregator.web.subscriber import Subscriber
+from aggregator.web.subscription import ClientFilter, Format
+
+FRAME_RECORDS = 1000
+"""Most records in one frame as encoded (a slow reader may get waiting frames joined)."""
+
+GroupKey = tuple[ClientFilter, Format]
+
+
+@dataclass(slots=True)
+class Group:
+    """Subscribers that share a filter and a format."""
+
+    record_filter: RecordFilter | None
+    encode: Callable[[Sequence[Record]], bytes]
+    members: set[Subscriber] = field(default_factory=set)
+
+    def frames(self, records: Sequence[Record]) -> list[tuple[bytes, int, int]]:
+        """(frame, record count, last seq) for the records that pass, at most FRAME_RECORDS each."""
+        if self.record_filter is not None:
+            records = self.record_filter.apply(records)
+        frames = []
+        for start in range(0, len(records), FRAME_RECORDS):
+            part = records[start : start + FRAME_RECORDS]
+            # Encoders end every record with a newline; a frame separates them.
+            frames.append((self.encode(part)[:-1], len(part), part[-1].seq))
+        return frames
+
+
+class Hub:
+    """Subscribers, their groups and the replay ring of one WebSocket sink."""
+
+    def __init__(self, run_id: str, replay_size: int, source_names: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.last_seq = 0
+        self.subscribers: set[Subscriber] = set()
+        self._ring: deque[Record] = deque(maxlen=replay_size)
+        self._groups: dict[GroupKey, Group] = {}
+        self._source_names = list(source_names)
+        self._dropped_by_departed = 0
+
+    @property
+    def dropped_total(self) -> int:
+        """Records not sent to slow subscribers, those gone included."""
+        current = sum(subscriber.dropped_total for subscriber in self.subscribers)
+        return self._dropped_by_departed + current
+
+    def publish(self, batch: Batch) -> None:
+        """Keep ``batch`` in the ring and offer it to every subscriber that is not paused."""
+        if not batch:
+            return
+        self._ring.extend(batch)
+        self.last_seq = batch[-1].seq
+        for group in self._groups.values():
+            listening = [member for member in group.members if not member.paused]
+            if not listening:
+                continue
+            frames = group.frames(batch)
+            for member in listening:
+                for frame, count, last_seq in frames:
+                    member.offer(frame, count, last_seq)
+                member.last_seq = self.last_seq
+
+    def join(self, subscriber: Subscriber, replay: int, since: int | None) -> None:
+        """Add ``subscriber``, first queueing its replay or its resume from ``since``."""
+        self.subscribers.add(subscriber)
+        if since is not None:
+            self._catch_up(subscriber, since)
+        else:
+            self._replay(subscriber, replay)
+        self._group_of(subscriber).members.add(subscriber)
+
+    def leave(self, subscriber: Subscriber) -> None:
+        if subscriber in self.subscribers:
+            self.subscribers.remove(subscriber)
+            self._dropped_by_departed += subscriber.dropped_total
+        self._ungroup(subscriber)
+
+    def _ungroup(self, subscriber: Subscriber) -> None:
+        key = (subscriber.filter, subscriber.format)
+        group = self._groups.get(key)
+        if group is not None:
+            group.members.discard(subscriber)
+            if not group.members:
+                del self._groups[key]
+
+    def change_filter(self, subscriber: Subscriber, new: ClientFilter, replay: int) -> None:
+        """Switch ``subscriber`` to ``new``; with ``replay``, queue the last records it passes."""
+        self._ungroup(subscriber)
+        subscriber.filter = new
+        self.join(subscriber, replay, since=None)
+
+    def set_paused(self, subscriber: Subscriber, paused: bool) -> None:
+        """Pause (nothing is queued) or resume (what was missed comes from the ring first)."""
+        if paused == subscriber.paused:
+            return
+        subscriber.paused = paused
+        if not paused:
+            self._catch_up(subscriber, subscriber.last_seq)
+
+    def _replay(self, subscriber: Subscriber, count: int) -> None:
+        subscriber.last_seq = self.last_seq
+        if count <= 0:
+            return
+        group = self._group_of(subscriber)
+        passing: Sequence[Record] = list(self._ring)
+        if group.record_filter is not None:
+            passing = group.record_filter.apply(passing)
+        for frame, records, last_seq in group.frames(passing[-count:]):
+            subscriber.offer(frame, records, last_seq)
+        subscriber.last_seq = self.last_seq
+
+    def _catch_up(self, subscriber: Subscriber, since: int) -> None:
+        """Queue what came after ``since``; a gap notice for what the ring no longer has."""
+        since = min(since, self.last_seq)
+        oldest = self._ring[0].seq if self._ring else self.last_seq + 1
+        if oldest > since + 1:
+            subscriber.send_control({"notice": "gap", "count": oldest - since - 1})
+        missed = [record for record in self._ring if record.seq > since]
+        for frame, count, last_seq in self._group_of(subscriber).frames(missed):
+            subscriber.offer(frame, count, last_seq)
+        subscriber.last_seq = self.last_seq
+
+    def _group_of(self, subscriber: Subscriber) -> Group:
+        key = (subscriber.filter, subscriber.format)
+        group = self._groups.get(key)
+        if group is None:
+            encode = (
+                encode_json if subscriber.format == "json" else text_encoder(self._source_names)
+            )
+            group = self._groups[key] = Group(subscriber.filter.compile(), encode)
+        return group

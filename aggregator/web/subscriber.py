@@ -1,0 +1,146 @@
+"""One WebSocket subscriber: its filter, its bounded outbox and the task that writes it.
+
+The pipeline never waits for a subscriber. Frames are offered to the outbox, which holds at
+most ``buffer_limit`` bytes; when it is full the frame is not queued, and the subscriber is
+told ``{"notice": "dropped", "count": N}`` once it catches up (or is disconnected, if so
+configured). While it is behind, the frames that are waiting go out joined as one: a slow
+reader gets fewer, larger frames instead of falling further behind.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from typing import Literal
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from aggregator.web.subscription import ClientFilter, Format
+
+log = logging.getLogger(__name__)
+
+MAX_JOINED_FRAME = 1 << 20
+"""Largest frame made by joining waiting frames; a single larger frame goes alone."""
+CLOSE_TOO_SLOW = 1008
+"""Close code for a subscriber disconnected for not reading (policy violation)."""
+
+SlowPolicy = Literal["drop", "disconnect"]
+
+
+def control_frame(message: dict[str, object]) -> bytes:
+    """A hello, notice or error frame: one JSON object."""
+    return orjson.dumps(message)
+
+
+class Subscriber:
+    """A connected client as the hub sees it."""
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        client_filter: ClientFilter,
+        output_format: Format,
+        buffer_limit: int,
+        slow_policy: SlowPolicy,
+    ) -> None:
+        self.connection = connection
+        self.filter = client_filter
+        self.format = output_format
+        self.paused = False
+        self.last_seq = 0
+        """The seq of the last record this subscriber has been offered (sent or dropped)."""
+        self.dropped_total = 0
+        self._buffer_limit = buffer_limit
+        self._slow_policy = slow_policy
+        self._outbox: deque[tuple[bool, bytes]] = deque()  # (holds records, frame)
+        self._queued_bytes = 0
+        self._dropped = 0  # records missed since the last notice
+        self._ready = asyncio.Event()
+        self._emptied = asyncio.Event()
+        self._kick_task: asyncio.Task[None] | None = None
+
+    @property
+    def peer(self) -> str:
+        address = self.connection.remote_address
+        return f"{address[0]}:{address[1]}" if address else "?"
+
+    def offer(self, frame: bytes, count: int, last_seq: int) -> None:
+        """Queue a frame of ``count`` records, or drop it when the outbox is full."""
+        self.last_seq = last_seq
+        if self._outbox and self._queued_bytes + len(frame) > self._buffer_limit:
+            if self._slow_policy == "disconnect":
+                self._kick()
+                return
+            self._dropped += count
+            self.dropped_total += count
+            return
+        if self._dropped:
+            self._notice_dropped()
+        self._append(True, frame)
+
+    def send_control(self, message: dict[str, object]) -> None:
+        """Queue a hello, notice or error; these are never dropped (they are small and rare)."""
+        self._append(False, control_frame(message))
+
+    def _append(self, records: bool, frame: bytes) -> None:
+        self._outbox.append((records, frame))
+        self._queued_bytes += len(frame)
+        self._ready.set()
+
+    def _notice_dropped(self) -> None:
+        count, self._dropped = self._dropped, 0
+        self.send_control({"notice": "dropped", "count": count})
+
+    def _kick(self) -> None:
+        if self._kick_task is not None:
+            return
+        log.warning("websocket subscriber %s is too slow: disconnecting it", self.peer)
+        self._outbox.clear()
+        self._queued_bytes = 0
+        self._kick_task = asyncio.create_task(
+            self.connection.close(CLOSE_TOO_SLOW, "too slow"), name=f"ws:kick:{self.peer}"
+        )
+
+    async def wait_idle(self) -> None:
+        """Return once everything queued has been written (or the writer has stopped)."""
+        while self._outbox:
+            self._emptied.clear()
+            await self._emptied.wait()
+
+    async def write(self) -> None:
+        """Write the outbox until the connection closes."""
+        try:
+            while True:
+                await self._ready.wait()
+                if not self._outbox:
+                    if self._dropped:
+                        self._notice_dropped()
+                        continue
+                    self._ready.clear()
+                    self._emptied.set()
+                    continue
+                await self.connection.send(self._take(), text=True)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._outbox.clear()
+            self._emptied.set()
+
+    def _take(self) -> bytes:
+        """The next frame: a control frame alone, or record frames joined up to a size."""
+        records, frame = self._outbox.popleft()
+        self._queued_bytes -= len(frame)
+        if not records:
+            return frame
+        parts = [frame]
+        size = len(frame)
+        while self._outbox and self._outbox[0][0]:
+            following = self._outbox[0][1]
+            if size + len(following) > MAX_JOINED_FRAME:
+                break
+            self._outbox.popleft()
+            self._queued_bytes -= len(following)
+            parts.append(following)
+            size += len(following) + 1
+        return parts[0] if len(parts) == 1 else b"\n".join(parts)

@@ -1,0 +1,150 @@
+"""What a subscriber asks for, read from the ``/ws`` URL or a live ``{"filter": …}`` message.
+
+Patterns from clients are untrusted: ``grep`` is compiled by RE2, whose matching time is linear
+in the line whatever the pattern, so no client can stall the server with a backtracking regex.
+Anything invalid is a ``SubscriptionError`` whose message the client gets as the reason.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+import re2
+
+from aggregator.filters import RecordFilter, Searcher
+from aggregator.record import LEVEL_RANK, LEVELS
+
+MAX_PATTERN_CHARS = 1000
+"""Longest ``grep`` or source glob a client may send."""
+MAX_SOURCES = 100
+"""Most source globs in one filter."""
+RE2_MAX_MEMORY = 8 << 20
+"""Bytes RE2 may use for one compiled client pattern."""
+
+Format = Literal["json", "text"]
+
+
+class SubscriptionError(ValueError):
+    """A subscription parameter or live filter that cannot be used; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFilter:
+    """A subscriber's filter. Equal filters are one group on the server: filtered once."""
+
+    sources: tuple[str, ...] = ()
+    level: str | None = None
+    grep: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sources": list(self.sources), "level": self.level, "grep": self.grep}
+
+    def compile(self) -> RecordFilter | None:
+        """The filter to run; None when it lets everything through."""
+        if not (self.sources or self.level or self.grep):
+            return None
+        return RecordFilter(
+            self.sources, self.level, compile_grep(self.grep) if self.grep else None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """Everything ``/ws?…`` may ask for (SPEC §7)."""
+
+    filter: ClientFilter = field(default_factory=ClientFilter)
+    format: Format = "json"
+    replay: int = 0
+    since: int | None = None
+    run: str | None = None
+
+
+def compile_grep(pattern: str) -> Searcher:
+    """``pattern`` compiled by RE2 (linear time); SubscriptionError if RE2 cannot take it."""
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = RE2_MAX_MEMORY
+    try:
+        compiled: Searcher = re2.compile(pattern, options)
+    except re2.error as error:
+        reason = error.args[0] if error.args else error
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise SubscriptionError(f"grep: not a usable regular expression: {reason}") from None
+    return compiled
+
+
+def make_filter(sources: Sequence[str], level: str | None, grep: str | None) -> ClientFilter:
+    """A ClientFilter from its parts, each checked; SubscriptionError names the bad one."""
+    if len(sources) > MAX_SOURCES:
+        raise SubscriptionError(f"sources: at most {MAX_SOURCES} patterns")
+    for pattern in sources:
+        if not pattern or len(pattern) > MAX_PATTERN_CHARS:
+            raise SubscriptionError(
+                f"sources: expected patterns of 1 to {MAX_PATTERN_CHARS} characters"
+            )
+    if level is not None and level not in LEVEL_RANK:
+        raise SubscriptionError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    if grep is not None:
+        if len(grep) > MAX_PATTERN_CHARS:
+            raise SubscriptionError(f"grep: longer than {MAX_PATTERN_CHARS} characters")
+        compile_grep(grep)
+    return ClientFilter(tuple(sources), level, grep or None)
+
+
+def filter_from_json(value: object) -> ClientFilter:
+    """The filter of a live ``{"filter": {...}}`` message (keys sources, level, grep)."""
+    if not isinstance(value, Mapping):
+        raise SubscriptionError("filter: expected an object with sources, level and grep")
+    unknown = set(value) - {"sources", "level", "grep"}
+    if unknown:
+        raise SubscriptionError(f"filter: unknown key {sorted(unknown)[0]!r}")
+    sources = value.get("sources") or []
+    level = value.get("level") or None
+    grep = value.get("grep") or None
+    if not isinstance(sources, list) or not all(isinstance(item, str) for item in sources):
+        raise SubscriptionError("filter.sources: expected a list of names or globs")
+    if level is not None and not isinstance(level, str):
+        raise SubscriptionError("filter.level: expected a level name")
+    if grep is not None and not isinstance(grep, str):
+        raise SubscriptionError("filter.grep: expected a regular expression")
+    return make_filter(sources, level, grep)
+
+
+def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
+    """The request a ``/ws`` query string makes; ``replay`` is capped at ``max_replay``."""
+    try:
+        params = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
+    except ValueError as error:
+        raise SubscriptionError(f"query: {error}") from None
+    unknown = set(params) - {"source", "level", "grep", "replay", "since", "run", "format", "token"}
+    if unknown:
+        raise SubscriptionError(f"unknown parameter {sorted(unknown)[0]!r}")
+
+    def last(name: str) -> str | None:
+        values = params.get(name)
+        return values[-1] if values else None
+
+    sources = [item for value in params.get("source", []) for item in value.split(",") if item]
+    client_filter = make_filter(sources, last("level") or None, last("grep") or None)
+    output_format = last("format") or "json"
+    if output_format not in ("json", "text"):
+        raise SubscriptionError(f"format: expected json or text, got {output_format!r}")
+    replay = _count("replay", last("replay"))
+    since = _count("since", last("since"))
+    return SubscriptionRequest(
+        client_filter,
+        "text" if output_format == "text" else "json",
+        min(replay or 0, max_replay),
+        since,
+        last("run") or None,
+    )
+
+
+def _count(name: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise SubscriptionError(f"{name}: expected a whole number, got {value!r}")
+    return int(value)
