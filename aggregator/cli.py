@@ -17,8 +17,10 @@ import orjson
 
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
+from aggregator.connect import ConnectError, StreamClient, StreamRequest
 from aggregator.errors import AggregatorError
 from aggregator.pipeline import Pipeline
+from aggregator.record import LEVELS
 from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
 from aggregator.web.sink import CONNECTION_LOG
 
@@ -77,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--order-window", default="250ms", metavar="DURATION")
     tail.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+    connect = commands.add_parser(
+        "connect", help="follow a running aggregator's WebSocket stream on stdout"
+    )
+    connect.add_argument("url", metavar="URL", help="ws://HOST:PORT/ws or http://HOST:PORT")
+    connect.add_argument("--format", choices=["text", "json", "raw"], default="text")
+    connect.add_argument(
+        "--source", action="append", default=[], metavar="GLOB", help="only these sources"
+    )
+    connect.add_argument("--level", choices=list(LEVELS), help="a minimum level")
+    connect.add_argument("--grep", metavar="RE", help="only lines this RE2 pattern matches")
+    connect.add_argument(
+        "--replay", type=int, default=0, metavar="N", help="first the last N records"
+    )
+    connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
 
 
@@ -208,6 +225,35 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     return EXIT_OK
 
 
+async def follow_stream(args: argparse.Namespace) -> int:
+    """``aggregator connect``: until a signal, or stdout's reader has gone."""
+    request = StreamRequest(
+        args.url,
+        [item for value in args.source for item in value.split(",") if item],
+        args.level,
+        args.grep,
+        max(0, args.replay),
+        os.environ.get("AGGREGATOR_TOKEN", ""),
+    )
+    try:
+        client = StreamClient(request, args.format)
+    except ConnectError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    following = asyncio.create_task(client.run(), name="connect")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, following.cancel)
+    try:
+        await following
+    except asyncio.CancelledError:
+        pass
+    except ConnectError as error:
+        log.error("%s", error)
+        return EXIT_USAGE if error.usage else EXIT_RUNTIME
+    return EXIT_OK
+
+
 def leaf_errors(error: BaseException) -> list[BaseException]:
     """The errors inside (nested) exception groups, as a TaskGroup raises them."""
     if isinstance(error, BaseExceptionGroup):
@@ -228,6 +274,8 @@ def report_failure(error: Exception) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(getattr(args, "debug", False))
+    if args.command == "connect":
+        return asyncio.run(follow_stream(args), debug=args.debug)
     try:
         config = tail_config(args) if args.command == "tail" else load_config(args.config)
     except ConfigError as error:

@@ -249,7 +249,7 @@ class WebSocketSinkConfig(_Sink):
     allow_anonymous: bool = False  # a non-loopback listen without a token is refused without it
     max_subscribers: PositiveInt = 1000
     slow_subscriber: Literal["drop", "disconnect"] = "drop"
-    subscriber_buffer: Annotated[Size, Field(gt=0)] = 1 << 20  # bytes queued for one subscriber
+    subscriber_buffer: Annotated[Size, Field(gt=0)] = 4 << 20  # bytes queued for one subscriber
     compression: bool = False  # permessage-deflate: costs the server CPU per subscriber
     ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
 

@@ -53,8 +53,15 @@ class Cli:
 
     async def listening(self, scheme: str) -> tuple[str, int]:
         """The address a socket source logged that it listens on."""
-        pattern = re.compile(rf"listening on {scheme}://([\d.]+):(\d+)")
-        await self.wait_for(lambda: any(pattern.search(line) for line in self.err), "listening")
+        return await self._logged_address(rf"listening on {scheme}://([\d.]+):(\d+)")
+
+    async def serving(self) -> tuple[str, int]:
+        """The address a websocket sink logged that it serves on."""
+        return await self._logged_address(r"serving on http://([\d.]+):(\d+)/")
+
+    async def _logged_address(self, regex: str) -> tuple[str, int]:
+        pattern = re.compile(regex)
+        await self.wait_for(lambda: any(pattern.search(line) for line in self.err), regex)
         match = next(m for line in self.err if (m := pattern.search(line)))
         return match.group(1), int(match.group(2))
 

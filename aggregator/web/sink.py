@@ -222,4 +222,6 @@ class WebSocketSink:
             paused = command["pause"]
             if not isinstance(paused, bool):
                 raise SubscriptionError("pause: expected true or false")
+            # Acknowledged first: on resume, what was missed follows the notice.
+            subscriber.send_control({"notice": "pause", "paused": paused})
             self.hub.set_paused(subscriber, paused)

@@ -1,0 +1,215 @@
+"""``aggregator connect URL``: a running aggregator's stream, from its WebSocket, on stdout.
+
+The server sends JSON records; they are written here as text, json or raw. A lost connection is
+retried with backoff and resumed with ``since`` (and the run it belongs to), so nothing is
+repeated; what the server could no longer replay, or dropped because this client fell behind,
+is reported on stderr.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from aggregator.errors import AggregatorError
+from aggregator.formats import FormatName, make_encoder
+from aggregator.record import Record
+from aggregator.sinks.stdout import ByteWriter, open_writer
+from aggregator.timestamps import parse_iso
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = 0.5
+LAST_RETRY = 10.0
+"""Seconds between reconnection attempts: doubling from the first to the last, with jitter."""
+OPEN_TIMEOUT = 10.0
+
+
+class ConnectError(AggregatorError):
+    """The server refused what was asked (bad filter, token): retrying would not help.
+
+    ``usage`` is true when what was asked is at fault (a bad URL or filter: exit code 2)."""
+
+    def __init__(self, message: str, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+@dataclass(slots=True)
+class StreamRequest:
+    """What to ask the server for; ``query`` adds where to resume."""
+
+    url: str
+    sources: list[str] = field(default_factory=list)
+    level: str | None = None
+    grep: str | None = None
+    replay: int = 0
+    token: str = ""
+
+    def query(self, run: str | None, since: int) -> str:
+        params: dict[str, str] = {"format": "json"}
+        if self.sources:
+            params["source"] = ",".join(self.sources)
+        if self.level:
+            params["level"] = self.level
+        if self.grep:
+            params["grep"] = self.grep
+        if run is None:
+            params["replay"] = str(self.replay)
+        else:
+            params["since"] = str(since)
+            params["run"] = run
+        return urlencode(params)
+
+
+def websocket_url(url: str) -> str:
+    """``ws://HOST:PORT/ws`` from that or from ``http://HOST:PORT`` (the page's address)."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise ConnectError(f"{url}: expected ws://HOST:PORT/ws or http://HOST:PORT", usage=True)
+    path = parts.path if parts.path not in ("", "/") else "/ws"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def record_from_json(data: dict[str, Any]) -> Record:
+    """A Record as the server sent it, for the text and raw formats."""
+    parsed = parse_iso(str(data.get("ts", "")))
+    record = Record(
+        parsed[0] if parsed else 0,
+        str(data.get("source", "")),
+        str(data.get("origin", "")),
+        str(data.get("line", "")),
+        data.get("level"),
+        data.get("fields"),
+        bool(data.get("truncated")),
+        data.get("parse_error"),
+    )
+    record.seq = int(data.get("seq", 0))
+    record.late = bool(data.get("late"))
+    return record
+
+
+class StreamClient:
+    """Follows one server's stream; ``run`` returns only when stdout's reader has gone."""
+
+    def __init__(self, request: StreamRequest, output_format: FormatName) -> None:
+        self.request = request
+        self.url = websocket_url(request.url)
+        self.format = output_format
+        self.run_id: str | None = None
+        self.last_seq = 0
+        self._encode = make_encoder(output_format)
+
+    async def run(self) -> None:
+        writer = await open_writer(1)
+        delay = FIRST_RETRY
+        try:
+            while True:
+                try:
+                    if await self._follow(writer):
+                        delay = FIRST_RETRY
+                except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
+                    self._check_refusal(error)
+                    log.warning("%s: %s; retrying in %.1fs", self.url, describe(error), delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, LAST_RETRY)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("stdout was closed by its reader")
+        finally:
+            await writer.close()
+
+    async def _follow(self, writer: ByteWriter) -> bool:
+        """One connection, until it closes; True if it got as far as the hello."""
+        url = f"{self.url}?{self.request.query(self.run_id, self.last_seq)}"
+        headers = {"Authorization": f"Bearer {self.request.token}"} if self.request.token else {}
+        async with connect(
+            url,
+            additional_headers=headers,
+            compression=None,
+            open_timeout=OPEN_TIMEOUT,
+            max_size=None,
+        ) as connection:
+            greeted = False
+            async for frame in connection:
+                greeted = await self._take(frame, writer) or greeted
+            self._report_close(connection)
+            return greeted
+
+    async def _take(self, frame: str | bytes, writer: ByteWriter) -> bool:
+        """Write a frame's records; True if it was the hello."""
+        data = frame.encode() if isinstance(frame, str) else frame
+        records: list[bytes] = []
+        hello = False
+        for line in data.split(b"\n"):
+            message = orjson.loads(line)
+            if "seq" in message:
+                self.last_seq = message["seq"]
+                records.append(line)
+            elif "hello" in message:
+                hello = True
+                self._greet(message["hello"])
+            else:
+                self._report(message)
+        if records:
+            await writer.write(self._render(records))
+        return hello
+
+    def _render(self, lines: Sequence[bytes]) -> bytes:
+        if self.format == "json":
+            return b"\n".join(lines) + b"\n"
+        return self._encode([record_from_json(orjson.loads(line)) for line in lines])
+
+    def _greet(self, hello: dict[str, Any]) -> None:
+        run = str(hello.get("run"))
+        if self.run_id is not None and run != self.run_id:
+            log.warning("%s: the server restarted (a new run): its seq starts again", self.url)
+        if self.run_id is None:
+            log.info("%s: connected", self.url)
+        else:
+            log.info("%s: reconnected; resuming after seq %d", self.url, self.last_seq)
+        self.run_id = run
+
+    def _report(self, message: dict[str, Any]) -> None:
+        notice = message.get("notice")
+        if notice == "gap":
+            log.warning("%s: gap: %s records were no longer held by the server",
+                        self.url, message.get("count"))  # fmt: skip
+        elif notice == "dropped":
+            log.warning("%s: %s records dropped: this client fell behind",
+                        self.url, message.get("count"))  # fmt: skip
+        elif "error" in message:
+            log.error("%s: %s", self.url, message["error"])
+
+    def _report_close(self, connection: ClientConnection) -> None:
+        log.warning("%s: the server closed the stream (%s %s)",
+                    self.url, connection.close_code, connection.close_reason or "")  # fmt: skip
+
+    def _check_refusal(self, error: BaseException) -> None:
+        """Raise ConnectError for answers that would be the same on every retry."""
+        if not isinstance(error, InvalidStatus):
+            return
+        response = error.response
+        if response.status_code in (
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.UNAUTHORIZED,
+            HTTPStatus.FORBIDDEN,
+            HTTPStatus.NOT_FOUND,
+        ):
+            reason = bytes(response.body).decode("utf-8", "replace").strip()
+            usage = response.status_code == HTTPStatus.BAD_REQUEST
+            raise ConnectError(f"{self.url}: {response.status_code}: {reason}", usage)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error) or type(error).__name__

@@ -1,0 +1,321 @@
+"""The WebSocket port end to end: a real server process, real clients (SPEC §7; issue #6)."""
+
+import asyncio
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import DEADLINE, Cli, start_cli
+from tests.web import Server, Subscription, http_get, json_lines, start_server
+
+
+TOTAL = 60_000
+BIG_LINES = [line + " " + "x" * 500 for line in json_lines(TOTAL)]
+"""About 35 MB: more than a stuck client's socket buffers and outbox hold."""
+
+
+async def subscribe(server: Server, query: str = "", **options: object) -> Subscription:
+    connection = await connect(server.url("/ws", query), **options)  # type: ignore[arg-type]
+    subscription = Subscription(connection)
+    await subscription.receive_until(lambda: subscription.others, "the hello")
+    return subscription
+
+
+@pytest.fixture
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> Server:
+    return await start_server(tmp_path, cli_processes, "replay = 50")
+
+
+async def test_hello_then_records_batched_in_frames(server: Server) -> None:
+    subscription = await subscribe(server)
+    assert subscription.others == [{"hello": {"run": subscription.others[0]["hello"]["run"],
+                                              "seq": 0}}]  # fmt: skip
+    await server.send(json_lines(500))
+    records = await subscription.records_until(500)
+    assert [record["seq"] for record in records] == list(range(1, 501))
+    assert records[0]["source"] == "net" and records[0]["level"] == "info"
+    assert records[0]["ts"] == "2026-11-25T10:00:00.000000Z"
+    assert orjson.loads(records[7]["line"])["msg"] == "msg 7"
+    assert subscription.frames < 100  # many records to a frame, not one each
+
+
+async def test_filters_in_the_url_apply_on_the_server(server: Server) -> None:
+    errors = await subscribe(server, "level=error")
+    grep = await subscribe(server, "grep=" + quote('msg (1|3)"'))
+    other_source = await subscribe(server, "source=elsewhere")
+    everything = await subscribe(server)
+    await server.send(json_lines(4) + json_lines(2, start=4, level="error"))
+    await everything.records_until(6)
+    # The last record each filtered subscriber can get is the last one sent: no more come.
+    await errors.records_until(2)
+    assert [orjson.loads(line)["msg"] for line in errors.lines()] == ["msg 4", "msg 5"]
+    await grep.records_until(2)
+    assert [orjson.loads(line)["msg"] for line in grep.lines()] == ["msg 1", "msg 3"]
+    await server.send(json_lines(1, start=6, level="error"))
+    await errors.records_until(3)
+    assert other_source.records == []
+
+
+async def test_replay_sends_the_last_records_that_pass(server: Server) -> None:
+    await server.send(json_lines(10) + json_lines(5, start=10, level="warn"))
+    await server.cli.wait_for(lambda: len(server.cli.out) == 15, "15 records on stdout")
+    late_comer = await subscribe(server, "replay=3&level=warn")
+    records = await late_comer.records_until(3)
+    assert [record["seq"] for record in records] == [13, 14, 15]
+    text = await subscribe(server, "replay=2&format=text")
+    await text.receive_until(lambda: len(text.texts) >= 2, "the replay")
+    assert text.texts[1].endswith('net | {"ts":"2026-11-25T10:00:00.000014Z","level":"warn","msg":"msg 14"}')
+    assert text.others == [{"hello": {"run": text.others[0]["hello"]["run"], "seq": 15}}]
+
+
+async def test_bad_filters_are_refused_with_the_reason(server: Server) -> None:
+    for query, reason in [
+        ("level=loud", "level: expected one of"),
+        ("grep=(unclosed", "grep: not a usable regular expression"),
+        ("replay=-1", "replay: expected a whole number"),
+        ("colour=red", "unknown parameter 'colour'"),
+    ]:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url("/ws", query))
+        assert refused.value.response.status_code == 400
+        assert reason in bytes(refused.value.response.body).decode()
+
+
+async def test_live_filter_change_and_a_bad_one_keeps_the_old(server: Server) -> None:
+    subscription = await subscribe(server)
+    await subscription.connection.send('{"filter": {"level": "error"}}')
+    await subscription.receive_until(lambda: subscription.notices("filter"), "the filter notice")
+    await subscription.connection.send('{"filter": {"grep": "(a"}}')
+    await subscription.connection.send("not json")
+    await subscription.receive_until(
+        lambda: sum("error" in message for message in subscription.others) == 2, "two errors"
+    )
+    await server.send(json_lines(3) + json_lines(1, start=3, level="error"))
+    records = await subscription.records_until(1)
+    assert orjson.loads(records[0]["line"])["msg"] == "msg 3"
+    # Backtracking patterns are no threat: RE2 matches in linear time.
+    await subscription.connection.send('{"filter": {"grep": "(a+)+$"}}')
+    await server.send(["a" * 5000 + "!"])
+    await subscription.receive_until(lambda: len(subscription.notices("filter")) == 2, "filter")
+    await server.send(["a" * 5000])
+    await subscription.records_until(2)
+
+
+async def test_since_resumes_without_repeats_and_reports_a_gap(server: Server) -> None:
+    first = await subscribe(server)
+    run = first.others[0]["hello"]["run"]
+    await server.send(json_lines(20))
+    await first.records_until(20)
+    await first.connection.close()
+    await server.send(json_lines(20, start=20))
+    await server.cli.wait_for(lambda: len(server.cli.out) == 40, "40 records on stdout")
+    resumed = await subscribe(server, f"since=12&run={run}")
+    records = await resumed.records_until(28)
+    assert [record["seq"] for record in records] == list(range(13, 41))
+    assert resumed.notices("gap") == []
+    # The ring holds 50: asking from 0 after 60 records misses 10.
+    await server.send(json_lines(20, start=40))
+    await server.cli.wait_for(lambda: len(server.cli.out) == 60, "60 records on stdout")
+    behind = await subscribe(server, f"since=0&run={run}")
+    records = await behind.records_until(50)
+    assert behind.notices("gap") == [{"notice": "gap", "count": 10}]
+    assert records[0]["seq"] == 11
+
+
+async def test_pause_then_resume_sends_what_was_missed(server: Server) -> None:
+    subscription = await subscribe(server)
+    watcher = await subscribe(server)
+    await subscription.connection.send('{"pause": true}')
+    await subscription.receive_until(lambda: subscription.notices("pause"), "the pause notice")
+    await server.send(json_lines(5))
+    await watcher.records_until(5)
+    await server.send(json_lines(1, start=5))
+    await watcher.records_until(6)
+    assert subscription.records == []  # nothing came while paused
+    await subscription.connection.send('{"pause": false}')
+    records = await subscription.records_until(6)
+    assert [record["seq"] for record in records] == list(range(1, 7))
+
+
+async def test_a_subscriber_that_never_reads_is_dropped_from_not_waited_for(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server = await start_server(
+        tmp_path, cli_processes, 'subscriber_buffer = "1MiB"\nslow_subscriber = "drop"'
+    )
+    # With a one-frame queue this client soon stops reading from its socket.
+    stuck = await subscribe(server, max_queue=1, max_size=None)
+    fast = await subscribe(server, max_size=None)
+    fast_reading = asyncio.create_task(fast.records_until(TOTAL))
+    await server.send(BIG_LINES)
+    # Everyone else gets everything, while the stuck client still has not read.
+    await fast_reading
+    await server.cli.wait_for(lambda: len(server.cli.out) == TOTAL, "every record on stdout")
+    # Once it reads, what it got and what it was told it missed add up to everything.
+    await stuck.receive_until(
+        lambda: len(stuck.records) + sum(n["count"] for n in stuck.notices("dropped")) >= TOTAL,
+        "records and dropped notices for everything",
+    )
+    dropped = sum(notice["count"] for notice in stuck.notices("dropped"))
+    assert dropped > 0
+    assert len(stuck.records) + dropped == TOTAL
+    seqs = [record["seq"] for record in stuck.records]
+    assert seqs == sorted(set(seqs))
+    _, _, metrics = await asyncio.to_thread(http_get, server.url("/metrics"))
+    assert f'aggregator_dropped_total{{sink="live",reason="slow_subscriber"}} {dropped}' in metrics
+
+
+async def test_a_slow_subscriber_is_disconnected_when_so_configured(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server = await start_server(
+        tmp_path, cli_processes, 'subscriber_buffer = "1MiB"\nslow_subscriber = "disconnect"'
+    )
+    stuck = await subscribe(server, max_queue=1, max_size=None)
+    fast = await subscribe(server, max_size=None)
+    fast_reading = asyncio.create_task(fast.records_until(TOTAL))
+    await server.send(BIG_LINES)
+    await fast_reading
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                stuck.take(await stuck.connection.recv())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert len(stuck.records) < TOTAL
+
+
+async def test_token_is_required_and_never_logged(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    token = "s3cret-token-value"
+    server = await start_server(
+        tmp_path, cli_processes, 'auth_token = "${WS_TOKEN}"', env={"WS_TOKEN": token}
+    )
+    for path in ("/ws", "/", "/metrics"):
+        status, headers, _ = await asyncio.to_thread(http_get, server.url(path).replace("ws:", "http:"))
+        assert status == 401, path
+        assert headers["WWW-Authenticate"].startswith("Bearer")
+    with pytest.raises(InvalidStatus):
+        await connect(server.url("/ws"), additional_headers={"Authorization": "Bearer wrong"})
+    by_header = await subscribe_with(server, "", {"Authorization": f"Bearer {token}"})
+    by_query = await subscribe_with(server, f"token={token}", {})
+    await server.send(json_lines(1))
+    await by_header.records_until(1)
+    await by_query.records_until(1)
+    status, _, page = await asyncio.to_thread(http_get, server.url("/", f"token={token}"))
+    assert status == 200 and "<title>" in page
+    status, _, health = await asyncio.to_thread(http_get, server.url("/healthz"))
+    assert status == 200 and token not in health
+    assert await server.cli.stop() == 0
+    assert all(token not in line for line in server.cli.err)
+
+
+async def subscribe_with(server: Server, query: str, headers: dict[str, str]) -> Subscription:
+    connection = await connect(server.url("/ws", query), additional_headers=headers)
+    subscription = Subscription(connection)
+    await subscription.receive_until(lambda: subscription.others, "the hello")
+    return subscription
+
+
+async def test_origins_limits_and_paths(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    server = await start_server(
+        tmp_path,
+        cli_processes,
+        'allowed_origins = ["https://logs.example"]\nmax_subscribers = 2',
+    )
+    host, port = server.http
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url("/ws"), origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    same = await connect(server.url("/ws"), origin=f"http://{host}:{port}")  # type: ignore[arg-type]
+    listed = await connect(server.url("/ws"), origin="https://logs.example")  # type: ignore[arg-type]
+    await Subscription(listed).receive_until(lambda: True, "nothing")
+    with pytest.raises(InvalidStatus) as full:
+        await connect(server.url("/ws"))
+    assert full.value.response.status_code == 503
+    await same.close()
+    await listed.close()
+    # Request paths never reach the filesystem.
+    for path in ("/../../etc/passwd", "/static/../../../etc/passwd", "/%2e%2e/etc/passwd", "/x"):
+        status, _, _ = await asyncio.to_thread(http_get, server.url(path))
+        assert status == 404, path
+    status, headers, script = await asyncio.to_thread(http_get, server.url("/app.js"))
+    assert status == 200 and "textContent" in script
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_large_incoming_frames_close_with_1009(server: Server) -> None:
+    subscription = await subscribe(server)
+    await subscription.connection.send("x" * (64 * 1024 + 1))
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(DEADLINE):
+            await subscription.connection.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    await subscribe(server)  # the server goes on
+
+
+async def test_metrics_and_health(server: Server) -> None:
+    subscription = await subscribe(server)
+    await server.send(json_lines(7))
+    await subscription.records_until(7)
+    status, headers, text = await asyncio.to_thread(http_get, server.url("/metrics"))
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    for sample in (
+        'aggregator_records_in_total{source="net"} 7',
+        'aggregator_records_out_total{sink="out"} 7',
+        'aggregator_records_out_total{sink="live"} 7',
+        'aggregator_late_total{source="net"} 0',
+        'aggregator_subscribers{sink="live"} 1',
+        'aggregator_connections{source="net"} 0',
+        'aggregator_queue_depth{queue="sink:live"} 0',
+    ):
+        assert sample in text.splitlines(), sample
+    assert re.search(r"^aggregator_merge_delay_seconds \d", text, re.MULTILINE)
+    status, _, body = await asyncio.to_thread(http_get, server.url("/healthz"))
+    health = orjson.loads(body)
+    assert status == 200 and health["status"] == "ok" and health["sources"] == 1
+
+
+def test_a_public_listen_needs_a_token_or_allow_anonymous(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[sources.in]\ntype = "stdin"\n[sinks.live]\ntype = "websocket"\nlisten = "0.0.0.0:0"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
+        capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "sinks.live.listen: 0.0.0.0:0 is reachable from other machines" in result.stderr
+    config.write_text(config.read_text() + "allow_anonymous = true\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check", "-c", str(config)],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+
+
+async def test_tail_ws_serves_while_printing(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cli = await start_cli("tail", str(log), "--ws", "127.0.0.1:0", cwd=tmp_path)
+    cli_processes.append(cli)
+    host, port = await cli.serving()
+    connection = await connect(f"ws://{host}:{port}/ws?format=text")
+    subscription = Subscription(connection)
+    await subscription.receive_until(lambda: subscription.others, "the hello")
+    with log.open("a") as file:
+        file.write("hello over the wire\n")
+    await cli.wait_for_out("hello over the wire")
+    frame = await asyncio.wait_for(connection.recv(), DEADLINE)
+    assert str(frame).endswith(" app.log | hello over the wire")
+    assert await cli.stop() == 0

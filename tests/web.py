@@ -1,0 +1,117 @@
+"""Helpers for tests of the WebSocket port: a running server fed over TCP, and plain HTTP."""
+
+import asyncio
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import DEADLINE, Cli, start_cli
+
+
+@dataclass
+class Server:
+    """``aggregator run`` with a TCP source ``net`` (JSON lines) and a websocket sink ``live``."""
+
+    cli: Cli
+    tcp: tuple[str, int]
+    http: tuple[str, int]
+
+    def url(self, path: str = "/ws", query: str = "") -> str:
+        scheme = "ws" if path == "/ws" else "http"
+        host, port = self.http
+        return f"{scheme}://{host}:{port}{path}" + (f"?{query}" if query else "")
+
+    async def send(self, lines: list[str]) -> None:
+        """Write ``lines`` to the TCP source on one connection."""
+        _, writer = await asyncio.open_connection(*self.tcp)
+        writer.write("".join(f"{line}\n" for line in lines).encode())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+
+def json_lines(count: int, start: int = 0, level: str = "info", text: str = "msg") -> list[str]:
+    """JSON log lines with rising timestamps: ``{"ts": …, "level": …, "msg": "<text> <n>"}``."""
+    return [
+        orjson.dumps(
+            {"ts": f"2026-11-25T10:00:00.{n:06d}Z", "level": level, "msg": f"{text} {n}"}
+        ).decode()
+        for n in range(start, start + count)
+    ]
+
+
+async def start_server(
+    tmp_path: Path,
+    cli_processes: list[Cli],
+    sink: str = "",
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Run a server whose websocket sink has the extra TOML keys ``sink``."""
+    config = tmp_path / "server.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "json"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+        f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n{sink}\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path, env=env)
+    cli_processes.append(cli)
+    return Server(cli, await cli.listening("tcp"), await cli.serving())
+
+
+@dataclass
+class Subscription:
+    """What one WebSocket client received: records, and every other message."""
+
+    connection: ClientConnection
+    records: list[dict[str, Any]] = field(default_factory=list)
+    others: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # records in the text format
+    frames: int = 0
+
+    async def receive_until(self, condition: Callable[[], object], what: str) -> None:
+        """Read frames until ``condition()`` holds; fail after DEADLINE."""
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while not condition():
+                    self.take(await self.connection.recv())
+        except TimeoutError:
+            raise AssertionError(
+                f"timed out waiting for {what}: {len(self.records)} records, {self.others[-5:]}"
+            ) from None
+
+    def take(self, frame: str | bytes) -> None:
+        self.frames += 1
+        text = frame if isinstance(frame, str) else frame.decode()
+        for line in text.split("\n"):
+            if not line.startswith("{"):
+                self.texts.append(line)
+                continue
+            message = orjson.loads(line)
+            (self.records if "seq" in message else self.others).append(message)
+
+    async def records_until(self, count: int) -> list[dict[str, Any]]:
+        await self.receive_until(lambda: len(self.records) >= count, f"{count} records")
+        return self.records
+
+    def lines(self) -> list[str]:
+        return [record["line"] for record in self.records]
+
+    def notices(self, kind: str) -> list[dict[str, Any]]:
+        return [message for message in self.others if message.get("notice") == kind]
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """(status, headers, body) of a GET; errors are answers too."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
