@@ -1,0 +1,147 @@
+"""``aggregator connect`` end to end: filters, replay, and resuming across cut connections."""
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import Cli, start_cli
+from tests.web import json_lines, start_server
+
+
+class CuttableLink:
+    """A TCP proxy in front of the server whose connections the test can cut (and refuse)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.down = False
+        self.accepted = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"ws://{host}:{port}/ws"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink), name="test:proxy")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.transport.abort()
+
+    def cut(self) -> None:
+        """Drop every connection at once, as a network failure would; refuse new ones."""
+        self.down = True
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def start_connect(tmp_path: Path, cli_processes: list[Cli], *args: str) -> Cli:
+    cli = await start_cli("connect", *args, cwd=tmp_path)
+    cli_processes.append(cli)
+    return cli
+
+
+async def test_connect_prints_text_with_filters_and_replay(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server = await start_server(tmp_path, cli_processes)
+    await server.send(json_lines(5) + json_lines(3, start=5, level="error"))
+    await server.cli.wait_for(lambda: len(server.cli.out) == 8, "8 records")
+    url = server.url("/", "").rstrip("/")
+    cli = await start_connect(tmp_path, cli_processes, url, "--level", "error", "--replay", "2")
+    await cli.wait_for(lambda: len(cli.out) == 2, "the replay")
+    await server.send(json_lines(1, start=8) + json_lines(1, start=9, level="fatal"))
+    await cli.wait_for(lambda: len(cli.out) == 3, "the live record")
+    assert cli.out[0] == f"2026-11-25T10:00:00.000Z net | {json_lines(1, 6, 'error')[0]}"
+    assert cli.out[2].endswith('"level":"fatal","msg":"msg 9"}')
+    assert await cli.stop() == 0
+
+
+async def test_connect_resumes_after_a_cut_without_repeats(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server = await start_server(tmp_path, cli_processes, "replay = 100")
+    link = CuttableLink(server.http)
+    url = await link.start()
+    try:
+        cli = await start_connect(tmp_path, cli_processes, url, "--format", "json")
+        await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+        await server.send(json_lines(30))
+        await cli.wait_for(lambda: len(cli.out) == 30, "30 records")
+        link.cut()
+        await server.send(json_lines(30, start=30))
+        await server.cli.wait_for(lambda: len(server.cli.out) == 60, "60 records on the server")
+        link.down = False
+        await cli.wait_for(lambda: len(cli.out) == 60, "the records sent while cut")
+        await server.send(json_lines(5, start=60))
+        await cli.wait_for(lambda: len(cli.out) == 65, "live records after the resume")
+        seqs = [orjson.loads(line)["seq"] for line in cli.out]
+        assert seqs == list(range(1, 66))
+        assert link.accepted >= 2
+        assert any("resuming after seq 30" in line for line in cli.err)
+        assert not any("gap" in line for line in cli.err)
+    finally:
+        await link.close()
+
+
+async def test_connect_reports_a_gap_on_stderr(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    server = await start_server(tmp_path, cli_processes, "replay = 5")
+    link = CuttableLink(server.http)
+    url = await link.start()
+    try:
+        cli = await start_connect(tmp_path, cli_processes, url, "--format", "raw")
+        await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+        await server.send(json_lines(3))
+        await cli.wait_for(lambda: len(cli.out) == 3, "3 records")
+        link.cut()
+        await server.send(json_lines(20, start=3))
+        await server.cli.wait_for(lambda: len(server.cli.out) == 23, "23 records on the server")
+        link.down = False
+        await cli.wait_for(lambda: len(cli.out) == 8, "the last 5 after the gap")
+        assert [orjson.loads(line)["msg"] for line in cli.out[3:]] == [
+            f"msg {n}" for n in range(18, 23)
+        ]
+        await cli.wait_for(
+            lambda: any("gap: 15 records" in line for line in cli.err), "the gap on stderr"
+        )
+    finally:
+        await link.close()
+
+
+async def test_connect_refusals_end_with_a_reason(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    server = await start_server(tmp_path, cli_processes, 'auth_token = "${T}"', env={"T": "right"})
+    url = server.url("/ws")
+    bad_filter = await start_cli(
+        "connect", url, "--grep", "(", cwd=tmp_path, env={"AGGREGATOR_TOKEN": "right"}
+    )
+    assert await bad_filter.exit_code() == 2
+    assert any("grep: not a usable regular expression" in line for line in bad_filter.err)
+    wrong_token = await start_cli("connect", url, cwd=tmp_path, env={"AGGREGATOR_TOKEN": "no"})
+    assert await wrong_token.exit_code() == 1
+    assert any("401" in line for line in wrong_token.err)
+    assert not any("right" in line for line in server.cli.err + wrong_token.err)
