@@ -100,11 +100,17 @@ class PipelineTelemetry:
         subscribers = Family(
             "aggregator_subscribers", "gauge", "WebSocket subscribers connected, per sink."
         )
+        groups = Family(
+            "aggregator_subscriber_groups",
+            "gauge",
+            "Distinct subscriber filters, per sink: each batch is filtered and encoded once each.",
+        )
         for sink in pipeline.sinks:
             records_out.add(sink.records_out, sink=sink.name)
             hub = getattr(sink, "hub", None)
             if hub is not None:
                 subscribers.add(len(hub.subscribers), sink=sink.name)
+                groups.add(hub.groups, sink=sink.name)
                 dropped.add(hub.dropped_total, sink=sink.name, reason="slow_subscriber")
 
         queue = Family(
@@ -132,6 +138,7 @@ class PipelineTelemetry:
             held,
             delay,
             subscribers,
+            groups,
             unread,
             *per_source.values(),
         ]

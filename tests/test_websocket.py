@@ -260,6 +260,8 @@ async def test_large_incoming_frames_close_with_1009(server: Server) -> None:
 
 async def test_metrics_and_health(server: Server) -> None:
     subscription = await subscribe(server)
+    await subscribe(server, "level=warn")
+    await subscribe(server, "level=warn")
     await server.send(json_lines(7))
     await subscription.records_until(7)
     status, headers, text = await asyncio.to_thread(http_get, server.url("/metrics"))
@@ -269,7 +271,8 @@ async def test_metrics_and_health(server: Server) -> None:
         'aggregator_records_out_total{sink="out"} 7',
         'aggregator_records_out_total{sink="live"} 7',
         'aggregator_late_total{source="net"} 0',
-        'aggregator_subscribers{sink="live"} 1',
+        'aggregator_subscribers{sink="live"} 3',
+        'aggregator_subscriber_groups{sink="live"} 2',
         'aggregator_connections{source="net"} 0',
         'aggregator_queue_depth{queue="sink:live"} 0',
     ):

@@ -1,6 +1,7 @@
 """Helpers for tests of the WebSocket port: a running server fed over TCP, and plain HTTP."""
 
 import asyncio
+import contextlib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -115,3 +116,53 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict
             return answer.status, dict(answer.headers), answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
+
+
+class CuttableLink:
+    """A TCP proxy in front of the server whose connections the test can cut (and refuse)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.down = False
+        self.accepted = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"ws://{host}:{port}/ws"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink), name="test:proxy")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.transport.abort()
+
+    def cut(self) -> None:
+        """Drop every connection at once, as a network failure would; refuse new ones."""
+        self.down = True
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()

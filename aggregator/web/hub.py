@@ -55,6 +55,11 @@ class Hub:
         self._dropped_by_departed = 0
 
     @property
+    def groups(self) -> int:
+        """Distinct (filter, format) pairs: each costs one filter pass and encoding per batch."""
+        return len(self._groups)
+
+    @property
     def dropped_total(self) -> int:
         """Records not sent to slow subscribers, those gone included."""
         current = sum(subscriber.dropped_total for subscriber in self.subscribers)

@@ -110,6 +110,8 @@ function onNotice(message) {
   if (message.notice === "filter") {
     clearRows();
     document.body.dataset.filter = JSON.stringify(message.filter);
+  } else if (message.notice === "pause") {
+    document.body.dataset.paused = String(message.paused);
   } else if (message.notice === "gap") {
     addNotice(`${message.count} records are no longer held by the server and were missed`);
   } else if (message.notice === "dropped") {
@@ -275,7 +277,6 @@ $("filters").addEventListener("submit", (event) => {
 $("pause").addEventListener("click", () => {
   state.paused = !state.paused;
   $("pause").textContent = state.paused ? "resume" : "pause";
-  document.body.dataset.paused = String(state.paused);
   send({ pause: state.paused });
   setStatus(state.paused ? "paused" : "live");
 });
