@@ -1,7 +1,10 @@
 """The WebSocket port end to end: a real server process, real clients (SPEC §7; issue #6)."""
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -284,9 +287,6 @@ async def test_metrics_and_health(server: Server) -> None:
 
 
 def test_a_public_listen_needs_a_token_or_allow_anonymous(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     config = tmp_path / "c.toml"
     config.write_text(
         '[sources.in]\ntype = "stdin"\n[sinks.live]\ntype = "websocket"\nlisten = "0.0.0.0:0"\n'
@@ -320,3 +320,41 @@ async def test_tail_ws_serves_while_printing(tmp_path: Path, cli_processes: list
     frame = await asyncio.wait_for(connection.recv(), DEADLINE)
     assert str(frame).endswith(" app.log | hello over the wire")
     assert await cli.stop() == 0
+
+
+async def test_health_turns_503_when_a_source_fails(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """stdin opened for writing only cannot be read: that source fails, the rest goes on."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\n[sources.input]\ntype = "stdin"\n'
+        '[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'
+    )
+    write_only = os.open(tmp_path / "w", os.O_WRONLY | os.O_CREAT)
+    try:
+        cli = await start_cli("run", "-c", str(config), cwd=tmp_path, stdin=write_only)
+    finally:
+        os.close(write_only)
+    cli_processes.append(cli)
+    host, port = await cli.serving()
+    await cli.wait_for(lambda: any("source input stopped" in line for line in cli.err), "fail")
+    status, _, body = await asyncio.to_thread(http_get, f"http://{host}:{port}/healthz")
+    assert status == 503
+    assert orjson.loads(body)["failed"] == ["source input"]
+    assert str(tmp_path) not in body
+
+
+def test_check_never_shows_the_token(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[sources.in]\ntype = "stdin"\n'
+        '[sinks.live]\ntype = "websocket"\nlisten = "0.0.0.0:8765"\nauth_token = "hunter2"\n'
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check", "-c", str(config)],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert 'auth_token="**********"' in checked.stdout
+    assert "hunter2" not in checked.stdout + checked.stderr

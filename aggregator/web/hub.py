@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aggregator.filters import RecordFilter
 from aggregator.formats import encode_json, text_encoder
 from aggregator.record import Batch, Record
-from aggregator.web.subscriber import Subscriber
+from aggregator.web.subscriber import Subscriber, write_now
 from aggregator.web.subscription import ClientFilter, Format
 
 FRAME_RECORDS = 1000
@@ -75,10 +75,18 @@ class Hub:
             listening = [member for member in group.members if not member.paused]
             if not listening:
                 continue
-            frames = group.frames(batch)
+            for frame, count, last_seq in group.frames(batch):
+                # Subscribers that keep up are written at once, all in one call; the others
+                # get the frame queued (or dropped) by their own writer.
+                direct = []
+                for member in listening:
+                    if member.writable_now():
+                        direct.append(member)
+                    else:
+                        member.offer(frame, count, last_seq)
+                if direct:
+                    write_now(direct, frame)
             for member in listening:
-                for frame, count, last_seq in frames:
-                    member.offer(frame, count, last_seq)
                 member.last_seq = self.last_seq
 
     def join(self, subscriber: Subscriber, replay: int, since: int | None) -> None:

@@ -39,6 +39,10 @@ CLOSE_TIMEOUT = 2.0
 """Seconds a closing handshake may take before the connection is dropped."""
 FLUSH_TIMEOUT = 1.0
 """Seconds subscribers get at shutdown to receive what is queued for them."""
+FRAME_INTERVAL = 0.001
+"""Seconds between two publishes at least: records that come meanwhile share the next frame.
+At 1000 lines/s a frame per line per subscriber would cost the server (and every client) a
+send each; this halves that, for at most 2 ms of added latency."""
 CLOSE_TRY_AGAIN = 1013
 CONNECTION_LOG = "aggregator.web.connections"
 """The logger websockets reports each connection and HTTP request to."""
@@ -99,17 +103,39 @@ class WebSocketSink:
         log.info("sink %s: serving on http://%s:%d/", self.name, *self.address)
 
     async def run(self, inp: Channel[Batch]) -> None:
+        loop = asyncio.get_running_loop()
+        last_publish = 0.0
+        ended = False
         try:
-            while True:
+            while not ended:
                 try:
                     batch = await inp.get()
                 except EndOfStream:
                     break
+                batch, ended = await self._gather_until(inp, batch, last_publish + FRAME_INTERVAL)
+                last_publish = loop.time()
                 self.hub.publish(batch)
                 self.records_out += len(batch)
                 self.delivered_seq = batch[-1].seq
         finally:
             await self._close()
+
+    @staticmethod
+    async def _gather_until(
+        inp: Channel[Batch], batch: Batch, deadline: float
+    ) -> tuple[Batch, bool]:
+        """``batch`` and what comes before ``deadline``; and whether the stream ended.
+
+        Batches are shared with the other sinks: they are joined into a new list, never
+        extended in place."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    batch = batch + await inp.get()
+        except TimeoutError:
+            return batch, False
+        except EndOfStream:
+            return batch, True
 
     async def _close(self) -> None:
         """Let subscribers take what is queued (briefly), then close them all with 1001."""

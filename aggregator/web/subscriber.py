@@ -13,8 +13,10 @@ from collections import deque
 from typing import Literal
 
 import orjson
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from aggregator.web.subscription import ClientFilter, Format
 
@@ -22,10 +24,31 @@ log = logging.getLogger(__name__)
 
 MAX_JOINED_FRAME = 1 << 20
 """Largest frame made by joining waiting frames; a single larger frame goes alone."""
+DIRECT_WRITE_LIMIT = 64 * 1024
+"""A subscriber whose socket has less than this waiting is written at once, without a task."""
 CLOSE_TOO_SLOW = 1008
 """Close code for a subscriber disconnected for not reading (policy violation)."""
 
 SlowPolicy = Literal["drop", "disconnect"]
+
+
+def write_now(subscribers: list["Subscriber"], frame: bytes) -> None:
+    """Write one text frame to subscribers that keep up (see ``writable_now``), at once.
+
+    Without compression the bytes on the wire are the same for everyone, so the frame is
+    serialized once and handed to each socket; with it, websockets' ``broadcast`` compresses
+    for each. A connection that is closing is skipped: its handler is about to end.
+    """
+    plain = [s.connection for s in subscribers if not s.connection.protocol.extensions]
+    if len(plain) < len(subscribers):
+        compressed = [s.connection for s in subscribers if s.connection.protocol.extensions]
+        broadcast(compressed, frame, text=True)
+    if not plain:
+        return
+    wire = Frame(Opcode.TEXT, frame).serialize(mask=False)
+    for connection in plain:
+        if connection.protocol.state is State.OPEN:
+            connection.transport.write(wire)
 
 
 def control_frame(message: dict[str, object]) -> bytes:
@@ -58,6 +81,7 @@ class Subscriber:
         self._dropped = 0  # records missed since the last notice
         self._ready = asyncio.Event()
         self._emptied = asyncio.Event()
+        self._sending = False
         self._kick_task: asyncio.Task[None] | None = None
 
     @property
@@ -78,6 +102,18 @@ class Subscriber:
         if self._dropped:
             self._notice_dropped()
         self._append(True, frame)
+
+    def writable_now(self) -> bool:
+        """Whether a frame may be written at once, skipping the outbox: nothing waits before
+        it, nothing is being sent, and the socket's buffer is nearly empty."""
+        transport = self.connection.transport
+        return (
+            not self._outbox
+            and not self._sending
+            and not self._dropped
+            and transport is not None
+            and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+        )
 
     def send_control(self, message: dict[str, object]) -> None:
         """Queue a hello, notice or error; these are never dropped (they are small and rare)."""
@@ -120,7 +156,9 @@ class Subscriber:
                     self._ready.clear()
                     self._emptied.set()
                     continue
+                self._sending = True
                 await self.connection.send(self._take(), text=True)
+                self._sending = False
         except ConnectionClosed:
             pass
         finally:
