@@ -186,8 +186,9 @@ def configure_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO,
         format="aggregator: %(levelname)s: %(message)s",
     )
-    # websockets says something about every connection and HTTP request: only with --debug.
-    logging.getLogger(CONNECTION_LOG).setLevel(logging.DEBUG if debug else logging.WARNING)
+    # websockets reports every connection and HTTP request: only with --debug, and never at
+    # its DEBUG level, which would log request lines (and so a ?token=).
+    logging.getLogger(CONNECTION_LOG).setLevel(logging.INFO if debug else logging.WARNING)
 
 
 async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:

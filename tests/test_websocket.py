@@ -194,7 +194,7 @@ async def test_a_slow_subscriber_is_disconnected_when_so_configured(
 async def test_token_is_required_and_never_logged(tmp_path: Path, cli_processes: list[Cli]) -> None:
     token = "s3cret-token-value"
     server = await start_server(
-        tmp_path, cli_processes, 'auth_token = "${WS_TOKEN}"', env={"WS_TOKEN": token}
+        tmp_path, cli_processes, 'auth_token = "${WS_TOKEN}"', env={"WS_TOKEN": token}, debug=True
     )
     for path in ("/ws", "/", "/metrics"):
         url = server.url(path).replace("ws:", "http:")

@@ -52,6 +52,7 @@ async def start_server(
     cli_processes: list[Cli],
     sink: str = "",
     env: dict[str, str] | None = None,
+    debug: bool = False,
 ) -> Server:
     """Run a server whose websocket sink has the extra TOML keys ``sink``."""
     config = tmp_path / "server.toml"
@@ -61,7 +62,8 @@ async def start_server(
         '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
         f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n{sink}\n'
     )
-    cli = await start_cli("run", "-c", str(config), cwd=tmp_path, env=env)
+    flags = ["--debug"] if debug else []
+    cli = await start_cli("run", "-c", str(config), *flags, cwd=tmp_path, env=env)
     cli_processes.append(cli)
     return Server(cli, await cli.listening("tcp"), await cli.serving())
 

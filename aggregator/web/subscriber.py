@@ -92,6 +92,8 @@ class Subscriber:
     def offer(self, frame: bytes, count: int, last_seq: int) -> None:
         """Queue a frame of ``count`` records, or drop it when the outbox is full."""
         self.last_seq = last_seq
+        if self._kick_task is not None:
+            return  # being disconnected
         if self._outbox and self._queued_bytes + len(frame) > self._buffer_limit:
             if self._slow_policy == "disconnect":
                 self._kick()
@@ -110,6 +112,7 @@ class Subscriber:
         return (
             not self._outbox
             and not self._sending
+            and self._kick_task is None
             and not self._dropped
             and transport is not None
             and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
