@@ -8,6 +8,7 @@ is reported on stderr.
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ class StreamClient:
         self.format = output_format
         self.run_id: str | None = None
         self.last_seq = 0
-        self._encode = make_encoder(output_format)
+        colour = os.isatty(1) and "NO_COLOR" not in os.environ  # as the stdout sink does
+        self._encode = make_encoder(output_format, (), colour)
 
     async def run(self) -> None:
         writer = await open_writer(1)

@@ -81,6 +81,23 @@ async def test_connect_reports_a_gap_on_stderr(tmp_path: Path, cli_processes: li
         await link.close()
 
 
+async def test_connect_follows_a_restarted_server_into_its_new_run(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    first = await start_server(tmp_path, cli_processes)
+    port = first.http[1]
+    cli = await start_connect(tmp_path, cli_processes, first.url("/ws"), "--format", "raw")
+    await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+    await first.send(json_lines(3))
+    await cli.wait_for(lambda: len(cli.out) == 3, "3 records")
+    assert await first.cli.stop() == 0
+    second = await start_server(tmp_path, cli_processes, port=port)
+    await second.send(json_lines(2, start=3))
+    await cli.wait_for(lambda: len(cli.out) == 5, "the new run's records")
+    assert [orjson.loads(line)["msg"] for line in cli.out] == [f"msg {n}" for n in range(5)]
+    assert any("the server restarted" in line for line in cli.err)
+
+
 async def test_connect_refusals_end_with_a_reason(tmp_path: Path, cli_processes: list[Cli]) -> None:
     server = await start_server(tmp_path, cli_processes, 'auth_token = "${T}"', env={"T": "right"})
     url = server.url("/ws")

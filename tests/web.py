@@ -53,14 +53,15 @@ async def start_server(
     sink: str = "",
     env: dict[str, str] | None = None,
     debug: bool = False,
+    port: int = 0,
 ) -> Server:
-    """Run a server whose websocket sink has the extra TOML keys ``sink``."""
+    """Run a server whose websocket sink has the extra TOML keys ``sink`` (on ``port``)."""
     config = tmp_path / "server.toml"
     config.write_text(
         '[aggregator]\norder_window = "0s"\n'
         '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "json"\n'
         '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
-        f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n{sink}\n'
+        f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n{sink}\n'
     )
     flags = ["--debug"] if debug else []
     cli = await start_cli("run", "-c", str(config), *flags, cwd=tmp_path, env=env)
