@@ -130,15 +130,14 @@ class Pipeline:
 
     async def run(self) -> None:
         """Move records until every source has ended (or a stop was asked) and all is flushed."""
-        source_channels, sink_channels = self.source_channels, self.sink_channels
         merge = self.merge = Merge(
             [
                 (source.name, channel)
-                for source, channel in zip(self.sources, source_channels, strict=True)
+                for source, channel in zip(self.sources, self.source_channels, strict=True)
             ],
             [
                 Output(sink.name, channel)
-                for sink, channel in zip(self.sinks, sink_channels, strict=True)
+                for sink, channel in zip(self.sinks, self.sink_channels, strict=True)
             ],
             self.core,
             self.checkpointer.add if self.checkpointer is not None else None,
@@ -148,7 +147,7 @@ class Pipeline:
         if self.checkpointer is not None:
             committer = asyncio.create_task(self._commit_periodically(ended), name="checkpoints")
         try:
-            await self._run_parts(merge, source_channels, sink_channels)
+            await self._run_parts(merge)
         finally:
             # Not a cancel: a save in progress finishes, then the last one takes what the
             # sinks wrote before the end.
@@ -157,20 +156,15 @@ class Pipeline:
                 await asyncio.gather(committer, return_exceptions=True)
             await self._commit()
 
-    async def _run_parts(
-        self,
-        merge: Merge,
-        source_channels: list[Channel[SourceItem]],
-        sink_channels: list[Channel[Batch]],
-    ) -> None:
+    async def _run_parts(self, merge: Merge) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
-            for sink, inlet in zip(self.sinks, sink_channels, strict=True):
+            for sink, inlet in zip(self.sinks, self.sink_channels, strict=True):
                 self._downstream.append(
                     group.create_task(self._run_sink(sink, inlet), name=f"sink:{sink.name}")
                 )
             self._downstream.append(group.create_task(self._run_merge(merge), name="merge"))
-            for source, outlet in zip(self.sources, source_channels, strict=True):
+            for source, outlet in zip(self.sources, self.source_channels, strict=True):
                 self._source_tasks.append(
                     group.create_task(
                         self._run_source(source, outlet), name=f"source:{source.name}"

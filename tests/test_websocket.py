@@ -261,6 +261,15 @@ async def test_large_incoming_frames_close_with_1009(server: Server) -> None:
     await subscribe(server)  # the server goes on
 
 
+async def test_the_sinks_own_filter_comes_first(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    server = await start_server(tmp_path, cli_processes, 'filter = { level = "warn" }')
+    subscription = await subscribe(server)
+    await server.send(json_lines(3) + json_lines(1, start=3, level="error"))
+    records = await subscription.records_until(1)
+    assert orjson.loads(records[0]["line"])["msg"] == "msg 3"
+    await server.cli.wait_for(lambda: len(server.cli.out) == 4, "all 4 on stdout")
+
+
 async def test_metrics_and_health(server: Server) -> None:
     subscription = await subscribe(server)
     await subscribe(server, "level=warn")

@@ -21,6 +21,7 @@ from aggregator.channel import Channel, EndOfStream
 from aggregator.config import WebSocketSinkConfig
 from aggregator.errors import StartupError
 from aggregator.record import Batch
+from aggregator.sinks.encoded import build_filter
 from aggregator.web.http import Gate, asset_response, load_assets, response
 from aggregator.web.hub import Hub
 from aggregator.web.subscriber import Subscriber
@@ -68,6 +69,7 @@ class WebSocketSink:
         self.telemetry: Telemetry | None = None
         self.hub = Hub(secrets.token_hex(8), config.replay, source_names)
         self.address: tuple[str, int] | None = None
+        self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
         self._gate = Gate(config.auth_token.get_secret_value(), config.allowed_origins)
         self._assets = load_assets()
         self._server: Server | None = None
@@ -114,9 +116,11 @@ class WebSocketSink:
                     break
                 batch, ended = await self._gather_until(inp, batch, last_publish + FRAME_INTERVAL)
                 last_publish = loop.time()
+                self.delivered_seq = batch[-1].seq
+                if self._filter is not None:
+                    batch = list(self._filter.apply(batch))
                 self.hub.publish(batch)
                 self.records_out += len(batch)
-                self.delivered_seq = batch[-1].seq
         finally:
             await self._close()
 
