@@ -251,6 +251,25 @@ async def test_origins_limits_and_paths(tmp_path: Path, cli_processes: list[Cli]
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_a_client_that_answers_no_ping_is_reaped(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server = await start_server(tmp_path, cli_processes, 'ping_interval = "200ms"')
+    silent = await subscribe(server)
+    silent.connection.transport.pause_reading()  # reads nothing more, so answers no ping
+    await subscribe(server)
+
+    async def subscribers() -> str:
+        _, _, text = await asyncio.to_thread(http_get, server.url("/metrics"))
+        return next(line for line in text.splitlines() if line.startswith("aggregator_subs"))
+
+    assert await subscribers() == 'aggregator_subscribers{sink="live"} 2'
+    async with asyncio.timeout(DEADLINE):
+        while await subscribers() != 'aggregator_subscribers{sink="live"} 1':
+            await asyncio.sleep(0.05)
+    silent.connection.transport.abort()  # it never reads its end of the close
+
+
 async def test_large_incoming_frames_close_with_1009(server: Server) -> None:
     subscription = await subscribe(server)
     await subscription.connection.send("x" * (64 * 1024 + 1))
