@@ -91,9 +91,10 @@ class DatagramListener:
 
     async def run(self, out: Channel[SourceItem]) -> None:
         assert self._transport is not None
-        log.info("sources.%s: listening on %s", self.name, self._where())
         await out.put(Announce([], live=True))
         self._running = True
+        # Only now: datagrams sent by whoever reads this line are taken.
+        log.info("sources.%s: listening on %s", self.name, self._where())
         try:
             while True:  # datagrams arrive through take(); this hands them on in batches
                 await self._ready.wait()

@@ -76,11 +76,13 @@ class StreamListener:
     async def run(self, out: Channel[SourceItem]) -> None:
         assert self._server is not None
         self._out = out
-        log.info("sources.%s: listening on %s", self.name, self._where())
         await out.put(Announce([], live=True))
         try:
             async with asyncio.TaskGroup() as group, self._server:
                 self._group = group
+                await self._server.start_serving()
+                # Only now: a client that reads this line may connect at once.
+                log.info("sources.%s: listening on %s", self.name, self._where())
                 await self._server.serve_forever()
         finally:
             await self.close()
