@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import DEADLINE, Cli, start_cli
+from tests.conftest import DEADLINE, Cli, follow_synced, start_cli
 from tests.web import Server, Subscription, http_get, json_lines, start_server
 
 TOTAL = 60_000
@@ -342,11 +342,14 @@ async def test_tail_ws_serves_while_printing(tmp_path: Path, cli_processes: list
     connection = await connect(f"ws://{host}:{port}/ws?format=text")
     subscription = Subscription(connection)
     await subscription.receive_until(lambda: subscription.others, "the hello")
+    await follow_synced(cli, log, "synced")  # the tailer starts at the end, like tail -F
     with log.open("a") as file:
         file.write("hello over the wire\n")
     await cli.wait_for_out("hello over the wire")
-    frame = await asyncio.wait_for(connection.recv(), DEADLINE)
-    assert str(frame).endswith(" app.log | hello over the wire")
+    await subscription.receive_until(
+        lambda: any(line.endswith(" app.log | hello over the wire") for line in subscription.texts),
+        "the line over the WebSocket",
+    )
     assert await cli.stop() == 0
 
 
