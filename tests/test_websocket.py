@@ -203,8 +203,8 @@ async def test_token_is_required_and_never_logged(tmp_path: Path, cli_processes:
         assert headers["WWW-Authenticate"].startswith("Bearer")
     with pytest.raises(InvalidStatus):
         await connect(server.url("/ws"), additional_headers={"Authorization": "Bearer wrong"})
-    by_header = await subscribe_with(server, "", {"Authorization": f"Bearer {token}"})
-    by_query = await subscribe_with(server, f"token={token}", {})
+    by_header = await subscribe(server, "", additional_headers={"Authorization": f"Bearer {token}"})
+    by_query = await subscribe(server, f"token={token}")
     await server.send(json_lines(1))
     await by_header.records_until(1)
     await by_query.records_until(1)
@@ -214,13 +214,6 @@ async def test_token_is_required_and_never_logged(tmp_path: Path, cli_processes:
     assert status == 200 and token not in health
     assert await server.cli.stop() == 0
     assert all(token not in line for line in server.cli.err)
-
-
-async def subscribe_with(server: Server, query: str, headers: dict[str, str]) -> Subscription:
-    connection = await connect(server.url("/ws", query), additional_headers=headers)
-    subscription = Subscription(connection)
-    await subscription.receive_until(lambda: subscription.others, "the hello")
-    return subscription
 
 
 async def test_origins_limits_and_paths(tmp_path: Path, cli_processes: list[Cli]) -> None:
