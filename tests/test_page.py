@@ -129,18 +129,33 @@ async def test_pause_then_resume_shows_what_came_meanwhile(
     tmp_path: Path, cli_processes: list[Cli], browser: Browser
 ) -> None:
     server = await start_server(tmp_path, cli_processes)
-    page = await open_page(browser, server.url("/"))
-    await server.send(json_lines(3))
-    await wait_rows(page, 3)
-    await page.click("#pause")
-    await page.wait_for_selector("body[data-paused=true]")  # set when the server confirms
-    watcher = Subscription(await connect(server.url("/ws")))
-    await server.send(json_lines(4, start=3))
-    await watcher.records_until(4)
-    assert await row_count(page) == 3
-    await page.click("#pause")
-    await wait_rows(page, 7)
-    assert await shown_seqs(page) == list(range(1, 8))
+    link = CuttableLink(server.http)
+    url = (await link.start()).replace("ws://", "http://").removesuffix("/ws") + "/"
+    try:
+        page = await open_page(browser, url)
+        await server.send(json_lines(3))
+        await wait_rows(page, 3)
+        await page.click("#pause")
+        await page.wait_for_selector("body[data-paused=true]")  # set when the server confirms
+        watcher = Subscription(await connect(server.url("/ws")))
+        await server.send(json_lines(4, start=3))
+        await watcher.records_until(4)
+        # Still paused across a reconnection: what came while it was away waits too.
+        link.cut()
+        await page.wait_for_selector("body[data-state=reconnecting]")
+        await server.send(json_lines(2, start=7))
+        await watcher.records_until(6)
+        link.down = False
+        await page.wait_for_selector("body[data-state=live]")
+        # A round trip: once its answer is back, anything sent before it has arrived.
+        await page.evaluate("document.body.dataset.paused = 'asking'; send({pause: true})")
+        await page.wait_for_selector("body[data-paused=true]")
+        assert await page.evaluate("state.received") == 3
+        await page.click("#pause")
+        await wait_rows(page, 9)
+        assert await shown_seqs(page) == list(range(1, 10))
+    finally:
+        await link.close()
 
 
 async def test_the_list_is_capped_and_follows_the_bottom(

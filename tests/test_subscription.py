@@ -14,11 +14,12 @@ from aggregator.web.subscription import (
 def test_query_with_every_parameter() -> None:
     request = request_from_query(
         "source=app*,net&source=db&level=warn&grep=time%20out&replay=5000&since=42"
-        "&run=abc&format=text&token=t",
+        "&run=abc&format=text&pause=true&token=t",
         max_replay=1000,
     )
     assert request.filter == ClientFilter(("app*", "net", "db"), "warn", "time out")
     assert (request.format, request.replay, request.since, request.run) == ("text", 1000, 42, "abc")
+    assert request.paused
 
 
 def test_empty_query_asks_for_everything_live() -> None:
@@ -35,6 +36,7 @@ def test_empty_query_asks_for_everything_live() -> None:
         ("grep=(a)%5C1", "grep: not a usable regular expression"),  # backreferences: not RE2
         ("since=x", "since: expected a whole number"),
         ("format=xml", "format: expected json or text"),
+        ("pause=maybe", "pause: expected true or false"),
         ("source=" + "a" * 1001, "sources: expected patterns of 1 to 1000 characters"),
         ("grep=" + "a" * 1001, "grep: longer than 1000 characters"),
         ("nope=1", "unknown parameter 'nope'"),

@@ -89,10 +89,16 @@ class Hub:
             for member in listening:
                 member.last_seq = self.last_seq
 
-    def join(self, subscriber: Subscriber, replay: int, since: int | None) -> None:
-        """Add ``subscriber``, first queueing its replay or its resume from ``since``."""
+    def join(
+        self, subscriber: Subscriber, replay: int, since: int | None, paused: bool = False
+    ) -> None:
+        """Add ``subscriber``, first queueing its replay or its resume from ``since``; one
+        that joins ``paused`` gets that when it resumes."""
         self.subscribers.add(subscriber)
-        if since is not None:
+        if paused:
+            subscriber.paused = True
+            subscriber.last_seq = self.last_seq if since is None else min(since, self.last_seq)
+        elif since is not None:
             self._catch_up(subscriber, since)
         else:
             self._replay(subscriber, replay)

@@ -206,7 +206,7 @@ class WebSocketSink:
             self.config.slow_subscriber,
         )
         subscriber.send_control({"hello": {"run": self.hub.run_id, "seq": self.hub.last_seq}})
-        self.hub.join(subscriber, request.replay, self._resume_point(request))
+        self.hub.join(subscriber, request.replay, self._resume_point(request), request.paused)
         writer = asyncio.create_task(subscriber.write(), name=f"ws:write:{subscriber.peer}")
         try:
             await self._read_messages(subscriber)

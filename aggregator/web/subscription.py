@@ -58,6 +58,8 @@ class SubscriptionRequest:
     replay: int = 0
     since: int | None = None
     run: str | None = None
+    paused: bool = False
+    """Join paused (a page that reconnects while paused): nothing is sent until it resumes."""
 
 
 def compile_grep(pattern: str) -> Searcher:
@@ -118,7 +120,8 @@ def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
         params = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
     except ValueError as error:
         raise SubscriptionError(f"query: {error}") from None
-    unknown = set(params) - {"source", "level", "grep", "replay", "since", "run", "format", "token"}
+    known = {"source", "level", "grep", "replay", "since", "run", "format", "pause", "token"}
+    unknown = set(params) - known
     if unknown:
         raise SubscriptionError(f"unknown parameter {sorted(unknown)[0]!r}")
 
@@ -133,12 +136,16 @@ def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
         raise SubscriptionError(f"format: expected json or text, got {output_format!r}")
     replay = _count("replay", last("replay"))
     since = _count("since", last("since"))
+    pause = last("pause") or "false"
+    if pause not in ("true", "false", "1", "0"):
+        raise SubscriptionError(f"pause: expected true or false, got {pause!r}")
     return SubscriptionRequest(
         client_filter,
         "text" if output_format == "text" else "json",
         min(replay or 0, max_replay),
         since,
         last("run") or None,
+        pause in ("true", "1"),
     )
 
 

@@ -54,6 +54,7 @@ function socketUrl(resume) {
   } else {
     params.set("replay", String(REPLAY));
   }
+  if (state.paused) params.set("pause", "true");   // what comes meanwhile waits for resume
   if (token) params.set("token", token);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/ws?${params}`;
@@ -102,8 +103,7 @@ function onHello(hello) {
   state.run = hello.run;
   state.reconnectMs = 250;
   document.body.dataset.state = "live";
-  if (state.paused) send({ pause: true });
-  setStatus("live");
+  setStatus(state.paused ? "paused" : "live");
 }
 
 function onNotice(message) {
