@@ -9,7 +9,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from websockets.asyncio.client import connect
 
 from tests.conftest import DEADLINE, Cli
-from tests.web import CuttableLink, Subscription, json_lines, start_server
+from tests.web import CuttableLink, Server, Subscription, json_lines, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -125,37 +125,45 @@ async def test_filters_are_applied_by_the_server(
     assert "grep" in await page.inner_text("#error")
 
 
-async def test_pause_then_resume_shows_what_came_meanwhile(
+@pytest.fixture
+async def linked(
     tmp_path: Path, cli_processes: list[Cli], browser: Browser
-) -> None:
+) -> AsyncIterator[tuple[Server, CuttableLink, Page]]:
+    """A server, and the page open through a link the test can cut."""
     server = await start_server(tmp_path, cli_processes)
     link = CuttableLink(server.http)
     url = (await link.start()).replace("ws://", "http://").removesuffix("/ws") + "/"
     try:
-        page = await open_page(browser, url)
-        await server.send(json_lines(3))
-        await wait_rows(page, 3)
-        await page.click("#pause")
-        await page.wait_for_selector("body[data-paused=true]")  # set when the server confirms
-        watcher = Subscription(await connect(server.url("/ws")))
-        await server.send(json_lines(4, start=3))
-        await watcher.records_until(4)
-        # Still paused across a reconnection: what came while it was away waits too.
-        link.cut()
-        await page.wait_for_selector("body[data-state=reconnecting]")
-        await server.send(json_lines(2, start=7))
-        await watcher.records_until(6)
-        link.down = False
-        await page.wait_for_selector("body[data-state=live]")
-        # A round trip: once its answer is back, anything sent before it has arrived.
-        await page.evaluate("document.body.dataset.paused = 'asking'; send({pause: true})")
-        await page.wait_for_selector("body[data-paused=true]")
-        assert await page.evaluate("state.received") == 3
-        await page.click("#pause")
-        await wait_rows(page, 9)
-        assert await shown_seqs(page) == list(range(1, 10))
+        yield server, link, await open_page(browser, url)
     finally:
         await link.close()
+
+
+async def test_pause_then_resume_shows_what_came_meanwhile(
+    linked: tuple[Server, CuttableLink, Page],
+) -> None:
+    server, link, page = linked
+    await server.send(json_lines(3))
+    await wait_rows(page, 3)
+    await page.click("#pause")
+    await page.wait_for_selector("body[data-paused=true]")  # set when the server confirms
+    watcher = Subscription(await connect(server.url("/ws")))
+    await server.send(json_lines(4, start=3))
+    await watcher.records_until(4)
+    # Still paused across a reconnection: what came while it was away waits too.
+    link.cut()
+    await page.wait_for_selector("body[data-state=reconnecting]")
+    await server.send(json_lines(2, start=7))
+    await watcher.records_until(6)
+    link.down = False
+    await page.wait_for_selector("body[data-state=live]")
+    # A round trip: once its answer is back, anything sent before it has arrived.
+    await page.evaluate("document.body.dataset.paused = 'asking'; send({pause: true})")
+    await page.wait_for_selector("body[data-paused=true]")
+    assert await page.evaluate("state.received") == 3
+    await page.click("#pause")
+    await wait_rows(page, 9)
+    assert await shown_seqs(page) == list(range(1, 10))
 
 
 async def test_the_list_is_capped_and_follows_the_bottom(
@@ -185,26 +193,20 @@ async def test_the_list_is_capped_and_follows_the_bottom(
 
 
 async def test_the_page_reconnects_and_resumes_without_repeats(
-    tmp_path: Path, cli_processes: list[Cli], browser: Browser
+    linked: tuple[Server, CuttableLink, Page],
 ) -> None:
-    server = await start_server(tmp_path, cli_processes)
-    link = CuttableLink(server.http)
-    url = (await link.start()).replace("ws://", "http://").removesuffix("/ws") + "/"
-    try:
-        page = await open_page(browser, url)
-        await server.send(json_lines(5))
-        await wait_rows(page, 5)
-        link.cut()
-        await page.wait_for_selector("body[data-state=reconnecting]")
-        await server.send(json_lines(5, start=5))
-        await server.cli.wait_for(lambda: len(server.cli.out) == 10, "10 records")
-        link.down = False
-        await page.wait_for_selector("body[data-state=live]")
-        await wait_rows(page, 10)
-        await server.send(json_lines(1, start=10))
-        await wait_rows(page, 11)
-        assert await shown_seqs(page) == list(range(1, 12))
-        lines = await page.eval_on_selector_all("#log .row .line", "r => r.map(e => e.textContent)")
-        assert orjson.loads(lines[-1])["msg"] == "msg 10"
-    finally:
-        await link.close()
+    server, link, page = linked
+    await server.send(json_lines(5))
+    await wait_rows(page, 5)
+    link.cut()
+    await page.wait_for_selector("body[data-state=reconnecting]")
+    await server.send(json_lines(5, start=5))
+    await server.cli.wait_for(lambda: len(server.cli.out) == 10, "10 records")
+    link.down = False
+    await page.wait_for_selector("body[data-state=live]")
+    await wait_rows(page, 10)
+    await server.send(json_lines(1, start=10))
+    await wait_rows(page, 11)
+    assert await shown_seqs(page) == list(range(1, 12))
+    lines = await page.eval_on_selector_all("#log .row .line", "r => r.map(e => e.textContent)")
+    assert orjson.loads(lines[-1])["msg"] == "msg 10"
