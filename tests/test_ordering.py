@@ -21,6 +21,14 @@ def exact_core(sources: int) -> OrderingCore:
     return OrderingCore(sources, window=0.25, idle_timeout=1.0)
 
 
+def live_core(window: float = 0.25) -> OrderingCore:
+    """A core whose two sources have each announced one live lane, "a" and "b", at 0.0."""
+    core = OrderingCore(2, window=window, idle_timeout=1.0)
+    core.announce(0, Announce(["a"], live=True), 0.0)
+    core.announce(1, Announce(["b"], live=True), 0.0)
+    return core
+
+
 def test_catch_up_is_an_exact_stable_merge() -> None:
     """Existing data merges by ts; ties go to the source first in the config."""
     core = exact_core(2)
@@ -55,9 +63,7 @@ def test_a_record_older_than_its_predecessor_keeps_its_place() -> None:
 
 def test_live_records_wait_at_most_the_window() -> None:
     """A live record waits for an active quiet lane, but only for the window."""
-    core = exact_core(2)
-    core.announce(0, Announce(["a"], live=True), 0.0)
-    core.announce(1, Announce(["b"], live=True), 0.0)
+    core = live_core()
     core.push(0, Chunk("a", recs("a", 100)), 0.1)
     assert core.pop_ready(0.1) == []
     assert core.next_deadline(0.1) == 0.35
@@ -66,9 +72,7 @@ def test_live_records_wait_at_most_the_window() -> None:
 
 def test_merge_delay_is_the_oldest_wait() -> None:
     """merge_delay (for /metrics) is how long the oldest held record has waited."""
-    core = exact_core(2)
-    core.announce(0, Announce(["a"], live=True), 0.0)
-    core.announce(1, Announce(["b"], live=True), 0.0)
+    core = live_core()
     assert core.merge_delay(1.0) == 0.0
     core.push(0, Chunk("a", recs("a", 100)), 0.1)
     assert core.pop_ready(0.1) == []
@@ -77,9 +81,7 @@ def test_merge_delay_is_the_oldest_wait() -> None:
 
 def test_an_idle_lane_does_not_hold_the_merge() -> None:
     """A live lane silent for idle_timeout is not waited for."""
-    core = OrderingCore(2, window=5.0, idle_timeout=1.0)
-    core.announce(0, Announce(["a"], live=True), 0.0)
-    core.announce(1, Announce(["b"], live=True), 0.0)
+    core = live_core(window=5.0)
     core.push(0, Chunk("a", recs("a", 100)), 1.5)
     assert lines(core.pop_ready(1.5)) == ["a0"]
 
@@ -103,9 +105,7 @@ def test_late_records_are_flagged_or_dropped() -> None:
 
 def test_zero_window_is_arrival_order() -> None:
     """order_window = 0s sends live records as they come."""
-    core = OrderingCore(2, window=0.0, idle_timeout=1.0)
-    core.announce(0, Announce(["a"], live=True), 0.0)
-    core.announce(1, Announce(["b"], live=True), 0.0)
+    core = live_core(window=0.0)
     core.push(0, Chunk("a", recs("a", 100)), 0.0)
     assert lines(core.pop_ready(0.0)) == ["a0"]
 
