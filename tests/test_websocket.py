@@ -144,19 +144,27 @@ async def test_pause_then_resume_sends_what_was_missed(server: Server) -> None:
     assert [record["seq"] for record in records] == list(range(1, 7))
 
 
-async def test_a_subscriber_that_never_reads_is_dropped_from_not_waited_for(
-    tmp_path: Path, cli_processes: list[Cli]
-) -> None:
+async def flood_past_a_stuck_subscriber(
+    tmp_path: Path, cli_processes: list[Cli], policy: str
+) -> tuple[Server, Subscription]:
+    """BIG_LINES through a server with a client that has stopped reading and one that reads;
+    returns once the reading one has every record (it never waits for the stuck one)."""
     server = await start_server(
-        tmp_path, cli_processes, 'subscriber_buffer = "1MiB"\nslow_subscriber = "drop"'
+        tmp_path, cli_processes, f'subscriber_buffer = "1MiB"\nslow_subscriber = "{policy}"'
     )
     # With a one-frame queue this client soon stops reading from its socket.
     stuck = await subscribe(server, max_queue=1, max_size=None)
     fast = await subscribe(server, max_size=None)
     fast_reading = asyncio.create_task(fast.records_until(TOTAL))
     await server.send(BIG_LINES)
-    # Everyone else gets everything, while the stuck client still has not read.
     await fast_reading
+    return server, stuck
+
+
+async def test_a_subscriber_that_never_reads_is_dropped_from_not_waited_for(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    server, stuck = await flood_past_a_stuck_subscriber(tmp_path, cli_processes, "drop")
     await server.cli.wait_for(lambda: len(server.cli.out) == TOTAL, "every record on stdout")
     # Once it reads, what it got and what it was told it missed add up to everything.
     await stuck.receive_until(
@@ -175,14 +183,7 @@ async def test_a_subscriber_that_never_reads_is_dropped_from_not_waited_for(
 async def test_a_slow_subscriber_is_disconnected_when_so_configured(
     tmp_path: Path, cli_processes: list[Cli]
 ) -> None:
-    server = await start_server(
-        tmp_path, cli_processes, 'subscriber_buffer = "1MiB"\nslow_subscriber = "disconnect"'
-    )
-    stuck = await subscribe(server, max_queue=1, max_size=None)
-    fast = await subscribe(server, max_size=None)
-    fast_reading = asyncio.create_task(fast.records_until(TOTAL))
-    await server.send(BIG_LINES)
-    await fast_reading
+    _, stuck = await flood_past_a_stuck_subscriber(tmp_path, cli_processes, "disconnect")
     with pytest.raises(ConnectionClosed) as closed:
         async with asyncio.timeout(DEADLINE):
             while True:
