@@ -5,13 +5,32 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import Cli, start_cli
-from tests.web import CuttableLink, json_lines, start_server
+from tests.web import CuttableLink, Server, json_lines, start_server
 
 
 async def start_connect(tmp_path: Path, cli_processes: list[Cli], *args: str) -> Cli:
     cli = await start_cli("connect", *args, cwd=tmp_path)
     cli_processes.append(cli)
     return cli
+
+
+async def connected(tmp_path: Path, cli_processes: list[Cli], *args: str) -> Cli:
+    """``aggregator connect`` once it has its first hello."""
+    cli = await start_connect(tmp_path, cli_processes, *args)
+    await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+    return cli
+
+
+async def send_while_cut(
+    server: Server, link: CuttableLink, lines: list[str], server_total: int
+) -> None:
+    """Cut the link, send ``lines`` until the server has ``server_total`` records, restore."""
+    link.cut()
+    await server.send(lines)
+    await server.cli.wait_for(
+        lambda: len(server.cli.out) == server_total, f"{server_total} records on the server"
+    )
+    link.down = False
 
 
 async def test_connect_prints_text_with_filters_and_replay(
@@ -37,14 +56,10 @@ async def test_connect_resumes_after_a_cut_without_repeats(
     link = CuttableLink(server.http)
     url = await link.start()
     try:
-        cli = await start_connect(tmp_path, cli_processes, url, "--format", "json")
-        await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+        cli = await connected(tmp_path, cli_processes, url, "--format", "json")
         await server.send(json_lines(30))
         await cli.wait_for(lambda: len(cli.out) == 30, "30 records")
-        link.cut()
-        await server.send(json_lines(30, start=30))
-        await server.cli.wait_for(lambda: len(server.cli.out) == 60, "60 records on the server")
-        link.down = False
+        await send_while_cut(server, link, json_lines(30, start=30), server_total=60)
         await cli.wait_for(lambda: len(cli.out) == 60, "the records sent while cut")
         await server.send(json_lines(5, start=60))
         await cli.wait_for(lambda: len(cli.out) == 65, "live records after the resume")
@@ -62,14 +77,10 @@ async def test_connect_reports_a_gap_on_stderr(tmp_path: Path, cli_processes: li
     link = CuttableLink(server.http)
     url = await link.start()
     try:
-        cli = await start_connect(tmp_path, cli_processes, url, "--format", "raw")
-        await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+        cli = await connected(tmp_path, cli_processes, url, "--format", "raw")
         await server.send(json_lines(3))
         await cli.wait_for(lambda: len(cli.out) == 3, "3 records")
-        link.cut()
-        await server.send(json_lines(20, start=3))
-        await server.cli.wait_for(lambda: len(server.cli.out) == 23, "23 records on the server")
-        link.down = False
+        await send_while_cut(server, link, json_lines(20, start=3), server_total=23)
         await cli.wait_for(lambda: len(cli.out) == 8, "the last 5 after the gap")
         assert [orjson.loads(line)["msg"] for line in cli.out[3:]] == [
             f"msg {n}" for n in range(18, 23)
@@ -86,8 +97,7 @@ async def test_connect_follows_a_restarted_server_into_its_new_run(
 ) -> None:
     first = await start_server(tmp_path, cli_processes)
     port = first.http[1]
-    cli = await start_connect(tmp_path, cli_processes, first.url("/ws"), "--format", "raw")
-    await cli.wait_for(lambda: any("connected" in line for line in cli.err), "connected")
+    cli = await connected(tmp_path, cli_processes, first.url("/ws"), "--format", "raw")
     await first.send(json_lines(3))
     await cli.wait_for(lambda: len(cli.out) == 3, "3 records")
     assert await first.cli.stop() == 0
