@@ -149,13 +149,13 @@ class StreamClient:
     async def _take(self, frame: str | bytes, writer: ByteWriter) -> bool:
         """Write a frame's records; True if it was the hello."""
         data = frame.encode() if isinstance(frame, str) else frame
-        records: list[bytes] = []
+        records: list[tuple[bytes, dict[str, Any]]] = []
         hello = False
         for line in data.split(b"\n"):
             message = orjson.loads(line)
             if "seq" in message:
                 self.last_seq = message["seq"]
-                records.append(line)
+                records.append((line, message))
             elif "hello" in message:
                 hello = True
                 self._greet(message["hello"])
@@ -165,10 +165,11 @@ class StreamClient:
             await writer.write(self._render(records))
         return hello
 
-    def _render(self, lines: Sequence[bytes]) -> bytes:
+    def _render(self, records: Sequence[tuple[bytes, dict[str, Any]]]) -> bytes:
+        """Records as received (line, parsed): json passes the line on as it came."""
         if self.format == "json":
-            return b"\n".join(lines) + b"\n"
-        return self._encode([record_from_json(orjson.loads(line)) for line in lines])
+            return b"\n".join(line for line, _ in records) + b"\n"
+        return self._encode([record_from_json(message) for _, message in records])
 
     def _greet(self, hello: dict[str, Any]) -> None:
         run = str(hello.get("run"))

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aggregator.metrics import Family, Kind, render
+from aggregator.web.sink import WebSocketSink
 
 if TYPE_CHECKING:
     from aggregator.pipeline import Pipeline
@@ -107,8 +108,8 @@ class PipelineTelemetry:
         )
         for sink in pipeline.sinks:
             records_out.add(sink.records_out, sink=sink.name)
-            hub = getattr(sink, "hub", None)
-            if hub is not None:
+            if isinstance(sink, WebSocketSink):
+                hub = sink.hub
                 subscribers.add(len(hub.subscribers), sink=sink.name)
                 groups.add(hub.groups, sink=sink.name)
                 dropped.add(hub.dropped_total, sink=sink.name, reason="slow_subscriber")

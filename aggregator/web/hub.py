@@ -30,10 +30,12 @@ class Group:
     encode: Callable[[Sequence[Record]], bytes]
     members: set[Subscriber] = field(default_factory=set)
 
+    def passing(self, records: Sequence[Record]) -> Sequence[Record]:
+        """The records this group's filter lets through."""
+        return records if self.record_filter is None else self.record_filter.apply(records)
+
     def frames(self, records: Sequence[Record]) -> list[tuple[bytes, int, int]]:
-        """(frame, record count, last seq) for the records that pass, at most FRAME_RECORDS each."""
-        if self.record_filter is not None:
-            records = self.record_filter.apply(records)
+        """(frame, record count, last seq) for ``records``, at most FRAME_RECORDS each."""
         frames = []
         for start in range(0, len(records), FRAME_RECORDS):
             part = records[start : start + FRAME_RECORDS]
@@ -75,7 +77,7 @@ class Hub:
             listening = [member for member in group.members if not member.paused]
             if not listening:
                 continue
-            for frame, count, last_seq in group.frames(batch):
+            for frame, count, last_seq in group.frames(group.passing(batch)):
                 # Subscribers that keep up are written at once, all in one call; the others
                 # get the frame queued (or dropped) by their own writer.
                 direct = []
@@ -137,12 +139,7 @@ class Hub:
         if count <= 0:
             return
         group = self._group_of(subscriber)
-        passing: Sequence[Record] = list(self._ring)
-        if group.record_filter is not None:
-            passing = group.record_filter.apply(passing)
-        for frame, records, last_seq in group.frames(passing[-count:]):
-            subscriber.offer(frame, records, last_seq)
-        subscriber.last_seq = self.last_seq
+        self._queue(subscriber, group.passing(list(self._ring))[-count:])
 
     def _catch_up(self, subscriber: Subscriber, since: int) -> None:
         """Queue what came after ``since``; a gap notice for what the ring no longer has."""
@@ -151,7 +148,12 @@ class Hub:
         if oldest > since + 1:
             subscriber.send_control({"notice": "gap", "count": oldest - since - 1})
         missed = [record for record in self._ring if record.seq > since]
-        for frame, count, last_seq in self._group_of(subscriber).frames(missed):
+        self._queue(subscriber, self._group_of(subscriber).passing(missed))
+
+    def _queue(self, subscriber: Subscriber, records: Sequence[Record]) -> None:
+        """Queue ``records`` (already filtered) for ``subscriber``, up to the newest seq."""
+        group = self._group_of(subscriber)
+        for frame, count, last_seq in group.frames(records):
             subscriber.offer(frame, count, last_seq)
         subscriber.last_seq = self.last_seq
 

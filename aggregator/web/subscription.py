@@ -7,6 +7,7 @@ Anything invalid is a ``SubscriptionError`` whose message the client gets as the
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -62,8 +63,11 @@ class SubscriptionRequest:
     """Join paused (a page that reconnects while paused): nothing is sent until it resumes."""
 
 
+@lru_cache(maxsize=256)
 def compile_grep(pattern: str) -> Searcher:
-    """``pattern`` compiled by RE2 (linear time); SubscriptionError if RE2 cannot take it."""
+    """``pattern`` compiled by RE2 (linear time); SubscriptionError if RE2 cannot take it.
+
+    Cached: a pattern is checked when the URL is, and compiled again for its group."""
     options = re2.Options()
     options.log_errors = False
     options.max_mem = RE2_MAX_MEMORY
