@@ -15,8 +15,8 @@ the line: when it cannot parse one it says why in ``error`` and the record keeps
 """
 
 import re
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -31,9 +31,17 @@ from aggregator.timestamps import (
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
 NOTHING: Parsed = (None, None, None, None)
+Columns = tuple[
+    Sequence[int | None],
+    Sequence[str | None],
+    Sequence[dict[str, Any] | None],
+    Sequence[str | None],
+]
+"""What a codec said of many lines, as columns: stamps, levels, fields, errors."""
 
 TS_KEYS = ("ts", "time", "timestamp", "@timestamp")
 LEVEL_KEYS = ("level", "lvl", "severity", "loglevel", "log.level")
+_MISSING = object()
 
 _LEVEL_NAMES = {
     "trace": "trace", "trc": "trace", "finest": "trace", "verbose": "trace",
@@ -79,16 +87,17 @@ class FieldPicker:
     def pick(self, fields: dict[str, Any]) -> Parsed:
         ts = level = error = None
         for key in self.ts_keys:
-            if key in fields:
-                value = fields.pop(key)
+            value = fields.pop(key, _MISSING)
+            if value is not _MISSING:
                 ts = self.ts_parser(value)
                 if ts is None:
                     error = f"{key}: not a timestamp: {str(value)[:60]!r}"
                     fields[key] = value
                 break
         for key in LEVEL_KEYS:
-            if key in fields:
-                level = normalise_level(fields[key])
+            value = fields.get(key, _MISSING)
+            if value is not _MISSING:
+                level = normalise_level(value)
                 if level is not None:
                     del fields[key]
                 break
@@ -119,6 +128,17 @@ def level_word(line: str, start: int = 0) -> str | None:
     return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
 
 
+# The words right after a timestamp that name a level as ``TextCodec`` reads them: upper case
+# (a trailing colon allowed), or any common case in brackets.
+_LEVEL_TOKENS = {
+    f"{opening}{spelling}{closing}": level
+    for name, level in _LEVEL_NAMES.items()
+    for spelling in (name, name.upper(), name.title())
+    for opening, closing in ("[]", "<>", "()", ("", ""), ("", ":"))
+    if opening or spelling.isupper()
+}
+
+
 class TextCodec:
     """A timestamp at the start of the line and a level word near it (upper case, such as
     ``ERROR``, or in brackets, such as ``[warn]``, within the first 80 characters).
@@ -132,6 +152,11 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line), None, None
         ts, end = stamp
+        if line[end : end + 1] == " ":  # the commonest layout, "TS LEVEL ...": one lookup
+            space = line.find(" ", end + 1, end + 12)
+            level = _LEVEL_TOKENS.get(line[end + 1 : space if space > 0 else end + 12])
+            if level is not None:
+                return ts, level, None, None
         token = line[end : end + 12].split(None, 1)
         if token:
             word = token[0]
@@ -263,6 +288,8 @@ class AutoCodec:
 
     def parse(self, line: str) -> Parsed:
         first = line[:1]
+        if "0" <= first <= "9":  # a timestamp, most likely: the commonest text line
+            return self.text.parse(line)
         if first == "{":
             parsed = self.json.parse(line)
             if parsed[3] is None:
@@ -274,6 +301,15 @@ class AutoCodec:
         elif (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
             return self.logfmt.parse(line)
         return self.text.parse(line)
+
+
+def parse_lines(codec: Codec, texts: Sequence[str]) -> Columns:
+    """Each of ``texts`` parsed by ``codec`` (an empty line says nothing), as columns."""
+    parse = codec.parse
+    parsed = [parse(text) if text else NOTHING for text in texts]
+    if not parsed:
+        return [], [], [], []
+    return cast(Columns, tuple(zip(*parsed, strict=True)))
 
 
 def make_codec(

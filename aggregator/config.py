@@ -132,6 +132,8 @@ class AggregatorSection(_Strict):
     late: Literal["emit", "drop"] = "emit"
     idle_timeout: Duration = 1.0
     checkpoint_interval: Duration = 1.0
+    parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    """Processes that parse large reads (catch-up); 0: parse everything on the event loop."""
 
 
 class TimestampSpec(_Strict):

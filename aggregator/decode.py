@@ -7,12 +7,14 @@ record.
 
 import re
 import time
+from collections.abc import Sequence
 
-from aggregator.codecs import NOTHING, Codec, RawCodec, make_codec
+from aggregator.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
 from aggregator.config import LineSourceConfig
 from aggregator.framing import OctetCountedSplitter
 from aggregator.lines import Lines, LineSplitter, Splitter
 from aggregator.multiline import MultilineJoiner
+from aggregator.parse_pool import POOL_MIN_BYTES, CodecSpec, ParsedRegion, ParsePool
 from aggregator.record import Batch, Record
 from aggregator.timestamps import quick_line_start_span
 
@@ -29,9 +31,12 @@ class Decoding:
         self.source = source
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
-        self.codec: Codec = make_codec(
+        self.spec: CodecSpec = (
             config.codec, config.timestamp.field, config.timestamp.format, config.pattern
-        )
+        )  # fmt: skip
+        self.codec: Codec = make_codec(*self.spec)
+        self.pool: ParsePool | None = None
+        """Where large reads are parsed, if anywhere but the loop (set by the pipeline)."""
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
 
@@ -64,24 +69,31 @@ class Decoding:
                 for text in lines.text
             ]
         else:
-            batch = self._parsed_records(origin, lines.text, read_at)
-        for index in lines.truncated:
-            batch[index].truncated = True
-        self.truncated_lines += len(lines.truncated)
+            columns = parse_lines(self.codec, lines.text)
+            batch = self._build(origin, lines.text, columns, read_at)
+        self._flag_truncated(batch, lines.truncated)
         return batch
 
-    def _parsed_records(self, origin: str, texts: list[str], read_at: int) -> Batch:
-        source = self.source
-        parse = self.codec.parse
-        batch = []
-        for text in texts:
-            ts, level, fields, error = parse(text) if text else NOTHING
-            batch.append(
-                Record(
-                    read_at if ts is None else ts, source, origin, text, level, fields, False, error
-                )
-            )
+    def parsed_records(self, origin: str, region: ParsedRegion, read_at: int) -> Batch:
+        """Records for a region a worker has parsed."""
+        batch = self._build(origin, region.texts, region.columns, read_at)
+        self._flag_truncated(batch, region.truncated)
         return batch
+
+    def _build(self, origin: str, texts: Sequence[str], columns: Columns, read_at: int) -> Batch:
+        source = self.source
+        stamps, levels, fields, errors = columns
+        return [
+            Record(read_at if ts is None else ts, source, origin, text, level, extra, False, error)
+            for text, ts, level, extra, error in zip(
+                texts, stamps, levels, fields, errors, strict=True
+            )
+        ]
+
+    def _flag_truncated(self, batch: Batch, truncated: list[int]) -> None:
+        for index in truncated:
+            batch[index].truncated = True
+        self.truncated_lines += len(truncated)
 
 
 class LaneDecoder:
@@ -117,6 +129,28 @@ class LaneDecoder:
     def error(self) -> ValueError | None:
         """Why the lane's bytes cannot be split any further (a framing error), if they can't."""
         return self.splitter.error
+
+    async def decode(self, data: bytes) -> Batch:
+        """``feed``, with the lines of a large read parsed in a worker process, if there are
+        workers and one is free (see ``aggregator.parse_pool``)."""
+        decoding = self.decoding
+        pool = decoding.pool
+        if (
+            pool is None
+            or len(data) < POOL_MIN_BYTES
+            or self.joiner is not None
+            or not isinstance(self.splitter, LineSplitter)
+            or not pool.accepts()
+        ):
+            return self.feed(data)
+        read_at = now_micros()
+        head, region = self.splitter.take(data)
+        batch = decoding.records(self.origin, head, read_at)
+        if region is not None:
+            limit = decoding.config.max_line_bytes
+            parsed = await pool.parse(decoding.spec, region, limit)
+            batch += decoding.parsed_records(self.origin, parsed, read_at)
+        return batch
 
     def feed(self, data: bytes) -> Batch:
         lines = self.splitter.feed(data)

@@ -81,32 +81,37 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> Lines:
         """The lines that ``data`` completes; a partial last line is held for the next feed."""
+        lines, region = self.take(data)
+        if region is not None:
+            split_region(region, self._limit, lines)
+        return lines
+
+    def take(self, data: bytes) -> tuple[Lines, bytes | None]:
+        """``feed`` in two parts: the line that ``data`` completes (one held from before), and
+        the region of whole lines after it, unsplit (None: there is none), for
+        ``split_region``, which is pure and so may run anywhere, a worker process included."""
         last_newline = data.rfind(b"\n")
         if last_newline < 0:
             self._hold(data)
-            return Lines()
-        head = data[:last_newline]
+            return Lines(), None
+        region: bytes | None = data[:last_newline]
         tail = data[last_newline + 1 :]
+        lines = Lines()
         if self._partial or self._skipping:
-            first_newline = head.find(b"\n")
+            assert region is not None
+            first_newline = region.find(b"\n")
             if first_newline < 0:
-                first, head = head, b""
-                rest_empty = True
+                self._hold(region)
+                region = None
             else:
-                first, head = head[:first_newline], head[first_newline + 1 :]
-                rest_empty = False
-            self._hold(first)
-            lines = Lines(text=[self._take_partial()])
+                self._hold(region[:first_newline])
+                region = region[first_newline + 1 :]
+            lines.text.append(self._take_partial())
             if self._skipping:
                 lines.truncated.append(0)
                 self._skipping = False
-            if not rest_empty:
-                self._split_into(head, lines)
-        else:
-            lines = Lines()
-            self._split_into(head, lines)
         self._hold(tail)
-        return lines
+        return lines, region
 
     def flush(self) -> Lines:
         """The partial last line as a line of its own (at end of input), if there is one."""
@@ -131,17 +136,21 @@ class LineSplitter:
         self._partial.clear()
         return text
 
-    def _split_into(self, region: bytes, lines: Lines) -> None:
-        """Split complete lines from ``region`` (which holds no final newline) into ``lines``."""
-        offset = len(lines.text)
-        text = region.decode("utf-8", "replace")
-        parts = text.split("\n")
-        if "\r" in text:
-            parts = [part[:-1] if part.endswith("\r") else part for part in parts]
-        # A character stands for at most 4 bytes, so lines this short cannot be over the limit.
-        if len(max(parts, key=len)) * 4 > self._limit:
-            for index, raw in enumerate(region.split(b"\n")):
-                if len(raw) > self._limit:
-                    parts[index] = _decode_line(cut_utf8(raw, self._limit))
-                    lines.truncated.append(offset + index)
-        lines.text.extend(parts)
+
+def split_region(region: bytes, limit: int, lines: Lines | None = None) -> Lines:
+    """The lines of ``region`` (whole lines without the last newline) appended to ``lines``:
+    those over ``limit`` bytes cut and flagged truncated."""
+    lines = Lines() if lines is None else lines
+    offset = len(lines.text)
+    text = region.decode("utf-8", "replace")
+    parts = text.split("\n")
+    if "\r" in text:
+        parts = [part[:-1] if part.endswith("\r") else part for part in parts]
+    # A character stands for at most 4 bytes, so lines this short cannot be over the limit.
+    if len(max(parts, key=len)) * 4 > limit:
+        for index, raw in enumerate(region.split(b"\n")):
+            if len(raw) > limit:
+                parts[index] = _decode_line(cut_utf8(raw, limit))
+                lines.truncated.append(offset + index)
+    lines.text.extend(parts)
+    return lines

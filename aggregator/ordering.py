@@ -18,9 +18,9 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from itertools import accumulate
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Literal
 
 from aggregator.chunk import Announce, Chunk
 from aggregator.record import Batch, Record
@@ -30,7 +30,7 @@ LatePolicy = Literal["emit", "drop"]
 PRUNE_INTERVAL = 1.0
 """Seconds between looks for live lanes gone quiet (a UDP peer, a closed-over file)."""
 
-_RECORD = itemgetter(4)
+_LANE_RANK = itemgetter(0, 1)  # a run's (source, lane order)
 _TOP = (2**63, 2**63, 2**63)
 _BOTTOM = (-(2**63), -1, -1)
 
@@ -153,18 +153,25 @@ class OrderingCore:
         high_water = self._high_water  # what was sent before: the measure of late for all
         for lane in self._lanes.values():
             if lane.queue:
-                run = self._take(lane, limit, high_water)
-                if run:
-                    runs.append(run)
+                keys, records = self._take(lane, limit, high_water)
+                if records:
+                    runs.append((lane.source, lane.order, keys, records))
                     self._high_water = max(self._high_water, lane.key)
         if not runs:
             return []
         if len(runs) == 1:
-            merged = runs[0]
+            out = runs[0][3]
         else:
-            merged = [item for run in runs for item in run]
-            merged.sort()  # (key, source, lane order, index): unique, records never compared
-        out = list(map(_RECORD, merged))
+            # Runs in rank order, then one stable sort by key alone: equal keys keep that
+            # order (config order, then lane age), and no tuple is built per record.
+            runs.sort(key=_LANE_RANK)
+            all_keys: list[int] = []
+            all_records: Batch = []
+            for _, _, keys, records in runs:
+                all_keys += keys
+                all_records += records
+            order = sorted(range(len(all_keys)), key=all_keys.__getitem__)
+            out = list(map(all_records.__getitem__, order))
         for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
             self._forget_if_done(lane)
         self._prune(now)
@@ -267,9 +274,11 @@ class OrderingCore:
             limit = late
         return None if limit == _BOTTOM else limit
 
-    def _take(self, lane: _Lane, limit: tuple[int, int, int], high_water: int) -> list[Any]:
-        """The lane's records that rank within ``limit``, as sortable (key, source, lane order,
-        index, record) tuples; late ones are flagged (or dropped) and counted."""
+    def _take(
+        self, lane: _Lane, limit: tuple[int, int, int], high_water: int
+    ) -> tuple[list[int], Batch]:
+        """The lane's records that rank within ``limit``, and their keys; late ones are flagged
+        (or dropped) and counted."""
         limit_key, limit_source, limit_order = limit
         # On a key equal to the limit's, config order and lane age decide.
         ties_pass = (lane.source, lane.order) <= (limit_source, limit_order)
@@ -306,9 +315,7 @@ class OrderingCore:
         self._held -= taken
         if lane.on_release is not None and taken:
             lane.on_release(taken)
-        count = len(records_out)
-        return list(zip(keys_out, repeat(lane.source, count), repeat(lane.order, count),
-                        range(count), records_out, strict=True))  # fmt: skip
+        return keys_out, records_out
 
     def _count_late(self, source: int, count: int) -> None:
         counts = self.stats.late

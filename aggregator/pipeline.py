@@ -29,6 +29,7 @@ from aggregator.config import (
 from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
 from aggregator.ordering import OrderingCore
+from aggregator.parse_pool import ParsePool, default_workers
 from aggregator.record import Batch
 from aggregator.sinks import Sink
 from aggregator.sinks.file import FileSink
@@ -89,6 +90,12 @@ class Pipeline:
             SINK_TYPES[type(part)](name, part, names) for name, part in config.sinks.items()
         ]
         settings = config.aggregator
+        workers = settings.parse_workers
+        self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
+        if self.parse_pool.workers:
+            for source in self.sources:
+                if isinstance(source, FileSource | StdinSource):
+                    source.decoding.pool = self.parse_pool
         self.core = OrderingCore(
             len(self.sources), settings.order_window, settings.idle_timeout, settings.late
         )
@@ -155,6 +162,7 @@ class Pipeline:
             if committer is not None:
                 await asyncio.gather(committer, return_exceptions=True)
             await self._commit()
+            await self.parse_pool.close()
 
     async def _run_parts(self, merge: Merge) -> None:
         async with asyncio.TaskGroup() as group:

@@ -130,7 +130,14 @@ class PipelineTelemetry:
             "How long the oldest record held by the merge has waited.",
         )
         delay.add(round(core.merge_delay(time.monotonic()), 6))
+        workers = Family(
+            "aggregator_parse_workers",
+            "gauge",
+            "Worker processes parsing large reads (started by the first such read).",
+        )
+        workers.add(len(pipeline.parse_pool.pids))
         return [
+            workers,
             records_in,
             records_out,
             dropped,

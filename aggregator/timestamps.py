@@ -61,13 +61,6 @@ def parse_iso(text: str, start: int = 0) -> tuple[int, int] | None:
         except ValueError:
             return None
     end = start + 19
-    # Fast paths for the most common endings: ".123456Z" and ".123Z" (isdecimal is exactly
-    # what int() accepts).
-    if text[end : end + 1] == ".":
-        if text[end + 7 : end + 8] == "Z" and text[end + 1 : end + 7].isdecimal():
-            return seconds * 1_000_000 + int(text[end + 1 : end + 7]), end + 8
-        if text[end + 4 : end + 5] == "Z" and text[end + 1 : end + 4].isdecimal():
-            return seconds * 1_000_000 + int(text[end + 1 : end + 4]) * 1000, end + 5
     tail = _ISO_TAIL.match(text, end)
     assert tail is not None  # every part of the pattern is optional
     fraction, sign, hours, minutes = tail.groups()
@@ -76,6 +69,27 @@ def parse_iso(text: str, start: int = 0) -> tuple[int, int] | None:
         seconds += -offset if sign == "+" else offset
     micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
     return seconds * 1_000_000 + micros, tail.end()
+
+
+def cached_iso_span(text: str) -> tuple[int, int] | None:
+    """``parse_iso(text)`` for the commonest case, else None (the caller takes the full path):
+    a second seen before (``YYYY-MM-DDTHH:MM:SS``) followed by ``.ffffff``, ``.fff``, ``Z``,
+    a space or nothing costs one dict lookup and a few slices."""
+    seconds = _second_epochs.get(text[:19])
+    if seconds is None:
+        return None
+    after = text[19:20]
+    if after == ".":
+        # isdecimal is exactly what int() accepts, without its signs, spaces and underscores.
+        if text[26:27] == "Z" and text[20:26].isdecimal():
+            return seconds * 1_000_000 + int(text[20:26]), 27
+        if text[23:24] == "Z" and text[20:23].isdecimal():
+            return seconds * 1_000_000 + int(text[20:23]) * 1000, 24
+    elif after == "Z":
+        return seconds * 1_000_000, 20
+    elif after in (" ", ""):
+        return seconds * 1_000_000, 19
+    return None
 
 
 def epoch_to_micros(value: float) -> int:
@@ -136,7 +150,7 @@ def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
 def parse_auto(value: object) -> int | None:
     """A field's value as a timestamp in any format ``auto`` knows, or None."""
     if type(value) is str:  # the common case first
-        parsed = parse_iso(value)
+        parsed = cached_iso_span(value) or parse_iso(value)
         if parsed is not None and parsed[1] == len(value):
             return parsed[0]
     if isinstance(value, bool):
@@ -208,23 +222,8 @@ def parse_line_start(line: str, now_us: int | None = None) -> int | None:
 
 
 def quick_line_start_span(line: str) -> tuple[int, int] | None:
-    """``line_start_timestamp`` with the commonest case inlined: a line that starts with a
-    second seen before (``YYYY-MM-DDTHH:MM:SS``) followed by ``.ffffff``, ``.fff``, ``Z``, a
-    space or nothing costs one dict lookup and a few slices; anything else takes the full path.
-    """
-    seconds = _second_epochs.get(line[:19])
-    if seconds is not None:
-        after = line[19:20]
-        if after == ".":
-            if line[26:27] == "Z" and line[20:26].isdecimal():
-                return seconds * 1_000_000 + int(line[20:26]), 27
-            if line[23:24] == "Z" and line[20:23].isdecimal():
-                return seconds * 1_000_000 + int(line[20:23]) * 1000, 24
-        elif after == "Z":
-            return seconds * 1_000_000, 20
-        elif after in (" ", ""):
-            return seconds * 1_000_000, 19
-    return line_start_timestamp(line)
+    """``line_start_timestamp`` with the commonest case (``cached_iso_span``) first."""
+    return cached_iso_span(line) or line_start_timestamp(line)
 
 
 def quick_line_start(line: str) -> int | None:

@@ -73,7 +73,7 @@ async def pump(
             continue
         if not data:
             break
-        records = decoder.feed(data)
+        records = await decoder.decode(data)
         if records:
             await outlet.send(records, live=live)
         if decoder.error is not None:

@@ -49,7 +49,7 @@ class DatagramListener:
         self.config = config
         self.datagrams = 0
         self.dropped = 0
-        self._decoding = Decoding(name, config)
+        self.decoding = Decoding(name, config)
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[str, Batch] = {}
         self._pending_count = 0
@@ -81,7 +81,7 @@ class DatagramListener:
     def counters(self) -> dict[str, object]:
         return {
             "dropped_full": self.dropped,
-            "lines_truncated": self._decoding.truncated_lines,
+            "lines_truncated": self.decoding.truncated_lines,
         }
 
     def _report_drops(self) -> None:
@@ -126,7 +126,7 @@ class DatagramListener:
             lines = Lines([text[:-1] if text.endswith("\r") else text])
         else:
             lines = LineSplitter(self.config.max_line_bytes).feed(data + b"\n")
-        records = self._decoding.records(origin, lines)
+        records = self.decoding.records(origin, lines)
         self._pending.setdefault(origin, []).extend(records)
         self._pending_count += len(records)
         self._ready.set()

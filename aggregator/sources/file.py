@@ -217,7 +217,7 @@ class FileTailer:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
                 data = stripped
-            return self.decoder.feed(data) if data else []
+            return await self.decoder.decode(data) if data else []
         return None
 
     def _rewritten(self, fd: int) -> bool:
@@ -260,7 +260,7 @@ class FileSource:
         self.rotations = 0
         self._open: set[FileTailer] = set()  # followed and rotated-away files, open now
         self._exclude = NamePathMatcher(config.exclude)
-        self._decoding = Decoding(name, config)
+        self.decoding = Decoding(name, config)
         self._tailed: set[str] = set()  # the paths followed, as the glob names them
         # Paths that could not be opened (permission, out of descriptors): warned about once,
         # retried at each rescan, and opened as they would have been the first time.
@@ -283,7 +283,7 @@ class FileSource:
         return {
             "files_open": sum(not tailer.suspended for tailer in self._open),
             "rotations": self.rotations,
-            "lines_truncated": self._decoding.truncated_lines,
+            "lines_truncated": self.decoding.truncated_lines,
             "unread_bytes": unread,
         }
 
@@ -381,7 +381,7 @@ class FileSource:
         """Read a file rotated away while stopped from its saved offset to its end."""
         origin = str(path)
         outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self._decoding.lane(origin))
+        tailer = FileTailer(path, self.decoding.lane(origin))
         try:
             await tailer.open(at_end=False, resume=position)
         except OSError as error:
@@ -406,7 +406,7 @@ class FileSource:
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
         origin = str(path)
         outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self._decoding.lane(origin))
+        tailer = FileTailer(path, self.decoding.lane(origin))
         try:
             resumed = await tailer.open(at_end, self._resume.get(path))
         except OSError as error:
@@ -443,7 +443,7 @@ class FileSource:
                     )
                 else:
                     self._open.discard(tailer)  # closed while quiet, and gone since
-                tailer = FileTailer(path, self._decoding.lane(origin))
+                tailer = FileTailer(path, self.decoding.lane(origin))
                 try:
                     await tailer.open(at_end=False)
                 except OSError:  # gone again before we could open it: rediscovered later

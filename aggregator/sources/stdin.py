@@ -44,7 +44,7 @@ class StdinSource:
         self.name = name
         self.config = config
         self.fd = fd
-        self._decoding = Decoding(name, config)
+        self.decoding = Decoding(name, config)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -53,13 +53,13 @@ class StdinSource:
         """Nothing to bind."""
 
     def counters(self) -> dict[str, object]:
-        return {"lines_truncated": self._decoding.truncated_lines}
+        return {"lines_truncated": self.decoding.truncated_lines}
 
     async def run(self, out: Channel[SourceItem]) -> None:
         # Redirected from a file, stdin is existing data (merged exactly); a pipe is live.
         regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
         await out.put(Announce([ORIGIN], live=not regular))
-        decoder = self._decoding.lane(ORIGIN)
+        decoder = self.decoding.lane(ORIGIN)
         outlet = LaneOutlet(out, ORIGIN)
         if not regular:
             await pump(lambda: read_when_readable(self.fd), decoder, outlet, live=True)

@@ -44,7 +44,7 @@ class StreamListener:
         self.connections = 0
         self.accepted = 0
         self.refused = 0
-        self._decoding = Decoding(name, config)
+        self.decoding = Decoding(name, config)
         self._server: asyncio.Server | None = None
         self._group: asyncio.TaskGroup | None = None
         self._out: Channel[SourceItem] | None = None
@@ -70,7 +70,7 @@ class StreamListener:
         return {
             "connections": self.connections,
             "connections_refused": self.refused,
-            "lines_truncated": self._decoding.truncated_lines,
+            "lines_truncated": self.decoding.truncated_lines,
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
@@ -104,7 +104,7 @@ class StreamListener:
     ) -> None:
         assert self._out is not None
         outlet = LaneOutlet(self._out, peer)
-        decoder = self._decoding.lane(peer, self.config.framing)
+        decoder = self.decoding.lane(peer, self.config.framing)
         try:
             await pump(lambda: self._read(reader), decoder, outlet)
         except FramingError as error:

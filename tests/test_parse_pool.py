@@ -1,0 +1,203 @@
+"""Parsing in worker processes: the same records as parsing on the loop, in order, and
+nothing lost when a worker dies or the user presses Ctrl-C."""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aggregator.config import LineSourceConfig
+from aggregator.decode import Decoding
+from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool, parse_region
+from aggregator.record import Record
+from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
+
+SPEC = ("auto", None, "auto", None)
+YEAR_2001 = 978_307_200_000_000  # µs: every time in the test data is before it
+
+
+def mixed_region(count: int, seed: int = 0) -> bytes:
+    """Whole lines (no final newline) of every kind a region can hold."""
+    lines = []
+    for index in range(seed, seed + count):
+        stamp = f"2000-01-01T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+        lines += [
+            orjson.dumps({"ts": stamp, "level": "warning", "n": index}),
+            f"{stamp} ERROR text line {index}".encode(),
+            f"no time, line {index}\r".encode(),
+            b'{"ts": "broken',
+            b"",
+            "caf\u00e9 \xff".encode("latin-1"),  # invalid UTF-8
+            b"x" * 300,  # over the limit below
+        ]
+    return b"\n".join(lines)
+
+
+def timed_region(count: int, seed: int) -> bytes:
+    """Whole lines that all carry their time, so that two runs give the same stream."""
+    lines = []
+    for index in range(seed, seed + count):
+        stamp = f"2026-11-25T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+        lines += [
+            orjson.dumps({"ts": stamp, "level": "warning", "n": index}),
+            f"{stamp} ERROR text line {index}\r".encode(),
+            f"ts={stamp} level=debug msg=logfmt".encode(),
+            f"{stamp} caf\u00e9 ".encode("latin-1") + b"\xff",  # invalid UTF-8
+            f"{stamp} {'x' * 300}".encode(),  # over the limit below
+        ]
+    return b"\n".join(lines)
+
+
+def records_of(decoding: Decoding, records: list[Record]) -> list[tuple[object, ...]]:
+    return [
+        (r.ts, r.source, r.origin, r.line, r.level, r.fields, r.truncated, r.parse_error)
+        for r in records
+    ]
+
+
+async def test_a_worker_parses_like_the_loop() -> None:
+    """A region parsed in a worker gives the records parsing it on the loop gives."""
+    config = LineSourceConfig(max_line_bytes=256)
+    region = mixed_region(100)
+    on_loop = Decoding("app", config)
+    inline = on_loop.lane("a.log").feed(region + b"\n")
+    in_worker = Decoding("app", config)
+    pool = ParsePool(1)
+    in_worker.pool = pool
+    lane = in_worker.lane("a.log")
+    try:
+        await wait_until(lambda: pool.accepts(), "the worker to start")
+        parsed = await lane.decode(region + b"\n")
+    finally:
+        await pool.close()
+    assert len(region) >= POOL_MIN_BYTES
+    # Lines without a time of their own carry their read time: not compared.
+    for record in inline + parsed:
+        if record.ts >= YEAR_2001:
+            record.ts = 0
+    assert records_of(in_worker, parsed) == records_of(on_loop, inline)
+    assert in_worker.truncated_lines == on_loop.truncated_lines == 100
+
+
+async def test_replies_come_back_to_the_region_that_asked() -> None:
+    """Many regions in flight at once, each answered with its own lines."""
+    pool = ParsePool(2)
+    regions = [mixed_region(20, seed=100 * index) for index in range(12)]
+    try:
+        await wait_until(lambda: pool.accepts(), "the workers to start")
+        replies = await asyncio.gather(*(pool.parse(SPEC, region, 256) for region in regions))
+    finally:
+        await pool.close()
+    assert [reply.texts for reply in replies] == [
+        parse_region(SPEC, region, 256).texts for region in regions
+    ]
+
+
+async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Killed with regions on their way, a worker's regions are parsed on the loop, and the
+    failure is reported once."""
+    pool = ParsePool(1)
+    region = mixed_region(40)
+    try:
+        await wait_until(lambda: pool.accepts(), "the worker to start")
+        pending = [asyncio.create_task(pool.parse(SPEC, region, 256)) for _ in range(3)]
+        os.kill(pool.pids[0], signal.SIGKILL)
+        replies = await asyncio.gather(*pending, pool.parse(SPEC, region, 256))
+    finally:
+        await pool.close()
+    expected = parse_region(SPEC, region, 256)
+    assert all(reply == expected for reply in replies)
+    assert not pool.accepts()
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1 and "parse worker failed" in failures[0].getMessage()
+
+
+def test_tail_gives_the_same_stream_with_and_without_workers(tmp_path: Path) -> None:
+    """The whole program, with ``parse_workers = 0`` and with workers: the same bytes."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.log").write_bytes(timed_region(600, seed=ord(name)) + b"\n")
+    outputs = []
+    for workers in (0, 2):
+        config = tmp_path / f"workers-{workers}.toml"
+        config.write_text(
+            f'[aggregator]\nparse_workers = {workers}\nstate_dir = "state-{workers}"\n'
+            '[sources.app]\ntype = "file"\npaths = ["*.log"]\nstart_at = "beginning"\n'
+            "follow = false\nmax_line_bytes = 256\n"
+            '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "aggregator", "run", "-c", config.name],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=DEADLINE * 2,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert len(outputs[0].splitlines()) == 2 * 5 * 600
+    assert outputs[0] == outputs[1]
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The parse workers among the children of process ``pid``."""
+    workers = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            if b"aggregator.parse_pool" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+        except OSError:
+            continue  # ended meanwhile
+    return workers
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists processes in /proc")
+async def test_ctrl_c_stops_the_workers_quietly(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal signals the whole foreground process group; the workers are in
+    a session of their own, and the main process stops them: no traceback, none left."""
+    big = tmp_path / "big.log"
+    big.write_bytes((mixed_region(3000) + b"\n") * 4)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aggregator", "tail", "--from-start", str(big),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        await wait_until(lambda: worker_pids(proc.pid), "a parse worker to start")
+        workers = worker_pids(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.stderr is not None
+        async with asyncio.timeout(DEADLINE):
+            stderr = (await proc.stderr.read()).decode()
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    await wait_until(lambda: not any(map(alive, workers)), "the workers to end")
+
+
+async def test_a_live_only_run_starts_no_worker(tmp_path: Path) -> None:
+    """Small reads are parsed on the loop: following a quiet file starts no process."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cli = await start_cli("tail", str(log), cwd=tmp_path)
+    try:
+        await follow_synced(cli, log, "hello")
+        children = Path(f"/proc/{cli.proc.pid}/task/{cli.proc.pid}/children")
+        assert children.read_text().split() == []
+    finally:
+        await cli.stop()
