@@ -94,24 +94,20 @@ class LineSplitter:
         if last_newline < 0:
             self._hold(data)
             return Lines(), None
-        region: bytes | None = data[:last_newline]
+        region = data[:last_newline]
         tail = data[last_newline + 1 :]
         lines = Lines()
+        rest: bytes | None = region
         if self._partial or self._skipping:
-            assert region is not None
             first_newline = region.find(b"\n")
-            if first_newline < 0:
-                self._hold(region)
-                region = None
-            else:
-                self._hold(region[:first_newline])
-                region = region[first_newline + 1 :]
+            self._hold(region if first_newline < 0 else region[:first_newline])
+            rest = None if first_newline < 0 else region[first_newline + 1 :]
             lines.text.append(self._take_partial())
             if self._skipping:
                 lines.truncated.append(0)
                 self._skipping = False
         self._hold(tail)
-        return lines, region
+        return lines, rest
 
     def flush(self) -> Lines:
         """The partial last line as a line of its own (at end of input), if there is one."""

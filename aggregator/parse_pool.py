@@ -9,9 +9,9 @@ live case, are parsed on the loop as before, where a hop to a process would only
 A worker is ``python -m aggregator.parse_pool``, fed through its stdin and answering on its
 stdout, in order, one length-prefixed pickle each way. Its pipes are read and written by the
 event loop itself: with a pool of threads in between (``ProcessPoolExecutor``), a result
-waited for the loop's lock (the GIL) while a full pipe stalled the worker. While every worker
-is busy the loop parses a read itself rather than queue it. A worker that dies is reported
-once, and its regions are parsed on the loop: nothing is lost.
+waited for the loop's lock (the GIL) while a full pipe stalled the worker. While the workers
+start, and past ``JOBS_PER_WORKER`` regions each, the loop parses a read itself. A worker that
+dies is reported once, and its regions are parsed on the loop: nothing is lost.
 
 This module is what a worker imports: it stays free of the config and of asyncio's parts.
 """
@@ -42,7 +42,8 @@ POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: ~270 lines of 120 bytes take ~0.4 ms there,
 about what the hop to a worker and back costs the loop."""
 JOBS_PER_WORKER = 8
-"""Regions a worker may have waiting: one parsed while the next is on its way."""
+"""Regions a worker may have in hand (~3 MiB); past that the loop parses. Lower bounds that
+were tried for balance lost: a loop that parses leaves replies unread, and parses more."""
 PIPE_BYTES = 1 << 20
 """Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
 a whole result (~400 KiB for a 256 KiB read) while the loop is busy elsewhere."""
@@ -122,9 +123,13 @@ class _Worker:
         reply: asyncio.Future[ParsedRegion] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
         request = pickle.dumps((spec, region, limit), protocol=5)
-        self.requests.write(len(request).to_bytes(4, "big"))
-        self.requests.write(request)
-        await self.requests.drain()
+        try:
+            self.requests.write(len(request).to_bytes(4, "big"))
+            self.requests.write(request)
+            await self.requests.drain()
+        except ConnectionError as error:  # it has exited
+            reply.cancel()
+            raise WorkerFailed(f"stopped reading ({error!r})") from None
         return await reply
 
     async def _read_replies(self) -> None:
@@ -145,7 +150,6 @@ class _Worker:
                 reply = self.waiting.popleft()
                 if not reply.done():
                     reply.set_exception(failure)
-            raise failure from None
 
 
 class ParsePool:
@@ -230,7 +234,7 @@ class ParsePool:
                 worker.process.kill()
                 await worker.process.wait()
             worker.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WorkerFailed):
+            with contextlib.suppress(asyncio.CancelledError):
                 await worker.reader
 
 
