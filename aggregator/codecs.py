@@ -22,11 +22,12 @@ import orjson
 
 from aggregator.timestamps import (
     TimestampParser,
+    cached_iso_span,
+    line_start_timestamp,
     make_parser,
     parse_iso,
     parse_syslog_time,
     quick_line_start,
-    quick_line_start_span,
 )
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
@@ -148,7 +149,7 @@ class TextCodec:
     """
 
     def parse(self, line: str) -> Parsed:
-        stamp = quick_line_start_span(line)
+        stamp = cached_iso_span(line) or line_start_timestamp(line)
         if stamp is None:
             return None, level_word(line), None, None
         ts, end = stamp

@@ -142,8 +142,9 @@ def split_region(region: bytes, limit: int, lines: Lines | None = None) -> Lines
     parts = text.split("\n")
     if "\r" in text:
         parts = [part[:-1] if part.endswith("\r") else part for part in parts]
-    # A character stands for at most 4 bytes, so lines this short cannot be over the limit.
-    if len(max(parts, key=len)) * 4 > limit:
+    # No line is over the limit if the region is not; nor if the longest line, in characters
+    # of at most 4 bytes each, cannot be.
+    if len(region) > limit and len(max(parts, key=len)) * 4 > limit:
         for index, raw in enumerate(region.split(b"\n")):
             if len(raw) > limit:
                 parts[index] = _decode_line(cut_utf8(raw, limit))

@@ -206,7 +206,8 @@ class FileTailer:
         if available <= SMALL_READ:
             data = os.pread(fd, available, self.position)
         else:
-            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
+            size = self.decoder.read_bytes(READ_CHUNK)
+            data = await _pread_in_thread(fd, size, self.position)
         if data:
             self.position += len(data)
             tail = data if len(data) >= TAIL_CHECK else self._tail + data
