@@ -16,7 +16,6 @@ from aggregator.lines import Lines, LineSplitter, Splitter
 from aggregator.multiline import MultilineJoiner
 from aggregator.parse_pool import (
     POOL_MIN_BYTES,
-    POOL_READ_BYTES,
     CodecSpec,
     ParsedRegion,
     ParsePool,
@@ -135,11 +134,6 @@ class LaneDecoder:
     def error(self) -> ValueError | None:
         """Why the lane's bytes cannot be split any further (a framing error), if they can't."""
         return self.splitter.error
-
-    def read_bytes(self, largest: int) -> int:
-        """How much one catch-up read should take: ``largest`` when the loop parses it (fewer,
-        larger batches), less when workers do (see ``POOL_READ_BYTES``)."""
-        return largest if self.decoding.pool is None else min(largest, POOL_READ_BYTES)
 
     async def decode(self, data: bytes) -> Batch:
         """``feed``, with the lines of a large read parsed in a worker process, if there are

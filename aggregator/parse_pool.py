@@ -41,9 +41,6 @@ and a worker builds each codec once."""
 POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: ~270 lines of 120 bytes take ~0.4 ms there,
 about what the hop to a worker and back costs the loop."""
-POOL_READ_BYTES = 64 * 1024
-"""What a catch-up read takes when workers parse: smaller jobs keep the loop and the workers
-busy at once (1M lines: 2.2 s against 2.3 s with 256 KiB reads, and 53 MiB against 80)."""
 JOBS_PER_WORKER = 8
 """Regions a worker may have in hand (~3 MiB); past that the loop parses. Lower bounds that
 were tried for balance lost: a loop that parses leaves replies unread, and parses more."""

@@ -206,8 +206,7 @@ class FileTailer:
         if available <= SMALL_READ:
             data = os.pread(fd, available, self.position)
         else:
-            size = self.decoder.read_bytes(READ_CHUNK)
-            data = await _pread_in_thread(fd, size, self.position)
+            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
         if data:
             self.position += len(data)
             tail = data if len(data) >= TAIL_CHECK else self._tail + data
