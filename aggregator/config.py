@@ -110,10 +110,20 @@ def _file_mode(value: Any) -> int:
     return mode
 
 
+def _workers(value: Any) -> int | str:
+    if value == "auto" or (type(value) is int and 0 <= value <= 64):
+        return value  # type: ignore[no-any-return]
+    raise PydanticCustomError(
+        "workers", 'expected "auto" or a number of processes, 0 to 64, got {got}',
+        {"got": _show(value)},
+    )  # fmt: skip
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Size = Annotated[int, BeforeValidator(_size)]
 HostPort = Annotated[str, BeforeValidator(_host_port)]
 Regex = Annotated[str, BeforeValidator(_regex)]
+Workers = Annotated[int | Literal["auto"], BeforeValidator(_workers)]
 FileMode = Annotated[int, BeforeValidator(_file_mode)]
 Level = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 CodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "auto"]
@@ -132,7 +142,7 @@ class AggregatorSection(_Strict):
     late: Literal["emit", "drop"] = "emit"
     idle_timeout: Duration = 1.0
     checkpoint_interval: Duration = 1.0
-    parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    parse_workers: Workers = "auto"
     """Processes that parse large reads (catch-up); 0: parse everything on the event loop."""
 
 
@@ -431,7 +441,7 @@ def _describe(detail: Mapping[str, Any]) -> str:
         return f"{path}.type: expected one of {expected}, got {_show(context.get('tag'))}"
     if kind == "union_tag_not_found":
         return f"{path}.type: required key is missing"
-    if kind in ("duration", "size", "host_port", "regex", "file_mode"):
+    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers"):
         return f"{path}: {detail['msg']}"
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message

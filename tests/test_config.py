@@ -121,3 +121,13 @@ def test_example_config_is_valid() -> None:
     """The shipped example passes its own check."""
     config = load_config(Path(__file__).parent.parent / "config.example.toml", env={})
     assert list(config.sources) == ["system", "app", "net", "syslog"]
+
+
+def test_parse_workers_is_auto_or_a_count() -> None:
+    assert parse_config(MINIMAL, "c.toml", {}).aggregator.parse_workers == "auto"
+    none = parse_config({**MINIMAL, "aggregator": {"parse_workers": 0}}, "c.toml", {})
+    assert none.aggregator.parse_workers == 0
+    assert errors_of({**MINIMAL, "aggregator": {"parse_workers": -1}}) == [
+        'c.toml: aggregator.parse_workers: expected "auto" or a number of processes, 0 to 64, '
+        "got -1"
+    ]
