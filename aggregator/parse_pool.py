@@ -6,7 +6,7 @@ a worker process as bytes, and comes back as lines and what the codec says of ea
 loop keeps what must stay in order (each lane's partial line, the merge); small reads, the
 live case, are parsed on the loop as before, where a hop to a process would only add latency.
 
-A worker is ``python -m aggregator.parse_pool``, fed through its stdin and answering on its
+A worker is a Python process running ``serve``, fed through its stdin and answering on its
 stdout, in order, one length-prefixed pickle each way. Its pipes are read and written by the
 event loop itself: with a pool of threads in between (``ProcessPoolExecutor``), a result
 waited for the loop's lock (the GIL) while a full pipe stalled the worker. While the workers
@@ -49,6 +49,12 @@ PIPE_BYTES = 1 << 20
 a whole result (~400 KiB for a 256 KiB read) while the loop is busy elsewhere."""
 _HEADER = 5  # 4 bytes of length, then b"R" (a result) or b"E" (an error message)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_WORKER_MAIN = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from aggregator.parse_pool import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
+)
+"""A worker's program: this package is found as this process found it, or else where this
+module is (appended to the path, never ahead of the standard library)."""
 
 
 class ParsedRegion(NamedTuple):
@@ -203,15 +209,12 @@ class ParsePool:
             self._fail(error)
 
     async def _spawn(self, number: int) -> _Worker:
-        # The worker imports this package from where this process did.
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, path]))}
         # A session of its own: Ctrl-C at a terminal reaches the whole foreground process
         # group, and a worker still starting up would die of it with a traceback. The main
         # process stops its workers itself, by closing their pipes.
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            sys.executable, "-c", _WORKER_MAIN, _PACKAGE_ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip
         return _Worker(process, number)
@@ -236,11 +239,3 @@ class ParsePool:
             worker.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker.reader
-
-
-if __name__ == "__main__":
-    # Imported again under its own name, so that what it pickles names this module, not
-    # __main__.
-    from aggregator.parse_pool import serve as serve_requests
-
-    serve_requests(sys.stdin.buffer, sys.stdout.buffer)
