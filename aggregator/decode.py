@@ -14,12 +14,8 @@ from aggregator.config import LineSourceConfig
 from aggregator.framing import OctetCountedSplitter
 from aggregator.lines import Lines, LineSplitter, Splitter
 from aggregator.multiline import MultilineJoiner
-from aggregator.parse_pool import (
-    POOL_MIN_BYTES,
-    CodecSpec,
-    ParsedRegion,
-    ParsePool,
-)
+from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool
+from aggregator.parse_worker import CodecSpec, ParsedRegion
 from aggregator.record import Batch, Record
 from aggregator.timestamps import quick_line_start_span
 

@@ -6,37 +6,26 @@ a worker process as bytes, and comes back as lines and what the codec says of ea
 loop keeps what must stay in order (each lane's partial line, the merge); small reads, the
 live case, are parsed on the loop as before, where a hop to a process would only add latency.
 
-A worker is a Python process running ``serve``, fed through its stdin and answering on its
-stdout, in order, one length-prefixed pickle each way. Its pipes are read and written by the
-event loop itself: with a pool of threads in between (``ProcessPoolExecutor``), a result
-waited for the loop's lock (the GIL) while a full pipe stalled the worker. While the workers
-start, and past ``JOBS_PER_WORKER`` regions each, the loop parses a read itself. A worker that
-dies is reported once, and its regions are parsed on the loop: nothing is lost.
-
-This module is what a worker imports: it stays free of the config and of asyncio's parts.
+A worker runs ``aggregator.parse_worker.serve``, fed through its stdin and answering on its
+stdout. Its pipes are read and written by the event loop itself: with a pool of threads in
+between (``ProcessPoolExecutor``), a result waited for the loop's lock (the GIL) while a full
+pipe stalled the worker. While the workers start, and past ``JOBS_PER_WORKER`` regions each,
+the loop parses a read itself. A worker that dies is reported once, and its regions are
+parsed on the loop: nothing is lost.
 """
 
 import asyncio
 import contextlib
-import fcntl
-import gc
 import logging
 import os
 import pickle
 import sys
 from collections import deque
-from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
-from aggregator.codecs import Codec, Columns, make_codec, parse_lines
-from aggregator.lines import split_region
+from aggregator.parse_worker import HEADER_BYTES, CodecSpec, ParsedRegion, parse_region
 
 log = logging.getLogger(__name__)
-
-CodecSpec = tuple[str, str | None, str, str | None]
-"""What ``make_codec`` takes (codec, timestamp field, timestamp format, pattern): picklable,
-and a worker builds each codec once."""
 
 POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: ~270 lines of 120 bytes take ~0.4 ms there,
@@ -44,26 +33,13 @@ about what the hop to a worker and back costs the loop."""
 JOBS_PER_WORKER = 8
 """Regions a worker may have in hand (~3 MiB); past that the loop parses. Lower bounds that
 were tried for balance lost: a loop that parses leaves replies unread, and parses more."""
-PIPE_BYTES = 1 << 20
-"""Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
-a whole result (~400 KiB for a 256 KiB read) while the loop is busy elsewhere."""
-_HEADER = 5  # 4 bytes of length, then b"R" (a result) or b"E" (an error message)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_MAIN = (
     "import sys; sys.path.append(sys.argv[1]); "
-    "from aggregator.parse_pool import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
+    "from aggregator.parse_worker import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
 )
 """A worker's program: this package is found as this process found it, or else where this
 module is (appended to the path, never ahead of the standard library)."""
-
-
-class ParsedRegion(NamedTuple):
-    """A region's lines, the indexes of those truncated, and what the codec said of each line
-    (as columns: they pickle in a third of the time rows take)."""
-
-    texts: list[str]
-    truncated: list[int]
-    columns: Columns
 
 
 class WorkerFailed(Exception):
@@ -73,45 +49,6 @@ class WorkerFailed(Exception):
 def default_workers() -> int:
     """One worker per core but the loop's, at most 4 (past that, the merge is the limit)."""
     return max(1, min(4, (os.cpu_count() or 1) - 1))
-
-
-@lru_cache(maxsize=64)
-def _codec(spec: CodecSpec) -> Codec:
-    return make_codec(*spec)
-
-
-def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
-    """Split ``region`` (whole lines) and parse each line: what a worker runs."""
-    lines = split_region(region, limit)
-    return ParsedRegion(lines.text, lines.truncated, parse_lines(_codec(spec), lines.text))
-
-
-def _frame(kind: bytes, payload: bytes) -> bytes:
-    return len(payload).to_bytes(4, "big") + kind + payload
-
-
-def _widen_pipe(fd: int) -> None:
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or a lower limit
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    """A worker's life: parse each request until the main process closes the pipe.
-
-    Parsing makes no reference cycles, and the collector's passes over the new objects cost
-    a fifth of the time: it is off, as in the main process.
-    """
-    gc.disable()
-    _widen_pipe(requests.fileno())
-    _widen_pipe(replies.fileno())
-    while header := requests.read(4):
-        spec, region, limit = pickle.loads(requests.read(int.from_bytes(header, "big")))
-        try:
-            reply = _frame(b"R", pickle.dumps(parse_region(spec, region, limit), protocol=5))
-        except Exception as error:  # a bug: say it, and go on with the next region
-            reply = _frame(b"E", repr(error).encode())
-        replies.write(reply)
-        replies.flush()
 
 
 class _Worker:
@@ -141,7 +78,7 @@ class _Worker:
     async def _read_replies(self) -> None:
         try:
             while True:
-                header = await self.replies.readexactly(_HEADER)
+                header = await self.replies.readexactly(HEADER_BYTES)
                 payload = await self.replies.readexactly(int.from_bytes(header[:4], "big"))
                 reply = self.waiting.popleft()
                 if reply.done():

@@ -14,7 +14,8 @@ import pytest
 
 from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
-from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool, parse_region
+from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool
+from aggregator.parse_worker import parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
@@ -148,7 +149,7 @@ def worker_pids(pid: int) -> list[int]:
     workers = []
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
-            if b"aggregator.parse_pool" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"aggregator.parse_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
                 workers.append(int(child))
         except OSError:
             continue  # ended meanwhile

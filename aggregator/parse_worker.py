@@ -1,0 +1,75 @@
+"""What a parse worker runs: split a region of whole lines, parse each line, send it back.
+
+A worker is a Python process running ``serve``: it reads requests on its stdin and answers on
+its stdout, in order, one length-prefixed pickle each way (a request is ``(CodecSpec, region,
+max_line_bytes)``; a reply is ``R`` and a ``ParsedRegion``, or ``E`` and why). The event loop's
+side is ``aggregator.parse_pool``. This module imports no asyncio, config or websockets, so a
+worker starts in about 0.1 s.
+"""
+
+import contextlib
+import fcntl
+import gc
+import pickle
+from functools import lru_cache
+from typing import BinaryIO, NamedTuple
+
+from aggregator.codecs import Codec, Columns, make_codec, parse_lines
+from aggregator.lines import split_region
+
+CodecSpec = tuple[str, str | None, str, str | None]
+"""What ``make_codec`` takes (codec, timestamp field, timestamp format, pattern): picklable,
+and a worker builds each codec once."""
+
+PIPE_BYTES = 1 << 20
+"""Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
+a whole result (~400 KiB for a 256 KiB read) while the loop is busy elsewhere."""
+HEADER_BYTES = 5  # 4 bytes of length, then b"R" (a result) or b"E" (an error message)
+
+
+class ParsedRegion(NamedTuple):
+    """A region's lines, the indexes of those truncated, and what the codec said of each line
+    (as columns: they pickle in a third of the time rows take)."""
+
+    texts: list[str]
+    truncated: list[int]
+    columns: Columns
+
+
+@lru_cache(maxsize=64)
+def _codec(spec: CodecSpec) -> Codec:
+    return make_codec(*spec)
+
+
+def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+    """Split ``region`` (whole lines) and parse each line."""
+    lines = split_region(region, limit)
+    return ParsedRegion(lines.text, lines.truncated, parse_lines(_codec(spec), lines.text))
+
+
+def _widen_pipe(fd: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or a lower limit
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + kind + payload
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """A worker's life: parse each request until the main process closes the pipe.
+
+    Parsing makes no reference cycles, and the collector's passes over the new objects cost
+    a fifth of the time: it is off, as in the main process.
+    """
+    gc.disable()
+    _widen_pipe(requests.fileno())
+    _widen_pipe(replies.fileno())
+    while header := requests.read(4):
+        spec, region, limit = pickle.loads(requests.read(int.from_bytes(header, "big")))
+        try:
+            reply = _frame(b"R", pickle.dumps(parse_region(spec, region, limit), protocol=5))
+        except Exception as error:  # a bug: say it, and go on with the next region
+            reply = _frame(b"E", repr(error).encode())
+        replies.write(reply)
+        replies.flush()
