@@ -164,7 +164,10 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists processes in /proc")
+CHILDREN_LISTED = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+
+
+@pytest.mark.skipif(not CHILDREN_LISTED, reason="finds the workers in /proc/PID/task/PID/children")
 async def test_ctrl_c_stops_the_workers_quietly(tmp_path: Path) -> None:
     """Ctrl-C at a terminal signals the whole foreground process group; the workers are in
     a session of their own, and the main process stops them: no traceback, none left."""
@@ -191,6 +194,7 @@ async def test_ctrl_c_stops_the_workers_quietly(tmp_path: Path) -> None:
     await wait_until(lambda: not any(map(alive, workers)), "the workers to end")
 
 
+@pytest.mark.skipif(not CHILDREN_LISTED, reason="finds the workers in /proc/PID/task/PID/children")
 async def test_a_live_only_run_starts_no_worker(tmp_path: Path) -> None:
     """Small reads are parsed on the loop: following a quiet file starts no process."""
     log = tmp_path / "app.log"
