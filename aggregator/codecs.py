@@ -22,12 +22,11 @@ import orjson
 
 from aggregator.timestamps import (
     TimestampParser,
-    cached_iso_span,
-    line_start_timestamp,
     make_parser,
     parse_iso,
     parse_syslog_time,
     quick_line_start,
+    quick_line_start_span,
 )
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
@@ -149,7 +148,7 @@ class TextCodec:
     """
 
     def parse(self, line: str) -> Parsed:
-        stamp = cached_iso_span(line) or line_start_timestamp(line)
+        stamp = quick_line_start_span(line)
         if stamp is None:
             return None, level_word(line), None, None
         ts, end = stamp

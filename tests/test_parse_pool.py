@@ -23,11 +23,15 @@ SPEC = ("auto", None, "auto", None)
 YEAR_2001 = 978_307_200_000_000  # µs: every time in the test data is before it
 
 
+def stamp_of(index: int) -> str:
+    return f"2000-01-01T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+
+
 def mixed_region(count: int, seed: int = 0) -> bytes:
     """Whole lines (no final newline) of every kind a region can hold."""
     lines = []
     for index in range(seed, seed + count):
-        stamp = f"2000-01-01T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+        stamp = stamp_of(index)
         lines += [
             orjson.dumps({"ts": stamp, "level": "warning", "n": index}),
             f"{stamp} ERROR text line {index}".encode(),
@@ -44,7 +48,7 @@ def timed_region(count: int, seed: int) -> bytes:
     """Whole lines that all carry their time, so that two runs give the same stream."""
     lines = []
     for index in range(seed, seed + count):
-        stamp = f"2026-11-25T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+        stamp = stamp_of(index)
         lines += [
             orjson.dumps({"ts": stamp, "level": "warning", "n": index}),
             f"{stamp} ERROR text line {index}\r".encode(),
