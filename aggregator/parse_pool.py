@@ -36,10 +36,15 @@ were tried for balance lost: a loop that parses leaves replies unread, and parse
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_MAIN = (
     "import sys; sys.path.append(sys.argv[1]); "
-    "from aggregator.parse_worker import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
+    "from aggregator.parse_worker import serve; serve(0, 1)"
 )
 """A worker's program: this package is found as this process found it, or else where this
 module is (appended to the path, never ahead of the standard library)."""
+
+
+def worker_command() -> list[str]:
+    """The command that runs a worker."""
+    return [sys.executable, "-c", _WORKER_MAIN, _PACKAGE_ROOT]
 
 
 class WorkerFailed(Exception):
@@ -80,13 +85,15 @@ class _Worker:
             while True:
                 header = await self.replies.readexactly(HEADER_BYTES)
                 payload = await self.replies.readexactly(int.from_bytes(header[:4], "big"))
-                reply = self.waiting.popleft()
-                if reply.done():
-                    continue  # its lane was cancelled meanwhile
-                if header[4:] == b"R":
-                    reply.set_result(pickle.loads(payload))
-                else:
-                    reply.set_exception(WorkerFailed(payload.decode(errors="replace")))
+                # A region stays in ``waiting`` until answered: if its reply cannot be
+                # read, it fails below with the rest.
+                reply = self.waiting[0]
+                if not reply.done():  # done already if its lane was cancelled meanwhile
+                    if header[4:] == b"R":
+                        reply.set_result(pickle.loads(payload))
+                    else:
+                        reply.set_exception(WorkerFailed(payload.decode(errors="replace")))
+                self.waiting.popleft()
         except Exception as error:  # it exited (or said what cannot be read): fail its regions
             failure = WorkerFailed(f"stopped answering ({error!r})")
             while self.waiting:
@@ -150,7 +157,7 @@ class ParsePool:
         # group, and a worker still starting up would die of it with a traceback. The main
         # process stops its workers itself, by closing their pipes.
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _WORKER_MAIN, _PACKAGE_ROOT,
+            *worker_command(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip

@@ -10,9 +10,10 @@ worker starts in about 0.1 s.
 import contextlib
 import fcntl
 import gc
+import os
 import pickle
 from functools import lru_cache
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 from aggregator.codecs import Codec, Columns, make_codec, parse_lines
 from aggregator.lines import split_region
@@ -56,20 +57,45 @@ def _frame(kind: bytes, payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + kind + payload
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    """A worker's life: parse each request until the main process closes the pipe.
+def _read_exact(fd: int, size: int) -> bytearray | None:
+    """``size`` bytes from ``fd``; None once the main process has closed the pipe."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        count = os.readv(fd, [view[done:]])
+        if count == 0:
+            return None
+        done += count
+    return buffer
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd``. A write blocked on the full pipe returns short when
+    the worker is stopped and continued (``kill -STOP``, a debugger or profiler attaching, a
+    frozen container); Python's buffered writer then lost the rest of the reply (3.11)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serve(requests: int, replies: int) -> None:
+    """A worker's life: parse each request from the ``requests`` pipe, answer on ``replies``,
+    until the main process closes the pipe.
 
     Parsing makes no reference cycles, and the collector's passes over the new objects cost
     a fifth of the time: it is off, as in the main process.
     """
     gc.disable()
-    _widen_pipe(requests.fileno())
-    _widen_pipe(replies.fileno())
-    while header := requests.read(4):
-        spec, region, limit = pickle.loads(requests.read(int.from_bytes(header, "big")))
+    _widen_pipe(requests)
+    _widen_pipe(replies)
+    while (header := _read_exact(requests, 4)) is not None:
+        request = _read_exact(requests, int.from_bytes(header, "big"))
+        if request is None:
+            return
+        spec, region, limit = pickle.loads(request)
         try:
             reply = _frame(b"R", pickle.dumps(parse_region(spec, region, limit), protocol=5))
         except Exception as error:  # a bug: say it, and go on with the next region
             reply = _frame(b"E", repr(error).encode())
-        replies.write(reply)
-        replies.flush()
+        _write_all(replies, reply)

@@ -2,11 +2,15 @@
 nothing lost when a worker dies or the user presses Ctrl-C."""
 
 import asyncio
+import fcntl
 import logging
 import os
+import pickle
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import orjson
@@ -14,8 +18,8 @@ import pytest
 
 from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
-from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool
-from aggregator.parse_worker import parse_region
+from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool, worker_command
+from aggregator.parse_worker import HEADER_BYTES, parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
@@ -210,3 +214,44 @@ async def test_a_live_only_run_starts_no_worker(tmp_path: Path) -> None:
         assert children.read_text().split() == []
     finally:
         await cli.stop()
+
+
+def unread_bytes(fd: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
+async def test_a_worker_stopped_mid_reply_loses_nothing() -> None:
+    """Stopped and continued while blocked writing a reply (``kill -STOP``, a debugger or a
+    profiler attaching, a frozen container), a worker's write returns short: every reply
+    must still arrive whole (Python's buffered writer dropped the rest of it)."""
+    region = mixed_region(400)
+    worker = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    count = 12
+    request = pickle.dumps((SPEC, region, 256), protocol=5)
+    requests = (len(request).to_bytes(4, "big") + request) * count
+    sending = asyncio.create_task(asyncio.to_thread(worker.stdin.write, requests))
+    try:
+        replies = worker.stdout.fileno()
+        for _ in range(3):
+            await wait_until(
+                lambda: unread_bytes(replies) and process_state(worker.pid) == "S",
+                "the worker to block on its full pipe",
+            )
+            os.kill(worker.pid, signal.SIGSTOP)
+            await wait_until(lambda: process_state(worker.pid) == "T", "the worker to stop")
+            os.kill(worker.pid, signal.SIGCONT)
+        expected = parse_region(SPEC, region, 256)
+        for _ in range(count):
+            header = worker.stdout.read(HEADER_BYTES)
+            payload = worker.stdout.read(int.from_bytes(header[:4], "big"))
+            assert header[4:] == b"R" and pickle.loads(payload) == expected
+        await sending
+    finally:
+        worker.kill()
+        worker.wait()
