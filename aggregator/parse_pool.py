@@ -9,9 +9,9 @@ live case, are parsed on the loop as before, where a hop to a process would only
 A worker runs ``aggregator.parse_worker.serve``, fed through its stdin and answering on its
 stdout. Its pipes are read and written by the event loop itself: with a pool of threads in
 between (``ProcessPoolExecutor``), a result waited for the loop's lock (the GIL) while a full
-pipe stalled the worker. While the workers start, and past ``JOBS_PER_WORKER`` regions each,
-the loop parses a read itself. A worker that dies is reported once, and its regions are
-parsed on the loop: nothing is lost.
+pipe stalled the worker. While the workers are being spawned, the loop parses a read itself;
+past ``JOBS_PER_WORKER`` regions a worker, a lane waits (reading nothing meanwhile). A
+worker that dies is reported once, and its regions are parsed on the loop: nothing is lost.
 """
 
 import asyncio
@@ -31,8 +31,9 @@ POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: ~270 lines of 120 bytes take ~0.4 ms there,
 about what the hop to a worker and back costs the loop."""
 JOBS_PER_WORKER = 8
-"""Regions a worker may have in hand (~3 MiB); past that the loop parses. Lower bounds that
-were tried for balance lost: a loop that parses leaves replies unread, and parses more."""
+"""Regions a worker may have in hand (~3 MiB); past that a lane waits for one to come back.
+Parsing on the loop instead, when the workers have their fill, lost: the loop is the busier
+process (it orders and writes every record)."""
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_MAIN = (
     "import sys; sys.path.append(sys.argv[1]); "
@@ -107,7 +108,7 @@ class ParsePool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.jobs = 0  # regions sent and not yet back
+        self._slots = asyncio.Semaphore(JOBS_PER_WORKER * workers)  # regions in flight
         self.broken = False  # a worker failed: parse on the loop from then on
         self._started: list[_Worker] = []
         self._starting: asyncio.Task[None] | None = None
@@ -118,27 +119,22 @@ class ParsePool:
         return [worker.process.pid for worker in self._started]
 
     def accepts(self) -> bool:
-        """Whether a region sent now would be parsed without waiting: the workers are up and
-        none has its fill. The first call starts them; meanwhile the loop parses."""
+        """Whether the workers are there to take regions. The first call starts them (a
+        matter of milliseconds: their replies wait in the pipe until they are up)."""
         if self._starting is None and not self.broken and self.workers:
             self._starting = asyncio.create_task(self._start(), name="parse-workers:start")
-        return (
-            not self.broken
-            and len(self._started) == self.workers
-            and self.jobs < JOBS_PER_WORKER * self.workers
-        )
+        return not self.broken and len(self._started) == self.workers
 
     async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
-        """``parse_region`` in the least busy worker (on the loop if the workers fail)."""
-        self.jobs += 1
+        """``parse_region`` in the least busy worker once one has room, the lane reading
+        nothing more meanwhile (on the loop if the workers fail)."""
         try:
-            worker = min(self._started, key=lambda worker: len(worker.waiting))
-            return await worker.parse(spec, region, limit)
+            async with self._slots:
+                worker = min(self._started, key=lambda worker: len(worker.waiting))
+                return await worker.parse(spec, region, limit)
         except WorkerFailed as error:
             self._fail(error)
             return parse_region(spec, region, limit)
-        finally:
-            self.jobs -= 1
 
     def _fail(self, error: Exception) -> None:
         if not self.broken:

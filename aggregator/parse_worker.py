@@ -18,9 +18,9 @@ from typing import NamedTuple
 from aggregator.codecs import Codec, Columns, make_codec, parse_lines
 from aggregator.lines import split_region
 
-CodecSpec = tuple[str, str | None, str, str | None]
-"""What ``make_codec`` takes (codec, timestamp field, timestamp format, pattern): picklable,
-and a worker builds each codec once."""
+CodecSpec = tuple[str, str | None, str, str | None, bool]
+"""What ``make_codec`` takes (codec, timestamp field, timestamp format, pattern, stamps only):
+picklable, and a worker builds each codec once."""
 
 PIPE_BYTES = 1 << 20
 """Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
@@ -45,7 +45,8 @@ def _codec(spec: CodecSpec) -> Codec:
 def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
     """Split ``region`` (whole lines) and parse each line."""
     lines = split_region(region, limit)
-    return ParsedRegion(lines.text, lines.truncated, parse_lines(_codec(spec), lines.text))
+    columns = parse_lines(_codec(spec), lines.text, stamps_only=spec[4])
+    return ParsedRegion(lines.text, lines.truncated, columns)
 
 
 def _widen_pipe(fd: int) -> None:

@@ -19,6 +19,7 @@ from aggregator.config import (
     Config,
     FileSinkConfig,
     FileSourceConfig,
+    SinkConfig,
     StdinSourceConfig,
     StdoutSinkConfig,
     TcpSourceConfig,
@@ -74,6 +75,14 @@ class DrainTimeout(AggregatorError):
     """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
 
 
+def shows_more_than_time(sink: SinkConfig) -> bool:
+    """Whether ``sink`` shows or filters on what a codec finds besides the event time (level,
+    fields, parse errors): the raw and text formats show only the line and its time."""
+    if isinstance(sink, WebSocketSinkConfig) or sink.format == "json":
+        return True
+    return sink.filter is not None and sink.filter.level is not None
+
+
 class Pipeline:
     """One running pipeline; ``run`` returns when every input has ended or a stop was asked."""
 
@@ -91,6 +100,9 @@ class Pipeline:
         ]
         settings = config.aggregator
         workers = settings.parse_workers
+        if not any(map(shows_more_than_time, config.sinks.values())):
+            for source in self.sources:
+                source.decoding.only_stamps()
         self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
         if self.parse_pool.workers:
             for source in self.sources:

@@ -102,6 +102,28 @@ def test_no_follow_reads_files_and_exits(tmp_path: Path) -> None:
     assert by_source["b.log"] == [*(f"b{i}" for i in range(300)), "b-partial"]
 
 
+def test_a_level_filter_on_a_raw_sink_still_reads_levels(tmp_path: Path) -> None:
+    """Raw and text sinks let the codecs read only each line's time, unless a sink filters
+    on the level."""
+    (tmp_path / "app.log").write_text(
+        '{"ts": "2026-11-25T10:00:00Z", "level": "debug", "msg": "quiet"}\n'
+        '{"ts": "2026-11-25T10:00:01Z", "level": "error", "msg": "loud"}\n'
+        "2026-11-25T10:00:02Z WARN disk low\n"
+        "2026-11-25T10:00:03Z INFO fine\n"
+    )
+    (tmp_path / "c.toml").write_text(
+        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
+        'follow = false\n[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+        'filter = { level = "warn" }\n'
+    )
+    result = run("run", "-c", "c.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [
+        '{"ts": "2026-11-25T10:00:01Z", "level": "error", "msg": "loud"}',
+        "2026-11-25T10:00:02Z WARN disk low",
+    ]
+
+
 def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """| head: the reader goes away, the program ends with 0 and no traceback."""
     script = (

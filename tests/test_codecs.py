@@ -135,6 +135,31 @@ def test_auto_detects_per_line(
     )
 
 
+STAMPED_LINES = [
+    ("raw", "2026-11-25T10:00:00Z ERROR boom"),
+    ("json", '{"ts": "2026-11-25T10:00:00Z", "level": "ERROR", "msg": "boom"}'),
+    ("json", '{"time": 1795600800000, "lvl": 50}'),
+    ("json", '{"ts": "whenever", "x": 1}'),
+    ("logfmt", "ts=2026-11-25T10:00:00Z level=warn msg=hi"),
+    ("auto", '{"@timestamp": "2026-11-25T10:00:00.25Z", "level": "info"}'),
+    ("auto", "{not json, just braces"),
+    ("auto", "<13>1 2026-11-25T10:00:00Z h a - - - m"),
+    ("auto", "2026-11-25 10:00:00 [warn] low disk"),
+    ("auto", "ts=2026-11-25T10:00:00Z level=debug a=b"),
+    ("auto", "Nov 25 10:00:00 host app[1]: text"),
+    ("auto", "the info desk is open"),
+]
+
+
+@pytest.mark.parametrize(("codec", "line"), STAMPED_LINES)
+def test_stamps_only_finds_the_same_time_and_nothing_else(codec: str, line: str) -> None:
+    """For sinks that show only the line and its time, a codec reads only the time (the
+    syslog codec, rarely the commonest, still reads everything)."""
+    ts = make_codec(codec).parse(line)[0]
+    parsed = make_codec(codec, stamps_only=True).parse(line)
+    assert parsed == (ts, None, None, None) or (line.startswith("<") and parsed[0] == ts)
+
+
 @pytest.mark.parametrize(
     ("value", "level"),
     [("WARNING", "warn"), ("Err", "error"), ("crit", "fatal"), (30, "info"), ("loud", None),

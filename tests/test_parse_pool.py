@@ -23,7 +23,7 @@ from aggregator.parse_worker import HEADER_BYTES, parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
-SPEC = ("auto", None, "auto", None)
+SPEC = ("auto", None, "auto", None, False)
 YEAR_2001 = 978_307_200_000_000  # µs: every time in the test data is before it
 
 
@@ -230,28 +230,29 @@ async def test_a_worker_stopped_mid_reply_loses_nothing() -> None:
     profiler attaching, a frozen container), a worker's write returns short: every reply
     must still arrive whole (Python's buffered writer dropped the rest of it)."""
     region = mixed_region(400)
-    worker = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert worker.stdin is not None and worker.stdout is not None
     count = 12
     request = pickle.dumps((SPEC, region, 256), protocol=5)
     requests = (len(request).to_bytes(4, "big") + request) * count
-    sending = asyncio.create_task(asyncio.to_thread(worker.stdin.write, requests))
-    try:
-        replies = worker.stdout.fileno()
-        for _ in range(3):
-            await wait_until(
-                lambda: unread_bytes(replies) and process_state(worker.pid) == "S",
-                "the worker to block on its full pipe",
-            )
-            os.kill(worker.pid, signal.SIGSTOP)
-            await wait_until(lambda: process_state(worker.pid) == "T", "the worker to stop")
-            os.kill(worker.pid, signal.SIGCONT)
-        expected = parse_region(SPEC, region, 256)
-        for _ in range(count):
-            header = worker.stdout.read(HEADER_BYTES)
-            payload = worker.stdout.read(int.from_bytes(header[:4], "big"))
-            assert header[4:] == b"R" and pickle.loads(payload) == expected
-        await sending
-    finally:
-        worker.kill()
-        worker.wait()
+    expected = parse_region(SPEC, region, 256)
+    with subprocess.Popen(
+        worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as worker:
+        assert worker.stdin is not None and worker.stdout is not None
+        sending = asyncio.create_task(asyncio.to_thread(worker.stdin.write, requests))
+        try:
+            replies = worker.stdout.fileno()
+            for _ in range(3):
+                await wait_until(
+                    lambda: unread_bytes(replies) and process_state(worker.pid) == "S",
+                    "the worker to block on its full pipe",
+                )
+                os.kill(worker.pid, signal.SIGSTOP)
+                await wait_until(lambda: process_state(worker.pid) == "T", "the worker to stop")
+                os.kill(worker.pid, signal.SIGCONT)
+            for _ in range(count):
+                header = worker.stdout.read(HEADER_BYTES)
+                payload = worker.stdout.read(int.from_bytes(header[:4], "big"))
+                assert header[4:] == b"R" and pickle.loads(payload) == expected
+            await sending
+        finally:
+            worker.kill()

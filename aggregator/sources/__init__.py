@@ -6,7 +6,7 @@ from typing import Protocol
 
 from aggregator.channel import Budget, Channel
 from aggregator.chunk import Chunk, SourceItem
-from aggregator.decode import LaneDecoder
+from aggregator.decode import Decoding, LaneDecoder
 from aggregator.record import Batch
 
 LANE_BUDGET = 16_384
@@ -19,6 +19,7 @@ class Source(Protocol):
     The first item ``run`` puts is an ``Announce`` of the origins it is about to read."""
 
     name: str
+    decoding: Decoding
 
     async def open(self) -> None: ...
 
