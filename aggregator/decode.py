@@ -35,17 +35,16 @@ class Decoding:
         self.spec: CodecSpec = (
             config.codec, config.timestamp.field, config.timestamp.format, config.pattern, False
         )  # fmt: skip
-        self.codec: Codec = make_codec(*self.spec)
+        self.codec: Codec = make_codec(*self.spec[:4])
         self.pool: ParsePool | None = None
         """Where large reads are parsed, if anywhere but the loop (set by the pipeline)."""
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
 
     def only_stamps(self) -> None:
-        """Find only each line's event time from now on: no sink shows more (see
-        ``make_codec``)."""
+        """Find only each line's event time from now on (``Codec.stamp``): no sink shows
+        more."""
         self.spec = (*self.spec[:4], True)
-        self.codec = make_codec(*self.spec)
 
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""

@@ -19,8 +19,9 @@ from aggregator.codecs import Codec, Columns, make_codec, parse_lines
 from aggregator.lines import split_region
 
 CodecSpec = tuple[str, str | None, str, str | None, bool]
-"""What ``make_codec`` takes (codec, timestamp field, timestamp format, pattern, stamps only):
-picklable, and a worker builds each codec once."""
+"""How to parse: what ``make_codec`` takes (codec, timestamp field, timestamp format,
+pattern), and whether only the times are wanted (``parse_lines``). Picklable, and a worker
+builds each codec once."""
 
 PIPE_BYTES = 1 << 20
 """Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
@@ -39,7 +40,7 @@ class ParsedRegion(NamedTuple):
 
 @lru_cache(maxsize=64)
 def _codec(spec: CodecSpec) -> Codec:
-    return make_codec(*spec)
+    return make_codec(*spec[:4])
 
 
 def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
