@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import orjson
 
-from aggregator.record import Record
+from aggregator.record import LEVELS, Record
 
 FormatName = Literal["text", "json", "raw"]
 Encoder = Callable[[Sequence[Record]], bytes]
@@ -79,28 +79,34 @@ def _json_string(text: str) -> str:
     return encoded
 
 
+_LEVEL_KEYS = {level: f',"level":"{level}"' for level in LEVELS}
+
+
 def encode_json(batch: Sequence[Record]) -> bytes:
     """One JSON object per line (NDJSON), the same as ``orjson.dumps(record_to_dict(r))``.
 
     Written out by hand around orjson's string escaping: building a dict per record for
-    orjson cost three times as much. Each second's prefix of ``ts`` is formatted once per
-    batch.
+    orjson cost three times as much. What repeats is formatted once per batch: each second's
+    prefix of ``ts``, and each lane's ``"source"`` and ``"origin"``.
     """
     dumps = orjson.dumps
-    name = _json_string
     seconds: dict[int, str] = {}
+    lanes: dict[str, tuple[str, str]] = {}  # origin: (source, the JSON from source to line)
     out = []
     for r in batch:
         second, micros = divmod(r.ts, 1_000_000)
         stamp = seconds.get(second)
         if stamp is None:
             stamp = seconds[second] = _second_prefix(second)
-        text = (
-            f'{{"seq":{r.seq},"ts":"{stamp}.{micros:06d}Z","source":{name(r.source)},'
-            f'"origin":{name(r.origin)},"line":{dumps(r.line).decode()}'
-        )
+        lane = lanes.get(r.origin)
+        if lane is None or lane[0] != r.source:
+            lane = lanes[r.origin] = (
+                r.source,
+                f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)},"line":',
+            )
+        text = f'{{"seq":{r.seq},"ts":"{stamp}.{micros:06d}Z"{lane[1]}{dumps(r.line).decode()}'
         if r.level is not None:
-            text += f',"level":{name(r.level)}'
+            text += _LEVEL_KEYS.get(r.level) or f',"level":{_json_string(r.level)}'
         if r.fields is not None:
             text += ',"fields":' + dumps(r.fields).decode()
         if r.late:

@@ -82,10 +82,10 @@ text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]))
         st.builds(
             Record,
             st.integers(0, 4_000_000_000_000_000),
+            text | st.sampled_from(["a", "b"]),  # lanes: an origin may repeat, in any source
+            text | st.sampled_from(["x", "y"]),
             text,
-            text,
-            text,
-            st.none() | st.sampled_from(["info", "warn"]),
+            st.none() | st.sampled_from(["info", "warn"]) | text,
             # Fields come from orjson.loads, which never gives integers past 64 bits.
             st.none() | st.dictionaries(text, st.integers(-(2**63), 2**63 - 1) | text, max_size=3),
             st.booleans(),
