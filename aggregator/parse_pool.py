@@ -69,6 +69,8 @@ class _Worker:
         self.reader = asyncio.create_task(self._read_replies(), name=f"parse-worker:{number}")
 
     async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+        if self.reader.done():  # it failed while this region waited for a slot
+            raise WorkerFailed("stopped answering")
         reply: asyncio.Future[ParsedRegion] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
         request = pickle.dumps((spec, region, limit), protocol=5)

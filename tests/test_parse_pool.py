@@ -18,7 +18,7 @@ import pytest
 
 from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
-from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool, worker_command
+from aggregator.parse_pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
 from aggregator.parse_worker import HEADER_BYTES, parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
@@ -109,13 +109,15 @@ async def test_replies_come_back_to_the_region_that_asked() -> None:
 
 
 async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    """Killed with regions on their way, a worker's regions are parsed on the loop, and the
-    failure is reported once."""
+    """Killed with regions on their way and more waiting for room, a worker's regions are
+    parsed on the loop, and the failure is reported once."""
     pool = ParsePool(1)
     region = mixed_region(40)
     try:
         await wait_until(lambda: pool.accepts(), "the worker to start")
-        pending = [asyncio.create_task(pool.parse(SPEC, region, 256)) for _ in range(3)]
+        pending = [
+            asyncio.create_task(pool.parse(SPEC, region, 256)) for _ in range(JOBS_PER_WORKER + 4)
+        ]
         os.kill(pool.pids[0], signal.SIGKILL)
         replies = await asyncio.gather(*pending, pool.parse(SPEC, region, 256))
     finally:
