@@ -1,0 +1,111 @@
+"""The event loop's share of the ordered merge, per record, without I/O or asyncio: what the
+loop does with a parse worker's replies for ordered_merge.py's files, step by step.
+
+    python3 bench/loop_costs.py [--lines N]
+
+The replies are made (and pickled) first, as a worker would; then, region by region across
+the 8 lanes, the loop's steps are timed: unpickling a reply, building the Records, queueing
+them in the ordering core, taking out what may leave, numbering it, encoding it (raw, then
+json) and freeing the records once written. What the real run adds on top is the reads, the
+pipes, the channels and the tasks (compare with ordered_merge.py's CPU time).
+"""
+
+import argparse
+import gc
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+from common import table
+from ordered_merge import make_files
+
+from aggregator.chunk import Announce, Chunk
+from aggregator.config import LineSourceConfig
+from aggregator.decode import Decoding
+from aggregator.formats import encode_json, encode_raw
+from aggregator.ordering import OrderingCore
+from aggregator.parse_worker import CodecSpec, parse_region
+
+READ = 256 * 1024  # the file tailer's read size
+STEPS = ("unpickle", "build", "push", "pop", "seq", "encode", "free")
+
+
+def worker_replies(paths: list[Path], spec: CodecSpec) -> list[list[bytes]]:
+    """Each file's regions of whole lines, parsed and pickled as a worker sends them."""
+    lanes = []
+    for path in paths:
+        data = path.read_bytes()
+        replies, start = [], 0
+        while (end := data.rfind(b"\n", start, start + READ)) > start:
+            parsed = parse_region(spec, data[start:end], 65536)
+            replies.append(pickle.dumps(parsed, protocol=5))
+            start = end + 1
+        lanes.append(replies)
+    return lanes
+
+
+def loop_costs(lanes: list[list[bytes]], encode_name: str) -> tuple[int, dict[str, float]]:
+    """Records seen, and seconds spent in each of STEPS."""
+    encode = encode_json if encode_name == "json" else encode_raw
+    decodings = [Decoding(f"svc-{index}", LineSourceConfig()) for index in range(len(lanes))]
+    core = OrderingCore(len(lanes), 0.0, 1.0)
+    for index in range(len(lanes)):
+        core.announce(index, Announce([f"svc-{index}.log"], live=False), 0.0)
+    spent = dict.fromkeys(STEPS, 0.0)
+    clock = time.perf_counter
+    records = seq = 0
+    for round_ in range(max(map(len, lanes))):
+        for index, replies in enumerate(lanes):
+            if round_ >= len(replies):
+                continue
+            origin = f"svc-{index}.log"
+            start = clock()
+            parsed = pickle.loads(replies[round_])
+            unpickled = clock()
+            batch = decodings[index].parsed_records(origin, parsed, 0)
+            built = clock()
+            core.push(index, Chunk(origin, batch, live=False, final=round_ == len(replies) - 1), 0)
+            spent["unpickle"] += unpickled - start
+            spent["build"] += built - unpickled
+            spent["push"] += clock() - built
+            records += len(batch)
+        del parsed, batch
+        start = clock()
+        released = core.pop_ready(0.0)
+        popped = clock()
+        for record in released:
+            seq += 1
+            record.seq = seq
+        numbered = clock()
+        for first in range(0, len(released), 4096):
+            encode(released[first : first + 4096])
+        encoded = clock()
+        del released  # the last references: the records are freed here
+        spent["pop"] += popped - start
+        spent["seq"] += numbered - popped
+        spent["encode"] += encoded - numbered
+        spent["free"] += clock() - encoded
+    return records, spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+    gc.disable()  # as in the pipeline, which collects every 30 s
+    with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as tmp:
+        paths, _ = make_files(Path(tmp), 8, args.lines)
+        rows = []
+        for output, wanted in (("raw", True), ("json", False)):
+            lanes = worker_replies(paths, ("auto", None, "auto", None, wanted))
+            records, spent = loop_costs(lanes, output)
+            per_record = [f"{spent[step] / records * 1e6:.2f}" for step in STEPS]
+            total = f"{sum(spent.values()) / records * 1e6:.2f}"
+            rows.append([f"--format {output}", *per_record, total])
+    print(f"{records:,} records; µs a record on the event loop, without I/O")
+    print(table(rows, ["output", *STEPS, "total"]))
+
+
+if __name__ == "__main__":
+    main()
