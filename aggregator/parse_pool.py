@@ -23,13 +23,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from aggregator.parse_worker import (
-    HEADER_BYTES,
-    PIPE_BYTES,
-    CodecSpec,
-    ParsedRegion,
-    parse_region,
-)
+from aggregator.parse_worker import HEADER_BYTES, CodecSpec, ParsedRegion, parse_region
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +153,11 @@ class ParsePool:
     async def _spawn(self, number: int) -> _Worker:
         # A session of its own: Ctrl-C at a terminal reaches the whole foreground process
         # group, and a worker still starting up would die of it with a traceback. The main
-        # process stops its workers itself, by closing their pipes. The reader's limit: a
-        # reply is ~400 KiB, and at the default (64 KiB) reading paused and resumed several
-        # times for each (3-4 % of a run).
+        # process stops its workers itself, by closing their pipes.
         process = await asyncio.create_subprocess_exec(
             *worker_command(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=PIPE_BYTES,
+            start_new_session=True,
         )  # fmt: skip
         return _Worker(process, number)
 
