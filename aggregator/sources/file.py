@@ -108,8 +108,7 @@ class FileTailer:
         self.position = 0
         self.decoder = decoder
         self._fd: int | None = None
-        self._identity: tuple[int, int] | None = None
-        self._key = ""
+        self._key = ""  # the open file's identity ("DEV:INODE"), once opened
         self._head = b""
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
@@ -122,7 +121,6 @@ class FileTailer:
         # A bare descriptor: reads are positional (pread), and a file object would be waste.
         fd = self._fd = await _open_in_thread(self.path, os.O_RDONLY | os.O_CLOEXEC)
         stat = os.fstat(fd)
-        self._identity = (stat.st_dev, stat.st_ino)
         self._key = identity_key(stat)
         self._head = read_head(fd)
         resumed = resume is not None and resume.key == self._key
@@ -140,7 +138,7 @@ class FileTailer:
     @property
     def suspended(self) -> bool:
         """Closed while quiet (``suspend``); ``reopen`` before reading."""
-        return self._fd is None and self._identity is not None
+        return self._fd is None and bool(self._key)
 
     async def suspend(self) -> None:
         """Close the descriptor of a quiet file; its position and identity are kept."""
@@ -149,8 +147,8 @@ class FileTailer:
     async def reopen(self) -> bool:
         """Open a suspended file again, by its identity: at its path or, renamed meanwhile,
         under another name in its directory. False when it is nowhere (deleted)."""
-        assert self._identity is not None
-        key = f"{self._identity[0]}:{self._identity[1]}"
+        key = self._key
+        assert key
         candidate: Path | None = self.path
         try:
             if identity_key(self.path.stat()) != key:
@@ -236,7 +234,7 @@ class FileTailer:
             stat = self.path.stat()
         except OSError:
             return False
-        return (stat.st_dev, stat.st_ino) != self._identity
+        return identity_key(stat) != self._key
 
     def missing(self) -> bool:
         return not self.path.exists()
