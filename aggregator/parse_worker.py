@@ -10,12 +10,12 @@ worker starts in about 0.1 s.
 import contextlib
 import fcntl
 import gc
-import os
 import pickle
 from functools import lru_cache
 from typing import NamedTuple
 
-from aggregator.codecs import Codec, Columns, make_codec, parse_lines
+from aggregator.codecs import Columns, make_codec, parse_lines
+from aggregator.fdio import read_exact, write_all
 from aggregator.lines import split_region
 
 CodecSpec = tuple[str, str | None, str, str | None, bool]
@@ -38,15 +38,13 @@ class ParsedRegion(NamedTuple):
     columns: Columns
 
 
-@lru_cache(maxsize=64)
-def _codec(spec: CodecSpec) -> Codec:
-    return make_codec(*spec[:4])
+_codec = lru_cache(maxsize=64)(make_codec)  # a worker builds each codec once
 
 
 def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
     """Split ``region`` (whole lines) and parse each line."""
     lines = split_region(region, limit)
-    columns = parse_lines(_codec(spec), lines.text, stamps_only=spec[4])
+    columns = parse_lines(_codec(*spec[:4]), lines.text, stamps_only=spec[4])
     return ParsedRegion(lines.text, lines.truncated, columns)
 
 
@@ -59,28 +57,6 @@ def _frame(kind: bytes, payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + kind + payload
 
 
-def _read_exact(fd: int, size: int) -> bytearray | None:
-    """``size`` bytes from ``fd``; None once the main process has closed the pipe."""
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    done = 0
-    while done < size:
-        count = os.readv(fd, [view[done:]])
-        if count == 0:
-            return None
-        done += count
-    return buffer
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Every byte of ``data`` to ``fd``. A write blocked on the full pipe returns short when
-    the worker is stopped and continued (``kill -STOP``, a debugger or profiler attaching, a
-    frozen container); Python's buffered writer then lost the rest of the reply (3.11)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def serve(requests: int, replies: int) -> None:
     """A worker's life: parse each request from the ``requests`` pipe, answer on ``replies``,
     until the main process closes the pipe.
@@ -91,8 +67,8 @@ def serve(requests: int, replies: int) -> None:
     gc.disable()
     _widen_pipe(requests)
     _widen_pipe(replies)
-    while (header := _read_exact(requests, 4)) is not None:
-        request = _read_exact(requests, int.from_bytes(header, "big"))
+    while (header := read_exact(requests, 4)) is not None:
+        request = read_exact(requests, int.from_bytes(header, "big"))
         if request is None:
             return
         spec, region, limit = pickle.loads(request)
@@ -100,4 +76,4 @@ def serve(requests: int, replies: int) -> None:
             reply = _frame(b"R", pickle.dumps(parse_region(spec, region, limit), protocol=5))
         except Exception as error:  # a bug: say it, and go on with the next region
             reply = _frame(b"E", repr(error).encode())
-        _write_all(replies, reply)
+        write_all(replies, reply)

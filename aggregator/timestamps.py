@@ -227,7 +227,6 @@ def quick_line_start_span(line: str) -> tuple[int, int] | None:
 
 
 def quick_line_start(line: str) -> int | None:
-    """The microseconds of ``quick_line_start_span``, or None (without its call: this is
-    the cost of a text line when only times are wanted)."""
-    parsed = cached_iso_span(line) or line_start_timestamp(line)
+    """The microseconds of ``quick_line_start_span``, or None."""
+    parsed = quick_line_start_span(line)
     return parsed[0] if parsed is not None else None

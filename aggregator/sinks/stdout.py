@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aggregator.channel import Channel, EndOfStream
 from aggregator.config import StdoutSinkConfig
+from aggregator.fdio import write_all
 from aggregator.record import Batch
 from aggregator.sinks.encoded import FilteredEncoder
 
@@ -89,17 +90,10 @@ class ThreadWriter:
         self._fd = fd
 
     async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(_write_all, self._fd, data)
+        await asyncio.to_thread(write_all, self._fd, data)
 
     async def close(self) -> None:
         """Nothing is buffered: every write went to the fd."""
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 async def open_writer(fd: int) -> ByteWriter:
