@@ -21,6 +21,7 @@ import os
 import pickle
 import sys
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 from aggregator.parse_worker import HEADER_BYTES, CodecSpec, ParsedRegion, parse_region
@@ -36,16 +37,18 @@ Parsing on the loop instead, when the workers have their fill, lost: the loop is
 process (it orders and writes every record)."""
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_MAIN = (
-    "import sys; sys.path.append(sys.argv[1]); "
+    "import sys; sys.path.insert(0, sys.argv[1]); import aggregator; del sys.path[0]; "
     "from aggregator.parse_worker import serve; serve(0, 1)"
 )
-"""A worker's program: this package is found as this process found it, or else where this
-module is (appended to the path, never ahead of the standard library)."""
+"""A worker's program: this very package, from where this module is, whatever the worker's
+path finds first (a checkout in the working directory, a version installed since): a worker
+of another version answers in a form this process cannot read. Everything else is found as
+usual, and never in the working directory (``-P``)."""
 
 
 def worker_command() -> list[str]:
     """The command that runs a worker."""
-    return [sys.executable, "-c", _WORKER_MAIN, _PACKAGE_ROOT]
+    return [sys.executable, "-P", "-c", _WORKER_MAIN, _PACKAGE_ROOT]
 
 
 class WorkerFailed(Exception):
@@ -103,13 +106,20 @@ class _Worker:
                 reply = self.waiting.popleft()
                 if not reply.done():
                     reply.set_exception(failure)
+            # Read on to its end, unused: a pipe left full would keep the worker from ever
+            # reading that it must exit, and its transport from ever seeing it go.
+            with contextlib.suppress(Exception):
+                while await self.replies.read(1 << 16):
+                    pass
 
 
 class ParsePool:
     """``workers`` processes, started on the first large read (a live-only run starts none)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, command: Sequence[str] | None = None) -> None:
+        """``command`` runs a worker (``worker_command()``)."""
         self.workers = workers
+        self.command = list(command or worker_command())
         self._slots = asyncio.Semaphore(JOBS_PER_WORKER * workers)  # regions in flight
         self.broken = False  # a worker failed: parse on the loop from then on
         self._started: list[_Worker] = []
@@ -155,7 +165,7 @@ class ParsePool:
         # group, and a worker still starting up would die of it with a traceback. The main
         # process stops its workers itself, by closing their pipes.
         process = await asyncio.create_subprocess_exec(
-            *worker_command(),
+            *self.command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip

@@ -129,6 +129,56 @@ async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> 
     assert len(failures) == 1 and "parse worker failed" in failures[0].getMessage()
 
 
+UNREADABLE_WORKER = """
+import os
+os.read(0, 1 << 16)  # a request
+os.write(1, b"\\x00\\x00\\x00\\x04Rjunk" + b"more" * (1 << 18))  # and what no pickle reads
+while os.read(0, 1 << 16):  # until the pool closes the pipe
+    pass
+"""
+
+
+async def test_a_worker_that_cannot_be_read_is_left_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker whose replies cannot be read (another version of the package, say) fails
+    over to the loop, and the pool still closes: the rest of what it writes is read unused,
+    so that it can exit (the pool's close waited forever on its full pipe)."""
+    pool = ParsePool(1, [sys.executable, "-c", UNREADABLE_WORKER])
+    region = mixed_region(40)
+    try:
+        await wait_until(lambda: pool.accepts(), "the worker to start")
+        reply = await pool.parse(SPEC, region, 256)
+    finally:
+        async with asyncio.timeout(DEADLINE):
+            await pool.close()
+    assert reply == parse_region(SPEC, region, 256)
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1 and "UnpicklingError" in failures[0].getMessage()
+
+
+async def test_a_worker_runs_this_very_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another ``aggregator`` in the working directory and first on PYTHONPATH (a checkout,
+    a version installed since) is not what a worker runs: its replies could not be read."""
+    other = tmp_path / "aggregator"
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    (other / "parse_worker.py").write_text(f"def serve(*_):\n    exec({UNREADABLE_WORKER!r})\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    pool = ParsePool(1)
+    region = mixed_region(40)
+    try:
+        await wait_until(lambda: pool.accepts(), "the worker to start")
+        reply = await pool.parse(SPEC, region, 256)
+    finally:
+        await pool.close()
+    assert reply == parse_region(SPEC, region, 256)
+    assert not pool.broken and not [r for r in caplog.records if r.levelno == logging.ERROR]
+
+
 def test_tail_gives_the_same_stream_with_and_without_workers(tmp_path: Path) -> None:
     """The whole program, with ``parse_workers = 0`` and with workers: the same bytes."""
     for name in ("a", "b"):
