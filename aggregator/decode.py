@@ -15,7 +15,7 @@ from aggregator.framing import OctetCountedSplitter
 from aggregator.lines import Lines, LineSplitter, Splitter
 from aggregator.multiline import MultilineJoiner
 from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool
-from aggregator.parse_worker import CodecSpec, ParsedRegion
+from aggregator.parse_worker import CodecSpec, Needs, ParsedRegion
 from aggregator.record import Batch, Record
 from aggregator.timestamps import quick_line_start_span
 
@@ -33,7 +33,8 @@ class Decoding:
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
         self.spec: CodecSpec = (
-            config.codec, config.timestamp.field, config.timestamp.format, config.pattern, False
+            config.codec, config.timestamp.field, config.timestamp.format, config.pattern,
+            "everything",
         )  # fmt: skip
         self.codec: Codec = make_codec(*self.spec[:4])
         self.pool: ParsePool | None = None
@@ -41,10 +42,9 @@ class Decoding:
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
 
-    def only_stamps(self) -> None:
-        """Find only each line's event time from now on (``Codec.stamp``): no sink shows
-        more."""
-        self.spec = (*self.spec[:4], True)
+    def find_only(self, needs: Needs) -> None:
+        """Find only what the sinks need (``Needs``) from now on."""
+        self.spec = (*self.spec[:4], needs)
 
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
@@ -75,14 +75,24 @@ class Decoding:
                 for text in lines.text
             ]
         else:
-            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec[4])
+            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec[4] == "stamps")
             batch = self._build(origin, lines.text, columns, read_at)
         self._flag_truncated(batch, lines.truncated)
         return batch
 
     def parsed_records(self, origin: str, region: ParsedRegion, read_at: int) -> Batch:
         """Records for a region a worker has parsed."""
-        batch = self._build(origin, region.texts, region.columns, read_at)
+        if region.json_tails is None:
+            batch = self._build(origin, region.texts, region.columns, read_at)
+        else:
+            source = self.source
+            batch = [
+                Record(read_at if ts is None else ts, source, origin, text, None, None, False,
+                       None, tail)
+                for text, ts, tail in zip(
+                    region.texts, region.columns[0], region.json_tails, strict=True
+                )
+            ]  # fmt: skip
         self._flag_truncated(batch, region.truncated)
         return batch
 
@@ -142,16 +152,16 @@ class LaneDecoder:
         return self.splitter.error
 
     async def decode(self, data: bytes) -> Batch:
-        """``feed``, with the lines of a large read parsed in a worker process, if there are
-        workers and one is free (see ``aggregator.parse_pool``)."""
+        """``feed``, with the lines of a large read parsed in a worker process if there are
+        workers (see ``aggregator.parse_pool``)."""
         decoding = self.decoding
         pool = decoding.pool
         if (
             pool is None
+            or pool.broken
             or len(data) < POOL_MIN_BYTES
             or self.joiner is not None
             or not isinstance(self.splitter, LineSplitter)
-            or not pool.accepts()
         ):
             return self.feed(data)
         read_at = now_micros()

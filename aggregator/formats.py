@@ -57,12 +57,12 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         obj["level"] = record.level
     if record.fields is not None:
         obj["fields"] = record.fields
-    if record.late:
-        obj["late"] = True
     if record.truncated:
         obj["truncated"] = True
     if record.parse_error is not None:
         obj["parse_error"] = record.parse_error
+    if record.late:
+        obj["late"] = True
     return obj
 
 
@@ -82,12 +82,31 @@ def _json_string(text: str) -> str:
 _LEVEL_KEYS = {level: f',"level":"{level}"' for level in LEVELS}
 
 
+def json_tail(
+    level: str | None, fields: dict[str, Any] | None, truncated: bool, parse_error: str | None
+) -> str:
+    """The members of a record's JSON object after ``"line"`` that reading and parsing
+    decide (``"level"`` to ``"parse_error"``): what a parse worker can make
+    (``Record.json_tail``)."""
+    text = ""
+    if level is not None:
+        text = _LEVEL_KEYS.get(level) or f',"level":{_json_string(level)}'
+    if fields is not None:
+        text += ',"fields":' + orjson.dumps(fields).decode()
+    if truncated:
+        text += ',"truncated":true'
+    if parse_error is not None:
+        text += ',"parse_error":' + orjson.dumps(parse_error).decode()
+    return text
+
+
 def encode_json(batch: Sequence[Record]) -> bytes:
     """One JSON object per line (NDJSON), the same as ``orjson.dumps(record_to_dict(r))``.
 
     Written out by hand around orjson's string escaping: building a dict per record for
     orjson cost three times as much. What repeats is formatted once per batch: each second's
-    prefix of ``ts``, and each lane's ``"source"`` and ``"origin"``.
+    prefix of ``ts``, and each lane's ``"source"`` and ``"origin"``; what a parse worker made
+    already (``Record.json_tail``) is taken as it is.
     """
     dumps = orjson.dumps
     seconds: dict[int, str] = {}
@@ -104,19 +123,18 @@ def encode_json(batch: Sequence[Record]) -> bytes:
                 r.source,
                 f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)},"line":',
             )
-        text = f'{{"seq":{r.seq},"ts":"{stamp}.{micros:06d}Z"{lane[1]}{dumps(r.line).decode()}'
-        if r.level is not None:
-            text += _LEVEL_KEYS.get(r.level) or f',"level":{_json_string(r.level)}'
-        if r.fields is not None:
-            text += ',"fields":' + dumps(r.fields).decode()
-        if r.late:
-            text += ',"late":true'
-        if r.truncated:
-            text += ',"truncated":true'
-        if r.parse_error is not None:
-            text += ',"parse_error":' + dumps(r.parse_error).decode()
-        out.append(text + "}\n")
+        tail = r.json_tail
+        if tail is None:
+            tail = json_tail(r.level, r.fields, r.truncated, r.parse_error)
+        out.append(
+            f'{{"seq":{r.seq},"ts":"{stamp}.{micros:06d}Z"{lane[1]}{dumps(r.line).decode()}'
+            f"{tail}{_LATE_END if r.late else _END}"
+        )
     return "".join(out).encode()
+
+
+_END = "}\n"
+_LATE_END = ',"late":true}\n'
 
 
 def encode_raw(batch: Sequence[Record]) -> bytes:

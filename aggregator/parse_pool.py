@@ -9,9 +9,10 @@ live case, are parsed on the loop as before, where a hop to a process would only
 A worker runs ``aggregator.parse_worker.serve``, fed through its stdin and answering on its
 stdout. Its pipes are read and written by the event loop itself: with a pool of threads in
 between (``ProcessPoolExecutor``), a result waited for the loop's lock (the GIL) while a full
-pipe stalled the worker. While the workers are being spawned, the loop parses a read itself;
-past ``JOBS_PER_WORKER`` regions a worker, a lane waits (reading nothing meanwhile). A
-worker that dies is reported once, and its regions are parsed on the loop: nothing is lost.
+pipe stalled the worker. While the workers are being spawned, and past ``JOBS_PER_WORKER``
+regions a worker, a lane waits (reading nothing meanwhile): parsing on the loop instead cost
+the loop, the busier process, more than the wait. A worker that dies is reported once, and
+its regions are parsed on the loop: nothing is lost.
 """
 
 import asyncio
@@ -130,23 +131,25 @@ class ParsePool:
         """The workers' process ids (for /metrics and the logs)."""
         return [worker.process.pid for worker in self._started]
 
-    def accepts(self) -> bool:
-        """Whether the workers are there to take regions. The first call starts them (a
-        matter of milliseconds: their replies wait in the pipe until they are up)."""
-        if self._starting is None and not self.broken and self.workers:
+    async def start(self) -> None:
+        """Start the workers, once, and return when they are spawned (a matter of
+        milliseconds: regions sent meanwhile wait in their pipes until they are up)."""
+        if self._starting is None:
             self._starting = asyncio.create_task(self._start(), name="parse-workers:start")
-        return not self.broken and len(self._started) == self.workers
+        await asyncio.shield(self._starting)
 
     async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
         """``parse_region`` in the least busy worker once one has room, the lane reading
         nothing more meanwhile (on the loop if the workers fail)."""
         try:
+            await self.start()
             async with self._slots:
-                worker = min(self._started, key=lambda worker: len(worker.waiting))
-                return await worker.parse(spec, region, limit)
+                if self._started and not self.broken:  # it may have failed meanwhile
+                    worker = min(self._started, key=lambda worker: len(worker.waiting))
+                    return await worker.parse(spec, region, limit)
         except WorkerFailed as error:
             self._fail(error)
-            return parse_region(spec, region, limit)
+        return parse_region(spec, region, limit)
 
     def _fail(self, error: Exception) -> None:
         if not self.broken:

@@ -12,16 +12,19 @@ import fcntl
 import gc
 import pickle
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from aggregator.codecs import Columns, make_codec, parse_lines
 from aggregator.fdio import read_exact, write_all
+from aggregator.formats import json_tail
 from aggregator.lines import split_region
 
-CodecSpec = tuple[str, str | None, str, str | None, bool]
+Needs = Literal["stamps", "json", "everything"]
+"""What the sinks need of a parse, least first: only each line's time (``Codec.stamp``), the
+time and the record's JSON (``Record.json``), or all a codec finds."""
+CodecSpec = tuple[str, str | None, str, str | None, Needs]
 """How to parse: what ``make_codec`` takes (codec, timestamp field, timestamp format,
-pattern), and whether only the times are wanted (``parse_lines``). Picklable, and a worker
-builds each codec once."""
+pattern), and what is needed. Picklable, and a worker builds each codec once."""
 
 PIPE_BYTES = 1 << 20
 """Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that a worker writes
@@ -30,12 +33,14 @@ HEADER_BYTES = 5  # 4 bytes of length, then b"R" (a result) or b"E" (an error me
 
 
 class ParsedRegion(NamedTuple):
-    """A region's lines, the indexes of those truncated, and what the codec said of each line
-    (as columns: they pickle in a third of the time rows take)."""
+    """A region's lines, the indexes of those truncated, what the codec said of each line
+    (as columns: they pickle in a third of the time rows take) and, if needed, each line's
+    JSON after its line (``json_tail``; then the columns hold only the times)."""
 
     texts: list[str]
     truncated: list[int]
     columns: Columns
+    json_tails: list[str] | None = None
 
 
 _codec = lru_cache(maxsize=64)(make_codec)  # a worker builds each codec once
@@ -44,8 +49,17 @@ _codec = lru_cache(maxsize=64)(make_codec)  # a worker builds each codec once
 def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
     """Split ``region`` (whole lines) and parse each line."""
     lines = split_region(region, limit)
-    columns = parse_lines(_codec(*spec[:4]), lines.text, stamps_only=spec[4])
-    return ParsedRegion(lines.text, lines.truncated, columns)
+    texts, needs = lines.text, spec[4]
+    columns = parse_lines(_codec(*spec[:4]), texts, stamps_only=needs == "stamps")
+    if needs != "json":
+        return ParsedRegion(texts, lines.truncated, columns)
+    stamps, levels, fields, errors = columns
+    truncated = [False] * len(texts)
+    for index in lines.truncated:
+        truncated[index] = True
+    tails = list(map(json_tail, levels, fields, truncated, errors))
+    nothing = [None] * len(texts)
+    return ParsedRegion(texts, lines.truncated, (stamps, nothing, nothing, nothing), tails)
 
 
 def _widen_pipe(fd: int) -> None:

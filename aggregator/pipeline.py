@@ -31,6 +31,7 @@ from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
 from aggregator.ordering import OrderingCore
 from aggregator.parse_pool import ParsePool, default_workers
+from aggregator.parse_worker import Needs
 from aggregator.record import Batch
 from aggregator.sinks import Sink
 from aggregator.sinks.file import FileSink
@@ -75,12 +76,18 @@ class DrainTimeout(AggregatorError):
     """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
 
 
-def shows_more_than_time(sink: SinkConfig) -> bool:
-    """Whether ``sink`` shows or filters on what a codec finds besides the event time (level,
-    fields, parse errors): the raw and text formats show only the line and its time."""
-    if isinstance(sink, WebSocketSinkConfig) or sink.format == "json":
-        return True
-    return sink.filter is not None and sink.filter.level is not None
+def needs_of(sink: SinkConfig) -> Needs:
+    """What ``sink`` needs a codec to find: raw and text show only lines and times; json
+    shows the level and fields only in each record's JSON; a level filter and a WebSocket
+    (filtered by its subscribers) need everything."""
+    if isinstance(sink, WebSocketSinkConfig) or (
+        sink.filter is not None and sink.filter.level is not None
+    ):
+        return "everything"
+    return "json" if sink.format == "json" else "stamps"
+
+
+NEEDS: tuple[Needs, ...] = ("stamps", "json", "everything")
 
 
 class Pipeline:
@@ -100,9 +107,9 @@ class Pipeline:
         ]
         settings = config.aggregator
         workers = settings.parse_workers
-        if not any(map(shows_more_than_time, config.sinks.values())):
-            for source in self.sources:
-                source.decoding.only_stamps()
+        needs: Needs = max(map(needs_of, config.sinks.values()), key=NEEDS.index, default="stamps")
+        for source in self.sources:
+            source.decoding.find_only(needs)
         self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
         if self.parse_pool.workers:
             for source in self.sources:

@@ -13,11 +13,14 @@ class Record:
 
     ``ts`` is the event time in whole microseconds since the Unix epoch (UTC): integers compare
     fast in the merge and format exactly. ``seq`` is given by the merge, in the order records
-    leave it; it is 0 until then.
+    leave it; it is 0 until then. ``json_tail``, when a parse worker made it, is the record's
+    JSON object after ``"line"`` (``aggregator.formats.json_tail``), and the level and fields
+    are kept only there: a pipeline asks for it when no sink shows them otherwise.
     """
 
     __slots__ = (
         "fields",
+        "json_tail",
         "late",
         "level",
         "line",
@@ -39,6 +42,7 @@ class Record:
         fields: dict[str, Any] | None = None,
         truncated: bool = False,
         parse_error: str | None = None,
+        json_tail: str | None = None,
     ) -> None:
         self.seq = 0
         self.ts = ts
@@ -50,6 +54,7 @@ class Record:
         self.late = False
         self.truncated = truncated
         self.parse_error = parse_error
+        self.json_tail = json_tail
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, ts={self.ts}, source={self.source!r}, line={self.line!r})"

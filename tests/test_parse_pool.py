@@ -18,12 +18,13 @@ import pytest
 
 from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
+from aggregator.formats import encode_json
 from aggregator.parse_pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
 from aggregator.parse_worker import HEADER_BYTES, parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
-SPEC = ("auto", None, "auto", None, False)
+SPEC = ("auto", None, "auto", None, "everything")
 YEAR_2001 = 978_307_200_000_000  # µs: every time in the test data is before it
 
 
@@ -81,7 +82,7 @@ async def test_a_worker_parses_like_the_loop() -> None:
     in_worker.pool = pool
     lane = in_worker.lane("a.log")
     try:
-        await wait_until(lambda: pool.accepts(), "the worker to start")
+        await pool.start()
         parsed = await lane.decode(region + b"\n")
     finally:
         await pool.close()
@@ -94,12 +95,30 @@ async def test_a_worker_parses_like_the_loop() -> None:
     assert in_worker.truncated_lines == on_loop.truncated_lines == 100
 
 
+@pytest.mark.parametrize("codec", ["auto", "json"])
+def test_a_worker_s_json_tails_encode_as_a_full_parse(codec: str) -> None:
+    """Asked for JSON only, a worker gives records that encode exactly as fully parsed
+    ones: levels, fields, truncated lines, parse errors and late records included."""
+    region = mixed_region(40)
+    decoding = Decoding("app", LineSourceConfig(codec=codec))
+    full, tails = (
+        decoding.parsed_records("a.log", parse_region(spec, region, 256), 7)
+        for spec in ((codec, None, "auto", None, "everything"), (codec, None, "auto", None, "json"))
+    )
+    for seq, (parsed, tailed) in enumerate(zip(full, tails, strict=True)):
+        parsed.seq = tailed.seq = seq
+        parsed.late = tailed.late = seq % 3 == 0
+    assert any(r.truncated for r in full) and any(r.parse_error for r in full) == (codec == "json")
+    assert all(r.json_tail is not None for r in tails)
+    assert encode_json(tails) == encode_json(full)
+
+
 async def test_replies_come_back_to_the_region_that_asked() -> None:
     """Many regions in flight at once, each answered with its own lines."""
     pool = ParsePool(2)
     regions = [mixed_region(20, seed=100 * index) for index in range(12)]
     try:
-        await wait_until(lambda: pool.accepts(), "the workers to start")
+        await pool.start()
         replies = await asyncio.gather(*(pool.parse(SPEC, region, 256) for region in regions))
     finally:
         await pool.close()
@@ -114,7 +133,7 @@ async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> 
     pool = ParsePool(1)
     region = mixed_region(40)
     try:
-        await wait_until(lambda: pool.accepts(), "the worker to start")
+        await pool.start()
         pending = [
             asyncio.create_task(pool.parse(SPEC, region, 256)) for _ in range(JOBS_PER_WORKER + 4)
         ]
@@ -124,7 +143,7 @@ async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> 
         await pool.close()
     expected = parse_region(SPEC, region, 256)
     assert all(reply == expected for reply in replies)
-    assert not pool.accepts()
+    assert pool.broken
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1 and "parse worker failed" in failures[0].getMessage()
 
@@ -147,7 +166,7 @@ async def test_a_worker_that_cannot_be_read_is_left_behind(
     pool = ParsePool(1, [sys.executable, "-c", UNREADABLE_WORKER])
     region = mixed_region(40)
     try:
-        await wait_until(lambda: pool.accepts(), "the worker to start")
+        await pool.start()
         reply = await pool.parse(SPEC, region, 256)
     finally:
         async with asyncio.timeout(DEADLINE):
@@ -171,7 +190,7 @@ async def test_a_worker_runs_this_very_package(
     pool = ParsePool(1)
     region = mixed_region(40)
     try:
-        await wait_until(lambda: pool.accepts(), "the worker to start")
+        await pool.start()
         reply = await pool.parse(SPEC, region, 256)
     finally:
         await pool.close()
