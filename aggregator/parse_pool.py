@@ -107,8 +107,9 @@ class _Worker:
                 reply = self.waiting.popleft()
                 if not reply.done():
                     reply.set_exception(failure)
-            # Read on to its end, unused: a pipe left full would keep the worker from ever
-            # reading that it must exit, and its transport from ever seeing it go.
+            # Read on to its end, unused: with its pipe left full, the worker would never
+            # read that it must exit, and ``process.wait()``, which waits for the pipes to
+            # close too, would never return.
             with contextlib.suppress(Exception):
                 while await self.replies.read(1 << 16):
                     pass

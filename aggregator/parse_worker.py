@@ -12,7 +12,7 @@ import fcntl
 import gc
 import pickle
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from aggregator.codecs import Columns, make_codec, parse_lines
 from aggregator.fdio import read_exact, write_all
@@ -20,8 +20,10 @@ from aggregator.formats import json_tail
 from aggregator.lines import split_region
 
 Needs = Literal["stamps", "json", "everything"]
-"""What the sinks need of a parse, least first: only each line's time (``Codec.stamp``), the
-time and the record's JSON (``Record.json``), or all a codec finds."""
+"""What the sinks need of a parse, least first (``NEEDS``): only each line's time
+(``Codec.stamp``), the time and the rest of the record's JSON (``Record.json_tail``), or all
+a codec finds."""
+NEEDS: tuple[Needs, ...] = get_args(Needs)
 CodecSpec = tuple[str, str | None, str, str | None, Needs]
 """How to parse: what ``make_codec`` takes (codec, timestamp field, timestamp format,
 pattern), and what is needed. Picklable, and a worker builds each codec once."""

@@ -31,7 +31,7 @@ from aggregator.errors import AggregatorError, StartupError
 from aggregator.merge import Merge, Output
 from aggregator.ordering import OrderingCore
 from aggregator.parse_pool import ParsePool, default_workers
-from aggregator.parse_worker import Needs
+from aggregator.parse_worker import NEEDS, Needs
 from aggregator.record import Batch
 from aggregator.sinks import Sink
 from aggregator.sinks.file import FileSink
@@ -85,9 +85,6 @@ def needs_of(sink: SinkConfig) -> Needs:
     ):
         return "everything"
     return "json" if sink.format == "json" else "stamps"
-
-
-NEEDS: tuple[Needs, ...] = ("stamps", "json", "everything")
 
 
 class Pipeline:

@@ -97,8 +97,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as tmp:
         paths, _ = make_files(Path(tmp), 8, args.lines)
         rows = []
-        for output, wanted in (("raw", True), ("json", False)):
-            lanes = worker_replies(paths, ("auto", None, "auto", None, wanted))
+        for output, needs in (("raw", "stamps"), ("json", "json")):
+            lanes = worker_replies(paths, ("auto", None, "auto", None, needs))
             records, spent = loop_costs(lanes, output)
             per_record = [f"{spent[step] / records * 1e6:.2f}" for step in STEPS]
             total = f"{sum(spent.values()) / records * 1e6:.2f}"
