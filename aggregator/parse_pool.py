@@ -161,7 +161,7 @@ class ParsePool:
         try:
             for number in range(self.workers):
                 self._started.append(await self._spawn(number))
-        except OSError as error:
+        except Exception as error:  # lanes wait on this: whatever fails, parse on the loop
             self._fail(error)
 
     async def _spawn(self, number: int) -> _Worker:

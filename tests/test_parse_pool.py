@@ -176,6 +176,21 @@ async def test_a_worker_that_cannot_be_read_is_left_behind(
     assert len(failures) == 1 and "UnpicklingError" in failures[0].getMessage()
 
 
+async def test_a_worker_that_cannot_start_leaves_parsing_to_the_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No worker program (a broken install): the regions are parsed on the loop, once said."""
+    pool = ParsePool(1, [str(tmp_path / "no-such-python")])
+    region = mixed_region(40)
+    try:
+        replies = await asyncio.gather(*(pool.parse(SPEC, region, 256) for _ in range(3)))
+    finally:
+        await pool.close()
+    assert replies == [parse_region(SPEC, region, 256)] * 3 and pool.broken
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1 and "no-such-python" in failures[0].getMessage()
+
+
 async def test_a_worker_runs_this_very_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
