@@ -2,7 +2,7 @@
 
 Splitting and parsing cost about 1.5 µs a line in Python, most of a line's cost, and the
 event loop has only one core: a large read (a file read from its start, a burst) is sent to
-a worker process as bytes, and comes back as lines and what the codec says of each. The
+a worker process as bytes, and what the codec says of each line comes back. The
 loop keeps what must stay in order (each lane's partial line, the merge); small reads, the
 live case, are parsed on the loop as before, where a hop to a process would only add latency.
 
@@ -25,7 +25,14 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from aggregator.parse_worker import HEADER_BYTES, CodecSpec, ParsedRegion, parse_region
+from aggregator.parse_worker import (
+    HEADER_BYTES,
+    Answer,
+    CodecSpec,
+    ParsedRegion,
+    parse_region,
+    with_lines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +76,13 @@ class _Worker:
         assert process.stdin is not None and process.stdout is not None
         self.requests = process.stdin
         self.replies = process.stdout
-        self.waiting: deque[asyncio.Future[ParsedRegion]] = deque()
+        self.waiting: deque[asyncio.Future[Answer]] = deque()
         self.reader = asyncio.create_task(self._read_replies(), name=f"parse-worker:{number}")
 
     async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
         if self.reader.done():  # it failed while this region waited for a slot
             raise WorkerFailed("stopped answering")
-        reply: asyncio.Future[ParsedRegion] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
         request = pickle.dumps((spec, region, limit), protocol=5)
         try:
@@ -85,7 +92,7 @@ class _Worker:
         except ConnectionError as error:  # it has exited
             reply.cancel()
             raise WorkerFailed(f"stopped reading ({error!r})") from None
-        return await reply
+        return with_lines(await reply, region, limit)
 
     async def _read_replies(self) -> None:
         try:

@@ -20,7 +20,7 @@ from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
 from aggregator.formats import encode_json
 from aggregator.parse_pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
-from aggregator.parse_worker import HEADER_BYTES, parse_region
+from aggregator.parse_worker import HEADER_BYTES, answer_of, parse_region
 from aggregator.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
@@ -114,7 +114,7 @@ def test_a_worker_s_json_tails_encode_as_a_full_parse(codec: str) -> None:
 
 
 async def test_replies_come_back_to_the_region_that_asked() -> None:
-    """Many regions in flight at once, each answered with its own lines."""
+    """Many regions in flight at once, each answered with what its own lines say."""
     pool = ParsePool(2)
     regions = [mixed_region(20, seed=100 * index) for index in range(12)]
     try:
@@ -122,9 +122,7 @@ async def test_replies_come_back_to_the_region_that_asked() -> None:
         replies = await asyncio.gather(*(pool.parse(SPEC, region, 256) for region in regions))
     finally:
         await pool.close()
-    assert [reply.texts for reply in replies] == [
-        parse_region(SPEC, region, 256).texts for region in regions
-    ]
+    assert replies == [parse_region(SPEC, region, 256) for region in regions]
 
 
 async def test_a_dead_worker_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
@@ -319,7 +317,7 @@ async def test_a_worker_stopped_mid_reply_loses_nothing() -> None:
     count = 12
     request = pickle.dumps((SPEC, region, 256), protocol=5)
     requests = (len(request).to_bytes(4, "big") + request) * count
-    expected = parse_region(SPEC, region, 256)
+    expected = answer_of(parse_region(SPEC, region, 256))
     with subprocess.Popen(
         worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
     ) as worker:
