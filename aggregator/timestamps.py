@@ -81,10 +81,14 @@ def cached_iso_span(text: str) -> tuple[int, int] | None:
     after = text[19:20]
     if after == ".":
         # isdecimal is exactly what int() accepts, without its signs, spaces and underscores.
-        if text[26:27] == "Z" and text[20:26].isdecimal():
-            return seconds * 1_000_000 + int(text[20:26]), 27
-        if text[23:24] == "Z" and text[20:23].isdecimal():
-            return seconds * 1_000_000 + int(text[20:23]) * 1000, 24
+        if text[26:27] == "Z":
+            fraction = text[20:26]
+            if fraction.isdecimal():
+                return seconds * 1_000_000 + int(fraction), 27
+        if text[23:24] == "Z":
+            fraction = text[20:23]
+            if fraction.isdecimal():
+                return seconds * 1_000_000 + int(fraction) * 1000, 24
     elif after == "Z":
         return seconds * 1_000_000, 20
     elif after in (" ", ""):
