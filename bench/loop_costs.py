@@ -3,8 +3,9 @@ loop does with a parse worker's replies for ordered_merge.py's files, step by st
 
     python3 bench/loop_costs.py [--lines N]
 
-The replies are made (and pickled) first, as a worker would; then, region by region across
-the 8 lanes, the loop's steps are timed: unpickling a reply, building the Records, queueing
+The answers are made (and pickled) first, as a worker would; then, region by region across
+the 8 lanes, the loop's steps are timed: unpickling an answer and splitting its region into
+lines again (``with_lines``), building the Records, queueing
 them in the ordering core, taking out what may leave, numbering it, encoding it (raw, then
 json) and freeing the records once written. What the real run adds on top is the reads, the
 pipes, the channels and the tasks (compare with ordered_merge.py's CPU time).
@@ -25,27 +26,30 @@ from aggregator.config import LineSourceConfig
 from aggregator.decode import Decoding
 from aggregator.formats import encode_json, encode_raw
 from aggregator.ordering import OrderingCore
-from aggregator.parse_worker import CodecSpec, parse_region
+from aggregator.parse_worker import CodecSpec, answer_of, parse_region, with_lines
 
 READ = 256 * 1024  # the file tailer's read size
-STEPS = ("unpickle", "build", "push", "pop", "seq", "encode", "free")
+LIMIT = 1 << 20  # max_line_bytes' default
+STEPS = ("answer", "build", "push", "pop", "seq", "encode", "free")
+Reply = tuple[bytes, bytes]  # a region, and the worker's pickled answer for it
 
 
-def worker_replies(paths: list[Path], spec: CodecSpec) -> list[list[bytes]]:
-    """Each file's regions of whole lines, parsed and pickled as a worker sends them."""
+def worker_replies(paths: list[Path], spec: CodecSpec) -> list[list[Reply]]:
+    """Each file's regions of whole lines, with the answers a worker sends for them."""
     lanes = []
     for path in paths:
         data = path.read_bytes()
         replies, start = [], 0
         while (end := data.rfind(b"\n", start, start + READ)) > start:
-            parsed = parse_region(spec, data[start:end], 65536)
-            replies.append(pickle.dumps(parsed, protocol=5))
+            region = data[start:end]
+            answer = answer_of(parse_region(spec, region, LIMIT))
+            replies.append((region, pickle.dumps(answer, protocol=5)))
             start = end + 1
         lanes.append(replies)
     return lanes
 
 
-def loop_costs(lanes: list[list[bytes]], encode_name: str) -> tuple[int, dict[str, float]]:
+def loop_costs(lanes: list[list[Reply]], encode_name: str) -> tuple[int, dict[str, float]]:
     """Records seen, and seconds spent in each of STEPS."""
     encode = encode_json if encode_name == "json" else encode_raw
     decodings = [Decoding(f"svc-{index}", LineSourceConfig()) for index in range(len(lanes))]
@@ -60,14 +64,15 @@ def loop_costs(lanes: list[list[bytes]], encode_name: str) -> tuple[int, dict[st
             if round_ >= len(replies):
                 continue
             origin = f"svc-{index}.log"
+            region, answer = replies[round_]
             start = clock()
-            parsed = pickle.loads(replies[round_])
-            unpickled = clock()
+            parsed = with_lines(pickle.loads(answer), region, LIMIT)
+            answered = clock()
             batch = decodings[index].parsed_records(origin, parsed, 0)
             built = clock()
             core.push(index, Chunk(origin, batch, live=False, final=round_ == len(replies) - 1), 0)
-            spent["unpickle"] += unpickled - start
-            spent["build"] += built - unpickled
+            spent["answer"] += answered - start
+            spent["build"] += built - answered
             spent["push"] += clock() - built
             records += len(batch)
         del parsed, batch
