@@ -48,8 +48,8 @@ class ParsedRegion(NamedTuple):
 Answer = tuple[Columns, list[str] | None]
 """What a worker sends back for a region: a ``ParsedRegion`` without the lines. The main
 process splits the region it sent again (``with_lines``: the same function, the same lines),
-which costs it less than unpickling them, and spares the worker pickling them and the pipe
-carrying them (a 256 KiB region's answer: ~20 KB of times, against ~300 KB with the lines)."""
+which costs it about what unpickling them did, and spares the worker pickling them and the
+pipe carrying them (a 256 KiB region's answer: ~20 KB of times, against ~300 KB with them)."""
 
 
 def answer_of(parsed: ParsedRegion) -> Answer:
