@@ -82,23 +82,26 @@ class Decoding:
 
     def parsed_records(self, origin: str, region: ParsedRegion, read_at: int) -> Batch:
         """Records for a region a worker has parsed."""
-        if region.json_tails is None:
-            batch = self._build(origin, region.texts, region.columns, read_at)
-        else:
-            source = self.source
-            batch = [
-                Record(read_at if ts is None else ts, source, origin, text, None, None, False,
-                       None, tail)
-                for text, ts, tail in zip(
-                    region.texts, region.columns[0], region.json_tails, strict=True
-                )
-            ]  # fmt: skip
+        batch = self._build(origin, region.texts, region.columns, read_at, region.json_tails)
         self._flag_truncated(batch, region.truncated)
         return batch
 
-    def _build(self, origin: str, texts: Sequence[str], columns: Columns, read_at: int) -> Batch:
+    def _build(
+        self,
+        origin: str,
+        texts: Sequence[str],
+        columns: Columns,
+        read_at: int,
+        json_tails: Sequence[str] | None = None,
+    ) -> Batch:
         source = self.source
         stamps, levels, fields, errors = columns
+        if json_tails is not None:  # the times, and the rest of the JSON (``ParsedRegion``)
+            return [
+                Record(read_at if ts is None else ts, source, origin, text, None, None, False,
+                       None, tail)
+                for text, ts, tail in zip(texts, stamps, json_tails, strict=True)
+            ]  # fmt: skip
         if levels is fields is errors:  # stamps only (see ``parse_lines``)
             return [
                 Record(read_at if ts is None else ts, source, origin, text)

@@ -144,7 +144,8 @@ class ParsePool:
         milliseconds: regions sent meanwhile wait in their pipes until they are up)."""
         if self._starting is None:
             self._starting = asyncio.create_task(self._start(), name="parse-workers:start")
-        await asyncio.shield(self._starting)
+        if not self._starting.done():  # every region asks: only the first ones wait
+            await asyncio.shield(self._starting)
 
     async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
         """``parse_region`` in the least busy worker once one has room, the lane reading
