@@ -17,10 +17,10 @@ import orjson
 
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
-from aggregator.connect import ConnectError, StreamClient, StreamRequest
+from aggregator.web.client import ConnectError, StreamClient, StreamRequest
 from aggregator.errors import AggregatorError
 from aggregator.pipeline import Pipeline
-from aggregator.record import LEVELS
+from aggregator.flow.record import LEVELS
 from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
 from aggregator.web.sink import CONNECTION_LOG
 

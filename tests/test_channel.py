@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from aggregator.channel import Channel, ChannelClosed, EndOfStream
+from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
 
 
 async def test_fifo_and_end_of_stream() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aggregator.checkpoint import Checkpointer, CheckpointStore, Position, head_hash
+from aggregator.flow.checkpoints import Checkpointer, CheckpointStore, Position, head_hash
 from tests.conftest import Cli, start_cli, wait_until
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.codecs import make_codec, normalise_level
+from aggregator.parse.codecs import make_codec, normalise_level
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
 

@@ -2,8 +2,8 @@
 
 import re
 
-from aggregator.filters import NamePathMatcher, RecordFilter
-from aggregator.record import Record
+from aggregator.flow.filters import NamePathMatcher, RecordFilter
+from aggregator.flow.record import Record
 
 
 def rec(source: str, line: str, level: str | None = None, origin: str = "") -> Record:

@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.framing import FramingError, OctetCountedSplitter
+from aggregator.parse.framing import FramingError, OctetCountedSplitter
 
 
 def frame(message: bytes) -> bytes:

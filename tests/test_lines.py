@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.lines import LineSplitter, cut_utf8
+from aggregator.parse.lines import LineSplitter, cut_utf8
 
 
 def split_all(chunks: list[bytes], limit: int = 1 << 20) -> tuple[list[str], list[str], list[int]]:

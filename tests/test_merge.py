@@ -2,11 +2,11 @@
 
 import asyncio
 
-from aggregator.channel import Budget, Channel
-from aggregator.chunk import Announce, SourceItem
-from aggregator.merge import Merge, Output
-from aggregator.ordering import OrderingCore
-from aggregator.record import Batch, Record
+from aggregator.flow.channel import Budget, Channel
+from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.flow.merge import Merge, Output
+from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.record import Batch, Record
 from aggregator.sources import LaneOutlet
 
 

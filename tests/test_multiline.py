@@ -6,8 +6,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.lines import Lines
-from aggregator.multiline import MultilineJoiner
+from aggregator.parse.lines import Lines
+from aggregator.parse.multiline import MultilineJoiner
 
 START = re.compile(r"^\S")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aggregator.formats import rfc3339_micros
+from aggregator.sinks.formats import rfc3339_micros
 from tests.conftest import DEADLINE
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.chunk import Announce, Chunk
-from aggregator.ordering import OrderingCore
-from aggregator.record import Record
+from aggregator.flow.chunk import Announce, Chunk
+from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.record import Record
 
 
 def recs(source: str, *stamps: int, origin: str = "") -> list[Record]:

@@ -17,11 +17,11 @@ import orjson
 import pytest
 
 from aggregator.config import LineSourceConfig
-from aggregator.decode import Decoding
-from aggregator.formats import encode_json
-from aggregator.parse_pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
-from aggregator.parse_worker import HEADER_BYTES, answer_of, parse_region
-from aggregator.record import Record
+from aggregator.parse.decode import Decoding
+from aggregator.sinks.formats import encode_json
+from aggregator.parse.pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
+from aggregator.parse.worker import HEADER_BYTES, answer_of, parse_region
+from aggregator.flow.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
 SPEC = ("auto", None, "auto", None, "everything")
@@ -241,7 +241,7 @@ def worker_pids(pid: int) -> list[int]:
     workers = []
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
-            if b"aggregator.parse_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"aggregator.parse.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
                 workers.append(int(child))
         except OSError:
             continue  # ended meanwhile

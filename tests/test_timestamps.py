@@ -4,8 +4,8 @@ import calendar
 
 import pytest
 
-from aggregator.formats import rfc3339_micros
-from aggregator.timestamps import (
+from aggregator.sinks.formats import rfc3339_micros
+from aggregator.parse.timestamps import (
     epoch_to_micros,
     make_parser,
     parse_auto,

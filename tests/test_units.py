@@ -2,7 +2,7 @@
 
 import pytest
 
-from aggregator.units import parse_duration, parse_size
+from aggregator.config.units import parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

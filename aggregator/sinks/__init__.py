@@ -2,8 +2,8 @@
 
 from typing import Protocol
 
-from aggregator.channel import Channel
-from aggregator.record import Batch
+from aggregator.flow.channel import Channel
+from aggregator.flow.record import Batch
 
 
 class Sink(Protocol):

@@ -4,9 +4,9 @@ import re
 from collections.abc import Sequence
 
 from aggregator.config import FilterSpec
-from aggregator.filters import RecordFilter
-from aggregator.formats import FormatName, make_encoder
-from aggregator.record import Record
+from aggregator.flow.filters import RecordFilter
+from aggregator.sinks.formats import FormatName, make_encoder
+from aggregator.flow.record import Record
 
 
 def build_filter(spec: FilterSpec | None) -> RecordFilter | None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from aggregator.channel import Channel, EndOfStream
+from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
-from aggregator.record import Batch
+from aggregator.flow.record import Batch
 from aggregator.sinks.encoded import FilteredEncoder
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import os
 import stat
 from typing import Protocol
 
-from aggregator.channel import Channel, EndOfStream
+from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.config import StdoutSinkConfig
 from aggregator.fdio import write_all
-from aggregator.record import Batch
+from aggregator.flow.record import Batch
 from aggregator.sinks.encoded import FilteredEncoder
 
 log = logging.getLogger(__name__)

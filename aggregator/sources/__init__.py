@@ -4,10 +4,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from aggregator.channel import Budget, Channel
-from aggregator.chunk import Chunk, SourceItem
-from aggregator.decode import Decoding, LaneDecoder
-from aggregator.record import Batch
+from aggregator.flow.channel import Budget, Channel
+from aggregator.flow.chunk import Chunk, SourceItem
+from aggregator.parse.decode import Decoding, LaneDecoder
+from aggregator.flow.record import Batch
 
 LANE_BUDGET = 16_384
 """Records one lane (a file, a connection) may have on their way through the merge."""

@@ -6,10 +6,10 @@ import stat
 
 import aiofiles
 
-from aggregator.channel import Channel
-from aggregator.chunk import Announce, SourceItem
+from aggregator.flow.channel import Channel
+from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.config import StdinSourceConfig
-from aggregator.decode import Decoding
+from aggregator.parse.decode import Decoding
 from aggregator.sources import LaneOutlet, pump
 
 READ_CHUNK = 256 * 1024

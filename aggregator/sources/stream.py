@@ -13,11 +13,11 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from aggregator.channel import Channel, ChannelClosed
-from aggregator.chunk import Announce, SourceItem
+from aggregator.flow.channel import Channel, ChannelClosed
+from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
-from aggregator.decode import Decoding
-from aggregator.framing import FramingError
+from aggregator.parse.decode import Decoding
+from aggregator.parse.framing import FramingError
 from aggregator.sources import LaneOutlet, pump
 from aggregator.sources.listen import (
     bind_error,

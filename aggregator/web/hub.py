@@ -10,9 +10,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aggregator.filters import RecordFilter
-from aggregator.formats import encode_json, text_encoder
-from aggregator.record import Batch, Record
+from aggregator.flow.filters import RecordFilter
+from aggregator.sinks.formats import encode_json, text_encoder
+from aggregator.flow.record import Batch, Record
 from aggregator.web.subscriber import Subscriber, write_now
 from aggregator.web.subscription import ClientFilter, Format
 

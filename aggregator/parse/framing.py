@@ -8,7 +8,7 @@ that is not a length is a framing error: the stream cannot be resynchronised aft
 the frames before it are kept (``feed`` gives them and sets ``error``; later feeds give nothing).
 """
 
-from aggregator.lines import Lines, cut_utf8
+from aggregator.parse.lines import Lines, cut_utf8
 
 MAX_HEADER_DIGITS = 10
 

@@ -3,7 +3,7 @@
 A worker is a Python process running ``serve``: it reads requests on its stdin and answers on
 its stdout, in order, one length-prefixed pickle each way (a request is ``(CodecSpec, region,
 max_line_bytes)``; a reply is ``R`` and an ``Answer``, or ``E`` and why). The event loop's
-side is ``aggregator.parse_pool``. This module imports no asyncio, config or websockets, so a
+side is ``aggregator.parse.pool``. This module imports no asyncio, config or websockets, so a
 worker starts in about 0.1 s.
 """
 
@@ -14,10 +14,10 @@ import pickle
 from functools import lru_cache
 from typing import Literal, NamedTuple, get_args
 
-from aggregator.codecs import Columns, make_codec, parse_lines
+from aggregator.parse.codecs import Columns, make_codec, parse_lines
 from aggregator.fdio import read_exact, write_all
-from aggregator.formats import json_tail
-from aggregator.lines import split_region
+from aggregator.sinks.formats import json_tail
+from aggregator.parse.lines import split_region
 
 Needs = Literal["stamps", "json", "everything"]
 """What the sinks need of a parse, least first (``NEEDS``): only each line's time

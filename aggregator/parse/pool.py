@@ -6,7 +6,7 @@ a worker process as bytes, and what the codec says of each line comes back. The
 loop keeps what must stay in order (each lane's partial line, the merge); small reads, the
 live case, are parsed on the loop as before, where a hop to a process would only add latency.
 
-A worker runs ``aggregator.parse_worker.serve``, fed through its stdin and answering on its
+A worker runs ``aggregator.parse.worker.serve``, fed through its stdin and answering on its
 stdout. Its pipes are read and written by the event loop itself: with a pool of threads in
 between (``ProcessPoolExecutor``), a result waited for the loop's lock (the GIL) while a full
 pipe stalled the worker. While the workers are being spawned, and past ``JOBS_PER_WORKER``
@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from aggregator.parse_worker import (
+from aggregator.parse.worker import (
     HEADER_BYTES,
     Answer,
     CodecSpec,
@@ -46,7 +46,7 @@ process (it orders and writes every record)."""
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_MAIN = (
     "import sys; sys.path.insert(0, sys.argv[1]); import aggregator; del sys.path[0]; "
-    "from aggregator.parse_worker import serve; serve(0, 1)"
+    "from aggregator.parse.worker import serve; serve(0, 1)"
 )
 """A worker's program: this very package, from where this module is, whatever the worker's
 path finds first (a checkout in the working directory, a version installed since): a worker

@@ -5,7 +5,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from aggregator.record import LEVEL_RANK, Record
+from aggregator.flow.record import LEVEL_RANK, Record
 
 
 def glob_regex(patterns: Sequence[str]) -> "re.Pattern[str] | None":

@@ -21,10 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from aggregator.errors import AggregatorError
-from aggregator.formats import FormatName, make_encoder
-from aggregator.record import Record
+from aggregator.sinks.formats import FormatName, make_encoder
+from aggregator.flow.record import Record
 from aggregator.sinks.stdout import ByteWriter, open_writer
-from aggregator.timestamps import parse_iso
+from aggregator.parse.timestamps import parse_iso
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from aggregator.errors import AggregatorError
-from aggregator.record import LEVELS
-from aggregator.units import parse_duration, parse_size
+from aggregator.flow.record import LEVELS
+from aggregator.config.units import parse_duration, parse_size
 
 
 class ConfigError(AggregatorError):

@@ -9,15 +9,15 @@ import re
 import time
 from collections.abc import Sequence
 
-from aggregator.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
+from aggregator.parse.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
 from aggregator.config import LineSourceConfig
-from aggregator.framing import OctetCountedSplitter
-from aggregator.lines import Lines, LineSplitter, Splitter
-from aggregator.multiline import MultilineJoiner
-from aggregator.parse_pool import POOL_MIN_BYTES, ParsePool
-from aggregator.parse_worker import CodecSpec, Needs, ParsedRegion
-from aggregator.record import Batch, Record
-from aggregator.timestamps import quick_line_start_span
+from aggregator.parse.framing import OctetCountedSplitter
+from aggregator.parse.lines import Lines, LineSplitter, Splitter
+from aggregator.parse.multiline import MultilineJoiner
+from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
+from aggregator.parse.worker import CodecSpec, Needs, ParsedRegion
+from aggregator.flow.record import Batch, Record
+from aggregator.parse.timestamps import quick_line_start_span
 
 
 def now_micros() -> int:
@@ -156,7 +156,7 @@ class LaneDecoder:
 
     async def decode(self, data: bytes) -> Batch:
         """``feed``, with the lines of a large read parsed in a worker process if there are
-        workers (see ``aggregator.parse_pool``)."""
+        workers (see ``aggregator.parse.pool``)."""
         decoding = self.decoding
         pool = decoding.pool
         if (

@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 
-from aggregator.timestamps import (
+from aggregator.parse.timestamps import (
     TimestampParser,
     make_parser,
     parse_iso,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import orjson
 
-from aggregator.record import LEVELS, Record
+from aggregator.flow.record import LEVELS, Record
 
 FormatName = Literal["text", "json", "raw"]
 Encoder = Callable[[Sequence[Record]], bytes]

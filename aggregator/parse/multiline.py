@@ -11,7 +11,7 @@ always gives the same records.
 
 import re
 
-from aggregator.lines import Lines
+from aggregator.parse.lines import Lines
 
 
 class MultilineJoiner:

@@ -22,8 +22,8 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import Literal
 
-from aggregator.chunk import Announce, Chunk
-from aggregator.record import Batch, Record
+from aggregator.flow.chunk import Announce, Chunk
+from aggregator.flow.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
 

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aggregator.channel import Channel, ChannelClosed, EndOfStream
-from aggregator.chunk import Announce, SourceItem
-from aggregator.ordering import OrderingCore
-from aggregator.record import Batch
+from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
+from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.record import Batch
 
 log = logging.getLogger(__name__)
 
