@@ -17,11 +17,11 @@ import orjson
 
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
-from aggregator.web.client import ConnectError, StreamClient, StreamRequest
 from aggregator.errors import AggregatorError
-from aggregator.pipeline import Pipeline
 from aggregator.flow.record import LEVELS
+from aggregator.pipeline import Pipeline
 from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
+from aggregator.web.client import ConnectError, StreamClient, StreamRequest
 from aggregator.web.sink import CONNECTION_LOG
 
 log = logging.getLogger("aggregator")

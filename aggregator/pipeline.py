@@ -12,9 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aggregator.flow.channel import Channel, ChannelClosed
-from aggregator.flow.checkpoints import Checkpointer, CheckpointStore
-from aggregator.flow.chunk import SourceItem
 from aggregator.config import (
     Config,
     FileSinkConfig,
@@ -28,11 +25,14 @@ from aggregator.config import (
     WebSocketSinkConfig,
 )
 from aggregator.errors import AggregatorError, StartupError
+from aggregator.flow.channel import Channel, ChannelClosed
+from aggregator.flow.checkpoints import Checkpointer, CheckpointStore
+from aggregator.flow.chunk import SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.record import Batch
 from aggregator.parse.pool import ParsePool, default_workers
 from aggregator.parse.worker import NEEDS, Needs
-from aggregator.flow.record import Batch
 from aggregator.sinks import Sink
 from aggregator.sinks.file import FileSink
 from aggregator.sinks.stdout import StdoutSink

@@ -21,12 +21,12 @@ from pathlib import Path
 from common import table
 from ordered_merge import make_files
 
-from aggregator.flow.chunk import Announce, Chunk
 from aggregator.config import LineSourceConfig
-from aggregator.parse.decode import Decoding
-from aggregator.sinks.formats import encode_json, encode_raw
+from aggregator.flow.chunk import Announce, Chunk
 from aggregator.flow.ordering import OrderingCore
+from aggregator.parse.decode import Decoding
 from aggregator.parse.worker import CodecSpec, answer_of, parse_region, with_lines
+from aggregator.sinks.formats import encode_json, encode_raw
 
 READ = 256 * 1024  # the file tailer's read size
 LIMIT = 1 << 20  # max_line_bytes' default

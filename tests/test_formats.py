@@ -4,6 +4,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregator.flow.record import Record
 from aggregator.sinks.formats import (
     encode_json,
     encode_raw,
@@ -13,7 +14,6 @@ from aggregator.sinks.formats import (
     rfc3339_millis,
     text_encoder,
 )
-from aggregator.flow.record import Record
 
 TS = 1_795_600_800_123_456  # 2026-11-25T10:00:00.123456Z
 

@@ -4,7 +4,6 @@ import calendar
 
 import pytest
 
-from aggregator.sinks.formats import rfc3339_micros
 from aggregator.parse.timestamps import (
     epoch_to_micros,
     make_parser,
@@ -13,6 +12,7 @@ from aggregator.parse.timestamps import (
     parse_syslog_time,
     quick_line_start,
 )
+from aggregator.sinks.formats import rfc3339_micros
 
 NOW = calendar.timegm((2026, 11, 25, 12, 0, 0)) * 1_000_000
 

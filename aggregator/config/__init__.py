@@ -25,9 +25,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from aggregator.config.units import parse_duration, parse_size
 from aggregator.errors import AggregatorError
 from aggregator.flow.record import LEVELS
-from aggregator.config.units import parse_duration, parse_size
 
 
 class ConfigError(AggregatorError):

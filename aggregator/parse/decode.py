@@ -9,15 +9,15 @@ import re
 import time
 from collections.abc import Sequence
 
-from aggregator.parse.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
 from aggregator.config import LineSourceConfig
+from aggregator.flow.record import Batch, Record
+from aggregator.parse.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
 from aggregator.parse.framing import OctetCountedSplitter
 from aggregator.parse.lines import Lines, LineSplitter, Splitter
 from aggregator.parse.multiline import MultilineJoiner
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
-from aggregator.parse.worker import CodecSpec, Needs, ParsedRegion
-from aggregator.flow.record import Batch, Record
 from aggregator.parse.timestamps import quick_line_start_span
+from aggregator.parse.worker import CodecSpec, Needs, ParsedRegion
 
 
 def now_micros() -> int:

@@ -14,10 +14,10 @@ import pickle
 from functools import lru_cache
 from typing import Literal, NamedTuple, get_args
 
-from aggregator.parse.codecs import Columns, make_codec, parse_lines
 from aggregator.fdio import read_exact, write_all
-from aggregator.sinks.formats import json_tail
+from aggregator.parse.codecs import Columns, make_codec, parse_lines
 from aggregator.parse.lines import split_region
+from aggregator.sinks.formats import json_tail
 
 Needs = Literal["stamps", "json", "everything"]
 """What the sinks need of a parse, least first (``NEEDS``): only each line's time

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 
 from aggregator.config import FilterSpec
 from aggregator.flow.filters import RecordFilter
-from aggregator.sinks.formats import FormatName, make_encoder
 from aggregator.flow.record import Record
+from aggregator.sinks.formats import FormatName, make_encoder
 
 
 def build_filter(spec: FilterSpec | None) -> RecordFilter | None:

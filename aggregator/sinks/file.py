@@ -10,9 +10,9 @@ from pathlib import Path
 import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
+from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
 from aggregator.sinks.encoded import FilteredEncoder
 

@@ -11,9 +11,9 @@ import os
 import stat
 from typing import Protocol
 
-from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.config import StdoutSinkConfig
 from aggregator.fdio import write_all
+from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
 from aggregator.sinks.encoded import FilteredEncoder
 

@@ -6,8 +6,8 @@ from typing import Protocol
 
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Chunk, SourceItem
-from aggregator.parse.decode import Decoding, LaneDecoder
 from aggregator.flow.record import Batch
+from aggregator.parse.decode import Decoding, LaneDecoder
 
 LANE_BUDGET = 16_384
 """Records one lane (a file, a connection) may have on their way through the merge."""

@@ -11,12 +11,12 @@ import logging
 import socket
 from typing import Any
 
+from aggregator.config import UdpSourceConfig, UnixSourceConfig
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
-from aggregator.config import UdpSourceConfig, UnixSourceConfig
+from aggregator.flow.record import Batch
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines, LineSplitter
-from aggregator.flow.record import Batch
 from aggregator.sources.listen import (
     bind_error,
     bind_unix_socket,

@@ -6,9 +6,9 @@ import stat
 
 import aiofiles
 
+from aggregator.config import StdinSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.config import StdinSourceConfig
 from aggregator.parse.decode import Decoding
 from aggregator.sources import LaneOutlet, pump
 

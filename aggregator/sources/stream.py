@@ -13,9 +13,9 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
 from aggregator.parse.decode import Decoding
 from aggregator.parse.framing import FramingError
 from aggregator.sources import LaneOutlet, pump

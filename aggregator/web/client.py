@@ -21,10 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from aggregator.errors import AggregatorError
-from aggregator.sinks.formats import FormatName, make_encoder
 from aggregator.flow.record import Record
-from aggregator.sinks.stdout import ByteWriter, open_writer
 from aggregator.parse.timestamps import parse_iso
+from aggregator.sinks.formats import FormatName, make_encoder
+from aggregator.sinks.stdout import ByteWriter, open_writer
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aggregator.flow.filters import RecordFilter
-from aggregator.sinks.formats import encode_json, text_encoder
 from aggregator.flow.record import Batch, Record
+from aggregator.sinks.formats import encode_json, text_encoder
 from aggregator.web.subscriber import Subscriber, write_now
 from aggregator.web.subscription import ClientFilter, Format
 

@@ -17,9 +17,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.config import WebSocketSinkConfig
 from aggregator.errors import StartupError
+from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
 from aggregator.sinks.encoded import build_filter
 from aggregator.web.http import Gate, asset_response, load_assets, response

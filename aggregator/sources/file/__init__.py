@@ -24,13 +24,13 @@ from pathlib import Path
 
 import aiofiles.os
 
+from aggregator.config import FileSourceConfig
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.checkpoints import HEAD_BYTES, Position, head_hash, identity_key, read_head
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
-from aggregator.config import FileSourceConfig
-from aggregator.parse.decode import Decoding, LaneDecoder
 from aggregator.flow.filters import NamePathMatcher
 from aggregator.flow.record import Batch
+from aggregator.parse.decode import Decoding, LaneDecoder
 from aggregator.sources import LaneOutlet
 from aggregator.sources.file.watch import Watcher
 
