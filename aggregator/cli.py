@@ -18,11 +18,11 @@ import orjson
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, parse_config
 from aggregator.errors import AggregatorError
-from aggregator.flow.record import LEVELS
+from aggregator.flow.levels import LEVELS
 from aggregator.pipeline import Pipeline
 from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
+from aggregator.web import CONNECTION_LOG
 from aggregator.web.client import ConnectError, StreamClient, StreamRequest
-from aggregator.web.sink import CONNECTION_LOG
 
 log = logging.getLogger("aggregator")
 
@@ -196,10 +196,6 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     loop = asyncio.get_running_loop()
     raise_open_file_limit()
     pipeline = Pipeline(config, checkpoints=checkpoints)
-    try:
-        await pipeline.start()
-    except Exception as error:
-        return report_failure(error)
     signals_seen = 0
 
     def on_stop_signal(signum: int) -> None:
@@ -216,6 +212,10 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     loop.add_signal_handler(signal.SIGHUP, pipeline.reopen_files)
     if debug:
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    try:
+        await pipeline.start()  # a signal meanwhile stops the run as soon as it begins
+    except Exception as error:
+        return report_failure(error)
     collector = asyncio.create_task(collect_garbage_periodically(), name="gc")
     try:
         await pipeline.run()
@@ -223,6 +223,7 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
         return report_failure(error)
     finally:
         collector.cancel("the pipeline has ended")
+        await asyncio.gather(collector, return_exceptions=True)
     return EXIT_OK
 
 

@@ -6,6 +6,9 @@ from typing import Literal
 
 Labels = dict[str, str]
 Kind = Literal["counter", "gauge"]
+Counters = dict[str, int | dict[str, int]]
+"""What a source or sink counts, by name: a number, or numbers by a label (unread bytes per
+file). ``aggregator.telemetry`` says which metric each name is."""
 
 
 @dataclass(slots=True)

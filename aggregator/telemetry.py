@@ -1,25 +1,25 @@
 """What /healthz and /metrics report: read from the counters the pipeline's parts keep.
 
 Nothing here counts anything itself; it only looks. Each part keeps plain integers that cost
-nothing per record, and a scrape reads them all.
+nothing per record and hands them out by name (``counters()``); a scrape reads them all. This
+module knows the parts only through ``PipelineView``: it imports neither the pipeline nor any
+concrete source or sink.
 """
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from aggregator.metrics import Family, Kind, render
-from aggregator.web.sink import WebSocketSink
+from aggregator.metrics import Counters, Family, Kind, render
 
-if TYPE_CHECKING:
-    from aggregator.pipeline import Pipeline
-
-SOURCE_COUNTERS: dict[str, tuple[str, Kind, str]] = {
-    # counters() key: (metric name, type, help)
+COUNTERS: dict[str, tuple[str, Kind, str]] = {
+    # counters() key: (metric name, type, help); labelled by the source's or sink's name
     "files_open": ("aggregator_files_open", "gauge", "Files open for reading, per source."),
     "rotations": (
         "aggregator_file_rotations_total",
         "counter",
-        "Rotations seen (rename, copytruncate, recreate), per source.",
+        "Rotations seen (rename, copytruncate, recreate) by a source, or made by a file sink.",
     ),
     "lines_truncated": (
         "aggregator_lines_truncated_total",
@@ -32,13 +32,74 @@ SOURCE_COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "counter",
         "Connections refused at max_connections, per source.",
     ),
+    "unread_bytes": (
+        "aggregator_unread_bytes",
+        "gauge",
+        "Bytes written to a file but not read yet.",
+    ),
+    "subscribers": (
+        "aggregator_subscribers",
+        "gauge",
+        "WebSocket subscribers connected, per sink.",
+    ),
+    "subscriber_groups": (
+        "aggregator_subscriber_groups",
+        "gauge",
+        "Distinct subscriber filters, per sink: each batch is filtered and encoded once each.",
+    ),
 }
+DROPPED = "dropped_"
+"""A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
+PER_LABEL = {"unread_bytes": "file"}
+"""Counters that are numbers by a label (a dict), and the label's name."""
+
+
+class Part(Protocol):
+    """A source or a sink, as telemetry sees it."""
+
+    name: str
+
+    def counters(self) -> Counters: ...
+
+
+class Sink(Part, Protocol):
+    records_out: int
+
+
+class PipelineView(Protocol):
+    """What telemetry reads of a running pipeline."""
+
+    @property
+    def sources(self) -> Sequence[Part]: ...
+
+    @property
+    def sinks(self) -> Sequence[Sink]: ...
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Parts that stopped on an error, by name ("source app"), with the reason."""
+
+    def flow_counters(self) -> "FlowCounters": ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlowCounters:
+    """What the merge, its queues and the parse pool count, read at one scrape."""
+
+    records_in: Sequence[int]
+    """Records read, by source index."""
+    late: dict[int, int]
+    dropped_late: dict[int, int]
+    queue_depths: dict[str, int]
+    held: int
+    merge_delay: float
+    parse_workers: int
 
 
 class PipelineTelemetry:
     """Health and metrics of one pipeline."""
 
-    def __init__(self, pipeline: "Pipeline") -> None:
+    def __init__(self, pipeline: PipelineView) -> None:
         self.pipeline = pipeline
         self.started = time.monotonic()
 
@@ -60,8 +121,7 @@ class PipelineTelemetry:
 
     def families(self) -> list[Family]:
         pipeline = self.pipeline
-        merge, core = pipeline.merge, pipeline.core
-        names = [source.name for source in pipeline.sources]
+        flow = pipeline.flow_counters()
 
         records_in = Family("aggregator_records_in_total", "counter", "Records read, per source.")
         late = Family(
@@ -72,70 +132,49 @@ class PipelineTelemetry:
             "counter",
             "What was dropped, by source or sink and reason (UDP: datagrams; else records).",
         )
-        for index, name in enumerate(names):
-            records_in.add(merge.records_in[index] if merge is not None else 0, source=name)
-            late.add(core.stats.late.get(index, 0), source=name)
-            dropped.add(core.stats.dropped_late.get(index, 0), source=name, reason="late")
-
-        per_source: dict[str, Family] = {}
-        unread = Family(
-            "aggregator_unread_bytes", "gauge", "Bytes written to a file but not read yet."
-        )
-        for source in pipeline.sources:
-            for key, value in source.counters().items():
-                if key == "unread_bytes" and isinstance(value, dict):
-                    for path, count in value.items():
-                        unread.add(count, source=source.name, file=path)
-                elif key == "dropped_full" and isinstance(value, int):
-                    dropped.add(value, source=source.name, reason="pipeline_full")
-                elif key in SOURCE_COUNTERS and isinstance(value, int):
-                    metric, kind, text = SOURCE_COUNTERS[key]
-                    family = per_source.get(key)
-                    if family is None:
-                        family = per_source[key] = Family(metric, kind, text)
-                    family.add(value, source=source.name)
+        for index, source in enumerate(pipeline.sources):
+            records_in.add(flow.records_in[index], source=source.name)
+            late.add(flow.late.get(index, 0), source=source.name)
+            dropped.add(flow.dropped_late.get(index, 0), source=source.name, reason="late")
 
         records_out = Family(
             "aggregator_records_out_total", "counter", "Records written, per sink."
         )
-        subscribers = Family(
-            "aggregator_subscribers", "gauge", "WebSocket subscribers connected, per sink."
-        )
-        groups = Family(
-            "aggregator_subscriber_groups",
-            "gauge",
-            "Distinct subscriber filters, per sink: each batch is filtered and encoded once each.",
-        )
         for sink in pipeline.sinks:
             records_out.add(sink.records_out, sink=sink.name)
-            if isinstance(sink, WebSocketSink):
-                hub = sink.hub
-                subscribers.add(len(hub.subscribers), sink=sink.name)
-                groups.add(hub.groups, sink=sink.name)
-                dropped.add(hub.dropped_total, sink=sink.name, reason="slow_subscriber")
+
+        named = {key: Family(*spec) for key, spec in COUNTERS.items()}
+        for kind, parts in (("source", pipeline.sources), ("sink", pipeline.sinks)):
+            for part in parts:
+                for key, value in part.counters().items():
+                    labels = {kind: part.name}
+                    if key.startswith(DROPPED) and isinstance(value, int):
+                        dropped.add(value, **labels, reason=key.removeprefix(DROPPED))
+                    elif isinstance(value, dict):
+                        for label, count in value.items():
+                            named[key].add(count, **labels, **{PER_LABEL[key]: label})
+                    else:
+                        named[key].add(value, **labels)
 
         queue = Family(
             "aggregator_queue_depth", "gauge", "Items waiting in a queue between stages."
         )
-        for source, channel in zip(pipeline.sources, pipeline.source_channels, strict=True):
-            queue.add(len(channel), queue=f"source:{source.name}")
-        for sink, inlet in zip(pipeline.sinks, pipeline.sink_channels, strict=True):
-            queue.add(len(inlet), queue=f"sink:{sink.name}")
-
+        for name, depth in flow.queue_depths.items():
+            queue.add(depth, queue=name)
         held = Family("aggregator_merge_held", "gauge", "Records the merge holds for ordering.")
-        held.add(core.held)
+        held.add(flow.held)
         delay = Family(
             "aggregator_merge_delay_seconds",
             "gauge",
             "How long the oldest record held by the merge has waited.",
         )
-        delay.add(round(core.merge_delay(time.monotonic()), 6))
+        delay.add(round(flow.merge_delay, 6))
         workers = Family(
             "aggregator_parse_workers",
             "gauge",
             "Worker processes parsing large reads (started by the first such read).",
         )
-        workers.add(len(pipeline.parse_pool.pids))
+        workers.add(flow.parse_workers)
         return [
             workers,
             records_in,
@@ -145,8 +184,5 @@ class PipelineTelemetry:
             queue,
             held,
             delay,
-            subscribers,
-            groups,
-            unread,
-            *per_source.values(),
+            *named.values(),
         ]

@@ -103,7 +103,7 @@ def main() -> None:
         paths, _ = make_files(Path(tmp), 8, args.lines)
         rows = []
         for output, needs in (("raw", "stamps"), ("json", "json")):
-            lanes = worker_replies(paths, ("auto", None, "auto", None, needs))
+            lanes = worker_replies(paths, CodecSpec("auto", None, "auto", None, needs))
             records, spent = loop_costs(lanes, output)
             per_record = [f"{spent[step] / records * 1e6:.2f}" for step in STEPS]
             total = f"{sum(spent.values()) / records * 1e6:.2f}"

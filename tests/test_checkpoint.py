@@ -7,7 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aggregator.flow.checkpoints import Checkpointer, CheckpointStore, Position, head_hash
+from aggregator.flow.checkpoints import Checkpointer
+from aggregator.sources.file.identity import Position, head_hash
+from aggregator.sources.file.resume import CheckpointStore
 from tests.conftest import Cli, start_cli, wait_until
 
 
@@ -42,7 +44,7 @@ async def test_positions_commit_only_once_delivered(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_text("x")
     key = f"{os.stat(log).st_dev}:{os.stat(log).st_ino}"
-    checkpointer = Checkpointer(CheckpointStore(tmp_path), {})
+    checkpointer = Checkpointer(CheckpointStore(tmp_path), interval=1.0)
     checkpointer.add([(5, position(key, log, 100)), (9, position(key, log, 200))])
     checkpointer.advance(4)
     assert checkpointer.positions == {}

@@ -77,9 +77,7 @@ class World:
 
     async def stop(self) -> None:
         assert self.pipeline is not None and self.task is not None
-        while self.pipeline._group is None:  # run() has not built its group yet
-            await asyncio.sleep(0.01)
-        self.pipeline.request_stop()
+        self.pipeline.request_stop()  # before run() has begun, too
         async with asyncio.timeout(DEADLINE):
             await self.task
 

@@ -7,7 +7,7 @@ from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
 from aggregator.flow.record import Batch, Record
-from aggregator.sources import LaneOutlet
+from aggregator.sources.lanes import LaneOutlet
 
 
 def records(source: str, start: int, count: int) -> Batch:

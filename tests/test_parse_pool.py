@@ -20,11 +20,11 @@ from aggregator.config import LineSourceConfig
 from aggregator.flow.record import Record
 from aggregator.parse.decode import Decoding
 from aggregator.parse.pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
-from aggregator.parse.worker import HEADER_BYTES, answer_of, parse_region
+from aggregator.parse.worker import HEADER_BYTES, CodecSpec, answer_of, parse_region
 from aggregator.sinks.formats import encode_json
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
-SPEC = ("auto", None, "auto", None, "everything")
+SPEC = CodecSpec("auto", None, "auto", None, "everything")
 YEAR_2001 = 978_307_200_000_000  # µs: every time in the test data is before it
 
 
@@ -77,9 +77,8 @@ async def test_a_worker_parses_like_the_loop() -> None:
     region = mixed_region(100)
     on_loop = Decoding("app", config)
     inline = on_loop.lane("a.log").feed(region + b"\n")
-    in_worker = Decoding("app", config)
     pool = ParsePool(1)
-    in_worker.pool = pool
+    in_worker = Decoding("app", config, pool=pool)
     lane = in_worker.lane("a.log")
     try:
         await pool.start()
@@ -103,7 +102,10 @@ def test_a_worker_s_json_tails_encode_as_a_full_parse(codec: str) -> None:
     decoding = Decoding("app", LineSourceConfig(codec=codec))
     full, tails = (
         decoding.parsed_records("a.log", parse_region(spec, region, 256), 7)
-        for spec in ((codec, None, "auto", None, "everything"), (codec, None, "auto", None, "json"))
+        for spec in (
+            CodecSpec(codec, None, "auto", None),
+            CodecSpec(codec, None, "auto", None, "json"),
+        )
     )
     for seq, (parsed, tailed) in enumerate(zip(full, tails, strict=True)):
         parsed.seq = tailed.seq = seq

@@ -6,7 +6,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from aggregator.config import SinkConfig
-from aggregator.pipeline import needs_of
+from aggregator.sinks import SinkContext, build_sink
 
 SINK = TypeAdapter(SinkConfig)
 
@@ -29,4 +29,4 @@ SINK = TypeAdapter(SinkConfig)
 def test_a_sink_needs_what_it_shows_or_filters_on(sink: dict[str, Any], needs: str) -> None:
     """Lines and times for raw and text; the rest of the JSON for json; everything for a level
     filter (it reads levels) and a WebSocket (its subscribers filter by level)."""
-    assert needs_of(SINK.validate_python(sink)) == needs
+    assert build_sink("out", SINK.validate_python(sink), SinkContext()).needs == needs

@@ -2,11 +2,6 @@
 
 from typing import Any
 
-LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
-"""Normalised levels, least to most severe; a filter's ``level`` is a minimum on this scale."""
-
-LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
-
 
 class Record:
     """One line and what is known about it.

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 from aggregator.config import LineSourceConfig
 from aggregator.flow.record import Batch, Record
-from aggregator.parse.codecs import Codec, Columns, RawCodec, make_codec, parse_lines
+from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.framing import OctetCountedSplitter
 from aggregator.parse.lines import Lines, LineSplitter, Splitter
 from aggregator.parse.multiline import MultilineJoiner
+from aggregator.parse.needs import Needs
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import quick_line_start_span
-from aggregator.parse.worker import CodecSpec, Needs, ParsedRegion
+from aggregator.parse.worker import CodecSpec, ParsedRegion
 
 
 def now_micros() -> int:
@@ -28,23 +29,26 @@ def now_micros() -> int:
 class Decoding:
     """How one source turns bytes into records."""
 
-    def __init__(self, source: str, config: LineSourceConfig) -> None:
+    def __init__(
+        self,
+        source: str,
+        config: LineSourceConfig,
+        needs: Needs = "everything",
+        pool: ParsePool | None = None,
+    ) -> None:
+        """``needs``: what the sinks need the codec to find; ``pool``: where large reads are
+        parsed (None: on the loop)."""
         self.source = source
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
-        self.spec: CodecSpec = (
-            config.codec, config.timestamp.field, config.timestamp.format, config.pattern,
-            "everything",
-        )  # fmt: skip
-        self.codec: Codec = make_codec(*self.spec[:4])
-        self.pool: ParsePool | None = None
-        """Where large reads are parsed, if anywhere but the loop (set by the pipeline)."""
+        timestamp = config.timestamp
+        self.spec = CodecSpec(
+            config.codec, timestamp.field, timestamp.format, config.pattern, needs
+        )
+        self.codec: Codec = self.spec.make_codec()
+        self.pool = pool if pool is not None and pool.workers else None
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
-
-    def find_only(self, needs: Needs) -> None:
-        """Find only what the sinks need (``Needs``) from now on."""
-        self.spec = (*self.spec[:4], needs)
 
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
@@ -75,7 +79,7 @@ class Decoding:
                 for text in lines.text
             ]
         else:
-            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec[4] == "stamps")
+            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec.needs == "stamps")
             batch = self._build(origin, lines.text, columns, read_at)
         self._flag_truncated(batch, lines.truncated)
         return batch
@@ -98,17 +102,24 @@ class Decoding:
         stamps, levels, fields, errors = columns
         if json_tails is not None:  # the times, and the rest of the JSON (``ParsedRegion``)
             return [
-                Record(read_at if ts is None else ts, source, origin, text, None, None, False,
-                       None, tail)
+                Record(read_at if ts is None else ts, source, origin, text, json_tail=tail)
                 for text, ts, tail in zip(texts, stamps, json_tails, strict=True)
-            ]  # fmt: skip
+            ]
         if levels is fields is errors:  # stamps only (see ``parse_lines``)
             return [
                 Record(read_at if ts is None else ts, source, origin, text)
                 for text, ts in zip(texts, stamps, strict=True)
             ]
         return [
-            Record(read_at if ts is None else ts, source, origin, text, level, extra, False, error)
+            Record(
+                read_at if ts is None else ts,
+                source,
+                origin,
+                text,
+                level=level,
+                fields=extra,
+                parse_error=error,
+            )
             for text, ts, level, extra, error in zip(
                 texts, stamps, levels, fields, errors, strict=True
             )

@@ -12,21 +12,28 @@ import fcntl
 import gc
 import pickle
 from functools import lru_cache
-from typing import Literal, NamedTuple, get_args
+from typing import NamedTuple
 
 from aggregator.fdio import read_exact, write_all
-from aggregator.parse.codecs import Columns, make_codec, parse_lines
+from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
 from aggregator.parse.lines import split_region
+from aggregator.parse.needs import Needs
 from aggregator.sinks.formats import json_tail
 
-Needs = Literal["stamps", "json", "everything"]
-"""What the sinks need of a parse, least first (``NEEDS``): only each line's time
-(``Codec.stamp``), the time and the rest of the record's JSON (``Record.json_tail``), or all
-a codec finds."""
-NEEDS: tuple[Needs, ...] = get_args(Needs)
-CodecSpec = tuple[str, str | None, str, str | None, Needs]
-"""How to parse: what ``make_codec`` takes (codec, timestamp field, timestamp format,
-pattern), and what is needed. Picklable, and a worker builds each codec once."""
+
+class CodecSpec(NamedTuple):
+    """How to parse: what ``make_codec`` takes, and what is needed. Picklable, and a worker
+    builds each codec once."""
+
+    codec: str
+    timestamp_field: str | None
+    timestamp_format: str
+    pattern: str | None
+    needs: Needs = "everything"
+
+    def make_codec(self) -> Codec:
+        return make_codec(self.codec, self.timestamp_field, self.timestamp_format, self.pattern)
+
 
 PIPE_BYTES = 1 << 20
 """Pipe buffers are raised to this (Linux allows 1 MiB unprivileged), so that the loop writes
@@ -63,14 +70,17 @@ def with_lines(answer: Answer, region: bytes, limit: int) -> ParsedRegion:
     return ParsedRegion(lines.text, lines.truncated, *answer)
 
 
-_codec = lru_cache(maxsize=64)(make_codec)  # a worker builds each codec once
+@lru_cache(maxsize=64)
+def _codec(spec: CodecSpec) -> Codec:
+    """A worker builds each codec once."""
+    return spec.make_codec()
 
 
 def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
     """Split ``region`` (whole lines) and parse each line."""
     lines = split_region(region, limit)
-    texts, needs = lines.text, spec[4]
-    columns = parse_lines(_codec(*spec[:4]), texts, stamps_only=needs == "stamps")
+    texts, needs = lines.text, spec.needs
+    columns = parse_lines(_codec(spec), texts, stamps_only=needs == "stamps")
     if needs != "json":
         return ParsedRegion(texts, lines.truncated, columns)
     stamps, levels, fields, errors = columns

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from aggregator.config import FilterSpec
 from aggregator.flow.filters import RecordFilter
 from aggregator.flow.record import Record
+from aggregator.parse.needs import Needs
 from aggregator.sinks.formats import FormatName, make_encoder
+
+
+def needs_of(format_name: FormatName, spec: FilterSpec | None) -> Needs:
+    """What a sink writing ``format_name`` through filter ``spec`` needs a codec to find: raw
+    and text show only lines and times; json shows the level and fields only in each record's
+    JSON; a level filter reads levels."""
+    if spec is not None and spec.level is not None:
+        return "everything"
+    return "json" if format_name == "json" else "stamps"
 
 
 def build_filter(spec: FilterSpec | None) -> RecordFilter | None:

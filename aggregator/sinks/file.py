@@ -14,7 +14,9 @@ from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
 from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
-from aggregator.sinks.encoded import FilteredEncoder
+from aggregator.metrics import Counters
+from aggregator.sinks import Sink, SinkContext
+from aggregator.sinks.encoded import FilteredEncoder, needs_of
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,10 @@ def rotation_cut(data: bytes, room: int) -> int:
     return data.rfind(b"\n", 0, room) + 1
 
 
-class FileSink:
+class FileSink(Sink):
     """Appends the stream to ``path``; rotates to ``path.1`` … ``path.N`` past ``max_bytes``."""
 
-    def __init__(self, name: str, config: FileSinkConfig, source_names: list[str]) -> None:
+    def __init__(self, name: str, config: FileSinkConfig, context: SinkContext) -> None:
         self.name = name
         self.config = config
         self.path = config.path
@@ -42,7 +44,8 @@ class FileSink:
         self.rotations = 0
         self.delivered_seq = 0  # the last seq written and flushed (checkpoints wait for it)
         self.gone = False
-        self._encode = FilteredEncoder(config.filter, config.format, source_names)
+        self.needs = needs_of(config.format, config.filter)
+        self._encode = FilteredEncoder(config.filter, config.format, context.source_names)
         self._file: AsyncBufferedIOBase | None = None
         self._size = 0
         self._unsynced = False
@@ -63,6 +66,12 @@ class FileSink:
     def reopen(self) -> None:
         """Close and reopen the file before the next write (SIGHUP)."""
         self._reopen_requested = True
+
+    async def close(self) -> None:
+        await self._close_file()
+
+    def counters(self) -> Counters:
+        return {"rotations": self.rotations}
 
     async def run(self, inp: Channel[Batch]) -> None:
         try:

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 import orjson
 
-from aggregator.flow.record import LEVELS, Record
+from aggregator.flow.levels import LEVELS
+from aggregator.flow.record import Record
 
 FormatName = Literal["text", "json", "raw"]
 Encoder = Callable[[Sequence[Record]], bytes]
@@ -79,7 +80,7 @@ def _json_string(text: str) -> str:
     return encoded
 
 
-_LEVEL_KEYS = {level: f',"level":"{level}"' for level in LEVELS}
+_LEVEL_KEYS: dict[str, str] = {level: f',"level":"{level}"' for level in LEVELS}
 
 
 def json_tail(

@@ -15,7 +15,8 @@ from aggregator.config import StdoutSinkConfig
 from aggregator.fdio import write_all
 from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
-from aggregator.sinks.encoded import FilteredEncoder
+from aggregator.sinks import Sink, SinkContext
+from aggregator.sinks.encoded import FilteredEncoder, needs_of
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,11 @@ async def open_writer(fd: int) -> ByteWriter:
     return ThreadWriter(fd)
 
 
-class StdoutSink:
+class StdoutSink(Sink):
     """Writes the stream to fd 1 in the sink's format; colours only on a terminal."""
 
     def __init__(
-        self, name: str, config: StdoutSinkConfig, source_names: list[str], fd: int = 1
+        self, name: str, config: StdoutSinkConfig, context: SinkContext, fd: int = 1
     ) -> None:
         self.name = name
         self.config = config
@@ -116,11 +117,9 @@ class StdoutSink:
         self.records_out = 0
         self.delivered_seq = 0  # the last seq written (checkpoints wait for it)
         self.gone = False  # the reader closed stdout: nothing more is delivered here
+        self.needs = needs_of(config.format, config.filter)
         colour = os.isatty(fd) and "NO_COLOR" not in os.environ
-        self._encode = FilteredEncoder(config.filter, config.format, source_names, colour)
-
-    async def open(self) -> None:
-        """Nothing to create: stdout is there."""
+        self._encode = FilteredEncoder(config.filter, config.format, context.source_names, colour)
 
     async def run(self, inp: Channel[Batch]) -> None:
         writer = await open_writer(self.fd)

@@ -1,16 +1,35 @@
-"""Sources: each reads one kind of input and puts what it read into its channel."""
+"""Sources: each reads one kind of input and puts what it read into its channel.
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+Every source is built the same way, ``Class(name, config, context)``, from the registry below,
+and has the same life cycle: ``open`` (bind, check), ``run`` (read until the input ends or the
+task is cancelled), ``close`` (release what ``open`` took if ``run`` never will), ``counters``.
+"""
 
-from aggregator.flow.channel import Budget, Channel
-from aggregator.flow.chunk import Chunk, SourceItem
-from aggregator.flow.record import Batch
-from aggregator.parse.decode import Decoding, LaneDecoder
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-LANE_BUDGET = 16_384
-"""Records one lane (a file, a connection) may have on their way through the merge."""
+from aggregator.flow.channel import Channel
+from aggregator.flow.chunk import SourceItem
+from aggregator.metrics import Counters
+from aggregator.parse.needs import Needs
+
+if TYPE_CHECKING:
+    from aggregator.flow.checkpoints import Checkpointer
+    from aggregator.parse.pool import ParsePool
+    from aggregator.sources.file.identity import Position
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What the pipeline gives every source it builds."""
+
+    needs: Needs = "everything"
+    """What the sinks need the codec to find (``aggregator.parse.worker.Needs``)."""
+    parse_pool: "ParsePool | None" = None
+    """Where large reads are parsed; None: on the event loop."""
+    checkpoints: "Checkpointer[Position] | None" = None
+    """File positions saved by an earlier run (``aggregator run``); None: start afresh."""
 
 
 class Source(Protocol):
@@ -19,64 +38,32 @@ class Source(Protocol):
     The first item ``run`` puts is an ``Announce`` of the origins it is about to read."""
 
     name: str
-    decoding: Decoding
 
-    async def open(self) -> None: ...
+    async def open(self) -> None:
+        """Bind a port, check a path: nothing is read yet."""
 
     async def run(self, out: Channel[SourceItem]) -> None: ...
 
     async def close(self) -> None:
         """Release what ``open`` took (a socket, a socket file), if ``run`` never will."""
 
-    def counters(self) -> dict[str, object]:
-        """For /metrics: what this source has counted (see ``aggregator.metrics``)."""
+    def counters(self) -> Counters:
+        """For /metrics: what this source has counted (``aggregator.telemetry`` names them)."""
+        return {}
 
 
-class LaneOutlet:
-    """Where the reader of one lane puts its records: it takes credit first (see ``Budget``),
-    so a lane that runs ahead of the others stops reading instead of filling memory."""
-
-    def __init__(self, out: Channel[SourceItem], origin: str, budget: int = LANE_BUDGET) -> None:
-        self.out = out
-        self.origin = origin
-        self.budget = Budget(budget)
-
-    async def send(
-        self, records: Batch, *, live: bool = True, final: bool = False, position: object = None
-    ) -> None:
-        await self.budget.take(len(records))
-        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give, position))
+SOURCE_TYPES: dict[str, str] = {
+    "file": "aggregator.sources.file:FileSource",
+    "stdin": "aggregator.sources.stdin:StdinSource",
+    "tcp": "aggregator.sources.stream:TcpSource",
+    "unix": "aggregator.sources.unix:unix_source",
+    "udp": "aggregator.sources.datagram:UdpSource",
+}
+"""Each ``type`` of source, and where its class is: imported only when a config uses it."""
 
 
-async def pump(
-    read: Callable[[], Awaitable[bytes]],
-    decoder: LaneDecoder,
-    outlet: LaneOutlet,
-    *,
-    live: bool = True,
-    cancel_safe: bool = True,
-) -> None:
-    """Read a stream lane to its end (``read`` returns b"" there), sending its records.
-
-    A held multiline record goes out once it has waited its timeout; that needs ``read`` to
-    be ``cancel_safe`` (nothing lost when cancelled while waiting), else it waits for input.
-    """
-    while True:
-        deadline = decoder.deadline if cancel_safe else None
-        try:
-            if deadline is None:
-                data = await read()
-            else:
-                async with asyncio.timeout_at(deadline):
-                    data = await read()
-        except TimeoutError:
-            await outlet.send(decoder.expire(), live=live)
-            continue
-        if not data:
-            break
-        records = await decoder.decode(data)
-        if records:
-            await outlet.send(records, live=live)
-        if decoder.error is not None:
-            raise decoder.error  # after what came before it was sent
-    await outlet.send(decoder.flush(), live=live, final=True)
+def build_source(name: str, config: Any, context: SourceContext) -> Source:
+    """The source that ``config`` (a validated ``[sources.NAME]`` table) describes."""
+    module, _, attribute = SOURCE_TYPES[config.type].partition(":")
+    source: Source = getattr(importlib.import_module(module), attribute)(name, config, context)
+    return source

@@ -12,17 +12,19 @@ import socket
 from typing import Any
 
 from aggregator.config import UdpSourceConfig, UnixSourceConfig
+from aggregator.config.addresses import split_host_port
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.record import Batch
+from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines, LineSplitter
+from aggregator.sources import SourceContext
 from aggregator.sources.listen import (
     bind_error,
     bind_unix_socket,
     peer_name,
     remove_socket_file,
-    split_listen,
 )
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,14 @@ class _Intake(asyncio.DatagramProtocol):
 class DatagramListener:
     """Takes datagrams until cancelled; subclasses say where to listen."""
 
-    def __init__(self, name: str, config: UdpSourceConfig | UnixSourceConfig) -> None:
+    def __init__(
+        self, name: str, config: UdpSourceConfig | UnixSourceConfig, context: SourceContext
+    ) -> None:
         self.name = name
         self.config = config
         self.datagrams = 0
         self.dropped = 0
-        self.decoding = Decoding(name, config)
+        self.decoding = Decoding(name, config, context.needs)
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[str, Batch] = {}
         self._pending_count = 0
@@ -78,9 +82,9 @@ class DatagramListener:
             self._transport = None
             self._report_drops()
 
-    def counters(self) -> dict[str, object]:
+    def counters(self) -> Counters:
         return {
-            "dropped_full": self.dropped,
+            "dropped_pipeline_full": self.dropped,
             "lines_truncated": self.decoding.truncated_lines,
         }
 
@@ -149,7 +153,7 @@ class UdpSource(DatagramListener):
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Intake(self), local_addr=split_listen(self.config.listen)
+                lambda: _Intake(self), local_addr=split_host_port(self.config.listen)
             )
         except OSError as error:
             raise bind_error(self.name, self.config.listen, error) from error

@@ -16,12 +16,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (IPv6 hosts in brackets) as (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def peer_name(address: Any) -> str:
     """A peer's address as ``HOST:PORT``."""
     if isinstance(address, tuple) and len(address) >= 2:

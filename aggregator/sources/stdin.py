@@ -9,8 +9,10 @@ import aiofiles
 from aggregator.config import StdinSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
-from aggregator.sources import LaneOutlet, pump
+from aggregator.sources import SourceContext
+from aggregator.sources.lanes import LaneOutlet, pump
 
 READ_CHUNK = 256 * 1024
 ORIGIN = "stdin"
@@ -40,11 +42,14 @@ async def read_when_readable(fd: int) -> bytes:
 class StdinSource:
     """Reads standard input (fd 0) to its end."""
 
-    def __init__(self, name: str, config: StdinSourceConfig, fd: int = 0) -> None:
+    def __init__(
+        self, name: str, config: StdinSourceConfig, context: SourceContext, fd: int = 0
+    ) -> None:
         self.name = name
         self.config = config
         self.fd = fd
-        self.decoding = Decoding(name, config)
+        # Redirected from a file, stdin can be large: its reads are parsed like a file's.
+        self.decoding = Decoding(name, config, context.needs, context.parse_pool)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -52,7 +57,7 @@ class StdinSource:
     async def open(self) -> None:
         """Nothing to bind."""
 
-    def counters(self) -> dict[str, object]:
+    def counters(self) -> Counters:
         return {"lines_truncated": self.decoding.truncated_lines}
 
     async def run(self, out: Channel[SourceItem]) -> None:

@@ -14,17 +14,19 @@ import ssl
 from collections.abc import Callable
 
 from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
+from aggregator.config.addresses import split_host_port
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.parse.framing import FramingError
-from aggregator.sources import LaneOutlet, pump
+from aggregator.sources import SourceContext
+from aggregator.sources.lanes import LaneOutlet, pump
 from aggregator.sources.listen import (
     bind_error,
     bind_unix_socket,
     peer_name,
     remove_socket_file,
-    split_listen,
 )
 
 log = logging.getLogger(__name__)
@@ -38,13 +40,13 @@ thousand connections that is what bounds memory, so it is kept small."""
 class StreamListener:
     """Accepts connections and reads each to its end; subclasses say where to listen."""
 
-    def __init__(self, name: str, config: StreamListenerConfig) -> None:
+    def __init__(self, name: str, config: StreamListenerConfig, context: SourceContext) -> None:
         self.name = name
         self.config = config
         self.connections = 0
-        self.accepted = 0
         self.refused = 0
-        self.decoding = Decoding(name, config)
+        # Live reads are small: they are parsed on the loop, where a worker would add latency.
+        self.decoding = Decoding(name, config, context.needs)
         self._server: asyncio.Server | None = None
         self._group: asyncio.TaskGroup | None = None
         self._out: Channel[SourceItem] | None = None
@@ -66,7 +68,7 @@ class StreamListener:
         if self._server is not None:
             self._server.close()
 
-    def counters(self) -> dict[str, object]:
+    def counters(self) -> Counters:
         return {
             "connections": self.connections,
             "connections_refused": self.refused,
@@ -96,7 +98,6 @@ class StreamListener:
             writer.close()
             return
         self.connections += 1
-        self.accepted += 1
         self._group.create_task(self._serve(peer, reader, writer), name=f"conn:{self.name}:{peer}")
 
     async def _serve(
@@ -137,9 +138,6 @@ class TcpSource(StreamListener):
 
     config: TcpSourceConfig
 
-    def __init__(self, name: str, config: TcpSourceConfig) -> None:
-        super().__init__(name, config)
-
     @property
     def address(self) -> tuple[str, int]:
         """The address bound (port 0 in the config becomes the real port)."""
@@ -158,7 +156,7 @@ class TcpSource(StreamListener):
                 context.load_cert_chain(self.config.tls.cert, self.config.tls.key)
             except (OSError, ssl.SSLError) as error:
                 raise bind_error(self.name, self.config.listen, error) from error
-        host, port = split_listen(self.config.listen)
+        host, port = split_host_port(self.config.listen)
         try:
             return await asyncio.start_server(
                 accept, host, port, start_serving=False, limit=READ_CHUNK, ssl=context
@@ -173,8 +171,8 @@ class UnixStreamSource(StreamListener):
 
     config: UnixSourceConfig
 
-    def __init__(self, name: str, config: UnixSourceConfig) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: UnixSourceConfig, context: SourceContext) -> None:
+        super().__init__(name, config, context)
         self._connection_number = 0
 
     def _where(self) -> str:

@@ -167,6 +167,8 @@ class Subscriber:
         finally:
             self._outbox.clear()
             self._emptied.set()
+            if self._kick_task is not None:  # the close it started ends with the connection
+                await asyncio.gather(self._kick_task, return_exceptions=True)
 
     def _take(self) -> bytes:
         """The next frame: a control frame alone, or record frames joined up to a size."""

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import re2
 
 from aggregator.flow.filters import RecordFilter, Searcher
-from aggregator.flow.record import LEVEL_RANK, LEVELS
+from aggregator.flow.levels import LEVEL_RANK, LEVELS
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``grep`` or source glob a client may send."""

@@ -1,29 +1,29 @@
-"""The websocket sink: the merged stream, the browser page, /healthz and /metrics on one port.
+"""The websocket sink: the merged stream for WebSocket subscribers and the browser page.
 
-One websockets server answers both: plain HTTP requests in ``process_request``, WebSocket
-subscribers in ``_serve_subscriber``. The sink never blocks the pipeline: each batch is handed
-to the hub, which only queues, and every subscriber is written by a task of its own.
+The sink never blocks the pipeline: each batch is handed to the hub, which only queues, and
+every subscriber is written by a task of its own. The port itself (the page, /healthz,
+/metrics, who may come in) is ``aggregator.web.server``'s.
 """
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Protocol
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 
 from aggregator.config import WebSocketSinkConfig
-from aggregator.errors import StartupError
 from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.flow.record import Batch
+from aggregator.metrics import Counters
+from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
-from aggregator.web.http import Gate, asset_response, load_assets, response
+from aggregator.web.http import response
 from aggregator.web.hub import Hub
+from aggregator.web.server import WebServer
 from aggregator.web.subscriber import Subscriber
 from aggregator.web.subscription import (
     SubscriptionError,
@@ -34,75 +34,44 @@ from aggregator.web.subscription import (
 
 log = logging.getLogger(__name__)
 
-MAX_INCOMING_FRAME = 64 * 1024
-"""Largest frame a client may send (a filter); a larger one closes the connection with 1009."""
-CLOSE_TIMEOUT = 2.0
-"""Seconds a closing handshake may take before the connection is dropped."""
 FLUSH_TIMEOUT = 1.0
 """Seconds subscribers get at shutdown to receive what is queued for them."""
 FRAME_INTERVAL = 0.001
-"""Seconds between two publishes at least: records that come meanwhile share the next frame.
-At 1000 lines/s, a frame per line per subscriber costs the server (and every client) a send
-each; this saves about a fifth of the server's CPU there, for at most 1 ms of added latency."""
+"""Seconds between two publishes at least: records that come meanwhile share the next frame,
+so that a busy stream costs a send per millisecond per subscriber, not one per line."""
 CLOSE_TRY_AGAIN = 1013
-CONNECTION_LOG = "aggregator.web.connections"
-"""The logger websockets reports each connection and HTTP request to."""
 
 
-class Telemetry(Protocol):
-    """What the pipeline tells /healthz and /metrics."""
-
-    def health(self) -> tuple[bool, dict[str, object]]: ...
-
-    def metrics(self) -> str: ...
-
-
-class WebSocketSink:
+class WebSocketSink(Sink):
     """Serves the stream to WebSocket subscribers and the page; never holds the pipeline back."""
 
-    def __init__(self, name: str, config: WebSocketSinkConfig, source_names: Sequence[str]) -> None:
+    def __init__(self, name: str, config: WebSocketSinkConfig, context: SinkContext) -> None:
         self.name = name
         self.config = config
         self.records_out = 0
         self.delivered_seq = 0
         self.gone = False
-        self.telemetry: Telemetry | None = None
-        self.hub = Hub(secrets.token_hex(8), config.replay, source_names)
-        self.address: tuple[str, int] | None = None
+        self.needs = "everything"  # subscribers filter by level and read every field
+        self.hub = Hub(secrets.token_hex(8), config.replay, context.source_names)
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
-        self._gate = Gate(config.auth_token.get_secret_value(), config.allowed_origins)
-        self._assets = load_assets()
-        self._server: Server | None = None
-        self._writers: set[asyncio.Task[None]] = set()
+        self.server = WebServer(name, config, context.telemetry, self._admit, self._subscribe)
 
     @property
-    def subscribers(self) -> int:
-        return len(self.hub.subscribers)
+    def address(self) -> tuple[str, int] | None:
+        return self.server.address
 
     async def open(self) -> None:
-        """Bind the port (a port in use is a StartupError naming the sink)."""
-        host, _, port = self.config.listen.rpartition(":")
-        try:
-            self._server = await serve(
-                self._serve_subscriber,
-                host.strip("[]"),
-                int(port),
-                process_request=self._process_request,
-                compression="deflate" if self.config.compression else None,
-                max_size=MAX_INCOMING_FRAME,
-                ping_interval=self.config.ping_interval or None,
-                ping_timeout=self.config.ping_interval or None,
-                close_timeout=CLOSE_TIMEOUT,
-                server_header=None,
-                logger=logging.getLogger(CONNECTION_LOG),
-            )
-        except OSError as error:
-            raise StartupError(
-                f"sinks.{self.name}: cannot listen on {self.config.listen}: "
-                f"{error.strerror or error}"
-            ) from error
-        self.address = self._server.sockets[0].getsockname()[:2]
-        log.info("sink %s: serving on http://%s:%d/", self.name, *self.address)
+        await self.server.open()
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    def counters(self) -> Counters:
+        return {
+            "subscribers": len(self.hub.subscribers),
+            "subscriber_groups": self.hub.groups,
+            "dropped_slow_subscriber": self.hub.dropped_total,
+        }
 
     async def run(self, inp: Channel[Batch]) -> None:
         loop = asyncio.get_running_loop()
@@ -122,7 +91,7 @@ class WebSocketSink:
                 self.hub.publish(batch)
                 self.records_out += len(batch)
         finally:
-            await self._close()
+            await self._close_subscribers()
 
     @staticmethod
     async def _gather_until(
@@ -141,40 +110,18 @@ class WebSocketSink:
         except EndOfStream:
             return batch, True
 
-    async def _close(self) -> None:
+    async def _close_subscribers(self) -> None:
         """Let subscribers take what is queued (briefly), then close them all with 1001."""
-        if self._server is None:
-            return
         try:
             async with asyncio.timeout(FLUSH_TIMEOUT):
                 await asyncio.gather(*(member.wait_idle() for member in self.hub.subscribers))
         except TimeoutError:
             pass
-        self._server.close()
-        await self._server.wait_closed()
+        await self.server.close()
 
-    # --- HTTP -------------------------------------------------------------------------------
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer plain HTTP here; return None to let ``/ws`` become a WebSocket."""
-        path, _, query = request.path.partition("?")
-        if path == "/healthz":
-            return self._health()
-        asset = self._assets.get(path)
-        if asset is not None and path != "/":
-            return asset_response(asset)  # the page's code and style: the same for everyone
-        if path not in ("/", "/ws", "/metrics"):
-            return response(HTTPStatus.NOT_FOUND, "not found\n")
-        if not self._gate.origin_allowed(request):
-            return response(HTTPStatus.FORBIDDEN, "this origin may not use the stream\n")
-        if not self._gate.authorised(request, query):
-            extra = {"WWW-Authenticate": 'Bearer realm="aggregator"'}
-            return response(HTTPStatus.UNAUTHORIZED, "a token is required\n", extra=extra)
-        if asset is not None:
-            return asset_response(asset)
-        if path == "/metrics":
-            text = self.telemetry.metrics() if self.telemetry is not None else ""
-            return response(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
+    def _admit(self, query: str) -> Response | None:
+        """A ``/ws`` request past the gate: refused (400) when its filter is not valid, or
+        (503) when the sink has all the subscribers it takes."""
         try:
             request_from_query(query, self.config.replay)
         except SubscriptionError as error:
@@ -183,18 +130,12 @@ class WebSocketSink:
             return response(HTTPStatus.SERVICE_UNAVAILABLE, "too many subscribers\n")
         return None
 
-    def _health(self) -> Response:
-        healthy, detail = self.telemetry.health() if self.telemetry is not None else (True, {})
-        body = {"status": "ok" if healthy else "failing", **detail}
-        status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-        return response(status, orjson.dumps(body) + b"\n", "application/json")
-
     # --- WebSocket --------------------------------------------------------------------------
 
-    async def _serve_subscriber(self, connection: ServerConnection) -> None:
+    async def _subscribe(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         query = connection.request.path.partition("?")[2]
-        request = request_from_query(query, self.config.replay)  # checked in _process_request
+        request = request_from_query(query, self.config.replay)  # checked in _admit
         if len(self.hub.subscribers) >= self.config.max_subscribers:
             await connection.close(CLOSE_TRY_AGAIN, "too many subscribers")
             return
@@ -213,6 +154,7 @@ class WebSocketSink:
         finally:
             self.hub.leave(subscriber)
             writer.cancel("the subscriber has gone")
+            await asyncio.gather(writer, return_exceptions=True)
 
     def _resume_point(self, request: SubscriptionRequest) -> int | None:
         """``since`` as this run understands it: a SEQ of another run means from the start."""

@@ -1,0 +1,36 @@
+"""``HOST:PORT``: how listen and peer addresses are written, read and judged, in one place."""
+
+import ipaddress
+import re
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]+")
+
+
+class BadHost(ValueError):
+    """The port is fine but the host is neither an IP address nor a host name."""
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 hosts in brackets) as (host, port); ValueError if it is not one,
+    ``BadHost`` if only its host is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not (sep and host and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            raise BadHost(f"not a valid host: {host!r}") from None
+    return host, int(port)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a ``HOST:PORT`` listens on this machine only."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,158 @@
+"""Loading a config: TOML, ``${VAR}`` expansion, validation, and errors that name the key.
+
+Every error names the file, the key path, what was expected and what was found, and all errors
+are reported at once. ``${VAR}`` and ``${VAR:-default}`` in strings are expanded from the
+environment before validation.
+"""
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from aggregator.config.addresses import is_loopback
+from aggregator.config.schema import Config, LineSourceConfig, WebSocketSinkConfig
+from aggregator.config.types import show
+from aggregator.errors import AggregatorError
+
+
+class ConfigError(AggregatorError):
+    """The config cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:
+    """``value`` with ``${VAR}`` and ``${VAR:-default}`` expanded in every string inside it."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and (env[name] or default is None):
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(
+                f"{path}: environment variable {name} is not set (use ${{{name}:-default}})"
+            )
+            return ""
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {key: expand_env(item, env, _join(path, key), errors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [
+            expand_env(item, env, f"{path}[{index}]", errors) for index, item in enumerate(value)
+        ]
+    return value
+
+
+def parse_config(
+    data: Mapping[str, Any], name: str, env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate parsed TOML; ``name`` (the file) starts every error line."""
+    errors: list[str] = []
+    expanded = expand_env(dict(data), os.environ if env is None else env, "", errors)
+    try:
+        config = Config.model_validate(expanded)
+    except ValidationError as error:
+        errors.extend(_describe(detail) for detail in error.errors())
+        config = None
+    if config is not None:
+        errors.extend(_check_relations(config))
+    if errors:
+        raise ConfigError([f"{name}: {line}" for line in errors])
+    assert config is not None
+    return config
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the TOML file at ``path``; ConfigError lists every problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from error
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{path}: not UTF-8 text: {error}"]) from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML: {error}"]) from error
+    return parse_config(data, str(path), env)
+
+
+def _check_relations(config: Config) -> list[str]:
+    """What one key's validation cannot see: names, and keys that depend on each other."""
+    errors = []
+    for name, source in config.sources.items():
+        if isinstance(source, LineSourceConfig):
+            if source.codec == "regex" and source.pattern is None:
+                errors.append(f'sources.{name}.pattern: required when codec = "regex"')
+            form = source.timestamp.format
+            if form != "auto" and "%" not in form:
+                errors.append(
+                    f'sources.{name}.timestamp.format: expected "auto" or a strptime pattern '
+                    f'such as "%d/%m/%Y %H:%M:%S", got "{form}"'
+                )
+    for section in ("sources", "sinks"):
+        for key in getattr(config, section):
+            if not key or not key.isprintable():
+                errors.append(f"{section}.{key!r}: expected a printable name")
+    for name, sink in config.sinks.items():
+        if isinstance(sink, WebSocketSinkConfig) and not (
+            sink.auth_token.get_secret_value() or sink.allow_anonymous or is_loopback(sink.listen)
+        ):
+            errors.append(
+                f"sinks.{name}.listen: {sink.listen} is reachable from other machines: set "
+                "auth_token, or allow_anonymous = true to serve the stream to anyone"
+            )
+    return errors
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+_TAGGED = ("sources", "sinks")
+
+
+def _key_path(loc: tuple[int | str, ...], error_type: str) -> str:
+    parts = list(loc)
+    # A discriminated union puts the tag ("file", "stdout", …) into the path after the name.
+    if len(parts) >= 3 and parts[0] in _TAGGED and not error_type.startswith("union_tag"):
+        del parts[2]
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, part)
+    return path or "(top level)"
+
+
+def _describe(detail: Mapping[str, Any]) -> str:
+    """One pydantic error as ``key.path: expected …, got …``."""
+    kind = detail["type"]
+    path = _key_path(tuple(detail["loc"]), kind)
+    got = show(detail.get("input"))
+    context = detail.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        return f"{path}: expected one of {context.get('expected', '?')}, got {got}"
+    if kind == "union_tag_invalid":
+        expected = context.get("expected_tags", "?")
+        return f"{path}.type: expected one of {expected}, got {show(context.get('tag'))}"
+    if kind == "union_tag_not_found":
+        return f"{path}.type: required key is missing"
+    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers"):
+        return f"{path}: {detail['msg']}"
+    message = str(detail["msg"])
+    message = message[0].lower() + message[1:] if message else message
+    return f"{path}: {message}, got {got}"

@@ -1,0 +1,190 @@
+"""Reads one open file from a position onwards: the position, truncation, and the file's
+identity as it grows."""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles.os
+
+from aggregator.flow.record import Batch
+from aggregator.parse.decode import LaneDecoder
+from aggregator.sources.file.identity import (
+    HEAD_BYTES,
+    Position,
+    files_by_identity,
+    head_hash,
+    identity_key,
+    read_head,
+)
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 256 * 1024
+"""Bytes per catch-up read: large enough that catch-up moves in big batches, one thread hop each."""
+SMALL_READ = 64 * 1024
+"""Up to this much new data is read on the event loop: a live append is in the page cache, so
+the read takes about a microsecond, where a hop to a thread takes a few hundred."""
+
+_pread_in_thread = aiofiles.os.wrap(os.pread)
+_open_in_thread = aiofiles.os.wrap(os.open)  # an open can block on a slow filesystem
+
+TAIL_CHECK = 16
+"""The last bytes read are remembered and checked before each read: a file truncated and
+written again past the position (copytruncate, then a quick writer) shows as changed bytes
+there, where comparing sizes would see nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one ``FileTailer.read`` gave: records, and whether the position moved (data was
+    read, or the file was truncated and is read again from 0)."""
+
+    records: Batch
+    moved: bool
+
+
+NOTHING_NEW = Read([], moved=False)
+
+
+class FileTailer:
+    """Reads one open file from a position onwards."""
+
+    def __init__(self, path: Path, decoder: LaneDecoder) -> None:
+        self.path = path
+        self.origin = str(path)
+        self.position = 0
+        self.decoder = decoder
+        self._fd: int | None = None
+        self._key = ""  # the open file's identity ("DEV:INODE"), once opened
+        self._head = b""
+        self._tail = b""  # the last bytes read, just before ``position``
+        self._skip_nul = False
+
+    async def open(self, at_end: bool, resume: Position | None = None) -> bool:
+        """Open the file at its end or its start, or, when ``resume`` is a saved position of
+        this inode, where it says: from its offset if the first bytes are still the same and
+        the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
+        inode: either way all of it is unread). True when a saved position applied."""
+        # A bare descriptor: reads are positional (pread), and a file object would be waste.
+        fd = self._fd = await _open_in_thread(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        stat = os.fstat(fd)
+        self._key = identity_key(stat)
+        self._head = read_head(fd)
+        resumed = resume is not None and resume.key == self._key
+        if resume is not None and resumed:
+            same = resume.matches(self._head) and resume.offset <= stat.st_size
+            if not same:
+                log.info("%s: changed while stopped, reading it from the start", self.path)
+            self.position = resume.offset if same else 0
+        else:
+            self.position = stat.st_size if at_end else 0
+        start = max(0, self.position - TAIL_CHECK)
+        self._tail = os.pread(fd, self.position - start, start)
+        return resumed
+
+    @property
+    def suspended(self) -> bool:
+        """Closed while quiet (``suspend``); ``reopen`` before reading."""
+        return self._fd is None and bool(self._key)
+
+    async def suspend(self) -> None:
+        """Close the descriptor of a quiet file; its position and identity are kept."""
+        await self.close()
+
+    async def reopen(self) -> bool:
+        """Open a suspended file again, by its identity: at its path or, renamed meanwhile,
+        under another name in its directory. False when it is nowhere (deleted)."""
+        key = self._key
+        assert key
+        candidate: Path | None = self.path
+        try:
+            if identity_key(self.path.stat()) != key:
+                candidate = None
+        except OSError:
+            candidate = None
+        if candidate is None:  # renamed meanwhile: only then is the directory looked through
+            candidate = files_by_identity(self.path.parent).get(key)
+        if candidate is None:
+            return False
+        try:
+            self._fd = await _open_in_thread(candidate, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        if identity_key(os.fstat(self._fd)) == key:
+            return True
+        await self.close()  # replaced between the look and the open
+        return False
+
+    def checkpoint(self) -> Position | None:
+        """Where a restart should resume: just past the last complete line given out. None
+        while a multiline record is held (its start is not known here)."""
+        if not self._key or self.decoder.holds_record:
+            return None
+        return Position(
+            self._key,
+            self.origin,
+            self.position - self.decoder.pending_bytes,
+            len(self._head),
+            head_hash(self._head),
+        )
+
+    async def close(self) -> None:
+        """Close the descriptor (closing a file already read from takes microseconds)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def read(self) -> "Read":
+        """Records from what was appended since the last read (``NOTHING_NEW``: the caller
+        waits); after a truncation, none yet, but the position moved back to 0."""
+        assert self._fd is not None
+        fd = self._fd
+        available = os.fstat(fd).st_size - self.position
+        if available < 0 or self._rewritten(fd):
+            log.info("%s: truncated, reading again from the start", self.path)
+            self.position = 0
+            self._tail = b""
+            self._head = b""  # the identity's first bytes are new too: read again as it refills
+            self._skip_nul = True
+            return Read([], moved=True)
+        if available == 0:
+            return NOTHING_NEW
+        if available <= SMALL_READ:
+            data = os.pread(fd, available, self.position)
+        else:
+            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
+        if data:
+            self.position += len(data)
+            tail = data if len(data) >= TAIL_CHECK else self._tail + data
+            self._tail = tail[-TAIL_CHECK:]
+            if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
+                self._head = read_head(fd)
+            if self._skip_nul:
+                stripped = data.lstrip(b"\x00")
+                self._skip_nul = not stripped
+                data = stripped
+            return Read(await self.decoder.decode(data) if data else [], moved=True)
+        return NOTHING_NEW
+
+    def _rewritten(self, fd: int) -> bool:
+        """Whether the bytes just before the position are no longer those read there."""
+        if not self._tail:
+            return False
+        return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
+
+    def size(self) -> int | None:
+        """The open file's size now; None once closed."""
+        return os.fstat(self._fd).st_size if self._fd is not None else None
+
+    def replaced(self) -> bool:
+        """Whether the path now names another file (rotation, recreation, a symlink flip)."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return False
+        return identity_key(stat) != self._key
+
+    def missing(self) -> bool:
+        return not self.path.exists()

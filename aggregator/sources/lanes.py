@@ -1,0 +1,66 @@
+"""A lane is one file or connection of a source: its records keep their order through the merge.
+
+``LaneOutlet`` is where a lane's reader puts records (taking credit first), and ``pump`` reads a
+stream lane to its end.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aggregator.flow.channel import Budget, Channel
+from aggregator.flow.chunk import Chunk, SourceItem
+from aggregator.flow.record import Batch
+from aggregator.parse.decode import LaneDecoder
+
+LANE_BUDGET = 16_384
+"""Records one lane (a file, a connection) may have on their way through the merge."""
+
+
+class LaneOutlet:
+    """Where the reader of one lane puts its records: it takes credit first (see ``Budget``),
+    so a lane that runs ahead of the others stops reading instead of filling memory."""
+
+    def __init__(self, out: Channel[SourceItem], origin: str, budget: int = LANE_BUDGET) -> None:
+        self.out = out
+        self.origin = origin
+        self.budget = Budget(budget)
+
+    async def send(
+        self, records: Batch, *, live: bool = True, final: bool = False, position: object = None
+    ) -> None:
+        await self.budget.take(len(records))
+        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give, position))
+
+
+async def pump(
+    read: Callable[[], Awaitable[bytes]],
+    decoder: LaneDecoder,
+    outlet: LaneOutlet,
+    *,
+    live: bool = True,
+    cancel_safe: bool = True,
+) -> None:
+    """Read a stream lane to its end (``read`` returns b"" there), sending its records.
+
+    A held multiline record goes out once it has waited its timeout; that needs ``read`` to
+    be ``cancel_safe`` (nothing lost when cancelled while waiting), else it waits for input.
+    """
+    while True:
+        deadline = decoder.deadline if cancel_safe else None
+        try:
+            if deadline is None:
+                data = await read()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    data = await read()
+        except TimeoutError:
+            await outlet.send(decoder.expire(), live=live)
+            continue
+        if not data:
+            break
+        records = await decoder.decode(data)
+        if records:
+            await outlet.send(records, live=live)
+        if decoder.error is not None:
+            raise decoder.error  # after what came before it was sent
+    await outlet.send(decoder.flush(), live=live, final=True)
