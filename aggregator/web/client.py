@@ -8,7 +8,6 @@ is reported on stderr.
 
 import asyncio
 import logging
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from aggregator.errors import AggregatorError
 from aggregator.flow.record import Record
 from aggregator.parse.timestamps import parse_iso
 from aggregator.sinks.formats import FormatName, make_encoder
-from aggregator.sinks.stdout import ByteWriter, open_writer
+from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class StreamClient:
         self.format = output_format
         self.run_id: str | None = None
         self.last_seq = 0
-        colour = os.isatty(1) and "NO_COLOR" not in os.environ  # as the stdout sink does
+        colour = colour_wanted(1)
         self._encode = make_encoder(output_format, (), colour)
 
     async def run(self) -> None:
