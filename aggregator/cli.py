@@ -224,7 +224,8 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
     finally:
         collector.cancel("the pipeline has ended")
         await asyncio.gather(collector, return_exceptions=True)
-    return EXIT_OK
+    # --no-follow and a path that was not there (said at the start): the rest was read.
+    return EXIT_RUNTIME if pipeline.missing else EXIT_OK
 
 
 async def follow_stream(args: argparse.Namespace) -> int:

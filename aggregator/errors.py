@@ -2,7 +2,8 @@
 
 AggregatorError
 ├── ConfigError (config.py)   the config cannot be used: exit 2
-└── StartupError              a part cannot start (port in use, state dir not writable): exit 1
+├── StartupError              a part cannot start (port in use, state dir not writable): exit 1
+└── InputMissing              a path to read does not exist (--no-follow): exit 1 after the rest
 """
 
 
@@ -12,3 +13,8 @@ class AggregatorError(Exception):
 
 class StartupError(AggregatorError):
     """A part of the pipeline cannot start; the message names the part and the reason."""
+
+
+class InputMissing(AggregatorError):
+    """Paths named to be read (not globs) that do not exist, with ``--no-follow``: the other
+    inputs are read through, then the program ends with exit 1."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from aggregator.config import Config
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.checkpoints import Checkpointer
 from aggregator.flow.chunk import SourceItem
@@ -87,6 +87,8 @@ class Pipeline:
         )
         self.failed: dict[str, str] = {}
         """Parts that stopped on an error, by name ("source app"), with the reason."""
+        self.missing: list[str] = []
+        """Inputs that were not there to read (``--no-follow``): the run ends with exit 1."""
         self._source_tasks: list[asyncio.Task[None]] = []
         self._downstream: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
@@ -190,6 +192,8 @@ class Pipeline:
             await source.run(outlet)
         except ChannelClosed:
             pass  # the merge has stopped
+        except InputMissing as error:
+            self.missing.append(str(error))  # said at the start; the others are read through
         except OSError as error:
             # An input that fails ends alone; the others go on.
             log.error("source %s stopped: %s", source.name, error)

@@ -26,6 +26,21 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "counter",
         "Lines cut at max_line_bytes, per source.",
     ),
+    "write_errors": (
+        "aggregator_write_errors_total",
+        "counter",
+        "Writes that failed (a full disk, a directory gone), per sink; each is retried.",
+    ),
+    "files_lost": (
+        "aggregator_files_lost_total",
+        "counter",
+        "Files rotated away and deleted before they could be read (slow sinks), per source.",
+    ),
+    "bytes_lost": (
+        "aggregator_file_bytes_lost_total",
+        "counter",
+        "Bytes of the files in aggregator_files_lost_total (their size when last seen).",
+    ),
     "connections": ("aggregator_connections", "gauge", "Open connections, per source."),
     "connections_refused": (
         "aggregator_connections_refused_total",

@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from aggregator.trouble import Trouble, reason_of
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,10 @@ class Checkpointer(Generic[P]):
         """The committed positions, by key: at start, what an earlier run saved."""
         self._marks: deque[tuple[int, P]] = deque()
         self._changed = False
+        self._trouble = Trouble(
+            log, store.path, "cannot write the checkpoints", "checkpoints saved again",
+            "running on and retrying (a restart now would repeat what came since the last save)",
+        )  # fmt: skip
 
     async def load(self) -> None:
         """Check that positions can be saved (``StartupError`` if not), then read what an
@@ -93,15 +99,16 @@ class Checkpointer(Generic[P]):
 
     async def commit(self, delivered: int | None) -> None:
         """Advance to ``delivered`` (None: no sink holds positions back) and save; a save that
-        fails is reported and retried at the next commit."""
+        fails is retried at each commit, and said once, then now and then (``Trouble``)."""
         if delivered is None:
             return
         self.advance(delivered)
         try:
             await self.save()
         except OSError as error:
-            log.error("%s: cannot write the checkpoints: %s", self.store.path,
-                      error.strerror or error)  # fmt: skip
+            self._trouble.failed(reason_of(error))
+        else:
+            self._trouble.succeeded()
 
     async def commit_periodically(
         self, delivered: Callable[[], int | None], ended: asyncio.Event

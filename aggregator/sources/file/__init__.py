@@ -15,20 +15,24 @@ after ``rotate_wait``.
 """
 
 import asyncio
+import glob
 import logging
+import os
 import time
 from enum import Enum
 from pathlib import Path
 
 from aggregator.config import FileSourceConfig
+from aggregator.errors import InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.filters import NamePathMatcher
+from aggregator.flow.record import Batch
 from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.sources import SourceContext
 from aggregator.sources.file.discovery import discover, fixed_prefix
-from aggregator.sources.file.identity import Position
+from aggregator.sources.file.identity import Position, files_by_identity, identity_key
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.file.watch import Watcher
@@ -45,6 +49,9 @@ POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
 ROTATED_POLL = 0.05
 """Seconds between looks at a rotated-away file (its new name is not watched)."""
+HELD_BACK = 0.25
+"""Seconds a reader may wait to hand its records on (slow sinks) before its path is looked at
+by ``_look_at_held_back``: a file that comes and goes there meanwhile is kept track of."""
 
 
 class Outcome(Enum):
@@ -72,6 +79,11 @@ class FileSource:
         # retried at each rescan, and opened as they would have been the first time.
         self._unopened: dict[Path, bool] = {}
         self._resume: dict[Path, Position] = {}
+        # Paths (not globs) that did not exist: reported once, followed once they appear.
+        self._missing: dict[Path, str] = {}
+        self._current: dict[Path, FileTailer] = {}  # the file each followed path is read in
+        self.files_lost = 0  # rotated away and deleted before they were read
+        self.bytes_lost = 0
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
 
@@ -89,6 +101,8 @@ class FileSource:
             "rotations": self.rotations,
             "lines_truncated": self.decoding.truncated_lines,
             "unread_bytes": unread,
+            "files_lost": self.files_lost,
+            "bytes_lost": self.bytes_lost,
         }
 
     async def open(self) -> None:
@@ -100,6 +114,7 @@ class FileSource:
     async def run(self, out: Channel[SourceItem]) -> None:
         at_end = self.config.start_at == "end" and self.follow
         found = discover(self.config.paths, self._exclude)
+        self._note_missing(found)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
         if saved:
@@ -119,6 +134,7 @@ class FileSource:
             if self.follow:
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
+                group.create_task(self._look_at_held_back(), name=f"held-back:{self.name}")
             for path, position in rotated.items():
                 group.create_task(
                     self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
@@ -126,6 +142,8 @@ class FileSource:
             while True:
                 for path in found:
                     if str(path) not in self._tailed:
+                        if self._missing.pop(path, None) is not None:
+                            log.info("%s: appeared; following it", path)
                         self._tailed.add(str(path))
                         path_at_end = self._unopened.get(path, at_end)
                         group.create_task(
@@ -136,6 +154,81 @@ class FileSource:
                 await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
                 found, at_end = discover(self.config.paths, self._exclude, self._tailed), False
+        if self._missing:
+            raise InputMissing(f"{', '.join(self._missing.values())}: no such file")
+
+    def _note_missing(self, found: list[Path]) -> None:
+        """Report each path that is not a glob and does not exist, once (SPEC §2): followed,
+        it is read once it appears; with ``--no-follow`` it is an error, at the end."""
+        for pattern in self.config.paths:
+            if glob.has_magic(pattern):
+                continue
+            path = Path(os.path.normpath(os.path.expanduser(pattern)))
+            if path in found or path.is_file():
+                continue
+            self._missing[path] = pattern
+            if self.follow:
+                log.warning("%s: no such file; following it once it appears", pattern)
+            else:
+                log.error("%s: no such file", pattern)
+
+    async def _look_at_held_back(self) -> None:
+        """While a reader waits long to hand its records on (slow sinks), look at its path
+        every ``HELD_BACK``: a file that appears there after the one it reads is noted (with
+        its size), so that it is read next even if rotated away meanwhile, and counted as lost
+        if deleted before that (SPEC §6: never silently)."""
+        while True:
+            await asyncio.sleep(HELD_BACK)
+            now = time.monotonic()
+            for path, tailer in list(self._current.items()):
+                since = tailer.sending_since
+                if since is None or now - since < HELD_BACK:
+                    continue
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue  # between a rename and a create
+                key = identity_key(stat)
+                if key == tailer.key:
+                    continue
+                if key not in tailer.successors:
+                    log.info("%s: replaced while its reader is held back (slow sinks); "
+                             "keeping track of the new file", path)  # fmt: skip
+                tailer.successors[key] = stat.st_size
+
+    async def _read_successors(
+        self, path: Path, previous: FileTailer, current: str, outlet: LaneOutlet
+    ) -> None:
+        """After a rotation, the files that were at ``path`` between ``previous`` and the
+        ``current`` one (see ``_look_at_held_back``): each read from its start where it is now
+        (found by its identity in the directory), or counted and reported as lost."""
+        missed = {key: size for key, size in previous.successors.items() if key != current}
+        if not missed:
+            return
+        where = await asyncio.to_thread(files_by_identity, path.parent)
+        for key, size in missed.items():
+            found = where.get(key)
+            tailer = FileTailer(found, self.decoding.lane(str(path))) if found else None
+            if tailer is not None and found is not None:
+                try:
+                    await tailer.open(at_end=False)
+                except OSError:
+                    tailer = None
+                if tailer is not None and tailer.key != key:
+                    await tailer.close()
+                    tailer = None
+            if tailer is None:
+                self.files_lost += 1
+                self.bytes_lost += size
+                log.warning("%s: a file that was there was rotated away and deleted before it "
+                            "could be read: %d bytes lost", path, size)  # fmt: skip
+                continue
+            log.info("%s: reading %s, rotated away before it was read", path, found)
+            self._open.add(tailer)
+            assert self._group is not None
+            self._group.create_task(
+                self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{found}"
+            )
 
     def _all_watched(self) -> bool:
         """Whether inotify reports every new file the globs could match: each pattern's
@@ -160,14 +253,23 @@ class FileSource:
         await self._drain_rotated(tailer, outlet, live=False, final=True)
 
     async def _wait_for_rescan(self) -> None:
+        """Until inotify reports a new file, or the next rescan is due: every
+        ``RESCAN_INTERVAL`` while a path could not be opened or does not exist yet (inotify
+        says nothing of a chmod that makes a file readable, nor of a directory still missing),
+        or where not every pattern's directory is watched; else every
+        ``WATCHED_RESCAN_INTERVAL``. Looked at again each ``RESCAN_INTERVAL``: a path fails
+        to open in its own task, after this wait began."""
         assert self._watcher is not None
         rescan = self._watcher.rescan
-        interval = WATCHED_RESCAN_INTERVAL if self._all_watched() else RESCAN_INTERVAL
-        try:
-            async with asyncio.timeout(interval):
-                await rescan.wait()
-        except TimeoutError:
-            pass
+        started = time.monotonic()
+        while time.monotonic() - started < WATCHED_RESCAN_INTERVAL:
+            try:
+                async with asyncio.timeout(RESCAN_INTERVAL):
+                    await rescan.wait()
+                break
+            except TimeoutError:
+                if self._unopened or self._missing or not self._all_watched():
+                    break
         rescan.clear()
 
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
@@ -185,6 +287,7 @@ class FileSource:
             return
         self._resume.pop(path, None)
         self._open.add(tailer)
+        self._current[path] = tailer
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
@@ -210,13 +313,16 @@ class FileSource:
                     )
                 else:
                     self._open.discard(tailer)  # closed while quiet, and gone since
-                tailer = FileTailer(path, self.decoding.lane(origin))
+                previous, tailer = tailer, FileTailer(path, self.decoding.lane(origin))
                 try:
                     await tailer.open(at_end=False)
                 except OSError:  # gone again before we could open it: rediscovered later
+                    await self._read_successors(path, previous, "", outlet)
                     self._tailed.discard(str(path))
                     return
                 self._open.add(tailer)
+                self._current[path] = tailer
+                await self._read_successors(path, previous, tailer.key, outlet)
                 if self._watcher is not None:
                     changed = self._watcher.watch(path)  # a flipped symlink's new target
         except ChannelClosed:
@@ -224,6 +330,8 @@ class FileSource:
         finally:
             await tailer.close()
             self._open.discard(tailer)
+            if self._current.get(path) is tailer:
+                del self._current[path]
             if self._watcher is not None:
                 self._watcher.forget(path)
 
@@ -241,7 +349,7 @@ class FileSource:
             if read.moved:
                 pause, missing_since, last_data = POLL_MIN, None, time.monotonic()
                 if read.records:
-                    await outlet.send(read.records, live=live, position=tailer.checkpoint())
+                    await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
                 continue
             if not self.follow:
                 final = tailer.decoder.flush()
@@ -252,7 +360,7 @@ class FileSource:
                 await outlet.send([], live=True)
             expired = tailer.decoder.expire()  # a multiline record that waited its timeout
             if expired:
-                await outlet.send(expired, live=live, position=tailer.checkpoint())
+                await self._hand_on(tailer, outlet, expired, live, tailer.checkpoint())
             if tailer.replaced():
                 return Outcome.REPLACED
             if tailer.missing():
@@ -275,6 +383,17 @@ class FileSource:
                 log.info("%s: deleted while closed; stopped following it", tailer.path)
                 return Outcome.GONE
             pause = min(pause * 2, POLL_MAX)
+
+    @staticmethod
+    async def _hand_on(
+        tailer: FileTailer, outlet: LaneOutlet, records: Batch, live: bool, position: object
+    ) -> None:
+        """Send records, noting meanwhile that the reader is held back (``sending_since``)."""
+        tailer.sending_since = time.monotonic()
+        try:
+            await outlet.send(records, live=live, position=position)
+        finally:
+            tailer.sending_since = None
 
     async def _wait_for_change(
         self, changed: asyncio.Event | None, pause: float, deadline: float | None

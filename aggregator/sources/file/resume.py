@@ -6,6 +6,7 @@ renamed over the old one, so a crash leaves the old checkpoint or the new one, n
 one. Its format is versioned.
 """
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -70,11 +71,17 @@ class CheckpointStore:
             files[key] = entry
         data = orjson.dumps({"version": FORMAT_VERSION, "files": files})
         temporary = self.path.with_name(f".{FILE_NAME}.tmp")
-        with temporary.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)  # removed while running
+            with temporary.open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):  # a full disk: do not leave half a file there
+                temporary.unlink()
+            raise
         directory = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)

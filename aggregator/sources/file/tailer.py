@@ -61,6 +61,17 @@ class FileTailer:
         self._head = b""
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
+        self.sending_since: float | None = None
+        """When (monotonic) the reader began waiting to hand records on; None while it is not:
+        a reader held back long may see its path replaced more than once meanwhile."""
+        self.successors: dict[str, int] = {}
+        """Files seen at the path (by identity, with the size last seen) after this one, while
+        its reader was held back: each must be read after this one, or counted as lost."""
+
+    @property
+    def key(self) -> str:
+        """The open file's identity ("DEV:INODE"); "" before it was opened."""
+        return self._key
 
     async def open(self, at_end: bool, resume: Position | None = None) -> bool:
         """Open the file at its end or its start, or, when ``resume`` is a saved position of
