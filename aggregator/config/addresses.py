@@ -14,7 +14,7 @@ def split_host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (IPv6 hosts in brackets) as (host, port); ValueError if it is not one,
     ``BadHost`` if only its host is wrong."""
     host, sep, port = text.rpartition(":")
-    if not (sep and host and port.isdigit() and int(port) <= 65535):
+    if not (sep and host and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     host = host.strip("[]")
     try:

@@ -24,7 +24,7 @@ MONTHS = {
 
 _second_epochs: dict[str, int] = {}
 _DIGITS = frozenset("0123456789")
-_ISO_TAIL = re.compile(r"(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d\d):?(\d\d)?)?")
+_ISO_TAIL = re.compile(r"(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d\d):?(\d\d)?)?", re.ASCII)
 
 
 def _second_epoch(prefix: str) -> int:
@@ -80,14 +80,15 @@ def cached_iso_span(text: str) -> tuple[int, int] | None:
         return None
     after = text[19:20]
     if after == ".":
-        # isdecimal is exactly what int() accepts, without its signs, spaces and underscores.
+        # isdecimal is what int() accepts, without its signs, spaces and underscores; isascii
+        # leaves out the other scripts' digits ("٣"), which int() takes too.
         if text[26:27] == "Z":
             fraction = text[20:26]
-            if fraction.isdecimal():
+            if fraction.isascii() and fraction.isdecimal():
                 return seconds * 1_000_000 + int(fraction), 27
         if text[23:24] == "Z":
             fraction = text[20:23]
-            if fraction.isdecimal():
+            if fraction.isascii() and fraction.isdecimal():
                 return seconds * 1_000_000 + int(fraction) * 1000, 24
     elif after == "Z":
         return seconds * 1_000_000, 20

@@ -146,7 +146,10 @@ class FileSink(Sink):
             self._reopen_requested = False
             await self._close_file()
         if self._fd is not None and not self._still_at_path():
-            log.warning("%s: removed while open; creating it again", self.path)
+            # Removed, or its directory (else the lines would go to a file nobody can see), or
+            # renamed by a logrotate whose SIGHUP has not come yet: the same answer.
+            log.warning("%s: no longer the file being written (removed or renamed); opening "
+                        "it again", self.path)  # fmt: skip
             await self._close_file(quiet=True)
         if self._fd is None:
             await asyncio.to_thread(self._open_file)

@@ -154,6 +154,6 @@ def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
 def _count(name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # not "¹", "٣"
         raise SubscriptionError(f"{name}: expected a whole number, got {value!r}")
     return int(value)
