@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aggregator.flow.channel import Channel
-from aggregator.flow.record import Batch
 from aggregator.metrics import Counters
 from aggregator.parse.needs import Needs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no asyncio
+    from aggregator.flow.channel import Channel
+    from aggregator.flow.record import Batch
     from aggregator.web.server import Telemetry
 
 
@@ -47,7 +47,7 @@ class Sink(Protocol):
         """Create what is written to, so that a sink that cannot start stops the program
         before anything is read."""
 
-    async def run(self, inp: Channel[Batch]) -> None: ...
+    async def run(self, inp: "Channel[Batch]") -> None: ...
 
     async def close(self) -> None:
         """Release what ``open`` took, if ``run`` never will (a failed start)."""
