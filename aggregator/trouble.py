@@ -16,7 +16,13 @@ class Trouble:
     """The state of one thing that may keep failing (writing one file, say)."""
 
     def __init__(
-        self, log: logging.Logger, subject: object, problem: str, recovered: str, consequence: str
+        self,
+        log: logging.Logger,
+        subject: object,
+        problem: str,
+        recovered: str,
+        consequence: str,
+        remind_every: float = REMIND_INTERVAL,
     ) -> None:
         """Messages read "SUBJECT: PROBLEM: reason; CONSEQUENCE", "SUBJECT: still PROBLEM …"
         and "SUBJECT: RECOVERED after …": ``problem`` "cannot write", ``recovered`` "writing
@@ -26,6 +32,7 @@ class Trouble:
         self.problem = problem
         self.recovered = recovered
         self.consequence = consequence
+        self.remind_every = remind_every
         self.since: float | None = None
         """When the current fault began (monotonic); None while all is well."""
         self.failures = 0
@@ -33,13 +40,13 @@ class Trouble:
         self._reminded = 0.0
 
     def failed(self, reason: str) -> None:
-        """An attempt failed for ``reason``: said the first time, then every REMIND_INTERVAL."""
+        """An attempt failed for ``reason``: said the first time, then every ``remind_every``."""
         now = time.monotonic()
         self.failures += 1
         if self.since is None:
             self.since = self._reminded = now
             self.log.error("%s: %s: %s; %s", self.subject, self.problem, reason, self.consequence)
-        elif now - self._reminded >= REMIND_INTERVAL:
+        elif now - self._reminded >= self.remind_every:
             self._reminded = now
             self.log.warning("%s: still %s after %.0fs (%d attempts): %s; %s", self.subject,
                              self.problem, now - self.since, self.failures, reason,
