@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, start_cli, wait_until
+from tests.conftest import DEADLINE, Cli, start_cli, wait_until
 from tests.faults import NO_DAC, can_drop_privileges, fill, small_disk_in, start_cli_as
 from tests.web import http_get
 
@@ -227,6 +227,17 @@ async def test_file_rotated_away_before_it_was_read_is_counted(
     cli_processes.append(cli)
     host, port = await cli.serving()
 
+    async def metrics() -> str:
+        return (await asyncio.to_thread(http_get, f"http://{host}:{port}/metrics"))[2]
+
+    async def reading_first() -> None:
+        """Until the first file is open: renamed before, the new one would be read instead."""
+        async with asyncio.timeout(DEADLINE):
+            while 'aggregator_files_open{source="app.log"} 1' not in await metrics():
+                await asyncio.sleep(0.05)
+
+    await reading_first()
+
     def replace(prefix: str, count: int) -> list[str]:
         """Rotate: app.log → app.log.1, then a new app.log with its content at once."""
         staged = tmp_path / "staged"
@@ -251,7 +262,7 @@ async def test_file_rotated_away_before_it_was_read_is_counted(
     warned = said(cli, str(log), "deleted before it could be read", f"{lost_bytes} bytes")
     assert len(warned) == 1
     assert not set(lost) & set(cli.out)
-    _, _, metrics = await asyncio.to_thread(http_get, f"http://{host}:{port}/metrics")
-    assert f'aggregator_file_bytes_lost_total{{source="app.log"}} {lost_bytes}' in metrics
-    assert 'aggregator_files_lost_total{source="app.log"} 1' in metrics
+    exported = await metrics()
+    assert f'aggregator_file_bytes_lost_total{{source="app.log"}} {lost_bytes}' in exported
+    assert 'aggregator_files_lost_total{source="app.log"} 1' in exported
     assert await cli.stop() == 0
