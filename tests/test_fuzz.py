@@ -291,6 +291,13 @@ CONFIG_KEYS = st.sampled_from(
      "replay", "tls", "cert", "key", "framing", "socket", "mode", "exclude", "start_at",
      "parse_workers", "checkpoint_interval", "pattern", "x"]
 )  # fmt: skip
+
+
+def config_tables(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and tables of ``inner``, with keys a config has."""
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(CONFIG_KEYS, inner, max_size=4))
+
+
 CONFIG_VALUES = st.recursive(
     st.one_of(
         JSON_SCALARS,
@@ -321,9 +328,7 @@ CONFIG_VALUES = st.recursive(
             ]
         ),
     ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(CONFIG_KEYS, inner, max_size=4)
-    ),
+    lambda inner: config_tables(inner),
     max_leaves=25,
 )
 CONFIGS = st.fixed_dictionaries(
