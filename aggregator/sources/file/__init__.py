@@ -208,6 +208,8 @@ class FileSource:
         where = await asyncio.to_thread(files_by_identity, path.parent)
         for key, size in missed.items():
             found = where.get(key)
+            if found is not None and str(found) in self._tailed:
+                continue  # its name now matches a glob of this source: followed there
             tailer = FileTailer(found, self.decoding.lane(str(path))) if found else None
             if tailer is not None and found is not None:
                 try:
