@@ -144,7 +144,7 @@ class Soak:
 
     async def killer(self, until: float) -> None:
         while True:
-            await asyncio.sleep(self.args.kill_every)
+            await asyncio.sleep(min(self.args.kill_every, max(0.0, until - time.monotonic())))
             if time.monotonic() >= until:
                 return
             assert self.proc is not None
@@ -232,7 +232,8 @@ class Soak:
         await self.start()
         until = time.monotonic() + self.args.minutes * 60
         sampler = asyncio.create_task(self.sampler(until))
-        tasks = [self.killer(until), self.files(until)]
+        tasks = [self.killer(until)] if self.args.kill_every > 0 else []
+        tasks.append(self.files(until))
         tasks += [self.tcp_client(index, until) for index in range(self.args.connections)]
         tasks += [self.subscriber(until) for _ in range(self.args.subscribers)]
         await asyncio.gather(*tasks)
@@ -338,10 +339,16 @@ class Soak:
             for kill in self.ledger.kills:
                 axis.axvline(kill / 60, color="red", alpha=0.3, linewidth=1)
             axis.grid(alpha=0.3)
+        kills = (
+            f"SIGKILL every {self.args.kill_every:g} s (red lines)"
+            if self.args.kill_every > 0
+            else "never killed"
+        )
         figure.suptitle(
-            f"aggregator soak: {self.args.minutes:g} min, SIGKILL every {self.args.kill_every:g} s"
-            " (red lines), files rotating every 2-5 s, TCP and WebSocket clients coming and going"
-        , fontsize=9)  # fmt: skip
+            f"aggregator soak: {self.args.minutes:g} min, {kills}, files rotating every 2-5 s,"
+            " TCP and WebSocket clients coming and going",
+            fontsize=9,
+        )
         figure.tight_layout()
         figure.savefig(path, dpi=100)
 
@@ -349,13 +356,16 @@ class Soak:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--kill-every", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument(
+        "--kill-every", type=float, default=60.0, help="seconds (default 60; 0: never)"
+    )
     parser.add_argument("--files", type=int, default=3)
     parser.add_argument("--rate", type=int, default=200, help="lines/s per file (default 200)")
     parser.add_argument("--connections", type=int, default=3, help="TCP senders at a time")
     parser.add_argument("--subscribers", type=int, default=6, help="WebSocket clients at a time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=HERE / "soak.png")
+    parser.add_argument("--samples", type=Path, help="also write the samples here (CSV)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aggregator-soak-"))
@@ -365,6 +375,10 @@ def main() -> None:
     for key, value in report.items():
         print(f"{key}: {value}")
     soak.plot(args.plot)
+    if args.samples is not None:
+        rows = ["seconds,rss_mib,fds,lifetime"]
+        rows += [f"{t:.1f},{rss:.2f},{fds},{life}" for t, rss, fds, life in soak.ledger.samples]
+        args.samples.write_text("\n".join(rows) + "\n")
     print(f"plot: {args.plot}")
     if args.keep:
         print(f"work directory: {work}")
