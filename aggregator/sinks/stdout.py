@@ -29,7 +29,7 @@ class StdoutSink(Sink):
         self.delivered_seq = 0  # the last seq written (checkpoints wait for it)
         self.gone = False  # the reader closed stdout: nothing more is delivered here
         self.needs = needs_of(config.format, config.filter)
-        colour = colour_wanted(fd)
+        colour = config.color == "always" or (config.color == "auto" and colour_wanted(fd))
         self._encode = FilteredEncoder(config.filter, config.format, context.source_names, colour)
 
     async def run(self, inp: Channel[Batch]) -> None:

@@ -19,6 +19,7 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import FileSourceConfig
 from aggregator.flow.channel import Channel, ChannelClosed
@@ -31,8 +32,10 @@ from aggregator.sources.file.discovery import discover, fixed_prefix
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
-from aggregator.sources.file.watch import Watcher
 from aggregator.sources.lanes import LaneOutlet
+
+if TYPE_CHECKING:
+    from aggregator.sources.file.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,8 @@ class FileSource:
         async with asyncio.TaskGroup() as group:
             self._group = group
             if self.follow:
+                from aggregator.sources.file.watch import Watcher  # inotify: only to follow
+
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
             for path, position in rotated.items():
