@@ -101,19 +101,22 @@ class FileSource:
         """Nothing to release."""
 
     async def run(self, out: Channel[SourceItem]) -> None:
-        at_end = self.config.start_at == "end" and self.follow
+        # From the end (``last_lines`` before it, like ``tail -n``), or the whole files; without
+        # following, the whole files unless last lines were asked for.
+        last_lines = self.config.last_lines
+        at_end = self.config.start_at == "end" and (self.follow or last_lines > 0)
         found = discover(self.config.paths, self._exclude)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
         if saved:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
-        # Existing content read from the start (or from a checkpoint) is catch-up data, merged
-        # exactly.
+        # Existing content read from the start (or from a checkpoint), and the last lines, are
+        # catch-up data, merged exactly.
         await out.put(
             Announce(
                 [str(path) for path in found if path not in self._resume],
-                live=at_end,
+                live=at_end and not last_lines,
                 resumed=[str(path) for path in [*self._resume, *rotated]],
             )
         )
@@ -180,7 +183,8 @@ class FileSource:
         outlet = LaneOutlet(out, origin)
         tailer = FileTailer(path, self.decoding.lane(origin))
         try:
-            resumed = await tailer.open(at_end, self._resume.get(path))
+            last_lines = self.config.last_lines if at_end else 0
+            resumed = await tailer.open(at_end, self._resume.get(path), last_lines)
         except OSError as error:
             if path not in self._unopened:
                 log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
@@ -193,7 +197,7 @@ class FileSource:
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
-        live = at_end and not resumed
+        live = at_end and not resumed and not last_lines
         try:
             while True:
                 outcome = await self._follow(tailer, outlet, live, changed)
