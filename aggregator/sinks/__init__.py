@@ -7,8 +7,8 @@ if ``run`` never will), ``counters``.
 """
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.flow.channel import Channel
@@ -26,6 +26,9 @@ class SinkContext:
 
     source_names: Sequence[str] = ()
     """The sources in config order: text output gives each its colour by its index."""
+    origin_bases: Mapping[str, str] = field(default_factory=dict)
+    """For each source that follows several files, the directory its files are named from
+    in text (``SOURCE[FILE]``, see ``aggregator.sinks.formats.origin_label``)."""
     telemetry: "Telemetry | None" = None
     """Health and metrics of the pipeline, for a sink that serves /healthz and /metrics."""
 

@@ -28,9 +28,16 @@ class StdoutSink(Sink):
         self.records_out = 0
         self.delivered_seq = 0  # the last seq written (checkpoints wait for it)
         self.gone = False  # the reader closed stdout: nothing more is delivered here
-        self.needs = needs_of(config.format, config.filter)
         colour = config.color == "always" or (config.color == "auto" and colour_wanted(fd))
-        self._encode = FilteredEncoder(config.filter, config.format, context.source_names, colour)
+        self.needs = needs_of(config.format, config.filter, colour)
+        self._encode = FilteredEncoder(
+            config.filter,
+            config.format,
+            context.source_names,
+            colour,
+            origin_bases=context.origin_bases,
+            expand_lines=True,
+        )
 
     async def run(self, inp: Channel[Batch]) -> None:
         writer = await open_writer(self.fd)

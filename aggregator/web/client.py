@@ -108,7 +108,7 @@ class StreamClient:
         self.run_id: str | None = None
         self.last_seq = 0
         colour = colour_wanted(1)
-        self._encode = make_encoder(output_format, (), colour)
+        self._encode = make_encoder(output_format, (), colour, expand_lines=True)
 
     async def run(self) -> None:
         writer = await open_writer(1)
