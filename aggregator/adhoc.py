@@ -163,7 +163,7 @@ def source_for_target(
         type="file",
         paths=[target],
         start_at="beginning" if whole else "end",
-        last_lines=0 if whole else lines,
+        last_lines=None if whole else lines,
         follow=not args.no_follow,
         codec=codec,
     )

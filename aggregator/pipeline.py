@@ -223,6 +223,10 @@ class Pipeline:
             await sink.run(inlet)
         finally:
             inlet.close()
+        if sink.gone and all(other.gone for other in self.sinks):
+            # Every reader has gone (``| head``): nothing is left to deliver to. Stop now, not
+            # when the next record would find out: a quiet follow may see none for hours.
+            self.request_stop()
 
     async def _drain_deadline(self) -> None:
         try:

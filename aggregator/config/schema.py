@@ -120,9 +120,10 @@ class FileSourceConfig(LineSourceConfig):
     paths: Annotated[list[str], NonEmpty]
     exclude: list[str] = field(default_factory=list)
     start_at: Literal["end", "beginning"] = "end"
-    last_lines: NonNegativeInt = 0
+    last_lines: NonNegativeInt | None = None
     """With ``start_at = "end"``: begin this many lines before each file's end (``tail -n``),
-    the files' last lines merged by time. Ignored when a checkpoint exists."""
+    the files' last lines merged by time, also with ``follow = false`` (which otherwise reads
+    whole files). Ignored when a checkpoint exists."""
     follow: bool = True
     rotate_wait: Duration = 5.0  # keep reading a rotated-away (or deleted) file this long
     close_idle: Duration = (

@@ -103,8 +103,10 @@ class FileSource:
     async def run(self, out: Channel[SourceItem]) -> None:
         # From the end (``last_lines`` before it, like ``tail -n``), or the whole files; without
         # following, the whole files unless last lines were asked for.
-        last_lines = self.config.last_lines
-        at_end = self.config.start_at == "end" and (self.follow or last_lines > 0)
+        last_lines = self.config.last_lines or 0
+        at_end = self.config.start_at == "end" and (
+            self.follow or self.config.last_lines is not None
+        )
         found = discover(self.config.paths, self._exclude)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
@@ -183,7 +185,7 @@ class FileSource:
         outlet = LaneOutlet(out, origin)
         tailer = FileTailer(path, self.decoding.lane(origin))
         try:
-            last_lines = self.config.last_lines if at_end else 0
+            last_lines = (self.config.last_lines or 0) if at_end else 0
             resumed = await tailer.open(at_end, self._resume.get(path), last_lines)
         except OSError as error:
             if path not in self._unopened:
