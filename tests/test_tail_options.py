@@ -239,3 +239,16 @@ def test_a_command_imports_only_what_it_needs(
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     for name in absent:
         assert not any(module == name or module.startswith(f"{name}.") for module in imported)
+
+
+def test_a_trace_cut_by_n_keeps_its_error_s_time(tmp_path: Path) -> None:
+    """-n 2 starting inside a trace: its lines take the time of the error before the start,
+    not the time they were read."""
+    (tmp_path / "app.log").write_text(
+        "2030-01-01T10:00:00Z ERROR boom\nTraceback (most recent call last):\n"
+        '  File "x.py", line 1\nValueError: boom\n'
+    )
+    result = run("tail", "--no-follow", "-n", "2", "--format", "json", "app.log", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stamps = [orjson.loads(line)["ts"] for line in result.stdout.splitlines()]
+    assert stamps == ["2030-01-01T10:00:00.000000Z"] * 2

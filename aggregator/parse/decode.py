@@ -13,7 +13,7 @@ from aggregator.config import LineSourceConfig
 from aggregator.flow.record import Batch, Record
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.framing import OctetCountedSplitter
-from aggregator.parse.lines import Lines, LineSplitter, Splitter
+from aggregator.parse.lines import Lines, LineSplitter, Splitter, split_region
 from aggregator.parse.multiline import MultilineJoiner
 from aggregator.parse.needs import Needs
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
@@ -205,6 +205,21 @@ class LaneDecoder:
     def error(self) -> ValueError | None:
         """Why the lane's bytes cannot be split any further (a framing error), if they can't."""
         return self.splitter.error
+
+    def prime(self, before: bytes, lines: int = 1000) -> None:
+        """Take the time of the last line in ``before`` that has one, as if it had been read:
+        ``before`` holds the whole lines just before where reading starts (``tail -n``), so
+        that untimed lines at the start (a trace cut by the start) take their error's time.
+        At most the last ``lines`` of them are looked at."""
+        if not before:
+            return
+        stamp = self.decoding.codec.stamp
+        texts = split_region(before.removesuffix(b"\n"), self.decoding.config.max_line_bytes).text
+        for text in reversed(texts[-lines:]):
+            ts = stamp(text) if text else None
+            if ts is not None:
+                self.last_ts = ts
+                return
 
     async def decode(self, data: bytes) -> Batch:
         """``feed``, with the lines of a large read parsed in a worker process if there are

@@ -106,6 +106,13 @@ class FileTailer:
             self.position = resume.offset if same else 0
         else:
             self.position = start_of_last_lines(fd, stat.st_size, last_lines) if at_end else 0
+            if at_end and last_lines and self.position:
+                # The lines before the start give the time of untimed lines at the start.
+                start = max(0, self.position - LOOK_BACK)
+                before = os.pread(fd, self.position - start, start)
+                if start:
+                    before = before[before.find(b"\n") + 1 :]  # from a whole line on
+                self.decoder.prime(before)
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(fd, self.position - start, start)
         return resumed
