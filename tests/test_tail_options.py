@@ -1,6 +1,7 @@
 """`aggregator tail`'s options as a user types them, and `check` and `run` telling what they
 will do (SPEC §2), run as subprocesses."""
 
+import asyncio
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import DEADLINE
+from tests.conftest import DEADLINE, Cli, start_cli
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
 
@@ -252,3 +253,23 @@ def test_a_trace_cut_by_n_keeps_its_error_s_time(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stamps = [orjson.loads(line)["ts"] for line in result.stdout.splitlines()]
     assert stamps == ["2030-01-01T10:00:00.000000Z"] * 2
+
+
+async def test_head_ends_a_quiet_connect_at_once(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """connect | head: once the reader has its line and goes, connect exits 0 at once, though
+    no new record comes."""
+    (tmp_path / "a.log").write_text("2030-01-01T10:00:00Z replayed\n")
+    server = await start_cli("tail", "a.log", "--ws", "127.0.0.1:0", cwd=tmp_path)
+    cli_processes.append(server)
+    host, port = await server.serving()
+    await server.wait_for_out("replayed")
+    with subprocess.Popen(
+        [*AGGREGATOR, "connect", f"http://{host}:{port}", "--replay", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        assert b"replayed" in line
+        proc.stdout.close()
+        assert await asyncio.to_thread(proc.wait, DEADLINE) == 0
+    assert await server.stop() == 0

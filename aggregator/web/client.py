@@ -113,6 +113,10 @@ class StreamClient:
     async def run(self) -> None:
         writer = await open_writer(1)
         delay = FIRST_RETRY
+        # The reader may go while no frame comes (``| head`` on a quiet stream): end then.
+        following = asyncio.current_task()
+        assert following is not None
+        watch = asyncio.create_task(self._stop_when_gone(writer, following), name="stdout:reader")
         try:
             while True:
                 try:
@@ -126,7 +130,15 @@ class StreamClient:
         except (BrokenPipeError, ConnectionResetError):
             log.debug("stdout was closed by its reader")
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await writer.close()
+
+    @staticmethod
+    async def _stop_when_gone(writer: ByteWriter, following: "asyncio.Task[Any]") -> None:
+        await writer.gone.wait()
+        log.debug("stdout was closed by its reader")
+        following.cancel("stdout's reader has gone")
 
     async def _follow(self, writer: ByteWriter) -> bool:
         """One connection, until it closes; True if it got as far as the hello."""
