@@ -48,15 +48,19 @@ class DrainTimeout(AggregatorError):
 
 def origin_bases(config: Config) -> dict[str, str]:
     """For each file source that may follow several files (a glob, several paths), the
-    directory its paths share: text names its records' files from there."""
+    directory its paths share: text names its records' files from there (``""`` for a source
+    named after its glob: the file's path alone; see ``sinks.formats.origin_label``)."""
     bases = {}
     for name, source in config.sources.items():
         if not isinstance(source, FileSourceConfig):
             continue
         paths = source.paths
         if len(paths) > 1 or any(char in path for path in paths for char in "*?["):
-            prefixes = [os.path.abspath(fixed_prefix(path)) for path in paths]
-            bases[name] = os.path.commonpath(prefixes)
+            if name in paths:  # named after its glob (`tail 'logs/*.log'`): the path says all
+                bases[name] = ""
+            else:
+                prefixes = [os.path.abspath(fixed_prefix(path)) for path in paths]
+                bases[name] = os.path.commonpath(prefixes)
     return bases
 
 

@@ -25,6 +25,7 @@ def record(line: str = "x", *, source: str = "app", origin: str = "/var/log/app/
         ("logs", "/srv/logs/web/1/x.log", "/srv/logs", "logs[web/1/x.log]"),
         ("app", "/elsewhere/b.log", "/var/log/app", "app[/elsewhere/b.log]"),  # not below base
         ("app", "", "/var/log", "app"),  # no origin known
+        ("logs/*.log", "logs/a.log", "", "logs/a.log"),  # named after its glob: the path
     ],
 )
 def test_a_many_file_source_names_the_file(
@@ -86,3 +87,13 @@ def test_late_is_marked_in_colour_too() -> None:
     """With colour, (late) is in reverse video after the label."""
     out = text_encoder(["app"], colour=True)([record(late=True)]).decode()
     assert out == f"{PREFIX}\x1b[36mapp\x1b[0m \x1b[7m(late)\x1b[0m | x\n"
+
+
+def test_each_file_of_a_many_file_source_has_its_colour() -> None:
+    """In colour, the files of a glob source are told apart by colour too."""
+    encode = text_encoder(["app", "db"], colour=True, origin_bases={"app": "/var/log/app"})
+    a = encode([record(origin="/var/log/app/a.log")]).decode()
+    b = encode([record(origin="/var/log/app/b.log")]).decode()
+    db = encode([record(source="db", origin="db.log")]).decode()
+    assert "\x1b[35mapp[a.log]\x1b[0m" in a and "\x1b[32mapp[b.log]\x1b[0m" in b
+    assert "\x1b[33mdb\x1b[0m" in db  # a one-file source keeps its config-order colour

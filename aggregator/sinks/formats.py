@@ -136,11 +136,17 @@ _LATE = " (late)"
 
 
 def origin_label(source: str, origin: str, base: str | None) -> str:
-    """How text names a record's file: ``SOURCE[FILE]``, FILE relative to ``base`` (the
-    directory the source's paths share), when the source follows several files (``base``
-    given); else the source's name alone."""
+    """How text names a record of ``source`` read from ``origin``.
+
+    ``base`` None: the source follows one file (or is not a file source): its name alone.
+    A directory: the source follows several files named from there: ``SOURCE[FILE]``, FILE
+    relative to it. ``""``: the source is named after its own glob (``aggregator tail
+    'logs/*.log'``): the file's path alone, as the glob found it.
+    """
     if base is None or not origin:
         return source
+    if not base:
+        return origin
     relative = os.path.relpath(os.path.abspath(origin), base)
     if relative.startswith(".."):
         relative = origin
@@ -160,7 +166,8 @@ def text_encoder(
       gives the same colours), error and fatal lines red, warn lines yellow, ``(late)`` in
       reverse video.
     - ``origin_bases``: for each source that follows several files, the directory they are
-      named from: its records are labelled ``SOURCE[FILE]`` (``origin_label``).
+      named from: its records are labelled ``SOURCE[FILE]`` (``origin_label``), and in colour
+      each file has a colour of its own, as stern gives each pod one.
     - ``expand_lines``: a joined multiline record shows as several lines, the continuations
       indented under the first; off, its newlines are escaped as ``\\x0a`` like every other
       control character (a WebSocket text frame holds one record a line).
@@ -171,10 +178,12 @@ def text_encoder(
 
     def label_of(source: str, origin: str) -> tuple[str, str, int]:
         """(source, the label as written, the label's width on screen)."""
-        plain = escape_control(origin_label(source, origin, bases.get(source)))
+        base = bases.get(source)
+        plain = escape_control(origin_label(source, origin, base))
         if not colour:
             return source, plain, len(plain)
-        code = colours.setdefault(source, _PALETTE[len(colours) % len(_PALETTE)])
+        key = source if base is None else plain
+        code = colours.setdefault(key, _PALETTE[len(colours) % len(_PALETTE)])
         return source, f"\x1b[{code}m{plain}\x1b[0m", len(plain)
 
     labels: dict[str, tuple[str, str, int]] = {}  # by origin
