@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("aggregator")
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+COLOR_HELP = (
+    "colour sources and levels in text: auto on a terminal unless NO_COLOR is set "
+    "(default: %(default)s)"
+)
+CONFIG_HELP = "the TOML config file (required; no default)"
 DEBUG_HELP = "asyncio debug mode, named tasks; SIGUSR1 dumps every task to stderr (default: off)"
 
 
@@ -39,14 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the pipeline a config file describes")
-    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE")
+    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
     run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
     check = commands.add_parser(
         "check",
         help="validate a config file, check the files it names, print the pipeline",
     )
-    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE")
+    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
 
     tail = commands.add_parser(
         "tail",
@@ -124,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--color",
         choices=["auto", "always", "never"],
         default="auto",
-        help="colour sources and levels in text: auto on a terminal unless NO_COLOR is set "
-        "(default: %(default)s)",
+        help=COLOR_HELP,
     )
     tail.add_argument(
         "-o",
@@ -157,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     connect = commands.add_parser(
         "connect", help="follow a running aggregator's WebSocket stream on stdout"
     )
-    connect.add_argument("url", metavar="URL", help="ws://HOST:PORT/ws or http://HOST:PORT")
+    connect.add_argument(
+        "url",
+        metavar="URL",
+        help="ws://HOST:PORT/ws or http://HOST:PORT (the token: $AGGREGATOR_TOKEN)",
+    )
     connect.add_argument(
         "--format",
         choices=["text", "json", "raw"],
@@ -176,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument(
         "--grep", metavar="RE", help="only lines this RE2 pattern matches (default: every line)"
+    )
+    connect.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help=COLOR_HELP,
     )
     connect.add_argument(
         "--replay",
@@ -257,7 +271,7 @@ async def follow_stream(args: argparse.Namespace) -> int:
         os.environ.get("AGGREGATOR_TOKEN", ""),
     )
     try:
-        client = StreamClient(request, args.format)
+        client = StreamClient(request, args.format, args.color)
     except ConnectError as error:
         log.error("%s", error)
         return EXIT_USAGE

@@ -101,13 +101,16 @@ def record_from_json(data: dict[str, Any]) -> Record:
 class StreamClient:
     """Follows one server's stream; ``run`` returns only when stdout's reader has gone."""
 
-    def __init__(self, request: StreamRequest, output_format: FormatName) -> None:
+    def __init__(
+        self, request: StreamRequest, output_format: FormatName, color: str = "auto"
+    ) -> None:
+        """``color``: "always", "never", or "auto" (on a terminal, unless ``NO_COLOR``)."""
         self.request = request
         self.url = websocket_url(request.url)
         self.format = output_format
         self.run_id: str | None = None
         self.last_seq = 0
-        colour = colour_wanted(1)
+        colour = color == "always" or (color == "auto" and colour_wanted(1))
         self._encode = make_encoder(output_format, (), colour, expand_lines=True)
 
     async def run(self) -> None:
