@@ -195,9 +195,10 @@ async def test_a_worker_runs_this_very_package(
     """Another ``aggregator`` in the working directory and first on PYTHONPATH (a checkout,
     a version installed since) is not what a worker runs: its replies could not be read."""
     other = tmp_path / "aggregator"
-    other.mkdir()
+    (other / "parse").mkdir(parents=True)
     (other / "__init__.py").write_text("")
-    (other / "parse_worker.py").write_text(f"def serve(*_):\n    exec({UNREADABLE_WORKER!r})\n")
+    (other / "parse" / "__init__.py").write_text("")
+    (other / "parse" / "worker.py").write_text(f"def serve(*_):\n    exec({UNREADABLE_WORKER!r})\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     pool = ParsePool(1)
