@@ -40,9 +40,12 @@ def _pure_requested() -> bool:
 
 
 def _remove_compiled(keep: list[str]) -> None:
-    """Remove the extension modules beside the sources (an editable install's) that this build
+    """In an editable build, remove the extension modules beside the sources that this build
     does not make again: each would be imported instead of its ``.py`` file. ``keep``: the
-    modules this build compiles (the new files replace theirs)."""
+    modules this build compiles (the new files replace theirs). Other builds (a wheel) leave
+    the source tree alone: an editable install made from it goes on as it was."""
+    if "editable_wheel" not in sys.argv:  # setuptools' build_editable runs this command
+        return
     kept = {ROOT / Path(path).with_suffix("") for path in keep}
     for built in ROOT.glob("aggregator/**/*.so"):
         module = built.with_name(built.name.split(".")[0])
