@@ -7,7 +7,8 @@ same files in the same run.
         [--python NAME=INTERPRETER ...]
 
 ``--python`` (repeatable) runs the aggregator with each interpreter (a venv's, holding another
-build: compiled and pure, say), the runs of each format interleaved, one of each in turn.
+build: compiled and pure, say), the runs of each format interleaved, one of each in turn; with
+``-P``, so that each runs its own install, never a checkout in the working directory.
 """
 
 import argparse
@@ -114,7 +115,7 @@ def main() -> None:
     parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
     args = parser.parse_args()
     pythons = [tuple(item.split("=", 1)) for item in args.python]
-    aggregators = {name: [python, *AGGREGATOR[1:]] for name, python in pythons}
+    aggregators = {name: [python, "-P", *AGGREGATOR[1:]] for name, python in pythons}
     if not aggregators:
         aggregators = {"aggregator": AGGREGATOR}
     with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as tmp:
