@@ -151,9 +151,9 @@ def main() -> None:
               f"median of {args.repeat} runs on {os.cpu_count()} cores")  # fmt: skip
         print(table(rows, ["tool", "lines/s", "MB/s", "peak RSS MiB", "user s", "sys s", "order"]))
         if "syslog-ng" in timings:
-            for label, seconds in timings.items():
+            for label, taken in timings.items():
                 if label != "syslog-ng":
-                    print(f"{label}: {timings['syslog-ng'] / seconds:.2f}x syslog-ng")
+                    print(f"{label}: {timings['syslog-ng'] / taken:.2f}x syslog-ng")
 
 
 if __name__ == "__main__":
