@@ -54,7 +54,15 @@ def _remove_compiled(keep: list[str]) -> None:
             built.unlink()
 
 
+def _builds() -> bool:
+    """Whether this run of setup.py builds (pip runs it also for the build's requirements
+    and the metadata, where mypyc's type check and C code would be wasted: ~15 s each)."""
+    return not {"build", "build_ext", "bdist_wheel", "editable_wheel"}.isdisjoint(sys.argv[1:])
+
+
 def _extensions() -> list[object]:
+    if not _builds():
+        return []
     if _pure_requested():
         _warn("AGGREGATOR_PURE is set")
         _remove_compiled([])
