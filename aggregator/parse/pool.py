@@ -43,7 +43,7 @@ JOBS_PER_WORKER = 8
 """Regions a worker may have in hand; past that a lane waits for one to come back. Parsing on
 the loop instead, when the workers have their fill, lost: the loop is the busier process (it
 orders and writes every record)."""
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding aggregator/
 _WORKER_MAIN = (
     "import sys; sys.path.insert(0, sys.argv[1]); import aggregator; del sys.path[0]; "
     "from aggregator.parse.worker import serve; serve(0, 1)"
