@@ -398,6 +398,7 @@ async def test_scrolled_up_holds_new_rows_and_jumps_to_the_bottom(
     await server.send(json_lines(7, start=200))
     await page.wait_for_function("document.body.dataset.newCount === '7'")
     assert await page.inner_text("#jump") == "↓ 7 new"
+    await snap(page, "scrolled-n-new")
     assert await row_count(page) == 200  # what is being read does not move
     assert await page.eval_on_selector("#log", "log => log.scrollTop") == 0
     await page.click("#jump")
@@ -437,20 +438,37 @@ async def test_no_request_fails_and_the_light_theme_applies(
 async def test_dark_theme_by_default(
     tmp_path: Path, cli_processes: list[Cli], browser: Browser
 ) -> None:
-    """With a dark colour scheme (the default) the page is dark."""
-    server = await start_server(tmp_path, cli_processes, codec="auto")
+    """With a dark colour scheme (the default) the page is dark; sources differ in colour."""
+    extra = "".join(
+        f'[sources.{name}]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "auto"\n'
+        for name in ("api", "worker", "db")
+    )
+    server = await start_server(tmp_path, cli_processes, codec="auto", extra_sources=extra)
     context = await browser.new_context(color_scheme="dark", bypass_csp=True)
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     await page.goto(server.url("/"))
     await page.wait_for_selector("body[data-state=live]")
     await server.send(
-        [*json_lines(4), *json_lines(2, start=4, level="warn", text="disk almost full"),
-         "2026-11-25T10:00:01.000Z a text line with \x1b[31mcolour\x1b[0m codes"]
+        [*json_lines(2), *json_lines(1, start=2, level="warn", text="disk almost full"),
+         "2026-11-25T10:00:00.500Z a text line with \x1b[31mcolour\x1b[0m codes"]
     )  # fmt: skip
-    await wait_rows(page, 7)
+    for number, name in enumerate(("api", "worker", "db")):
+        record = {"ts": f"2026-11-25T10:00:01.{number}00Z", "level": "info", "msg": "handled",
+                  "path": "/orders", "status": 200 + number, "ms": 12 + number}  # fmt: skip
+        error = {"ts": f"2026-11-25T10:00:02.{number}00Z", "level": "error", "msg": "failed",
+                 "path": "/pay", "err": "timeout"}  # fmt: skip
+        await send_lines(
+            await server.source_address(name),
+            [orjson.dumps(record).decode(), orjson.dumps(error).decode()],
+        )
+    await wait_rows(page, 10)
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(20, 22, 26)"
-    await page.wait_for_selector("#legend li")
+    colours = await page.eval_on_selector_all(
+        "#log .row[data-seq] .src", "r => [...new Set(r.map(e => getComputedStyle(e).color))]"
+    )
+    assert len(colours) == 4
+    await page.wait_for_selector("#legend li[data-source=db]")
     await snap(page, "dark")
     await context.close()

@@ -127,6 +127,7 @@ function onHello(hello) {
   state.attempts = 0;
   document.body.dataset.state = "live";
   bannerView.hidden = true;
+  drawRates();
   setStatus(state.paused ? "paused" : "live");
 }
 
@@ -456,7 +457,7 @@ function drawRates() {
   context.fillStyle = styles.getPropertyValue("--dim").trim();
   context.font = "10px sans-serif";
   context.textBaseline = "top";
-  context.fillText(`peak ${peak}/s`, 2, 0);
+  context.fillText(state.rates.length ? `peak ${peak}/s` : "rates: waiting for the server", 2, 0);
   context.textAlign = "right";
   context.fillText(`last ${RATE_SECONDS}s`, width - 2, 0);
   context.textAlign = "left";
