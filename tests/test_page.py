@@ -472,3 +472,25 @@ async def test_dark_theme_by_default(
     await page.wait_for_selector("#legend li[data-source=db]")
     await snap(page, "dark")
     await context.close()
+
+
+async def test_the_page_works_under_its_own_strict_csp(
+    tmp_path: Path, cli_processes: list[Cli], browser: Browser
+) -> None:
+    """Without bypassing the CSP, the page renders records and fields and breaks no rule."""
+    server = await start_server(tmp_path, cli_processes, codec="auto")
+    page = await browser.new_page()  # the CSP applies
+    page.set_default_timeout(WAIT_MS)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    await page.goto(server.url("/"))
+    await page.wait_for_selector("body[data-state=live]")
+    await server.send(
+        [orjson.dumps({"level": "error", "msg": "boom", "user": "ann"}).decode(), "plain"]
+    )
+    await page.wait_for_selector("#log .row.lvl-error .kv")
+    await page.click("#log .row.lvl-error")
+    await page.wait_for_selector(".detail")
+    await page.wait_for_selector("#legend li")  # the plot was drawn
+    assert problems == []
