@@ -332,18 +332,30 @@ async def test_a_time_that_starts_the_line_is_shown_once(
             "2026-11-25 10:00:01,456 ERROR worker crashed",
             "Nov 25 10:00:02 host sshd[1]: accepted key",
             "no time here",
+            "2026-11-25T12:00:00+02:00 an offset",
         ]
     )
-    await wait_rows(page, 4)
+    await wait_rows(page, 5)
     lines = await page.eval_on_selector_all("#log .row .line", "r => r.map(e => e.textContent)")
     assert lines == [
         "GET /index.html 200",
         "ERROR worker crashed",
         "host sshd[1]: accepted key",
         "no time here",
+        "an offset",
     ]
     first = await page.inner_text("#log .row[data-seq='1']")
     assert first.count("10:00:00.123") == 1
+    # A time the codec did not take (a JSON source's text line is stamped when read) stays.
+    (tmp_path / "json").mkdir()
+    server = await start_server(tmp_path / "json", cli_processes, codec="json")
+    page = await open_page(browser, server.url("/"))
+    await server.send(["2020-01-01T00:00:00Z an old time, not the record's"])
+    await wait_rows(page, 1)
+    assert (
+        await page.inner_text("#log .row .line")
+        == "2020-01-01T00:00:00Z an old time, not the record's"
+    )
 
 
 async def test_a_banner_shows_while_disconnected(

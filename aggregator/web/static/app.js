@@ -120,6 +120,7 @@ function onFrame(data) {
 function onHello(hello) {
   if (state.run && hello.run !== state.run) {
     addNotice("the server restarted: a new run begins");
+    if (state.pausedAtSeq !== null) state.pausedAtSeq = 0;   // all of the new run is new
   }
   state.run = hello.run;
   state.serverSeq = hello.seq;
@@ -167,6 +168,21 @@ function visible(text) {
 const LEADING_TIME = new RegExp(
   "^\\[?(?:\\d{4}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d:\\d\\d(?:[.,]\\d+)?(?:Z|[+-]\\d\\d:?\\d\\d| ?UTC)?" +
   "|[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?)\\]?(?:\\s+|$)");
+
+// Whether the time that starts a line is the record's own (to the second): only then is it
+// left out of the line. A line whose time was not understood keeps it, beside the time read.
+function sameTime(prefix, ts) {
+  let text = prefix.trim().replace(/^\[|\]$/g, "");
+  if (/^[A-Z][a-z]{2} /.test(text)) {
+    text = `${text.slice(0, 6)} ${ts.slice(0, 4)} ${text.slice(7)} UTC`;   // syslog: no year
+  } else {
+    text = text.replace(" UTC", "Z").replace(" ", "T").replace(",", ".");
+    if (!/(Z|[+-]\d\d:?\d\d)$/.test(text)) text += "Z";                 // no zone: UTC
+    text = text.replace(/\.(\d{3})\d+/, ".$1").replace(/([+-]\d\d)(\d\d)$/, "$1:$2");
+  }
+  const at = Date.parse(text);
+  return Number.isFinite(at) && Math.abs(at - Date.parse(ts)) < 1000;
+}
 
 function span(className, text) {
   const element = document.createElement("span");
@@ -217,7 +233,7 @@ function renderRecord(record) {
     body.append(chips);
   } else {
     const leading = LEADING_TIME.exec(text);
-    if (leading) {
+    if (leading && sameTime(leading[0], record.ts)) {
       ts.title += ` (the line's own: ${leading[0].trim()})`;
       text = text.slice(leading[0].length);
     }
