@@ -9,6 +9,7 @@ const RATE_SECONDS = 60;        // the rate plot's width in seconds
 const RECONNECT_MAX_MS = 5000;
 const PALETTE_SIZE = 12;        // source colours .c0 … .c11 in app.css
 const MESSAGE_KEYS = ["msg", "message", "text", "event", "MESSAGE"];
+const FRAME_BUDGET_MS = 12;     // time to build rows in one animation frame
 const CHIP_CHARS = 80;          // a field's value is cut to this in the row (whole when opened)
 
 const $ = (id) => document.getElementById(id);
@@ -361,11 +362,30 @@ function drawRows() {
   }
   state.heldCount = 0;
   if (items.length > MAX_ROWS) items = items.slice(items.length - MAX_ROWS);
+  // Rows are built for FRAME_BUDGET_MS at most; the rest waits for the next frame, so a burst
+  // never blocks the page for long.
+  const started = performance.now();
   const fragment = document.createDocumentFragment();
-  for (const item of items) fragment.append(item.record ? renderRecord(item.record) : renderNotice(item.notice));
+  let index = 0;
+  while (index < items.length && performance.now() - started < FRAME_BUDGET_MS) {
+    const end = Math.min(index + 100, items.length);
+    for (; index < end; index++) {
+      const item = items[index];
+      fragment.append(item.record ? renderRecord(item.record) : renderNotice(item.notice));
+    }
+  }
+  if (index < items.length) {
+    state.pending = items.slice(index);
+    scheduleDraw();
+  }
   logView.append(fragment);
   let excess = logView.childElementCount - MAX_ROWS;
-  while (excess-- > 0) logView.firstElementChild.remove();
+  if (excess > 0) {
+    const range = document.createRange();
+    range.setStartBefore(logView.firstElementChild);
+    range.setEndAfter(logView.children[excess - 1]);
+    range.deleteContents();
+  }
   logView.scrollTop = logView.scrollHeight;
   updateJump();
   setStatus(state.paused ? "paused" : "live");
