@@ -117,7 +117,8 @@ class WebSocketSink(Sink):
         next_tick = loop.time() + RATE_INTERVAL
         while True:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            next_tick += RATE_INTERVAL
+            # On time, ticks stay on one clock; after a stalled loop, no burst of ticks to catch up.
+            next_tick = max(next_tick + RATE_INTERVAL, loop.time() + RATE_INTERVAL / 2)
             counts, self._counts = self._counts, Counter()
             rates = dict.fromkeys(self._source_names, 0)
             rates.update(counts)
