@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.parse.pool import worker_command
-from aggregator.parse.worker import HEADER_BYTES
+from aggregator.parse.worker import HEADER_BYTES, CodecSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(importlib.import_module("aggregator").__file__ or "").parent
@@ -70,7 +70,7 @@ def test_worker_runs_the_same_build(tmp_path: Path) -> None:
         worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path
     ) as worker:
         assert worker.stdin is not None and worker.stdout is not None
-        request = pickle.dumps((("raw", None, "auto", None, "stamps"), b"a\nb", 1 << 20))
+        request = pickle.dumps((CodecSpec("raw", None, "auto", None, "stamps"), b"a\nb", 1 << 20))
         worker.stdin.write(len(request).to_bytes(4, "big") + request)
         worker.stdin.flush()
         header = worker.stdout.read(HEADER_BYTES)
