@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "tail":
-            from aggregator.adhoc import tail_config
+            from aggregator.config.adhoc import tail_config
 
             config = tail_config(args)
         else:
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{prefix}{line}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check":
-        from aggregator import preflight
+        from aggregator.config import preflight
 
         problems = preflight.problems(config)
         print(preflight.describe(config))
@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_USAGE if problems else EXIT_OK
     if args.command == "run":
-        from aggregator import preflight
+        from aggregator.config import preflight
 
         for line in preflight.following(config):
             log.info("%s", line)
