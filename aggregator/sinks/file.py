@@ -60,7 +60,9 @@ class FileSink(Sink):
         self.gone = False
         self.needs = needs_of(config.format, config.filter)
         self.write_errors = 0
-        self._encode = FilteredEncoder(config.filter, config.format, context.source_names)
+        self._encode = FilteredEncoder(
+            config.filter, config.format, context.source_names, origin_bases=context.origin_bases
+        )
         self._fd: int | None = None
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._size = 0  # bytes in the file, every one of them in a whole line

@@ -101,18 +101,25 @@ def record_from_json(data: dict[str, Any]) -> Record:
 class StreamClient:
     """Follows one server's stream; ``run`` returns only when stdout's reader has gone."""
 
-    def __init__(self, request: StreamRequest, output_format: FormatName) -> None:
+    def __init__(
+        self, request: StreamRequest, output_format: FormatName, color: str = "auto"
+    ) -> None:
+        """``color``: "always", "never", or "auto" (on a terminal, unless ``NO_COLOR``)."""
         self.request = request
         self.url = websocket_url(request.url)
         self.format = output_format
         self.run_id: str | None = None
         self.last_seq = 0
-        colour = colour_wanted(1)
-        self._encode = make_encoder(output_format, (), colour)
+        colour = color == "always" or (color == "auto" and colour_wanted(1))
+        self._encode = make_encoder(output_format, (), colour, expand_lines=True)
 
     async def run(self) -> None:
         writer = await open_writer(1)
         delay = FIRST_RETRY
+        # The reader may go while no frame comes (``| head`` on a quiet stream): end then.
+        following = asyncio.current_task()
+        assert following is not None
+        watch = asyncio.create_task(self._stop_when_gone(writer, following), name="stdout:reader")
         try:
             while True:
                 try:
@@ -126,7 +133,15 @@ class StreamClient:
         except (BrokenPipeError, ConnectionResetError):
             log.debug("stdout was closed by its reader")
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await writer.close()
+
+    @staticmethod
+    async def _stop_when_gone(writer: ByteWriter, following: "asyncio.Task[Any]") -> None:
+        await writer.gone.wait()
+        log.debug("stdout was closed by its reader")
+        following.cancel("stdout's reader has gone")
 
     async def _follow(self, writer: ByteWriter) -> bool:
         """One connection, until it closes; True if it got as far as the hello."""
