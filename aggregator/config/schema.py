@@ -15,6 +15,8 @@ from aggregator.config.types import (
     FormatName,
     HostPort,
     Level,
+    NatsName,
+    NatsUrls,
     Regex,
     Size,
     Workers,
@@ -105,8 +107,49 @@ class UnixSourceConfig(StreamListenerConfig):
     max_datagram_bytes: Annotated[Size, Field(gt=0)] = 65535
 
 
+class NatsTlsSpec(_Strict):
+    """TLS to nats-server: ``ca`` to verify it, ``cert`` and ``key`` to be verified by it."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class NatsPart(_Strict):
+    """What the nats sink and source share: the servers, the credentials, the stream."""
+
+    url: NatsUrls = ["nats://127.0.0.1:4222"]
+    subject: NatsName = "logs"  # a prefix: records go to SUBJECT.NODE.SOURCE
+    stream: NatsName = "LOGS"  # created if missing (subjects SUBJECT.>), else used as it is
+    creds: Path | None = None  # a .creds file (JWT and NKey seed)
+    token: SecretStr = SecretStr("")
+    user: str | None = None
+    password: SecretStr = SecretStr("")
+    tls: NatsTlsSpec | None = None
+    # Only when the stream is created here: how long and how much it keeps, and how long a
+    # re-sent message (same Nats-Msg-Id) is recognised. 0: no limit.
+    max_age: Duration = 7 * 86400.0
+    max_bytes: Size = 0
+    duplicate_window: Annotated[Duration, Field(gt=0)] = 600.0
+
+
+class NatsSourceConfig(NatsPart):
+    """A durable JetStream pull consumer of ``SUBJECT.>`` (SPEC §3, §6)."""
+
+    type: Literal["nats"]
+    durable: NatsName | None = None  # default: the source's name
+    batch: PositiveInt = 256  # messages asked for in one fetch
+    ack_wait: Annotated[Duration, Field(gt=0)] = 60.0  # unacknowledged this long: redelivered
+    max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | StdinSourceConfig | TcpSourceConfig | UdpSourceConfig | UnixSourceConfig,
+    FileSourceConfig
+    | StdinSourceConfig
+    | TcpSourceConfig
+    | UdpSourceConfig
+    | UnixSourceConfig
+    | NatsSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -155,8 +198,28 @@ class WebSocketSinkConfig(_Sink):
     ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
 
 
+class TcpSinkConfig(_Sink):
+    """Newline-delimited records to a TCP peer (Vector, Fluent Bit, nc)."""
+
+    type: Literal["tcp"]
+    address: HostPort
+    format: FormatName = "json"
+
+
+class NatsSinkConfig(_Sink, NatsPart):
+    """The stream published to NATS JetStream, many records a message (SPEC §3, §6)."""
+
+    type: Literal["nats"]
+    node: str = ""  # this machine's name in subjects and records; "": the host name
+    max_records: PositiveInt = 1000  # a message closes at this many records,
+    max_message_bytes: Annotated[Size, Field(gt=0, le=1 << 20)] = 256 << 10  # this many bytes,
+    linger: Duration = 0.005  # or when its first record has waited this long
+    publish_timeout: Annotated[Duration, Field(gt=0)] = 5.0  # no ack this long: sent again
+
+
 SinkConfig = Annotated[
-    StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig, Field(discriminator="type")
+    StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig | TcpSinkConfig | NatsSinkConfig,
+    Field(discriminator="type"),
 ]
 
 

@@ -22,6 +22,8 @@ __all__ = [
     "FormatName",
     "HostPort",
     "Level",
+    "NatsName",
+    "NatsUrls",
     "Regex",
     "Size",
     "Workers",
@@ -131,7 +133,40 @@ def _workers(value: Any) -> int | str:
     )  # fmt: skip
 
 
+_NATS_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _nats_name(value: Any) -> str:
+    """A subject prefix, stream or consumer name: tokens of letters, digits, ``_`` and ``-``."""
+    if isinstance(value, str) and _NATS_NAME.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "nats_name",
+        "expected a name of letters, digits, _ and - (no spaces, no * or >), got {got}",
+        {"got": show(value)},
+    )
+
+
+def _nats_urls(value: Any) -> list[str]:
+    """One server URL or a list of them: ``nats://HOST:PORT`` (or ``tls://``)."""
+    urls = [value] if isinstance(value, str) else value
+    if isinstance(urls, list) and urls and all(isinstance(url, str) for url in urls):
+        for url in urls:
+            scheme, sep, rest = url.partition("://")
+            if not (sep and scheme in ("nats", "tls") and rest):
+                break
+        else:
+            return list(urls)
+    raise PydanticCustomError(
+        "nats_url",
+        'expected "nats://HOST:PORT" (or tls://) or a list of them, got {got}',
+        {"got": show(value)},
+    )
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+NatsName = Annotated[str, BeforeValidator(_nats_name)]
+NatsUrls = Annotated[list[str], BeforeValidator(_nats_urls)]
 Size = Annotated[int, BeforeValidator(_size)]
 HostPort = Annotated[str, BeforeValidator(_host_port)]
 Regex = Annotated[str, BeforeValidator(_regex)]

@@ -7,6 +7,7 @@ task is cancelled), ``close`` (release what ``open`` took if ``run`` never will)
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.flow.channel import Channel
@@ -15,7 +16,7 @@ from aggregator.metrics import Counters
 from aggregator.parse.needs import Needs
 
 if TYPE_CHECKING:
-    from aggregator.flow.checkpoints import Checkpointer
+    from aggregator.flow.checkpoints import Checkpointer, Checkpoints
     from aggregator.parse.pool import ParsePool
     from aggregator.sources.file.identity import Position
 
@@ -30,6 +31,11 @@ class SourceContext:
     """Where large reads are parsed; None: on the event loop."""
     checkpoints: "Checkpointer[Position] | None" = None
     """File positions saved by an earlier run (``aggregator run``); None: start afresh."""
+    books: "Checkpoints | None" = None
+    """Where a source that keeps positions of its own registers its book (a nats source: the
+    messages it took, acknowledged once the sinks wrote them)."""
+    state_dir: Path = Path(".aggregator")
+    """Where such a source keeps its state (``[aggregator] state_dir``)."""
 
 
 class Source(Protocol):
@@ -58,6 +64,7 @@ SOURCE_TYPES: dict[str, str] = {
     "tcp": "aggregator.sources.stream:TcpSource",
     "unix": "aggregator.sources.unix:unix_source",
     "udp": "aggregator.sources.datagram:UdpSource",
+    "nats": "aggregator.sources.nats:NatsSource",
 }
 """Each ``type`` of source, and where its class is: imported only when a config uses it."""
 

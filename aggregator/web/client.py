@@ -96,6 +96,8 @@ def record_from_json(data: dict[str, Any]) -> Record:
     )
     record.seq = int(data.get("seq", 0))
     record.late = bool(data.get("late"))
+    node = data.get("node")
+    record.node = None if node is None else str(node)
     return record
 
 

@@ -3,6 +3,7 @@ identity as it grows."""
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,38 @@ class FileTailer:
         self._head = b""
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
+        self.lane = ""  # where counting began (``Record.lane``): kept across a restart
+        self.records = 0  # records given out since then
+
+    def _count_from_here(self, truncated: bool = False) -> None:
+        """Begin a new count. Opened without a checkpoint, the lane is named by the file's
+        identity and first bytes and the offset counting starts at, so a restart before any
+        checkpoint was saved (read from the start again) names the same records the same way.
+        After a truncation in place the same bytes may come back as other lines: a lane of its
+        own (the checkpoint keeps its name)."""
+        if truncated:
+            self.lane = f"{self._key}@{self.position}~{time.time_ns():x}"
+        else:
+            self.lane = f"{self._key}:{head_hash(self._head)}@{self.position}"
+        self.records = 0
+
+    def _tally(self, records: Batch) -> Batch:
+        """Stamp each record with its place in the file (``Record.lane``, ``lane_seq``)."""
+        lane, count = self.lane, self.records
+        for record in records:
+            count += 1
+            record.lane = lane
+            record.lane_seq = count
+        self.records = count
+        return records
+
+    def flush(self) -> Batch:
+        """Everything the decoder holds (the file ended or was rotated away)."""
+        return self._tally(self.decoder.flush())
+
+    def expire(self) -> Batch:
+        """A held multiline record that has waited its timeout."""
+        return self._tally(self.decoder.expire())
 
     async def open(self, at_end: bool, resume: Position | None = None) -> bool:
         """Open the file at its end or its start, or, when ``resume`` is a saved position of
@@ -78,8 +111,12 @@ class FileTailer:
             if not same:
                 log.info("%s: changed while stopped, reading it from the start", self.path)
             self.position = resume.offset if same else 0
+            if same and resume.lane:
+                self.lane, self.records = resume.lane, resume.records
         else:
             self.position = stat.st_size if at_end else 0
+        if not self.lane:
+            self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(fd, self.position - start, start)
         return resumed
@@ -128,6 +165,8 @@ class FileTailer:
             self.position - self.decoder.pending_bytes,
             len(self._head),
             head_hash(self._head),
+            self.lane,
+            self.records,
         )
 
     async def close(self) -> None:
@@ -148,6 +187,7 @@ class FileTailer:
             self._tail = b""
             self._head = b""  # the identity's first bytes are new too: read again as it refills
             self._skip_nul = True
+            self._count_from_here(truncated=True)
             return Read([], moved=True)
         if available == 0:
             return NOTHING_NEW
@@ -165,7 +205,7 @@ class FileTailer:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
                 data = stripped
-            return Read(await self.decoder.decode(data) if data else [], moved=True)
+            return Read(self._tally(await self.decoder.decode(data)) if data else [], moved=True)
         return NOTHING_NEW
 
     def _rewritten(self, fd: int) -> bool:

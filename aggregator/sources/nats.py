@@ -1,0 +1,319 @@
+"""The nats source: a durable JetStream pull consumer of ``SUBJECT.>`` (what nats sinks publish).
+
+Messages are fetched in batches. Each (node, source) is a lane of its own in the merge, so the
+records of many sidecars merge by event time as if their files were local; records keep their
+``source``, ``origin``, ``ts``, ``level`` and ``fields`` and gain ``node``.
+
+Exactly once: a message is acknowledged only once every local sink has written its records and
+what it changed has been saved (this source's book in ``state_dir``, committed through the same
+``Checkpointer`` as file offsets, whose ``settle`` acknowledges). The book holds, per subject, the
+last stream sequence taken, and per file of a sidecar (``Record.lane``) the last record taken:
+a message delivered again (its acknowledgement was lost, or it waited past ``ack_wait``) and
+records a sidecar sent again after a crash (in other messages) are dropped and counted. A
+message that cannot be read is terminated (never redelivered) and counted, never a crash.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aggregator.bus import BadMessage, Decoded, Link, decode_message, describe, ensure_stream
+from aggregator.config import NatsSourceConfig
+from aggregator.errors import StartupError
+from aggregator.flow.channel import Channel
+from aggregator.flow.checkpoints import Checkpointer
+from aggregator.flow.chunk import Announce, Chunk, SourceItem
+from aggregator.metrics import Counters
+from aggregator.sources import SourceContext
+from aggregator.sources.lanes import LaneOutlet
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+LANES_KEPT = 256
+"""Files per subject whose high-water mark is kept: older ones (rotated away long ago) go."""
+FETCH_TIMEOUT = 1.0
+"""Seconds a fetch waits for messages before it asks again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What one message changed: its subject's last stream sequence and the high-water marks of
+    the subject's files; ``message`` is acknowledged once this is saved."""
+
+    key: str  # the subject
+    stream_seq: int
+    lanes: Mapping[str, int]
+    message: Any = None
+    book_name: str = ""
+
+    @property
+    def book(self) -> str:
+        return self.book_name
+
+    def is_current(self) -> bool:
+        return True
+
+
+class Ledger:
+    """This source's book in ``state_dir``: ``nats-DURABLE.json``, saved atomically."""
+
+    def __init__(self, state_dir: Path, durable: str, book: str) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / f"nats-{durable}.json"
+        self.book = book
+
+    def check_writable(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.state_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise StartupError(
+                f"aggregator.state_dir: cannot write {self.state_dir}: {error.strerror or error}"
+            ) from error
+
+    def load(self) -> dict[str, Taken]:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+            if data.get("version") != FORMAT_VERSION:
+                raise ValueError(f"version {data.get('version')!r}")
+            return {
+                subject: Taken(subject, int(entry["seq"]), dict(entry["lanes"]), None, self.book)
+                for subject, entry in data["subjects"].items()
+            }
+        except FileNotFoundError:
+            return {}
+        except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError,
+                ValueError) as error:  # fmt: skip
+            log.error("%s: cannot read (%s); what was taken before may come again", self.path,
+                      error)  # fmt: skip
+            return {}
+
+    def save(self, positions: dict[str, Taken]) -> None:
+        subjects = {
+            key: {"seq": taken.stream_seq, "lanes": dict(taken.lanes)}
+            for key, taken in positions.items()
+        }
+        data = orjson.dumps({"version": FORMAT_VERSION, "subjects": subjects})
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
+
+
+class NatsSource:
+    """Consumes the stream; see the module's docstring."""
+
+    def __init__(self, name: str, config: NatsSourceConfig, context: SourceContext) -> None:
+        self.name = name
+        self.config = config
+        self.durable = config.durable or name
+        self.book = f"nats:{name}"
+        self.ledger = Ledger(context.state_dir, self.durable, self.book)
+        interval = context.books.interval if context.books is not None else 1.0
+        self.checkpointer = Checkpointer(self.ledger, interval, settle=self._acknowledge)
+        if context.books is not None:
+            context.books.register(self.book, self.checkpointer, close=self._close_link)
+        self.link = Link(config, f"sources.{name}", f"aggregator-source-{self.durable}")
+        self._subscription: Any = None
+        self._outlets: dict[str, LaneOutlet] = {}
+        self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
+        self._taken_lanes: dict[str, dict[str, int]] = {}
+        self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
+        self.messages = 0
+        self.redelivered = 0
+        self.duplicates = 0  # records dropped: already taken
+        self.poison = 0
+        self.lag = 0
+        self.acked = 0
+
+    async def open(self) -> None:
+        """Nothing to bind: the server may come later."""
+
+    async def close(self) -> None:
+        await self._close_link()
+
+    async def _close_link(self) -> None:
+        await self.link.close()
+
+    def counters(self) -> Counters:
+        return {
+            "connected": int(self.link.up),
+            "nats_messages": self.messages,
+            "nats_acknowledged": self.acked,
+            "nats_redelivered": self.redelivered,
+            "nats_duplicates_dropped": self.duplicates,
+            "dropped_poison": self.poison,
+            "nats_consumer_lag": self.lag,
+        }
+
+    async def run(self, out: Channel[SourceItem]) -> None:
+        await out.put(Announce([], live=True))
+        for subject, taken in self.checkpointer.positions.items():
+            self._taken_seq[subject] = taken.stream_seq
+            self._taken_lanes[subject] = dict(taken.lanes)
+        await self.link.open(self._on_connect)
+        known = await self._subjects()
+        if known:  # what the stream holds: those lanes may send, so the merge waits for them
+            await out.put(Announce(known, live=True))
+        await self._consume(out)
+
+    async def _subjects(self) -> list[str]:
+        """The subjects the stream holds messages of (a lane each)."""
+        from nats.errors import Error as NatsError
+
+        try:
+            info = await self.link.client.jetstream().stream_info(
+                self.config.stream, subjects_filter=f"{self.config.subject}.>"
+            )
+        except (NatsError, OSError, TimeoutError):
+            return []
+        return sorted(info.state.subjects or {})
+
+    async def _on_connect(self, client: Any) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        await ensure_stream(client, self.config)
+        js = client.jetstream()
+        consumer = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.config.ack_wait,
+            max_ack_pending=self.config.max_ack_pending,
+            max_deliver=-1,
+            filter_subject=f"{self.config.subject}.>",
+        )
+        self._subscription = await js.pull_subscribe(
+            f"{self.config.subject}.>", durable=self.durable, stream=self.config.stream,
+            config=consumer,
+        )  # fmt: skip
+
+    async def _consume(self, out: Channel[SourceItem]) -> None:
+        from nats.errors import Error as NatsError
+
+        while True:
+            try:
+                messages = await self._subscription.fetch(self.config.batch, timeout=FETCH_TIMEOUT)
+            except TimeoutError:
+                continue  # nothing came (or the server is away: the client reconnects)
+            except (NatsError, OSError) as error:
+                log.debug("sources.%s: fetch failed: %s", self.name, describe(error))
+                await asyncio.sleep(FETCH_TIMEOUT)
+                continue
+            fresh = list(
+                dict.fromkeys(m.subject for m in messages if m.subject not in self._outlets)
+            )
+            if fresh:  # known to the merge before any of them sends: it waits for them
+                await out.put(Announce(fresh, live=True))
+            watermarks: dict[str, int] = {}
+            for message in messages:
+                decoded = await self._take(message, out)
+                if decoded is not None:
+                    node = decoded.node
+                    watermarks[node] = max(watermarks.get(node, decoded.watermark),
+                                           decoded.watermark)  # fmt: skip
+            await self._spread(watermarks, out)
+
+    async def _spread(self, watermarks: dict[str, int], out: Channel[SourceItem]) -> None:
+        """A sidecar's watermark holds for all its sources (its merge sent them in one order):
+        its other lanes need not hold the merge back below it either."""
+        for node, watermark in watermarks.items():
+            for lane in self._node_lanes.get(node, ()):
+                await out.put(Chunk(lane, [], True, watermark=watermark))
+
+    async def _take(self, message: Any, out: Channel[SourceItem]) -> Decoded | None:
+        """Hand a message's new records to the merge; what it said, if it could be read."""
+        meta = message.metadata
+        subject: str = message.subject
+        stream_seq: int = meta.sequence.stream
+        self.lag = meta.num_pending
+        if meta.num_delivered > 1:
+            self.redelivered += 1
+        if stream_seq <= self._taken_seq.get(subject, 0):
+            # Taken already: committed (its ack was lost: ack again), or still on its way
+            # through the pipeline (waited past ack_wait: its own ack will settle it).
+            committed = self.checkpointer.positions.get(subject)
+            if committed is not None and stream_seq <= committed.stream_seq:
+                await self._ack(message)
+            return None
+        try:
+            decoded = decode_message(message.data)
+        except BadMessage as error:
+            self.poison += 1
+            log.warning("sources.%s: message %d on %s cannot be read (%s); terminated",
+                        self.name, stream_seq, subject, error)  # fmt: skip
+            await self._settle_bad(message)
+            self._taken_seq[subject] = stream_seq
+            return None
+        self.messages += 1
+        self._taken_seq[subject] = stream_seq
+        records = self._new_records(subject, decoded)
+        lanes = self._taken_lanes.get(subject, {})
+        taken = Taken(subject, stream_seq, dict(lanes), message, self.book)
+        if not records:
+            # Every record was here already, in a message that is committed or on its way:
+            # this one may go now.
+            await self._ack(message)
+            return decoded
+        lane = subject  # one (node, source): a lane of its own
+        outlet = self._outlets.get(lane)
+        if outlet is None:
+            outlet = self._outlets[lane] = LaneOutlet(out, lane)
+            self._node_lanes.setdefault(decoded.node, []).append(lane)
+        await outlet.budget.take(len(records))
+        await out.put(
+            Chunk(lane, records, True, False, outlet.budget.give, taken, decoded.watermark)
+        )
+        return decoded
+
+    def _new_records(self, subject: str, decoded: Decoded) -> list[Any]:
+        """The records not taken before, by their place in their files."""
+        lanes = self._taken_lanes.setdefault(subject, {})
+        fresh = []
+        for record in decoded.records:
+            lane = record.lane
+            if lane is not None:
+                seen = lanes.get(lane, 0)
+                if record.lane_seq <= seen:
+                    self.duplicates += 1
+                    continue
+                if seen == 0 and len(lanes) >= LANES_KEPT:
+                    del lanes[next(iter(lanes))]  # the file heard of longest ago
+                lanes.pop(lane, None)
+                lanes[lane] = record.lane_seq  # most recent last
+            fresh.append(record)
+        return fresh
+
+    async def _acknowledge(self, positions: list[Taken]) -> None:
+        """Settle: the sinks wrote these messages' records and the book is saved."""
+        for taken in positions:
+            if taken.message is not None:
+                await self._ack(taken.message)
+
+    async def _ack(self, message: Any) -> None:
+        from nats.errors import Error as NatsError
+
+        try:
+            await message.ack()
+            self.acked += 1
+        except (NatsError, OSError) as error:  # redelivered later, and dropped as taken
+            log.debug("sources.%s: cannot acknowledge: %s", self.name, describe(error))
+
+    async def _settle_bad(self, message: Any) -> None:
+        from nats.errors import Error as NatsError
+
+        try:
+            await message.term()
+        except (NatsError, OSError) as error:
+            log.debug("sources.%s: cannot terminate: %s", self.name, describe(error))

@@ -1,0 +1,267 @@
+"""The nats sink and source with a real nats-server (SPEC §6 NATS): sidecars publish, a central
+aggregator consumes; every record once, ordered by event time, across crashes and outages."""
+
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aggregator.bus import BadMessage, decode_message, encode_message, subject_for
+from aggregator.flow.record import Record
+from tests.conftest import Cli, start_cli, wait_until
+from tests.nats_server import NatsServer, nats_server
+
+__all__ = ["nats_server"]  # the fixture, used by name
+
+
+def sidecar_config(
+    root: Path, url: str, node: str, logs: Path, follow: bool = True, **sink: str
+) -> Path:
+    extra = "".join(f"{key} = {value}\n" for key, value in sink.items())
+    path = root / f"sidecar-{node}.toml"
+    path.write_text(
+        f"""
+[aggregator]
+state_dir = "{root / ("state-" + node)}"
+checkpoint_interval = "100ms"
+parse_workers = 0
+
+[sources.app]
+type = "file"
+paths = ["{logs}"]
+start_at = "beginning"
+follow = {"true" if follow else "false"}
+
+[sinks.bus]
+type = "nats"
+url = "{url}"
+node = "{node}"
+{extra}
+"""
+    )
+    return path
+
+
+def central_config(root: Path, url: str, out: Path, order_window: str = "250ms") -> Path:
+    path = root / "central.toml"
+    path.write_text(
+        f"""
+[aggregator]
+state_dir = "{root / "state-central"}"
+checkpoint_interval = "100ms"
+order_window = "{order_window}"
+
+[sources.bus]
+type = "nats"
+url = "{url}"
+durable = "central"
+
+[sinks.out]
+type = "file"
+path = "{out}"
+format = "json"
+fsync = "never"
+"""
+    )
+    return path
+
+
+def records_in(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.endswith(b"}")]
+
+
+def lines_of(path: Path) -> list[str]:
+    """The lines in a JSON output, without their leading timestamps."""
+    return [str(record["line"]).partition(" ")[2] for record in records_in(path)]
+
+
+def write_lines(path: Path, start: int, count: int, prefix: str = "line") -> None:
+    with path.open("a") as file:
+        for number in range(start, start + count):
+            second, micro = divmod(number, 1000)
+            file.write(f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.{micro:03d}000Z "
+                       f"{prefix} {number}\n")  # fmt: skip
+
+
+async def start(cli_processes: list[Cli], config: Path, cwd: Path) -> Cli:
+    cli = await start_cli("run", "-c", str(config), cwd=cwd)
+    cli_processes.append(cli)
+    return cli
+
+
+async def wait_for_lines(path: Path, count: int) -> None:
+    await wait_until(lambda: len(lines_of(path)) >= count, f"{count} lines in {path.name}")
+
+
+def test_message_round_trip() -> None:
+    """A message keeps every record's fields and place in its file, and gains the node."""
+    first = Record(1_000_000, "app", "/var/log/a.log", "hello", "warn", {"user": "ann"})
+    first.lane, first.lane_seq = "1:2@0~x", 7
+    second = Record(2_000_000, "app", "stdin", 'quote " and \\ back')
+    decoded = decode_message(encode_message("node-1", "app", [first, second], 2_000_000))
+    assert (decoded.node, decoded.source, decoded.watermark) == ("node-1", "app", 2_000_000)
+    one, two = decoded.records
+    assert (one.ts, one.source, one.origin, one.line) == (1_000_000, "app", "/var/log/a.log",
+                                                          "hello")  # fmt: skip
+    assert (one.level, one.fields, one.node, one.lane, one.lane_seq) == (
+        "warn", {"user": "ann"}, "node-1", "1:2@0~x", 7
+    )  # fmt: skip
+    assert (two.line, two.lane, two.lane_seq) == ('quote " and \\ back', None, 0)
+    assert two.node == "node-1"
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json\n", b'{"v": 1}\n', b'{"v":1,"node":"n",'
+                                     b'"source":"s","wm":0}\n{"no":"line"}'])  # fmt: skip
+def test_poison_payloads_are_refused(payload: bytes) -> None:
+    """What a nats sink did not write is a BadMessage, never another error."""
+    with pytest.raises(BadMessage):
+        decode_message(payload)
+
+
+def test_subjects_are_made_safe() -> None:
+    """Dots, wildcards and spaces in names cannot make extra subject tokens."""
+    assert subject_for("logs", "web-1.eu", "a.log *>") == "logs.web-1_eu.a_log___"
+
+
+async def test_sidecar_to_central(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """Lines of a sidecar's file reach the central's file once, in order, with node kept."""
+    logs = tmp_path / "a.log"
+    write_lines(logs, 0, 500)
+    out = tmp_path / "central.json"
+    await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    sidecar = await start(
+        cli_processes, sidecar_config(tmp_path, nats_server.url, "n1", logs), tmp_path
+    )
+    await wait_for_lines(out, 500)
+    write_lines(logs, 500, 500)
+    await wait_for_lines(out, 1000)
+    records = records_in(out)
+    assert lines_of(out) == [f"line {n}" for n in range(1000)]
+    assert {(r["node"], r["source"], r["origin"]) for r in records} == {("n1", "app", str(logs))}
+    assert [r["seq"] for r in records] == list(range(1, 1001))
+    assert await sidecar.stop() == 0
+
+
+@pytest.mark.slow
+async def test_sidecar_sigkill_and_restart_delivers_every_record_once(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """A sidecar SIGKILLed mid-stream and restarted: every record exactly once at the central."""
+    logs = tmp_path / "a.log"
+    out = tmp_path / "central.json"
+    await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    config = sidecar_config(tmp_path, nats_server.url, "n1", logs, max_records="50")
+    write_lines(logs, 0, 20_000)
+    sidecar = await start(cli_processes, config, tmp_path)
+    await wait_until(lambda: len(lines_of(out)) >= 2000, "some lines at the central")
+    assert await sidecar.stop(signal.SIGKILL) == -signal.SIGKILL
+    write_lines(logs, 20_000, 5000)
+    sidecar = await start(cli_processes, config, tmp_path)
+    await wait_for_lines(out, 25_000)
+    assert await sidecar.stop() == 0
+    assert lines_of(out) == [f"line {n}" for n in range(25_000)]
+
+
+@pytest.mark.slow
+async def test_server_outage_while_lines_are_written(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """nats-server stopped while lines are written, then started on its store: every record
+    reaches the central once, and the sidecar's health shows the bus away meanwhile."""
+    logs = tmp_path / "a.log"
+    out = tmp_path / "central.json"
+    await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    sidecar = await start(
+        cli_processes, sidecar_config(tmp_path, nats_server.url, "n1", logs), tmp_path
+    )
+    write_lines(logs, 0, 1000)
+    await wait_for_lines(out, 1000)
+    await nats_server.stop(signal.SIGKILL)
+    for start_at in range(1000, 3000, 200):
+        write_lines(logs, start_at, 200)
+    await sidecar.wait_for(
+        lambda: any("lost the connection" in line for line in sidecar.err), "the outage noticed"
+    )
+    await nats_server.start()
+    await wait_for_lines(out, 3000)
+    write_lines(logs, 3000, 100)
+    await wait_for_lines(out, 3100)
+    assert lines_of(out) == [f"line {n}" for n in range(3100)]
+    assert await sidecar.stop() == 0
+
+
+async def test_sidecar_started_before_the_server(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """A sidecar whose nats-server is not up yet waits for it and then delivers everything."""
+    server = NatsServer(tmp_path / "nats")
+    logs = tmp_path / "a.log"
+    write_lines(logs, 0, 300)
+    out = tmp_path / "central.json"
+    sidecar = await start(cli_processes, sidecar_config(tmp_path, server.url, "n1", logs), tmp_path)
+    try:
+        await sidecar.wait_for(
+            lambda: any("not reachable" in line for line in sidecar.err), "a retry reported"
+        )
+        await server.start()
+        await start(cli_processes, central_config(tmp_path, server.url, out), tmp_path)
+        await wait_for_lines(out, 300)
+        assert lines_of(out) == [f"line {n}" for n in range(300)]
+        assert await sidecar.stop() == 0
+    finally:
+        await server.stop(signal.SIGKILL)
+
+
+async def test_two_sidecars_merge_by_time_with_node_kept(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """Two sidecars with the same source name, interleaved in time: merged by ts at the
+    central (catching up on what they published while it was away), node kept."""
+    out = tmp_path / "central.json"
+    one, two = tmp_path / "one.log", tmp_path / "two.log"
+    with one.open("w") as a, two.open("w") as b:
+        for number in range(400):
+            file = a if number % 2 == 0 else b
+            file.write(f"2026-01-01T00:00:{number // 10:02d}.{number % 10}00000Z n {number}\n")
+    for node, logs in (("one", one), ("two", two)):
+        config = sidecar_config(tmp_path, nats_server.url, node, logs, follow=False)
+        sidecar = await start(cli_processes, config, tmp_path)
+        assert await sidecar.exit_code() == 0  # read through, published, acknowledged
+    await start(cli_processes, central_config(tmp_path, nats_server.url, out, "2s"), tmp_path)
+    await wait_for_lines(out, 400)
+    records = records_in(out)
+    assert lines_of(out) == [f"n {n}" for n in range(400)]
+    assert [r["node"] for r in records] == ["one" if n % 2 == 0 else "two" for n in range(400)]
+    assert {r["source"] for r in records} == {"app"}
+
+
+async def test_a_poison_message_is_terminated_and_counted(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """A message the sink did not write is terminated and counted; the records around it go on."""
+    import nats
+
+    logs = tmp_path / "a.log"
+    write_lines(logs, 0, 10)
+    out = tmp_path / "central.json"
+    central = await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    sidecar = await start(
+        cli_processes, sidecar_config(tmp_path, nats_server.url, "n1", logs), tmp_path
+    )
+    await wait_for_lines(out, 10)
+    client = await nats.connect(nats_server.url)
+    try:
+        await client.jetstream().publish("logs.evil.x", b"\xff not a message")
+    finally:
+        await client.close()
+    await central.wait_for(
+        lambda: any("cannot be read" in line for line in central.err), "the poison reported"
+    )
+    write_lines(logs, 10, 10)
+    await wait_for_lines(out, 20)
+    assert lines_of(out) == [f"line {n}" for n in range(20)]
+    assert await central.stop() == 0
+    assert await sidecar.stop() == 0
