@@ -33,8 +33,11 @@ WRITE_HIGH_WATER = 256 * 1024
 class _Peer:
     """One connection: the writer, and a reader that only watches for the peer's end."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
+    ) -> None:
         self.writer = writer
+        self.where = where
         writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._watch = asyncio.create_task(self._watch_end(reader), name="tcp-sink:watch")
 
@@ -43,6 +46,8 @@ class _Peer:
         with contextlib.suppress(OSError):
             while await reader.read(65536):
                 pass
+        log.warning("%s: the peer closed the connection; the next records go to a new one",
+                    self.where)  # fmt: skip
 
     @property
     def closed(self) -> bool:
@@ -116,8 +121,6 @@ class TcpSink(Sink):
         while True:
             peer = self._peer
             if peer is not None and peer.closed:
-                log.warning("sinks.%s: %s closed the connection; reconnecting",
-                            self.name, self.config.address)  # fmt: skip
                 await self.close()
                 peer = None
             try:
@@ -138,4 +141,4 @@ class TcpSink(Sink):
         if self.connects > 1:
             self.reconnects += 1
         log.info("sinks.%s: connected to %s", self.name, self.config.address)
-        return _Peer(reader, writer)
+        return _Peer(reader, writer, f"sinks.{self.name}: {self.config.address}")
