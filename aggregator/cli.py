@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,6 +169,11 @@ def describe(config: Config) -> str:
         for name, part in parts.items():
             values = part.model_dump(mode="json")
             values = {"type": values.pop("type"), **values}
+            if values["type"] == "nats":  # what the defaults resolve to on this machine
+                if kind == "source" and values.get("durable") is None:
+                    values["durable"] = name
+                if kind == "sink" and not values.get("node"):
+                    values["node"] = socket.gethostname()
             lines.append(f"{kind} {name}: {_fields(values)}")
     return "\n".join(lines)
 

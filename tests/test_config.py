@@ -57,7 +57,7 @@ def test_every_error_is_reported_with_its_key_path() -> None:
         "c.toml: sources.app.start_at: expected one of 'end' or 'beginning', got \"middle\"",
         'c.toml: sources.net.listen: expected "HOST:PORT", got "8765x"',
         "c.toml: sources.q.type: expected one of 'file', 'stdin', 'tcp', 'udp', 'unix', "
-        "'nats', got \"carrier-pigeon\"",
+        "'nats', 'websocket', got \"carrier-pigeon\"",
         'c.toml: sinks.live.filter.grep: expected a regular expression, got "(": '
         "missing ), unterminated subpattern at position 0",
         "c.toml: sinks.live.format: expected one of 'text', 'json' or 'raw', got \"yaml\"",

@@ -26,6 +26,7 @@ from aggregator.config.schema import (
     UdpSourceConfig,
     UnixSourceConfig,
     WebSocketSinkConfig,
+    WebSocketSourceConfig,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "UdpSourceConfig",
     "UnixSourceConfig",
     "WebSocketSinkConfig",
+    "WebSocketSourceConfig",
     "load_config",
     "parse_config",
 ]

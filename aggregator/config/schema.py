@@ -19,6 +19,7 @@ from aggregator.config.types import (
     NatsUrls,
     Regex,
     Size,
+    StreamUrl,
     Workers,
 )
 
@@ -143,13 +144,23 @@ class NatsSourceConfig(NatsPart):
     max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
 
 
+class WebSocketSourceConfig(_Strict):
+    """Another aggregator's stream, followed the way ``aggregator connect`` follows it."""
+
+    type: Literal["websocket"]
+    url: StreamUrl  # ws://HOST:PORT/ws?source=…&level=…&grep=…
+    token: SecretStr = SecretStr("")
+    node: str = ""  # the name its records get as ``node``; "": the URL's HOST:PORT
+
+
 SourceConfig = Annotated[
     FileSourceConfig
     | StdinSourceConfig
     | TcpSourceConfig
     | UdpSourceConfig
     | UnixSourceConfig
-    | NatsSourceConfig,
+    | NatsSourceConfig
+    | WebSocketSourceConfig,
     Field(discriminator="type"),
 ]
 

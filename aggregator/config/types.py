@@ -26,6 +26,7 @@ __all__ = [
     "NatsUrls",
     "Regex",
     "Size",
+    "StreamUrl",
     "Workers",
     "show",
 ]
@@ -164,7 +165,21 @@ def _nats_urls(value: Any) -> list[str]:
     )
 
 
+def _stream_url(value: Any) -> str:
+    """Another aggregator's stream: ``ws://HOST:PORT/ws`` (or wss://, http://, https://), with
+    filters in its query."""
+    if isinstance(value, str):
+        scheme, sep, rest = value.partition("://")
+        if sep and scheme in ("ws", "wss", "http", "https") and rest and rest[0] not in "/?":
+            return value
+    raise PydanticCustomError(
+        "stream_url", 'expected "ws://HOST:PORT/ws" (filters in its query), got {got}',
+        {"got": show(value)},
+    )  # fmt: skip
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
+StreamUrl = Annotated[str, BeforeValidator(_stream_url)]
 NatsName = Annotated[str, BeforeValidator(_nats_name)]
 NatsUrls = Annotated[list[str], BeforeValidator(_nats_urls)]
 Size = Annotated[int, BeforeValidator(_size)]

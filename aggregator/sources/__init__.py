@@ -65,6 +65,7 @@ SOURCE_TYPES: dict[str, str] = {
     "unix": "aggregator.sources.unix:unix_source",
     "udp": "aggregator.sources.datagram:UdpSource",
     "nats": "aggregator.sources.nats:NatsSource",
+    "websocket": "aggregator.sources.upstream:WebSocketSource",
 }
 """Each ``type`` of source, and where its class is: imported only when a config uses it."""
 
