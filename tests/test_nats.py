@@ -9,8 +9,8 @@ import pytest
 
 from aggregator.bus import BadMessage, decode_message, encode_message, subject_for
 from aggregator.flow.record import Record
-from tests.conftest import Cli, start_cli, wait_until
-from tests.nats_server import NatsServer, nats_server
+from tests.conftest import DEADLINE, Cli, start_cli, wait_until
+from tests.nats_server import NatsServer, free_port, nats_server
 
 __all__ = ["nats_server"]  # the fixture, used by name
 
@@ -264,4 +264,81 @@ async def test_a_poison_message_is_terminated_and_counted(
     await wait_for_lines(out, 20)
     assert lines_of(out) == [f"line {n}" for n in range(20)]
     assert await central.stop() == 0
+    assert await sidecar.stop() == 0
+
+
+async def test_central_restart_repeats_nothing(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """A central stopped (SIGTERM) while sidecars publish, then started again: it takes up
+    where it stopped, nothing lost and nothing twice."""
+    logs = tmp_path / "a.log"
+    out = tmp_path / "central.json"
+    config = central_config(tmp_path, nats_server.url, out)
+    central = await start(cli_processes, config, tmp_path)
+    sidecar = await start(
+        cli_processes, sidecar_config(tmp_path, nats_server.url, "n1", logs), tmp_path
+    )
+    write_lines(logs, 0, 300)
+    await wait_for_lines(out, 300)
+    assert await central.stop() == 0
+    write_lines(logs, 300, 300)  # published while the central is away
+    central = await start(cli_processes, config, tmp_path)
+    await wait_for_lines(out, 600)
+    write_lines(logs, 600, 100)
+    await wait_for_lines(out, 700)
+    assert lines_of(out) == [f"line {n}" for n in range(700)]
+    assert await central.stop() == 0
+    assert await sidecar.stop() == 0
+
+
+async def test_metrics_and_health_show_the_bus(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """/metrics counts what was published and acknowledged; /healthz names a bus that is away."""
+    import asyncio
+
+    from tests.web import http_get
+
+    logs = tmp_path / "a.log"
+    write_lines(logs, 0, 100)
+    port = free_port()
+    config = sidecar_config(tmp_path, nats_server.url, "n1", logs)
+    config.write_text(
+        config.read_text() + f'\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n'
+    )
+    sidecar = await start(cli_processes, config, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def metric(text: str, name: str) -> float:
+        prefix = f'{name}{{sink="bus"}} '
+        return next(float(line[len(prefix):]) for line in text.splitlines()
+                    if line.startswith(prefix))  # fmt: skip
+
+    async def metrics() -> str:
+        return (await asyncio.to_thread(http_get, f"{base}/metrics"))[2]
+
+    await sidecar.serving()
+    scraped: list[str] = []
+
+    async def acknowledged_all() -> None:
+        async with asyncio.timeout(DEADLINE):  # scrape until it holds (each scrape a look)
+            while True:
+                scraped.append(await metrics())
+                if metric(scraped[-1], "aggregator_nats_records_acknowledged_total") >= 100:
+                    return
+                await asyncio.sleep(0.05)
+
+    await acknowledged_all()
+    text = await metrics()
+    assert metric(text, "aggregator_nats_published_total") >= 1
+    assert metric(text, "aggregator_nats_pending_records") == 0
+    assert metric(text, "aggregator_remote_connected") == 1
+    await nats_server.stop(signal.SIGKILL)
+    await sidecar.wait_for(
+        lambda: any("lost the connection" in line for line in sidecar.err), "the outage noticed"
+    )
+    status, _, body = await asyncio.to_thread(http_get, f"{base}/healthz")
+    assert status == 200 and orjson.loads(body)["disconnected"] == ["sink bus"]
+    await nats_server.start()
     assert await sidecar.stop() == 0

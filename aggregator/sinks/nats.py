@@ -244,8 +244,10 @@ class NatsSink(Sink):
                     break
                 except (NatsError, OSError, TimeoutError) as error:
                     self.retries += 1
-                    log.debug("sinks.%s: publish to %s failed (%s); retrying", self.name,
-                              message.subject, describe(error))  # fmt: skip
+                    if delay == FIRST_RETRY and self.link.up:  # once a streak, not per retry
+                        log.warning("sinks.%s: publish to %s failed (%s); retrying until it is "
+                                    "stored", self.name, message.subject,
+                                    describe(error))  # fmt: skip
                     if type(error).__name__ == "NoStreamResponseError":
                         await self._recreate_stream()
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))

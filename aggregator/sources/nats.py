@@ -40,6 +40,8 @@ LANES_KEPT = 256
 """Files per subject whose high-water mark is kept: older ones (rotated away long ago) go."""
 FETCH_TIMEOUT = 1.0
 """Seconds a fetch waits for messages before it asks again."""
+CONSUMER_CHECK = 10
+"""Empty fetches between looks at whether the durable consumer still exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class Ledger:
         self.state_dir = state_dir
         self.path = state_dir / f"nats-{durable}.json"
         self.book = book
+        self.stream_created = ""
+        """When the stream was made (the server says): a stream made again is another one."""
 
     def check_writable(self) -> None:
         try:
@@ -85,6 +89,7 @@ class Ledger:
             data = orjson.loads(self.path.read_bytes())
             if data.get("version") != FORMAT_VERSION:
                 raise ValueError(f"version {data.get('version')!r}")
+            self.stream_created = str(data.get("stream_created", ""))
             return {
                 subject: Taken(subject, int(entry["seq"]), dict(entry["lanes"]), None, self.book)
                 for subject, entry in data["subjects"].items()
@@ -102,7 +107,13 @@ class Ledger:
             key: {"seq": taken.stream_seq, "lanes": dict(taken.lanes)}
             for key, taken in positions.items()
         }
-        data = orjson.dumps({"version": FORMAT_VERSION, "subjects": subjects})
+        data = orjson.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "stream_created": self.stream_created,
+                "subjects": subjects,
+            }
+        )
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         with temporary.open("wb") as file:
             file.write(data)
@@ -185,6 +196,18 @@ class NatsSource:
 
         await ensure_stream(client, self.config)
         js = client.jetstream()
+        created = str((await js.stream_info(self.config.stream)).created)
+        if self.ledger.stream_created not in ("", created):
+            # The stream was deleted and made again: its sequences start again, so what was
+            # taken of the old one says nothing of the new one (the files' marks still hold).
+            log.warning("sources.%s: the stream %s was made again; taking it from its start",
+                        self.name, self.config.stream)  # fmt: skip
+            self._taken_seq.clear()
+            self.checkpointer.positions = {
+                key: Taken(key, 0, taken.lanes, None, self.book)
+                for key, taken in self.checkpointer.positions.items()
+            }
+        self.ledger.stream_created = created
         consumer = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -199,14 +222,34 @@ class NatsSource:
             config=consumer,
         )  # fmt: skip
 
+    async def _check_consumer(self) -> None:
+        from nats.errors import Error as NatsError
+        from nats.js.errors import NotFoundError
+
+        try:
+            await self._subscription.consumer_info()
+        except NotFoundError:
+            log.warning("sources.%s: the consumer %s is gone (the stream was reset?); making it "
+                        "again", self.name, self.durable)  # fmt: skip
+            await self._on_connect(self.link.client)
+        except (NatsError, OSError, TimeoutError) as error:
+            log.debug("sources.%s: consumer_info failed: %s", self.name, describe(error))
+
     async def _consume(self, out: Channel[SourceItem]) -> None:
         from nats.errors import Error as NatsError
 
+        quiet = 0
         while True:
             try:
                 messages = await self._subscription.fetch(self.config.batch, timeout=FETCH_TIMEOUT)
             except TimeoutError:
-                continue  # nothing came (or the server is away: the client reconnects)
+                # Nothing came, or the server is away (the client reconnects by itself). Now
+                # and then, check that the consumer is still there: a fetch from one that was
+                # deleted (or lost with the server's store) only ever times out.
+                quiet += 1
+                if quiet % CONSUMER_CHECK == 0 and self.link.up:
+                    await self._check_consumer()
+                continue
             except (NatsError, OSError) as error:
                 log.debug("sources.%s: fetch failed: %s", self.name, describe(error))
                 await asyncio.sleep(FETCH_TIMEOUT)
