@@ -20,9 +20,8 @@ async def collect_garbage_periodically(
     """Turn automatic cyclic GC off and collect every ``interval`` seconds instead.
 
     Records make no reference cycles, but each automatic collection of the oldest generation
-    walks every live record: measured here, that doubled the time of a 1M-line catch-up. What
-    survives a collection is frozen (``gc.freeze``), so the next passes walk only what is new:
-    with 10,000 files followed, a pass over everything took 0.3 s, 1 % of a core every 30 s.
+    walks every live record, which slowed a large catch-up a lot (bench/README.md). What
+    survives a collection is frozen (``gc.freeze``), so the next passes walk only what is new.
     Every ``full_every`` passes the frozen objects are walked again, so that cycles among them
     are freed too (exceptions with their tracebacks, tasks that ended).
     """

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aggregator.metrics import Counters, Family, Kind, render
+from aggregator.metrics import Family, Kind, render
+from aggregator.parts import Part
 
 COUNTERS: dict[str, tuple[str, Kind, str]] = {
     # counters() key: (metric name, type, help); labelled by the source's or sink's name
@@ -112,14 +113,6 @@ DROPPED = "dropped_"
 """A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
 PER_LABEL = {"unread_bytes": "file"}
 """Counters that are numbers by a label (a dict), and the label's name."""
-
-
-class Part(Protocol):
-    """A source or a sink, as telemetry sees it."""
-
-    name: str
-
-    def counters(self) -> Counters: ...
 
 
 class Sink(Part, Protocol):

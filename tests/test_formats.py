@@ -1,5 +1,7 @@
 """The text, json and raw encodings of a record (SPEC §4)."""
 
+from typing import Any
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,11 +11,36 @@ from aggregator.sinks.formats import (
     encode_json,
     encode_raw,
     escape_control,
-    record_to_dict,
     rfc3339_micros,
     rfc3339_millis,
     text_encoder,
 )
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The JSON object of a record as SPEC §4 describes it, written plainly: the reference the
+    fast encoder is checked against."""
+    obj: dict[str, Any] = {
+        "seq": record.seq,
+        "ts": rfc3339_micros(record.ts),
+        "source": record.source,
+        "origin": record.origin,
+    }
+    if record.node is not None:
+        obj["node"] = record.node
+    obj["line"] = record.line
+    if record.level is not None:
+        obj["level"] = record.level
+    if record.fields is not None:
+        obj["fields"] = record.fields
+    if record.truncated:
+        obj["truncated"] = True
+    if record.parse_error is not None:
+        obj["parse_error"] = record.parse_error
+    if record.late:
+        obj["late"] = True
+    return obj
+
 
 TS = 1_795_600_800_123_456  # 2026-11-25T10:00:00.123456Z
 
@@ -102,3 +129,16 @@ def test_json_encoder_matches_the_reference(records: list[Record], late: bool) -
         item.seq, item.late = seq, late
     expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
     assert encode_json(records) == expected
+
+
+def test_json_shows_the_node_only_when_there_is_one() -> None:
+    """A remote record's node comes after its origin; a local record's JSON is unchanged."""
+    local = record()
+    remote = record(node="web-1")
+    assert b'"node"' not in encode_json([local])
+    assert orjson.loads(encode_json([remote])) == record_to_dict(remote)
+    assert encode_json([remote]).startswith(
+        b'{"seq":1042,"ts":"2026-11-25T10:00:00.123456Z","source":"app",'
+        b'"origin":"/var/log/app/a.log","node":"web-1","line":'
+    )
+    assert encode_json([local, remote, local]).count(b'"node"') == 1

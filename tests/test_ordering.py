@@ -41,7 +41,7 @@ def test_catch_up_is_an_exact_stable_merge() -> None:
     assert lines(out) == ["a0", "b0", "b1", "a1", "a2"]  # a's 5 < b's 6; then a may send more
     core.push(0, Chunk("a", [], live=False, final=True), 99.0)
     assert lines(core.pop_ready(99.0)) == ["b2"]
-    assert core.finished and not any(r.late for r in out)
+    assert core.held == 0 and not any(r.late for r in out)
 
 
 def test_nothing_leaves_before_every_source_announced() -> None:
@@ -150,7 +150,7 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
         core.push(index, Chunk(str(index), batch[cursors[index] :], live=False, final=True), now)
         now += 1.0
         out += core.pop_ready(now)
-    assert core.finished
+    assert core.held == 0
     assert sorted(map(id, out)) == sorted(id(r) for batch in records for r in batch)
     keys = {
         id(r): key

@@ -197,9 +197,10 @@ async def test_a_worker_runs_this_very_package(
     """Another ``aggregator`` in the working directory and first on PYTHONPATH (a checkout,
     a version installed since) is not what a worker runs: its replies could not be read."""
     other = tmp_path / "aggregator"
-    other.mkdir()
+    (other / "parse").mkdir(parents=True)
     (other / "__init__.py").write_text("")
-    (other / "parse_worker.py").write_text(f"def serve(*_):\n    exec({UNREADABLE_WORKER!r})\n")
+    (other / "parse" / "__init__.py").write_text("")
+    (other / "parse" / "worker.py").write_text(f"def serve(*_):\n    exec({UNREADABLE_WORKER!r})\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     pool = ParsePool(1)
@@ -211,6 +212,18 @@ async def test_a_worker_runs_this_very_package(
         await pool.close()
     assert reply == parse_region(SPEC, region, 256)
     assert not pool.broken and not [r for r in caplog.records if r.levelno == logging.ERROR]
+
+
+def test_a_worker_imports_no_asyncio() -> None:
+    """A worker loads only what parsing needs (no asyncio, config or websockets): it starts
+    fast and stays small."""
+    command = worker_command()
+    check = command[-2].replace("serve(0, 1)", "print(sorted(set(sys.modules) & BIG))")
+    big = "BIG = {'asyncio', 'pydantic', 'websockets', 'aggregator.config'}; "
+    result = subprocess.run(
+        [*command[:-2], big + check, command[-1]], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_tail_gives_the_same_stream_with_and_without_workers(tmp_path: Path) -> None:

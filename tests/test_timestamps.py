@@ -6,11 +6,12 @@ import pytest
 
 from aggregator.parse.timestamps import (
     epoch_to_micros,
+    line_start,
+    line_start_span,
     make_parser,
     parse_auto,
     parse_line_start,
     parse_syslog_time,
-    quick_line_start,
 )
 from aggregator.sinks.formats import rfc3339_micros
 
@@ -60,12 +61,12 @@ def test_syslog_year_is_inferred() -> None:
 
 def test_line_start() -> None:
     """Text lines: ISO (maybe bracketed) or syslog at the start; CLF in brackets near it."""
-    assert parse_line_start("2026-11-25T10:00:00Z INFO x") == 1_795_600_800_000_000
-    assert parse_line_start("[2026-11-25T10:00:00Z] x") == 1_795_600_800_000_000
+    assert line_start("2026-11-25T10:00:00Z INFO x") == 1_795_600_800_000_000
+    assert line_start("[2026-11-25T10:00:00Z] x") == 1_795_600_800_000_000
     clf = '127.0.0.1 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5'
-    assert parse_line_start(clf) == 1_795_600_800_000_000
-    assert parse_line_start("1 apple") is None
-    assert parse_line_start("") is None
+    assert line_start(clf) == 1_795_600_800_000_000
+    assert line_start("1 apple") is None
+    assert line_start("") is None
 
 
 def test_epoch_units_by_magnitude() -> None:
@@ -105,4 +106,4 @@ def test_quick_path_agrees_with_the_full_parser(line: str) -> None:
     """The inlined common case gives what the full parser gives (which has now cached the
     line's second, so the quick path is the one taken)."""
     expected = parse_line_start(line)
-    assert quick_line_start(line) == expected
+    assert line_start_span(line) == expected

@@ -36,10 +36,6 @@ class Channel(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def put(self, item: T) -> None:
         """Append ``item``, waiting while the channel is full (this is the backpressure)."""
         while len(self._items) >= self.maxsize and not self._closed:
@@ -83,10 +79,6 @@ class Budget:
         self._free = limit
         self._available = asyncio.Event()
         self._available.set()
-
-    @property
-    def in_flight(self) -> int:
-        return self.limit - self._free
 
     async def take(self, count: int) -> None:
         while self._free <= 0:

@@ -101,6 +101,8 @@ class Checkpointer(Generic[P]):
             return
         self._changed = False
         try:
+            # A whole save (stats, write, fsync, rename) in one thread hop: asyncio's own, where
+            # aiofiles would take a hop per call.
             await asyncio.to_thread(self._save_current)
         except BaseException:
             self._changed = True  # not saved (an error, or cancelled): the next save retries

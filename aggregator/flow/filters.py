@@ -91,3 +91,14 @@ class RecordFilter:
                 self._source_verdicts.clear()
             verdict = self._source_verdicts[key] = self.sources.matches(*key)
         return verdict
+
+
+def record_filter(
+    sources: Sequence[str], level: str | None, grep: Searcher | None
+) -> RecordFilter | None:
+    """The filter of a sink's ``filter`` table or of a subscriber's; None when it lets
+    everything through. ``grep`` comes compiled: by ``re`` from the config, which is trusted,
+    by RE2 from a client, which is not."""
+    if not (sources or level or grep):
+        return None
+    return RecordFilter(sources, level, grep)

@@ -77,6 +77,7 @@ class Merge:
         finally:
             for task in reads:
                 task.cancel("the merge is stopping")
+            await asyncio.gather(*reads, return_exceptions=True)
             for output in self.outputs:
                 output.channel.close()
 

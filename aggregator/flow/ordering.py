@@ -146,11 +146,6 @@ class OrderingCore:
         """Records waiting in the core."""
         return self._held
 
-    @property
-    def finished(self) -> bool:
-        """True when every source has ended and nothing is held."""
-        return not self._lanes and not self._unannounced
-
     def pop_ready(self, now: float) -> Batch:
         """The records that may leave at ``now``, in order.
 

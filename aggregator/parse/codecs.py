@@ -22,11 +22,11 @@ import orjson
 
 from aggregator.parse.timestamps import (
     TimestampParser,
+    line_start,
+    line_start_span,
     make_parser,
     parse_iso,
     parse_syslog_time,
-    quick_line_start,
-    quick_line_start_span,
 )
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
@@ -120,10 +120,10 @@ class RawCodec:
     """Only a timestamp at the start of the line."""
 
     def parse(self, line: str) -> Parsed:
-        return quick_line_start(line), None, None, None
+        return line_start(line), None, None, None
 
     def stamp(self, line: str) -> int | None:
-        return quick_line_start(line)
+        return line_start(line)
 
 
 _LEVEL_WORDS = (
@@ -163,10 +163,10 @@ class TextCodec:
     """
 
     def stamp(self, line: str) -> int | None:
-        return quick_line_start(line)
+        return line_start(line)
 
     def parse(self, line: str) -> Parsed:
-        stamp = quick_line_start_span(line)
+        stamp = line_start_span(line)
         if stamp is None:
             return None, level_word(line), None, None
         ts, end = stamp
@@ -341,7 +341,7 @@ class AutoCodec:
         one it cannot read, which ``parse`` reads as text) and the rarer kinds by ``parse``."""
         first = line[:1]
         if "0" <= first <= "9":
-            return quick_line_start(line)
+            return line_start(line)
         if first == "{":
             ts = self.json.stamp(line)
             if ts is not None:

@@ -17,7 +17,7 @@ from aggregator.parse.lines import Lines, LineSplitter, Splitter
 from aggregator.parse.multiline import MultilineJoiner
 from aggregator.parse.needs import Needs
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
-from aggregator.parse.timestamps import quick_line_start_span
+from aggregator.parse.timestamps import line_start_span
 from aggregator.parse.worker import CodecSpec, ParsedRegion
 
 
@@ -73,7 +73,7 @@ class Decoding:
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
         if isinstance(self.codec, RawCodec):  # the hot path, without a tuple per line
-            stamp = quick_line_start_span
+            stamp = line_start_span
             batch = [
                 Record(read_at if (ts := stamp(text)) is None else ts[0], source, origin, text)
                 for text in lines.text

@@ -1,10 +1,10 @@
 """Parsing lines in worker processes, so that catch-up uses every core.
 
-Splitting and parsing cost about 1.5 µs a line in Python, most of a line's cost, and the
-event loop has only one core: a large read (a file read from its start, a burst) is sent to
-a worker process as bytes, and what the codec says of each line comes back. The
-loop keeps what must stay in order (each lane's partial line, the merge); small reads, the
-live case, are parsed on the loop as before, where a hop to a process would only add latency.
+Splitting and parsing are most of a line's cost, and the event loop has only one core: a
+large read (a file read from its start, a burst) is sent to a worker process as bytes, and
+what the codec says of each line comes back. The loop keeps what must stay in order (each
+lane's partial line, the merge); small reads, the live case, are parsed on the loop, where a
+hop to a process would only add latency (bench/README.md has the figures).
 
 A worker runs ``aggregator.parse.worker.serve``, fed through its stdin and answering on its
 stdout. Its pipes are read and written by the event loop itself: with a pool of threads in
@@ -37,13 +37,13 @@ from aggregator.parse.worker import (
 log = logging.getLogger(__name__)
 
 POOL_MIN_BYTES = 32 * 1024
-"""Reads smaller than this are parsed on the loop: ~270 lines of 120 bytes take ~0.4 ms there,
-about what the hop to a worker and back costs the loop."""
+"""Reads smaller than this are parsed on the loop: parsing them there costs the loop about
+what the hop to a worker and back would."""
 JOBS_PER_WORKER = 8
-"""Regions a worker may have in hand (~3 MiB); past that a lane waits for one to come back.
-Parsing on the loop instead, when the workers have their fill, lost: the loop is the busier
-process (it orders and writes every record)."""
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+"""Regions a worker may have in hand; past that a lane waits for one to come back. Parsing on
+the loop instead, when the workers have their fill, lost: the loop is the busier process (it
+orders and writes every record)."""
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding aggregator/
 _WORKER_MAIN = (
     "import sys; sys.path.insert(0, sys.argv[1]); import aggregator; del sys.path[0]; "
     "from aggregator.parse.worker import serve; serve(0, 1)"

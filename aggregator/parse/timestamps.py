@@ -197,7 +197,7 @@ def make_parser(format_name: str) -> TimestampParser:
     return parse_pattern
 
 
-def line_start_timestamp(line: str, now_us: int | None = None) -> tuple[int, int] | None:
+def parse_line_start(line: str, now_us: int | None = None) -> tuple[int, int] | None:
     """A timestamp that starts a text line (ISO 8601 or syslog, the ISO one perhaps in
     brackets), or a CLF one in brackets within the first 100 characters: (µs, end) or None."""
     if not line:
@@ -219,18 +219,13 @@ def line_start_timestamp(line: str, now_us: int | None = None) -> tuple[int, int
     return parsed
 
 
-def parse_line_start(line: str, now_us: int | None = None) -> int | None:
-    """The microseconds of ``line_start_timestamp``, or None."""
-    parsed = line_start_timestamp(line, now_us)
-    return parsed[0] if parsed is not None else None
+def line_start_span(line: str) -> tuple[int, int] | None:
+    """``parse_line_start``, with the commonest case (``cached_iso_span``) tried first: what
+    the codecs call for every line."""
+    return cached_iso_span(line) or parse_line_start(line)
 
 
-def quick_line_start_span(line: str) -> tuple[int, int] | None:
-    """``line_start_timestamp`` with the commonest case (``cached_iso_span``) first."""
-    return cached_iso_span(line) or line_start_timestamp(line)
-
-
-def quick_line_start(line: str) -> int | None:
-    """The microseconds of ``quick_line_start_span``, or None."""
-    parsed = quick_line_start_span(line)
+def line_start(line: str) -> int | None:
+    """The microseconds of ``line_start_span``, or None."""
+    parsed = line_start_span(line)
     return parsed[0] if parsed is not None else None

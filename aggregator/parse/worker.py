@@ -4,7 +4,7 @@ A worker is a Python process running ``serve``: it reads requests on its stdin a
 its stdout, in order, one length-prefixed pickle each way (a request is ``(CodecSpec, region,
 max_line_bytes)``; a reply is ``R`` and an ``Answer``, or ``E`` and why). The event loop's
 side is ``aggregator.parse.pool``. This module imports no asyncio, config or websockets, so a
-worker starts in about 0.1 s.
+worker starts about as fast as the interpreter does.
 """
 
 import contextlib
@@ -56,7 +56,7 @@ Answer = tuple[Columns, list[str] | None]
 """What a worker sends back for a region: a ``ParsedRegion`` without the lines. The main
 process splits the region it sent again (``with_lines``: the same function, the same lines),
 which costs it about what unpickling them did, and spares the worker pickling them and the
-pipe carrying them (a 256 KiB region's answer: ~20 KB of times, against ~300 KB with them)."""
+pipe carrying them (an answer is a fraction of the region's size)."""
 
 
 def answer_of(parsed: ParsedRegion) -> Answer:

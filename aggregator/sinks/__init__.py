@@ -1,22 +1,19 @@
 """Sinks: each takes batches of merged records from its channel and writes them somewhere.
 
 Every sink is built the same way, ``Class(name, config, context)``, from the registry below,
-and has the same life cycle as a source: ``open`` (create the file, bind the port), ``run``
-(write every batch until the channel ends, then flush), ``close`` (release what ``open`` took,
-if ``run`` never will), ``counters``.
+and has the life cycle of every part (``aggregator.parts``).
 """
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aggregator.flow.channel import Channel
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
 from aggregator.parse.needs import Needs
+from aggregator.parts import Part, build
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no asyncio
+    from aggregator.flow.channel import Channel
+    from aggregator.flow.record import Batch
     from aggregator.web.server import Telemetry
 
 
@@ -30,10 +27,10 @@ class SinkContext:
     """Health and metrics of the pipeline, for a sink that serves /healthz and /metrics."""
 
 
-class Sink(Protocol):
-    """A running output. A sink whose reader has gone (a closed pipe) returns early."""
+class Sink(Part, Protocol):
+    """A running output: ``run`` writes every batch until its channel ends, then flushes. A
+    sink whose reader has gone (a closed pipe) returns early."""
 
-    name: str
     records_out: int
     delivered_seq: int
     """The seq of the last record written and flushed (or filtered out): file positions up to
@@ -43,21 +40,10 @@ class Sink(Protocol):
     needs: Needs
     """What this sink shows or filters on: what the codecs must find for it."""
 
-    async def open(self) -> None:
-        """Create what is written to, so that a sink that cannot start stops the program
-        before anything is read."""
-
-    async def run(self, inp: Channel[Batch]) -> None: ...
-
-    async def close(self) -> None:
-        """Release what ``open`` took, if ``run`` never will (a failed start)."""
+    async def run(self, inp: "Channel[Batch]") -> None: ...
 
     def reopen(self) -> None:
         """Reopen output files before the next write (SIGHUP); nothing for most sinks."""
-
-    def counters(self) -> Counters:
-        """For /metrics: what this sink has counted (``aggregator.telemetry`` names them)."""
-        return {}
 
 
 SINK_TYPES: dict[str, str] = {
@@ -67,11 +53,10 @@ SINK_TYPES: dict[str, str] = {
     "tcp": "aggregator.sinks.tcp:TcpSink",
     "nats": "aggregator.sinks.nats:NatsSink",
 }
-"""Each ``type`` of sink, and where its class is: imported only when a config uses it."""
+"""Each ``type`` of sink, and where its class is."""
 
 
 def build_sink(name: str, config: Any, context: SinkContext) -> Sink:
     """The sink that ``config`` (a validated ``[sinks.NAME]`` table) describes."""
-    module, _, attribute = SINK_TYPES[config.type].partition(":")
-    sink: Sink = getattr(importlib.import_module(module), attribute)(name, config, context)
+    sink: Sink = build(SINK_TYPES, name, config, context)
     return sink

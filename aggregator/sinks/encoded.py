@@ -4,7 +4,7 @@ import re
 from collections.abc import Sequence
 
 from aggregator.config import FilterSpec
-from aggregator.flow.filters import RecordFilter
+from aggregator.flow.filters import RecordFilter, record_filter
 from aggregator.flow.record import Record
 from aggregator.parse.needs import Needs
 from aggregator.sinks.formats import FormatName, make_encoder
@@ -23,8 +23,7 @@ def build_filter(spec: FilterSpec | None) -> RecordFilter | None:
     """The filter a sink's ``filter`` table describes; None when it has none."""
     if spec is None:
         return None
-    grep = re.compile(spec.grep) if spec.grep is not None else None
-    return RecordFilter(spec.sources, spec.level, grep)
+    return record_filter(spec.sources, spec.level, re.compile(spec.grep) if spec.grep else None)
 
 
 class FilteredEncoder:

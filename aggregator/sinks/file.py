@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import aiofiles
+import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from aggregator.config import FileSinkConfig
@@ -21,6 +22,8 @@ from aggregator.sinks.encoded import FilteredEncoder, needs_of
 log = logging.getLogger(__name__)
 
 FSYNC_INTERVAL = 1.0
+
+_fsync_in_thread = aiofiles.os.wrap(os.fsync)
 
 
 def rotation_cut(data: bytes, room: int) -> int:
@@ -134,13 +137,14 @@ class FileSink(Sink):
         assert self.config.rotate is not None
         await self._close_file()
         keep = self.config.rotate.keep
+        # Several renames in one thread hop (aiofiles would take one each): asyncio's own.
         await asyncio.to_thread(_shift_rotated, self.path, keep)
         self.rotations += 1
         await self._open_file()
 
     async def _fsync(self) -> None:
         if self._file is not None and self._unsynced:
-            await asyncio.to_thread(os.fsync, self._file.fileno())
+            await _fsync_in_thread(self._file.fileno())
         self._unsynced = False
         self._synced_at = time.monotonic()
 

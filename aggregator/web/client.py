@@ -9,7 +9,6 @@ is reported on stderr.
 
 import asyncio
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from aggregator.errors import AggregatorError
 from aggregator.flow.record import Record
 from aggregator.parse.timestamps import parse_iso
 from aggregator.sinks.formats import FormatName, make_encoder
-from aggregator.sinks.stdout import ByteWriter, open_writer
+from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +245,7 @@ class StreamClient:
     def __init__(self, request: StreamRequest, output_format: FormatName) -> None:
         self.format = output_format
         self.follower = StreamFollower(request, self._write)
-        colour = os.isatty(1) and "NO_COLOR" not in os.environ  # as the stdout sink does
-        self._encode = make_encoder(output_format, (), colour)
+        self._encode = make_encoder(output_format, (), colour_wanted(1))
         self._writer: ByteWriter | None = None
 
     async def run(self) -> None:

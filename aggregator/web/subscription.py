@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import re2
 
-from aggregator.flow.filters import RecordFilter, Searcher
+from aggregator.flow.filters import RecordFilter, Searcher, record_filter
 from aggregator.flow.levels import LEVEL_RANK, LEVELS
 
 MAX_PATTERN_CHARS = 1000
@@ -43,9 +43,7 @@ class ClientFilter:
 
     def compile(self) -> RecordFilter | None:
         """The filter to run; None when it lets everything through."""
-        if not (self.sources or self.level or self.grep):
-            return None
-        return RecordFilter(
+        return record_filter(
             self.sources, self.level, compile_grep(self.grep) if self.grep else None
         )
 

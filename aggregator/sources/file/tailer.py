@@ -26,7 +26,7 @@ READ_CHUNK = 256 * 1024
 """Bytes per catch-up read: large enough that catch-up moves in big batches, one thread hop each."""
 SMALL_READ = 64 * 1024
 """Up to this much new data is read on the event loop: a live append is in the page cache, so
-the read takes about a microsecond, where a hop to a thread takes a few hundred."""
+the read costs far less than a hop to a thread and back."""
 
 _pread_in_thread = aiofiles.os.wrap(os.pread)
 _open_in_thread = aiofiles.os.wrap(os.open)  # an open can block on a slow filesystem

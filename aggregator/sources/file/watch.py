@@ -38,10 +38,6 @@ class Watcher:
             except OSError as error:
                 log.warning("inotify is not available (%s): polling files instead", error)
 
-    @property
-    def available(self) -> bool:
-        return self._inotify is not None
-
     def watch(self, path: Path) -> asyncio.Event:
         """The event set whenever ``path`` changes (or may have). For a symlink, changes to its
         target are reported in the target's directory: that is watched too. Call it again after

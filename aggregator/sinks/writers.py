@@ -1,0 +1,101 @@
+"""Writing bytes to a file descriptor without blocking the event loop: pipes and sockets through
+the loop with flow control, regular files and terminals in a thread. The stdout sink and
+``aggregator connect`` both write stdout this way."""
+
+import asyncio
+import contextlib
+import os
+import stat
+from typing import Protocol
+
+from aggregator.fdio import write_all
+
+PIPE_HIGH_WATER = 256 * 1024
+
+
+class ByteWriter(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _PipeFlow(asyncio.BaseProtocol):
+    """Flow control for a write pipe: pause while the transport's buffer is full."""
+
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost: Exception | None = None
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or BrokenPipeError("the reader has gone")
+        self.writable.set()
+
+
+class PipeWriter:
+    """Writes to a pipe or socket through the event loop, waiting while the reader is behind."""
+
+    def __init__(self, transport: asyncio.WriteTransport, flow: _PipeFlow, fd: int) -> None:
+        self._transport = transport
+        self._flow = flow
+        self._fd = fd
+
+    @classmethod
+    async def open(cls, fd: int) -> "PipeWriter":
+        loop = asyncio.get_running_loop()
+        # The transport owns this file object; closing it leaves fd 1 open (closefd=False).
+        pipe = open(fd, "wb", buffering=0, closefd=False)  # noqa: ASYNC230, SIM115
+        transport, flow = await loop.connect_write_pipe(_PipeFlow, pipe)
+        transport.set_write_buffer_limits(high=PIPE_HIGH_WATER)
+        return cls(transport, flow, fd)
+
+    async def write(self, data: bytes) -> None:
+        if self._flow.lost is not None:
+            raise self._flow.lost
+        self._transport.write(data)
+        await self._flow.writable.wait()
+        if self._flow.lost is not None:
+            raise self._flow.lost
+
+    async def close(self) -> None:
+        """Flush what is buffered, then give the fd back in blocking mode (the shell shares it)."""
+        if self._flow.lost is None and self._transport.get_write_buffer_size():
+            self._transport.set_write_buffer_limits(high=0)
+            self._flow.writable.clear()
+            await self._flow.writable.wait()
+        self._transport.close()
+        with contextlib.suppress(OSError):
+            os.set_blocking(self._fd, True)
+
+
+class ThreadWriter:
+    """Writes to a regular file or a terminal in a worker thread, so the loop never blocks."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, data: bytes) -> None:
+        # write_all may take several writes: one thread hop for all of them (asyncio's own).
+        await asyncio.to_thread(write_all, self._fd, data)
+
+    async def close(self) -> None:
+        """Nothing is buffered: every write went to the fd."""
+
+
+async def open_writer(fd: int) -> ByteWriter:
+    """The right writer for ``fd``: through the loop for pipes and sockets, else a thread."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return await PipeWriter.open(fd)
+    return ThreadWriter(fd)
+
+
+def colour_wanted(fd: int) -> bool:
+    """Whether text written to ``fd`` is coloured: on a terminal, unless ``NO_COLOR`` is set."""
+    return os.isatty(fd) and "NO_COLOR" not in os.environ
