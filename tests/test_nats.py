@@ -113,8 +113,15 @@ def test_message_round_trip() -> None:
     assert two.node == "node-1"
 
 
-@pytest.mark.parametrize("payload", [b"", b"not json\n", b'{"v": 1}\n', b'{"v":1,"node":"n",'
-                                     b'"source":"s","wm":0}\n{"no":"line"}'])  # fmt: skip
+META = b'{"v":1,"node":"n","source":"s","wm":0,"origins":["o"],"lanes":[]}\n'
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"not json\n", b'{"v": 1}\n', META + b'{"no": "rows"}', META + b"[[1, 2]]",
+     META + b'[["x", 0, "line", "", -1, 0, false, null]]',
+     META + b'[[1, 5, "line", "", -1, 0, false, null]]'],
+)  # fmt: skip
 def test_poison_payloads_are_refused(payload: bytes) -> None:
     """What a nats sink did not write is a BadMessage, never another error."""
     with pytest.raises(BadMessage):

@@ -26,12 +26,12 @@ import orjson
 from aggregator.bus import BadMessage, Decoded, Link, decode_message, describe, ensure_stream
 from aggregator.config import NatsSourceConfig
 from aggregator.errors import StartupError
-from aggregator.flow.channel import Channel
+from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.checkpoints import Checkpointer
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.metrics import Counters
 from aggregator.sources import SourceContext
-from aggregator.sources.lanes import LaneOutlet
+from aggregator.sources.lanes import LANE_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ LANES_KEPT = 256
 """Files per subject whose high-water mark is kept: older ones (rotated away long ago) go."""
 FETCH_TIMEOUT = 1.0
 """Seconds a fetch waits for messages before it asks again."""
+SOURCE_BUDGET = 4 * LANE_BUDGET
+"""Records this source may have on their way through the merge, all lanes together."""
 CONSUMER_CHECK = 10
 """Empty fetches between looks at whether the durable consumer still exists."""
 
@@ -137,7 +139,10 @@ class NatsSource:
             context.books.register(self.book, self.checkpointer, close=self._close_link)
         self.link = Link(config, f"sources.{name}", f"aggregator-source-{self.durable}")
         self._subscription: Any = None
-        self._outlets: dict[str, LaneOutlet] = {}
+        self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
+        # One credit for all lanes, not one each: the lanes come through one fetch loop, and a
+        # lane out of credit would stop the others, whose records it may be waiting for.
+        self._budget = Budget(SOURCE_BUDGET)
         self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
         self._taken_lanes: dict[str, dict[str, int]] = {}
         self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
@@ -174,16 +179,19 @@ class NatsSource:
             self._taken_seq[subject] = taken.stream_seq
             self._taken_lanes[subject] = dict(taken.lanes)
         await self.link.open(self._on_connect)
-        known = await self._subjects()
-        if known:  # what the stream holds: those lanes may send, so the merge waits for them
+        known = await self._backlog_subjects()
+        if known:  # a backlog: those lanes may send old records, so the merge waits for them
             await out.put(Announce(known, live=True))
         await self._consume(out)
 
-    async def _subjects(self) -> list[str]:
-        """The subjects the stream holds messages of (a lane each)."""
+    async def _backlog_subjects(self) -> list[str]:
+        """When the consumer has a backlog (this central was away), the subjects the stream
+        holds messages of (a lane each); none when it is up to date."""
         from nats.errors import Error as NatsError
 
         try:
+            if not (await self._subscription.consumer_info()).num_pending:
+                return []
             info = await self.link.client.jetstream().stream_info(
                 self.config.stream, subjects_filter=f"{self.config.subject}.>"
             )
@@ -310,13 +318,12 @@ class NatsSource:
             await self._ack(message)
             return decoded
         lane = subject  # one (node, source): a lane of its own
-        outlet = self._outlets.get(lane)
-        if outlet is None:
-            outlet = self._outlets[lane] = LaneOutlet(out, lane)
+        if lane not in self._outlets:
+            self._outlets.add(lane)
             self._node_lanes.setdefault(decoded.node, []).append(lane)
-        await outlet.budget.take(len(records))
+        await self._budget.take(len(records))
         await out.put(
-            Chunk(lane, records, True, False, outlet.budget.give, taken, decoded.watermark)
+            Chunk(lane, records, True, False, self._budget.give, taken, decoded.watermark)
         )
         return decoded
 
