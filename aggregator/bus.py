@@ -17,6 +17,7 @@ import hashlib
 import logging
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,7 @@ def encode_message(node: str, source: str, records: Sequence[Record], watermark:
         "node": node,
         "source": source,
         "wm": watermark,
+        "at": time.time_ns() // 1000,  # the sender's clock: the consumer estimates its skew
         "origins": list(origins),
         "lanes": list(lanes),
     }
@@ -117,6 +119,8 @@ class Decoded:
     source: str
     watermark: int
     records: list[Record] = field(default_factory=list)
+    sent_at: int | None = None
+    """The sender's clock when it cut the message (µs since the epoch), if it said."""
 
 
 def decode_message(payload: bytes) -> Decoded:
@@ -150,7 +154,8 @@ def decode_message(payload: bytes) -> Decoded:
         raise
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
         raise BadMessage(f"cannot be read: {error}") from error
-    return Decoded(node, source, watermark, records)
+    sent_at = meta.get("at")
+    return Decoded(node, source, watermark, records, sent_at if isinstance(sent_at, int) else None)
 
 
 def _read_tail(record: Record, tail: str) -> None:

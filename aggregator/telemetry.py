@@ -7,7 +7,7 @@ concrete source or sink.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,6 +103,12 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "gauge",
         "Messages in the stream the consumer has not been delivered yet.",
     ),
+    "nats_clock_skew": (
+        "aggregator_nats_clock_skew_seconds",
+        "gauge",
+        "Per sidecar node: the server's store time of its last message less the node's clock "
+        "when it sent it (transit included; large when the node's clock is off).",
+    ),
     "subscriber_groups": (
         "aggregator_subscriber_groups",
         "gauge",
@@ -111,7 +117,7 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
 }
 DROPPED = "dropped_"
 """A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
-PER_LABEL = {"unread_bytes": "file"}
+PER_LABEL = {"unread_bytes": "file", "nats_clock_skew": "node"}
 """Counters that are numbers by a label (a dict), and the label's name."""
 
 
@@ -213,7 +219,7 @@ class PipelineTelemetry:
                     labels = {kind: part.name}
                     if key.startswith(DROPPED) and isinstance(value, int):
                         dropped.add(value, **labels, reason=key.removeprefix(DROPPED))
-                    elif isinstance(value, dict):
+                    elif isinstance(value, Mapping):
                         for label, count in value.items():
                             named[key].add(count, **labels, **{PER_LABEL[key]: label})
                     else:

@@ -152,6 +152,9 @@ class NatsSource:
         self.poison = 0
         self.lag = 0
         self.acked = 0
+        self.skew: dict[str, float] = {}
+        """Per node: the server's store time of its last message less the node's clock when it
+        sent it (seconds; a few ms on a good network, more when the node's clock is behind)."""
 
     async def open(self) -> None:
         """Nothing to bind: the server may come later."""
@@ -171,6 +174,7 @@ class NatsSource:
             "nats_duplicates_dropped": self.duplicates,
             "dropped_poison": self.poison,
             "nats_consumer_lag": self.lag,
+            "nats_clock_skew": dict(self.skew),
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
@@ -309,6 +313,9 @@ class NatsSource:
             return None
         self.messages += 1
         self._taken_seq[subject] = stream_seq
+        if decoded.sent_at is not None:
+            stored = int(meta.timestamp.timestamp() * 1_000_000)
+            self.skew[decoded.node] = round((stored - decoded.sent_at) / 1e6, 6)
         records = self._new_records(subject, decoded)
         lanes = self._taken_lanes.get(subject, {})
         taken = Taken(subject, stream_seq, dict(lanes), message, self.book)
