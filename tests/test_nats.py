@@ -349,3 +349,25 @@ async def test_metrics_and_health_show_the_bus(
     assert status == 200 and orjson.loads(body)["disconnected"] == ["sink bus"]
     await nats_server.start()
     assert await sidecar.stop() == 0
+
+
+async def test_a_line_too_large_for_a_message_is_truncated_not_stuck(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """Records that do not fit one NATS message are split over several; a single line larger
+    than the server takes is truncated (flagged), and the stream goes on."""
+    logs = tmp_path / "a.log"
+    with logs.open("w") as file:
+        file.write("small 0\n" + "x" * 1_500_000 + "\n" + "ü" * 300_000 + "\nsmall 1\n")
+    out = tmp_path / "central.json"
+    await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    config = sidecar_config(tmp_path, nats_server.url, "n1", logs)
+    config.write_text(
+        config.read_text().replace('type = "file"', 'type = "file"\nmax_line_bytes = "2MiB"')
+    )
+    await start(cli_processes, config, tmp_path)
+    await wait_until(lambda: len(records_in(out)) >= 4, "4 records at the central")
+    got = records_in(out)
+    assert [r["line"] for r in (got[0], got[3])] == ["small 0", "small 1"]
+    assert got[1]["truncated"] is True and 1000 < len(str(got[1]["line"])) < 1 << 20
+    assert got[2]["line"] == "ü" * 300_000 and "truncated" not in got[2]

@@ -17,6 +17,7 @@ what was sent before an outage either reached the server or is sent again, with 
 """
 
 import asyncio
+import copy
 import logging
 import random
 import socket
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 QUEUED_MESSAGES = 2
 """Messages a subject may have cut and waiting behind the one being published."""
+DEFAULT_MAX_PAYLOAD = 1 << 20
+"""What nats-server takes in one message unless it says otherwise (when it connects)."""
+HEADROOM = 512
+"""Bytes left for the headers (Nats-Msg-Id) and the protocol line."""
 FIRST_RETRY = 0.1
 LAST_RETRY = 5.0
 
@@ -83,6 +88,7 @@ class NatsSink(Sink):
         self._run_id = f"{time.time_ns():x}"
         self.link = Link(config, f"sinks.{name}", f"aggregator-sink-{self.node}", pending_size=0)
         self._js: Any = None
+        self._max_payload = DEFAULT_MAX_PAYLOAD - HEADROOM
         self._publishers: list[asyncio.Task[None]] = []
         self.published = 0  # messages acknowledged
         self.records_acked = 0
@@ -133,6 +139,7 @@ class NatsSink(Sink):
     async def _on_connect(self, client: Any) -> None:
         await ensure_stream(client, self.config)
         self._js = client.jetstream()
+        self._max_payload = int(client.max_payload) - HEADROOM
 
     async def _take(self, inp: Channel[Batch]) -> None:
         """Batches into subject buffers, cut into messages as they fill or linger."""
@@ -198,11 +205,34 @@ class NatsSink(Sink):
 
     def _cut(self, subject: _Subject) -> None:
         records, subject.buffer, subject.bytes = subject.buffer, [], 0
-        if not records:
-            return
+        if records:
+            self._queue(subject, records)
+        subject.work.set()
+
+    def _queue(self, subject: _Subject, records: list[Record]) -> None:
+        """Make ``records`` one message, or more if the payload would pass what the server
+        takes (its max_payload: a size estimate can be wrong, non-ASCII lines say). A single
+        record too large even alone is truncated to fit, flagged, and reported."""
+        payload = encode_message(self.node, subject.source, records, self._watermark)
+        if len(payload) > self._max_payload:
+            if len(records) > 1:
+                half = len(records) // 2
+                self._queue(subject, records[:half])
+                self._queue(subject, records[half:])
+                return
+            record = records[0] = copy.copy(records[0])  # other sinks keep the whole line
+            room = max(1024, self._max_payload - (len(payload) - len(record.line.encode())) - 64)
+            log.warning("sinks.%s: a record of %d bytes does not fit in a NATS message; "
+                        "truncated to %d", self.name, len(record.line.encode()),
+                        room)  # fmt: skip
+            while len(payload) > self._max_payload:
+                record.line = record.line.encode()[:room].decode("utf-8", "ignore")
+                record.truncated = True
+                record.json_tail = None
+                payload = encode_message(self.node, subject.source, records, self._watermark)
+                room //= 2
         subject.count += 1
         fallback = f"{self.node}.{subject.source}.{self._run_id}.{subject.count}"
-        payload = encode_message(self.node, subject.source, records, self._watermark)
         subject.pending.append(
             Message(
                 subject.subject,
@@ -213,7 +243,6 @@ class NatsSink(Sink):
                 records[-1].seq,
             )
         )
-        subject.work.set()
 
     async def _settled(self) -> None:
         """Until every message cut has been acknowledged (the end of the stream)."""

@@ -71,8 +71,7 @@ class WebSocketSource:
         lanes: dict[tuple[str, str], list[Record]] = {}
         for _, data in received:
             record = record_from_json(data)
-            record.seq = 0
-            record.late = False  # late at the upstream is not late here
+            record.seq = 0  # numbered again by this merge; ``late`` stays: it was sent late
             if record.node is None:
                 record.node = self.node
             lanes.setdefault((record.node, record.source), []).append(record)
