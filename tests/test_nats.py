@@ -371,3 +371,43 @@ async def test_a_line_too_large_for_a_message_is_truncated_not_stuck(
     assert [r["line"] for r in (got[0], got[3])] == ["small 0", "small 1"]
     assert got[1]["truncated"] is True and 1000 < len(str(got[1]["line"])) < 1 << 20
     assert got[2]["line"] == "ü" * 300_000 and "truncated" not in got[2]
+
+
+async def test_a_quiet_source_of_a_busy_sidecar_does_not_hold_the_merge(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """The sidecar's watermark bounds its quiet lanes: with a 30 s window and a 60 s idle
+    timeout at the central, a busy source's records still come through at once."""
+    import asyncio
+
+    app, db = tmp_path / "app.log", tmp_path / "db.log"
+    app.write_text("")
+    db.write_text("2026-01-01T00:00:00.000000Z db 0\n")
+    out = tmp_path / "central.json"
+    central = central_config(tmp_path, nats_server.url, out, order_window="30s")
+    central.write_text(
+        central.read_text().replace("order_window", 'idle_timeout = "60s"\norder_window')
+    )
+    config = sidecar_config(tmp_path, nats_server.url, "n1", app)
+    config.write_text(config.read_text() + f'\n[sources.db]\ntype = "file"\npaths = ["{db}"]\n'
+                      'start_at = "beginning"\n')  # fmt: skip
+    await start(cli_processes, central, tmp_path)
+    await start(cli_processes, config, tmp_path)
+
+    def apps() -> list[dict[str, object]]:
+        return [r for r in records_in(out) if r["source"] == "app"]
+
+    async def shows_within(seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await wait_until(apps, "an app record at the central")
+        except TimeoutError:
+            return False
+        return True
+
+    async with asyncio.timeout(DEADLINE):  # far less than the central's window
+        number = 0
+        while not await shows_within(0.5):  # each new message carries a newer watermark
+            write_lines(app, 60_000 + number, 1)
+            number += 1
+    assert {(r["node"], r["source"]) for r in records_in(out)} >= {("n1", "db"), ("n1", "app")}

@@ -84,7 +84,13 @@ class NatsSink(Sink):
         self._filter: RecordFilter | None = build_filter(config.filter)
         self._subjects: dict[str, _Subject] = {}
         self._last_seq = 0
-        self._watermark = -(2**63)
+        self._watermark = -(2**63)  # the highest ts taken so far
+        self._stored_marks: deque[tuple[int, int]] = deque()  # (a batch's last seq, watermark)
+        self._stored_watermark = -(2**63)
+        """The highest ts of the records JetStream has stored (all seqs up to it acknowledged):
+        what a message says as its sender's watermark. Not the highest ts taken: a record
+        taken before may still wait in another subject's buffer, or its message be on its way,
+        and it may reach the stream after this message."""
         self._run_id = f"{time.time_ns():x}"
         self.link = Link(config, f"sinks.{name}", f"aggregator-sink-{self.node}", pending_size=0)
         self._js: Any = None
@@ -184,6 +190,7 @@ class NatsSink(Sink):
                 await self._cut_when_room(subject)
         self._watermark = watermark
         self._last_seq = batch[-1].seq
+        self._stored_marks.append((self._last_seq, watermark))
         self.records_out += len(records)
 
     def _subject(self, source: str) -> _Subject:
@@ -213,7 +220,8 @@ class NatsSink(Sink):
         """Make ``records`` one message, or more if the payload would pass what the server
         takes (its max_payload: a size estimate can be wrong, non-ASCII lines say). A single
         record too large even alone is truncated to fit, flagged, and reported."""
-        payload = encode_message(self.node, subject.source, records, self._watermark)
+        watermark = self._stored()
+        payload = encode_message(self.node, subject.source, records, watermark)
         if len(payload) > self._max_payload:
             if len(records) > 1:
                 half = len(records) // 2
@@ -229,7 +237,7 @@ class NatsSink(Sink):
                 record.line = record.line.encode()[:room].decode("utf-8", "ignore")
                 record.truncated = True
                 record.json_tail = None
-                payload = encode_message(self.node, subject.source, records, self._watermark)
+                payload = encode_message(self.node, subject.source, records, watermark)
                 room //= 2
         subject.count += 1
         fallback = f"{self.node}.{subject.source}.{self._run_id}.{subject.count}"
@@ -243,6 +251,14 @@ class NatsSink(Sink):
                 records[-1].seq,
             )
         )
+
+    def _stored(self) -> int:
+        """The watermark of what is stored now (see ``_stored_watermark``)."""
+        delivered = self.delivered_seq
+        marks = self._stored_marks
+        while marks and marks[0][0] <= delivered:
+            self._stored_watermark = marks.popleft()[1]
+        return self._stored_watermark
 
     async def _settled(self) -> None:
         """Until every message cut has been acknowledged (the end of the stream)."""
