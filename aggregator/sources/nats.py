@@ -146,6 +146,7 @@ class NatsSource:
         self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
         self._taken_lanes: dict[str, dict[str, int]] = {}
         self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
+        self._delivered = 0  # the consumer sequence of the last delivery (0: none yet)
         self.messages = 0
         self.redelivered = 0
         self.duplicates = 0  # records dropped: already taken
@@ -188,6 +189,26 @@ class NatsSource:
             await out.put(Announce(known, live=True))
         await self._consume(out)
 
+    async def _rewind(self, js: Any, always: bool = False) -> int | None:
+        """When the durable has messages delivered and not acknowledged (an earlier run was
+        killed with them on their way), make it again from its ack floor, and return the
+        floor: the server would send them again only after ``ack_wait``, behind newer ones,
+        and a file's records must come in order for its high-water mark to hold. What this
+        source took of them before is recognised by its book. None: nothing to rewind."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            info = await js.consumer_info(self.config.stream, self.durable)
+        except NotFoundError:
+            return None
+        if not (info.num_ack_pending or always):
+            return None
+        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        log.info("sources.%s: %d messages were on their way when it last stopped; taking them "
+                 "again from %d", self.name, info.num_ack_pending, floor + 1)  # fmt: skip
+        await js.delete_consumer(self.config.stream, self.durable)
+        return floor
+
     async def _backlog_subjects(self) -> list[str]:
         """When the consumer has a backlog (this central was away), the subjects the stream
         holds messages of (a lane each); none when it is up to date."""
@@ -203,7 +224,7 @@ class NatsSource:
             return []
         return sorted(info.state.subjects or {})
 
-    async def _on_connect(self, client: Any) -> None:
+    async def _on_connect(self, client: Any, rewind: bool = False) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         await ensure_stream(client, self.config)
@@ -220,14 +241,19 @@ class NatsSource:
                 for key, taken in self.checkpointer.positions.items()
             }
         self.ledger.stream_created = created
+        start: dict[str, Any] = {"deliver_policy": DeliverPolicy.ALL}
+        floor = await self._rewind(js, always=rewind)
+        self._delivered = 0
+        if floor is not None:
+            start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
         consumer = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.config.ack_wait,
             max_ack_pending=self.config.max_ack_pending,
             max_deliver=-1,
             filter_subject=f"{self.config.subject}.>",
+            **start,
         )
         self._subscription = await js.pull_subscribe(
             f"{self.config.subject}.>", durable=self.durable, stream=self.config.stream,
@@ -273,6 +299,17 @@ class NatsSource:
                 await out.put(Announce(fresh, live=True))
             watermarks: dict[str, int] = {}
             for message in messages:
+                delivered = message.metadata.sequence.consumer
+                if self._delivered and delivered != self._delivered + 1:
+                    # Deliveries were lost on the way (the connection broke with them in it):
+                    # the server sends them again only after ack_wait, behind these. Take the
+                    # consumer back to its ack floor instead, so everything comes in order.
+                    log.warning("sources.%s: deliveries %d to %d were lost on the way; taking "
+                                "the stream again from the last message acknowledged",
+                                self.name, self._delivered + 1, delivered - 1)  # fmt: skip
+                    await self._on_connect(self.link.client, rewind=True)
+                    break
+                self._delivered = delivered
                 decoded = await self._take(message, out)
                 if decoded is not None:
                     node = decoded.node
