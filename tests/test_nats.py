@@ -448,3 +448,31 @@ async def test_central_sigkill_loses_nothing(
     assert len(steps_back) <= 1, steps_back[:5]
     assert await central.stop() == 0
     assert await sidecar.stop() == 0
+
+
+@pytest.mark.slow
+async def test_two_live_sidecars_merge_by_time(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """Two sidecars following their files, lines written to both at once: the central holds
+    each one's records for the other's (its window) and sends them merged by ts."""
+    out = tmp_path / "central.json"
+    one, two = tmp_path / "one.log", tmp_path / "two.log"
+    one.write_text("2026-01-01T00:00:00.000000Z hello one\n")
+    two.write_text("2026-01-01T00:00:00.000000Z hello two\n")
+    central = central_config(tmp_path, nats_server.url, out, order_window="5s")
+    central.write_text(
+        central.read_text().replace("order_window", 'idle_timeout = "60s"\norder_window')
+    )
+    await start(cli_processes, central, tmp_path)
+    for node, logs in (("one", one), ("two", two)):
+        await start(cli_processes, sidecar_config(tmp_path, nats_server.url, node, logs), tmp_path)
+    await wait_for_lines(out, 2)  # both lanes known to the central, and live
+    with one.open("a") as a, two.open("a") as b:
+        for number in range(200):
+            file = a if number % 2 == 0 else b
+            file.write(f"2026-01-01T00:01:{number // 10:02d}.{number % 10}00000Z n {number}\n")
+    await wait_for_lines(out, 202)
+    records = records_in(out)[2:]
+    assert [str(r["line"]).partition(" ")[2] for r in records] == [f"n {n}" for n in range(200)]
+    assert [r["node"] for r in records] == ["one" if n % 2 == 0 else "two" for n in range(200)]

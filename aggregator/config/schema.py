@@ -139,7 +139,7 @@ class NatsSourceConfig(NatsPart):
 
     type: Literal["nats"]
     durable: NatsName | None = None  # default: the source's name
-    batch: PositiveInt = 256  # messages asked for in one fetch
+    batch: PositiveInt = 64  # messages asked for in one fetch (each up to max_message_bytes)
     ack_wait: Annotated[Duration, Field(gt=0)] = 60.0  # unacknowledged this long: redelivered
     max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
 
