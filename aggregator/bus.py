@@ -34,6 +34,8 @@ FORMAT_VERSION = 1
 CONNECT_TIMEOUT = 30.0
 """Seconds one ``nats.connect`` may take before it is tried again: nats-py can hang on a TLS
 verification failure (nats.py#718), and a wait for a server that is down is retried anyway."""
+SETUP_RETRY = 5.0
+"""Seconds between attempts to set up the stream on a server that refused it."""
 RECONNECT_WAIT = 1.0
 """Seconds nats-py waits between attempts to reach a server (its wait is fixed)."""
 
@@ -242,9 +244,18 @@ class Link:
             self.client = client
             try:
                 await on_connect(client)
-            except Exception:
-                await client.close()
-                self.client = None
+            except (TimeoutError, OSError, nats.errors.Error) as error:
+                # Connected, but the stream or the consumer cannot be set up (JetStream off,
+                # no permission, a stream of that name with other subjects): said, and tried
+                # again, since an operator may fix it while this waits.
+                log.error("%s: connected, but cannot set up the stream %s: %s; retrying in "
+                          "%gs", self.where, self.config.stream, describe(error),
+                          SETUP_RETRY)  # fmt: skip
+                await self.close()
+                await asyncio.sleep(SETUP_RETRY)
+                continue
+            except BaseException:
+                await self.close()
                 raise
             self._set_up()
             return client

@@ -36,12 +36,13 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, jetstream: bool = True) -> None:
+        """Start it (``jetstream=False``: a server without JetStream, to be refused by)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.write_bytes(b"")
         self.proc = await asyncio.create_subprocess_exec(
             NATS_SERVER,
-            "-js",
+            *(["-js"] if jetstream else []),
             "-sd",
             str(self.store),
             "-a",

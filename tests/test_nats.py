@@ -476,3 +476,31 @@ async def test_two_live_sidecars_merge_by_time(
     records = records_in(out)[2:]
     assert [str(r["line"]).partition(" ")[2] for r in records] == [f"n {n}" for n in range(200)]
     assert [r["node"] for r in records] == ["one" if n % 2 == 0 else "two" for n in range(200)]
+
+
+@pytest.mark.slow
+async def test_a_server_without_jetstream_is_reported_and_retried(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A server that cannot hold the stream (JetStream off) is reported, not a crash; once it
+    can, the sidecar sets the stream up and delivers."""
+    server = NatsServer(tmp_path / "nats")
+    await server.start(jetstream=False)
+    try:
+        logs = tmp_path / "a.log"
+        write_lines(logs, 0, 50)
+        sidecar = await start(
+            cli_processes, sidecar_config(tmp_path, server.url, "n1", logs), tmp_path
+        )
+        await sidecar.wait_for(
+            lambda: any("cannot set up the stream" in line for line in sidecar.err), "the error"
+        )
+        await server.stop()
+        await server.start()
+        out = tmp_path / "central.json"
+        await start(cli_processes, central_config(tmp_path, server.url, out), tmp_path)
+        await wait_for_lines(out, 50)
+        assert lines_of(out) == [f"line {n}" for n in range(50)]
+        assert await sidecar.stop() == 0
+    finally:
+        await server.stop(signal.SIGKILL)
