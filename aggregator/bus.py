@@ -270,7 +270,7 @@ class Link:
     def _report(self, error: BaseException) -> None:
         if not self._reported:
             self._reported = True
-            log.warning("%s: nats-server not reachable (%s); retrying", self.where,
+            log.warning("%s: cannot connect to nats-server (%s); retrying", self.where,
                         describe(error))  # fmt: skip
 
     async def _on_error(self, error: Exception) -> None:

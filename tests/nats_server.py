@@ -24,8 +24,9 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server; ``start`` returns once it says it is ready (JetStream included)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra: list[str] | None = None) -> None:
         self.root = root
+        self.extra = extra or []  # --auth TOKEN, --user/--pass, --tls …
         self.store = root / "store"
         self.log = root / "server.log"
         self.port = free_port()
@@ -51,6 +52,7 @@ class NatsServer:
             str(self.port),
             "-l",
             str(self.log),
+            *self.extra,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

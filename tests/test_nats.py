@@ -3,6 +3,7 @@ aggregator consumes; every record once, ordered by event time, across crashes an
 
 import itertools
 import signal
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -219,7 +220,8 @@ async def test_sidecar_started_before_the_server(tmp_path: Path, cli_processes: 
     sidecar = await start(cli_processes, sidecar_config(tmp_path, server.url, "n1", logs), tmp_path)
     try:
         await sidecar.wait_for(
-            lambda: any("not reachable" in line for line in sidecar.err), "a retry reported"
+            lambda: any("cannot connect to nats-server" in line for line in sidecar.err),
+            "a retry reported",
         )
         await server.start()
         await start(cli_processes, central_config(tmp_path, server.url, out), tmp_path)
@@ -502,5 +504,57 @@ async def test_a_server_without_jetstream_is_reported_and_retried(
         await wait_for_lines(out, 50)
         assert lines_of(out) == [f"line {n}" for n in range(50)]
         assert await sidecar.stop() == 0
+    finally:
+        await server.stop(signal.SIGKILL)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("credentials", ["token", "user", "tls"])
+async def test_credentials(tmp_path: Path, cli_processes: list[Cli], credentials: str) -> None:
+    """A server that wants a token, a user and password, or TLS is reached with them, by the
+    sink and the source alike; a wrong token is reported, not a crash."""
+    tmp_path.mkdir(exist_ok=True)
+    if credentials == "token":
+        extra, keys = ["--auth", "s3cret"], {"token": '"s3cret"'}
+    elif credentials == "user":
+        extra, keys = ["--user", "ann", "--pass", "pw"], {"user": '"ann"', "password": '"pw"'}
+    else:
+        cert, key = make_certificate(tmp_path)
+        extra = ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+        keys = {"tls": f'{{ ca = "{cert}" }}'}
+    server = NatsServer(tmp_path / "nats", extra)
+    await server.start()
+    url = server.url.replace("nats://", "tls://") if credentials == "tls" else server.url
+    try:
+        logs = tmp_path / "a.log"
+        write_lines(logs, 0, 20)
+        out = tmp_path / "central.json"
+        central = central_config(tmp_path, url, out)
+        central.write_text(
+            central.read_text().replace('durable = "central"', "durable = \"central\"\n"
+                                        + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+        )  # fmt: skip
+        await start(cli_processes, central, tmp_path)
+        await start(cli_processes, sidecar_config(tmp_path, url, "n1", logs, **keys), tmp_path)
+        await wait_for_lines(out, 20)
+        assert lines_of(out) == [f"line {n}" for n in range(20)]
+        if credentials == "token":
+            wrong = sidecar_config(tmp_path, url, "n2", logs, token='"wrong"')
+            refused = await start(cli_processes, wrong, tmp_path)
+            await refused.wait_for(
+                lambda: any("cannot connect to nats-server" in line for line in refused.err),
+                "the refusal",
+            )
+            assert refused.proc.returncode is None  # it waits and retries
     finally:
         await server.stop(signal.SIGKILL)
