@@ -32,8 +32,9 @@ start = time.perf_counter()
 with open(out, "wb") as sink:
     code = subprocess.run(cmd, stdout=sink).returncode
 elapsed = time.perf_counter() - start
-print(json.dumps({"code": code, "seconds": elapsed,
-                  "rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"code": code, "seconds": elapsed, "rss_kib": usage.ru_maxrss,
+                  "user": usage.ru_utime, "sys": usage.ru_stime}))
 """
 
 
@@ -41,10 +42,13 @@ print(json.dumps({"code": code, "seconds": elapsed,
 class Run:
     seconds: float
     rss_mib: float
+    user_s: float = 0.0
+    """CPU seconds in user mode of the command and every process it waited for (its workers)."""
+    sys_s: float = 0.0
 
 
 def timed(cmd: list[str], out: Path) -> Run:
-    """Run ``cmd`` with stdout to ``out``; its wall time and peak RSS."""
+    """Run ``cmd`` with stdout to ``out``; its wall time, peak RSS and CPU time."""
     result = subprocess.run(
         [sys.executable, "-c", _WRAPPER, json.dumps(cmd), str(out)],
         capture_output=True,
@@ -54,13 +58,20 @@ def timed(cmd: list[str], out: Path) -> Run:
     report = json.loads(result.stdout)
     if report["code"] != 0:
         raise SystemExit(f"{cmd[0]} failed with {report['code']}: {result.stderr}")
-    return Run(report["seconds"], report["rss_kib"] / 1024)
+    return Run(report["seconds"], report["rss_kib"] / 1024, report["user"], report["sys"])
 
 
 def median_run(cmd: list[str], out: Path, repeat: int) -> Run:
-    runs = [timed(cmd, out) for _ in range(repeat)]
+    return median_of([timed(cmd, out) for _ in range(repeat)])
+
+
+def median_of(runs: list[Run]) -> Run:
+    """Each measure's median over ``runs``."""
     return Run(
-        statistics.median(r.seconds for r in runs), statistics.median(r.rss_mib for r in runs)
+        statistics.median(r.seconds for r in runs),
+        statistics.median(r.rss_mib for r in runs),
+        statistics.median(r.user_s for r in runs),
+        statistics.median(r.sys_s for r in runs),
     )
 
 

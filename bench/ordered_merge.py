@@ -4,6 +4,11 @@ one. syslog-ng (default configuration, the same files into one file, unordered) 
 same files in the same run.
 
     python3 bench/ordered_merge.py [--lines N] [--repeat R] [--no-syslog-ng]
+        [--python NAME=INTERPRETER ...]
+
+``--python`` (repeatable) runs the aggregator with each interpreter (a venv's, holding another
+build: compiled and pure, say), the runs of each format interleaved, one of each in turn; with
+``-P``, so that each runs its own install, never a checkout in the working directory.
 """
 
 import argparse
@@ -17,7 +22,7 @@ import time
 from pathlib import Path
 
 import orjson
-from common import AGGREGATOR, median_run, table
+from common import AGGREGATOR, Run, median_of, table, timed
 
 T0 = 1_795_600_800.0  # 2026-11-25T10:00:00Z
 
@@ -107,7 +112,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-syslog-ng", action="store_true")
+    parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
     args = parser.parse_args()
+    pythons = [tuple(item.split("=", 1)) for item in args.python]
+    aggregators = {name: [python, "-P", *AGGREGATOR[1:]] for name, python in pythons}
+    if not aggregators:
+        aggregators = {"aggregator": AGGREGATOR}
     with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as tmp:
         work = Path(tmp)
         paths, expected = make_files(work / "in", args.files, args.lines)
@@ -116,27 +126,34 @@ def main() -> None:
         rows = []
         timings: dict[str, float] = {}
         for fmt in ("raw", "json"):
-            out = work / f"out.{fmt}"
-            cmd = [*AGGREGATOR, "tail", "--no-follow", "--from-start", "--codec", "auto",
-                   "--format", fmt, *map(str, paths)]  # fmt: skip
-            run = median_run(cmd, out, args.repeat)
-            exact = check_order(out, expected)
-            timings[f"aggregator --format {fmt}"] = run.seconds
-            rows.append([f"aggregator --format {fmt}", f"{total / run.seconds:,.0f}",
-                         f"{size_mb / run.seconds:.1f}", f"{run.rss_mib:.0f}",
-                         "exact" if exact else "WRONG ORDER"])  # fmt: skip
+            runs: dict[str, list[Run]] = {name: [] for name in aggregators}
+            for _ in range(args.repeat):
+                for name, aggregator in aggregators.items():
+                    cmd = [*aggregator, "tail", "--no-follow", "--from-start", "--codec", "auto",
+                           "--format", fmt, *map(str, paths)]  # fmt: skip
+                    runs[name].append(timed(cmd, work / f"out.{name}.{fmt}"))
+            for name in aggregators:
+                run = median_of(runs[name])
+                exact = check_order(work / f"out.{name}.{fmt}", expected)
+                label = f"{name} --format {fmt}"
+                timings[label] = run.seconds
+                rows.append([label, f"{total / run.seconds:,.0f}",
+                             f"{size_mb / run.seconds:.1f}", f"{run.rss_mib:.0f}",
+                             f"{run.user_s:.2f}", f"{run.sys_s:.2f}",
+                             "exact" if exact else "WRONG ORDER"])  # fmt: skip
         if not args.no_syslog_ng and shutil.which("syslog-ng"):
             seconds = sorted(run_syslog_ng(paths, work, total) for _ in range(args.repeat))
             median = seconds[len(seconds) // 2]
             timings["syslog-ng"] = median
             rows.append(["syslog-ng (unordered)", f"{total / median:,.0f}",
-                         f"{size_mb / median:.1f}", "-", "arrival order"])  # fmt: skip
+                         f"{size_mb / median:.1f}", "-", "-", "-", "arrival order"])  # fmt: skip
         print(f"{total:,} lines, {size_mb:.0f} MB in {args.files} files (half JSON, half text); "
               f"median of {args.repeat} runs on {os.cpu_count()} cores")  # fmt: skip
-        print(table(rows, ["tool", "lines/s", "MB/s", "peak RSS MiB", "order"]))
+        print(table(rows, ["tool", "lines/s", "MB/s", "peak RSS MiB", "user s", "sys s", "order"]))
         if "syslog-ng" in timings:
-            for name in ("aggregator --format raw", "aggregator --format json"):
-                print(f"{name}: {timings['syslog-ng'] / timings[name]:.2f}x syslog-ng")
+            for label, taken in timings.items():
+                if label != "syslog-ng":
+                    print(f"{label}: {timings['syslog-ng'] / taken:.2f}x syslog-ng")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import DEADLINE, Cli, follow_synced, start_cli
-from tests.web import Server, Subscription, http_get, json_lines, start_server
+from tests.web import Server, Subscription, http_get, json_lines, send_lines, start_server
 
 TOTAL = 60_000
 BIG_LINES = [line + " " + "x" * 500 for line in json_lines(TOTAL)]
@@ -384,3 +384,32 @@ def test_check_never_shows_the_token(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
     assert 'auth_token="**********"' in checked.stdout
     assert "hunter2" not in checked.stdout + checked.stderr
+
+
+async def test_rates_count_every_record_per_source_once_a_second(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Rates frames count what each source sent, whatever the subscriber's filter; a replay
+    is not counted, and quiet sources are listed with 0."""
+    other = '[sources.other]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "json"\n'
+    server = await start_server(tmp_path, cli_processes, "replay = 500", extra_sources=other)
+    filtered = await subscribe(server, "source=other&level=error")
+    await filtered.receive_until(lambda: filtered.rates, "a first rates frame")
+    await server.send(json_lines(300))
+    await send_lines(await server.source_address("other"), json_lines(7, level="error"))
+    await filtered.records_until(7)
+
+    def counted(source: str) -> int:
+        return sum(frame["rates"].get(source, 0) for frame in filtered.rates)
+
+    await filtered.receive_until(
+        lambda: counted("net") == 300 and counted("other") == 7, "rates of 300 and 7"
+    )
+    first = filtered.rates[0]
+    assert first["interval"] == 1 and list(first["rates"]) == ["net", "other"]
+    assert filtered.rates[-1]["last_seq"] == 307
+    # A newcomer's replay of 307 records is not traffic: its rates stay at 0.
+    late = await subscribe(server, "replay=500")
+    await late.receive_until(lambda: len(late.rates) >= 2, "two rates frames")
+    assert len(late.records) == 307
+    assert all(count == 0 for frame in late.rates for count in frame["rates"].values())

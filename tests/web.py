@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -30,11 +31,28 @@ class Server:
 
     async def send(self, lines: list[str]) -> None:
         """Write ``lines`` to the TCP source on one connection."""
-        _, writer = await asyncio.open_connection(*self.tcp)
-        writer.write("".join(f"{line}\n" for line in lines).encode())
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
+        await send_lines(self.tcp, lines)
+
+    async def source_address(self, name: str) -> tuple[str, int]:
+        """The address the socket source ``name`` logged that it listens on."""
+        pattern = re.compile(rf"sources\.{re.escape(name)}: listening on \w+://([\d.]+):(\d+)")
+        found: list[re.Match[str]] = []
+
+        def logged() -> bool:
+            found[:] = [m for line in self.cli.err if (m := pattern.search(line))]
+            return bool(found)
+
+        await self.cli.wait_for(logged, f"sources.{name} listening")
+        return found[0].group(1), int(found[0].group(2))
+
+
+async def send_lines(address: tuple[str, int], lines: list[str]) -> None:
+    """Write ``lines`` to a TCP source on one connection."""
+    _, writer = await asyncio.open_connection(*address)
+    writer.write("".join(f"{line}\n" for line in lines).encode())
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
 
 
 def json_lines(count: int, start: int = 0, level: str = "info", text: str = "msg") -> list[str]:
@@ -54,12 +72,16 @@ async def start_server(
     env: dict[str, str] | None = None,
     debug: bool = False,
     port: int = 0,
+    codec: str = "json",
+    extra_sources: str = "",
 ) -> Server:
-    """Run a server whose websocket sink has the extra TOML keys ``sink`` (on ``port``)."""
+    """Run a server whose websocket sink has the extra TOML keys ``sink`` (on ``port``); the
+    TCP source ``net`` decodes with ``codec``, and ``extra_sources`` are more TOML tables."""
     config = tmp_path / "server.toml"
     config.write_text(
         '[aggregator]\norder_window = "0s"\n'
-        '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "json"\n'
+        f'[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "{codec}"\n'
+        f"{extra_sources}\n"
         '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
         f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n{sink}\n'
     )
@@ -77,6 +99,7 @@ class Subscription:
     records: list[dict[str, Any]] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # records in the text format
+    rates: list[dict[str, Any]] = field(default_factory=list)  # the once-a-second rates frames
     frames: int = 0
 
     async def receive_until(self, condition: Callable[[], object], what: str) -> None:
@@ -98,7 +121,10 @@ class Subscription:
                 self.texts.append(line)
                 continue
             message = orjson.loads(line)
-            (self.records if "seq" in message else self.others).append(message)
+            if "rates" in message:
+                self.rates.append(message)
+            else:
+                (self.records if "seq" in message else self.others).append(message)
 
     async def records_until(self, count: int) -> list[dict[str, Any]]:
         await self.receive_until(lambda: len(self.records) >= count, f"{count} records")

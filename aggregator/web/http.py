@@ -28,6 +28,7 @@ ASSET_TYPES = {
 
 PAGE = "/"
 PAGE_FILE = "index.html"
+FAVICON = "/favicon.svg"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ def load_assets() -> dict[str, Asset]:
         if entry.is_file() and suffix in ASSET_TYPES:
             path = PAGE if entry.name == PAGE_FILE else f"/{entry.name}"
             assets[path] = Asset(ASSET_TYPES[suffix], entry.read_bytes())
+    if FAVICON in assets:
+        assets["/favicon.ico"] = assets[FAVICON]  # asked for by clients that ignore the link
     return assets
 
 

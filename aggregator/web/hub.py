@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aggregator.flow.filters import RecordFilter
 from aggregator.flow.record import Batch, Record
 from aggregator.sinks.formats import encode_json, text_encoder
-from aggregator.web.subscriber import Subscriber, write_now
+from aggregator.web.subscriber import Subscriber, control_frame, write_now
 from aggregator.web.subscription import ClientFilter, Format
 
 FRAME_RECORDS = 1000
@@ -90,6 +90,15 @@ class Hub:
                     write_now(direct, frame)
             for member in listening:
                 member.last_seq = self.last_seq
+
+    def broadcast_control(self, message: dict[str, object]) -> None:
+        """Queue one control frame (a rates frame) for every subscriber, paused ones too;
+        it is encoded once."""
+        if not self.subscribers:
+            return
+        frame = control_frame(message)
+        for subscriber in self.subscribers:
+            subscriber.send_control_frame(frame)
 
     def join(
         self, subscriber: Subscriber, replay: int, since: int | None, paused: bool = False

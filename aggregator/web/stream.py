@@ -8,6 +8,7 @@ every subscriber is written by a task of its own. The port itself (the page, /he
 import asyncio
 import logging
 import secrets
+from collections import Counter
 from http import HTTPStatus
 
 import orjson
@@ -39,6 +40,8 @@ FLUSH_TIMEOUT = 1.0
 FRAME_INTERVAL = 0.001
 """Seconds between two publishes at least: records that come meanwhile share the next frame,
 so that a busy stream costs a send per millisecond per subscriber, not one per line."""
+RATE_INTERVAL = 1
+"""Seconds between two ``{"rates": …}`` frames: every subscriber's plot moves on this clock."""
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -54,6 +57,8 @@ class WebSocketSink(Sink):
         self.needs = "everything"  # subscribers filter by level and read every field
         self.hub = Hub(secrets.token_hex(8), config.replay, context.source_names)
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
+        self._source_names = list(context.source_names)
+        self._counts: Counter[str] = Counter()  # records per source since the last rates frame
         self.server = WebServer(name, config, context.telemetry, self._admit, self._subscribe)
 
     @property
@@ -74,24 +79,52 @@ class WebSocketSink(Sink):
         }
 
     async def run(self, inp: Channel[Batch]) -> None:
+        ticker = asyncio.create_task(self._send_rates(), name=f"sink:{self.name}:rates")
+        try:
+            await self._publish(inp)
+        finally:
+            ticker.cancel("the stream has ended")
+            await asyncio.gather(ticker, return_exceptions=True)
+            await self._close_subscribers()
+
+    async def _publish(self, inp: Channel[Batch]) -> None:
+        """Hand every batch to the hub, counting what each source sent (before any filter)."""
         loop = asyncio.get_running_loop()
         last_publish = 0.0
         ended = False
-        try:
-            while not ended:
-                try:
-                    batch = await inp.get()
-                except EndOfStream:
-                    break
-                batch, ended = await self._gather_until(inp, batch, last_publish + FRAME_INTERVAL)
-                last_publish = loop.time()
-                self.delivered_seq = batch[-1].seq
-                if self._filter is not None:
-                    batch = list(self._filter.apply(batch))
-                self.hub.publish(batch)
-                self.records_out += len(batch)
-        finally:
-            await self._close_subscribers()
+        while not ended:
+            try:
+                batch = await inp.get()
+            except EndOfStream:
+                break
+            batch, ended = await self._gather_until(inp, batch, last_publish + FRAME_INTERVAL)
+            last_publish = loop.time()
+            self.delivered_seq = batch[-1].seq
+            self._counts.update(record.source for record in batch)
+            if self._filter is not None:
+                batch = list(self._filter.apply(batch))
+            self.hub.publish(batch)
+            self.records_out += len(batch)
+
+    async def _send_rates(self) -> None:
+        """Every RATE_INTERVAL, tell every subscriber how many records each source sent.
+
+        The counts are the pipeline's, not a subscriber's: a page under a filter still sees
+        what every source is doing, and a replay (which is not counted) cannot look like a
+        burst. The frame is encoded once for all. Sources of the config come first, each
+        always present (0 when quiet), so plots keep their series on one time axis."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + RATE_INTERVAL
+        while True:
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            # On time, ticks stay on one clock; after a stalled loop, no burst of ticks to catch up.
+            next_tick = max(next_tick + RATE_INTERVAL, loop.time() + RATE_INTERVAL / 2)
+            counts, self._counts = self._counts, Counter()
+            rates = dict.fromkeys(self._source_names, 0)
+            rates.update(counts)
+            self.hub.broadcast_control(
+                {"rates": rates, "interval": RATE_INTERVAL, "last_seq": self.hub.last_seq}
+            )
 
     @staticmethod
     async def _gather_until(
@@ -195,5 +228,7 @@ class WebSocketSink(Sink):
             if not isinstance(paused, bool):
                 raise SubscriptionError("pause: expected true or false")
             # Acknowledged first: on resume, what was missed follows the notice.
-            subscriber.send_control({"notice": "pause", "paused": paused})
+            subscriber.send_control(
+                {"notice": "pause", "paused": paused, "last_seq": self.hub.last_seq}
+            )
             self.hub.set_paused(subscriber, paused)

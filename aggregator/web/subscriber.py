@@ -122,6 +122,12 @@ class Subscriber:
         """Queue a hello, notice or error; these are never dropped (they are small and rare)."""
         self._append(False, control_frame(message))
 
+    def send_control_frame(self, frame: bytes) -> None:
+        """Queue a control frame encoded once for many subscribers (the rates). One that is
+        being disconnected, or whose outbox is full, does without it."""
+        if self._kick_task is None and self._queued_bytes + len(frame) <= self._buffer_limit:
+            self._append(False, frame)
+
     def _append(self, records: bool, frame: bytes) -> None:
         self._outbox.append((records, frame))
         self._queued_bytes += len(frame)

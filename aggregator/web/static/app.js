@@ -1,43 +1,57 @@
 // The live page: one WebSocket to /ws, records rendered as text (never as HTML), a capped
-// list so memory stays bounded however long the tab stays open, filters applied on the server.
+// list so memory stays bounded however long the tab stays open, filters applied on the server,
+// and rates per source as the server counts them (every record, whatever this page's filter).
 "use strict";
 
 const MAX_ROWS = 5000;          // rows kept in the page; older ones are removed
 const REPLAY = 500;             // records asked for on first connect and on a filter change
 const RATE_SECONDS = 60;        // the rate plot's width in seconds
 const RECONNECT_MAX_MS = 5000;
+const PALETTE_SIZE = 12;        // source colours .c0 … .c11 in app.css
+const MESSAGE_KEYS = ["msg", "message", "text", "event", "MESSAGE"];
+const FRAME_BUDGET_MS = 12;     // time to build rows in one animation frame
+const CHIP_CHARS = 80;          // a field's value is cut to this in the row (whole when opened)
 
 const $ = (id) => document.getElementById(id);
 const logView = $("log");
 const statusView = $("status");
 const errorView = $("error");
+const bannerView = $("banner");
+const jumpButton = $("jump");
 const token = new URLSearchParams(location.search).get("token");
 
 const state = {
   socket: null,
   run: null,
-  lastSeq: 0,
+  lastSeq: 0,                   // the last record this page received
   paused: false,
+  pausedAtSeq: null,            // the server's last seq when it confirmed the pause
+  serverSeq: 0,                 // the server's last seq, from its rates frames
   filter: { sources: [], level: null, grep: null },
-  pending: [],                  // rows waiting for the next animation frame
+  pending: [],                  // records and notices waiting for the next animation frame
   drawScheduled: false,
+  held: [],                     // what came while scrolled up: shown on the way back down
+  heldCount: 0,
   reconnectMs: 250,
+  attempts: 0,
   received: 0,
   highlight: "",
-  colours: new Map(),
-  rates: new Map(),             // source -> counts per second, newest last
-  rateSecond: Math.floor(Date.now() / 1000),
+  colours: new Map(),           // source -> palette index
+  rates: [],                    // {at: ms, counts: {source: n}} from the server, oldest first
+  srcWidth: 6,
 };
 
 function colourOf(source) {
-  let colour = state.colours.get(source);
-  if (!colour) {
-    let hash = 0;
-    for (const char of source) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-    colour = `hsl(${hash % 360}, 70%, 62%)`;
-    state.colours.set(source, colour);
+  let index = state.colours.get(source);
+  if (index === undefined) {
+    index = state.colours.size % PALETTE_SIZE;
+    state.colours.set(source, index);
   }
-  return colour;
+  return index;
+}
+
+function colourValue(index) {
+  return getComputedStyle(document.documentElement).getPropertyValue(`--c${index}`).trim();
 }
 
 // --- connection -------------------------------------------------------------------------
@@ -69,8 +83,15 @@ function connect(resume) {
     document.body.dataset.state = "reconnecting";
     const wait = state.reconnectMs;
     state.reconnectMs = Math.min(wait * 2, RECONNECT_MAX_MS);
-    setStatus(`disconnected (${event.code || "no answer"}); retrying in ${wait / 1000}s`);
-    setTimeout(() => connect(true), wait);
+    state.attempts += 1;
+    const why = event.code && event.code !== 1006 ? ` (${event.code}${event.reason ? ": " + event.reason : ""})` : "";
+    showBanner(`disconnected from the server${why}; reconnecting in ${wait / 1000}s` +
+      (state.attempts > 1 ? ` (attempt ${state.attempts})` : ""));
+    setStatus("disconnected");
+    setTimeout(() => {
+      showBanner(`reconnecting to ${location.host}…` + (state.attempts > 1 ? ` (attempt ${state.attempts})` : ""));
+      connect(true);
+    }, wait);
   };
 }
 
@@ -89,20 +110,26 @@ function onFrame(data) {
     } catch {
       continue;
     }
-    if (message.hello) onHello(message.hello);
+    if (typeof message.seq === "number") onRecord(message);
+    else if (message.rates) onRates(message);
+    else if (message.hello) onHello(message.hello);
     else if (message.notice) onNotice(message);
     else if (message.error) showError(message.error);
-    else if (typeof message.seq === "number") onRecord(message);
   }
 }
 
 function onHello(hello) {
   if (state.run && hello.run !== state.run) {
     addNotice("the server restarted: a new run begins");
+    if (state.pausedAtSeq !== null) state.pausedAtSeq = 0;   // all of the new run is new
   }
   state.run = hello.run;
+  state.serverSeq = hello.seq;
   state.reconnectMs = 250;
+  state.attempts = 0;
   document.body.dataset.state = "live";
+  bannerView.hidden = true;
+  drawRates();
   setStatus(state.paused ? "paused" : "live");
 }
 
@@ -111,7 +138,10 @@ function onNotice(message) {
     clearRows();
     document.body.dataset.filter = JSON.stringify(message.filter);
   } else if (message.notice === "pause") {
+    if (!message.paused) state.pausedAtSeq = null;
+    else if (state.pausedAtSeq === null) state.pausedAtSeq = Math.max(message.last_seq ?? 0, state.lastSeq);
     document.body.dataset.paused = String(message.paused);
+    updateJump();
   } else if (message.notice === "gap") {
     addNotice(`${message.count} records are no longer held by the server and were missed`);
   } else if (message.notice === "dropped") {
@@ -122,11 +152,38 @@ function onNotice(message) {
 function onRecord(record) {
   state.lastSeq = record.seq;
   state.received += 1;
-  countRate(record.source);
-  queueRow(renderRecord(record));
+  queue({ record });
 }
 
 // --- rendering --------------------------------------------------------------------------
+
+// Control characters (ANSI escapes included) shown as \xNN, as the terminal shows them; tab
+// and newline (the lines of a multiline record) stay as they are.
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+function visible(text) {
+  return text.replace(CONTROL, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+}
+
+// A time at the start of a line (ISO 8601 or RFC 3339, syslog's "Nov 25 10:00:00"), with the
+// spaces after it: the time column shows it already.
+const LEADING_TIME = new RegExp(
+  "^\\[?(?:\\d{4}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d:\\d\\d(?:[.,]\\d+)?(?:Z|[+-]\\d\\d:?\\d\\d| ?UTC)?" +
+  "|[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?)\\]?(?:\\s+|$)");
+
+// Whether the time that starts a line is the record's own (to the second): only then is it
+// left out of the line. A line whose time was not understood keeps it, beside the time read.
+function sameTime(prefix, ts) {
+  let text = prefix.trim().replace(/^\[|\]$/g, "");
+  if (/^[A-Z][a-z]{2} /.test(text)) {
+    text = `${text.slice(0, 6)} ${ts.slice(0, 4)} ${text.slice(7)} UTC`;   // syslog: no year
+  } else {
+    text = text.replace(" UTC", "Z").replace(" ", "T").replace(",", ".");
+    if (!/(Z|[+-]\d\d:?\d\d)$/.test(text)) text += "Z";                 // no zone: UTC
+    text = text.replace(/\.(\d{3})\d+/, ".$1").replace(/([+-]\d\d)(\d\d)$/, "$1:$2");
+  }
+  const at = Date.parse(text);
+  return Number.isFinite(at) && Math.abs(at - Date.parse(ts)) < 1000;
+}
 
 function span(className, text) {
   const element = document.createElement("span");
@@ -135,22 +192,107 @@ function span(className, text) {
   return element;
 }
 
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function asText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 function renderRecord(record) {
   const row = document.createElement("div");
   row.className = "row";
   if (record.level) row.classList.add(`lvl-${record.level}`);
   if (record.late) row.classList.add("late");
   row.dataset.seq = record.seq;
-  const source = span("src", record.source);
-  source.style.color = colourOf(record.source);
+  row.record = record;
+  const ts = span("ts", record.ts.slice(0, 23) + "Z");
+  ts.title = record.late ? `${record.ts}: late (came after newer records were sent)` : record.ts;
+  const source = span(`src c${colourOf(record.source)}`, record.source);
+  source.title = record.origin ? `${record.source} · ${record.origin}` : record.source;
+  noteSourceWidth(record.source);
+  const level = span("lvl", record.level ?? "");
+  const body = span("body", "");
   const line = span("line", "");
-  fillLine(line, record.line);
-  row.append(span("ts", record.ts.slice(0, 23) + "Z "), source, span("sep", " | "), line);
+  body.append(line);
+  const fields = isObject(record.fields) ? record.fields : null;
+  let text = record.line;
+  if (fields && text.trimStart().startsWith("{")) {
+    // A JSON record: its message as the line, the other fields as key=value after it.
+    const key = MESSAGE_KEYS.find((name) => typeof fields[name] === "string");
+    text = key ? fields[key] : "";
+    const chips = span("fields", "");
+    for (const [name, value] of Object.entries(fields)) {
+      if (name === key) continue;
+      const chip = span("kv", "");
+      let shown = asText(value);
+      if (shown.length > CHIP_CHARS) shown = shown.slice(0, CHIP_CHARS) + "…";
+      chip.append(span("k", visible(name)), "=", span("v", visible(shown)));
+      chips.append(chip);
+    }
+    body.append(chips);
+  } else {
+    const leading = LEADING_TIME.exec(text);
+    if (leading && sameTime(leading[0], record.ts)) {
+      ts.title += ` (the line's own: ${leading[0].trim()})`;
+      text = text.slice(leading[0].length);
+    }
+  }
+  line.dataset.text = visible(text);
+  fillLine(line);
+  if (fields || record.parse_error || record.truncated) row.classList.add("has-fields");
+  row.append(ts, source, level, body);
   return row;
 }
 
+// The record's every field, and what it came with, as key/value pairs under its row.
+function toggleDetail(row) {
+  const open = row.nextElementSibling?.classList.contains("detail-row");
+  if (open) {
+    row.nextElementSibling.remove();
+    row.classList.remove("open");
+    return;
+  }
+  const record = row.record;
+  const holder = document.createElement("div");
+  holder.className = "row detail-row";
+  const list = document.createElement("dl");
+  list.className = "detail";
+  const add = (name, value, meta) => {
+    const term = span("", visible(name));
+    const dt = document.createElement("dt");
+    dt.append(term);
+    if (meta) dt.className = "meta";
+    const dd = document.createElement("dd");
+    dd.textContent = visible(isObject(value) || Array.isArray(value) ? JSON.stringify(value, null, 2) : String(value));
+    list.append(dt, dd);
+  };
+  for (const [name, value] of Object.entries(record.fields ?? {})) add(name, value, false);
+  add("ts", record.ts, true);
+  if (record.level) add("level", record.level, true);
+  add("source", record.source, true);
+  if (record.origin) add("origin", record.origin, true);
+  if (record.node) add("node", record.node, true);
+  add("seq", record.seq, true);
+  if (record.parse_error) add("parse_error", record.parse_error, true);
+  if (record.truncated) add("truncated", "true", true);
+  add("line", record.line, true);
+  holder.append(list);
+  row.classList.add("open");
+  row.after(holder);
+}
+
+function noteSourceWidth(source) {
+  if (source.length > state.srcWidth && state.srcWidth < 24) {
+    state.srcWidth = Math.min(source.length, 24);
+    logView.style.setProperty("--src-width", `${state.srcWidth}ch`);
+  }
+}
+
 // The line as text nodes, with <mark> elements around what the highlight matches.
-function fillLine(element, text) {
+function fillLine(element) {
+  const text = element.dataset.text;
   const needle = state.highlight;
   if (!needle) {
     element.textContent = text;
@@ -172,37 +314,89 @@ function fillLine(element, text) {
   element.append(document.createTextNode(text.slice(from)));
 }
 
-function addNotice(text) {
+function renderNotice(text) {
   const row = document.createElement("div");
   row.className = "row notice";
   row.textContent = `— ${text} —`;
-  queueRow(row);
+  return row;
 }
 
-function queueRow(row) {
-  state.pending.push(row);
-  if (state.pending.length > MAX_ROWS) state.pending.splice(0, state.pending.length - MAX_ROWS);
+function addNotice(text) {
+  queue({ notice: text });
+}
+
+function queue(item) {
+  state.pending.push(item);
+  if (state.pending.length > 2 * MAX_ROWS) state.pending.splice(0, state.pending.length - MAX_ROWS);
+  scheduleDraw();
+}
+
+function scheduleDraw() {
   if (!state.drawScheduled) {
     state.drawScheduled = true;
     requestAnimationFrame(drawRows);
   }
 }
 
+function following() {
+  return $("follow").checked;
+}
+
+// Once a frame: what came is shown, at most MAX_ROWS of it, and only the rows that stay are
+// ever built. While scrolled up, it is held instead, so the rows being read do not move.
 function drawRows() {
   state.drawScheduled = false;
-  const fragment = document.createDocumentFragment();
-  fragment.append(...state.pending);
+  let items = state.pending;
   state.pending = [];
+  if (!following()) {
+    state.heldCount += items.filter((item) => item.record).length;
+    state.held.push(...items);
+    if (state.held.length > MAX_ROWS) state.held.splice(0, state.held.length - MAX_ROWS);
+    updateJump();
+    setStatus(state.paused ? "paused" : "live");
+    return;
+  }
+  if (state.held.length) {
+    items = state.held.concat(items);
+    state.held = [];
+  }
+  state.heldCount = 0;
+  if (items.length > MAX_ROWS) items = items.slice(items.length - MAX_ROWS);
+  // Rows are built for FRAME_BUDGET_MS at most; the rest waits for the next frame, so a burst
+  // never blocks the page for long.
+  const started = performance.now();
+  const fragment = document.createDocumentFragment();
+  let index = 0;
+  while (index < items.length && performance.now() - started < FRAME_BUDGET_MS) {
+    const end = Math.min(index + 100, items.length);
+    for (; index < end; index++) {
+      const item = items[index];
+      fragment.append(item.record ? renderRecord(item.record) : renderNotice(item.notice));
+    }
+  }
+  if (index < items.length) {
+    state.pending = items.slice(index);
+    scheduleDraw();
+  }
   logView.append(fragment);
   let excess = logView.childElementCount - MAX_ROWS;
-  while (excess-- > 0) logView.firstElementChild.remove();
-  if ($("follow").checked) logView.scrollTop = logView.scrollHeight;
+  if (excess > 0) {
+    const range = document.createRange();
+    range.setStartBefore(logView.firstElementChild);
+    range.setEndAfter(logView.children[excess - 1]);
+    range.deleteContents();
+  }
+  logView.scrollTop = logView.scrollHeight;
+  updateJump();
   setStatus(state.paused ? "paused" : "live");
 }
 
 function clearRows() {
   state.pending = [];
+  state.held = [];
+  state.heldCount = 0;
   logView.replaceChildren();
+  updateJump();
 }
 
 function setStatus(text) {
@@ -214,52 +408,104 @@ function showError(text) {
   errorView.hidden = false;
 }
 
-// --- rate per source --------------------------------------------------------------------
-
-function rollRates() {
-  const now = Math.floor(Date.now() / 1000);
-  while (state.rateSecond < now) {
-    state.rateSecond += 1;
-    for (const counts of state.rates.values()) {
-      counts.push(0);
-      if (counts.length > RATE_SECONDS) counts.shift();
-    }
-  }
+function showBanner(text) {
+  bannerView.textContent = text;
+  bannerView.hidden = false;
 }
 
-function countRate(source) {
-  rollRates();
-  let counts = state.rates.get(source);
-  if (!counts) {
-    counts = new Array(RATE_SECONDS).fill(0);
-    state.rates.set(source, counts);
+// "N new": while paused, what the server took since the pause (it sends nothing meanwhile; a
+// filter may pass fewer); while scrolled up, what came and waits below.
+function updateJump() {
+  let label = null;
+  if (state.paused && state.pausedAtSeq !== null) {
+    const count = Math.max(0, state.serverSeq - state.pausedAtSeq);
+    const f = state.filter;
+    const filtered = f.sources.length || f.level || f.grep;
+    label = count ? `${filtered ? "≤ " : ""}${count} new · resume` : null;
+  } else if (state.heldCount) {
+    label = `↓ ${state.heldCount} new`;
+  } else if (!following() && logView.childElementCount) {
+    label = "↓ bottom";
   }
-  counts[counts.length - 1] += 1;
+  jumpButton.hidden = label === null;
+  if (label !== null) jumpButton.textContent = label;
+  document.body.dataset.newCount = String(state.paused ? Math.max(0, state.serverSeq - (state.pausedAtSeq ?? state.serverSeq)) : state.heldCount);
+}
+
+function jumpToBottom() {
+  $("follow").checked = true;
+  if (state.held.length) scheduleDraw();
+  logView.scrollTop = logView.scrollHeight;
+  updateJump();
+}
+
+// --- rate per source, as the server counts it -------------------------------------------
+
+function onRates(message) {
+  state.serverSeq = message.last_seq ?? state.serverSeq;
+  for (const source of Object.keys(message.rates)) colourOf(source);
+  state.rates.push({ at: Date.now(), interval: message.interval || 1, counts: message.rates });
+  const horizon = Date.now() - (RATE_SECONDS + 2) * 1000;
+  while (state.rates.length && state.rates[0].at < horizon) state.rates.shift();
+  drawRates();
+  if (state.paused) updateJump();
 }
 
 function drawRates() {
-  rollRates();
   const canvas = $("plot");
-  const context = canvas.getContext("2d");
-  context.clearRect(0, 0, canvas.width, canvas.height);
-  let peak = 1;
-  for (const counts of state.rates.values()) peak = Math.max(peak, ...counts);
-  const step = canvas.width / (RATE_SECONDS - 1);
-  const legend = [];
-  for (const [source, counts] of state.rates) {
-    context.strokeStyle = colourOf(source);
-    context.beginPath();
-    counts.forEach((count, index) => {
-      const y = canvas.height - 2 - (count / peak) * (canvas.height - 4);
-      if (index === 0) context.moveTo(0, y);
-      else context.lineTo(index * step, y);
-    });
-    context.stroke();
-    const item = document.createElement("li");
-    item.textContent = `${source} ${counts[counts.length - 2] ?? 0}/s`;
-    item.style.color = colourOf(source);
-    legend.push(item);
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 600;
+  const height = canvas.clientHeight || 64;
+  if (canvas.width !== Math.round(width * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
   }
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.clearRect(0, 0, width, height);
+  const now = Date.now();
+  const window_ = RATE_SECONDS * 1000;
+  const sources = [...new Set(state.rates.flatMap((sample) => Object.keys(sample.counts)))];
+  // One stacked bar a second, sources in the server's order: a quiet second is an empty
+  // slot, a missing one (disconnected) a gap, so the axis is time, not samples.
+  let peak = 1;
+  for (const sample of state.rates) {
+    const total = Object.values(sample.counts).reduce((sum, count) => sum + count, 0);
+    peak = Math.max(peak, total / sample.interval);
+  }
+  const styles = getComputedStyle(document.documentElement);
+  context.fillStyle = styles.getPropertyValue("--line").trim();
+  context.fillRect(0, height - 1, width, 1);
+  const slot = width / RATE_SECONDS;
+  const top = 12;
+  for (const sample of state.rates) {
+    const right = width - ((now - sample.at) / window_) * width;
+    let base = height - 1;
+    for (const source of sources) {
+      const rate = (sample.counts[source] ?? 0) / sample.interval;
+      if (!rate) continue;
+      const tall = Math.max(1, (rate / peak) * (height - 1 - top));
+      context.fillStyle = colourValue(colourOf(source));
+      context.fillRect(right - slot + 1, base - tall, Math.max(1, slot - 1), tall);
+      base -= tall;
+    }
+  }
+  context.fillStyle = styles.getPropertyValue("--dim").trim();
+  context.font = "10px sans-serif";
+  context.textBaseline = "top";
+  context.fillText(state.rates.length ? `peak ${peak}/s` : "rates: waiting for the server", 2, 0);
+  context.textAlign = "right";
+  context.fillText(`last ${RATE_SECONDS}s`, width - 2, 0);
+  context.textAlign = "left";
+  const latest = state.rates[state.rates.length - 1];
+  const legend = sources.map((source) => {
+    const item = document.createElement("li");
+    item.className = `c${colourOf(source)}`;
+    item.dataset.source = source;
+    const rate = latest ? (latest.counts[source] ?? 0) / latest.interval : 0;
+    item.append(visible(source) + " ", span("rate", `${rate}/s`));
+    return item;
+  });
   $("legend").replaceChildren(...legend);
 }
 
@@ -274,24 +520,49 @@ $("filters").addEventListener("submit", (event) => {
   send({ filter, replay: REPLAY });
 });
 
-$("pause").addEventListener("click", () => {
+function togglePause() {
   state.paused = !state.paused;
   $("pause").textContent = state.paused ? "resume" : "pause";
+  $("pause").setAttribute("aria-pressed", String(state.paused));
+  if (!state.paused) {
+    state.pausedAtSeq = null;
+    $("follow").checked = true;
+  }
   send({ pause: state.paused });
+  updateJump();
   setStatus(state.paused ? "paused" : "live");
+}
+
+$("pause").addEventListener("click", togglePause);
+
+jumpButton.addEventListener("click", () => {
+  if (state.paused) togglePause();
+  jumpToBottom();
 });
 
 $("highlight").addEventListener("input", (event) => {
   state.highlight = event.target.value;
-  for (const line of logView.querySelectorAll(".row:not(.notice) .line")) {
-    fillLine(line, line.textContent);
-  }
+  for (const line of logView.querySelectorAll(".row .line")) fillLine(line);
+});
+
+$("follow").addEventListener("change", () => {
+  if (following()) jumpToBottom();
+  else updateJump();
 });
 
 logView.addEventListener("scroll", () => {
   const atBottom = logView.scrollHeight - logView.scrollTop - logView.clientHeight < 4;
-  $("follow").checked = atBottom;
+  if (atBottom !== following()) {
+    $("follow").checked = atBottom;
+    if (atBottom) jumpToBottom();
+    else updateJump();
+  }
 });
 
-setInterval(drawRates, 1000);
+logView.addEventListener("click", (event) => {
+  if (window.getSelection()?.toString()) return;   // selecting text is not a click
+  const row = event.target.closest(".row.has-fields");
+  if (row) toggleDetail(row);
+});
+
 connect(false);
