@@ -113,6 +113,7 @@ class NatsSink(Sink):
         self._js: Any = None
         self._max_payload = DEFAULT_MAX_PAYLOAD - HEADROOM
         self._publishers: list[asyncio.Task[None]] = []
+        self._failure: Exception | None = None
         self.published = 0  # messages acknowledged
         self.records_acked = 0
         self.retries = 0
@@ -223,9 +224,15 @@ class NatsSink(Sink):
     async def _cut_when_room(self, subject: _Subject) -> None:
         """Cut the subject's buffer into a message once its queue has room (the backpressure)."""
         while len(subject.pending) > QUEUED_MESSAGES:
-            subject.room.clear()
-            await subject.room.wait()
+            await self._room(subject)
         self._cut(subject)
+
+    async def _room(self, subject: _Subject) -> None:
+        """Until the subject's publisher has settled a message (or failed: raised here)."""
+        subject.room.clear()
+        await subject.room.wait()
+        if self._failure is not None:
+            raise self._failure
 
     def _cut(self, subject: _Subject) -> None:
         records, subject.buffer, subject.bytes = subject.buffer, [], 0
@@ -281,11 +288,19 @@ class NatsSink(Sink):
         """Until every message cut has been acknowledged (the end of the stream)."""
         for subject in self._subjects.values():
             while subject.pending:
-                subject.room.clear()
-                await subject.room.wait()
+                await self._room(subject)
 
     async def _publish(self, subject: _Subject) -> None:
-        """Publish the subject's messages in order, each until it is acknowledged."""
+        """Publish the subject's messages in order, each until it is acknowledged. What it
+        cannot retry (a bug) wakes the sink, which raises it: a publisher never dies alone."""
+        try:
+            await self._publish_in_order(subject)
+        except Exception as error:
+            self._failure = error
+            subject.room.set()
+            raise
+
+    async def _publish_in_order(self, subject: _Subject) -> None:
         from nats.errors import Error as NatsError
 
         while True:
