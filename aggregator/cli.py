@@ -1,35 +1,38 @@
 """The command line: argv → Config → Pipeline; exit codes 0 (ended), 1 (runtime), 2 (usage).
 
-The program's own log goes to stderr; stdout is data.
+The program's own log goes to stderr; stdout is data. Each command imports only what it needs:
+``--version`` nothing, ``tail`` no pydantic (its config is built from the options), only
+``connect`` and a WebSocket sink import websockets (``python -X importtime`` shows it).
 """
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.config import Config, ConfigError, load_config, parse_config
-from aggregator.errors import AggregatorError
 from aggregator.flow.levels import LEVELS
-from aggregator.pipeline import Pipeline
-from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
 from aggregator.web import CONNECTION_LOG
-from aggregator.web.client import ConnectError, StreamClient, StreamRequest
+
+if TYPE_CHECKING:
+    from aggregator.config import Config
 
 log = logging.getLogger("aggregator")
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
-COMMAND_LINE = "command line"
-DEBUG_HELP = "asyncio debug mode, named tasks; SIGUSR1 dumps every task to stderr"
+COLOR_HELP = (
+    "colour sources and levels in text: auto on a terminal unless NO_COLOR is set "
+    "(default: %(default)s)"
+)
+CONFIG_HELP = "the TOML config file (required; no default)"
+DEBUG_HELP = "asyncio debug mode, named tasks; SIGUSR1 dumps every task to stderr (default: off)"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the description's line breaks."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the pipeline a config file describes")
-    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE")
+    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
     run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
-    check = commands.add_parser("check", help="validate a config file and print the pipeline")
-    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE")
+    check = commands.add_parser(
+        "check",
+        help="validate a config file, check the files it names, print the pipeline",
+    )
+    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
 
-    tail = commands.add_parser("tail", help="follow files, stdin and sockets without a config")
+    tail = commands.add_parser(
+        "tail",
+        help="follow files, stdin and sockets without a config",
+        formatter_class=_Formatter,
+        description="Follow files, stdin and sockets, merged by event time, without a config.\n"
+        "examples:\n"
+        "  aggregator tail a.log b.log                 last 10 lines of each, then follow\n"
+        "  aggregator tail 'logs/**/*.log' -n 0        only new lines\n"
+        "  aggregator tail --no-follow --from-start *.log   merge whole files and exit\n"
+        "  aggregator tail - --format json | jq .line  a filter in a pipe",
+    )
     tail.add_argument(
         "targets",
         nargs="*",
@@ -59,131 +75,131 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=TARGET",
-        help="a target with a name of your choice",
-    )
-    tail.add_argument("--from-start", action="store_true", help="read existing content first")
-    tail.add_argument(
-        "--no-follow", action="store_true", help="read what exists, merge by time, exit"
-    )
-    tail.add_argument("--format", choices=["text", "json", "raw"], default="text")
-    tail.add_argument(
-        "--codec", choices=["raw", "json", "logfmt", "syslog", "auto"], default="auto"
+        help="a target with a name of your choice (default: a file is named after its file "
+        "name, a glob or socket after itself)",
     )
     tail.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="also append the stream to FILE"
+        "-n",
+        "--lines",
+        type=int,
+        metavar="N",
+        help="begin with the last N lines of each file, merged by time, then follow; 0: only "
+        "new lines (default: 10; with --no-follow, whole files)",
+    )
+    tail.add_argument(
+        "--from-start", action="store_true", help="read existing content first (default: off)"
+    )
+    tail.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="read what exists, merge by time, exit (default: off, follow like tail -F)",
+    )
+    tail.add_argument(
+        "--format",
+        choices=["text", "json", "raw"],
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+    tail.add_argument(
+        "--codec",
+        choices=["raw", "json", "logfmt", "syslog", "auto"],
+        default="auto",
+        help="how lines are read: time, level, fields (default: %(default)s)",
+    )
+    tail.add_argument(
+        "--level",
+        choices=list(LEVELS),
+        help="only records of this level or above; a record of no known level does not pass "
+        "(default: every record)",
+    )
+    tail.add_argument(
+        "--grep",
+        metavar="RE",
+        help="only lines this regular expression is found in (default: every line)",
+    )
+    tail.add_argument(
+        "--source-filter",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only sources whose name matches GLOB; repeat or use commas for several "
+        "(default: every source)",
+    )
+    tail.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help=COLOR_HELP,
+    )
+    tail.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="also append the stream to FILE, filtered like stdout (default: none)",
     )
     tail.add_argument(
         "--ws",
         metavar="HOST:PORT",
-        help="also serve the stream over WebSocket, with the browser page "
-        "(token from $AGGREGATOR_TOKEN)",
+        help="also serve the stream over WebSocket, with the browser page; the token clients "
+        "must send comes from $AGGREGATOR_TOKEN (default: not served)",
     )
-    tail.add_argument("--order-window", default="250ms", metavar="DURATION")
+    tail.add_argument(
+        "--ws-allow-anonymous",
+        action="store_true",
+        help="let --ws listen beyond loopback without a token (default: refused)",
+    )
+    tail.add_argument(
+        "--order-window",
+        default="250ms",
+        metavar="DURATION",
+        help="how long live records wait for slower sources; 0s: arrival order "
+        "(default: %(default)s)",
+    )
     tail.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
     connect = commands.add_parser(
         "connect", help="follow a running aggregator's WebSocket stream on stdout"
     )
-    connect.add_argument("url", metavar="URL", help="ws://HOST:PORT/ws or http://HOST:PORT")
-    connect.add_argument("--format", choices=["text", "json", "raw"], default="text")
     connect.add_argument(
-        "--source", action="append", default=[], metavar="GLOB", help="only these sources"
+        "url",
+        metavar="URL",
+        help="ws://HOST:PORT/ws or http://HOST:PORT (the token: $AGGREGATOR_TOKEN)",
     )
-    connect.add_argument("--level", choices=list(LEVELS), help="a minimum level")
-    connect.add_argument("--grep", metavar="RE", help="only lines this RE2 pattern matches")
     connect.add_argument(
-        "--replay", type=int, default=0, metavar="N", help="first the last N records"
+        "--format",
+        choices=["text", "json", "raw"],
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+    connect.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only these sources (default: every source)",
+    )
+    connect.add_argument(
+        "--level", choices=list(LEVELS), help="a minimum level (default: every record)"
+    )
+    connect.add_argument(
+        "--grep", metavar="RE", help="only lines this RE2 pattern matches (default: every line)"
+    )
+    connect.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help=COLOR_HELP,
+    )
+    connect.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first the last N records (default: %(default)s)",
     )
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
-
-
-def tail_config(args: argparse.Namespace) -> Config:
-    """The Config that ``aggregator tail …`` stands for."""
-    named: list[tuple[str | None, str]] = [(None, target) for target in args.targets]
-    for item in args.source:
-        name, sep, target = item.partition("=")
-        if not sep or not name or not target:
-            raise ConfigError([f"{COMMAND_LINE}: --source: expected NAME=TARGET, got {item!r}"])
-        named.append((name, target))
-    if not named:
-        raise ConfigError([f"{COMMAND_LINE}: no TARGET given (a path, -, tcp://… or udp://…)"])
-    sources: dict[str, dict[str, Any]] = {}
-    for name, target in named:
-        source = source_for_target(target, args)
-        name = name or default_name(target)
-        unique, number = name, 1
-        while unique in sources:
-            number += 1
-            unique = f"{name}#{number}"
-        sources[unique] = source
-    sinks: dict[str, dict[str, Any]] = {"stdout": {"type": "stdout", "format": args.format}}
-    if args.output is not None:
-        sinks["output"] = {"type": "file", "path": str(args.output), "format": args.format}
-    if args.ws is not None:
-        token = os.environ.get("AGGREGATOR_TOKEN", "")
-        sinks["ws"] = {"type": "websocket", "listen": args.ws, "auth_token": token}
-    data = {
-        "aggregator": {"order_window": args.order_window},
-        "sources": sources,
-        "sinks": sinks,
-    }
-    return parse_config(data, COMMAND_LINE, env={})
-
-
-def source_for_target(target: str, args: argparse.Namespace) -> dict[str, Any]:
-    common = {"codec": args.codec}
-    if target == "-":
-        return {"type": "stdin", **common}
-    scheme, sep, rest = target.partition("://")
-    if sep:
-        if scheme in ("tcp", "udp"):
-            return {"type": scheme, "listen": rest, **common}
-        if scheme == "unix" and rest.startswith("/"):
-            return {"type": "unix", "path": rest, **common}
-        raise ConfigError(
-            [f"{COMMAND_LINE}: {target}: expected tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH"]
-        )
-    return {
-        "type": "file",
-        "paths": [target],
-        "start_at": "beginning" if args.from_start or args.no_follow else "end",
-        "follow": not args.no_follow,
-        **common,
-    }
-
-
-def default_name(target: str) -> str:
-    """A short source name for a target: a file's name, or the target itself."""
-    if target == "-":
-        return "stdin"
-    if "://" in target or any(char in target for char in "*?["):
-        return target
-    return Path(target).name or target
-
-
-def describe(config: Config) -> str:
-    """The resolved pipeline, one part a line, for ``aggregator check``."""
-    lines = [f"aggregator: {_fields(config.aggregator.model_dump(mode='json'))}"]
-    for kind, parts in (("source", config.sources), ("sink", config.sinks)):
-        for name, part in parts.items():
-            values = part.model_dump(mode="json")
-            values = {"type": values.pop("type"), **values}
-            if values["type"] == "nats":  # what the defaults resolve to on this machine
-                if kind == "source" and values.get("durable") is None:
-                    values["durable"] = name
-                if kind == "sink" and not values.get("node"):
-                    values["node"] = socket.gethostname()
-            lines.append(f"{kind} {name}: {_fields(values)}")
-    return "\n".join(lines)
-
-
-def _fields(values: dict[str, Any]) -> str:
-    return " ".join(
-        f"{key}={orjson.dumps(value).decode()}"
-        for key, value in values.items()
-        if value is not None
-    )
 
 
 def configure_logging(debug: bool) -> None:
@@ -197,8 +213,14 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger(CONNECTION_LOG).setLevel(logging.INFO if debug else logging.WARNING)
 
 
-async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
+async def serve(config: "Config", debug: bool, checkpoints: bool = True) -> int:
     """Run ``config`` until its inputs end or a signal comes; the exit code."""
+    import asyncio
+    import signal
+
+    from aggregator.pipeline import Pipeline
+    from aggregator.runtime import collect_garbage_periodically, dump_tasks, raise_open_file_limit
+
     loop = asyncio.get_running_loop()
     raise_open_file_limit()
     pipeline = Pipeline(config, checkpoints=checkpoints)
@@ -235,6 +257,11 @@ async def serve(config: Config, debug: bool, checkpoints: bool = True) -> int:
 
 async def follow_stream(args: argparse.Namespace) -> int:
     """``aggregator connect``: until a signal, or stdout's reader has gone."""
+    import asyncio
+    import signal
+
+    from aggregator.web.client import ConnectError, StreamClient, StreamRequest
+
     request = StreamRequest(
         args.url,
         [item for value in args.source for item in value.split(",") if item],
@@ -244,7 +271,7 @@ async def follow_stream(args: argparse.Namespace) -> int:
         os.environ.get("AGGREGATOR_TOKEN", ""),
     )
     try:
-        client = StreamClient(request, args.format)
+        client = StreamClient(request, args.format, args.color)
     except ConnectError as error:
         log.error("%s", error)
         return EXIT_USAGE
@@ -271,6 +298,8 @@ def leaf_errors(error: BaseException) -> list[BaseException]:
 
 def report_failure(error: Exception) -> int:
     """Log a failure the user can act on and return exit code 1; re-raise anything else (a bug)."""
+    from aggregator.errors import AggregatorError
+
     leaves = leaf_errors(error)
     if not all(isinstance(leaf, AggregatorError | OSError) for leaf in leaves):
         raise error
@@ -283,16 +312,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(getattr(args, "debug", False))
     if args.command == "connect":
+        import asyncio
+
         return asyncio.run(follow_stream(args), debug=args.debug)
+    from aggregator.config.loading import ConfigError
+
     try:
-        config = tail_config(args) if args.command == "tail" else load_config(args.config)
+        if args.command == "tail":
+            from aggregator.config.adhoc import tail_config
+
+            config = tail_config(args)
+        else:
+            from aggregator.config.loading import load_config
+
+            config = load_config(args.config)
     except ConfigError as error:
+        prefix = "aggregator tail: " if args.command == "tail" else ""
         for line in error.errors:
-            print(line, file=sys.stderr)
+            print(f"{prefix}{line}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check":
-        print(describe(config))
-        return EXIT_OK
+        from aggregator.config import preflight
+
+        problems = preflight.problems(config)
+        print(preflight.describe(config))
+        for line in problems:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return EXIT_USAGE if problems else EXIT_OK
+    if args.command == "run":
+        from aggregator.config import preflight
+
+        for line in preflight.following(config):
+            log.info("%s", line)
     # `run` keeps file positions in state_dir; `tail`, like tail -F, starts afresh each time.
+    import asyncio
+
     checkpoints = args.command == "run"
     return asyncio.run(serve(config, args.debug, checkpoints), debug=args.debug)

@@ -10,10 +10,11 @@ everything ends within ``DRAIN_TIMEOUT`` or the program says which part did not 
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 
-from aggregator.config import Config
+from aggregator.config import Config, FileSourceConfig
 from aggregator.errors import AggregatorError
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.checkpoints import Checkpointer, Checkpoints
@@ -25,6 +26,7 @@ from aggregator.parse.needs import NEEDS, Needs
 from aggregator.parse.pool import ParsePool, default_workers
 from aggregator.sinks import Sink, SinkContext, build_sink
 from aggregator.sources import Source, SourceContext, build_source
+from aggregator.sources.file.discovery import fixed_prefix
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import CheckpointStore
 from aggregator.telemetry import FlowCounters, PipelineTelemetry
@@ -44,6 +46,24 @@ class DrainTimeout(AggregatorError):
     """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
 
 
+def origin_bases(config: Config) -> dict[str, str]:
+    """For each file source that may follow several files (a glob, several paths), the
+    directory its paths share: text names its records' files from there (``""`` for a source
+    named after its glob: the file's path alone; see ``sinks.formats.origin_label``)."""
+    bases = {}
+    for name, source in config.sources.items():
+        if not isinstance(source, FileSourceConfig):
+            continue
+        paths = source.paths
+        if len(paths) > 1 or any(char in path for path in paths for char in "*?["):
+            if name in paths:  # named after its glob (`tail 'logs/*.log'`): the path says all
+                bases[name] = ""
+            else:
+                prefixes = [os.path.abspath(fixed_prefix(path)) for path in paths]
+                bases[name] = os.path.commonpath(prefixes)
+    return bases
+
+
 def needs_of(sinks: Sequence[Sink]) -> Needs:
     """What the codecs must find: the most any sink needs."""
     return max((sink.needs for sink in sinks), key=NEEDS.index, default="stamps")
@@ -58,7 +78,7 @@ class Pipeline:
         settings = config.aggregator
         self.telemetry = PipelineTelemetry(self)
         names = list(config.sources)
-        sink_context = SinkContext(names, self.telemetry)
+        sink_context = SinkContext(names, origin_bases(config), telemetry=self.telemetry)
         self.sinks = [build_sink(name, part, sink_context) for name, part in config.sinks.items()]
         uses_files = any(part.type == "file" for part in config.sources.values())
         self.checkpoints = Checkpoints(settings.checkpoint_interval)
@@ -216,6 +236,10 @@ class Pipeline:
             await sink.run(inlet)
         finally:
             inlet.close()
+        if sink.gone and all(other.gone for other in self.sinks):
+            # Every reader has gone (``| head``): nothing is left to deliver to. Stop now, not
+            # when the next record would find out: a quiet follow may see none for hours.
+            self.request_stop()
 
     async def _drain_deadline(self) -> None:
         try:

@@ -68,7 +68,7 @@ def loop_costs(lanes: list[list[Reply]], encode_name: str) -> tuple[int, dict[st
             start = clock()
             parsed = with_lines(pickle.loads(answer), region, LIMIT)
             answered = clock()
-            batch = decodings[index].parsed_records(origin, parsed, 0)
+            batch, _ = decodings[index].parsed_records(origin, parsed, 0)
             built = clock()
             core.push(index, Chunk(origin, batch, live=False, final=round_ == len(replies) - 1), 0)
             spent["answer"] += answered - start

@@ -141,11 +141,11 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 async def test_follows_two_files_with_source_prefixes(
     tmp_path: Path, cli_processes: list[Cli]
 ) -> None:
-    """tail a.log b.log follows appends to both and prefixes each line with its source."""
+    """tail -n 0 a.log b.log follows appends to both and prefixes each line with its source."""
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     a.write_text("old line, not shown\n")
     b.write_text("")
-    cli = await start_cli("tail", "a.log", "b.log", "--order-window", "0s", cwd=tmp_path)
+    cli = await start_cli("tail", "-n", "0", "a.log", "b.log", "--order-window", "0s", cwd=tmp_path)
     cli_processes.append(cli)
     await follow_synced(cli, a, "sync-a")
     await follow_synced(cli, b, "sync-b")

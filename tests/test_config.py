@@ -158,6 +158,6 @@ def test_remote_parts_are_checked() -> None:
         "got an array",
         "c.toml: sinks.bus.stream: expected a name of letters, digits, _ and - (no spaces, "
         'no * or >), got "my stream"',
-        "c.toml: sinks.bus.max_records: input should be greater than 0, got 0",
+        "c.toml: sinks.bus.max_records: expected a number above 0, got 0",
         'c.toml: sinks.fwd.address: expected "HOST:PORT", got "collector"',
     ]

@@ -177,7 +177,8 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
 )
 def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], window: float) -> None:
     """Live data: nothing lost, lanes keep their order, output ordered except records flagged
-    late, and no record held longer than the window (clock injected)."""
+    late, and no record held longer than the window (clock injected). The times are odd
+    microseconds, exact to the microsecond (coarse ones: test_coarse_times.py)."""
     core = OrderingCore(3, window=window, idle_timeout=0.5)
     for index in range(3):
         core.announce(index, Announce([str(index)], live=True), 0.0)
@@ -200,7 +201,7 @@ def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], windo
 
     for lane, wait_ms, stamps in arrivals:
         advance_to(now + wait_ms / 1000)
-        batch = recs(str(lane), *stamps)
+        batch = recs(str(lane), *(2 * ts + 1 for ts in stamps))
         pushed += batch
         for record in batch:
             read_at[id(record)] = now

@@ -101,7 +101,7 @@ def test_a_worker_s_json_tails_encode_as_a_full_parse(codec: str) -> None:
     region = mixed_region(40)
     decoding = Decoding("app", LineSourceConfig(codec=codec))
     full, tails = (
-        decoding.parsed_records("a.log", parse_region(spec, region, 256), 7)
+        decoding.parsed_records("a.log", parse_region(spec, region, 256), 7)[0]
         for spec in (
             CodecSpec(codec, None, "auto", None),
             CodecSpec(codec, None, "auto", None, "json"),

@@ -1,8 +1,9 @@
-"""TOML config → typed, validated objects (SPEC §3).
+"""The config: TOML or command-line options → typed, validated tables.
 
 ``types`` holds the scalar types (durations, sizes, addresses), ``schema`` the tables,
-``loading`` reads a file and reports every error with its key path. What the rest of the
-program uses is named here.
+``loading`` reads a file and reports every error with its key path (pydantic is loaded only
+then), ``adhoc`` builds ``aggregator tail``'s config from its options, and ``preflight`` finds
+what can be known without starting. What the rest of the program uses is named here.
 """
 
 from aggregator.config.loading import ConfigError, load_config, parse_config

@@ -9,15 +9,17 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config.addresses import is_loopback
 from aggregator.config.schema import Config, LineSourceConfig, WebSocketSinkConfig
 from aggregator.config.types import show
 from aggregator.errors import AggregatorError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 class ConfigError(AggregatorError):
@@ -56,14 +58,24 @@ def expand_env(value: Any, env: Mapping[str, str], path: str, errors: list[str])
     return value
 
 
+@cache
+def _validator() -> "TypeAdapter[Config]":
+    """What validates a file's tables into ``Config``: pydantic, loaded only for a file."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Config)
+
+
 def parse_config(
     data: Mapping[str, Any], name: str, env: Mapping[str, str] | None = None
 ) -> Config:
     """Validate parsed TOML; ``name`` (the file) starts every error line."""
     errors: list[str] = []
     expanded = expand_env(dict(data), os.environ if env is None else env, "", errors)
+    from pydantic import ValidationError
+
     try:
-        config = Config.model_validate(expanded)
+        config = _validator().validate_python(expanded)
     except ValidationError as error:
         errors.extend(_describe(detail) for detail in error.errors())
         config = None
@@ -140,9 +152,10 @@ def _describe(detail: Mapping[str, Any]) -> str:
     path = _key_path(tuple(detail["loc"]), kind)
     got = show(detail.get("input"))
     context = detail.get("ctx") or {}
-    if kind == "extra_forbidden":
+    # Tables are dataclasses: pydantic calls an unknown key an unexpected keyword argument.
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"{path}: unknown key"
-    if kind == "missing":
+    if kind in ("missing", "missing_keyword_only_argument", "missing_argument"):
         return f"{path}: required key is missing"
     if kind == "literal_error":
         return f"{path}: expected one of {context.get('expected', '?')}, got {got}"
@@ -151,8 +164,8 @@ def _describe(detail: Mapping[str, Any]) -> str:
         return f"{path}.type: expected one of {expected}, got {show(context.get('tag'))}"
     if kind == "union_tag_not_found":
         return f"{path}.type: required key is missing"
-    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers", "nats_name",
-                "nats_url", "stream_url"):  # fmt: skip
+    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers", "constraint",
+                "nats_name", "nats_url", "stream_url"):  # fmt: skip
         return f"{path}: {detail['msg']}"
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message

@@ -1,14 +1,16 @@
-"""The scalar types of the config: durations, sizes, addresses, patterns, modes.
+"""The scalar types of the config: durations, sizes, addresses, patterns, modes, secrets.
 
-Each is a pydantic ``Annotated`` type whose validator says what was expected and what was
-found, in the words ``aggregator.config.loading`` prints after the key path.
+Each is an ``Annotated`` type whose validator says what was expected and what was found, in
+the words ``aggregator.config.loading`` prints after the key path. The annotations are this
+module's own (``Check``, ``Constraint``, ``Tagged``): pydantic reads them through
+``__get_pydantic_core_schema__`` when a config file is validated, and is imported only then.
+Nothing here imports it, so ``aggregator tail`` and ``--version``, which build their config
+without a file, start without it (about 80 ms).
 """
 
 import re
-from typing import Annotated, Any, Literal
-
-from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aggregator.config.addresses import BadHost, split_host_port
 from aggregator.config.units import parse_duration, parse_size
@@ -24,12 +26,109 @@ __all__ = [
     "Level",
     "NatsName",
     "NatsUrls",
+    "NonEmpty",
+    "NonNegativeInt",
+    "Positive",
+    "PositiveInt",
     "Regex",
+    "Secret",
     "Size",
     "StreamUrl",
+    "Tagged",
     "Workers",
     "show",
 ]
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
+
+
+def _error(kind: str, message: str, context: dict[str, Any]) -> Exception:
+    """A validation error of ``kind`` that loading shows as ``message`` after the key path."""
+    from pydantic_core import PydanticCustomError  # loaded already: pydantic is validating
+
+    return PydanticCustomError(kind, message, context)
+
+
+class Check:
+    """An ``Annotated`` mark: run ``function`` on the raw value before pydantic's own check."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self.function = function
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: "GetCoreSchemaHandler"
+    ) -> "CoreSchema":
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(self.function, handler(source))
+
+
+class Constraint:
+    """An ``Annotated`` mark: after pydantic's own check, ``test`` the value; if it fails,
+    the error says ``expected`` (and what was found)."""
+
+    def __init__(self, test: Callable[[Any], bool], expected: str) -> None:
+        self.test = test
+        self.expected = expected
+
+    def _check(self, value: Any) -> Any:
+        if not self.test(value):
+            raise _error(
+                "constraint", f"expected {self.expected}, got {{got}}", {"got": show(value)}
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: "GetCoreSchemaHandler"
+    ) -> "CoreSchema":
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+
+class Tagged:
+    """An ``Annotated`` mark on a union of tables: the ``type`` key says which one it is."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: "GetCoreSchemaHandler"
+    ) -> "CoreSchema":
+        from pydantic import Field
+
+        return handler.generate_schema(Annotated[source, Field(discriminator="type")])
+
+
+class Secret:
+    """A string never shown: ``check`` prints it as ``**********``, and logs never see it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: "GetCoreSchemaHandler"
+    ) -> "CoreSchema":
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
 
 
 def show(value: Any) -> str:
@@ -51,7 +150,7 @@ def _duration(value: Any) -> float:
             return parse_duration(value)
         except ValueError:
             pass
-    raise PydanticCustomError(
+    raise _error(
         "duration",
         'expected a duration such as "250ms", "1s" or "5m", got {got}',
         {"got": show(value)},
@@ -64,7 +163,7 @@ def _size(value: Any) -> int:
             return parse_size(value)
         except ValueError:
             pass
-    raise PydanticCustomError(
+    raise _error(
         "size",
         'expected a size such as "64KiB", "100MiB" or a number of bytes, got {got}',
         {"got": show(value)},
@@ -77,7 +176,7 @@ def _host_port(value: Any) -> str:
         try:
             split_host_port(value)
         except BadHost:
-            raise PydanticCustomError(
+            raise _error(
                 "host_port", 'expected "HOST:PORT" with a valid host, got {got}',
                 {"got": show(value)},
             ) from None  # fmt: skip
@@ -85,18 +184,16 @@ def _host_port(value: Any) -> str:
             pass
         else:
             return value
-    raise PydanticCustomError("host_port", 'expected "HOST:PORT", got {got}', {"got": show(value)})
+    raise _error("host_port", 'expected "HOST:PORT", got {got}', {"got": show(value)})
 
 
 def _regex(value: Any) -> str:
     if not isinstance(value, str):
-        raise PydanticCustomError(
-            "regex", "expected a regular expression, got {got}", {"got": show(value)}
-        )
+        raise _error("regex", "expected a regular expression, got {got}", {"got": show(value)})
     try:
         re.compile(value)
     except re.error as error:
-        raise PydanticCustomError(
+        raise _error(
             "regex",
             "expected a regular expression, got {got}: {why}",
             {"got": show(value), "why": str(error)},
@@ -113,11 +210,11 @@ def _file_mode(value: Any) -> int:
     elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
         mode = value
     if mode is None:
-        raise PydanticCustomError(
+        raise _error(
             "file_mode", 'expected a file mode such as "0660", got {got}', {"got": show(value)}
         )
     if mode & 0o002:
-        raise PydanticCustomError(
+        raise _error(
             "file_mode",
             "expected a mode that others cannot write, got {got}",
             {"got": f'"{mode:04o}"'},
@@ -128,7 +225,7 @@ def _file_mode(value: Any) -> int:
 def _workers(value: Any) -> int | str:
     if value == "auto" or (type(value) is int and 0 <= value <= 64):
         return value  # type: ignore[no-any-return]
-    raise PydanticCustomError(
+    raise _error(
         "workers", 'expected "auto" or a number of processes, 0 to 64, got {got}',
         {"got": show(value)},
     )  # fmt: skip
@@ -141,7 +238,7 @@ def _nats_name(value: Any) -> str:
     """A subject prefix, stream or consumer name: tokens of letters, digits, ``_`` and ``-``."""
     if isinstance(value, str) and _NATS_NAME.fullmatch(value):
         return value
-    raise PydanticCustomError(
+    raise _error(
         "nats_name",
         "expected a name of letters, digits, _ and - (no spaces, no * or >), got {got}",
         {"got": show(value)},
@@ -158,7 +255,7 @@ def _nats_urls(value: Any) -> list[str]:
                 break
         else:
             return list(urls)
-    raise PydanticCustomError(
+    raise _error(
         "nats_url",
         'expected "nats://HOST:PORT" (or tls://) or a list of them, got {got}',
         {"got": show(value)},
@@ -172,19 +269,24 @@ def _stream_url(value: Any) -> str:
         scheme, sep, rest = value.partition("://")
         if sep and scheme in ("ws", "wss", "http", "https") and rest and rest[0] not in "/?":
             return value
-    raise PydanticCustomError(
+    raise _error(
         "stream_url", 'expected "ws://HOST:PORT/ws" (filters in its query), got {got}',
         {"got": show(value)},
     )  # fmt: skip
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
-StreamUrl = Annotated[str, BeforeValidator(_stream_url)]
-NatsName = Annotated[str, BeforeValidator(_nats_name)]
-NatsUrls = Annotated[list[str], BeforeValidator(_nats_urls)]
-Size = Annotated[int, BeforeValidator(_size)]
-HostPort = Annotated[str, BeforeValidator(_host_port)]
-Regex = Annotated[str, BeforeValidator(_regex)]
-Workers = Annotated[int | Literal["auto"], BeforeValidator(_workers)]
-FileMode = Annotated[int, BeforeValidator(_file_mode)]
+Duration = Annotated[float, Check(_duration)]
+NatsName = Annotated[str, Check(_nats_name)]
+NatsUrls = Annotated[list[str], Check(_nats_urls)]
+StreamUrl = Annotated[str, Check(_stream_url)]
+Size = Annotated[int, Check(_size)]
+HostPort = Annotated[str, Check(_host_port)]
+Regex = Annotated[str, Check(_regex)]
+Workers = Annotated[int | Literal["auto"], Check(_workers)]
+FileMode = Annotated[int, Check(_file_mode)]
+Positive = Constraint(lambda value: value > 0, "a number above 0")
+NonEmpty = Constraint(lambda value: len(value) > 0, "at least one entry")
+PositiveInt = Annotated[int, Positive]
+NonNegativeInt = Annotated[int, Constraint(lambda value: value >= 0, "0 or more")]
+"""For a size that must be above 0: ``Annotated[Size, Positive]``."""
 CodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "auto"]

@@ -10,7 +10,9 @@ Catch-up lanes (existing data) are merged exactly, like ``sort -m -s``: a record
 once every lane that could still send an older one has a record waiting or has ended. Live
 records wait at most ``window`` seconds after they were read; a live lane silent for
 ``idle_timeout`` does not hold others back. A live record that comes after newer records were
-sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted either way.
+sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted either way;
+but a time is only as exact as its precision (``within_precision``): a record stamped to the
+second is not late beside millisecond records of the same second.
 """
 
 import math
@@ -18,7 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import itemgetter
 from typing import Literal
 
@@ -33,6 +35,28 @@ PRUNE_INTERVAL = 1.0
 _LANE_RANK = itemgetter(0, 1)  # a run's (source, lane order)
 _TOP = (2**63, 2**63, 2**63)
 _BOTTOM = (-(2**63), -1, -1)
+
+
+SECOND, MILLISECOND = 1_000_000, 1_000
+
+
+def precision_of(ts: int) -> int:
+    """How exact a time is, in µs, as far as its value tells: a whole second is taken to be
+    known to the second (CLF, syslog, ISO 8601 without a fraction), a whole millisecond to
+    the millisecond, anything else to the microsecond. A finer time that happens to fall on
+    a whole second (one in a thousand of a millisecond clock's) is treated as coarse: at
+    worst, it is not flagged late by less than a second."""
+    if ts % SECOND == 0:
+        return SECOND
+    return MILLISECOND if ts % MILLISECOND == 0 else 1
+
+
+def within_precision(key: int, high_water: int) -> bool:
+    """Whether a record ranked ``key`` is not late beside ``high_water``, the newest time
+    already sent: it is not older than that by its whole precision. A record stamped
+    ``10:00:05`` may have happened at ``10:00:05.999``: after ``10:00:05.500`` was sent it
+    is in its place, not late; after ``10:00:06`` it is late."""
+    return key + precision_of(key) > high_water
 
 
 @dataclass(eq=False, slots=True)
@@ -306,13 +330,18 @@ class OrderingCore:
             taken += cut - start
             lane.key = part_keys[-1]
             if live and part_keys[0] < high_water:
-                late = bisect_left(part_keys, high_water)
-                self._count_late(lane.source, late)
-                if self.late_policy == "drop":
-                    part_keys, part = part_keys[late:], part[late:]
-                else:
-                    for record in part[:late]:
-                        record.late = True
+                below = bisect_left(part_keys, high_water)  # candidates: keys under the mark
+                late = [not within_precision(key, high_water) for key in part_keys[:below]]
+                count = sum(late)
+                if count:
+                    self._count_late(lane.source, count)
+                    if self.late_policy == "drop":
+                        kept = [*(not flag for flag in late), *([True] * (len(part) - below))]
+                        part_keys = list(compress(part_keys, kept))
+                        part = list(compress(part, kept))
+                    else:
+                        for record, flag in zip(part, late, strict=False):
+                            record.late = flag
             keys_out += part_keys
             records_out += part
             if cut < len(batch):

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -72,6 +71,9 @@ class _Worker:
     """One worker process and the regions it was sent, answered in the order sent."""
 
     def __init__(self, process: asyncio.subprocess.Process, number: int) -> None:
+        import pickle  # here, not at the top: a start that spawns no worker never needs it
+
+        self._pickle = pickle
         self.process = process
         assert process.stdin is not None and process.stdout is not None
         self.requests = process.stdin
@@ -84,7 +86,7 @@ class _Worker:
             raise WorkerFailed("stopped answering")
         reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
-        request = pickle.dumps((spec, region, limit), protocol=5)
+        request = self._pickle.dumps((spec, region, limit), protocol=5)
         try:
             self.requests.write(len(request).to_bytes(4, "big"))
             self.requests.write(request)
@@ -104,7 +106,7 @@ class _Worker:
                 reply = self.waiting[0]
                 if not reply.done():  # done already if its lane was cancelled meanwhile
                     if header[4:] == b"R":
-                        reply.set_result(pickle.loads(payload))
+                        reply.set_result(self._pickle.loads(payload))
                     else:
                         reply.set_exception(WorkerFailed(payload.decode(errors="replace")))
                 self.waiting.popleft()

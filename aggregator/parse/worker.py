@@ -10,7 +10,6 @@ worker starts about as fast as the interpreter does.
 import contextlib
 import fcntl
 import gc
-import pickle
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -108,6 +107,8 @@ def serve(requests: int, replies: int) -> None:
     Parsing makes no reference cycles, and the collector's passes over the new objects cost
     a fifth of the time: it is off, as in the main process.
     """
+    import pickle  # only a worker needs it, not the main process that imports this module
+
     gc.disable()
     _widen_pipe(requests)
     _widen_pipe(replies)

@@ -4,8 +4,8 @@ Every sink is built the same way, ``Class(name, config, context)``, from the reg
 and has the life cycle of every part (``aggregator.parts``).
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.parse.needs import Needs
@@ -23,6 +23,9 @@ class SinkContext:
 
     source_names: Sequence[str] = ()
     """The sources in config order: text output gives each its colour by its index."""
+    origin_bases: Mapping[str, str] = field(default_factory=dict)
+    """For each source that follows several files, the directory its files are named from
+    in text (``SOURCE[FILE]``, see ``aggregator.sinks.formats.origin_label``)."""
     telemetry: "Telemetry | None" = None
     """Health and metrics of the pipeline, for a sink that serves /healthz and /metrics."""
 

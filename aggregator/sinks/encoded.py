@@ -1,7 +1,7 @@
 """What the stdout and file sinks share: a batch filtered by the sink's filter, then encoded."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aggregator.config import FilterSpec
 from aggregator.flow.filters import RecordFilter, record_filter
@@ -10,11 +10,11 @@ from aggregator.parse.needs import Needs
 from aggregator.sinks.formats import FormatName, make_encoder
 
 
-def needs_of(format_name: FormatName, spec: FilterSpec | None) -> Needs:
+def needs_of(format_name: FormatName, spec: FilterSpec | None, colour: bool = False) -> Needs:
     """What a sink writing ``format_name`` through filter ``spec`` needs a codec to find: raw
     and text show only lines and times; json shows the level and fields only in each record's
-    JSON; a level filter reads levels."""
-    if spec is not None and spec.level is not None:
+    JSON; a level filter reads levels, and so does text in colour (levels have colours)."""
+    if (spec is not None and spec.level is not None) or (colour and format_name == "text"):
         return "everything"
     return "json" if format_name == "json" else "stamps"
 
@@ -35,9 +35,15 @@ class FilteredEncoder:
         format_name: FormatName,
         source_names: Sequence[str],
         colour: bool = False,
+        *,
+        origin_bases: Mapping[str, str] | None = None,
+        expand_lines: bool = False,
     ) -> None:
+        """The keywords: see ``aggregator.sinks.formats.text_encoder``."""
         self._filter = build_filter(spec)
-        self._encode = make_encoder(format_name, source_names, colour)
+        self._encode = make_encoder(
+            format_name, source_names, colour, origin_bases=origin_bases, expand_lines=expand_lines
+        )
 
     def __call__(self, batch: Sequence[Record]) -> tuple[bytes, int] | None:
         if self._filter is not None:

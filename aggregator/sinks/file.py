@@ -48,7 +48,9 @@ class FileSink(Sink):
         self.delivered_seq = 0  # the last seq written and flushed (checkpoints wait for it)
         self.gone = False
         self.needs = needs_of(config.format, config.filter)
-        self._encode = FilteredEncoder(config.filter, config.format, context.source_names)
+        self._encode = FilteredEncoder(
+            config.filter, config.format, context.source_names, origin_bases=context.origin_bases
+        )
         self._file: AsyncBufferedIOBase | None = None
         self._size = 0
         self._unsynced = False

@@ -1,7 +1,8 @@
 """Pure encoders from a batch of records to the bytes a sink writes: text, json (NDJSON), raw."""
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -131,41 +132,105 @@ def encode_raw(batch: Sequence[Record]) -> bytes:
 
 # Foreground colours that read on dark and light terminals alike.
 _PALETTE = ("36", "33", "35", "32", "34", "31", "96", "93", "95", "92", "94", "91")
+# Levels worth the eye on a terminal, as stern and lnav colour them: the line itself.
+_LEVEL_COLOURS = {"fatal": "1;31", "error": "31", "warn": "33"}
+_LATE = " (late)"
+"""After the label of a record that came after newer ones were sent (``late: true``)."""
 
 
-def text_encoder(source_names: Sequence[str] = (), colour: bool = False) -> Encoder:
-    """An encoder for ``TS SOURCE | LINE``; with ``colour``, each source in its own colour.
+def origin_label(source: str, origin: str, base: str | None) -> str:
+    """How text names a record of ``source`` read from ``origin``.
 
-    Sources are coloured in config order, so the same config always gives the same colours.
+    ``base`` None: the source follows one file (or is not a file source): its name alone.
+    A directory: the source follows several files named from there: ``SOURCE[FILE]``, FILE
+    relative to it. ``""``: the source is named after its own glob (``aggregator tail
+    'logs/*.log'``): the file's path alone, as the glob found it.
+    """
+    if base is None or not origin:
+        return source
+    if not base:
+        return origin
+    relative = os.path.relpath(os.path.abspath(origin), base)
+    if relative.startswith(".."):
+        relative = origin
+    return f"{source}[{relative}]"
+
+
+def text_encoder(
+    source_names: Sequence[str] = (),
+    colour: bool = False,
+    *,
+    origin_bases: Mapping[str, str] | None = None,
+    expand_lines: bool = False,
+) -> Encoder:
+    """An encoder for ``TS SOURCE | LINE``.
+
+    - ``colour``: each source in its own colour (in config order, so the same config always
+      gives the same colours), error and fatal lines red, warn lines yellow, ``(late)`` in
+      reverse video.
+    - ``origin_bases``: for each source that follows several files, the directory they are
+      named from: its records are labelled ``SOURCE[FILE]`` (``origin_label``), and in colour
+      each file has a colour of its own, as stern gives each pod one.
+    - ``expand_lines``: a joined multiline record shows as several lines, the continuations
+      indented under the first; off, its newlines are escaped as ``\\x0a`` like every other
+      control character (a WebSocket text frame holds one record a line).
+    A late record says ``(late)`` after its label.
     """
     colours = {name: _PALETTE[index % len(_PALETTE)] for index, name in enumerate(source_names)}
+    bases = origin_bases or {}
 
-    def label(source: str) -> str:
+    def label_of(source: str, origin: str) -> tuple[str, str, int]:
+        """(source, the label as written, the label's width on screen)."""
+        base = bases.get(source)
+        plain = escape_control(origin_label(source, origin, base))
         if not colour:
-            return source
-        code = colours.setdefault(source, _PALETTE[len(colours) % len(_PALETTE)])
-        return f"\x1b[{code}m{source}\x1b[0m"
+            return source, plain, len(plain)
+        key = source if base is None else plain
+        code = colours.setdefault(key, _PALETTE[len(colours) % len(_PALETTE)])
+        return source, f"\x1b[{code}m{plain}\x1b[0m", len(plain)
 
-    labels: dict[str, str] = {}
+    labels: dict[str, tuple[str, str, int]] = {}  # by origin
+    late_mark = "\x1b[7m(late)\x1b[0m" if colour else _LATE.strip()
+    control = _CONTROL_CHARS
+    escapes = _ESCAPES
 
     def encode_text(batch: Sequence[Record]) -> bytes:
         out = []
         for record in batch:
-            source = labels.get(record.source)
-            if source is None:
-                source = labels[record.source] = label(escape_control(record.source))
-            out.append(f"{rfc3339_millis(record.ts)} {source} | {escape_control(record.line)}\n")
+            lane = labels.get(record.origin)
+            if lane is None or lane[0] != record.source:
+                lane = labels[record.origin] = label_of(record.source, record.origin)
+            label = lane[1]
+            if record.late:
+                label = f"{label} {late_mark}"
+            line = record.line
+            if not control.isdisjoint(line):
+                if expand_lines and "\n" in line:
+                    indent = "\n" + " " * (28 + lane[2] + (len(_LATE) if record.late else 0))
+                    line = indent.join(part.translate(escapes) for part in line.split("\n"))
+                else:
+                    line = line.translate(escapes)
+            if colour:
+                level = _LEVEL_COLOURS.get(record.level or "")
+                if level is not None:
+                    line = f"\x1b[{level}m{line}\x1b[0m"
+            out.append(f"{rfc3339_millis(record.ts)} {label} | {line}\n")
         return "".join(out).encode("utf-8")
 
     return encode_text
 
 
 def make_encoder(
-    name: FormatName, source_names: Sequence[str] = (), colour: bool = False
+    name: FormatName,
+    source_names: Sequence[str] = (),
+    colour: bool = False,
+    *,
+    origin_bases: Mapping[str, str] | None = None,
+    expand_lines: bool = False,
 ) -> Encoder:
-    """The encoder for a sink's ``format``."""
+    """The encoder for a sink's ``format`` (the keywords: see ``text_encoder``)."""
     if name == "json":
         return encode_json
     if name == "raw":
         return encode_raw
-    return text_encoder(source_names, colour)
+    return text_encoder(source_names, colour, origin_bases=origin_bases, expand_lines=expand_lines)

@@ -14,6 +14,10 @@ PIPE_HIGH_WATER = 256 * 1024
 
 
 class ByteWriter(Protocol):
+    gone: asyncio.Event
+    """Set when the reader has gone (the other end of a pipe or socket closed), also while
+    nothing is being written: ``| head`` ends a quiet follow at once."""
+
     async def write(self, data: bytes) -> None: ...
 
     async def close(self) -> None: ...
@@ -26,6 +30,7 @@ class _PipeFlow(asyncio.BaseProtocol):
         self.writable = asyncio.Event()
         self.writable.set()
         self.lost: Exception | None = None
+        self.gone = asyncio.Event()
 
     def pause_writing(self) -> None:
         self.writable.clear()
@@ -34,8 +39,12 @@ class _PipeFlow(asyncio.BaseProtocol):
         self.writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Also called while nothing is written: for pipes and sockets, asyncio watches the
+        # write end for being readable, which on Linux (epoll: EPOLLERR) is how the read end
+        # closing shows.
         self.lost = exc or BrokenPipeError("the reader has gone")
         self.writable.set()
+        self.gone.set()
 
 
 class PipeWriter:
@@ -45,6 +54,7 @@ class PipeWriter:
         self._transport = transport
         self._flow = flow
         self._fd = fd
+        self.gone = flow.gone
 
     @classmethod
     async def open(cls, fd: int) -> "PipeWriter":
@@ -79,6 +89,7 @@ class ThreadWriter:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self.gone = asyncio.Event()  # a file or terminal has no reader to go away
 
     async def write(self, data: bytes) -> None:
         # write_all may take several writes: one thread hop for all of them (asyncio's own).

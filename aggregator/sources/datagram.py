@@ -130,7 +130,7 @@ class DatagramListener:
             lines = Lines([text[:-1] if text.endswith("\r") else text])
         else:
             lines = LineSplitter(self.config.max_line_bytes).feed(data + b"\n")
-        records = self.decoding.records(origin, lines)
+        records, _ = self.decoding.records(origin, lines)  # each datagram stands alone
         self._pending.setdefault(origin, []).extend(records)
         self._pending_count += len(records)
         self._ready.set()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
 from aggregator.config.addresses import split_host_port
+from aggregator.errors import StartupError
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.metrics import Counters
@@ -150,12 +151,17 @@ class TcpSource(StreamListener):
 
     async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
         context = None
-        if self.config.tls is not None:
+        tls = self.config.tls
+        if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             try:
-                context.load_cert_chain(self.config.tls.cert, self.config.tls.key)
+                context.load_cert_chain(tls.cert, tls.key)
             except (OSError, ssl.SSLError) as error:
-                raise bind_error(self.name, self.config.listen, error) from error
+                reason = error.strerror if isinstance(error, OSError) else None
+                raise StartupError(
+                    f"sources.{self.name}.tls: cannot load the certificate {tls.cert} with the "
+                    f"key {tls.key}: {reason or error}"
+                ) from error
         host, port = split_host_port(self.config.listen)
         try:
             return await asyncio.start_server(

@@ -242,20 +242,37 @@ class StreamClient:
     """``aggregator connect``: a follower writing to stdout; ``run`` returns only when stdout's
     reader has gone."""
 
-    def __init__(self, request: StreamRequest, output_format: FormatName) -> None:
+    def __init__(
+        self, request: StreamRequest, output_format: FormatName, color: str = "auto"
+    ) -> None:
+        """``color``: "always", "never", or "auto" (on a terminal, unless ``NO_COLOR``)."""
         self.format = output_format
         self.follower = StreamFollower(request, self._write)
-        self._encode = make_encoder(output_format, (), colour_wanted(1))
+        self.url = self.follower.url
+        colour = color == "always" or (color == "auto" and colour_wanted(1))
+        self._encode = make_encoder(output_format, (), colour, expand_lines=True)
         self._writer: ByteWriter | None = None
 
     async def run(self) -> None:
-        self._writer = await open_writer(1)
+        writer = self._writer = await open_writer(1)
+        # The reader may go while no frame comes (``| head`` on a quiet stream): end then.
+        following = asyncio.current_task()
+        assert following is not None
+        watch = asyncio.create_task(self._stop_when_gone(writer, following), name="stdout:reader")
         try:
             await self.follower.run()
         except (BrokenPipeError, ConnectionResetError):
             log.debug("stdout was closed by its reader")
         finally:
-            await self._writer.close()
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            await writer.close()
+
+    @staticmethod
+    async def _stop_when_gone(writer: ByteWriter, following: "asyncio.Task[Any]") -> None:
+        await writer.gone.wait()
+        log.debug("stdout was closed by its reader")
+        following.cancel("stdout's reader has gone")
 
     async def _write(self, records: Received) -> None:
         assert self._writer is not None

@@ -19,6 +19,7 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import FileSourceConfig
 from aggregator.flow.channel import Channel, ChannelClosed
@@ -31,8 +32,10 @@ from aggregator.sources.file.discovery import discover, fixed_prefix
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
-from aggregator.sources.file.watch import Watcher
 from aggregator.sources.lanes import LaneOutlet
+
+if TYPE_CHECKING:
+    from aggregator.sources.file.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +101,32 @@ class FileSource:
         """Nothing to release."""
 
     async def run(self, out: Channel[SourceItem]) -> None:
-        at_end = self.config.start_at == "end" and self.follow
+        # From the end (``last_lines`` before it, like ``tail -n``), or the whole files; without
+        # following, the whole files unless last lines were asked for.
+        last_lines = self.config.last_lines or 0
+        at_end = self.config.start_at == "end" and (
+            self.follow or self.config.last_lines is not None
+        )
         found = discover(self.config.paths, self._exclude)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
         if saved:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
-        # Existing content read from the start (or from a checkpoint) is catch-up data, merged
-        # exactly.
+        # Existing content read from the start (or from a checkpoint), and the last lines, are
+        # catch-up data, merged exactly.
         await out.put(
             Announce(
                 [str(path) for path in found if path not in self._resume],
-                live=at_end,
+                live=at_end and not last_lines,
                 resumed=[str(path) for path in [*self._resume, *rotated]],
             )
         )
         async with asyncio.TaskGroup() as group:
             self._group = group
             if self.follow:
+                from aggregator.sources.file.watch import Watcher  # inotify: only to follow
+
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
             for path, position in rotated.items():
@@ -175,7 +185,8 @@ class FileSource:
         outlet = LaneOutlet(out, origin)
         tailer = FileTailer(path, self.decoding.lane(origin))
         try:
-            resumed = await tailer.open(at_end, self._resume.get(path))
+            last_lines = (self.config.last_lines or 0) if at_end else 0
+            resumed = await tailer.open(at_end, self._resume.get(path), last_lines)
         except OSError as error:
             if path not in self._unopened:
                 log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
@@ -188,7 +199,7 @@ class FileSource:
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
-        live = at_end and not resumed
+        live = at_end and not resumed and not last_lines
         try:
             while True:
                 outcome = await self._follow(tailer, outlet, live, changed)

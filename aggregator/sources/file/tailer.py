@@ -49,6 +49,31 @@ class Read:
 NOTHING_NEW = Read([], moved=False)
 
 
+LOOK_BACK = 64 * 1024
+"""Bytes read at a time, backwards from the end, to find where the last lines start."""
+
+
+def start_of_last_lines(fd: int, size: int, count: int) -> int:
+    """The offset where the last ``count`` lines of the file begin (``tail -n``): a last
+    line without its newline counts as one; 0 when the file has no more lines than that."""
+    if count <= 0:
+        return size
+    end = size
+    if end and os.pread(fd, 1, end - 1) == b"\n":
+        end -= 1  # the newline that ends the last line starts nothing
+    seen = 0
+    while end > 0:
+        start = max(0, end - LOOK_BACK)
+        block = os.pread(fd, end - start, start)
+        index = len(block)
+        while (index := block.rfind(b"\n", 0, index)) >= 0:
+            seen += 1
+            if seen == count:
+                return start + index + 1
+        end = start
+    return 0
+
+
 class FileTailer:
     """Reads one open file from a position onwards."""
 
@@ -95,8 +120,9 @@ class FileTailer:
         """A held multiline record that has waited its timeout."""
         return self._tally(self.decoder.expire())
 
-    async def open(self, at_end: bool, resume: Position | None = None) -> bool:
-        """Open the file at its end or its start, or, when ``resume`` is a saved position of
+    async def open(self, at_end: bool, resume: Position | None = None, last_lines: int = 0) -> bool:
+        """Open the file at its end (``last_lines`` before it) or its start, or, when
+        ``resume`` is a saved position of
         this inode, where it says: from its offset if the first bytes are still the same and
         the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
         inode: either way all of it is unread). True when a saved position applied."""
@@ -114,7 +140,14 @@ class FileTailer:
             if same and resume.lane:
                 self.lane, self.records = resume.lane, resume.records
         else:
-            self.position = stat.st_size if at_end else 0
+            self.position = start_of_last_lines(fd, stat.st_size, last_lines) if at_end else 0
+            if at_end and last_lines and self.position:
+                # The lines before the start give the time of untimed lines at the start.
+                start = max(0, self.position - LOOK_BACK)
+                before = os.pread(fd, self.position - start, start)
+                if start:
+                    before = before[before.find(b"\n") + 1 :]  # from a whole line on
+                self.decoder.prime(before)
         if not self.lane:
             self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
