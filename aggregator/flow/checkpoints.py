@@ -12,11 +12,44 @@ position the merge hands back to the book it names.
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from aggregator.errors import StartupError
+
 log = logging.getLogger(__name__)
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Create ``state_dir`` if needed and prove it writable; StartupError otherwise."""
+    probe = state_dir / ".write-test"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StartupError(
+            f"aggregator.state_dir: cannot write {state_dir}: {error.strerror or error}"
+        ) from error
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one, never
+    half of one: a temporary file, fsynced, renamed over it, and the directory fsynced."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class Mark(Protocol):

@@ -4,7 +4,6 @@ like file offsets, and written the same way: a temporary file, fsynced, renamed 
 """
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from aggregator.errors import StartupError
+from aggregator.flow.checkpoints import check_state_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,7 @@ class Ledger:
         """When the stream was made (the server says): a stream made again is another one."""
 
     def check_writable(self) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.state_dir / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise StartupError(
-                f"aggregator.state_dir: cannot write {self.state_dir}: {error.strerror or error}"
-            ) from error
+        check_state_dir(self.state_dir)
 
     def load(self) -> dict[str, Taken]:
         try:
@@ -91,9 +82,4 @@ class Ledger:
                 "subjects": subjects,
             }
         )
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with temporary.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        write_atomically(self.path, data)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from aggregator.errors import StartupError
+from aggregator.flow.checkpoints import check_state_dir, write_atomically
 from aggregator.sources.file.identity import Position, files_by_identity, identity_key, read_head
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,7 @@ class CheckpointStore:
         self.path = state_dir / FILE_NAME
 
     def check_writable(self) -> None:
-        """Create the state directory if needed and prove it writable; StartupError otherwise."""
-        probe = self.state_dir / ".write-test"
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise StartupError(
-                f"aggregator.state_dir: cannot write {self.state_dir}: {error.strerror or error}"
-            ) from error
+        check_state_dir(self.state_dir)
 
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
@@ -68,18 +59,7 @@ class CheckpointStore:
             entry = asdict(position)
             del entry["key"]
             files[key] = entry
-        data = orjson.dumps({"version": FORMAT_VERSION, "files": files})
-        temporary = self.path.with_name(f".{FILE_NAME}.tmp")
-        with temporary.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomically(self.path, orjson.dumps({"version": FORMAT_VERSION, "files": files}))
 
 
 def resumable(paths: Iterable[Path], saved: Mapping[str, Position]) -> dict[Path, Position]:
