@@ -1,12 +1,12 @@
 """Prometheus text exposition (format 0.0.4): families of samples rendered for /metrics."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 Labels = dict[str, str]
 Kind = Literal["counter", "gauge"]
-Counters = dict[str, int | dict[str, int]]
+Counters = dict[str, float | Mapping[str, float]]
 """What a source or sink counts, by name: a number, or numbers by a label (unread bytes per
 file). ``aggregator.telemetry`` says which metric each name is."""
 

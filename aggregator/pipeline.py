@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from aggregator.config import Config, FileSourceConfig
 from aggregator.errors import AggregatorError, InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
-from aggregator.flow.checkpoints import Checkpointer
+from aggregator.flow.checkpoints import Checkpointer, Checkpoints
 from aggregator.flow.chunk import SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
@@ -81,13 +81,22 @@ class Pipeline:
         sink_context = SinkContext(names, origin_bases(config), telemetry=self.telemetry)
         self.sinks = [build_sink(name, part, sink_context) for name, part in config.sinks.items()]
         uses_files = any(part.type == "file" for part in config.sources.values())
+        self.checkpoints = Checkpoints(settings.checkpoint_interval)
+        """Every book of positions: file offsets (``run`` only), a nats source's messages."""
         self.checkpointer: Checkpointer[Position] | None = None
         if checkpoints and uses_files:
             store = CheckpointStore(settings.state_dir)
             self.checkpointer = Checkpointer(store, settings.checkpoint_interval)
+            self.checkpoints.register(Position.book, self.checkpointer)
         workers = settings.parse_workers
         self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
-        source_context = SourceContext(needs_of(self.sinks), self.parse_pool, self.checkpointer)
+        source_context = SourceContext(
+            needs_of(self.sinks),
+            self.parse_pool,
+            self.checkpointer,
+            self.checkpoints,
+            settings.state_dir,
+        )
         self.sources = [
             build_source(name, part, source_context) for name, part in config.sources.items()
         ]
@@ -103,7 +112,7 @@ class Pipeline:
                 for sink, channel in zip(self.sinks, self.sink_channels, strict=True)
             ],
             self.core,
-            self.checkpointer.add if self.checkpointer is not None else None,
+            self.checkpoints.add if self.checkpoints.books else None,
         )
         self.failed: dict[str, str] = {}
         """Parts that stopped on an error, by name ("source app"), with the reason."""
@@ -117,8 +126,7 @@ class Pipeline:
 
     async def start(self) -> None:
         """Check and open every part; StartupError names the first that cannot start."""
-        if self.checkpointer is not None:
-            await self.checkpointer.load()
+        await self.checkpoints.load()
         parts: list[Source | Sink] = [*self.sinks, *self.sources]
         try:
             async with asyncio.TaskGroup() as group:
@@ -133,9 +141,9 @@ class Pipeline:
         """Move records until every source has ended (or a stop was asked) and all is flushed."""
         ended = asyncio.Event()
         committer = None
-        if self.checkpointer is not None:
+        if self.checkpoints.books:
             committer = asyncio.create_task(
-                self.checkpointer.commit_periodically(self._delivered, ended), name="checkpoints"
+                self.checkpoints.commit_periodically(self._delivered, ended), name="checkpoints"
             )
         try:
             await self._run_parts()
@@ -143,6 +151,7 @@ class Pipeline:
             ended.set()
             if committer is not None:
                 await committer
+            await self.checkpoints.close()
             await self.parse_pool.close()
 
     def _delivered(self) -> int | None:

@@ -7,7 +7,7 @@ concrete source or sink.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +58,72 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "gauge",
         "WebSocket subscribers connected, per sink.",
     ),
+    "connected": (
+        "aggregator_remote_connected",
+        "gauge",
+        "1 while a remote part (a nats source or sink, a tcp sink) is connected, else 0.",
+    ),
+    "reconnects": (
+        "aggregator_reconnects_total",
+        "counter",
+        "Connections a sink made again after losing one.",
+    ),
+    "nats_published": (
+        "aggregator_nats_published_total",
+        "counter",
+        "Messages a nats sink published that JetStream acknowledged.",
+    ),
+    "nats_records_acknowledged": (
+        "aggregator_nats_records_acknowledged_total",
+        "counter",
+        "Records in messages JetStream acknowledged, per nats sink.",
+    ),
+    "nats_pending": (
+        "aggregator_nats_pending_records",
+        "gauge",
+        "Records a nats sink holds that JetStream has not acknowledged yet.",
+    ),
+    "nats_retries": (
+        "aggregator_nats_publish_retries_total",
+        "counter",
+        "Publishes tried again (no acknowledgement in time, server away).",
+    ),
+    "nats_duplicates": (
+        "aggregator_nats_duplicate_publishes_total",
+        "counter",
+        "Messages the server already had (same Nats-Msg-Id): a retry after a lost ack.",
+    ),
+    "nats_messages": (
+        "aggregator_nats_messages_total",
+        "counter",
+        "Messages a nats source took from the stream.",
+    ),
+    "nats_acknowledged": (
+        "aggregator_nats_acknowledged_total",
+        "counter",
+        "Messages a nats source acknowledged (after every local sink wrote their records).",
+    ),
+    "nats_redelivered": (
+        "aggregator_nats_redelivered_total",
+        "counter",
+        "Messages the server delivered again to a nats source.",
+    ),
+    "nats_duplicates_dropped": (
+        "aggregator_nats_duplicates_dropped_total",
+        "counter",
+        "Records a nats source dropped because it had them already (a sidecar re-sending).",
+    ),
+    "nats_consumer_lag": (
+        "aggregator_nats_consumer_lag",
+        "gauge",
+        "Messages in the stream the consumer has not been delivered yet.",
+    ),
+    "nats_clock_skew": (
+        "aggregator_nats_clock_skew_seconds",
+        "gauge",
+        "Per sidecar node: the server's store time of its last message less the node's clock "
+        "when it sent it (transit included; large when the node's clock is off).",
+    ),
     "subscriber_groups": (
         "aggregator_subscriber_groups",
         "gauge",
@@ -66,7 +132,7 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
 }
 DROPPED = "dropped_"
 """A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
-PER_LABEL = {"unread_bytes": "file"}
+PER_LABEL = {"unread_bytes": "file", "nats_clock_skew": "node"}
 """Counters that are numbers by a label (a dict), and the label's name."""
 
 
@@ -122,6 +188,16 @@ class PipelineTelemetry:
         }
         if failed:
             detail["failed"] = failed
+        # A remote part that is away (nats-server down, a tcp peer gone) is not a failure: it
+        # retries and the pipeline waits. It is shown, so that an operator sees why.
+        down = [
+            f"{kind} {part.name}"
+            for kind, parts in (("source", pipeline.sources), ("sink", pipeline.sinks))
+            for part in parts
+            if part.counters().get("connected") == 0
+        ]
+        if down:
+            detail["disconnected"] = sorted(down)
         return not failed, detail
 
     def metrics(self) -> str:
@@ -158,7 +234,7 @@ class PipelineTelemetry:
                     labels = {kind: part.name}
                     if key.startswith(DROPPED) and isinstance(value, int):
                         dropped.add(value, **labels, reason=key.removeprefix(DROPPED))
-                    elif isinstance(value, dict):
+                    elif isinstance(value, Mapping):
                         for label, count in value.items():
                             named[key].add(count, **labels, **{PER_LABEL[key]: label})
                     else:

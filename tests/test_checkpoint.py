@@ -176,3 +176,38 @@ async def test_rotated_while_stopped(tmp_path: Path, cli_processes: list[Cli]) -
     assert await second.stop() == 0
     assert sorted(second.out) == ["new 1", "unread 1", "unread 2"]
     assert first.out == ["seen 1", "seen 2"]
+
+
+async def test_books_route_positions_and_settle_after_saving(tmp_path: Path) -> None:
+    """Each position goes to the book it names; a book's settle gets every position it
+    committed, in order, only once they are saved (a nats source acknowledges there)."""
+    from aggregator.flow.checkpoints import Checkpoints
+    from aggregator.sources.ledger import Ledger, Taken
+
+    log = tmp_path / "a.log"
+    log.write_text("x")
+    key = f"{os.stat(log).st_dev}:{os.stat(log).st_ino}"
+    settled: list[list[int]] = []
+
+    async def settle(positions: list[Taken]) -> None:
+        assert Ledger(tmp_path, "d", "nats:bus").load()  # saved before settled
+        settled.append([taken.stream_seq for taken in positions])
+
+    books = Checkpoints(interval=1.0)
+    files = Checkpointer(CheckpointStore(tmp_path), 1.0)
+    nats = Checkpointer(Ledger(tmp_path, "d", "nats:bus"), 1.0, settle=settle)
+    books.register("files", files)
+    books.register("nats:bus", nats)
+    books.add([
+        (3, Taken("logs.n1.app", 7, {"lane": 5}, None, "nats:bus")),
+        (4, position(key, log, 100)),
+        (6, Taken("logs.n1.app", 8, {"lane": 9}, None, "nats:bus")),
+    ])  # fmt: skip
+    await nats.commit(2)
+    await files.commit(2)
+    assert settled == [] and files.positions == {}
+    await nats.commit(6)
+    await files.commit(6)
+    assert settled == [[7, 8]]
+    assert files.positions[key].offset == 100
+    assert Ledger(tmp_path, "d", "nats:bus").load()["logs.n1.app"].lanes == {"lane": 9}

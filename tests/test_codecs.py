@@ -147,7 +147,7 @@ LINES = st.one_of(
     st.builds(  # JSON, with or without a time, readable or not
         lambda key, value, extra: orjson.dumps({key: value, **extra}).decode(),
         st.sampled_from(["ts", "time", "@timestamp", "level", "msg"]),
-        st.one_of(STAMPS, st.integers(), st.floats(allow_nan=False), st.none()),
+        st.one_of(STAMPS, st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.none()),
         st.dictionaries(st.sampled_from(["ts", "lvl", "x"]), STAMPS),
     ),
     st.builds(lambda stamp, rest: f"{stamp} {rest}", STAMPS, st.text(max_size=30)),

@@ -57,7 +57,7 @@ def test_every_error_is_reported_with_its_key_path() -> None:
         "c.toml: sources.app.start_at: expected one of 'end' or 'beginning', got \"middle\"",
         'c.toml: sources.net.listen: expected "HOST:PORT", got "8765x"',
         "c.toml: sources.q.type: expected one of 'file', 'stdin', 'tcp', 'udp', 'unix', "
-        'got "carrier-pigeon"',
+        "'nats', 'websocket', got \"carrier-pigeon\"",
         'c.toml: sinks.live.filter.grep: expected a regular expression, got "(": '
         "missing ), unterminated subpattern at position 0",
         "c.toml: sinks.live.format: expected one of 'text', 'json' or 'raw', got \"yaml\"",
@@ -130,4 +130,34 @@ def test_parse_workers_is_auto_or_a_count() -> None:
     assert errors_of({**MINIMAL, "aggregator": {"parse_workers": -1}}) == [
         'c.toml: aggregator.parse_workers: expected "auto" or a number of processes, 0 to 64, '
         "got -1"
+    ]
+
+
+def test_remote_parts_are_checked() -> None:
+    """Bad server URLs, subject tokens and stream addresses are errors with their key paths."""
+    errors = errors_of(
+        {
+            "sources": {
+                "bus": {"type": "nats", "url": "http://x:4222", "subject": "logs.*"},
+                "up": {"type": "websocket", "url": "10.0.0.5:8765"},
+            },
+            "sinks": {
+                "bus": {"type": "nats", "url": [], "stream": "my stream", "max_records": 0},
+                "fwd": {"type": "tcp", "address": "collector"},
+            },
+        }
+    )
+    assert errors == [
+        'c.toml: sources.bus.url: expected "nats://HOST:PORT" (or tls://) or a list of them, '
+        'got "http://x:4222"',
+        "c.toml: sources.bus.subject: expected a name of letters, digits, _ and - (no spaces, "
+        'no * or >), got "logs.*"',
+        'c.toml: sources.up.url: expected "ws://HOST:PORT/ws" (filters in its query), '
+        'got "10.0.0.5:8765"',
+        'c.toml: sinks.bus.url: expected "nats://HOST:PORT" (or tls://) or a list of them, '
+        "got an array",
+        "c.toml: sinks.bus.stream: expected a name of letters, digits, _ and - (no spaces, "
+        'no * or >), got "my stream"',
+        "c.toml: sinks.bus.max_records: expected a number above 0, got 0",
+        'c.toml: sinks.fwd.address: expected "HOST:PORT", got "collector"',
     ]

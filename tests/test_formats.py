@@ -25,8 +25,10 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         "ts": rfc3339_micros(record.ts),
         "source": record.source,
         "origin": record.origin,
-        "line": record.line,
     }
+    if record.node is not None:
+        obj["node"] = record.node
+    obj["line"] = record.line
     if record.level is not None:
         obj["level"] = record.level
     if record.fields is not None:
@@ -127,3 +129,16 @@ def test_json_encoder_matches_the_reference(records: list[Record], late: bool) -
         item.seq, item.late = seq, late
     expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
     assert encode_json(records) == expected
+
+
+def test_json_shows_the_node_only_when_there_is_one() -> None:
+    """A remote record's node comes after its origin; a local record's JSON is unchanged."""
+    local = record()
+    remote = record(node="web-1")
+    assert b'"node"' not in encode_json([local])
+    assert orjson.loads(encode_json([remote])) == record_to_dict(remote)
+    assert encode_json([remote]).startswith(
+        b'{"seq":1042,"ts":"2026-11-25T10:00:00.123456Z","source":"app",'
+        b'"origin":"/var/log/app/a.log","node":"web-1","line":'
+    )
+    assert encode_json([local, remote, local]).count(b'"node"') == 1

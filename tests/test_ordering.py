@@ -236,3 +236,17 @@ def test_idle_live_lanes_are_forgotten() -> None:
     core.push(0, Chunk("peer-new", recs("a", 500)), 5.0)
     assert lines(core.pop_ready(5.0)) == ["a0"]
     assert list(core._lanes) == [(0, "peer-new")]
+
+
+def test_a_watermark_lets_records_below_it_go() -> None:
+    """A remote lane's watermark: its sender has sent everything up to it, so an empty lane
+    holds back only what is above it; a watermark alone is not a sign of life."""
+    core = OrderingCore(1, window=0.25, idle_timeout=1.0)
+    core.announce(0, Announce(["n1.app", "n1.db"], live=True), 0.0)
+    core.push(0, Chunk("n1.app", recs("app", 10, 20, 30)), 0.0)
+    assert core.pop_ready(0.01) == []  # n1.db, quiet and unbounded, may still send older
+    core.push(0, Chunk("n1.db", [], watermark=20), 0.02)
+    assert lines(core.pop_ready(0.02)) == ["app0", "app1"]  # up to the watermark, not past it
+    assert lines(core.pop_ready(0.3)) == ["app2"]  # the rest after the window, as before
+    core.push(0, Chunk("n1.app", recs("app", 40)), 1.5)
+    assert lines(core.pop_ready(1.5)) == ["app0"]  # n1.db idle since 0.0: it holds nobody back

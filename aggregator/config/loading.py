@@ -164,7 +164,8 @@ def _describe(detail: Mapping[str, Any]) -> str:
         return f"{path}.type: expected one of {expected}, got {show(context.get('tag'))}"
     if kind == "union_tag_not_found":
         return f"{path}.type: required key is missing"
-    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers", "constraint"):
+    if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers", "constraint",
+                "nats_name", "nats_url", "stream_url"):  # fmt: skip
         return f"{path}: {detail['msg']}"
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message

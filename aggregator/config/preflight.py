@@ -6,6 +6,7 @@ names (can they be read, can they be written), and what each glob matches now.
 
 import dataclasses
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from aggregator.config.schema import (
     Config,
     FileSinkConfig,
     FileSourceConfig,
+    NatsPart,
+    NatsSinkConfig,
+    NatsSourceConfig,
     TcpSourceConfig,
     UnixSourceConfig,
 )
@@ -50,6 +54,11 @@ def describe(config: Config) -> str:
         for name, part in parts.items():
             values = plain(part)
             values = {"type": values.pop("type"), **values}
+            # What the remote parts' defaults resolve to here: the consumer, the node.
+            if isinstance(part, NatsSourceConfig) and part.durable is None:
+                values["durable"] = name
+            if isinstance(part, NatsSinkConfig) and not part.node:
+                values["node"] = socket.gethostname()
             lines.append(f"{kind} {name}: {_fields(values)}")
             if isinstance(part, FileSourceConfig):
                 lines.extend(f"  {line}" for line in matches(part))
@@ -101,7 +110,9 @@ def problems(config: Config) -> list[str]:
     """What would stop the pipeline from starting, found without starting it: files it must
     read that cannot be read, places it must write that cannot be written."""
     found: list[str] = []
-    if any(isinstance(source, FileSourceConfig) for source in config.sources.values()):
+    # File sources keep their offsets in state_dir, nats sources what they took.
+    keeps_state = (FileSourceConfig, NatsSourceConfig)
+    if any(isinstance(source, keeps_state) for source in config.sources.values()):
         why = _unwritable_directory(config.aggregator.state_dir)
         if why:
             found.append(f"aggregator.state_dir: cannot write {config.aggregator.state_dir}: {why}")
@@ -116,6 +127,19 @@ def problems(config: Config) -> list[str]:
             why = _unwritable_directory(source.path.parent, create=False)
             if why:
                 found.append(f"sources.{name}.path: cannot create {source.path}: {why}")
+    parts: list[tuple[str, object]] = [
+        *((f"sources.{name}", part) for name, part in config.sources.items()),
+        *((f"sinks.{name}", part) for name, part in config.sinks.items()),
+    ]
+    for where, part in parts:
+        if isinstance(part, NatsPart):
+            files = [("creds", part.creds)]
+            if part.tls is not None:
+                files += [(f"tls.{key}", getattr(part.tls, key)) for key in ("ca", "cert", "key")]
+            for key, path in files:
+                why = _unreadable_file(path) if path is not None else None
+                if why:
+                    found.append(f"{where}.{key}: cannot read {path}: {why}")
     for name, sink in config.sinks.items():
         if isinstance(sink, FileSinkConfig):
             why = _unwritable_file(sink.path)

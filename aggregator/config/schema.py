@@ -12,11 +12,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from aggregator.config.types import (
     CodecName,
+    Constraint,
     Duration,
     FileMode,
     FormatName,
     HostPort,
     Level,
+    NatsName,
+    NatsUrls,
     NonEmpty,
     NonNegativeInt,
     Positive,
@@ -24,6 +27,7 @@ from aggregator.config.types import (
     Regex,
     Secret,
     Size,
+    StreamUrl,
     Tagged,
     Workers,
 )
@@ -174,8 +178,63 @@ class UnixSourceConfig(StreamListenerConfig):
     max_datagram_bytes: Annotated[Size, Positive] = 65535
 
 
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class NatsTlsSpec(_Strict):
+    """TLS to nats-server: ``ca`` to verify it, ``cert`` and ``key`` to be verified by it."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class NatsPart(_Strict):
+    """What the nats sink and source share: the servers, the credentials, the stream."""
+
+    url: NatsUrls = field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    subject: NatsName = "logs"  # a prefix: records go to SUBJECT.NODE.SOURCE
+    stream: NatsName = "LOGS"  # created if missing (subjects SUBJECT.>), else used as it is
+    creds: Path | None = None  # a .creds file (JWT and NKey seed)
+    token: Secret = field(default_factory=Secret)
+    user: str | None = None
+    password: Secret = field(default_factory=Secret)
+    tls: NatsTlsSpec | None = None
+    # Only when the stream is created here: how long and how much it keeps, and how long a
+    # re-sent message (same Nats-Msg-Id) is recognised. 0: no limit.
+    max_age: Duration = 7 * 86400.0
+    max_bytes: Size = 0
+    duplicate_window: Annotated[Duration, Positive] = 600.0
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class NatsSourceConfig(NatsPart):
+    """A durable JetStream pull consumer of ``SUBJECT.>`` (SPEC §3, §6)."""
+
+    type: Literal["nats"]
+    durable: NatsName | None = None  # default: the source's name
+    batch: PositiveInt = 64  # messages asked for in one fetch (each up to max_message_bytes)
+    ack_wait: Annotated[Duration, Positive] = 60.0  # unacknowledged this long: redelivered
+    max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class WebSocketSourceConfig(_Strict):
+    """Another aggregator's stream, followed the way ``aggregator connect`` follows it."""
+
+    type: Literal["websocket"]
+    url: StreamUrl  # ws://HOST:PORT/ws?source=…&level=…&grep=…
+    token: Secret = field(default_factory=Secret)
+    node: str = ""  # the name its records get as ``node``; "": the URL's HOST:PORT
+
+
 SourceConfig = Annotated[
-    FileSourceConfig | StdinSourceConfig | TcpSourceConfig | UdpSourceConfig | UnixSourceConfig,
+    FileSourceConfig
+    | StdinSourceConfig
+    | TcpSourceConfig
+    | UdpSourceConfig
+    | UnixSourceConfig
+    | NatsSourceConfig
+    | WebSocketSourceConfig,
     Tagged(),
 ]
 
@@ -232,7 +291,33 @@ class WebSocketSinkConfig(_Sink):
     ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
 
 
-SinkConfig = Annotated[StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig, Tagged()]
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class TcpSinkConfig(_Sink):
+    """Newline-delimited records to a TCP peer (Vector, Fluent Bit, nc)."""
+
+    type: Literal["tcp"]
+    address: HostPort
+    format: FormatName = "json"
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class NatsSinkConfig(_Sink, NatsPart):
+    """The stream published to NATS JetStream, many records a message (SPEC §3, §6)."""
+
+    type: Literal["nats"]
+    node: str = ""  # this machine's name in subjects and records; "": the host name
+    max_records: PositiveInt = 1000  # a message closes at this many records,
+    max_message_bytes: Annotated[
+        Size, Constraint(lambda value: 0 < value <= 1 << 20, "a size above 0, at most 1MiB")
+    ] = 256 << 10  # this many bytes,
+    linger: Duration = 0.005  # or when its first record has waited this long
+    publish_timeout: Annotated[Duration, Positive] = 5.0  # no ack this long: sent again
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig | TcpSinkConfig | NatsSinkConfig,
+    Tagged(),
+]
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)

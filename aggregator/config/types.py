@@ -24,6 +24,8 @@ __all__ = [
     "FormatName",
     "HostPort",
     "Level",
+    "NatsName",
+    "NatsUrls",
     "NonEmpty",
     "NonNegativeInt",
     "Positive",
@@ -31,6 +33,7 @@ __all__ = [
     "Regex",
     "Secret",
     "Size",
+    "StreamUrl",
     "Tagged",
     "Workers",
     "show",
@@ -228,7 +231,54 @@ def _workers(value: Any) -> int | str:
     )  # fmt: skip
 
 
+_NATS_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _nats_name(value: Any) -> str:
+    """A subject prefix, stream or consumer name: tokens of letters, digits, ``_`` and ``-``."""
+    if isinstance(value, str) and _NATS_NAME.fullmatch(value):
+        return value
+    raise _error(
+        "nats_name",
+        "expected a name of letters, digits, _ and - (no spaces, no * or >), got {got}",
+        {"got": show(value)},
+    )
+
+
+def _nats_urls(value: Any) -> list[str]:
+    """One server URL or a list of them: ``nats://HOST:PORT`` (or ``tls://``)."""
+    urls = [value] if isinstance(value, str) else value
+    if isinstance(urls, list) and urls and all(isinstance(url, str) for url in urls):
+        for url in urls:
+            scheme, sep, rest = url.partition("://")
+            if not (sep and scheme in ("nats", "tls") and rest):
+                break
+        else:
+            return list(urls)
+    raise _error(
+        "nats_url",
+        'expected "nats://HOST:PORT" (or tls://) or a list of them, got {got}',
+        {"got": show(value)},
+    )
+
+
+def _stream_url(value: Any) -> str:
+    """Another aggregator's stream: ``ws://HOST:PORT/ws`` (or wss://, http://, https://), with
+    filters in its query."""
+    if isinstance(value, str):
+        scheme, sep, rest = value.partition("://")
+        if sep and scheme in ("ws", "wss", "http", "https") and rest and rest[0] not in "/?":
+            return value
+    raise _error(
+        "stream_url", 'expected "ws://HOST:PORT/ws" (filters in its query), got {got}',
+        {"got": show(value)},
+    )  # fmt: skip
+
+
 Duration = Annotated[float, Check(_duration)]
+NatsName = Annotated[str, Check(_nats_name)]
+NatsUrls = Annotated[list[str], Check(_nats_urls)]
+StreamUrl = Annotated[str, Check(_stream_url)]
 Size = Annotated[int, Check(_size)]
 HostPort = Annotated[str, Check(_host_port)]
 Regex = Annotated[str, Check(_regex)]

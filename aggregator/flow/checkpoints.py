@@ -3,17 +3,61 @@
 The merge reports (seq, position) as chunks leave it; the sinks report the last seq they wrote
 and flushed. A position is committed when the lowest of those seqs reaches its own, and saved
 every ``checkpoint_interval`` (and at the end) by the store, which knows the format.
+
+A pipeline may keep several kinds of positions, each in its own *book* (a ``Checkpointer``
+with its store): file offsets in ``checkpoints.json``, and for each nats source the messages it
+took, which are acknowledged to the server once saved (``settle``). ``Checkpoints`` routes each
+position the merge hands back to the book it names.
 """
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
+from aggregator.errors import StartupError
 from aggregator.trouble import Trouble, reason_of
 
 log = logging.getLogger(__name__)
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Create ``state_dir`` if needed and prove it writable; StartupError otherwise."""
+    probe = state_dir / ".write-test"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StartupError(
+            f"aggregator.state_dir: cannot write {state_dir}: {error.strerror or error}"
+        ) from error
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one, never
+    half of one: a temporary file, fsynced, renamed over it, and the directory fsynced."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the state dir, removed while running
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a full disk: do not leave half a file there
+            temporary.unlink()
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class Mark(Protocol):
@@ -21,6 +65,10 @@ class Mark(Protocol):
 
     @property
     def key(self) -> str: ...
+
+    @property
+    def book(self) -> str:
+        """Which ``Checkpointer`` keeps it (``Checkpoints`` routes by this)."""
 
     def is_current(self) -> bool:
         """Whether the input is still where it was read (a file not deleted or rotated away)."""
@@ -45,16 +93,28 @@ class PositionStore(Protocol[P]):
         """Save ``positions`` atomically."""
 
 
-class Checkpointer(Generic[P]):
-    """Commits positions once every sink has written the records before them, and saves them."""
+Settle = Callable[[list[Any]], Awaitable[None]]
+"""Called with the positions committed since the last save, in order, once they are saved."""
 
-    def __init__(self, store: PositionStore[P], interval: float) -> None:
+
+class Checkpointer(Generic[P]):
+    """Commits positions once every sink has written the records before them, and saves them.
+
+    ``settle``, when given, gets every position committed (not only the last of each key) once
+    it has been saved: a nats source acknowledges its messages there, so what the server
+    forgets has been written by the sinks and recorded here first."""
+
+    def __init__(
+        self, store: PositionStore[P], interval: float, settle: Settle | None = None
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.settle = settle
         self.positions: dict[str, P] = {}
         """The committed positions, by key: at start, what an earlier run saved."""
         self._marks: deque[tuple[int, P]] = deque()
         self._changed = False
+        self._unsettled: list[P] = []
         self._trouble = Trouble(
             log, store.path, "cannot write the checkpoints", "checkpoints saved again",
             "running on and retrying (a restart now would repeat what came since the last save)",
@@ -77,6 +137,8 @@ class Checkpointer(Generic[P]):
             _, position = marks.popleft()
             self.positions[position.key] = position
             self._changed = True
+            if self.settle is not None:
+                self._unsettled.append(position)
 
     async def save(self) -> None:
         """Write the positions if they changed (in a thread: fsync can take a while)."""
@@ -107,8 +169,11 @@ class Checkpointer(Generic[P]):
             await self.save()
         except OSError as error:
             self._trouble.failed(reason_of(error))
-        else:
-            self._trouble.succeeded()
+            return
+        self._trouble.succeeded()
+        if self._unsettled and self.settle is not None:
+            settled, self._unsettled = self._unsettled, []
+            await self.settle(settled)
 
     async def commit_periodically(
         self, delivered: Callable[[], int | None], ended: asyncio.Event
@@ -122,3 +187,59 @@ class Checkpointer(Generic[P]):
             except TimeoutError:
                 await self.commit(delivered())
         await self.commit(delivered())
+
+
+class Checkpoints:
+    """The books of one pipeline, and the routing of positions to them by ``Mark.book``."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.books: dict[str, Checkpointer[Any]] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def register(
+        self,
+        book: str,
+        checkpointer: "Checkpointer[Any]",
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Keep ``book`` with ``checkpointer``; ``close`` runs after its last commit (a nats
+        source's connection, which its acknowledgements need, closes there)."""
+        self.books[book] = checkpointer
+        if close is not None:
+            self._closers.append(close)
+
+    async def close(self) -> None:
+        """After the last commit: release what the books' settling needed."""
+        closers, self._closers = self._closers, []
+        for close in closers:
+            await close()
+
+    async def load(self) -> None:
+        for checkpointer in self.books.values():
+            await checkpointer.load()
+
+    def add(self, marks: list[tuple[int, object]]) -> None:
+        """Positions waiting for their seq to be delivered, in seq order: each to its book."""
+        books = self.books
+        if not books:
+            return
+        if len(books) == 1:
+            name, only = next(iter(books.items()))
+            if all(position.book == name for _, position in marks):  # type: ignore[attr-defined]
+                only.add(marks)
+                return
+        for seq, position in marks:
+            checkpointer = books.get(position.book)  # type: ignore[attr-defined]
+            if checkpointer is not None:  # None: positions nobody keeps (``tail``)
+                checkpointer.add([(seq, position)])
+
+    async def commit_periodically(
+        self, delivered: Callable[[], int | None], ended: asyncio.Event
+    ) -> None:
+        """Every book's ``commit_periodically``, together."""
+        async with asyncio.TaskGroup() as group:
+            for name, checkpointer in self.books.items():
+                group.create_task(
+                    checkpointer.commit_periodically(delivered, ended), name=f"checkpoints:{name}"
+                )

@@ -31,7 +31,9 @@ class Chunk:
     ``on_release`` is called with a count as the merge sends (or drops) the lane's records:
     the reader's ``Budget.give``. ``position`` (a file's ``checkpoint.Position`` after these
     records) comes back from the merge once all of them have left it, to be committed once the
-    sinks have written them.
+    sinks have written them. ``watermark`` (a remote lane's): its sender has sent everything
+    up to this event time; nothing it sends later ranks before it, so the merge need not wait
+    for the lane below it. A chunk with no records and a watermark only moves the lane's bound.
     """
 
     origin: str
@@ -40,6 +42,7 @@ class Chunk:
     final: bool = False
     on_release: Callable[[int], None] | None = None
     position: object | None = None
+    watermark: int | None = None
 
 
 SourceItem = Announce | Chunk

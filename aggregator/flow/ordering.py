@@ -75,6 +75,7 @@ class _Lane:
     tail_key: int = -(2**63)  # running maximum ts, up to the last record queued
     ended: bool = False
     on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
+    bounded: bool = False  # a watermark came: even empty, the lane holds back only below it
 
     def bound(self) -> tuple[int, int, int]:
         """The rank of the lane's last queued record: anything it sends later ranks after it."""
@@ -126,6 +127,14 @@ class OrderingCore:
     def push(self, source: int, chunk: Chunk, now: float) -> None:
         """Queue ``chunk``'s records behind what its lane already holds."""
         self._unannounced.discard(source)
+        if chunk.watermark is not None and not chunk.records and not chunk.final:
+            # A watermark alone: it raises the lane's bound but is not a sign of life (an idle
+            # lane still stops holding back after idle_timeout).
+            known = self._lanes.get((source, chunk.origin))
+            if known is not None:
+                known.tail_key = max(known.tail_key, chunk.watermark)
+                known.bounded = True
+            return
         lane = self._lane(source, chunk.origin, chunk.live, now)
         lane.last_read = now
         lane.live = lane.live or chunk.live
@@ -140,6 +149,9 @@ class OrderingCore:
             lane.tail_key = keys[-1]
             lane.queue.append((chunk.records, now, chunk.live, keys, chunk.position))
             self._held += len(chunk.records)
+        if chunk.watermark is not None:
+            lane.tail_key = max(lane.tail_key, chunk.watermark)
+            lane.bounded = True
         if chunk.final:
             lane.ended = True
             self._forget_if_done(lane)
@@ -271,7 +283,7 @@ class OrderingCore:
                 bound = lane.bound()
             elif self._blocks(lane, now):
                 catching_up = catching_up or not lane.live
-                bound = _BOTTOM
+                bound = lane.bound() if lane.bounded else _BOTTOM
             else:
                 continue
             if limit is None or bound < limit:

@@ -11,14 +11,24 @@ class Record:
     leave it; it is 0 until then. ``json_tail``, when a parse worker made it, is the record's
     JSON object after ``"line"`` (``aggregator.sinks.formats.json_tail``), and the level and fields
     are kept only there: a pipeline asks for it when no sink shows them otherwise.
+
+    ``node`` is the machine the record was read on, for records that came through a remote source
+    (nats, websocket); None for records read here. ``lane`` and ``lane_seq`` say where the record
+    is in its file, in a way a restart from a checkpoint gives again: ``lane`` names the file and
+    where counting began (kept in the checkpoint), ``lane_seq`` counts the file's records from
+    there (1, 2, …). A consumer of the nats sink's messages drops a record whose (lane, lane_seq)
+    it already has (a sidecar re-sending after a crash). None and 0 for other inputs.
     """
 
     __slots__ = (
         "fields",
         "json_tail",
+        "lane",
+        "lane_seq",
         "late",
         "level",
         "line",
+        "node",
         "origin",
         "parse_error",
         "seq",
@@ -50,6 +60,9 @@ class Record:
         self.truncated = truncated
         self.parse_error = parse_error
         self.json_tail = json_tail
+        self.node: str | None = None
+        self.lane: str | None = None
+        self.lane_seq = 0
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, ts={self.ts}, source={self.source!r}, line={self.line!r})"

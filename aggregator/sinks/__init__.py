@@ -53,6 +53,8 @@ SINK_TYPES: dict[str, str] = {
     "stdout": "aggregator.sinks.stdout:StdoutSink",
     "file": "aggregator.sinks.file:FileSink",
     "websocket": "aggregator.web.stream:WebSocketSink",
+    "tcp": "aggregator.sinks.tcp:TcpSink",
+    "nats": "aggregator.sinks.nats:NatsSink",
 }
 """Each ``type`` of sink, and where its class is."""
 

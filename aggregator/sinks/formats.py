@@ -91,7 +91,7 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     dumps = orjson.dumps
     digits = _THREE_DIGITS
     millis: dict[int, str] = {}  # ms since the epoch: '"ts":"YYYY-MM-DDTHH:MM:SS.mmm'
-    lanes: dict[str, tuple[str, str]] = {}  # origin: (source, the JSON from source to line)
+    lanes: dict[str, tuple[str, str | None, str]] = {}  # origin: (source, node, JSON to line)
     out = []
     for r in batch:
         milli, micros = divmod(r.ts, 1000)
@@ -100,16 +100,19 @@ def encode_json(batch: Sequence[Record]) -> bytes:
             second, ms = divmod(milli, 1000)
             stamp = millis[milli] = f'"ts":"{_second_prefix(second)}.{digits[ms]}'
         lane = lanes.get(r.origin)
-        if lane is None or lane[0] != r.source:
+        if lane is None or lane[0] != r.source or lane[1] != r.node:
+            node = "" if r.node is None else f',"node":{_json_string(r.node)}'
             lane = lanes[r.origin] = (
                 r.source,
-                f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)},"line":',
+                r.node,
+                f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)}{node}'
+                ',"line":',
             )
         tail = r.json_tail
         if tail is None:
             tail = json_tail(r.level, r.fields, r.truncated, r.parse_error)
         out.append(
-            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[1]}{dumps(r.line).decode()}'
+            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[2]}{dumps(r.line).decode()}'
             f"{tail}{_LATE_END if r.late else _END}"
         )
     return "".join(out).encode()

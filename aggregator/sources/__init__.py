@@ -5,6 +5,7 @@ and has the life cycle of every part (``aggregator.parts``).
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.parse.needs import Needs
@@ -12,7 +13,7 @@ from aggregator.parts import Part, build
 
 if TYPE_CHECKING:
     from aggregator.flow.channel import Channel
-    from aggregator.flow.checkpoints import Checkpointer
+    from aggregator.flow.checkpoints import Checkpointer, Checkpoints
     from aggregator.flow.chunk import SourceItem
     from aggregator.parse.pool import ParsePool
     from aggregator.sources.file.identity import Position
@@ -28,6 +29,11 @@ class SourceContext:
     """Where large reads are parsed; None: on the event loop."""
     checkpoints: "Checkpointer[Position] | None" = None
     """File positions saved by an earlier run (``aggregator run``); None: start afresh."""
+    books: "Checkpoints | None" = None
+    """Where a source that keeps positions of its own registers its book (a nats source: the
+    messages it took, acknowledged once the sinks wrote them)."""
+    state_dir: Path = Path(".aggregator")
+    """Where such a source keeps its state (``[aggregator] state_dir``)."""
 
 
 class Source(Part, Protocol):
@@ -43,6 +49,8 @@ SOURCE_TYPES: dict[str, str] = {
     "tcp": "aggregator.sources.stream:TcpSource",
     "unix": "aggregator.sources.unix:unix_source",
     "udp": "aggregator.sources.datagram:UdpSource",
+    "nats": "aggregator.sources.nats:NatsSource",
+    "websocket": "aggregator.sources.upstream:WebSocketSource",
 }
 """Each ``type`` of source, and where its class is."""
 

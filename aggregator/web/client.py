@@ -1,6 +1,7 @@
-"""``aggregator connect URL``: a running aggregator's stream, from its WebSocket, on stdout.
+"""Following a running aggregator's stream from its WebSocket: ``StreamFollower``, used by
+``aggregator connect URL`` (``StreamClient``: the stream on stdout) and the websocket source.
 
-The server sends JSON records; they are written here as text, json or raw. A lost connection is
+The server sends JSON records; ``connect`` writes them as text, json or raw. A lost connection is
 retried with backoff and resumed with ``since`` (and the run it belongs to), so nothing is
 repeated; what the server could no longer replay, or dropped because this client fell behind,
 is reported on stderr.
@@ -9,11 +10,11 @@ is reported on stderr.
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -53,6 +54,16 @@ class StreamRequest:
     grep: str | None = None
     replay: int = 0
     token: str = ""
+
+    @classmethod
+    def from_url(cls, url: str, token: str = "") -> "StreamRequest":
+        """The request a URL's query names (``?source=a*,b&level=info&grep=RE&replay=N``)."""
+        query = parse_qs(urlsplit(url).query)
+        sources = [item for value in query.get("source", []) for item in value.split(",") if item]
+        level = query.get("level", [None])[-1]
+        grep = query.get("grep", [None])[-1]
+        replay = query.get("replay", ["0"])[-1] or "0"
+        return cls(url, sources, level, grep, int(replay) if replay.isdigit() else 0, token)
 
     def query(self, run: str | None, since: int) -> str:
         params: dict[str, str] = {"format": "json"}
@@ -95,55 +106,58 @@ def record_from_json(data: dict[str, Any]) -> Record:
     )
     record.seq = int(data.get("seq", 0))
     record.late = bool(data.get("late"))
+    node = data.get("node")
+    record.node = None if node is None else str(node)
     return record
 
 
-class StreamClient:
-    """Follows one server's stream; ``run`` returns only when stdout's reader has gone."""
+Received = list[tuple[bytes, dict[str, Any]]]
+"""Records as they came: each one's JSON line and what it holds."""
+
+
+class StreamFollower:
+    """Follows one server's stream forever, handing each frame's records to ``deliver``.
+
+    A lost connection is retried with backoff (``FIRST_RETRY`` doubling to ``LAST_RETRY``) and
+    resumed with ``since`` and the run, so nothing is repeated; what the server could no longer
+    replay (``gaps``) or dropped because this client fell behind (``dropped``) is reported and
+    counted. ``run`` returns only by an error: ``ConnectError`` for a refusal that retrying
+    would not change, or whatever ``deliver`` raises. Both ``aggregator connect`` and the
+    websocket source are one of these.
+    """
 
     def __init__(
-        self, request: StreamRequest, output_format: FormatName, color: str = "auto"
+        self,
+        request: StreamRequest,
+        deliver: Callable[[Received], Awaitable[None]],
+        where: str = "",
     ) -> None:
-        """``color``: "always", "never", or "auto" (on a terminal, unless ``NO_COLOR``)."""
         self.request = request
         self.url = websocket_url(request.url)
-        self.format = output_format
+        self.where = where or self.url
+        self.deliver = deliver
         self.run_id: str | None = None
         self.last_seq = 0
-        colour = color == "always" or (color == "auto" and colour_wanted(1))
-        self._encode = make_encoder(output_format, (), colour, expand_lines=True)
+        self.connected = False
+        self.gaps = 0
+        self.dropped = 0
+        self.restarts = 0  # times the server was found running a new run
 
     async def run(self) -> None:
-        writer = await open_writer(1)
         delay = FIRST_RETRY
-        # The reader may go while no frame comes (``| head`` on a quiet stream): end then.
-        following = asyncio.current_task()
-        assert following is not None
-        watch = asyncio.create_task(self._stop_when_gone(writer, following), name="stdout:reader")
-        try:
-            while True:
-                try:
-                    if await self._follow(writer):
-                        delay = FIRST_RETRY
-                except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
-                    self._check_refusal(error)
-                    log.warning("%s: %s; retrying in %.1fs", self.url, describe(error), delay)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, LAST_RETRY)
-        except (BrokenPipeError, ConnectionResetError):
-            log.debug("stdout was closed by its reader")
-        finally:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
-            await writer.close()
+        while True:
+            try:
+                if await self._follow():
+                    delay = FIRST_RETRY
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
+                self._check_refusal(error)
+                log.warning("%s: %s; retrying in %.1fs", self.where, describe(error), delay)
+            finally:
+                self.connected = False
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, LAST_RETRY)
 
-    @staticmethod
-    async def _stop_when_gone(writer: ByteWriter, following: "asyncio.Task[Any]") -> None:
-        await writer.gone.wait()
-        log.debug("stdout was closed by its reader")
-        following.cancel("stdout's reader has gone")
-
-    async def _follow(self, writer: ByteWriter) -> bool:
+    async def _follow(self) -> bool:
         """One connection, until it closes; True if it got as far as the hello."""
         url = f"{self.url}?{self.request.query(self.run_id, self.last_seq)}"
         headers = {"Authorization": f"Bearer {self.request.token}"} if self.request.token else {}
@@ -156,14 +170,14 @@ class StreamClient:
         ) as connection:
             greeted = False
             async for frame in connection:
-                greeted = await self._take(frame, writer) or greeted
+                greeted = await self._take(frame) or greeted
             self._report_close(connection)
             return greeted
 
-    async def _take(self, frame: str | bytes, writer: ByteWriter) -> bool:
-        """Write a frame's records; True if it was the hello."""
+    async def _take(self, frame: str | bytes) -> bool:
+        """Deliver a frame's records; True if it was the hello."""
         data = frame.encode() if isinstance(frame, str) else frame
-        records: list[tuple[bytes, dict[str, Any]]] = []
+        records: Received = []
         hello = False
         for line in data.split(b"\n"):
             message = orjson.loads(line)
@@ -176,39 +190,37 @@ class StreamClient:
             else:
                 self._report(message)
         if records:
-            await writer.write(self._render(records))
+            await self.deliver(records)
         return hello
-
-    def _render(self, records: Sequence[tuple[bytes, dict[str, Any]]]) -> bytes:
-        """Records as received (line, parsed): json passes the line on as it came."""
-        if self.format == "json":
-            return b"\n".join(line for line, _ in records) + b"\n"
-        return self._encode([record_from_json(message) for _, message in records])
 
     def _greet(self, hello: dict[str, Any]) -> None:
         run = str(hello.get("run"))
         if self.run_id is not None and run != self.run_id:
-            log.warning("%s: the server restarted (a new run): its seq starts again", self.url)
+            self.restarts += 1
+            log.warning("%s: the server restarted (a new run): its seq starts again", self.where)
         if self.run_id is None:
-            log.info("%s: connected", self.url)
+            log.info("%s: connected", self.where)
         else:
-            log.info("%s: reconnected; resuming after seq %d", self.url, self.last_seq)
+            log.info("%s: reconnected; resuming after seq %d", self.where, self.last_seq)
         self.run_id = run
+        self.connected = True
 
     def _report(self, message: dict[str, Any]) -> None:
         notice = message.get("notice")
         if notice == "gap":
+            self.gaps += int(message.get("count") or 0)
             log.warning("%s: gap: %s records were no longer held by the server",
-                        self.url, message.get("count"))  # fmt: skip
+                        self.where, message.get("count"))  # fmt: skip
         elif notice == "dropped":
+            self.dropped += int(message.get("count") or 0)
             log.warning("%s: %s records dropped: this client fell behind",
-                        self.url, message.get("count"))  # fmt: skip
+                        self.where, message.get("count"))  # fmt: skip
         elif "error" in message:
-            log.error("%s: %s", self.url, message["error"])
+            log.error("%s: %s", self.where, message["error"])
 
     def _report_close(self, connection: ClientConnection) -> None:
         log.warning("%s: the server closed the stream (%s %s)",
-                    self.url, connection.close_code, connection.close_reason or "")  # fmt: skip
+                    self.where, connection.close_code, connection.close_reason or "")  # fmt: skip
 
     def _check_refusal(self, error: BaseException) -> None:
         """Raise ConnectError for answers that would be the same on every retry."""
@@ -224,6 +236,53 @@ class StreamClient:
             reason = bytes(response.body).decode("utf-8", "replace").strip()
             usage = response.status_code == HTTPStatus.BAD_REQUEST
             raise ConnectError(f"{self.url}: {response.status_code}: {reason}", usage)
+
+
+class StreamClient:
+    """``aggregator connect``: a follower writing to stdout; ``run`` returns only when stdout's
+    reader has gone."""
+
+    def __init__(
+        self, request: StreamRequest, output_format: FormatName, color: str = "auto"
+    ) -> None:
+        """``color``: "always", "never", or "auto" (on a terminal, unless ``NO_COLOR``)."""
+        self.format = output_format
+        self.follower = StreamFollower(request, self._write)
+        self.url = self.follower.url
+        colour = color == "always" or (color == "auto" and colour_wanted(1))
+        self._encode = make_encoder(output_format, (), colour, expand_lines=True)
+        self._writer: ByteWriter | None = None
+
+    async def run(self) -> None:
+        writer = self._writer = await open_writer(1)
+        # The reader may go while no frame comes (``| head`` on a quiet stream): end then.
+        following = asyncio.current_task()
+        assert following is not None
+        watch = asyncio.create_task(self._stop_when_gone(writer, following), name="stdout:reader")
+        try:
+            await self.follower.run()
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("stdout was closed by its reader")
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            await writer.close()
+
+    @staticmethod
+    async def _stop_when_gone(writer: ByteWriter, following: "asyncio.Task[Any]") -> None:
+        await writer.gone.wait()
+        log.debug("stdout was closed by its reader")
+        following.cancel("stdout's reader has gone")
+
+    async def _write(self, records: Received) -> None:
+        assert self._writer is not None
+        await self._writer.write(self._render(records))
+
+    def _render(self, records: Sequence[tuple[bytes, dict[str, Any]]]) -> bytes:
+        """Records as received (line, parsed): json passes the line on as it came."""
+        if self.format == "json":
+            return b"\n".join(line for line, _ in records) + b"\n"
+        return self._encode([record_from_json(message) for _, message in records])
 
 
 def describe(error: BaseException) -> str:

@@ -313,7 +313,7 @@ class FileSource:
                     return
                 if outcome is Outcome.GONE:
                     log.info("%s: deleted; stopped following it", path)
-                    await outlet.send(tailer.decoder.flush())
+                    await outlet.send(tailer.flush())
                     self._tailed.discard(str(path))
                     return
                 self.rotations += 1
@@ -365,13 +365,13 @@ class FileSource:
                     await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
                 continue
             if not self.follow:
-                final = tailer.decoder.flush()
+                final = tailer.flush()
                 await outlet.send(final, live=False, final=True, position=tailer.checkpoint())
                 return Outcome.ENDED
             if not live:  # read through what existed: from now on the lane is live
                 live = True
                 await outlet.send([], live=True)
-            expired = tailer.decoder.expire()  # a multiline record that waited its timeout
+            expired = tailer.expire()  # a multiline record that waited its timeout
             if expired:
                 await self._hand_on(tailer, outlet, expired, live, tailer.checkpoint())
             if tailer.replaced():
@@ -442,7 +442,7 @@ class FileSource:
                     if not live or time.monotonic() - quiet_since >= self.config.rotate_wait:
                         break  # existing data: read to its end, no need to wait
                     await asyncio.sleep(ROTATED_POLL)
-            await outlet.send(tailer.decoder.flush(), live=live, final=final)
+            await outlet.send(tailer.flush(), live=live, final=final)
         except ChannelClosed:
             pass
         finally:

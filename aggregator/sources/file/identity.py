@@ -10,6 +10,7 @@ import os
 import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 HEAD_BYTES = 256
 
@@ -37,6 +38,11 @@ class Position:
     offset: int
     head_length: int
     head_hash: str
+    lane: str = ""
+    """Where the file's records began to be counted (``Record.lane``); "" before that."""
+    records: int = 0
+    """The file's records before ``offset``, counted from where ``lane`` began."""
+    book: ClassVar[str] = "files"
 
     def matches(self, head: bytes) -> bool:
         """Whether ``head`` (the file's first bytes now) is the file this position is of."""

@@ -6,7 +6,6 @@ renamed over the old one, so a crash leaves the old checkpoint or the new one, n
 one. Its format is versioned.
 """
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from aggregator.errors import StartupError
+from aggregator.flow.checkpoints import check_state_dir, write_atomically
 from aggregator.sources.file.identity import Position, files_by_identity, identity_key, read_head
 
 log = logging.getLogger(__name__)
@@ -32,16 +31,7 @@ class CheckpointStore:
         self.path = state_dir / FILE_NAME
 
     def check_writable(self) -> None:
-        """Create the state directory if needed and prove it writable; StartupError otherwise."""
-        probe = self.state_dir / ".write-test"
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise StartupError(
-                f"aggregator.state_dir: cannot write {self.state_dir}: {error.strerror or error}"
-            ) from error
+        check_state_dir(self.state_dir)
 
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
@@ -69,24 +59,7 @@ class CheckpointStore:
             entry = asdict(position)
             del entry["key"]
             files[key] = entry
-        data = orjson.dumps({"version": FORMAT_VERSION, "files": files})
-        temporary = self.path.with_name(f".{FILE_NAME}.tmp")
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)  # removed while running
-            with temporary.open("wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):  # a full disk: do not leave half a file there
-                temporary.unlink()
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomically(self.path, orjson.dumps({"version": FORMAT_VERSION, "files": files}))
 
 
 def resumable(paths: Iterable[Path], saved: Mapping[str, Position]) -> dict[Path, Position]:

@@ -3,6 +3,7 @@ identity as it grows."""
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,43 @@ class FileTailer:
         self.successors: dict[str, int] = {}
         """Files seen at the path (by identity, with the size last seen) after this one, while
         its reader was held back: each must be read after this one, or counted as lost."""
+        self.lane = ""  # where counting began (``Record.lane``): kept across a restart
+        self.records = 0  # records given out since then
 
     @property
     def key(self) -> str:
         """The open file's identity ("DEV:INODE"); "" before it was opened."""
         return self._key
+
+    def _count_from_here(self, truncated: bool = False) -> None:
+        """Begin a new count. Opened without a checkpoint, the lane is named by the file's
+        identity and first bytes and the offset counting starts at, so a restart before any
+        checkpoint was saved (read from the start again) names the same records the same way.
+        After a truncation in place the same bytes may come back as other lines: a lane of its
+        own (the checkpoint keeps its name)."""
+        if truncated:
+            self.lane = f"{self._key}@{self.position}~{time.time_ns():x}"
+        else:
+            self.lane = f"{self._key}:{head_hash(self._head)}@{self.position}"
+        self.records = 0
+
+    def _tally(self, records: Batch) -> Batch:
+        """Stamp each record with its place in the file (``Record.lane``, ``lane_seq``)."""
+        lane, count = self.lane, self.records
+        for record in records:
+            count += 1
+            record.lane = lane
+            record.lane_seq = count
+        self.records = count
+        return records
+
+    def flush(self) -> Batch:
+        """Everything the decoder holds (the file ended or was rotated away)."""
+        return self._tally(self.decoder.flush())
+
+    def expire(self) -> Batch:
+        """A held multiline record that has waited its timeout."""
+        return self._tally(self.decoder.expire())
 
     async def open(self, at_end: bool, resume: Position | None = None, last_lines: int = 0) -> bool:
         """Open the file at its end (``last_lines`` before it) or its start, or, when
@@ -115,6 +148,8 @@ class FileTailer:
             if not same:
                 log.info("%s: changed while stopped, reading it from the start", self.path)
             self.position = resume.offset if same else 0
+            if same and resume.lane:
+                self.lane, self.records = resume.lane, resume.records
         else:
             self.position = start_of_last_lines(fd, stat.st_size, last_lines) if at_end else 0
             if at_end and last_lines and self.position:
@@ -124,6 +159,8 @@ class FileTailer:
                 if start:
                     before = before[before.find(b"\n") + 1 :]  # from a whole line on
                 self.decoder.prime(before)
+        if not self.lane:
+            self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(fd, self.position - start, start)
         return resumed
@@ -172,6 +209,8 @@ class FileTailer:
             self.position - self.decoder.pending_bytes,
             len(self._head),
             head_hash(self._head),
+            self.lane,
+            self.records,
         )
 
     async def close(self) -> None:
@@ -192,6 +231,7 @@ class FileTailer:
             self._tail = b""
             self._head = b""  # the identity's first bytes are new too: read again as it refills
             self._skip_nul = True
+            self._count_from_here(truncated=True)
             return Read([], moved=True)
         if available == 0:
             return NOTHING_NEW
@@ -209,7 +249,7 @@ class FileTailer:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
                 data = stripped
-            return Read(await self.decoder.decode(data) if data else [], moved=True)
+            return Read(self._tally(await self.decoder.decode(data)) if data else [], moved=True)
         return NOTHING_NEW
 
     def _rewritten(self, fd: int) -> bool:

@@ -1,0 +1,326 @@
+"""The nats source: a durable JetStream pull consumer of ``SUBJECT.>`` (what nats sinks publish).
+
+Messages are fetched in batches. Each (node, source) is a lane of its own in the merge, so the
+records of many sidecars merge by event time as if their files were local; records keep their
+``source``, ``origin``, ``ts``, ``level`` and ``fields`` and gain ``node``.
+
+Exactly once: a message is acknowledged only once every local sink has written its records and
+what it changed has been saved (this source's book in ``state_dir``, committed through the same
+``Checkpointer`` as file offsets, whose ``settle`` acknowledges). The book holds, per subject, the
+last stream sequence taken, and per file of a sidecar (``Record.lane``) the last record taken:
+a message delivered again (its acknowledgement was lost, or it waited past ``ack_wait``) and
+records a sidecar sent again after a crash (in other messages) are dropped and counted. A
+message that cannot be read is terminated (never redelivered) and counted, never a crash.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from aggregator.bus import BadMessage, Decoded, Link, decode_message, describe, ensure_stream
+from aggregator.config import NatsSourceConfig
+from aggregator.flow.channel import Budget, Channel
+from aggregator.flow.checkpoints import Checkpointer
+from aggregator.flow.chunk import Announce, Chunk, SourceItem
+from aggregator.metrics import Counters
+from aggregator.sources import SourceContext
+from aggregator.sources.lanes import LANE_BUDGET
+from aggregator.sources.ledger import LANES_KEPT, Ledger, Taken
+
+log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT = 1.0
+"""Seconds a fetch waits for messages before it asks again."""
+SOURCE_BUDGET = 4 * LANE_BUDGET
+"""Records this source may have on their way through the merge, all lanes together."""
+CONSUMER_CHECK = 10
+"""Empty fetches between looks at whether the durable consumer still exists."""
+
+
+class NatsSource:
+    """Consumes the stream; see the module's docstring."""
+
+    def __init__(self, name: str, config: NatsSourceConfig, context: SourceContext) -> None:
+        self.name = name
+        self.config = config
+        self.durable = config.durable or name
+        self.book = f"nats:{name}"
+        self.ledger = Ledger(context.state_dir, self.durable, self.book)
+        interval = context.books.interval if context.books is not None else 1.0
+        self.checkpointer = Checkpointer(self.ledger, interval, settle=self._acknowledge)
+        if context.books is not None:
+            context.books.register(self.book, self.checkpointer, close=self._close_link)
+        self.link = Link(config, f"sources.{name}", f"aggregator-source-{self.durable}")
+        self._subscription: Any = None
+        self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
+        # One credit for all lanes, not one each: the lanes come through one fetch loop, and a
+        # lane out of credit would stop the others, whose records it may be waiting for.
+        self._budget = Budget(SOURCE_BUDGET)
+        self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
+        self._taken_lanes: dict[str, dict[str, int]] = {}
+        self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
+        self._delivered = 0  # the consumer sequence of the last delivery (0: none yet)
+        self.messages = 0
+        self.redelivered = 0
+        self.duplicates = 0  # records dropped: already taken
+        self.poison = 0
+        self.lag = 0
+        self.acked = 0
+        self.skew: dict[str, float] = {}
+        """Per node: the server's store time of its last message less the node's clock when it
+        sent it (seconds; a few ms on a good network, more when the node's clock is behind)."""
+
+    async def open(self) -> None:
+        """Nothing to bind: the server may come later."""
+
+    async def close(self) -> None:
+        await self._close_link()
+
+    async def _close_link(self) -> None:
+        await self.link.close()
+
+    def counters(self) -> Counters:
+        return {
+            "connected": int(self.link.up),
+            "nats_messages": self.messages,
+            "nats_acknowledged": self.acked,
+            "nats_redelivered": self.redelivered,
+            "nats_duplicates_dropped": self.duplicates,
+            "dropped_poison": self.poison,
+            "nats_consumer_lag": self.lag,
+            "nats_clock_skew": dict(self.skew),
+        }
+
+    async def run(self, out: Channel[SourceItem]) -> None:
+        await out.put(Announce([], live=True))
+        for subject, taken in self.checkpointer.positions.items():
+            self._taken_seq[subject] = taken.stream_seq
+            self._taken_lanes[subject] = dict(taken.lanes)
+        await self.link.open(self._on_connect)
+        known = await self._backlog_subjects()
+        if known:  # a backlog: those lanes may send old records, so the merge waits for them
+            await out.put(Announce(known, live=True))
+        await self._consume(out)
+
+    async def _rewind(self, js: Any, always: bool = False) -> int | None:
+        """When the durable has messages delivered and not acknowledged (an earlier run was
+        killed with them on their way), make it again from its ack floor, and return the
+        floor: the server would send them again only after ``ack_wait``, behind newer ones,
+        and a file's records must come in order for its high-water mark to hold. What this
+        source took of them before is recognised by its book. None: nothing to rewind."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            info = await js.consumer_info(self.config.stream, self.durable)
+        except NotFoundError:
+            return None
+        if not (info.num_ack_pending or always):
+            return None
+        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        log.info("sources.%s: %d messages were on their way when it last stopped; taking them "
+                 "again from %d", self.name, info.num_ack_pending, floor + 1)  # fmt: skip
+        await js.delete_consumer(self.config.stream, self.durable)
+        return floor
+
+    async def _backlog_subjects(self) -> list[str]:
+        """When the consumer has a backlog (this central was away), the subjects the stream
+        holds messages of (a lane each); none when it is up to date."""
+        from nats.errors import Error as NatsError
+
+        try:
+            if not (await self._subscription.consumer_info()).num_pending:
+                return []
+            info = await self.link.client.jetstream().stream_info(
+                self.config.stream, subjects_filter=f"{self.config.subject}.>"
+            )
+        except (NatsError, OSError, TimeoutError):
+            return []
+        return sorted(info.state.subjects or {})
+
+    async def _on_connect(self, client: Any, rewind: bool = False) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        await ensure_stream(client, self.config)
+        js = client.jetstream()
+        created = str((await js.stream_info(self.config.stream)).created)
+        if self.ledger.stream_created not in ("", created):
+            # The stream was deleted and made again: its sequences start again, so what was
+            # taken of the old one says nothing of the new one (the files' marks still hold).
+            log.warning("sources.%s: the stream %s was made again; taking it from its start",
+                        self.name, self.config.stream)  # fmt: skip
+            self._taken_seq.clear()
+            self.checkpointer.positions = {
+                key: Taken(key, 0, taken.lanes, None, self.book)
+                for key, taken in self.checkpointer.positions.items()
+            }
+        self.ledger.stream_created = created
+        start: dict[str, Any] = {"deliver_policy": DeliverPolicy.ALL}
+        floor = await self._rewind(js, always=rewind)
+        self._delivered = 0
+        if floor is not None:
+            start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
+        consumer = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.config.ack_wait,
+            max_ack_pending=self.config.max_ack_pending,
+            max_deliver=-1,
+            filter_subject=f"{self.config.subject}.>",
+            **start,
+        )
+        self._subscription = await js.pull_subscribe(
+            f"{self.config.subject}.>", durable=self.durable, stream=self.config.stream,
+            config=consumer,
+        )  # fmt: skip
+
+    async def _check_consumer(self) -> None:
+        from nats.errors import Error as NatsError
+        from nats.js.errors import NotFoundError
+
+        try:
+            await self._subscription.consumer_info()
+        except NotFoundError:
+            log.warning("sources.%s: the consumer %s is gone (the stream was reset?); making it "
+                        "again", self.name, self.durable)  # fmt: skip
+            await self._on_connect(self.link.client)
+        except (NatsError, OSError, TimeoutError) as error:
+            log.debug("sources.%s: consumer_info failed: %s", self.name, describe(error))
+
+    async def _consume(self, out: Channel[SourceItem]) -> None:
+        from nats.errors import Error as NatsError
+
+        quiet = 0
+        while True:
+            try:
+                messages = await self._subscription.fetch(self.config.batch, timeout=FETCH_TIMEOUT)
+            except TimeoutError:
+                # Nothing came, or the server is away (the client reconnects by itself). Now
+                # and then, check that the consumer is still there: a fetch from one that was
+                # deleted (or lost with the server's store) only ever times out.
+                quiet += 1
+                if quiet % CONSUMER_CHECK == 0 and self.link.up:
+                    await self._check_consumer()
+                continue
+            except (NatsError, OSError) as error:
+                log.debug("sources.%s: fetch failed: %s", self.name, describe(error))
+                await asyncio.sleep(FETCH_TIMEOUT)
+                continue
+            fresh = list(
+                dict.fromkeys(m.subject for m in messages if m.subject not in self._outlets)
+            )
+            if fresh:  # known to the merge before any of them sends: it waits for them
+                await out.put(Announce(fresh, live=True))
+            watermarks: dict[str, int] = {}
+            for message in messages:
+                delivered = message.metadata.sequence.consumer
+                if self._delivered and delivered != self._delivered + 1:
+                    # Deliveries were lost on the way (the connection broke with them in it):
+                    # the server sends them again only after ack_wait, behind these. Take the
+                    # consumer back to its ack floor instead, so everything comes in order.
+                    log.warning("sources.%s: deliveries %d to %d were lost on the way; taking "
+                                "the stream again from the last message acknowledged",
+                                self.name, self._delivered + 1, delivered - 1)  # fmt: skip
+                    await self._on_connect(self.link.client, rewind=True)
+                    break
+                self._delivered = delivered
+                decoded = await self._take(message, out)
+                if decoded is not None:
+                    node = decoded.node
+                    watermarks[node] = max(watermarks.get(node, decoded.watermark),
+                                           decoded.watermark)  # fmt: skip
+            await self._spread(watermarks, out)
+
+    async def _spread(self, watermarks: dict[str, int], out: Channel[SourceItem]) -> None:
+        """A sidecar's watermark holds for all its sources (its merge sent them in one order):
+        its other lanes need not hold the merge back below it either."""
+        for node, watermark in watermarks.items():
+            for lane in self._node_lanes.get(node, ()):
+                await out.put(Chunk(lane, [], True, watermark=watermark))
+
+    async def _take(self, message: Any, out: Channel[SourceItem]) -> Decoded | None:
+        """Hand a message's new records to the merge; what it said, if it could be read."""
+        meta = message.metadata
+        subject: str = message.subject
+        stream_seq: int = meta.sequence.stream
+        self.lag = meta.num_pending
+        if meta.num_delivered > 1:
+            self.redelivered += 1
+        if stream_seq <= self._taken_seq.get(subject, 0):
+            # Taken already: committed (its ack was lost: ack again), or still on its way
+            # through the pipeline (waited past ack_wait: its own ack will settle it).
+            committed = self.checkpointer.positions.get(subject)
+            if committed is not None and stream_seq <= committed.stream_seq:
+                await self._ack(message)
+            return None
+        try:
+            decoded = decode_message(message.data)
+        except BadMessage as error:
+            self.poison += 1
+            log.warning("sources.%s: message %d on %s cannot be read (%s); terminated",
+                        self.name, stream_seq, subject, error)  # fmt: skip
+            await self._settle_bad(message)
+            self._taken_seq[subject] = stream_seq
+            return None
+        self.messages += 1
+        self._taken_seq[subject] = stream_seq
+        if decoded.sent_at is not None:
+            stored = int(meta.timestamp.timestamp() * 1_000_000)
+            self.skew[decoded.node] = round((stored - decoded.sent_at) / 1e6, 6)
+        records = self._new_records(subject, decoded)
+        lanes = self._taken_lanes.get(subject, {})
+        taken = Taken(subject, stream_seq, dict(lanes), message, self.book)
+        if not records:
+            # Every record was here already, in a message that is committed or on its way:
+            # this one may go now.
+            await self._ack(message)
+            return decoded
+        lane = subject  # one (node, source): a lane of its own
+        if lane not in self._outlets:
+            self._outlets.add(lane)
+            self._node_lanes.setdefault(decoded.node, []).append(lane)
+        await self._budget.take(len(records))
+        await out.put(
+            Chunk(lane, records, True, False, self._budget.give, taken, decoded.watermark)
+        )
+        return decoded
+
+    def _new_records(self, subject: str, decoded: Decoded) -> list[Any]:
+        """The records not taken before, by their place in their files."""
+        lanes = self._taken_lanes.setdefault(subject, {})
+        fresh = []
+        for record in decoded.records:
+            lane = record.lane
+            if lane is not None:
+                seen = lanes.get(lane, 0)
+                if record.lane_seq <= seen:
+                    self.duplicates += 1
+                    continue
+                if seen == 0 and len(lanes) >= LANES_KEPT:
+                    del lanes[next(iter(lanes))]  # the file heard of longest ago
+                lanes.pop(lane, None)
+                lanes[lane] = record.lane_seq  # most recent last
+            fresh.append(record)
+        return fresh
+
+    async def _acknowledge(self, positions: list[Taken]) -> None:
+        """Settle: the sinks wrote these messages' records and the book is saved."""
+        for taken in positions:
+            if taken.message is not None:
+                await self._ack(taken.message)
+
+    async def _ack(self, message: Any) -> None:
+        from nats.errors import Error as NatsError
+
+        try:
+            await message.ack()
+            self.acked += 1
+        except (NatsError, OSError) as error:  # redelivered later, and dropped as taken
+            log.debug("sources.%s: cannot acknowledge: %s", self.name, describe(error))
+
+    async def _settle_bad(self, message: Any) -> None:
+        from nats.errors import Error as NatsError
+
+        try:
+            await message.term()
+        except (NatsError, OSError) as error:
+            log.debug("sources.%s: cannot terminate: %s", self.name, describe(error))

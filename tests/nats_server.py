@@ -1,0 +1,85 @@
+"""A real nats-server with JetStream for the tests: on a free port, its store under tmp_path,
+stopped (or killed) and started again on the same port and store."""
+
+import asyncio
+import shutil
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NatsServer:
+    """One nats-server; ``start`` returns once it says it is ready (JetStream included)."""
+
+    def __init__(self, root: Path, extra: list[str] | None = None) -> None:
+        self.root = root
+        self.extra = extra or []  # --auth TOKEN, --user/--pass, --tls …
+        self.store = root / "store"
+        self.log = root / "server.log"
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self, jetstream: bool = True) -> None:
+        """Start it (``jetstream=False``: a server without JetStream, to be refused by)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log.write_bytes(b"")
+        self.proc = await asyncio.create_subprocess_exec(
+            NATS_SERVER,
+            *(["-js"] if jetstream else []),
+            "-sd",
+            str(self.store),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-l",
+            str(self.log),
+            *self.extra,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self.starts += 1
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"nats-server exited: {self.log.read_text()[-2000:]}")
+            return "Server is ready" in self.log.read_text()
+
+        await wait_until(ready, "nats-server to be ready")
+
+    async def stop(self, signum: int = signal.SIGTERM) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signum)
+            async with asyncio.timeout(15):
+                await proc.wait()
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A running nats-server, stopped at the end of the test."""
+    if not Path(NATS_SERVER).exists():
+        pytest.fail(f"{NATS_SERVER} is missing: .ci/run installs Debian's nats-server")
+    server = NatsServer(tmp_path / "nats")
+    await server.start()
+    yield server
+    await server.stop(signal.SIGKILL)

@@ -1,0 +1,38 @@
+"""The shipped examples stay valid: each config passes ``aggregator check``."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+ENV = {"AGGREGATOR_TOKEN": "t", "POD_NAME": "web-0", "LOG_DIR": "/logs",
+       "AGGREGATOR_STATE_DIR": "/tmp/state", "NATS_URL": "nats://nats:4222"}  # fmt: skip
+
+
+def check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "check", "-c", str(path)],
+        capture_output=True, text=True, env=ENV, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["sidecar.toml", "central.toml"])
+def test_example_configs_pass_check(name: str) -> None:
+    """examples/sidecar.toml and examples/central.toml are valid configs."""
+    result = check(EXAMPLES / name)
+    assert result.returncode == 0, result.stderr
+
+
+def test_pod_manifest_config_passes_check(tmp_path: Path) -> None:
+    """The config inside the Kubernetes manifest's ConfigMap is valid, its node the pod's."""
+    manifest = (EXAMPLES / "kubernetes" / "pod.yaml").read_text()
+    assert "restartPolicy: Always" in manifest and "/healthz" in manifest
+    block = manifest.split("sidecar.toml: |\n", 1)[1].split("\n---", 1)[0]
+    config = tmp_path / "sidecar.toml"
+    config.write_text(textwrap.dedent(block))
+    result = check(config)
+    assert result.returncode == 0, result.stderr
+    assert 'node="web-0"' in result.stdout
