@@ -3,7 +3,8 @@
 The parts, each with one job: ``discovery`` says which paths match now; ``identity`` knows a
 file whatever its name; a ``FileTailer`` (tailer.py) reads one open file from a position;
 ``resume`` finds where an earlier run stopped; ``Watcher`` (watch.py) wakes tailers when files
-change; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
+change; ``held_back`` keeps track of files rotated away while their reader waits on slow
+sinks; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
 each through rotation.
 
 Rotation: when the path names another file (rename and create, delete and recreate, a symlink
@@ -15,9 +16,7 @@ after ``rotate_wait``.
 """
 
 import asyncio
-import glob
 import logging
-import os
 import time
 from enum import Enum
 from pathlib import Path
@@ -32,8 +31,9 @@ from aggregator.flow.record import Batch
 from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.sources import SourceContext
-from aggregator.sources.file.discovery import discover, fixed_prefix
-from aggregator.sources.file.identity import Position, files_by_identity, identity_key
+from aggregator.sources.file.discovery import discover, fixed_prefix, missing_paths
+from aggregator.sources.file.held_back import note_replacements, open_successors
+from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
@@ -52,9 +52,6 @@ POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
 ROTATED_POLL = 0.05
 """Seconds between looks at a rotated-away file (its new name is not watched)."""
-HELD_BACK = 0.25
-"""Seconds a reader may wait to hand its records on (slow sinks) before its path is looked at
-by ``_look_at_held_back``: a file that comes and goes there meanwhile is kept track of."""
 
 
 class Outcome(Enum):
@@ -94,11 +91,9 @@ class FileSource:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
         unread: dict[str, int] = {}
         for tailer in list(self._open):
-            size = tailer.size()
-            if size is not None:
-                unread[tailer.origin] = unread.get(tailer.origin, 0) + max(
-                    0, size - tailer.position
-                )
+            if (size := tailer.size()) is not None:
+                behind = max(0, size - tailer.position)
+                unread[tailer.origin] = unread.get(tailer.origin, 0) + behind
         return {
             "files_open": sum(not tailer.suspended for tailer in self._open),
             "rotations": self.rotations,
@@ -144,7 +139,7 @@ class FileSource:
 
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
-                group.create_task(self._look_at_held_back(), name=f"held-back:{self.name}")
+                group.create_task(note_replacements(self._current), name=f"held-back:{self.name}")
             for path, position in rotated.items():
                 group.create_task(
                     self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
@@ -170,76 +165,30 @@ class FileSource:
     def _note_missing(self, found: list[Path]) -> None:
         """Report each path that is not a glob and does not exist, once (SPEC §2): followed,
         it is read once it appears; with ``--no-follow`` it is an error, at the end."""
-        for pattern in self.config.paths:
-            if glob.has_magic(pattern):
-                continue
-            path = Path(os.path.normpath(os.path.expanduser(pattern)))
-            if path in found or path.is_file():
-                continue
-            self._missing[path] = pattern
+        self._missing = missing_paths(self.config.paths, found)
+        for pattern in self._missing.values():
             if self.follow:
                 log.warning("%s: no such file; following it once it appears", pattern)
             else:
                 log.error("%s: no such file", pattern)
 
-    async def _look_at_held_back(self) -> None:
-        """While a reader waits long to hand its records on (slow sinks), look at its path
-        every ``HELD_BACK``: a file that appears there after the one it reads is noted (with
-        its size), so that it is read next even if rotated away meanwhile, and counted as lost
-        if deleted before that (SPEC §6: never silently)."""
-        while True:
-            await asyncio.sleep(HELD_BACK)
-            now = time.monotonic()
-            for path, tailer in list(self._current.items()):
-                since = tailer.sending_since
-                if since is None or now - since < HELD_BACK:
-                    continue
-                try:
-                    stat = path.stat()
-                except OSError:
-                    continue  # between a rename and a create
-                key = identity_key(stat)
-                if key == tailer.key:
-                    continue
-                if key not in tailer.successors:
-                    log.info("%s: replaced while its reader is held back (slow sinks); "
-                             "keeping track of the new file", path)  # fmt: skip
-                tailer.successors[key] = stat.st_size
-
     async def _read_successors(
         self, path: Path, previous: FileTailer, current: str, outlet: LaneOutlet
     ) -> None:
-        """After a rotation, the files that were at ``path`` between ``previous`` and the
-        ``current`` one (see ``_look_at_held_back``): each read from its start where it is now
-        (found by its identity in the directory), or counted and reported as lost."""
-        missed = {key: size for key, size in previous.successors.items() if key != current}
-        if not missed:
-            return
-        where = await asyncio.to_thread(files_by_identity, path.parent)
-        for key, size in missed.items():
-            found = where.get(key)
-            if found is not None and str(found) in self._tailed:
-                continue  # its name now matches a glob of this source: followed there
-            tailer = FileTailer(found, self.decoding.lane(str(path))) if found else None
-            if tailer is not None and found is not None:
-                try:
-                    await tailer.open(at_end=False)
-                except OSError:
-                    tailer = None
-                if tailer is not None and tailer.key != key:
-                    await tailer.close()
-                    tailer = None
-            if tailer is None:
-                self.files_lost += 1
-                self.bytes_lost += size
-                log.warning("%s: a file that was there was rotated away and deleted before it "
-                            "could be read: %d bytes lost", path, size)  # fmt: skip
-                continue
-            log.info("%s: reading %s, rotated away before it was read", path, found)
+        """After a rotation, read the files that were at ``path`` between ``previous`` and the
+        ``current`` one, or count and report them as lost (``held_back``)."""
+        found, lost = await open_successors(path, previous, current, self._tailed, self.decoding)
+        for size in lost:
+            self.files_lost += 1
+            self.bytes_lost += size
+            log.warning("%s: a file that was there was rotated away and deleted before it "
+                        "could be read: %d bytes lost", path, size)  # fmt: skip
+        for tailer in found:
+            log.info("%s: reading %s, rotated away before it was read", path, tailer.path)
             self._open.add(tailer)
             assert self._group is not None
             self._group.create_task(
-                self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{found}"
+                self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{tailer.path}"
             )
 
     def _all_watched(self) -> bool:

@@ -36,3 +36,15 @@ def fixed_prefix(pattern: str) -> Path:
             break
         parts.append(part)
     return Path(*parts) if parts else Path(".")
+
+
+def missing_paths(patterns: list[str], found: Container[Path]) -> dict[Path, str]:
+    """The patterns that name one path (no wildcard) that does not exist, by that path."""
+    missing = {}
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            continue
+        path = Path(os.path.normpath(os.path.expanduser(pattern)))
+        if path not in found and not path.is_file():
+            missing[path] = pattern
+    return missing
