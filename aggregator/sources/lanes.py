@@ -12,8 +12,9 @@ from aggregator.flow.chunk import Chunk, SourceItem
 from aggregator.flow.record import Batch
 from aggregator.parse.decode import LaneDecoder
 
-LANE_BUDGET = 16_384
-"""Records one lane (a file, a connection) may have on their way through the merge."""
+LANE_BUDGET = 4096
+"""Records one lane (a file, a connection) may have on their way through the merge: what bounds
+memory in a catch-up, where lanes wait for each other (bench/README.md, issue #17)."""
 
 
 class LaneOutlet:
