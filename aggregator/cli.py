@@ -94,12 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read what exists, merge by time, exit (default: off, follow like tail -F)",
     )
-    tail.add_argument(
-        "--format",
-        choices=["text", "json", "raw"],
-        default="text",
-        help="output format (default: %(default)s)",
-    )
+    add_output_options(tail)
     tail.add_argument(
         "--codec",
         choices=["raw", "json", "logfmt", "syslog", "auto"],
@@ -124,12 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GLOB",
         help="only sources whose name matches GLOB; repeat or use commas for several "
         "(default: every source)",
-    )
-    tail.add_argument(
-        "--color",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help=COLOR_HELP,
     )
     tail.add_argument(
         "-o",
@@ -166,12 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="ws://HOST:PORT/ws or http://HOST:PORT (the token: $AGGREGATOR_TOKEN)",
     )
-    connect.add_argument(
-        "--format",
-        choices=["text", "json", "raw"],
-        default="text",
-        help="output format (default: %(default)s)",
-    )
+    add_output_options(connect)
     connect.add_argument(
         "--source",
         action="append",
@@ -186,12 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--grep", metavar="RE", help="only lines this RE2 pattern matches (default: every line)"
     )
     connect.add_argument(
-        "--color",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help=COLOR_HELP,
-    )
-    connect.add_argument(
         "--replay",
         type=int,
         default=0,
@@ -200,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
+
+
+def add_output_options(command: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--color``: how ``tail`` and ``connect`` write stdout."""
+    command.add_argument(
+        "--format",
+        choices=["text", "json", "raw"],
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+    command.add_argument(
+        "--color", choices=["auto", "always", "never"], default="auto", help=COLOR_HELP
+    )
 
 
 def configure_logging(debug: bool) -> None:
