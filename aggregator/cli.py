@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.flow.levels import LEVELS
+from aggregator.record.levels import LEVELS
 from aggregator.web import CONNECTION_LOG
 
 if TYPE_CHECKING:
@@ -324,17 +324,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{prefix}{line}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check":
-        from aggregator.config import preflight
+        from aggregator import check
 
-        problems = preflight.problems(config)
-        print(preflight.describe(config))
+        problems = check.problems(config)
+        print(check.describe(config))
         for line in problems:
             print(f"{args.config}: {line}", file=sys.stderr)
         return EXIT_USAGE if problems else EXIT_OK
     if args.command == "run":
-        from aggregator.config import preflight
+        from aggregator import check
 
-        for line in preflight.following(config):
+        for line in check.following(config):
             log.info("%s", line)
     # `run` keeps file positions in state_dir; `tail`, like tail -F, starts afresh each time.
     import asyncio

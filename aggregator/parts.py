@@ -8,7 +8,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from aggregator.metrics import Counters
+from aggregator.telemetry.metrics import Counters
 
 
 class Part(Protocol):
@@ -25,7 +25,7 @@ class Part(Protocol):
         """Release what ``open`` took, if ``run`` never will."""
 
     def counters(self) -> Counters:
-        """For /metrics: what this part has counted (``aggregator.telemetry`` names them)."""
+        """For /metrics: what this part has counted (``telemetry.pipeline`` names them)."""
         return {}
 
 

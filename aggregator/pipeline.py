@@ -21,15 +21,15 @@ from aggregator.flow.checkpoints import Checkpointer, Checkpoints
 from aggregator.flow.chunk import SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
-from aggregator.flow.record import Batch
 from aggregator.parse.needs import NEEDS, Needs
 from aggregator.parse.pool import ParsePool, default_workers
+from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext, build_sink
 from aggregator.sources import Source, SourceContext, build_source
 from aggregator.sources.file.discovery import fixed_prefix
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import CheckpointStore
-from aggregator.telemetry import FlowCounters, PipelineTelemetry
+from aggregator.telemetry.pipeline import FlowCounters, PipelineTelemetry
 
 log = logging.getLogger(__name__)
 

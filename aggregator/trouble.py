@@ -62,6 +62,9 @@ class Trouble:
         self.failures = 0
 
 
-def reason_of(error: OSError) -> str:
-    """An OSError's reason as a person reads it ("No space left on device")."""
-    return error.strerror or str(error)
+def reason_of(error: BaseException) -> str:
+    """An error's reason as a person reads it: an OSError's ("No space left on device"), else
+    its message, else its type's name."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

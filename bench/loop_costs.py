@@ -26,7 +26,7 @@ from aggregator.flow.chunk import Announce, Chunk
 from aggregator.flow.ordering import OrderingCore
 from aggregator.parse.decode import Decoding
 from aggregator.parse.worker import CodecSpec, answer_of, parse_region, with_lines
-from aggregator.sinks.formats import encode_json, encode_raw
+from aggregator.record.formats import encode_json, encode_raw
 
 READ = 256 * 1024  # the file tailer's read size
 LIMIT = 1 << 20  # max_line_bytes' default

@@ -182,7 +182,7 @@ async def test_books_route_positions_and_settle_after_saving(tmp_path: Path) -> 
     """Each position goes to the book it names; a book's settle gets every position it
     committed, in order, only once they are saved (a nats source acknowledges there)."""
     from aggregator.flow.checkpoints import Checkpoints
-    from aggregator.sources.ledger import Ledger, Taken
+    from aggregator.jetstream.ledger import Ledger, Taken
 
     log = tmp_path / "a.log"
     log.write_text("x")

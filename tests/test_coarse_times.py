@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.flow.chunk import Announce, Chunk
 from aggregator.flow.ordering import OrderingCore, precision_of, within_precision
-from aggregator.flow.record import Record
+from aggregator.record.record import Record
 from tests.conftest import Cli, follow_synced, start_cli
 
 S = 1_000_000  # µs

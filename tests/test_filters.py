@@ -2,8 +2,8 @@
 
 import re
 
-from aggregator.flow.filters import NamePathMatcher, RecordFilter
-from aggregator.flow.record import Record
+from aggregator.record.filters import NamePathMatcher, RecordFilter
+from aggregator.record.record import Record
 
 
 def rec(source: str, line: str, level: str | None = None, origin: str = "") -> Record:

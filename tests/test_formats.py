@@ -6,8 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.flow.record import Record
-from aggregator.sinks.formats import (
+from aggregator.record.formats import (
     encode_json,
     encode_raw,
     escape_control,
@@ -15,6 +14,7 @@ from aggregator.sinks.formats import (
     rfc3339_millis,
     text_encoder,
 )
+from aggregator.record.record import Record
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
-from aggregator.flow.record import Batch, Record
+from aggregator.record.record import Batch, Record
 from aggregator.sources.lanes import LaneOutlet
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aggregator.bus import BadMessage, decode_message, encode_message, subject_for
-from aggregator.flow.record import Record
+from aggregator.jetstream.messages import BadMessage, decode_message, encode_message, subject_for
+from aggregator.record.record import Record
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
 from tests.nats_server import NatsServer, free_port, nats_server
 

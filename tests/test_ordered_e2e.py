@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from aggregator.sinks.formats import rfc3339_micros
+from aggregator.record.formats import rfc3339_micros
 from tests.conftest import DEADLINE
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from aggregator.flow.chunk import Announce, Chunk
 from aggregator.flow.ordering import OrderingCore
-from aggregator.flow.record import Record
+from aggregator.record.record import Record
 
 
 def recs(source: str, *stamps: int, origin: str = "") -> list[Record]:

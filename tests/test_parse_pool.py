@@ -17,11 +17,11 @@ import orjson
 import pytest
 
 from aggregator.config import LineSourceConfig
-from aggregator.flow.record import Record
 from aggregator.parse.decode import Decoding
 from aggregator.parse.pool import JOBS_PER_WORKER, POOL_MIN_BYTES, ParsePool, worker_command
 from aggregator.parse.worker import HEADER_BYTES, CodecSpec, answer_of, parse_region
-from aggregator.sinks.formats import encode_json
+from aggregator.record.formats import encode_json
+from aggregator.record.record import Record
 from tests.conftest import DEADLINE, follow_synced, start_cli, wait_until
 
 SPEC = CodecSpec("auto", None, "auto", None, "everything")

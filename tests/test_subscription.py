@@ -2,7 +2,7 @@
 
 import pytest
 
-from aggregator.metrics import Family, render
+from aggregator.telemetry.metrics import Family, render
 from aggregator.web.subscription import (
     ClientFilter,
     SubscriptionError,

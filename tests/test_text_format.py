@@ -3,8 +3,8 @@ as several lines, late records, level colours (SPEC §2, §4)."""
 
 import pytest
 
-from aggregator.flow.record import Record
-from aggregator.sinks.formats import origin_label, text_encoder
+from aggregator.record.formats import origin_label, text_encoder
+from aggregator.record.record import Record
 
 TS = 1_764_064_800_123_000  # 2025-11-25T10:00:00.123Z
 PREFIX = "2025-11-25T10:00:00.123Z "

@@ -13,7 +13,7 @@ from aggregator.parse.timestamps import (
     parse_line_start,
     parse_syslog_time,
 )
-from aggregator.sinks.formats import rfc3339_micros
+from aggregator.record.formats import rfc3339_micros
 
 NOW = calendar.timegm((2026, 11, 25, 12, 0, 0)) * 1_000_000
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aggregator.config.addresses import BadHost, split_host_port
 from aggregator.config.units import parse_duration, parse_size
-from aggregator.flow.levels import Level
-from aggregator.sinks.formats import FormatName
+from aggregator.record.formats import FormatName
+from aggregator.record.levels import Level
 
 __all__ = [
     "CodecName",

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aggregator.flow.record import Batch
+from aggregator.record.record import Batch
 
 
 @dataclass(slots=True)

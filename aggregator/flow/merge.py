@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
 from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.flow.ordering import OrderingCore
-from aggregator.flow.record import Batch
+from aggregator.record.record import Batch
 
 log = logging.getLogger(__name__)
 

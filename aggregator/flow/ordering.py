@@ -25,7 +25,7 @@ from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.record import Batch, Record
+from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
 

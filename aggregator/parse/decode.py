@@ -10,7 +10,6 @@ import time
 from collections.abc import Sequence
 
 from aggregator.config import LineSourceConfig
-from aggregator.flow.record import Batch, Record
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.framing import OctetCountedSplitter
 from aggregator.parse.lines import Lines, LineSplitter, Splitter, split_region
@@ -19,6 +18,7 @@ from aggregator.parse.needs import Needs
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import line_start_span
 from aggregator.parse.worker import CodecSpec, ParsedRegion
+from aggregator.record.record import Batch, Record
 
 
 def now_micros() -> int:

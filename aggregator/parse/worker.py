@@ -17,7 +17,7 @@ from aggregator.fdio import read_exact, write_all
 from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
-from aggregator.sinks.formats import json_tail
+from aggregator.record.formats import json_tail
 
 
 class CodecSpec(NamedTuple):

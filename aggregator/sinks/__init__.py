@@ -13,8 +13,8 @@ from aggregator.parts import Part, build
 
 if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no asyncio
     from aggregator.flow.channel import Channel
-    from aggregator.flow.record import Batch
-    from aggregator.web.server import Telemetry
+    from aggregator.record.record import Batch
+    from aggregator.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class SinkContext:
     """The sources in config order: text output gives each its colour by its index."""
     origin_bases: Mapping[str, str] = field(default_factory=dict)
     """For each source that follows several files, the directory its files are named from
-    in text (``SOURCE[FILE]``, see ``aggregator.sinks.formats.origin_label``)."""
+    in text (``SOURCE[FILE]``, see ``aggregator.record.formats.origin_label``)."""
     telemetry: "Telemetry | None" = None
     """Health and metrics of the pipeline, for a sink that serves /healthz and /metrics."""
 

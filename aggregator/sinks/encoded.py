@@ -4,10 +4,10 @@ import re
 from collections.abc import Mapping, Sequence
 
 from aggregator.config import FilterSpec
-from aggregator.flow.filters import RecordFilter, record_filter
-from aggregator.flow.record import Record
 from aggregator.parse.needs import Needs
-from aggregator.sinks.formats import FormatName, make_encoder
+from aggregator.record.filters import RecordFilter, record_filter
+from aggregator.record.formats import FormatName, make_encoder
+from aggregator.record.record import Record
 
 
 def needs_of(format_name: FormatName, spec: FilterSpec | None, colour: bool = False) -> Needs:
@@ -39,7 +39,7 @@ class FilteredEncoder:
         origin_bases: Mapping[str, str] | None = None,
         expand_lines: bool = False,
     ) -> None:
-        """The keywords: see ``aggregator.sinks.formats.text_encoder``."""
+        """The keywords: see ``aggregator.record.formats.text_encoder``."""
         self._filter = build_filter(spec)
         self._encode = make_encoder(
             format_name, source_names, colour, origin_bases=origin_bases, expand_lines=expand_lines

@@ -15,10 +15,10 @@ import aiofiles.os
 from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
 from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
+from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import FilteredEncoder, needs_of
+from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import Trouble, reason_of
 
 log = logging.getLogger(__name__)

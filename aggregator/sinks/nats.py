@@ -24,15 +24,17 @@ import time
 from collections import deque
 from typing import Any
 
-from aggregator.bus import Link, Message, describe, encode_message, ensure_stream, message_id
-from aggregator.bus import subject_for as make_subject
 from aggregator.config import NatsSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.flow.filters import RecordFilter
-from aggregator.flow.record import Batch, Record
-from aggregator.metrics import Counters
+from aggregator.jetstream.link import Link, ensure_stream
+from aggregator.jetstream.messages import Message, encode_message, message_id
+from aggregator.jetstream.messages import subject_for as make_subject
+from aggregator.record.filters import RecordFilter
+from aggregator.record.record import Batch, Record
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
+from aggregator.telemetry.metrics import Counters
+from aggregator.trouble import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +326,7 @@ class NatsSink(Sink):
                     if delay == FIRST_RETRY and self.link.up:  # once a streak, not per retry
                         log.warning("sinks.%s: publish to %s failed (%s); retrying until it is "
                                     "stored", self.name, message.subject,
-                                    describe(error))  # fmt: skip
+                                    reason_of(error))  # fmt: skip
                     if type(error).__name__ == "NoStreamResponseError":
                         await self._recreate_stream()
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -345,4 +347,4 @@ class NatsSink(Sink):
             await ensure_stream(client, self.config)
         except Exception as error:  # reported, and tried again at the next failure
             log.warning("sinks.%s: cannot create the stream %s: %s", self.name,
-                        self.config.stream, describe(error))  # fmt: skip
+                        self.config.stream, reason_of(error))  # fmt: skip

@@ -9,7 +9,7 @@ import logging
 
 from aggregator.config import StdoutSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.flow.record import Batch
+from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import FilteredEncoder, needs_of
 from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer

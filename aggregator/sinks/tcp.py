@@ -16,10 +16,10 @@ import random
 from aggregator.config import TcpSinkConfig
 from aggregator.config.addresses import split_host_port
 from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
+from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import FilteredEncoder, needs_of
+from aggregator.telemetry.metrics import Counters
 
 log = logging.getLogger(__name__)
 

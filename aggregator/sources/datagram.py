@@ -15,10 +15,9 @@ from aggregator.config import UdpSourceConfig, UnixSourceConfig
 from aggregator.config.addresses import split_host_port
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines, LineSplitter
+from aggregator.record.record import Batch
 from aggregator.sources import SourceContext
 from aggregator.sources.listen import (
     bind_error,
@@ -26,6 +25,7 @@ from aggregator.sources.listen import (
     peer_name,
     remove_socket_file,
 )
+from aggregator.telemetry.metrics import Counters
 
 log = logging.getLogger(__name__)
 

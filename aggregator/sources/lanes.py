@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Chunk, SourceItem
-from aggregator.flow.record import Batch
 from aggregator.parse.decode import LaneDecoder
+from aggregator.record.record import Batch
 
 LANE_BUDGET = 4096
 """Records one lane (a file, a connection) may have on their way through the merge: what bounds

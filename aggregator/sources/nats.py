@@ -17,15 +17,17 @@ import asyncio
 import logging
 from typing import Any
 
-from aggregator.bus import BadMessage, Decoded, Link, decode_message, describe, ensure_stream
 from aggregator.config import NatsSourceConfig
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.checkpoints import Checkpointer
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
-from aggregator.metrics import Counters
+from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
+from aggregator.jetstream.link import Link, ensure_stream
+from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
 from aggregator.sources import SourceContext
 from aggregator.sources.lanes import LANE_BUDGET
-from aggregator.sources.ledger import LANES_KEPT, Ledger, Taken
+from aggregator.telemetry.metrics import Counters
+from aggregator.trouble import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +186,7 @@ class NatsSource:
                         "again", self.name, self.durable)  # fmt: skip
             await self._on_connect(self.link.client)
         except (NatsError, OSError, TimeoutError) as error:
-            log.debug("sources.%s: consumer_info failed: %s", self.name, describe(error))
+            log.debug("sources.%s: consumer_info failed: %s", self.name, reason_of(error))
 
     async def _consume(self, out: Channel[SourceItem]) -> None:
         from nats.errors import Error as NatsError
@@ -202,7 +204,7 @@ class NatsSource:
                     await self._check_consumer()
                 continue
             except (NatsError, OSError) as error:
-                log.debug("sources.%s: fetch failed: %s", self.name, describe(error))
+                log.debug("sources.%s: fetch failed: %s", self.name, reason_of(error))
                 await asyncio.sleep(FETCH_TIMEOUT)
                 continue
             fresh = list(
@@ -315,7 +317,7 @@ class NatsSource:
             await message.ack()
             self.acked += 1
         except (NatsError, OSError) as error:  # redelivered later, and dropped as taken
-            log.debug("sources.%s: cannot acknowledge: %s", self.name, describe(error))
+            log.debug("sources.%s: cannot acknowledge: %s", self.name, reason_of(error))
 
     async def _settle_bad(self, message: Any) -> None:
         from nats.errors import Error as NatsError
@@ -323,4 +325,4 @@ class NatsSource:
         try:
             await message.term()
         except (NatsError, OSError) as error:
-            log.debug("sources.%s: cannot terminate: %s", self.name, describe(error))
+            log.debug("sources.%s: cannot terminate: %s", self.name, reason_of(error))

@@ -9,10 +9,10 @@ import aiofiles
 from aggregator.config import StdinSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.sources import SourceContext
 from aggregator.sources.lanes import LaneOutlet, pump
+from aggregator.telemetry.metrics import Counters
 
 READ_CHUNK = 256 * 1024
 ORIGIN = "stdin"

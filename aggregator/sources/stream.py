@@ -18,7 +18,6 @@ from aggregator.config.addresses import split_host_port
 from aggregator.errors import StartupError
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
 from aggregator.parse.framing import FramingError
 from aggregator.sources import SourceContext
@@ -29,6 +28,7 @@ from aggregator.sources.listen import (
     peer_name,
     remove_socket_file,
 )
+from aggregator.telemetry.metrics import Counters
 
 log = logging.getLogger(__name__)
 

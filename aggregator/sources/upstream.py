@@ -15,16 +15,16 @@ from urllib.parse import urlsplit
 from aggregator.config import WebSocketSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.flow.record import Record
-from aggregator.metrics import Counters
+from aggregator.record.record import Record
+from aggregator.record.wire import record_from_json
 from aggregator.sources import SourceContext
 from aggregator.sources.lanes import LaneOutlet
+from aggregator.telemetry.metrics import Counters
 from aggregator.web.client import (
     ConnectError,
     Received,
     StreamFollower,
     StreamRequest,
-    record_from_json,
 )
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from aggregator.errors import AggregatorError
-from aggregator.flow.record import Record
-from aggregator.parse.timestamps import parse_iso
-from aggregator.sinks.formats import FormatName, make_encoder
+from aggregator.record.formats import FormatName, make_encoder
+from aggregator.record.wire import record_from_json
 from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer
+from aggregator.trouble import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +91,6 @@ def websocket_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def record_from_json(data: dict[str, Any]) -> Record:
-    """A Record as the server sent it, for the text and raw formats."""
-    parsed = parse_iso(str(data.get("ts", "")))
-    record = Record(
-        parsed[0] if parsed else 0,
-        str(data.get("source", "")),
-        str(data.get("origin", "")),
-        str(data.get("line", "")),
-        data.get("level"),
-        data.get("fields"),
-        bool(data.get("truncated")),
-        data.get("parse_error"),
-    )
-    record.seq = int(data.get("seq", 0))
-    record.late = bool(data.get("late"))
-    node = data.get("node")
-    record.node = None if node is None else str(node)
-    return record
-
-
 Received = list[tuple[bytes, dict[str, Any]]]
 """Records as they came: each one's JSON line and what it holds."""
 
@@ -151,7 +131,7 @@ class StreamFollower:
                     delay = FIRST_RETRY
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
                 self._check_refusal(error)
-                log.warning("%s: %s; retrying in %.1fs", self.where, describe(error), delay)
+                log.warning("%s: %s; retrying in %.1fs", self.where, reason_of(error), delay)
             finally:
                 self.connected = False
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -283,9 +263,3 @@ class StreamClient:
         if self.format == "json":
             return b"\n".join(line for line, _ in records) + b"\n"
         return self._encode([record_from_json(message) for _, message in records])
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    return str(error) or type(error).__name__

@@ -10,9 +10,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aggregator.flow.filters import RecordFilter
-from aggregator.flow.record import Batch, Record
-from aggregator.sinks.formats import encode_json, text_encoder
+from aggregator.record.filters import RecordFilter
+from aggregator.record.formats import encode_json, text_encoder
+from aggregator.record.record import Batch, Record
 from aggregator.web.subscriber import Subscriber, control_frame, write_now
 from aggregator.web.subscription import ClientFilter, Format
 

@@ -7,7 +7,6 @@ WebSocket subscribers, once admitted, in the handler the stream sink gives (``su
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Protocol
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -16,6 +15,7 @@ from websockets.http11 import Request, Response
 from aggregator.config import WebSocketSinkConfig
 from aggregator.config.addresses import split_host_port
 from aggregator.errors import StartupError
+from aggregator.telemetry import Telemetry
 from aggregator.web import CONNECTION_LOG
 from aggregator.web.http import Gate, asset_response, load_assets, response
 
@@ -25,14 +25,6 @@ MAX_INCOMING_FRAME = 64 * 1024
 """Largest frame a client may send (a filter); a larger one closes the connection with 1009."""
 CLOSE_TIMEOUT = 2.0
 """Seconds a closing handshake may take before the connection is dropped."""
-
-
-class Telemetry(Protocol):
-    """What the pipeline tells /healthz and /metrics."""
-
-    def health(self) -> tuple[bool, dict[str, object]]: ...
-
-    def metrics(self) -> str: ...
 
 
 Admit = Callable[[str], Response | None]

@@ -18,10 +18,10 @@ from websockets.http11 import Response
 
 from aggregator.config import WebSocketSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
+from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
+from aggregator.telemetry.metrics import Counters
 from aggregator.web.http import response
 from aggregator.web.hub import Hub
 from aggregator.web.server import WebServer

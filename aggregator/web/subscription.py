@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 
 import re2
 
-from aggregator.flow.filters import RecordFilter, Searcher, record_filter
-from aggregator.flow.levels import LEVEL_RANK, LEVELS
+from aggregator.record.filters import RecordFilter, Searcher, record_filter
+from aggregator.record.levels import LEVEL_RANK, LEVELS
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``grep`` or source glob a client may send."""

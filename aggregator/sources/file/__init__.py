@@ -26,10 +26,9 @@ from aggregator.config import FileSourceConfig
 from aggregator.errors import InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
-from aggregator.flow.filters import NamePathMatcher
-from aggregator.flow.record import Batch
-from aggregator.metrics import Counters
 from aggregator.parse.decode import Decoding
+from aggregator.record.filters import NamePathMatcher
+from aggregator.record.record import Batch
 from aggregator.sources import SourceContext
 from aggregator.sources.file.discovery import discover, fixed_prefix, missing_paths
 from aggregator.sources.file.held_back import note_replacements, open_successors
@@ -37,6 +36,7 @@ from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
+from aggregator.telemetry.metrics import Counters
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Watcher

@@ -5,7 +5,7 @@ import os
 from collections.abc import Container
 from pathlib import Path
 
-from aggregator.flow.filters import NamePathMatcher
+from aggregator.record.filters import NamePathMatcher
 
 
 def discover(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiofiles.os
 
-from aggregator.flow.record import Batch
 from aggregator.parse.decode import LaneDecoder
+from aggregator.record.record import Batch
 from aggregator.sources.file.identity import (
     HEAD_BYTES,
     Position,

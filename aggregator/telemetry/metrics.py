@@ -8,7 +8,7 @@ Labels = dict[str, str]
 Kind = Literal["counter", "gauge"]
 Counters = dict[str, float | Mapping[str, float]]
 """What a source or sink counts, by name: a number, or numbers by a label (unread bytes per
-file). ``aggregator.telemetry`` says which metric each name is."""
+file). ``aggregator.telemetry.pipeline`` says which metric each name is."""
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from aggregator.flow.levels import LEVEL_RANK
-from aggregator.flow.record import Record
+from aggregator.record.levels import LEVEL_RANK
+from aggregator.record.record import Record
 
 
 def glob_regex(patterns: Sequence[str]) -> "re.Pattern[str] | None":

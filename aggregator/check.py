@@ -24,7 +24,7 @@ from aggregator.config.schema import (
     UnixSourceConfig,
 )
 from aggregator.config.types import Secret
-from aggregator.flow.filters import NamePathMatcher
+from aggregator.record.filters import NamePathMatcher
 from aggregator.sources.file.discovery import discover
 
 SHOWN_FILES = 5

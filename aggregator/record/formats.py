@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import orjson
 
-from aggregator.flow.levels import LEVELS
-from aggregator.flow.record import Record
+from aggregator.record.levels import LEVELS
+from aggregator.record.record import Record
 
 FormatName = Literal["text", "json", "raw"]
 Encoder = Callable[[Sequence[Record]], bytes]

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aggregator.metrics import Family, Kind, render
 from aggregator.parts import Part
+from aggregator.telemetry.metrics import Family, Kind, render
 
 COUNTERS: dict[str, tuple[str, Kind, str]] = {
     # counters() key: (metric name, type, help); labelled by the source's or sink's name

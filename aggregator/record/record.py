@@ -9,7 +9,7 @@ class Record:
     ``ts`` is the event time in whole microseconds since the Unix epoch (UTC): integers compare
     fast in the merge and format exactly. ``seq`` is given by the merge, in the order records
     leave it; it is 0 until then. ``json_tail``, when a parse worker made it, is the record's
-    JSON object after ``"line"`` (``aggregator.sinks.formats.json_tail``), and the level and fields
+    JSON object after ``"line"`` (``aggregator.record.formats.json_tail``), and the level and fields
     are kept only there: a pipeline asks for it when no sink shows them otherwise.
 
     ``node`` is the machine the record was read on, for records that came through a remote source

@@ -1,0 +1,176 @@
+"""The link to NATS that the nats sink and the nats source share: connecting (credentials,
+TLS, reconnection reported once), and the stream they publish to and consume from."""
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aggregator.config import NatsPart
+from aggregator.trouble import reason_of
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 30.0
+"""Seconds one ``nats.connect`` may take before it is tried again: nats-py can hang on a TLS
+verification failure (nats.py#718), and a wait for a server that is down is retried anyway."""
+SETUP_RETRY = 5.0
+"""Seconds between attempts to set up the stream on a server that refused it."""
+RECONNECT_WAIT = 1.0
+"""Seconds nats-py waits between attempts to reach a server (its wait is fixed)."""
+
+
+def tls_context(config: NatsPart) -> ssl.SSLContext | None:
+    spec = config.tls
+    if spec is None:
+        return None
+    context = ssl.create_default_context(cafile=str(spec.ca) if spec.ca else None)
+    if spec.cert is not None:
+        context.load_cert_chain(str(spec.cert), str(spec.key) if spec.key else None)
+    return context
+
+
+def connect_options(config: NatsPart, name: str) -> dict[str, Any]:
+    """What ``nats.connect`` is given: servers, credentials, TLS, and reconnecting forever."""
+    options: dict[str, Any] = {
+        "servers": list(config.url),
+        "name": name,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT,
+        "connect_timeout": 2,
+        "ping_interval": 10,
+        "max_outstanding_pings": 3,
+    }
+    if config.creds is not None:
+        options["user_credentials"] = str(config.creds)
+    if config.token.get_secret_value():
+        options["token"] = config.token.get_secret_value()
+    if config.user is not None:
+        options["user"] = config.user
+        options["password"] = config.password.get_secret_value()
+    context = tls_context(config)
+    if context is not None:
+        options["tls"] = context
+    return options
+
+
+class Link:
+    """One connection to nats-server, made in the background and kept forever: ``connected``
+    is set while it is up. What went wrong is logged once per outage, not per attempt."""
+
+    def __init__(self, config: NatsPart, where: str, name: str, **extra: Any) -> None:
+        self.config = config
+        self.where = where  # "sinks.bus", for messages
+        self.options = {**connect_options(config, name), **extra}
+        self.client: Any = None
+        self.connected = asyncio.Event()
+        self.outages = 0
+        self._reported = False
+
+    @property
+    def up(self) -> bool:
+        return self.connected.is_set()
+
+    async def open(self, on_connect: Callable[[Any], Awaitable[None]]) -> Any:
+        """Connect (waiting as long as it takes), then ``on_connect(client)``."""
+        import nats  # imported only when a config uses nats
+
+        while True:
+            try:
+                client = await asyncio.wait_for(
+                    nats.connect(
+                        **self.options,
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        closed_cb=self._on_closed,
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+            except (TimeoutError, OSError, nats.errors.Error) as error:
+                self._report(error)
+                await asyncio.sleep(RECONNECT_WAIT)
+                continue
+            self.client = client
+            try:
+                await on_connect(client)
+            except (TimeoutError, OSError, nats.errors.Error) as error:
+                # Connected, but the stream or the consumer cannot be set up (JetStream off,
+                # no permission, a stream of that name with other subjects): said, and tried
+                # again, since an operator may fix it while this waits.
+                log.error("%s: connected, but cannot set up the stream %s: %s; retrying in "
+                          "%gs", self.where, self.config.stream, reason_of(error),
+                          SETUP_RETRY)  # fmt: skip
+                await self.close()
+                await asyncio.sleep(SETUP_RETRY)
+                continue
+            except BaseException:
+                await self.close()
+                raise
+            self._set_up()
+            return client
+
+    def _set_up(self) -> None:
+        if self._reported or self.outages:
+            log.info("%s: connected to nats-server %s", self.where,
+                     self.client.connected_url.netloc if self.client else "")  # fmt: skip
+        self._reported = False
+        self.connected.set()
+
+    def _report(self, error: BaseException) -> None:
+        if not self._reported:
+            self._reported = True
+            log.warning("%s: cannot connect to nats-server (%s); retrying", self.where,
+                        reason_of(error))  # fmt: skip
+
+    async def _on_error(self, error: Exception) -> None:
+        self._report(error)
+
+    async def _on_disconnected(self) -> None:
+        if self.connected.is_set():
+            self.outages += 1
+            log.warning("%s: lost the connection to nats-server; reconnecting", self.where)
+        self.connected.clear()
+
+    async def _on_reconnected(self) -> None:
+        self._set_up()
+
+    async def _on_closed(self) -> None:
+        self.connected.clear()
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        self.connected.clear()
+        if client is not None and not client.is_closed:
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(client.close(), 5)
+
+
+async def ensure_stream(client: Any, config: NatsPart) -> None:
+    """Create the stream (file storage, subjects ``SUBJECT.>``) if it is missing; one that
+    exists is used as it is."""
+    from nats.js.api import StorageType, StreamConfig
+    from nats.js.errors import BadRequestError, NotFoundError
+
+    js = client.jetstream()
+    try:
+        await js.stream_info(config.stream)
+        return
+    except NotFoundError:
+        pass
+    stream = StreamConfig(
+        name=config.stream,
+        subjects=[f"{config.subject}.>"],
+        storage=StorageType.FILE,
+        max_age=config.max_age or None,
+        max_bytes=config.max_bytes or -1,
+        duplicate_window=config.duplicate_window,
+    )
+    try:
+        await js.add_stream(stream)
+        log.info("created the JetStream stream %s for %s.>", config.stream, config.subject)
+    except BadRequestError:
+        await js.stream_info(config.stream)  # made meanwhile by another part: use it

@@ -1,0 +1,154 @@
+"""The messages the nats sink publishes and the nats source reads back.
+
+A message holds many records of one (node, source): a first line of JSON *meta*, then the
+records as one JSON array of rows (``encode_message`` says what a row holds). The meta says who
+sent them and where each record is in its file (``Record.lane``, ``lane_seq``), so that a
+consumer recognises records a sidecar sends again after a crash whatever the messages they come
+in, and carries the sender's *watermark*: the highest event time it has sent, which no later
+record of that sender undercuts except a late one (its merge sent everything in order).
+
+Pure: encoding and decoding are tested directly.
+"""
+
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from aggregator.record.formats import json_tail
+from aggregator.record.record import Record
+
+FORMAT_VERSION = 1
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def subject_token(name: str) -> str:
+    """``name`` as one subject token: dots, wildcards and spaces become ``_`` (the real
+    names travel in the records, never parsed back from the subject)."""
+    return _UNSAFE.sub("_", name) or "_"
+
+
+def subject_for(prefix: str, node: str, source: str) -> str:
+    return f"{prefix}.{subject_token(node)}.{subject_token(source)}"
+
+
+class BadMessage(ValueError):
+    """A message that is not one the nats sink wrote (a poison message)."""
+
+
+@dataclass(slots=True)
+class Message:
+    """Records of one (node, source) on their way to the stream."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    count: int
+    first_seq: int
+    last_seq: int
+
+
+def message_id(node: str, source: str, records: Sequence[Record], fallback: str) -> str:
+    """A ``Nats-Msg-Id`` the same for the same records: from their places in their files when
+    they all have one (a restart that cuts the same messages is deduplicated by the server
+    too), else ``fallback`` (the sender's run and the message's number)."""
+    first, last = records[0], records[-1]
+    if first.lane is None or last.lane is None:
+        return fallback
+    text = f"{node}\0{source}\0{first.lane}\0{first.lane_seq}\0{last.lane}\0{last.lane_seq}"
+    return hashlib.blake2b(f"{text}\0{len(records)}".encode(), digest_size=16).hexdigest()
+
+
+def encode_message(node: str, source: str, records: Sequence[Record], watermark: int) -> bytes:
+    """The payload: a meta line (who sent it, its watermark, the origins and file lanes it
+    names), then one JSON array of rows, one per record: ``[ts, origin, line, tail, lane,
+    lane_seq, late, node]``. ``ts`` is in microseconds, ``origin`` and ``lane`` index the
+    meta's lists (-1: none), ``tail`` is the record's JSON after ``"line"`` (level, fields,
+    truncated, parse_error: ``Record.json_tail``), ``node`` is null but for a record that came
+    from further away. Rows are what the consumer rebuilds records from without parsing a time
+    or a JSON object per record (a third of the cost of NDJSON)."""
+    origins: dict[str, int] = {}
+    lanes: dict[str, int] = {}
+    rows = []
+    for r in records:
+        tail = r.json_tail
+        if tail is None:
+            tail = json_tail(r.level, r.fields, r.truncated, r.parse_error)
+        origin = origins.get(r.origin)
+        if origin is None:
+            origin = origins[r.origin] = len(origins)
+        lane = -1
+        if r.lane is not None:
+            lane = lanes.get(r.lane, -1)
+            if lane < 0:
+                lane = lanes[r.lane] = len(lanes)
+        rows.append((r.ts, origin, r.line, tail, lane, r.lane_seq, r.late, r.node))
+    meta: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "node": node,
+        "source": source,
+        "wm": watermark,
+        "at": time.time_ns() // 1000,  # the sender's clock: the consumer estimates its skew
+        "origins": list(origins),
+        "lanes": list(lanes),
+    }
+    return orjson.dumps(meta) + b"\n" + orjson.dumps(rows)
+
+
+@dataclass(slots=True)
+class Decoded:
+    node: str
+    source: str
+    watermark: int
+    records: list[Record] = field(default_factory=list)
+    sent_at: int | None = None
+    """The sender's clock when it cut the message (µs since the epoch), if it said."""
+
+
+def decode_message(payload: bytes) -> Decoded:
+    """The records of a payload, each with its ``node``, ``lane`` and ``lane_seq``;
+    ``BadMessage`` if it is not one ``encode_message`` made."""
+    try:
+        head, _, body = payload.partition(b"\n")
+        meta = orjson.loads(head)
+        if not isinstance(meta, dict) or meta.get("v") != FORMAT_VERSION:
+            raise BadMessage(f"not a message of format {FORMAT_VERSION}")
+        node, source, watermark = str(meta["node"]), str(meta["source"]), int(meta["wm"])
+        origins = [str(origin) for origin in meta["origins"]]
+        lanes = [str(lane) for lane in meta["lanes"]]
+        rows = orjson.loads(body)
+        if not isinstance(rows, list):
+            raise BadMessage("the records are not a list")
+        records = []
+        for ts, origin, line, tail, lane, lane_seq, late, from_node in rows:
+            record = Record(ts, source, origins[origin], line, json_tail=tail or None)
+            if tail:
+                _read_tail(record, tail)
+            record.node = node if from_node is None else from_node
+            if lane >= 0:
+                record.lane = lanes[lane]
+                record.lane_seq = lane_seq
+            record.late = late
+            records.append(record)
+        if not all(isinstance(r.ts, int) and isinstance(r.line, str) for r in records):
+            raise BadMessage("a record without a time or a line")
+    except BadMessage:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
+        raise BadMessage(f"cannot be read: {error}") from error
+    sent_at = meta.get("at")
+    return Decoded(node, source, watermark, records, sent_at if isinstance(sent_at, int) else None)
+
+
+def _read_tail(record: Record, tail: str) -> None:
+    """Level, fields and flags from a record's JSON tail, for the filters and the page."""
+    members = orjson.loads("{" + tail[1:] + "}")
+    record.level = members.get("level")
+    record.fields = members.get("fields")
+    record.truncated = bool(members.get("truncated"))
+    record.parse_error = members.get("parse_error")
