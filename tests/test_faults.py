@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
-from tests.faults import NO_DAC, can_drop_privileges, fill, small_disk_in, start_cli_as
-from tests.web import http_get
+from tests.helpers.faults import NO_DAC, can_drop_privileges, fill, small_disk_in, start_cli_as
+from tests.helpers.web import http_get
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import Cli, start_cli
-from tests.web import CuttableLink, Server, json_lines, start_server
+from tests.helpers.web import CuttableLink, Server, json_lines, start_server
 
 
 async def start_connect(tmp_path: Path, cli_processes: list[Cli], *args: str) -> Cli:

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import DEADLINE, Cli, follow_synced, start_cli
-from tests.web import Server, Subscription, http_get, json_lines, send_lines, start_server
+from tests.helpers.web import Server, Subscription, http_get, json_lines, send_lines, start_server
 
 TOTAL = 60_000
 BIG_LINES = [line + " " + "x" * 500 for line in json_lines(TOTAL)]

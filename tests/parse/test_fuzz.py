@@ -4,7 +4,7 @@ documented error is a bug.
 The budget is fixed for CI (100 examples a door, 40 where an example is costly: about 15 s in
 all, the same examples each run); set ``AGGREGATOR_FUZZ=long`` for a long run that explores
 (``AGGREGATOR_FUZZ_EXAMPLES`` examples a door, default 20000):
-``AGGREGATOR_FUZZ=long python -m pytest tests/test_fuzz.py``.
+``AGGREGATOR_FUZZ=long python -m pytest tests/parse/test_fuzz.py``.
 """
 
 import asyncio

@@ -10,7 +10,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from websockets.asyncio.client import connect
 
 from tests.conftest import DEADLINE, Cli
-from tests.web import (
+from tests.helpers.web import (
     CuttableLink,
     Server,
     Subscription,

@@ -12,7 +12,7 @@ import pytest
 from aggregator.jetstream.messages import BadMessage, decode_message, encode_message, subject_for
 from aggregator.record.record import Record
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
-from tests.nats_server import NatsServer, free_port, nats_server
+from tests.helpers.nats_server import NatsServer, free_port, nats_server
 
 __all__ = ["nats_server"]  # the fixture, used by name
 
@@ -315,7 +315,7 @@ async def test_metrics_and_health_show_the_bus(
     """/metrics counts what was published and acknowledged; /healthz names a bus that is away."""
     import asyncio
 
-    from tests.web import http_get
+    from tests.helpers.web import http_get
 
     logs = tmp_path / "a.log"
     write_lines(logs, 0, 100)

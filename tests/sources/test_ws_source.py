@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import Cli, start_cli, wait_until
-from tests.nats_server import free_port
+from tests.helpers.nats_server import free_port
 
 
 def upstream_config(tmp_path: Path, port: int, logs: Path) -> Path:
