@@ -100,9 +100,7 @@ class Pipeline:
         self.sources = [
             build_source(name, part, source_context) for name, part in config.sources.items()
         ]
-        self.core = OrderingCore(
-            len(self.sources), settings.order_window, settings.idle_timeout, settings.late
-        )
+        self.core = OrderingCore(settings.order_window, settings.idle_timeout, settings.late)
         self.source_channels = [Channel[SourceItem](SOURCE_CHANNEL_SIZE) for _ in self.sources]
         self.sink_channels = [Channel[Batch](SINK_CHANNEL_SIZE) for _ in self.sinks]
         self.merge = Merge(

@@ -53,9 +53,10 @@ def loop_costs(lanes: list[list[Reply]], encode_name: str) -> tuple[int, dict[st
     """Records seen, and seconds spent in each of STEPS."""
     encode = encode_json if encode_name == "json" else encode_raw
     decodings = [Decoding(f"svc-{index}", LineSourceConfig()) for index in range(len(lanes))]
-    core = OrderingCore(len(lanes), 0.0, 1.0)
+    core = OrderingCore(0.0, 1.0)
     for index in range(len(lanes)):
-        core.announce(index, Announce([f"svc-{index}.log"], live=False), 0.0)
+        core.add_source(str(index))
+        core.announce(str(index), Announce([f"svc-{index}.log"], live=False), 0.0)
     spent = dict.fromkeys(STEPS, 0.0)
     clock = time.perf_counter
     records = seq = 0
@@ -70,7 +71,9 @@ def loop_costs(lanes: list[list[Reply]], encode_name: str) -> tuple[int, dict[st
             answered = clock()
             batch, _ = decodings[index].parsed_records(origin, parsed, 0)
             built = clock()
-            core.push(index, Chunk(origin, batch, live=False, final=round_ == len(replies) - 1), 0)
+            core.push(
+                str(index), Chunk(origin, batch, live=False, final=round_ == len(replies) - 1), 0
+            )
             spent["answer"] += answered - start
             spent["build"] += built - answered
             spent["push"] += clock() - built

@@ -47,15 +47,18 @@ class Merge:
         self.core = core
         self.on_positions = on_positions
         self.seq = 0
-        self.records_in = [0] * len(self.inputs)
+        self.records_in = {name: 0 for name, _ in self.inputs}
+        """Records read, by source name."""
+        for name, _ in self.inputs:
+            core.add_source(name)
         self.records_out = 0
 
     async def run(self) -> None:
         """Merge until every source has ended, then close the outputs."""
-        reads: dict[asyncio.Task[SourceItem], int] = {}
+        reads: dict[asyncio.Task[SourceItem], tuple[str, Channel[SourceItem]]] = {}
         try:
-            for index, (name, channel) in enumerate(self.inputs):
-                reads[self._read(name, channel)] = index
+            for name, channel in self.inputs:
+                reads[self._read(name, channel)] = (name, channel)
             while reads or self.core.held:
                 timeout = self._timeout()
                 if reads:
@@ -67,9 +70,9 @@ class Merge:
                     await asyncio.sleep(timeout or 0)
                 now = time.monotonic()
                 for task in done:
-                    index = reads.pop(task)
-                    if self._take(index, task, now):
-                        reads[self._read(*self.inputs[index])] = index
+                    name, channel = reads.pop(task)
+                    if self._take(name, task, now):
+                        reads[self._read(name, channel)] = (name, channel)
                 await self._send(self.core.pop_ready(now))
                 if not self.outputs:
                     log.debug("every sink has stopped; the merge stops too")
@@ -84,18 +87,18 @@ class Merge:
     def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
         return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
 
-    def _take(self, index: int, task: asyncio.Task[SourceItem], now: float) -> bool:
+    def _take(self, source: str, task: asyncio.Task[SourceItem], now: float) -> bool:
         """Hand a finished read to the core; False once the source has ended."""
         try:
             item = task.result()
         except EndOfStream:
-            self.core.end_source(index)
+            self.core.end_source(source)
             return False
         if isinstance(item, Announce):
-            self.core.announce(index, item, now)
+            self.core.announce(source, item, now)
         else:
-            self.records_in[index] += len(item.records)
-            self.core.push(index, item, now)
+            self.records_in[source] += len(item.records)
+            self.core.push(source, item, now)
         return True
 
     def _timeout(self) -> float | None:

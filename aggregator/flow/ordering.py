@@ -3,8 +3,8 @@ no clock of its own (the caller passes ``now``, monotonic seconds), so it is tes
 
 A lane is one origin of one source (a file, a connection). Its records never reorder. The core
 merges lanes by each lane's *key*: the running maximum of ``ts`` along the lane, so a record
-older than its predecessor keeps its place right behind it. Ties go to the lower source index
-(config order), then to the lane seen first.
+older than its predecessor keeps its place right behind it. Sources are known by name; ties go
+to the source added first (config order), then to the lane seen first.
 
 Catch-up lanes (existing data) are merged exactly, like ``sort -m -s``: a record leaves only
 once every lane that could still send an older one has a record waiting or has ended. Live
@@ -61,7 +61,8 @@ def within_precision(key: int, high_water: int) -> bool:
 
 @dataclass(eq=False, slots=True)
 class _Lane:
-    source: int
+    source: int  # the source's rank: the order sources were added (config order)
+    name: str  # the source's name
     origin: str
     order: int  # tie-break among lanes of one source: the order they were first seen
     live: bool
@@ -84,18 +85,18 @@ class _Lane:
 
 @dataclass(slots=True)
 class OrderingStats:
-    """Counters for /metrics: records sent late (and dropped late) per source index."""
+    """Counters for /metrics: records sent late (and dropped late) per source name."""
 
-    late: dict[int, int] = field(default_factory=dict)
-    dropped_late: dict[int, int] = field(default_factory=dict)
+    late: dict[str, int] = field(default_factory=dict)
+    dropped_late: dict[str, int] = field(default_factory=dict)
 
 
 class OrderingCore:
-    """Merges the lanes of ``sources`` sources into one event-time ordered stream."""
+    """Merges the lanes of the sources it is given (``add_source``) into one event-time ordered
+    stream."""
 
     def __init__(
         self,
-        sources: int,
         window: float,
         idle_timeout: float,
         late_policy: LatePolicy = "emit",
@@ -104,8 +105,9 @@ class OrderingCore:
         self.idle_timeout = idle_timeout
         self.late_policy = late_policy
         self.stats = OrderingStats()
-        self._lanes: dict[tuple[int, str], _Lane] = {}
-        self._unannounced = set(range(sources))
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._ranks: dict[str, int] = {}
+        self._unannounced: set[str] = set()
         self._high_water = -(2**63)  # the largest key sent so far
         self._held = 0
         self._seen = 0
@@ -116,7 +118,13 @@ class OrderingCore:
 
     # --- input ------------------------------------------------------------------------------
 
-    def announce(self, source: int, item: Announce, now: float) -> None:
+    def add_source(self, source: str) -> None:
+        """Merge ``source`` too. Nothing leaves until it has announced what it reads; on a tie
+        in time, sources added earlier go first."""
+        self._ranks[source] = len(self._ranks)
+        self._unannounced.add(source)
+
+    def announce(self, source: str, item: Announce, now: float) -> None:
         """Register the lanes ``source`` is about to read."""
         self._unannounced.discard(source)
         for origin in item.origins:
@@ -124,7 +132,7 @@ class OrderingCore:
         for origin in item.resumed:
             self._lane(source, origin, False, now)
 
-    def push(self, source: int, chunk: Chunk, now: float) -> None:
+    def push(self, source: str, chunk: Chunk, now: float) -> None:
         """Queue ``chunk``'s records behind what its lane already holds."""
         self._unannounced.discard(source)
         if chunk.watermark is not None and not chunk.records and not chunk.final:
@@ -156,10 +164,10 @@ class OrderingCore:
             lane.ended = True
             self._forget_if_done(lane)
 
-    def end_source(self, source: int) -> None:
+    def end_source(self, source: str) -> None:
         """``source`` will send nothing more: its lanes end once drained."""
         self._unannounced.discard(source)
-        for lane in [lane for lane in self._lanes.values() if lane.source == source]:
+        for lane in [lane for lane in self._lanes.values() if lane.name == source]:
             lane.ended = True
             self._forget_if_done(lane)
 
@@ -244,17 +252,17 @@ class OrderingCore:
 
     # --- inside -----------------------------------------------------------------------------
 
-    def _lane(self, source: int, origin: str, live: bool, now: float) -> _Lane:
+    def _lane(self, source: str, origin: str, live: bool, now: float) -> _Lane:
         lane = self._lanes.get((source, origin))
         if lane is None:
             self._seen += 1
-            lane = _Lane(source, origin, self._seen, live, last_read=now)
+            lane = _Lane(self._ranks[source], source, origin, self._seen, live, last_read=now)
             self._lanes[(source, origin)] = lane
         return lane
 
     def _forget_if_done(self, lane: _Lane) -> None:
         if lane.ended and not lane.queue:
-            self._lanes.pop((lane.source, lane.origin), None)
+            self._lanes.pop((lane.name, lane.origin), None)
 
     def _blocks(self, lane: _Lane, now: float) -> bool:
         """Whether an empty lane may still send something older than what waits elsewhere."""
@@ -334,7 +342,7 @@ class OrderingCore:
                 late = [not within_precision(key, high_water) for key in part_keys[:below]]
                 count = sum(late)
                 if count:
-                    self._count_late(lane.source, count)
+                    self._count_late(lane.name, count)
                     if self.late_policy == "drop":
                         kept = [*(not flag for flag in late), *([True] * (len(part) - below))]
                         part_keys = list(compress(part_keys, kept))
@@ -356,7 +364,7 @@ class OrderingCore:
             lane.on_release(taken)
         return keys_out, records_out
 
-    def _count_late(self, source: int, count: int) -> None:
+    def _count_late(self, source: str, count: int) -> None:
         counts = self.stats.late
         counts[source] = counts.get(source, 0) + count
         if self.late_policy == "drop":

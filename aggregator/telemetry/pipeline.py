@@ -160,10 +160,10 @@ class PipelineView(Protocol):
 class FlowCounters:
     """What the merge, its queues and the parse pool count, read at one scrape."""
 
-    records_in: Sequence[int]
-    """Records read, by source index."""
-    late: dict[int, int]
-    dropped_late: dict[int, int]
+    records_in: Mapping[str, int]
+    """Records read, by source name."""
+    late: Mapping[str, int]
+    dropped_late: Mapping[str, int]
     queue_depths: dict[str, int]
     held: int
     merge_delay: float
@@ -216,10 +216,11 @@ class PipelineTelemetry:
             "counter",
             "What was dropped, by source or sink and reason (UDP: datagrams; else records).",
         )
-        for index, source in enumerate(pipeline.sources):
-            records_in.add(flow.records_in[index], source=source.name)
-            late.add(flow.late.get(index, 0), source=source.name)
-            dropped.add(flow.dropped_late.get(index, 0), source=source.name, reason="late")
+        for source in pipeline.sources:
+            name = source.name
+            records_in.add(flow.records_in.get(name, 0), source=name)
+            late.add(flow.late.get(name, 0), source=name)
+            dropped.add(flow.dropped_late.get(name, 0), source=name, reason="late")
 
         records_out = Family(
             "aggregator_records_out_total", "counter", "Records written, per sink."

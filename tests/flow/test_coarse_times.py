@@ -47,19 +47,21 @@ def test_within_precision(key: int, sent: int, in_place: bool) -> None:
 def test_a_coarse_record_after_finer_ones_is_not_late(policy: str) -> None:
     """Live: 10:00:05 after 10:00:05.500 was sent leaves unflagged and is not dropped;
     10:00:04 from another file is late (flagged, or dropped)."""
-    core = OrderingCore(2, window=0.0, idle_timeout=1.0, late_policy=policy)  # type: ignore[arg-type]
-    core.announce(0, Announce(["fine"], live=True), 0.0)
-    core.announce(1, Announce(["coarse"], live=True), 0.0)
-    core.push(0, Chunk("fine", [Record(T + 500_000, "fine", "fine", "a")]), 0.0)
+    core = OrderingCore(window=0.0, idle_timeout=1.0, late_policy=policy)  # type: ignore[arg-type]
+    core.add_source("fine")
+    core.add_source("coarse")
+    core.announce("fine", Announce(["fine"], live=True), 0.0)
+    core.announce("coarse", Announce(["coarse"], live=True), 0.0)
+    core.push("fine", Chunk("fine", [Record(T + 500_000, "fine", "fine", "a")]), 0.0)
     assert [r.line for r in core.pop_ready(0.0)] == ["a"]
-    core.push(1, Chunk("coarse", [Record(T, "coarse", "coarse", "b")]), 0.1)
-    core.push(1, Chunk("coarse-2", [Record(T - S, "coarse", "coarse-2", "c")]), 0.1)
+    core.push("coarse", Chunk("coarse", [Record(T, "coarse", "coarse", "b")]), 0.1)
+    core.push("coarse", Chunk("coarse-2", [Record(T - S, "coarse", "coarse-2", "c")]), 0.1)
     out = core.pop_ready(0.1)
     if policy == "emit":
         assert [(r.line, r.late) for r in out] == [("c", True), ("b", False)]  # by time
     else:
         assert [(r.line, r.late) for r in out] == [("b", False)]
-    assert core.stats.late == {1: 1}
+    assert core.stats.late == {"coarse": 1}
 
 
 async def test_an_access_log_beside_a_millisecond_log(

@@ -39,7 +39,7 @@ async def test_a_lane_running_ahead_stops_reading() -> None:
     budget instead of filling memory; once the slow lane ends, everything flows, in order."""
     fast_in, slow_in = Channel[SourceItem](4), Channel[SourceItem](4)
     sink: Channel[Batch] = Channel(4)
-    core = OrderingCore(2, window=0.25, idle_timeout=1.0)
+    core = OrderingCore(window=0.25, idle_timeout=1.0)
     merge = Merge([("fast", fast_in), ("slow", slow_in)], [Output("out", sink)], core)
     out: list[Record] = []
     await fast_in.put(Announce(["fast"], live=False))

@@ -17,29 +17,37 @@ def lines(batch: list[Record]) -> list[str]:
     return [record.line for record in batch]
 
 
+def make_core(sources: int, **settings: object) -> OrderingCore:
+    """A core merging the sources "0", "1", … in that order."""
+    core = OrderingCore(**settings)  # type: ignore[arg-type]
+    for index in range(sources):
+        core.add_source(str(index))
+    return core
+
+
 def exact_core(sources: int) -> OrderingCore:
-    return OrderingCore(sources, window=0.25, idle_timeout=1.0)
+    return make_core(sources, window=0.25, idle_timeout=1.0)
 
 
 def live_core(window: float = 0.25) -> OrderingCore:
     """A core whose two sources have each announced one live lane, "a" and "b", at 0.0."""
-    core = OrderingCore(2, window=window, idle_timeout=1.0)
-    core.announce(0, Announce(["a"], live=True), 0.0)
-    core.announce(1, Announce(["b"], live=True), 0.0)
+    core = make_core(2, window=window, idle_timeout=1.0)
+    core.announce("0", Announce(["a"], live=True), 0.0)
+    core.announce("1", Announce(["b"], live=True), 0.0)
     return core
 
 
 def test_catch_up_is_an_exact_stable_merge() -> None:
     """Existing data merges by ts; ties go to the source first in the config."""
     core = exact_core(2)
-    core.announce(0, Announce(["a"], live=False), 0.0)
-    core.announce(1, Announce(["b"], live=False), 0.0)
-    core.push(0, Chunk("a", recs("a", 1, 3, 5), live=False), 0.0)
+    core.announce("0", Announce(["a"], live=False), 0.0)
+    core.announce("1", Announce(["b"], live=False), 0.0)
+    core.push("0", Chunk("a", recs("a", 1, 3, 5), live=False), 0.0)
     assert core.pop_ready(0.0) == []  # b may still hold something older
-    core.push(1, Chunk("b", recs("b", 1, 2, 6), live=False, final=True), 0.0)
+    core.push("1", Chunk("b", recs("b", 1, 2, 6), live=False, final=True), 0.0)
     out = core.pop_ready(0.0)
     assert lines(out) == ["a0", "b0", "b1", "a1", "a2"]  # a's 5 < b's 6; then a may send more
-    core.push(0, Chunk("a", [], live=False, final=True), 99.0)
+    core.push("0", Chunk("a", [], live=False, final=True), 99.0)
     assert lines(core.pop_ready(99.0)) == ["b2"]
     assert core.held == 0 and not any(r.late for r in out)
 
@@ -47,24 +55,24 @@ def test_catch_up_is_an_exact_stable_merge() -> None:
 def test_nothing_leaves_before_every_source_announced() -> None:
     """A source that has not said what it reads holds the merge."""
     core = exact_core(2)
-    core.push(0, Chunk("a", recs("a", 1)), 0.0)
+    core.push("0", Chunk("a", recs("a", 1)), 0.0)
     assert core.pop_ready(10.0) == []
-    core.announce(1, Announce([], live=True), 10.0)
+    core.announce("1", Announce([], live=True), 10.0)
     assert lines(core.pop_ready(10.0)) == ["a0"]
 
 
 def test_a_record_older_than_its_predecessor_keeps_its_place() -> None:
     """A lane never reorders; the merge uses the lane's running maximum."""
     core = exact_core(2)
-    core.push(0, Chunk("a", recs("a", 10, 2), live=False, final=True), 0.0)
-    core.push(1, Chunk("b", recs("b", 5, 11), live=False, final=True), 0.0)
+    core.push("0", Chunk("a", recs("a", 10, 2), live=False, final=True), 0.0)
+    core.push("1", Chunk("b", recs("b", 5, 11), live=False, final=True), 0.0)
     assert lines(core.pop_ready(0.0)) == ["b0", "a0", "a1", "b1"]
 
 
 def test_live_records_wait_at_most_the_window() -> None:
     """A live record waits for an active quiet lane, but only for the window."""
     core = live_core()
-    core.push(0, Chunk("a", recs("a", 100)), 0.1)
+    core.push("0", Chunk("a", recs("a", 100)), 0.1)
     assert core.pop_ready(0.1) == []
     assert core.next_deadline(0.1) == 0.35
     assert lines(core.pop_ready(0.35)) == ["a0"]
@@ -74,7 +82,7 @@ def test_merge_delay_is_the_oldest_wait() -> None:
     """merge_delay (for /metrics) is how long the oldest held record has waited."""
     core = live_core()
     assert core.merge_delay(1.0) == 0.0
-    core.push(0, Chunk("a", recs("a", 100)), 0.1)
+    core.push("0", Chunk("a", recs("a", 100)), 0.1)
     assert core.pop_ready(0.1) == []
     assert core.merge_delay(0.3) == pytest.approx(0.2)
 
@@ -82,31 +90,31 @@ def test_merge_delay_is_the_oldest_wait() -> None:
 def test_an_idle_lane_does_not_hold_the_merge() -> None:
     """A live lane silent for idle_timeout is not waited for."""
     core = live_core(window=5.0)
-    core.push(0, Chunk("a", recs("a", 100)), 1.5)
+    core.push("0", Chunk("a", recs("a", 100)), 1.5)
     assert lines(core.pop_ready(1.5)) == ["a0"]
 
 
 def test_late_records_are_flagged_or_dropped() -> None:
     """A live record older than what was sent is late: flagged and counted, or dropped."""
     for policy in ("emit", "drop"):
-        core = OrderingCore(2, window=0.0, idle_timeout=1.0, late_policy=policy)
-        core.announce(0, Announce([], live=True), 0.0)
-        core.announce(1, Announce([], live=True), 0.0)
-        core.push(0, Chunk("a", recs("a", 100)), 0.0)
+        core = make_core(2, window=0.0, idle_timeout=1.0, late_policy=policy)
+        core.announce("0", Announce([], live=True), 0.0)
+        core.announce("1", Announce([], live=True), 0.0)
+        core.push("0", Chunk("a", recs("a", 100)), 0.0)
         assert lines(core.pop_ready(0.0)) == ["a0"]
-        core.push(1, Chunk("b", recs("b", 50, 150)), 0.0)
+        core.push("1", Chunk("b", recs("b", 50, 150)), 0.0)
         out = core.pop_ready(0.0)
-        assert core.stats.late == {1: 1}
+        assert core.stats.late == {"1": 1}
         if policy == "emit":
             assert [(r.line, r.late) for r in out] == [("b0", True), ("b1", False)]
         else:
-            assert lines(out) == ["b1"] and core.stats.dropped_late == {1: 1}
+            assert lines(out) == ["b1"] and core.stats.dropped_late == {"1": 1}
 
 
 def test_zero_window_is_arrival_order() -> None:
     """order_window = 0s sends live records as they come."""
     core = live_core(window=0.0)
-    core.push(0, Chunk("a", recs("a", 100)), 0.0)
+    core.push("0", Chunk("a", recs("a", 100)), 0.0)
     assert lines(core.pop_ready(0.0)) == ["a0"]
 
 
@@ -135,7 +143,7 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
     core = exact_core(len(lanes))
     records = [recs(str(index), *stamps) for index, stamps in enumerate(lanes)]
     for index in range(len(lanes)):
-        core.announce(index, Announce([str(index)], live=False), 0.0)
+        core.announce(str(index), Announce([str(index)], live=False), 0.0)
     cursors = [0] * len(lanes)
     out: list[Record] = []
     now = 0.0
@@ -143,11 +151,13 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
         index = lane % len(lanes)
         chunk = records[index][cursors[index] : cursors[index] + size]
         cursors[index] += len(chunk)
-        core.push(index, Chunk(str(index), chunk, live=False), now)
+        core.push(str(index), Chunk(str(index), chunk, live=False), now)
         now += 1.0  # far past the window: existing data must wait all the same
         out += core.pop_ready(now)
     for index, batch in enumerate(records):
-        core.push(index, Chunk(str(index), batch[cursors[index] :], live=False, final=True), now)
+        core.push(
+            str(index), Chunk(str(index), batch[cursors[index] :], live=False, final=True), now
+        )
         now += 1.0
         out += core.pop_ready(now)
     assert core.held == 0
@@ -179,9 +189,9 @@ def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], windo
     """Live data: nothing lost, lanes keep their order, output ordered except records flagged
     late, and no record held longer than the window (clock injected). The times are odd
     microseconds, exact to the microsecond (coarse ones: test_coarse_times.py)."""
-    core = OrderingCore(3, window=window, idle_timeout=0.5)
+    core = make_core(3, window=window, idle_timeout=0.5)
     for index in range(3):
-        core.announce(index, Announce([str(index)], live=True), 0.0)
+        core.announce(str(index), Announce([str(index)], live=True), 0.0)
     now = 0.0
     read_at: dict[int, float] = {}
     sent: list[tuple[Record, float]] = []
@@ -205,11 +215,11 @@ def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], windo
         pushed += batch
         for record in batch:
             read_at[id(record)] = now
-        core.push(lane, Chunk(str(lane), batch), now)
+        core.push(str(lane), Chunk(str(lane), batch), now)
         sent.extend((record, now) for record in core.pop_ready(now))
     advance_to(now + 10.0)
     for index in range(3):
-        core.end_source(index)
+        core.end_source(str(index))
     sent.extend((record, now) for record in core.pop_ready(now))
 
     assert sorted(id(r) for r, _ in sent) == sorted(map(id, pushed))
@@ -227,26 +237,26 @@ def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], windo
 
 def test_idle_live_lanes_are_forgotten() -> None:
     """Peers that come and go (UDP senders) do not grow the core's table of lanes."""
-    core = OrderingCore(1, window=0.0, idle_timeout=1.0)
-    core.announce(0, Announce([], live=True), 0.0)
+    core = make_core(1, window=0.0, idle_timeout=1.0)
+    core.announce("0", Announce([], live=True), 0.0)
     for peer in range(100):
-        core.push(0, Chunk(f"peer-{peer}", recs("a", peer)), 0.0)
+        core.push("0", Chunk(f"peer-{peer}", recs("a", peer)), 0.0)
         assert len(core.pop_ready(0.0)) == 1
     assert len(core._lanes) == 100
-    core.push(0, Chunk("peer-new", recs("a", 500)), 5.0)
+    core.push("0", Chunk("peer-new", recs("a", 500)), 5.0)
     assert lines(core.pop_ready(5.0)) == ["a0"]
-    assert list(core._lanes) == [(0, "peer-new")]
+    assert list(core._lanes) == [("0", "peer-new")]
 
 
 def test_a_watermark_lets_records_below_it_go() -> None:
     """A remote lane's watermark: its sender has sent everything up to it, so an empty lane
     holds back only what is above it; a watermark alone is not a sign of life."""
-    core = OrderingCore(1, window=0.25, idle_timeout=1.0)
-    core.announce(0, Announce(["n1.app", "n1.db"], live=True), 0.0)
-    core.push(0, Chunk("n1.app", recs("app", 10, 20, 30)), 0.0)
+    core = make_core(1, window=0.25, idle_timeout=1.0)
+    core.announce("0", Announce(["n1.app", "n1.db"], live=True), 0.0)
+    core.push("0", Chunk("n1.app", recs("app", 10, 20, 30)), 0.0)
     assert core.pop_ready(0.01) == []  # n1.db, quiet and unbounded, may still send older
-    core.push(0, Chunk("n1.db", [], watermark=20), 0.02)
+    core.push("0", Chunk("n1.db", [], watermark=20), 0.02)
     assert lines(core.pop_ready(0.02)) == ["app0", "app1"]  # up to the watermark, not past it
     assert lines(core.pop_ready(0.3)) == ["app2"]  # the rest after the window, as before
-    core.push(0, Chunk("n1.app", recs("app", 40)), 1.5)
+    core.push("0", Chunk("n1.app", recs("app", 40)), 1.5)
     assert lines(core.pop_ready(1.5)) == ["app0"]  # n1.db idle since 0.0: it holds nobody back

@@ -1,1 +1,1 @@
-"""What the tests share beside conftest: faults to cause, a nats-server to start, a WebSocket client."""
+"""What the tests share beside conftest: faults to cause, a nats-server, a WebSocket client."""
