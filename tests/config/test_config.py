@@ -1,5 +1,7 @@
 """Config loading: typed values, every error at once with its key path (SPEC §3)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from aggregator.config import (
     load_config,
     parse_config,
 )
+from tests.conftest import DEADLINE
 
 MINIMAL = {
     "sources": {"app": {"type": "file", "paths": ["/tmp/*.log"]}},
@@ -161,3 +164,40 @@ def test_remote_parts_are_checked() -> None:
         "c.toml: sinks.bus.max_records: expected a number above 0, got 0",
         'c.toml: sinks.fwd.address: expected "HOST:PORT", got "collector"',
     ]
+
+
+@pytest.mark.parametrize(
+    "mode", ["0666", "0662", "0602", 0o666, "666"], ids=["0666", "0662", "0602", "0o666", "666"]
+)
+def test_a_unix_socket_others_may_write_is_refused(tmp_path: Path, mode: str | int) -> None:
+    """A unix source whose mode lets others write (world-writable) is refused at config time,
+    with the file and the key; a mode only the group may write is taken."""
+    unix = {"type": "unix", "path": str(tmp_path / "in.sock")}
+    shown = f"{mode:04o}" if isinstance(mode, int) else mode.zfill(4)
+    assert errors_of({**MINIMAL, "sources": {"sock": {**unix, "mode": mode}}}) == [
+        f'c.toml: sources.sock.mode: expected a mode that others cannot write, got "{shown}"'
+    ]
+    for kept in ("0660", "0620", 0o600):
+        config = parse_config(
+            {**MINIMAL, "sources": {"sock": {**unix, "mode": kept}}}, "c.toml", {}
+        )
+        assert config.sources["sock"].mode == (int(kept, 8) if isinstance(kept, str) else kept)
+
+
+def test_check_refuses_a_world_writable_unix_socket(tmp_path: Path) -> None:
+    """``aggregator check`` names the file and key of a unix source's mode "0666", exit 2."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[sources.sock]\ntype = "unix"\npath = "{tmp_path / "in.sock"}"\nmode = "0666"\n'
+        '[sinks.out]\ntype = "stdout"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check", "-c", str(config)],
+        capture_output=True,
+        timeout=DEADLINE,
+    )
+    assert result.returncode == 2
+    assert (
+        f'{config}: sources.sock.mode: expected a mode that others cannot write, got "0666"'
+        in result.stderr.decode()
+    )

@@ -110,6 +110,30 @@ async def test_sigterm_then_restart_every_line_once(
     assert second.out == ["half and half", "three", "four"]
 
 
+async def test_restart_with_the_file_at_its_saved_size_reads_nothing_again(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Stopped with SIGTERM and started again with nothing written in between (the file
+    exactly at its saved offset): nothing is read again, nothing repeated."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    append(log, "one\ntwo\n")
+    await first.wait_for_out("two")
+    assert await first.stop(signal.SIGTERM) == 0
+    assert saved_offset(tmp_path) == log.stat().st_size
+    # Read through and end (follow = false), from the checkpoint: an end of its own, so no
+    # guess at when a follower would have read what it was going to read.
+    config = write_config(tmp_path, start_at="beginning")
+    config.write_text(config.read_text().replace('codec = "raw"', 'codec = "raw"\nfollow = false'))
+    second = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(second)
+    assert await second.exit_code() == 0, second.err
+    assert first.out == ["one", "two"]
+    assert second.out == []
+    assert saved_offset(tmp_path) == log.stat().st_size
+
+
 async def test_sigkill_then_restart_loses_nothing(tmp_path: Path, cli_processes: list[Cli]) -> None:
     """After SIGKILL nothing is lost: a restart resumes from the last checkpoint."""
     log = tmp_path / "app.log"

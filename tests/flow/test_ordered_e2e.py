@@ -1,16 +1,19 @@
 """The merged stream through the CLI: exact event-time order for existing data (SPEC §5)."""
 
+import asyncio
 import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from aggregator.record.formats import rfc3339_micros
-from tests.conftest import DEADLINE
+from tests.conftest import DEADLINE, Cli, start_cli
+from tests.helpers.web import http_get
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
 T0 = 1_795_600_800_000_000
@@ -104,3 +107,61 @@ def test_multiline_records_from_config(tmp_path: Path) -> None:
         "2026-11-25T10:00:00Z ERROR failed\n  File a.py, line 1\n  File b.py, line 2",
         "2026-11-25T10:00:01Z INFO recovered",
     ]
+
+
+async def test_a_tie_goes_to_the_source_first_in_the_config_when_the_later_one_sends_first(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Records of equal ts from two sources leave in config order, even when the later source
+    (b) was reading first and its record was read first (SPEC §5): a's file appears only after
+    b's record is held in the merge (by c, a quiet live source), and is read from its start."""
+    a_log, b_log, c_log = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "c.log"
+    now = int(time.time()) * 1_000_000
+    tie, after = now - 30_000_000, now - 29_000_000
+    b_log.write_text(line_for("text", tie, "from b") + "\n")
+    c_log.write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        # c, live and quiet, holds the merge back until it sends (it never idles out here).
+        f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\nidle_timeout = "60s"\n'
+        f'[sources.a]\ntype = "file"\npaths = ["{a_log}"]\n'  # not there yet: looked for every 1 s
+        f'[sources.b]\ntype = "file"\npaths = ["{b_log}"]\nstart_at = "beginning"\n'
+        f'[sources.c]\ntype = "file"\npaths = ["{c_log}"]\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+        '[sinks.web]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'  # for /metrics
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    host, port = await cli.serving()
+    url = f"http://{host}:{port}"
+
+    async def read_by(source: str, count: int) -> None:
+        """Until ``source`` has handed ``count`` records to the merge."""
+        sample = f'aggregator_records_in_total{{source="{source}"}} {count}'
+        metrics = ""
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while sample not in metrics:
+                    metrics = (await asyncio.to_thread(http_get, f"{url}/metrics"))[2]
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(f"no {sample!r} in {metrics}\n{cli.err}") from None
+
+    await read_by("b", 1)  # b's record waits in the merge, for c
+    a_log.write_text(
+        line_for("text", tie, "from a") + "\n" + line_for("text", after, "a after") + "\n"
+    )
+    await read_by("a", 2)
+    assert cli.out == []
+    with c_log.open("a") as file:
+        file.write(line_for("text", after, "c after") + "\n")
+    await cli.wait_for(lambda: len(cli.out) >= 2, "the tied records")
+    assert await cli.stop() == 0
+    records = [orjson.loads(line) for line in cli.out]
+    assert [(r["source"], r["line"].split(" ", 2)[2]) for r in records] == [
+        ("a", "from a"),
+        ("b", "from b"),
+        ("a", "a after"),
+        ("c", "c after"),
+    ]
+    assert records[0]["ts"] == records[1]["ts"] and not any(r.get("late") for r in records)

@@ -52,6 +52,20 @@ def test_catch_up_is_an_exact_stable_merge() -> None:
     assert core.held == 0 and not any(r.late for r in out)
 
 
+@pytest.mark.parametrize("live", [False, True], ids=["catch-up", "live"])
+def test_ties_go_by_config_order_when_the_later_source_comes_first(live: bool) -> None:
+    """On equal ts the source first in the config leaves first, even when the later source
+    announced its lane, and sent its record, before the earlier one did (SPEC §5)."""
+    core = make_core(2, window=5.0, idle_timeout=1.0)
+    core.announce("1", Announce(["b"], live=live), 0.0)
+    core.push("1", Chunk("b", recs("b", 7), live=live), 0.0)
+    core.announce("0", Announce(["a"], live=live), 0.1)
+    core.push("0", Chunk("a", recs("a", 7), live=live), 0.2)
+    core.end_source("0")
+    core.end_source("1")
+    assert lines(core.pop_ready(0.3)) == ["a0", "b0"]
+
+
 def test_nothing_leaves_before_every_source_announced() -> None:
     """A source that has not said what it reads holds the merge."""
     core = exact_core(2)

@@ -1,5 +1,6 @@
 """Line splitting: newline only, CR stripped, partial lines held, long lines cut safely."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -55,6 +56,40 @@ def test_long_line_truncated_and_stream_goes_on() -> None:
     lines, _, truncated = split_all([b"x" * 50 + b"\nshort\n"], limit=10)
     assert lines == ["x" * 10, "short"]
     assert truncated == [0]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"x" * 8, "€€".encode() + b"xx"],  # 8 bytes: ASCII, and with multi-byte characters
+    ids=["ascii", "utf8"],
+)
+@pytest.mark.parametrize(
+    "how", ["one feed", "among other lines", "byte by byte", "at the end, no newline"]
+)
+def test_a_line_of_exactly_the_limit_is_whole_and_one_byte_more_is_truncated(
+    line: bytes, how: str
+) -> None:
+    """A line of exactly max_line_bytes is kept whole and not flagged; one byte more is cut
+    back to the limit and flagged, however the bytes arrive (SPEC §6)."""
+    limit = len(line)
+    for text, flagged in [(line, False), (line + b"y", True)]:
+        if how == "one feed":
+            chunks = [text + b"\n"]
+        elif how == "among other lines":
+            chunks = [b"a\n" + text + b"\nb\n"]
+        elif how == "byte by byte":
+            chunks = [bytes([byte]) for byte in text + b"\n"]
+        else:
+            chunks = [text]
+        lines, rest, truncated = split_all(chunks, limit)
+        got = [*lines, *rest]
+        expected = line.decode()
+        if how == "among other lines":
+            assert got == ["a", expected, "b"], (how, text)
+            assert truncated == ([1] if flagged else []), (how, text)
+        else:
+            assert got == [expected], (how, text)
+            assert truncated == ([0] if flagged else []), (how, text)
 
 
 def test_long_partial_line_bounded_while_waiting() -> None:
