@@ -14,9 +14,8 @@ import aiofiles.os
 
 from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
-from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.record.record import Batch
-from aggregator.sinks import Sink, SinkContext
+from aggregator.sinks import SinkContext
+from aggregator.sinks.delivery import DeliveringSink
 from aggregator.sinks.encoded import FilteredEncoder, needs_of
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import Trouble, reason_of
@@ -40,7 +39,7 @@ def rotation_cut(data: bytes, room: int) -> int:
     return data.rfind(b"\n", 0, room) + 1
 
 
-class FileSink(Sink):
+class FileSink(DeliveringSink):
     """Appends the stream to ``path``; rotates to ``path.1`` … ``path.N`` past ``max_bytes``.
 
     Faults: a write that fails (disk full, I/O error) is cut back to the last whole line
@@ -54,13 +53,10 @@ class FileSink(Sink):
         self.name = name
         self.config = config
         self.path = config.path
-        self.records_out = 0
         self.rotations = 0
-        self.delivered_seq = 0  # the last seq written and flushed (checkpoints wait for it)
-        self.gone = False
         self.needs = needs_of(config.format, config.filter)
         self.write_errors = 0
-        self._encode = FilteredEncoder(
+        self.encode = FilteredEncoder(
             config.filter, config.format, context.source_names, origin_bases=context.origin_bases
         )
         self._fd: int | None = None
@@ -93,26 +89,18 @@ class FileSink(Sink):
     def counters(self) -> Counters:
         return {"rotations": self.rotations, "write_errors": self.write_errors}
 
-    async def run(self, inp: Channel[Batch]) -> None:
-        try:
-            while True:
-                try:
-                    batch = await self._next_batch(inp)
-                except EndOfStream:
-                    return
-                if batch is None:  # quiet for the fsync interval
-                    await self._retrying(self._fsync)
-                    continue
-                encoded = self._encode(batch)
-                if encoded is None:
-                    self.delivered_seq = batch[-1].seq
-                    continue
-                pending = [encoded[0]]  # what of the batch is not written yet
-                await self._retrying(functools.partial(self._write, pending))
-                self.records_out += encoded[1]
-                self.delivered_seq = batch[-1].seq
-        finally:
-            await self._close_file()
+    async def write(self, data: bytes) -> None:
+        pending = [data]  # what of the batch is not written yet
+        await self._retrying(functools.partial(self._write, pending))
+
+    def quiet_for(self) -> float | None:
+        """Unsynced data is synced once it has waited the fsync interval."""
+        if not (self._unsynced and self.config.fsync == "interval"):
+            return None
+        return max(0.0, self._synced_at + FSYNC_INTERVAL - time.monotonic())
+
+    async def when_quiet(self) -> None:
+        await self._retrying(self._fsync)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Run ``attempt`` until it succeeds, backing off while it fails with an OSError."""
@@ -129,17 +117,6 @@ class FileSink(Sink):
                 continue
             self._trouble.succeeded()
             return
-
-    async def _next_batch(self, inp: Channel[Batch]) -> Batch | None:
-        """The next batch; None when unsynced data has waited the fsync interval."""
-        if not (self._unsynced and self.config.fsync == "interval"):
-            return await inp.get()
-        wait = max(0.0, self._synced_at + FSYNC_INTERVAL - time.monotonic())
-        try:
-            async with asyncio.timeout(wait):
-                return await inp.get()
-        except TimeoutError:
-            return None
 
     async def _write(self, pending: list[bytes]) -> None:
         """Write ``pending[0]`` (whole lines), taking off each part once it is written: a

@@ -8,7 +8,6 @@ answers; what to do with them (retry and hold the pipeline, or drop and count) i
 
 import email.utils
 import gzip
-import random
 import ssl
 import time
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from aggregator.backoff import Backoff as Backoff  # the POSTing sinks retry with it
 
 RETRYABLE = frozenset({429, 502, 503, 504})
 """Statuses that say "later": the receiver is busy or a proxy cannot reach it."""
@@ -63,26 +64,6 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
-
-
-class Backoff:
-    """Delays between attempts: doubling from ``first`` to ``last``, with jitter so that many
-    senders do not retry in step; ``reset`` after a success."""
-
-    def __init__(self, first: float = 0.5, last: float = 30.0) -> None:
-        self.first = first
-        self.last = last
-        self._next = first
-
-    def next(self, asked: float | None = None) -> float:
-        """The delay before the next attempt; ``asked`` (a receiver's Retry-After) wins
-        when longer."""
-        delay = self._next * random.uniform(0.8, 1.2)
-        self._next = min(self._next * 2, self.last)
-        return max(delay, asked or 0.0)
-
-    def reset(self) -> None:
-        self._next = self.first
 
 
 def tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext:

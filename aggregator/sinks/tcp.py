@@ -11,15 +11,15 @@ cleanly (a restart of Vector, Fluent Bit or ``nc``) reads what came before its c
 import asyncio
 import contextlib
 import logging
-import random
 
+from aggregator.backoff import Backoff
 from aggregator.config import TcpSinkConfig
 from aggregator.config.addresses import split_host_port
-from aggregator.flow.channel import Channel, EndOfStream
-from aggregator.record.record import Batch
-from aggregator.sinks import Sink, SinkContext
+from aggregator.sinks import SinkContext
+from aggregator.sinks.delivery import DeliveringSink
 from aggregator.sinks.encoded import FilteredEncoder, needs_of
 from aggregator.telemetry.metrics import Counters
+from aggregator.trouble import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,15 @@ class _Peer:
             await self.writer.wait_closed()
 
 
-class TcpSink(Sink):
+class TcpSink(DeliveringSink):
     """Sends the stream to ``address``; reconnects with backoff and resends what waited."""
 
     def __init__(self, name: str, config: TcpSinkConfig, context: SinkContext) -> None:
         self.name = name
         self.config = config
         self.host, self.port = split_host_port(config.address)
-        self.records_out = 0
-        self.delivered_seq = 0  # the last seq handed to the kernel for the peer
-        self.gone = False
         self.needs = needs_of(config.format, config.filter)
-        self._encode = FilteredEncoder(config.filter, config.format, context.source_names)
+        self.encode = FilteredEncoder(config.filter, config.format, context.source_names)
         self._peer: _Peer | None = None
         self.connects = 0
         self.reconnects = 0
@@ -100,24 +97,9 @@ class TcpSink(Sink):
             "reconnects": self.reconnects,
         }
 
-    async def run(self, inp: Channel[Batch]) -> None:
-        try:
-            while True:
-                try:
-                    batch = await inp.get()
-                except EndOfStream:
-                    return
-                encoded = self._encode(batch)
-                if encoded is not None:
-                    await self._send(encoded[0])
-                    self.records_out += encoded[1]
-                self.delivered_seq = batch[-1].seq
-        finally:
-            await self.close()
-
-    async def _send(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         """Write ``data`` to a live connection, connecting (again) until one takes it."""
-        delay = FIRST_RETRY
+        backoff = Backoff(FIRST_RETRY, LAST_RETRY)
         while True:
             peer = self._peer
             if peer is not None and peer.closed:
@@ -129,11 +111,11 @@ class TcpSink(Sink):
                 await peer.write(data)
                 return
             except OSError as error:
+                delay = backoff.next()
                 log.warning("sinks.%s: %s: %s; retrying in %.1fs", self.name,
-                            self.config.address, error.strerror or error, delay)  # fmt: skip
+                            self.config.address, reason_of(error), delay)  # fmt: skip
                 await self.close()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, LAST_RETRY)
+                await asyncio.sleep(delay)
 
     async def _connect(self) -> _Peer:
         reader, writer = await asyncio.open_connection(self.host, self.port)
