@@ -33,8 +33,9 @@ class DeliveringSink(Sink):
         try:
             await self.start(inp)
             while True:
+                wait = self.quiet_for()
                 try:
-                    batch = await self._next_batch(inp)
+                    batch = await (inp.get() if wait is None else self._next_batch(inp, wait))
                 except EndOfStream:
                     return
                 if batch is None:
@@ -50,11 +51,8 @@ class DeliveringSink(Sink):
         finally:
             await self.finish()
 
-    async def _next_batch(self, inp: Channel[Batch]) -> Batch | None:
-        """The next batch; None once the stream has been quiet for ``quiet_for()``."""
-        wait = self.quiet_for()
-        if wait is None:
-            return await inp.get()
+    async def _next_batch(self, inp: Channel[Batch], wait: float) -> Batch | None:
+        """The next batch; None once the stream has been quiet for ``wait`` seconds."""
         try:
             async with asyncio.timeout(wait):
                 return await inp.get()
