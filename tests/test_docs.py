@@ -58,3 +58,14 @@ def test_the_docs_name_every_command_and_option() -> None:
             for flag in option.option_strings:
                 if flag not in ("-h", "--help"):
                     assert f"`{flag}" in doc, (command, flag)
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """README.md fits on a screen or two, gives SPEC §1's two commands as they are, and links
+    every page of docs/ (the reference lives there, not in the README)."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 8 * 1024
+    assert "    python3 -m pip install . && aggregator run -c config.example.toml\n" in readme
+    assert "    python3 -m pip install -e '.[test]' && python3 -m pytest\n" in readme
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in readme, page.name

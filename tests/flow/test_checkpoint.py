@@ -63,20 +63,36 @@ async def test_positions_commit_only_once_delivered(tmp_path: Path) -> None:
 # --- restarts, end to end ---------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, start_at: str = "end") -> Path:
+def write_config(tmp_path: Path, start_at: str = "end", follow: bool = True) -> Path:
     config = tmp_path / "c.toml"
     config.write_text(
         f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\ncheckpoint_interval = "100ms"\n'
         f'[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "{start_at}"\n'
-        'codec = "raw"\n[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+        f'codec = "raw"\nfollow = {str(follow).lower()}\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
     )
     return config
 
 
-async def run(tmp_path: Path, cli_processes: list[Cli], start_at: str = "end") -> Cli:
-    cli = await start_cli("run", "-c", str(write_config(tmp_path, start_at)), cwd=tmp_path)
+async def run(
+    tmp_path: Path, cli_processes: list[Cli], start_at: str = "end", follow: bool = True
+) -> Cli:
+    config = write_config(tmp_path, start_at, follow)
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
     cli_processes.append(cli)
     return cli
+
+
+async def run_and_stop(tmp_path: Path, cli_processes: list[Cli], text: str, last: str) -> Cli:
+    """A first run from the start of an empty app.log: ``text`` appended, read up to the
+    line ``last``, then SIGTERM (exit 0)."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = await run(tmp_path, cli_processes, start_at="beginning")
+    append(log, text)
+    await first.wait_for_out(last)
+    assert await first.stop(signal.SIGTERM) == 0
+    return first
 
 
 def append(path: Path, text: str) -> None:
@@ -95,11 +111,7 @@ async def test_sigterm_then_restart_every_line_once(
     """Stop with SIGTERM, write while stopped (finishing a partial line too), restart: every
     line exactly once, the partial one as one record."""
     log = tmp_path / "app.log"
-    log.write_text("")
-    first = await run(tmp_path, cli_processes, start_at="beginning")
-    append(log, "one\ntwo\nhal")
-    await first.wait_for_out("two")
-    assert await first.stop(signal.SIGTERM) == 0
+    first = await run_and_stop(tmp_path, cli_processes, "one\ntwo\nhal", "two")
     append(log, "f and half\nthree\n")
     second = await run(tmp_path, cli_processes)
     await second.wait_for_out("three")
@@ -116,18 +128,11 @@ async def test_restart_with_the_file_at_its_saved_size_reads_nothing_again(
     """Stopped with SIGTERM and started again with nothing written in between (the file
     exactly at its saved offset): nothing is read again, nothing repeated."""
     log = tmp_path / "app.log"
-    log.write_text("")
-    first = await run(tmp_path, cli_processes, start_at="beginning")
-    append(log, "one\ntwo\n")
-    await first.wait_for_out("two")
-    assert await first.stop(signal.SIGTERM) == 0
+    first = await run_and_stop(tmp_path, cli_processes, "one\ntwo\n", "two")
     assert saved_offset(tmp_path) == log.stat().st_size
     # Read through and end (follow = false), from the checkpoint: an end of its own, so no
     # guess at when a follower would have read what it was going to read.
-    config = write_config(tmp_path, start_at="beginning")
-    config.write_text(config.read_text().replace('codec = "raw"', 'codec = "raw"\nfollow = false'))
-    second = await start_cli("run", "-c", str(config), cwd=tmp_path)
-    cli_processes.append(second)
+    second = await run(tmp_path, cli_processes, start_at="beginning", follow=False)
     assert await second.exit_code() == 0, second.err
     assert first.out == ["one", "two"]
     assert second.out == []

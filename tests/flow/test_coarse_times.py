@@ -1,5 +1,5 @@
 """A time is only as exact as its precision: a record stamped to the second is neither late nor
-out of place beside millisecond records of the same second (README, "Coarse timestamps")."""
+out of place beside millisecond records of the same second (docs/guarantees.md, "Coarse times")."""
 
 import asyncio
 from pathlib import Path

@@ -8,7 +8,7 @@ What a reader can never deliver is what was destroyed before it read it, so the 
 steps first wait until everything written has arrived; a rotation writes a marker into the
 new file and waits for it, and so does every start, so that the reader follows the file before
 the next step. (A file rotated away before the reader ever opened it, as while stopped, is
-the known gap noted in README.md.)
+the known gap noted in docs/guarantees.md, *Faults*.)
 """
 
 import asyncio
