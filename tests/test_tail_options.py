@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import DEADLINE, Cli, start_cli
+from tests.conftest import DEADLINE, Cli, follow_synced, start_cli
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
 
@@ -273,3 +273,21 @@ async def test_head_ends_a_quiet_connect_at_once(tmp_path: Path, cli_processes: 
         proc.stdout.close()
         assert await asyncio.to_thread(proc.wait, DEADLINE) == 0
     assert await server.stop() == 0
+
+
+async def test_an_output_device_is_written_but_never_synced(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """-o /dev/null: a device cannot be fsynced (EINVAL); the file sink must not take that for
+    a failed write and hold the pipeline, so a quiet stream still stops at once on SIGTERM."""
+    log = tmp_path / "a.log"
+    log.write_text("")
+    cli = await start_cli("tail", "-n", "0", "-o", os.devnull, str(log), cwd=tmp_path)
+    cli_processes.append(cli)
+    await follow_synced(cli, log, "written")
+    # The stream stays quiet past the sink's fsync interval: no complaint may come.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1.5):
+            await cli.wait_for(lambda: any(os.devnull in line for line in cli.err), "a complaint")
+    assert await cli.stop() == 0, cli.err
+    assert not any(os.devnull in line for line in cli.err), cli.err

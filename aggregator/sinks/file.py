@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from stat import S_ISREG
 
 import aiofiles.os
 
@@ -60,6 +61,7 @@ class FileSink(DeliveringSink):
             config.filter, config.format, context.source_names, origin_bases=context.origin_bases
         )
         self._fd: int | None = None
+        self._syncable = True  # a regular file (not a device or a pipe: nothing to sync)
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._size = 0  # bytes in the file, every one of them in a whole line
         self._unsynced = False
@@ -184,7 +186,7 @@ class FileSink(DeliveringSink):
         await asyncio.to_thread(self._open_file)
 
     async def _fsync(self) -> None:
-        if self._fd is not None and self._unsynced:
+        if self._fd is not None and self._unsynced and self._syncable:
             await _fsync_in_thread(self._fd)
         self._unsynced = False
         self._synced_at = time.monotonic()
@@ -195,6 +197,8 @@ class FileSink(DeliveringSink):
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         stat = os.fstat(fd)
         self._fd, self._identity, self._size = fd, (stat.st_dev, stat.st_ino), stat.st_size
+        # A device or a pipe (`-o /dev/null`) cannot be synced: fsync fails with EINVAL there.
+        self._syncable = S_ISREG(stat.st_mode)
 
     async def _close_file(self, quiet: bool = False) -> None:
         """Close the file, fsynced unless ``fsync = "never"``; ``quiet``: after an error, an
@@ -204,7 +208,7 @@ class FileSink(DeliveringSink):
             return
         self._fd = None
         try:
-            if self.config.fsync != "never" and self._unsynced:
+            if self.config.fsync != "never" and self._unsynced and self._syncable:
                 await _fsync_in_thread(fd)
                 self._unsynced = False
         except OSError as error:
