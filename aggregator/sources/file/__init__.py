@@ -2,17 +2,18 @@
 
 The parts, each with one job: ``discovery`` says which paths match now; ``identity`` knows a
 file whatever its name; a ``FileTailer`` (tailer.py) reads one open file from a position;
-``resume`` finds where an earlier run stopped; ``Watcher`` (watch.py) wakes tailers when files
+``resume`` finds where an earlier run stopped; ``readers`` sees that each file is read by one
+reader at a time, whatever names it has; ``Watcher`` (watch.py) wakes tailers when files
 change; ``held_back`` keeps track of files rotated away while their reader waits on slow
 sinks; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
-each through rotation.
+each through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
 
 Rotation: when the path names another file (rename and create, delete and recreate, a symlink
 flipped), the old file is read on in a task of its own until it has been quiet for
 ``rotate_wait``, since its writer may not have reopened yet; the new one is read from its start.
 A file truncated in place (copytruncate) is read again from 0, past the NUL bytes a writer
-without O_APPEND leaves where the old content was. A file deleted and not recreated is closed
-after ``rotate_wait``.
+without O_APPEND leaves where the old content was, and its copy from where the reader was. A
+file deleted and not recreated is closed after ``rotate_wait``.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from aggregator.config import FileSourceConfig
 from aggregator.errors import InputMissing
@@ -30,13 +31,20 @@ from aggregator.parse.decode import Decoding
 from aggregator.record.filters import NamePathMatcher
 from aggregator.record.record import Batch
 from aggregator.sources import SourceContext
-from aggregator.sources.file.discovery import discover, fixed_prefix, missing_paths
+from aggregator.sources.file.discovery import (
+    discover,
+    fixed_prefix,
+    missing_paths,
+    split_compressed,
+)
 from aggregator.sources.file.held_back import note_replacements, open_successors
-from aggregator.sources.file.identity import Position
-from aggregator.sources.file.resume import resumable, rotated_while_stopped
+from aggregator.sources.file.identity import Position, files_by_identity
+from aggregator.sources.file.readers import Readers, keep_copied
+from aggregator.sources.file.resume import find_copy, resumable, rotated_while_stopped
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
+from aggregator.telemetry.stalls import Progress, StallWatch
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Watcher
@@ -70,7 +78,9 @@ class FileSource:
         self.config = config
         self.follow = config.follow
         self.rotations = 0
-        self._open: set[FileTailer] = set()  # followed and rotated-away files, open now
+        self._readers = Readers()  # followed and rotated-away files, open now
+        self._compressed: set[str] = set()  # paths matched, not read (said once)
+        self._started = False  # discovery at start is over: what is found now is new
         self._exclude = NamePathMatcher(config.exclude)
         self.decoding = Decoding(name, config, context.needs, context.parse_pool)
         self._checkpoints = context.checkpoints
@@ -86,21 +96,23 @@ class FileSource:
         self.bytes_lost = 0
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
+        self._stalls = StallWatch(context.stall_after)
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
         unread: dict[str, int] = {}
-        for tailer in list(self._open):
+        for tailer in list(self._readers.open):
             if (size := tailer.size()) is not None:
                 behind = max(0, size - tailer.position)
                 unread[tailer.origin] = unread.get(tailer.origin, 0) + behind
         return {
-            "files_open": sum(not tailer.suspended for tailer in self._open),
+            "files_open": sum(not tailer.suspended for tailer in self._readers.open),
             "rotations": self.rotations,
             "lines_truncated": self.decoding.truncated_lines,
             "unread_bytes": unread,
             "files_lost": self.files_lost,
             "bytes_lost": self.bytes_lost,
+            "stalled": int(bool(self._stalls.stalled)),
         }
 
     async def open(self) -> None:
@@ -116,13 +128,17 @@ class FileSource:
         at_end = self.config.start_at == "end" and (
             self.follow or self.config.last_lines is not None
         )
-        found = discover(self.config.paths, self._exclude)
+        found = await self._discover()
         self._note_missing(found)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
-        if saved:
+        if saved and self._checkpoints is not None:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
+            for path in [path for path in rotated if path in found]:  # a copy the globs match
+                self._resume[path] = rotated.pop(path)
+            copies = [p for p in [*rotated.values(), *self._resume.values()] if p.key not in saved]
+            self._checkpoints.add([(0, position) for position in copies])  # see _keep_copied
         # Existing content read from the start (or from a checkpoint), and the last lines, are
         # catch-up data, merged exactly.
         await out.put(
@@ -140,6 +156,7 @@ class FileSource:
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
                 group.create_task(note_replacements(self._current), name=f"held-back:{self.name}")
+                group.create_task(self._watch_stalls(), name=f"stalls:{self.name}")
             for path, position in rotated.items():
                 group.create_task(
                     self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
@@ -156,11 +173,31 @@ class FileSource:
                         )
                 if not self.follow:
                     break
+                self._started = True
                 await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
-                found, at_end = discover(self.config.paths, self._exclude, self._tailed), False
+                found, at_end = await self._discover(), False
         if self._missing:
             raise InputMissing(f"{', '.join(self._missing.values())}: no such file")
+
+    async def _discover(self) -> list[Path]:
+        """The files to follow that are not followed yet; compressed ones are said once and
+        left out (and forgotten once gone, so that a text file of that name is read)."""
+        known = self._tailed | self._compressed  # a copy: tasks change these meanwhile
+        still, found = await asyncio.to_thread(self._discover_in_thread, known)
+        text, compressed = found
+        self._compressed &= still
+        for path, kind in compressed.items():
+            log.warning("%s: compressed (%s), not read as text; skipped", path, kind)
+            self._compressed.add(str(path))
+        return text
+
+    def _discover_in_thread(
+        self, known: set[str]
+    ) -> tuple[set[str], tuple[list[Path], dict[Path, str]]]:
+        still = {name for name in self._compressed if Path(name).is_file()}
+        found = discover(self.config.paths, self._exclude, known)
+        return still, split_compressed(found)
 
     def _note_missing(self, found: list[Path]) -> None:
         """Report each path that is not a glob and does not exist, once (SPEC §2): followed,
@@ -184,12 +221,39 @@ class FileSource:
             log.warning("%s: a file that was there was rotated away and deleted before it "
                         "could be read: %d bytes lost", path, size)  # fmt: skip
         for tailer in found:
+            if tailer.key in {other.key for other in self._readers.open}:
+                await tailer.close()  # read already, under another name
+                continue
             log.info("%s: reading %s, rotated away before it was read", path, tailer.path)
-            self._open.add(tailer)
+            self._readers.hold(tailer)
             assert self._group is not None
             self._group.create_task(
                 self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{tailer.path}"
             )
+
+    async def _watch_stalls(self) -> NoReturn:
+        """Name the files that grow while their reader does not move (SPEC §8), and why."""
+        while True:
+            await asyncio.sleep(min(1.0, self._stalls.stall_after / 4))
+            seen = []
+            for tailer in list(self._readers.open):
+                size = tailer.size()
+                if size is not None:
+                    held = tailer.sending_since is not None
+                    seen.append(
+                        Progress(tailer.origin, tailer.position, size > tailer.position, held)
+                    )
+            for change in self._stalls.observe(time.monotonic(), seen):
+                if change.reason is None:
+                    log.info("source %s: %s: reading again", self.name, change.what)
+                else:
+                    log.warning("source %s: %s has grown for %gs while its reader has not moved: "
+                                "%s", self.name, change.what, self._stalls.stall_after,
+                                change.reason)  # fmt: skip
+
+    def _keep_copied(self, tailer: FileTailer) -> None:
+        if self._checkpoints is not None:
+            keep_copied(self._checkpoints, tailer)
 
     def _all_watched(self) -> bool:
         """Whether inotify reports every new file the globs could match: each pattern's
@@ -202,16 +266,40 @@ class FileSource:
         """Read a file rotated away while stopped from its saved offset to its end."""
         origin = str(path)
         outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self.decoding.lane(origin))
         try:
-            await tailer.open(at_end=False, resume=position)
+            claimed = await self._readers.claim(
+                lambda: FileTailer(path, self.decoding.lane(origin)), resume=position, fresh=False
+            )
         except OSError as error:
             log.warning("%s: cannot open: %s", path, error.strerror or error)
+            claimed = None
+        if claimed is None:  # or read under another name
             await outlet.send([], final=True)
             return
         log.info("%s: rotated while stopped; reading what was not read yet", path)
-        self._open.add(tailer)
-        await self._drain_rotated(tailer, outlet, live=False, final=True)
+        await self._drain_rotated(claimed[0], outlet, live=False, final=True)
+
+    async def _read_copy(self, tailer: FileTailer, copied: Position, outlet: LaneOutlet) -> None:
+        """A file was truncated in place (copytruncate): read the rest of what it held before
+        (past where it was read to, ``copied``) in its copy, if that is in its directory and no
+        glob of the source follows it (then its own reader does)."""
+        directory = tailer.path.parent
+        files = await asyncio.to_thread(files_by_identity, directory)
+        copy = await asyncio.to_thread(find_copy, files, copied, {tailer.key})
+        if copy is None:
+            return
+        path = Path(copy.path)
+        try:
+            claimed = await self._readers.claim(
+                lambda: FileTailer(path, self.decoding.lane(tailer.origin)), fresh=False
+            )
+        except OSError:
+            claimed = None
+        if claimed is not None:
+            log.info("%s: truncated; reading the rest of its old content in %s", tailer.path,
+                     path)  # fmt: skip
+            self._keep_copied(claimed[0])
+            await self._drain_rotated(claimed[0], outlet)
 
     async def _wait_for_rescan(self) -> None:
         """Until inotify reports a new file, or the next rescan is due: every
@@ -236,10 +324,19 @@ class FileSource:
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
         origin = str(path)
         outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self.decoding.lane(origin))
+
+        def make() -> FileTailer:
+            return FileTailer(path, self.decoding.lane(origin))
+
+        async def waiting() -> None:  # read under another name: nothing of its own to wait for
+            await outlet.send([], live=True)
+
         try:
             last_lines = (self.config.last_lines or 0) if at_end else 0
-            resumed = await tailer.open(at_end, self._resume.get(path), last_lines)
+            resume = self._resume.get(path)
+            claimed = await self._readers.claim(
+                make, at_end, resume, last_lines, fresh=self._started, waiting=waiting
+            )
         except OSError as error:
             if path not in self._unopened:
                 log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
@@ -247,15 +344,17 @@ class FileSource:
             self._tailed.discard(str(path))
             await out.put(Chunk(origin, [], live=True, final=True))
             return
+        assert claimed is not None
+        tailer: FileTailer | None = claimed[0]
+        self._keep_copied(claimed[0])
         self._resume.pop(path, None)
-        self._open.add(tailer)
-        self._current[path] = tailer
+        self._current[path] = claimed[0]
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
-        live = at_end and not resumed and not last_lines
+        live = at_end and not claimed[1] and not last_lines
         try:
-            while True:
+            while tailer is not None:
                 outcome = await self._follow(tailer, outlet, live, changed)
                 live = True
                 if outcome is Outcome.ENDED:
@@ -269,20 +368,22 @@ class FileSource:
                 log.info("%s: rotated; reading the old file on for %gs", path,
                          self.config.rotate_wait)  # fmt: skip
                 assert self._group is not None
-                if not tailer.suspended or await tailer.reopen():
+                previous, tailer = tailer, None
+                if not previous.suspended or await previous.reopen():
                     self._group.create_task(
-                        self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{path}"
+                        self._drain_rotated(previous, outlet), name=f"rotated:{self.name}:{path}"
                     )
                 else:
-                    self._open.discard(tailer)  # closed while quiet, and gone since
-                previous, tailer = tailer, FileTailer(path, self.decoding.lane(origin))
-                try:
-                    await tailer.open(at_end=False)
+                    self._readers.release(previous)  # closed while quiet, and gone since
+                try:  # the new file, unless it is read under another name (then after that)
+                    claimed = await self._readers.claim(make, waiting=waiting)
                 except OSError:  # gone again before we could open it: rediscovered later
                     await self._read_successors(path, previous, "", outlet)
                     self._tailed.discard(str(path))
                     return
-                self._open.add(tailer)
+                assert claimed is not None
+                tailer = claimed[0]
+                self._keep_copied(tailer)
                 self._current[path] = tailer
                 await self._read_successors(path, previous, tailer.key, outlet)
                 if self._watcher is not None:
@@ -290,10 +391,11 @@ class FileSource:
         except ChannelClosed:
             pass
         finally:
-            await tailer.close()
-            self._open.discard(tailer)
-            if self._current.get(path) is tailer:
-                del self._current[path]
+            if tailer is not None:
+                self._readers.release(tailer)
+                await tailer.close()
+                if self._current.get(path) is tailer:
+                    del self._current[path]
             if self._watcher is not None:
                 self._watcher.forget(path)
 
@@ -310,6 +412,12 @@ class FileSource:
             read = await tailer.read()
             if read.moved:
                 pause, missing_since, last_data = POLL_MIN, None, time.monotonic()
+                if (copied := tailer.truncated_from) is not None and self._group is not None:
+                    tailer.truncated_from = None
+                    self._readers.truncated(copied)
+                    self._group.create_task(
+                        self._read_copy(tailer, copied, outlet), name=f"copy:{self.name}:{copied}"
+                    )
                 if read.records:
                     await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
                 continue
@@ -395,5 +503,5 @@ class FileSource:
         except ChannelClosed:
             pass
         finally:
+            self._readers.release(tailer)
             await tailer.close()
-            self._open.discard(tailer)
