@@ -36,6 +36,8 @@ from aggregator.sources.file.discovery import (
     fixed_prefix,
     missing_paths,
     split_compressed,
+    unmatched_globs,
+    why_missing,
 )
 from aggregator.sources.file.held_back import note_replacements, open_successors
 from aggregator.sources.file.identity import Position, files_by_identity
@@ -178,7 +180,7 @@ class FileSource:
                 # Files that appear later are new: read from their start, as live data.
                 found, at_end = await self._discover(), False
         if self._missing:
-            raise InputMissing(f"{', '.join(self._missing.values())}: no such file")
+            raise InputMissing(", ".join(self._missing.values()))
 
     async def _discover(self) -> list[Path]:
         """The files to follow that are not followed yet; compressed ones are said once and
@@ -200,14 +202,21 @@ class FileSource:
         return still, split_compressed(found)
 
     def _note_missing(self, found: list[Path]) -> None:
-        """Report each path that is not a glob and does not exist, once (SPEC §2): followed,
-        it is read once it appears; with ``--no-follow`` it is an error, at the end."""
+        """Report each path that is not a glob and is not a file (missing, or a directory),
+        and each glob that matches no file, once (SPEC §2): followed, they are read once they
+        appear; with ``--no-follow`` a missing path is an error, at the end."""
         self._missing = missing_paths(self.config.paths, found)
-        for pattern in self._missing.values():
+        for path, pattern in self._missing.items():
+            why = why_missing(path, pattern)
+            self._missing[path] = f"{pattern}: {why}"
             if self.follow:
-                log.warning("%s: no such file; following it once it appears", pattern)
+                later = "" if path.is_dir() else "; following it once it appears"
+                log.warning("%s: %s%s", pattern, why, later)
             else:
-                log.error("%s: no such file", pattern)
+                log.error("%s: %s", pattern, why)
+        for pattern in unmatched_globs(self.config.paths, self._exclude, set(found)):
+            later = "; following it as files appear" if self.follow else ""
+            log.warning("%s: no file matches%s", pattern, later)
 
     async def _read_successors(
         self, path: Path, previous: FileTailer, current: str, outlet: LaneOutlet

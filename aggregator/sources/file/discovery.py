@@ -39,6 +39,25 @@ def fixed_prefix(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
+def why_missing(path: Path, pattern: str) -> str:
+    """Why a path given (not a glob) is not read: not there, or a directory."""
+    if path.is_dir():
+        return (f"is a directory, not a file: give a glob of its files, such as "
+                f"'{os.path.join(pattern, '*.log')}'")  # fmt: skip
+    return "no such file"
+
+
+def unmatched_globs(
+    patterns: list[str], exclude: NamePathMatcher, found: Container[Path]
+) -> list[str]:
+    """The patterns with wildcards that match no file followed (``found``, when given all)."""
+    return [
+        pattern
+        for pattern in patterns
+        if glob.has_magic(pattern) and not any(p in found for p in discover([pattern], exclude))
+    ]
+
+
 def missing_paths(patterns: list[str], found: Container[Path]) -> dict[Path, str]:
     """The patterns that name one path (no wildcard) that does not exist, by that path."""
     missing = {}
