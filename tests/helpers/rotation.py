@@ -8,6 +8,8 @@ come out in the order written.
 """
 
 import asyncio
+import logging
+import logging.handlers
 import os
 import shutil
 import signal
@@ -89,6 +91,83 @@ class Writer:
 
     def close(self) -> None:
         self._file.close()
+
+
+class HandlerWriter(Writer):
+    """The numbered lines written through one of Python's ``logging.handlers`` (which may
+    rotate the file itself); a generation is each stream the handler opened."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.generation = 0
+        self.generations = []
+        self.handler: logging.Handler
+        if kind == "rotating":
+            self.handler = logging.handlers.RotatingFileHandler(path, maxBytes=16_000,
+                                                                backupCount=3)  # fmt: skip
+        elif kind == "timed":
+            self.handler = logging.handlers.TimedRotatingFileHandler(path, when="S", backupCount=3)
+        else:
+            self.handler = logging.handlers.WatchedFileHandler(path)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self._logger = logging.Logger(f"rotation-{id(self)}")
+        self._logger.addHandler(self.handler)
+
+    def _stream(self) -> object:
+        return getattr(self.handler, "stream", None)
+
+    def write(self, count: int) -> None:
+        for _ in range(count):
+            stream = self._stream()
+            number = self.written
+            self.generations.append(self.generation)
+            self._logger.info("g%d n%d %s", self.generation, number, PAD)
+            if self._stream() is not stream and stream is not None:  # rolled over first
+                self.generation += 1
+                self.generations[number] = self.generation
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+def shift(path: Path, keep: int = 3) -> None:
+    """What an outside ``mv`` rotation does: app.log.2 to .3, .1 to .2, app.log to .1."""
+    for index in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            older.rename(path.with_name(f"{path.name}.{index + 1}"))
+    path.rename(path.with_name(f"{path.name}.1"))
+
+
+async def run_handler_case(
+    work: Path, kind: str, paths: str, *, rate: int = 300, seconds: float = 2.5
+) -> Counts:
+    """Python's logging handler ``kind`` ("rotating", "timed", "watched": moved away by an
+    outside ``mv`` every 0.7 s) writes for ``seconds``; the counts once every line came out."""
+    (work / "logs").mkdir()
+    log = work / "logs" / "app.log"
+    writer = HandlerWriter(log, kind)
+    (work / "c.toml").write_text(config_text(work, PATHS[paths]))
+    out = work / "out.json"
+    aggregator = Aggregator(work, [sys.executable, "-m", "aggregator"])
+    await aggregator.start()
+    try:
+        writer.write(10)
+        await wait_for(lambda: len(delivered(out)) >= 10, "the first lines", 30)
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            await write_for(writer, 0.7 if kind == "watched" else seconds, rate)
+            if kind == "watched":
+                shift(log)
+        await wait_for(lambda: len(set(delivered(out))) >= writer.written, "every line", 30)
+        await quiet(out, 1.0)
+    except AssertionError:
+        pass  # counted below
+    finally:
+        if aggregator.proc is not None and aggregator.proc.returncode is None:
+            await aggregator.stop()
+        writer.close()
+    return count(writer, delivered(out))
 
 
 def logrotate_conf(work: Path, mode: str) -> Path:
@@ -200,6 +279,22 @@ async def wait_for(condition: Callable[[], bool], what: str, deadline: float = 3
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
+def checkpointed(work: Path, log: Path) -> Callable[[], bool]:
+    """Whether the checkpoint knows the file at ``log`` now. Killed before a file's first
+    checkpoint and that file rotated away while stopped, a run cannot know it was ever read:
+    the known gap (issue #23's report); SIGKILL cases wait until the file is known."""
+
+    def known() -> bool:
+        try:
+            stat = log.stat()
+            saved = orjson.loads((work / "state" / "checkpoints.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        return f"{stat.st_dev}:{stat.st_ino}" in saved["files"]
+
+    return known
+
+
 def caught_up(out: Path, written: int) -> Callable[[], bool]:
     """Whether the first ``written`` lines have all come out."""
     everything = set(range(written))
@@ -249,6 +344,8 @@ async def run_logrotate_case(
             aggregator.sample_rss()
             stopped = restart != "none" and index == rotations // 2
             if stopped:
+                if restart == "sigkill":  # once the file read now is in the checkpoint (below)
+                    await wait_for(checkpointed(work, log), "a checkpoint of the file", 30)
                 await aggregator.stop(signal.SIGKILL if restart == "sigkill" else signal.SIGTERM)
                 await write_for(writer, phase / 2, rate)
             if mode == "compress":
@@ -267,7 +364,7 @@ async def run_logrotate_case(
         await write_for(writer, phase, rate)
         writer.close()
         await wait_for(lambda: len(set(delivered(out))) >= writer.written, "every line", 30)
-        await quiet(out, 1.0)  # past rotate_wait: a file read again late would show
+        await quiet(out, 0.8)  # past rotate_wait: a file read again late would show
     except AssertionError:
         pass  # counted below: what was lost says more than a timeout
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.rotation import environment_ok, run_logrotate_case
+from tests.helpers.rotation import environment_ok, run_handler_case, run_logrotate_case
 
 pytestmark = pytest.mark.skipif(not environment_ok(), reason="logrotate is not installed")
 
@@ -40,3 +40,20 @@ async def test_logrotate_loses_and_doubles_nothing(
     assert counts.out_of_order == 0, str(counts)
     if mode == "compress" and paths == "glob":
         assert "compressed (gzip), not read as text; skipped" in stderr
+
+
+HANDLERS = list(itertools.product(["rotating", "timed", "watched"], ["one", "glob"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "paths"), HANDLERS, ids=["-".join(c) for c in HANDLERS])
+async def test_python_logging_handlers_lose_and_double_nothing(
+    tmp_path: Path, kind: str, paths: str
+) -> None:
+    """RotatingFileHandler, TimedRotatingFileHandler, WatchedFileHandler with an outside mv:
+    every line once, each file's lines in the order written."""
+    counts = await run_handler_case(tmp_path, kind, paths, rate=RATE, seconds=1.5)
+    stderr = (tmp_path / "stderr.log").read_text()
+    assert (counts.lost, counts.doubled, counts.out_of_order) == (0, 0, 0), (
+        f"{counts}; lost {counts.lost_lines}\n{stderr[-2000:]}"
+    )

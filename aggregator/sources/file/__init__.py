@@ -21,7 +21,7 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from aggregator.config import FileSourceConfig
 from aggregator.errors import InputMissing
@@ -39,14 +39,15 @@ from aggregator.sources.file.discovery import (
     unmatched_globs,
     why_missing,
 )
-from aggregator.sources.file.held_back import note_replacements, open_successors
-from aggregator.sources.file.identity import Position, files_by_identity
-from aggregator.sources.file.readers import Readers, keep_copied
-from aggregator.sources.file.resume import find_copy, resumable, rotated_while_stopped
+from aggregator.sources.file.held_back import note_replacements
+from aggregator.sources.file.identity import Position
+from aggregator.sources.file.readers import Readers, watch_stalls
+from aggregator.sources.file.resume import resumable, rotated_while_stopped
+from aggregator.sources.file.rotated import RotatedFiles
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
-from aggregator.telemetry.stalls import Progress, StallWatch
+from aggregator.telemetry.stalls import StallWatch
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Watcher
@@ -60,8 +61,6 @@ WATCHED_RESCAN_INTERVAL = 30.0
 pattern's directory is watched (and none has ``**``), this slow rescan is only a safety net."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
-ROTATED_POLL = 0.05
-"""Seconds between looks at a rotated-away file (its new name is not watched)."""
 
 
 class Outcome(Enum):
@@ -94,11 +93,11 @@ class FileSource:
         # Paths (not globs) that did not exist: reported once, followed once they appear.
         self._missing: dict[Path, str] = {}
         self._current: dict[Path, FileTailer] = {}  # the file each followed path is read in
-        self.files_lost = 0  # rotated away and deleted before they were read
-        self.bytes_lost = 0
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
         self._stalls = StallWatch(context.stall_after)
+        self._rotated = RotatedFiles(name, self._readers, self.decoding, config.rotate_wait,
+                                     context.checkpoints, self._tailed)  # fmt: skip
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
@@ -112,8 +111,8 @@ class FileSource:
             "rotations": self.rotations,
             "lines_truncated": self.decoding.truncated_lines,
             "unread_bytes": unread,
-            "files_lost": self.files_lost,
-            "bytes_lost": self.bytes_lost,
+            "files_lost": self._rotated.files_lost,
+            "bytes_lost": self._rotated.bytes_lost,
             "stalled": int(bool(self._stalls.stalled)),
         }
 
@@ -140,7 +139,7 @@ class FileSource:
             for path in [path for path in rotated if path in found]:  # a copy the globs match
                 self._resume[path] = rotated.pop(path)
             copies = [p for p in [*rotated.values(), *self._resume.values()] if p.key not in saved]
-            self._checkpoints.add([(0, position) for position in copies])  # see _keep_copied
+            self._checkpoints.add([(0, position) for position in copies])  # see keep_copied
         # Existing content read from the start (or from a checkpoint), and the last lines, are
         # catch-up data, merged exactly.
         await out.put(
@@ -151,17 +150,20 @@ class FileSource:
             )
         )
         async with asyncio.TaskGroup() as group:
-            self._group = group
+            self._group = self._rotated.group = group
             if self.follow:
                 from aggregator.sources.file.watch import Watcher  # inotify: only to follow
 
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
                 group.create_task(note_replacements(self._current), name=f"held-back:{self.name}")
-                group.create_task(self._watch_stalls(), name=f"stalls:{self.name}")
+                group.create_task(
+                    watch_stalls(self.name, self._readers, self._stalls), name=f"stalls:{self.name}"
+                )
             for path, position in rotated.items():
                 group.create_task(
-                    self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
+                    self._rotated.read_rotated(path, position, out),
+                    name=f"rotated:{self.name}:{path}",
                 )
             while True:
                 for path in found:
@@ -218,97 +220,12 @@ class FileSource:
             later = "; following it as files appear" if self.follow else ""
             log.warning("%s: no file matches%s", pattern, later)
 
-    async def _read_successors(
-        self, path: Path, previous: FileTailer, current: str, outlet: LaneOutlet
-    ) -> None:
-        """After a rotation, read the files that were at ``path`` between ``previous`` and the
-        ``current`` one, or count and report them as lost (``held_back``)."""
-        found, lost = await open_successors(path, previous, current, self._tailed, self.decoding)
-        for size in lost:
-            self.files_lost += 1
-            self.bytes_lost += size
-            log.warning("%s: a file that was there was rotated away and deleted before it "
-                        "could be read: %d bytes lost", path, size)  # fmt: skip
-        for tailer in found:
-            if tailer.key in {other.key for other in self._readers.open}:
-                await tailer.close()  # read already, under another name
-                continue
-            log.info("%s: reading %s, rotated away before it was read", path, tailer.path)
-            self._readers.hold(tailer)
-            assert self._group is not None
-            self._group.create_task(
-                self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{tailer.path}"
-            )
-
-    async def _watch_stalls(self) -> NoReturn:
-        """Name the files that grow while their reader does not move (SPEC §8), and why."""
-        while True:
-            await asyncio.sleep(min(1.0, self._stalls.stall_after / 4))
-            seen = []
-            for tailer in list(self._readers.open):
-                size = tailer.size()
-                if size is not None:
-                    held = tailer.sending_since is not None
-                    seen.append(
-                        Progress(tailer.origin, tailer.position, size > tailer.position, held)
-                    )
-            for change in self._stalls.observe(time.monotonic(), seen):
-                if change.reason is None:
-                    log.info("source %s: %s: reading again", self.name, change.what)
-                else:
-                    log.warning("source %s: %s has grown for %gs while its reader has not moved: "
-                                "%s", self.name, change.what, self._stalls.stall_after,
-                                change.reason)  # fmt: skip
-
-    def _keep_copied(self, tailer: FileTailer) -> None:
-        if self._checkpoints is not None:
-            keep_copied(self._checkpoints, tailer)
-
     def _all_watched(self) -> bool:
         """Whether inotify reports every new file the globs could match: each pattern's
         directory is watched (a missing one is tried again here) and none has ``**``."""
         assert self._watcher is not None
         watched = [self._watcher.watch_directory(fixed_prefix(p)) for p in self.config.paths]
         return all(watched) and not any("**" in pattern for pattern in self.config.paths)
-
-    async def _read_rotated(self, path: Path, position: Position, out: Channel[SourceItem]) -> None:
-        """Read a file rotated away while stopped from its saved offset to its end."""
-        origin = str(path)
-        outlet = LaneOutlet(out, origin)
-        try:
-            claimed = await self._readers.claim(
-                lambda: FileTailer(path, self.decoding.lane(origin)), resume=position, fresh=False
-            )
-        except OSError as error:
-            log.warning("%s: cannot open: %s", path, error.strerror or error)
-            claimed = None
-        if claimed is None:  # or read under another name
-            await outlet.send([], final=True)
-            return
-        log.info("%s: rotated while stopped; reading what was not read yet", path)
-        await self._drain_rotated(claimed[0], outlet, live=False, final=True)
-
-    async def _read_copy(self, tailer: FileTailer, copied: Position, outlet: LaneOutlet) -> None:
-        """A file was truncated in place (copytruncate): read the rest of what it held before
-        (past where it was read to, ``copied``) in its copy, if that is in its directory and no
-        glob of the source follows it (then its own reader does)."""
-        directory = tailer.path.parent
-        files = await asyncio.to_thread(files_by_identity, directory)
-        copy = await asyncio.to_thread(find_copy, files, copied, {tailer.key})
-        if copy is None:
-            return
-        path = Path(copy.path)
-        try:
-            claimed = await self._readers.claim(
-                lambda: FileTailer(path, self.decoding.lane(tailer.origin)), fresh=False
-            )
-        except OSError:
-            claimed = None
-        if claimed is not None:
-            log.info("%s: truncated; reading the rest of its old content in %s", tailer.path,
-                     path)  # fmt: skip
-            self._keep_copied(claimed[0])
-            await self._drain_rotated(claimed[0], outlet)
 
     async def _wait_for_rescan(self) -> None:
         """Until inotify reports a new file, or the next rescan is due: every
@@ -355,7 +272,7 @@ class FileSource:
             return
         assert claimed is not None
         tailer: FileTailer | None = claimed[0]
-        self._keep_copied(claimed[0])
+        self._rotated.keep_copied(claimed[0])
         self._resume.pop(path, None)
         self._current[path] = claimed[0]
         if self._unopened.pop(path, None) is not None:
@@ -380,21 +297,21 @@ class FileSource:
                 previous, tailer = tailer, None
                 if not previous.suspended or await previous.reopen():
                     self._group.create_task(
-                        self._drain_rotated(previous, outlet), name=f"rotated:{self.name}:{path}"
+                        self._rotated.drain(previous, outlet), name=f"rotated:{self.name}:{path}"
                     )
                 else:
                     self._readers.release(previous)  # closed while quiet, and gone since
                 try:  # the new file, unless it is read under another name (then after that)
                     claimed = await self._readers.claim(make, waiting=waiting)
                 except OSError:  # gone again before we could open it: rediscovered later
-                    await self._read_successors(path, previous, "", outlet)
+                    await self._rotated.read_successors(path, previous, "", outlet)
                     self._tailed.discard(str(path))
                     return
                 assert claimed is not None
                 tailer = claimed[0]
-                self._keep_copied(tailer)
+                self._rotated.keep_copied(tailer)
                 self._current[path] = tailer
-                await self._read_successors(path, previous, tailer.key, outlet)
+                await self._rotated.read_successors(path, previous, tailer.key, outlet)
                 if self._watcher is not None:
                     changed = self._watcher.watch(path)  # a flipped symlink's new target
         except ChannelClosed:
@@ -425,7 +342,8 @@ class FileSource:
                     tailer.truncated_from = None
                     self._readers.truncated(copied)
                     self._group.create_task(
-                        self._read_copy(tailer, copied, outlet), name=f"copy:{self.name}:{copied}"
+                        self._rotated.read_copy(tailer, copied, outlet),
+                        name=f"copy:{self.name}:{copied}",
                     )
                 if read.records:
                     await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
@@ -491,26 +409,3 @@ class FileSource:
                 await changed.wait()
         except TimeoutError:
             pass
-
-    async def _drain_rotated(
-        self, tailer: FileTailer, outlet: LaneOutlet, live: bool = True, final: bool = False
-    ) -> None:
-        """Read a rotated-away file on until it has been quiet for ``rotate_wait``, then give
-        its partial last line and close it. ``final`` ends its lane (one of its own)."""
-        quiet_since = time.monotonic()
-        try:
-            while True:
-                read = await tailer.read()
-                if read.records:
-                    await outlet.send(read.records, live=live, position=tailer.checkpoint())
-                    quiet_since = time.monotonic()
-                elif not read.moved:
-                    if not live or time.monotonic() - quiet_since >= self.config.rotate_wait:
-                        break  # existing data: read to its end, no need to wait
-                    await asyncio.sleep(ROTATED_POLL)
-            await outlet.send(tailer.flush(), live=live, final=final)
-        except ChannelClosed:
-            pass
-        finally:
-            self._readers.release(tailer)
-            await tailer.close()

@@ -13,16 +13,20 @@ file still being read, not truncated yet, waits for that.
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from aggregator.sources.file.identity import COPY_HEAD_BYTES, Position
 from aggregator.sources.file.tailer import FileTailer
+from aggregator.telemetry.stalls import Progress, StallWatch
 
 if TYPE_CHECKING:
     from aggregator.flow.checkpoints import Checkpointer
+
+log = logging.getLogger(__name__)
 
 KEPT = 4096
 """Positions of files let go (and of content truncated away) kept, the oldest forgotten first:
@@ -176,3 +180,21 @@ def keep_copied(checkpointer: "Checkpointer[Position]", tailer: FileTailer) -> N
     the original's last records, as a rule: they were sent before the truncation was seen)."""
     if tailer.continues is not None and (position := tailer.checkpoint()) is not None:
         checkpointer.add([(0, position)])
+
+
+async def watch_stalls(source: str, readers: Readers, watch: StallWatch) -> NoReturn:
+    """Name the files that grow while their reader does not move (SPEC §8), and why."""
+    while True:
+        await asyncio.sleep(min(1.0, watch.stall_after / 4))
+        seen = []
+        for tailer in list(readers.open):
+            size = tailer.size()
+            if size is not None:
+                held = tailer.sending_since is not None
+                seen.append(Progress(tailer.origin, tailer.position, size > tailer.position, held))
+        for change in watch.observe(time.monotonic(), seen):
+            if change.reason is None:
+                log.info("source %s: %s: reading again", source, change.what)
+            else:
+                log.warning("source %s: %s has grown for %gs while its reader has not moved: %s",
+                            source, change.what, watch.stall_after, change.reason)  # fmt: skip
