@@ -75,3 +75,41 @@ async def test_stdout_nobody_reads_is_named_as_a_stall(
     _, _, metrics = await asyncio.to_thread(http_get, f"http://{host}:{port}/metrics")
     assert 'aggregator_source_stalled{source="app"} 0' in metrics
     assert await cli.stop() == 0
+
+
+async def test_a_listener_whose_records_wait_is_named(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A tcp connection keeps sending while stdout is not read: its lane stops moving with
+    input waiting, and it is named with the sinks as the reason; read again, it moves."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\nstall_after = "1s"\n'
+        '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "raw"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+    cli = await start_cli_as([], "run", "-c", str(config), cwd=tmp_path, held=True)
+    cli_processes.append(cli)
+    host, port = await cli.listening("tcp")
+    _, writer = await asyncio.open_connection(host, port)
+    chunk = (("y" * 200 + "\n") * 500).encode()
+
+    async def send_until_named() -> None:
+        async with asyncio.timeout(DEADLINE):
+            while not any("has waited 1s to hand its records on" in e for e in cli.err):
+                writer.write(chunk)
+                try:
+                    async with asyncio.timeout(0.1):
+                        await writer.drain()
+                except TimeoutError:
+                    pass  # the socket is full: the source stopped reading
+
+    try:
+        await send_until_named()
+        named = next(e for e in cli.err if "has waited 1s" in e)
+        assert "sources.net" in named and HELD_BACK in named, named
+        cli.read_stdout()
+        await cli.wait_for(lambda: any("reading again" in e for e in cli.err), "moving again")
+    finally:
+        writer.close()
+    assert await cli.stop() == 0
