@@ -6,8 +6,9 @@ file sink; every line written is looked for in what came out.
 
     python3 bench/rotation.py [--seconds 60] [--rate 2000] [--every 2] [--cases create-glob-none]
 
-Prints a table: written, delivered, lost, doubled, out of file order, peak RSS (the largest of
-the runs of a case: a restart case runs twice).
+Prints a table: written, delivered, lost, doubled, out of file order, lines out that no one
+wrote (a compressed file read as text), peak RSS (the largest of the runs of a case: a
+restart case runs twice).
 """
 
 import argparse
@@ -42,7 +43,8 @@ async def run_case(case: tuple[str, str, str], args: argparse.Namespace) -> str:
         elapsed = time.monotonic() - started
     ratio = counts.delivered / counts.written if counts.written else 0.0
     return (f"| {mode} | {paths} | {restart} | {counts.written:,} | {counts.delivered:,} "
-            f"({ratio:.3f}) | {counts.lost} | {counts.doubled} | {counts.out_of_order} | "
+            f"({ratio:.3f}) | {counts.lost:,} | {counts.doubled:,} | {counts.out_of_order} | "
+            f"{counts.garbage:,} | "
             f"{aggregator.peak_rss_kib / 1024:.0f} MiB | {elapsed:.0f} s |")  # fmt: skip
 
 
@@ -60,8 +62,8 @@ async def main() -> None:
     print(f"logrotate -f every {args.every:g} s, {args.rate:,} lines/s, ~{args.seconds:g} s a "
           f"case; Python {sys.version.split()[0]}")  # fmt: skip
     print("| mode | paths | restart | written | delivered (ratio) | lost | doubled | "
-          "out of order | peak RSS | time |")  # fmt: skip
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "out of order | not written | peak RSS | time |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         print(await run_case(case, args), flush=True)
 

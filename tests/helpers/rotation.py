@@ -44,11 +44,14 @@ class Counts:
     lost: int
     doubled: int
     out_of_order: int
+    garbage: int = 0
+    """Lines out that no one wrote (a compressed file read as text)."""
     lost_lines: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"written {self.written}, delivered {self.delivered}, lost {self.lost}, "
-                f"doubled {self.doubled}, out of order {self.out_of_order}")  # fmt: skip
+                f"doubled {self.doubled}, out of order {self.out_of_order}, "
+                f"garbage {self.garbage}")  # fmt: skip
 
 
 def config_text(work: Path, paths: str, rotate_wait: str = "0.5s") -> str:
@@ -211,8 +214,11 @@ def delivered(out: Path) -> list[int]:
         return []
     numbers = []
     for raw in out.read_bytes().splitlines():
-        line = orjson.loads(raw)["line"]
-        numbers.append(int(line.split(" ")[1][1:]))
+        words = orjson.loads(raw)["line"].split(" ")
+        if len(words) == 3 and words[1][1:].isdigit():
+            numbers.append(int(words[1][1:]))
+        else:
+            numbers.append(-1)  # not a line written (a compressed file read as text)
     return numbers
 
 
@@ -221,6 +227,8 @@ def count(writer: Writer, numbers: list[int]) -> Counts:
     seen: set[int] = set()
     last: dict[int, int] = {}
     out_of_order = 0
+    garbage = numbers.count(-1)
+    numbers = [number for number in numbers if number >= 0]
     for number in numbers:
         if number in seen:
             continue
@@ -231,7 +239,7 @@ def count(writer: Writer, numbers: list[int]) -> Counts:
         last[generation] = max(last.get(generation, -1), number)
     lost = sorted(set(range(writer.written)) - seen)
     return Counts(writer.written, len(numbers), len(lost), len(numbers) - len(seen),
-                  out_of_order, lost[:20])  # fmt: skip
+                  out_of_order, garbage, lost[:20])  # fmt: skip
 
 
 class Aggregator:
