@@ -157,6 +157,10 @@ async def run_handler_case(
     try:
         writer.write(10)
         await wait_for(lambda: len(delivered(out)) >= 10, "the first lines", 30)
+        if isinstance(writer.handler, logging.handlers.TimedRotatingFileHandler):
+            # A second from now, not from its creation: else, with a slow start, it rolls over
+            # twice in a row, and a file that lives a few milliseconds is not what "when" means.
+            writer.handler.rolloverAt = writer.handler.computeRollover(int(time.time()))
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             await write_for(writer, 0.7 if kind == "watched" else seconds, rate)
