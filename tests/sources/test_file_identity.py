@@ -129,3 +129,29 @@ def test_check_lists_compressed_files_as_skipped(tmp_path: Path) -> None:
     out = result.stdout.decode()
     assert "app.log*: 1 file now; 1 compressed, skipped: app.log.1" in out, out
     assert os.path.exists(tmp_path / "app.log.1")
+
+
+async def test_a_symlink_and_its_target_are_read_once(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A glob matching a file and a symlink to it (the Kubernetes layout) reads each line once."""
+    target = tmp_path / "a.log"
+    target.write_text("".join(f"before {n}\n" for n in range(3)))
+    (tmp_path / "current.log").symlink_to(target)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        '[sources.app]\ntype = "file"\npaths = ["*.log"]\nstart_at = "beginning"\n'
+        'codec = "raw"\n[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    await cli.wait_for_out("before 2")
+    append(target, "after 0", "after 1")
+    await cli.wait_for_out("after 1")
+    append(target, "last")
+    await cli.wait_for_out("last")
+    assert await cli.stop() == 0
+    assert sorted(lines_of(cli)) == sorted(
+        ["before 0", "before 1", "before 2", "after 0", "after 1", "last"]
+    )

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from aggregator.sources.file.identity import COPY_HEAD_BYTES, Position
+from aggregator.sources.file.identity import COPY_HEAD_BYTES, Position, identity_key
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.telemetry.stalls import Progress, StallWatch
 
@@ -111,9 +111,20 @@ class Readers:
             if not waited:
                 waited = True
                 await waiting()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RECHECK):
-                    await changed.wait()
+            while not changed.is_set() and self._still_waiting(tailer):
+                changed = self._changed
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECHECK):
+                        await changed.wait()
+
+    def _still_waiting(self, tailer: FileTailer) -> bool:
+        """Whether the path still names the file another reader has, or the copy of one
+        (a stat, not an open: a symlink and its target may wait on each other for long)."""
+        try:
+            key = identity_key(tailer.path.stat())
+        except OSError:
+            return False
+        return key == tailer.key and (key in self._by_key or self._copy_of_open(tailer))
 
     def _earlier(self, tailer: FileTailer) -> Position | None:
         """Where an earlier reader of this file, or of the file it is a copy of, stopped."""
