@@ -25,7 +25,7 @@ from aggregator.config.schema import (
 )
 from aggregator.config.types import Secret
 from aggregator.record.filters import NamePathMatcher
-from aggregator.sources.file.discovery import discover
+from aggregator.sources.file.discovery import discover, split_compressed
 
 SHOWN_FILES = 5
 """Files named one by one when saying what a source follows; beyond, only their number."""
@@ -78,8 +78,8 @@ def matches(source: FileSourceConfig) -> Iterator[str]:
     cannot be read."""
     exclude = NamePathMatcher(source.exclude)
     for pattern in source.paths:
-        found = discover([pattern], exclude)
-        if not found:
+        found, compressed = split_compressed(discover([pattern], exclude))
+        if not found and not compressed:
             yield f"{pattern}: no file now (followed once one appears)"
             continue
         unreadable = [path for path in found if not os.access(path, os.R_OK)]
@@ -87,6 +87,10 @@ def matches(source: FileSourceConfig) -> Iterator[str]:
         if unreadable:
             names = ", ".join(str(path) for path in unreadable[:SHOWN_FILES])
             count += f", {len(unreadable)} that cannot be read: {names}"
+        if compressed:  # rotated copies logrotate compressed: not text
+            names = ", ".join(str(path) for path in list(compressed)[:SHOWN_FILES])
+            more = " …" if len(compressed) > SHOWN_FILES else ""
+            count += f"; {len(compressed)} compressed, skipped: {names}{more}"
         yield f"{pattern}: {count}"
 
 
@@ -95,7 +99,7 @@ def following(config: Config) -> Iterator[str]:
     for name, source in config.sources.items():
         if not isinstance(source, FileSourceConfig):
             continue
-        found = discover(source.paths, NamePathMatcher(source.exclude))
+        found, _ = split_compressed(discover(source.paths, NamePathMatcher(source.exclude)))
         patterns = ", ".join(source.paths)
         if not found:
             yield f"source {name}: no file matches {patterns} yet; following it as files appear"

@@ -96,6 +96,7 @@ class Pipeline:
             self.checkpointer,
             self.checkpoints,
             settings.state_dir,
+            settings.stall_after,
         )
         self.sources = [
             build_source(name, part, source_context) for name, part in config.sources.items()

@@ -1,95 +1,72 @@
-"""Rotation under load (issue #3): 20k lines/s into app.log, renamed away every 2 s for 30 s.
+"""Real rotation under load (issue #23): Debian's logrotate forced every 2 s while a writer
+appends 2,000 lines/s, for each case of the matrix (create / copytruncate /
+compress+delaycompress+dateext, by one path / a glob over the rotated names, by no restart /
+SIGTERM / SIGKILL while a rotation happens). ``aggregator run`` follows the file into a JSON
+file sink; every line written is looked for in what came out.
 
-    python3 bench/rotation.py [--rate N] [--seconds S] [--every S]
+    python3 bench/rotation.py [--seconds 60] [--rate 2000] [--every 2] [--cases create-glob-none]
 
-The writer renames app.log to app.log.K, keeps writing to the renamed file for a moment (as
-an application does until it reopens), then opens a new app.log. `aggregator run` follows
-app.log (rotate_wait 5 s) into a file. Every line must arrive exactly once, and the lines of
-each file generation in the order written.
+Prints a table: written, delivered, lost, doubled, out of file order, lines out that no one
+wrote (a compressed file read as text), peak RSS (the largest of the runs of a case: a
+restart case runs twice).
 """
 
 import argparse
-import os
-import signal
-import subprocess
+import asyncio
+import itertools
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.helpers.rotation
+
 from common import AGGREGATOR
 
+from tests.helpers.rotation import run_logrotate_case
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--every", type=float, default=2.0)
-    args = parser.parse_args()
+MODES = ["create", "copytruncate", "compress"]
+PATHS = ["one", "glob"]
+RESTARTS = ["none", "sigterm", "sigkill"]
+
+
+async def run_case(case: tuple[str, str, str], args: argparse.Namespace) -> str:
+    mode, paths, restart = case
     with tempfile.TemporaryDirectory(prefix="aggregator-rotation-") as tmp:
         work = Path(tmp)
-        log = work / "app.log"
-        log.write_text("")
-        config = work / "c.toml"
-        config.write_text(
-            f'[aggregator]\nstate_dir = "{work / "state"}"\norder_window = "0s"\n'
-            '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
-            'codec = "raw"\n[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
-        )
-        out_path = work / "out.log"
-        with out_path.open("wb") as out:
-            proc = subprocess.Popen([*AGGREGATOR, "run", "-c", str(config)], cwd=work,
-                                    stdout=out, stderr=subprocess.PIPE)  # fmt: skip
-            time.sleep(1.0)  # let it open app.log (a benchmark; the tests wait on conditions)
-            written = 0
-            generation = 0
-            batch = max(1, args.rate // 100)
-            file = log.open("a", buffering=1 << 16)
-            start = time.monotonic()
-            next_rotation = start + args.every
-            while time.monotonic() - start < args.seconds:
-                for _ in range(batch):
-                    file.write(f"g{generation} n{written}\n")
-                    written += 1
-                file.flush()
-                now = time.monotonic()
-                if now >= next_rotation:
-                    generation += 1
-                    log.rename(work / f"app.log.{generation}")
-                    for _ in range(batch):  # still writing to the renamed file
-                        file.write(f"g{generation - 1} n{written}\n")
-                        written += 1
-                    file.close()
-                    file = log.open("a", buffering=1 << 16)
-                    next_rotation += args.every
-                time.sleep(max(0.0, start + written / args.rate - time.monotonic()))
-            file.close()
-            elapsed = time.monotonic() - start
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if out_path.stat().st_size and sum(1 for _ in out_path.open("rb")) >= written:
-                    break
-                time.sleep(0.5)
-            time.sleep(6)  # past rotate_wait: anything repeated late would show
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        lines = out_path.read_text().splitlines()
-        numbers = [int(line.split(" n")[1]) for line in lines]
-        by_generation: dict[str, list[int]] = {}
-        for line in lines:
-            gen, number = line.split(" n")
-            by_generation.setdefault(gen, []).append(int(number))
-        lost = written - len(set(numbers))
-        repeated = len(numbers) - len(set(numbers))
-        in_order = all(values == sorted(values) for values in by_generation.values())
-        print(f"{written:,} lines written at {written / elapsed:,.0f}/s for {elapsed:.0f} s, "
-              f"{generation} rotations; Python {sys.version.split()[0]}")  # fmt: skip
-        print(f"received {len(numbers):,}: lost {lost}, repeated {repeated}, "
-              f"each generation in order: {in_order}; exit {proc.returncode}")  # fmt: skip
-        if err.strip():
-            print(err.decode().strip()[-500:], file=sys.stderr)
-        os.sync()
+        rotations = max(1, round(args.seconds / args.every))
+        started = time.monotonic()
+        counts, aggregator = await run_logrotate_case(
+            work, mode, paths, restart, rate=args.rate, phase=args.every,
+            rotations=rotations, command=AGGREGATOR,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    ratio = counts.delivered / counts.written if counts.written else 0.0
+    return (f"| {mode} | {paths} | {restart} | {counts.written:,} | {counts.delivered:,} "
+            f"({ratio:.3f}) | {counts.lost:,} | {counts.doubled:,} | {counts.out_of_order} | "
+            f"{counts.garbage:,} | "
+            f"{aggregator.peak_rss_kib / 1024:.0f} MiB | {elapsed:.0f} s |")  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="writing time per case")
+    parser.add_argument("--rate", type=int, default=2000, help="lines a second")
+    parser.add_argument("--every", type=float, default=2.0, help="seconds between rotations")
+    parser.add_argument("--cases", default="", help="comma-separated MODE-PATHS-RESTART")
+    args = parser.parse_args()
+    cases = list(itertools.product(MODES, PATHS, RESTARTS))
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        cases = [case for case in cases if "-".join(case) in wanted]
+    print(f"logrotate -f every {args.every:g} s, {args.rate:,} lines/s, ~{args.seconds:g} s a "
+          f"case; Python {sys.version.split()[0]}")  # fmt: skip
+    print("| mode | paths | restart | written | delivered (ratio) | lost | doubled | "
+          "out of order | not written | peak RSS | time |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        print(await run_case(case, args), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())

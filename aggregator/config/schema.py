@@ -89,6 +89,8 @@ class AggregatorSection(_Strict):
     order_window: Duration = 0.25
     late: Literal["emit", "drop"] = "emit"
     idle_timeout: Duration = 1.0
+    stall_after: Duration = 30.0
+    """A source with unread input whose reader has not moved this long is named (SPEC §8)."""
     checkpoint_interval: Duration = 1.0
     parse_workers: Workers = "auto"
     """Processes that parse large reads (catch-up); 0: parse everything on the event loop."""

@@ -34,6 +34,9 @@ class SourceContext:
     messages it took, acknowledged once the sinks wrote them)."""
     state_dir: Path = Path(".aggregator")
     """Where such a source keeps its state (``[aggregator] state_dir``)."""
+    stall_after: float = 30.0
+    """Seconds unread input may wait on a reader that does not move before it is named
+    (``[aggregator] stall_after``)."""
 
 
 class Source(Part, Protocol):

@@ -25,12 +25,19 @@ class LaneOutlet:
         self.out = out
         self.origin = origin
         self.budget = Budget(budget)
+        self.sent = 0  # records handed on: progress, for stalls
+        self.sending = False  # waiting to hand records on (credit, or a full channel)
 
     async def send(
         self, records: Batch, *, live: bool = True, final: bool = False, position: object = None
     ) -> None:
-        await self.budget.take(len(records))
-        await self.out.put(Chunk(self.origin, records, live, final, self.budget.give, position))
+        self.sending = True
+        try:
+            await self.budget.take(len(records))
+            await self.out.put(Chunk(self.origin, records, live, final, self.budget.give, position))
+        finally:
+            self.sending = False
+        self.sent += len(records)
 
 
 async def pump(

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
+from typing import NoReturn
 
 from aggregator.config import StreamListenerConfig, TcpSourceConfig, UnixSourceConfig
 from aggregator.config.addresses import split_host_port
@@ -29,6 +31,7 @@ from aggregator.sources.listen import (
     remove_socket_file,
 )
 from aggregator.telemetry.metrics import Counters
+from aggregator.telemetry.stalls import Progress, StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class StreamListener:
         self._server: asyncio.Server | None = None
         self._group: asyncio.TaskGroup | None = None
         self._out: Channel[SourceItem] | None = None
+        self._outlets: set[LaneOutlet] = set()  # one a connection
+        self._stalls = StallWatch(context.stall_after)
 
     async def _listen(self, accept: Callable[..., None]) -> asyncio.Server:
         raise NotImplementedError
@@ -74,6 +79,7 @@ class StreamListener:
             "connections": self.connections,
             "connections_refused": self.refused,
             "lines_truncated": self.decoding.truncated_lines,
+            "stalled": int(bool(self._stalls.stalled)),
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
@@ -83,6 +89,7 @@ class StreamListener:
         try:
             async with asyncio.TaskGroup() as group, self._server:
                 self._group = group
+                group.create_task(self._watch_stalls(), name=f"stalls:{self.name}")
                 await self._server.start_serving()
                 # Only now: a client that reads this line may connect at once.
                 log.info("sources.%s: listening on %s", self.name, self._where())
@@ -106,6 +113,7 @@ class StreamListener:
     ) -> None:
         assert self._out is not None
         outlet = LaneOutlet(self._out, peer)
+        self._outlets.add(outlet)
         decoder = self.decoding.lane(peer, self.config.framing)
         try:
             await pump(lambda: self._read(reader), decoder, outlet)
@@ -119,7 +127,22 @@ class StreamListener:
             pass
         finally:
             self.connections -= 1
+            self._outlets.discard(outlet)
             writer.close()
+
+    async def _watch_stalls(self) -> NoReturn:
+        """Name the connections whose records wait to be handed on for stall_after (SPEC §8):
+        their lane has not moved while they have input; the sinks hold the pipeline back."""
+        while True:
+            await asyncio.sleep(min(1.0, self._stalls.stall_after / 4))
+            seen = [Progress(o.origin, o.sent, o.sending, o.sending) for o in self._outlets]
+            for change in self._stalls.observe(time.monotonic(), seen):
+                if change.reason is None:
+                    log.info("sources.%s: %s: reading again", self.name, change.what)
+                else:
+                    log.warning("sources.%s: the connection from %s has waited %gs to hand its "
+                                "records on: %s", self.name, change.what,
+                                self._stalls.stall_after, change.reason)  # fmt: skip
 
     async def _read(self, reader: asyncio.StreamReader) -> bytes:
         """The next bytes; b"" at the end, or once the connection was silent too long."""

@@ -43,6 +43,11 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "Bytes of the files in aggregator_files_lost_total (their size when last seen).",
     ),
     "connections": ("aggregator_connections", "gauge", "Open connections, per source."),
+    "stalled": (
+        "aggregator_source_stalled",
+        "gauge",
+        "1 while a source has unread input and its reader has not moved for stall_after.",
+    ),
     "connections_refused": (
         "aggregator_connections_refused_total",
         "counter",
@@ -198,6 +203,11 @@ class PipelineTelemetry:
         ]
         if down:
             detail["disconnected"] = sorted(down)
+        # A stall is not a failure either (still 200): it says where to look.
+        stalled = [f"source {part.name}" for part in pipeline.sources
+                   if part.counters().get("stalled")]  # fmt: skip
+        if stalled:
+            detail["stalled"] = sorted(stalled)
         return not failed, detail
 
     def metrics(self) -> str:

@@ -2,17 +2,18 @@
 
 The parts, each with one job: ``discovery`` says which paths match now; ``identity`` knows a
 file whatever its name; a ``FileTailer`` (tailer.py) reads one open file from a position;
-``resume`` finds where an earlier run stopped; ``Watcher`` (watch.py) wakes tailers when files
+``resume`` finds where an earlier run stopped; ``readers`` sees that each file is read by one
+reader at a time, whatever names it has; ``Watcher`` (watch.py) wakes tailers when files
 change; ``held_back`` keeps track of files rotated away while their reader waits on slow
 sinks; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
-each through rotation.
+each through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
 
 Rotation: when the path names another file (rename and create, delete and recreate, a symlink
 flipped), the old file is read on in a task of its own until it has been quiet for
 ``rotate_wait``, since its writer may not have reopened yet; the new one is read from its start.
 A file truncated in place (copytruncate) is read again from 0, past the NUL bytes a writer
-without O_APPEND leaves where the old content was. A file deleted and not recreated is closed
-after ``rotate_wait``.
+without O_APPEND leaves where the old content was, and its copy from where the reader was. A
+file deleted and not recreated is closed after ``rotate_wait``.
 """
 
 import asyncio
@@ -30,13 +31,23 @@ from aggregator.parse.decode import Decoding
 from aggregator.record.filters import NamePathMatcher
 from aggregator.record.record import Batch
 from aggregator.sources import SourceContext
-from aggregator.sources.file.discovery import discover, fixed_prefix, missing_paths
-from aggregator.sources.file.held_back import note_replacements, open_successors
+from aggregator.sources.file.discovery import (
+    discover,
+    fixed_prefix,
+    missing_paths,
+    split_compressed,
+    unmatched_globs,
+    why_missing,
+)
+from aggregator.sources.file.held_back import note_replacements
 from aggregator.sources.file.identity import Position
+from aggregator.sources.file.readers import Readers, watch_stalls
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
+from aggregator.sources.file.rotated import RotatedFiles
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
+from aggregator.telemetry.stalls import StallWatch
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Watcher
@@ -50,8 +61,6 @@ WATCHED_RESCAN_INTERVAL = 30.0
 pattern's directory is watched (and none has ``**``), this slow rescan is only a safety net."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
-ROTATED_POLL = 0.05
-"""Seconds between looks at a rotated-away file (its new name is not watched)."""
 
 
 class Outcome(Enum):
@@ -70,7 +79,9 @@ class FileSource:
         self.config = config
         self.follow = config.follow
         self.rotations = 0
-        self._open: set[FileTailer] = set()  # followed and rotated-away files, open now
+        self._readers = Readers()  # followed and rotated-away files, open now
+        self._compressed: set[str] = set()  # paths matched, not read (said once)
+        self._started = False  # discovery at start is over: what is found now is new
         self._exclude = NamePathMatcher(config.exclude)
         self.decoding = Decoding(name, config, context.needs, context.parse_pool)
         self._checkpoints = context.checkpoints
@@ -82,25 +93,27 @@ class FileSource:
         # Paths (not globs) that did not exist: reported once, followed once they appear.
         self._missing: dict[Path, str] = {}
         self._current: dict[Path, FileTailer] = {}  # the file each followed path is read in
-        self.files_lost = 0  # rotated away and deleted before they were read
-        self.bytes_lost = 0
         self._watcher: Watcher | None = None
         self._group: asyncio.TaskGroup | None = None
+        self._stalls = StallWatch(context.stall_after)
+        self._rotated = RotatedFiles(name, self._readers, self.decoding, config.rotate_wait,
+                                     context.checkpoints, self._tailed)  # fmt: skip
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
         unread: dict[str, int] = {}
-        for tailer in list(self._open):
+        for tailer in list(self._readers.open):
             if (size := tailer.size()) is not None:
                 behind = max(0, size - tailer.position)
                 unread[tailer.origin] = unread.get(tailer.origin, 0) + behind
         return {
-            "files_open": sum(not tailer.suspended for tailer in self._open),
+            "files_open": sum(not tailer.suspended for tailer in self._readers.open),
             "rotations": self.rotations,
             "lines_truncated": self.decoding.truncated_lines,
             "unread_bytes": unread,
-            "files_lost": self.files_lost,
-            "bytes_lost": self.bytes_lost,
+            "files_lost": self._rotated.files_lost,
+            "bytes_lost": self._rotated.bytes_lost,
+            "stalled": int(bool(self._stalls.stalled)),
         }
 
     async def open(self) -> None:
@@ -116,13 +129,17 @@ class FileSource:
         at_end = self.config.start_at == "end" and (
             self.follow or self.config.last_lines is not None
         )
-        found = discover(self.config.paths, self._exclude)
+        found = await self._discover()
         self._note_missing(found)
         rotated: dict[Path, Position] = {}
         saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
-        if saved:
+        if saved and self._checkpoints is not None:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
+            for path in [path for path in rotated if path in found]:  # a copy the globs match
+                self._resume[path] = rotated.pop(path)
+            copies = [p for p in [*rotated.values(), *self._resume.values()] if p.key not in saved]
+            self._checkpoints.add([(0, position) for position in copies])  # see keep_copied
         # Existing content read from the start (or from a checkpoint), and the last lines, are
         # catch-up data, merged exactly.
         await out.put(
@@ -133,16 +150,20 @@ class FileSource:
             )
         )
         async with asyncio.TaskGroup() as group:
-            self._group = group
+            self._group = self._rotated.group = group
             if self.follow:
                 from aggregator.sources.file.watch import Watcher  # inotify: only to follow
 
                 self._watcher = Watcher()
                 group.create_task(self._watcher.run(), name=f"watch:{self.name}")
                 group.create_task(note_replacements(self._current), name=f"held-back:{self.name}")
+                group.create_task(
+                    watch_stalls(self.name, self._readers, self._stalls), name=f"stalls:{self.name}"
+                )
             for path, position in rotated.items():
                 group.create_task(
-                    self._read_rotated(path, position, out), name=f"rotated:{self.name}:{path}"
+                    self._rotated.read_rotated(path, position, out),
+                    name=f"rotated:{self.name}:{path}",
                 )
             while True:
                 for path in found:
@@ -156,40 +177,48 @@ class FileSource:
                         )
                 if not self.follow:
                     break
+                self._started = True
                 await self._wait_for_rescan()
                 # Files that appear later are new: read from their start, as live data.
-                found, at_end = discover(self.config.paths, self._exclude, self._tailed), False
+                found, at_end = await self._discover(), False
         if self._missing:
-            raise InputMissing(f"{', '.join(self._missing.values())}: no such file")
+            raise InputMissing(", ".join(self._missing.values()))
+
+    async def _discover(self) -> list[Path]:
+        """The files to follow that are not followed yet; compressed ones are said once and
+        left out (and forgotten once gone, so that a text file of that name is read)."""
+        known = self._tailed | self._compressed  # a copy: tasks change these meanwhile
+        still, found = await asyncio.to_thread(self._discover_in_thread, known)
+        text, compressed = found
+        self._compressed &= still
+        for path, kind in compressed.items():
+            log.warning("%s: compressed (%s), not read as text; skipped", path, kind)
+            self._compressed.add(str(path))
+        return text
+
+    def _discover_in_thread(
+        self, known: set[str]
+    ) -> tuple[set[str], tuple[list[Path], dict[Path, str]]]:
+        still = {name for name in self._compressed if Path(name).is_file()}
+        found = discover(self.config.paths, self._exclude, known)
+        return still, split_compressed(found)
 
     def _note_missing(self, found: list[Path]) -> None:
-        """Report each path that is not a glob and does not exist, once (SPEC §2): followed,
-        it is read once it appears; with ``--no-follow`` it is an error, at the end."""
+        """Report each path that is not a glob and is not a file (missing, or a directory),
+        and each glob that matches no file, once (SPEC §2): followed, they are read once they
+        appear; with ``--no-follow`` a missing path is an error, at the end."""
         self._missing = missing_paths(self.config.paths, found)
-        for pattern in self._missing.values():
+        for path, pattern in self._missing.items():
+            why = why_missing(path, pattern)
+            self._missing[path] = f"{pattern}: {why}"
             if self.follow:
-                log.warning("%s: no such file; following it once it appears", pattern)
+                later = "" if path.is_dir() else "; following it once it appears"
+                log.warning("%s: %s%s", pattern, why, later)
             else:
-                log.error("%s: no such file", pattern)
-
-    async def _read_successors(
-        self, path: Path, previous: FileTailer, current: str, outlet: LaneOutlet
-    ) -> None:
-        """After a rotation, read the files that were at ``path`` between ``previous`` and the
-        ``current`` one, or count and report them as lost (``held_back``)."""
-        found, lost = await open_successors(path, previous, current, self._tailed, self.decoding)
-        for size in lost:
-            self.files_lost += 1
-            self.bytes_lost += size
-            log.warning("%s: a file that was there was rotated away and deleted before it "
-                        "could be read: %d bytes lost", path, size)  # fmt: skip
-        for tailer in found:
-            log.info("%s: reading %s, rotated away before it was read", path, tailer.path)
-            self._open.add(tailer)
-            assert self._group is not None
-            self._group.create_task(
-                self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{tailer.path}"
-            )
+                log.error("%s: %s", pattern, why)
+        for pattern in unmatched_globs(self.config.paths, self._exclude, set(found)):
+            later = "; following it as files appear" if self.follow else ""
+            log.warning("%s: no file matches%s", pattern, later)
 
     def _all_watched(self) -> bool:
         """Whether inotify reports every new file the globs could match: each pattern's
@@ -197,21 +226,6 @@ class FileSource:
         assert self._watcher is not None
         watched = [self._watcher.watch_directory(fixed_prefix(p)) for p in self.config.paths]
         return all(watched) and not any("**" in pattern for pattern in self.config.paths)
-
-    async def _read_rotated(self, path: Path, position: Position, out: Channel[SourceItem]) -> None:
-        """Read a file rotated away while stopped from its saved offset to its end."""
-        origin = str(path)
-        outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self.decoding.lane(origin))
-        try:
-            await tailer.open(at_end=False, resume=position)
-        except OSError as error:
-            log.warning("%s: cannot open: %s", path, error.strerror or error)
-            await outlet.send([], final=True)
-            return
-        log.info("%s: rotated while stopped; reading what was not read yet", path)
-        self._open.add(tailer)
-        await self._drain_rotated(tailer, outlet, live=False, final=True)
 
     async def _wait_for_rescan(self) -> None:
         """Until inotify reports a new file, or the next rescan is due: every
@@ -236,10 +250,19 @@ class FileSource:
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
         origin = str(path)
         outlet = LaneOutlet(out, origin)
-        tailer = FileTailer(path, self.decoding.lane(origin))
+
+        def make() -> FileTailer:
+            return FileTailer(path, self.decoding.lane(origin))
+
+        async def waiting() -> None:  # read under another name: nothing of its own to wait for
+            await outlet.send([], live=True)
+
         try:
             last_lines = (self.config.last_lines or 0) if at_end else 0
-            resumed = await tailer.open(at_end, self._resume.get(path), last_lines)
+            resume = self._resume.get(path)
+            claimed = await self._readers.claim(
+                make, at_end, resume, last_lines, fresh=self._started, waiting=waiting
+            )
         except OSError as error:
             if path not in self._unopened:
                 log.warning("%s: cannot open: %s; retrying", path, error.strerror or error)
@@ -247,15 +270,17 @@ class FileSource:
             self._tailed.discard(str(path))
             await out.put(Chunk(origin, [], live=True, final=True))
             return
+        assert claimed is not None
+        tailer: FileTailer | None = claimed[0]
+        self._rotated.keep_copied(claimed[0])
         self._resume.pop(path, None)
-        self._open.add(tailer)
-        self._current[path] = tailer
+        self._current[path] = claimed[0]
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
         changed = self._watcher.watch(path) if self._watcher is not None else None
-        live = at_end and not resumed and not last_lines
+        live = at_end and not claimed[1] and not last_lines
         try:
-            while True:
+            while tailer is not None:
                 outcome = await self._follow(tailer, outlet, live, changed)
                 live = True
                 if outcome is Outcome.ENDED:
@@ -269,31 +294,34 @@ class FileSource:
                 log.info("%s: rotated; reading the old file on for %gs", path,
                          self.config.rotate_wait)  # fmt: skip
                 assert self._group is not None
-                if not tailer.suspended or await tailer.reopen():
+                previous, tailer = tailer, None
+                if not previous.suspended or await previous.reopen():
                     self._group.create_task(
-                        self._drain_rotated(tailer, outlet), name=f"rotated:{self.name}:{path}"
+                        self._rotated.drain(previous, outlet), name=f"rotated:{self.name}:{path}"
                     )
                 else:
-                    self._open.discard(tailer)  # closed while quiet, and gone since
-                previous, tailer = tailer, FileTailer(path, self.decoding.lane(origin))
-                try:
-                    await tailer.open(at_end=False)
+                    self._readers.release(previous)  # closed while quiet, and gone since
+                try:  # the new file, unless it is read under another name (then after that)
+                    claimed = await self._readers.claim(make, waiting=waiting)
                 except OSError:  # gone again before we could open it: rediscovered later
-                    await self._read_successors(path, previous, "", outlet)
+                    await self._rotated.read_successors(path, previous, "", outlet)
                     self._tailed.discard(str(path))
                     return
-                self._open.add(tailer)
+                assert claimed is not None
+                tailer = claimed[0]
+                self._rotated.keep_copied(tailer)
                 self._current[path] = tailer
-                await self._read_successors(path, previous, tailer.key, outlet)
+                await self._rotated.read_successors(path, previous, tailer.key, outlet)
                 if self._watcher is not None:
                     changed = self._watcher.watch(path)  # a flipped symlink's new target
         except ChannelClosed:
             pass
         finally:
-            await tailer.close()
-            self._open.discard(tailer)
-            if self._current.get(path) is tailer:
-                del self._current[path]
+            if tailer is not None:
+                self._readers.release(tailer)
+                await tailer.close()
+                if self._current.get(path) is tailer:
+                    del self._current[path]
             if self._watcher is not None:
                 self._watcher.forget(path)
 
@@ -310,6 +338,13 @@ class FileSource:
             read = await tailer.read()
             if read.moved:
                 pause, missing_since, last_data = POLL_MIN, None, time.monotonic()
+                if (copied := tailer.truncated_from) is not None and self._group is not None:
+                    tailer.truncated_from = None
+                    self._readers.truncated(copied)
+                    self._group.create_task(
+                        self._rotated.read_copy(tailer, copied, outlet),
+                        name=f"copy:{self.name}:{copied}",
+                    )
                 if read.records:
                     await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
                 continue
@@ -374,26 +409,3 @@ class FileSource:
                 await changed.wait()
         except TimeoutError:
             pass
-
-    async def _drain_rotated(
-        self, tailer: FileTailer, outlet: LaneOutlet, live: bool = True, final: bool = False
-    ) -> None:
-        """Read a rotated-away file on until it has been quiet for ``rotate_wait``, then give
-        its partial last line and close it. ``final`` ends its lane (one of its own)."""
-        quiet_since = time.monotonic()
-        try:
-            while True:
-                read = await tailer.read()
-                if read.records:
-                    await outlet.send(read.records, live=live, position=tailer.checkpoint())
-                    quiet_since = time.monotonic()
-                elif not read.moved:
-                    if not live or time.monotonic() - quiet_since >= self.config.rotate_wait:
-                        break  # existing data: read to its end, no need to wait
-                    await asyncio.sleep(ROTATED_POLL)
-            await outlet.send(tailer.flush(), live=live, final=final)
-        except ChannelClosed:
-            pass
-        finally:
-            await tailer.close()
-            self._open.discard(tailer)

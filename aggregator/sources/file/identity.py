@@ -8,11 +8,16 @@ one. A rotated file keeps its identity; a new file at the same path gets its own
 import hashlib
 import os
 import stat as stat_module
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 HEAD_BYTES = 256
+COPY_HEAD_BYTES = HEAD_BYTES
+"""First bytes two files of other identities must share before one is taken for a copy of the
+other (copytruncate): all of them, since the first lines of two logs can begin alike (same
+fields, same second). A copy of a smaller file is not recognised (read as a new file)."""
 
 
 def head_hash(head: bytes) -> str:
@@ -50,12 +55,20 @@ class Position:
             len(head) >= self.head_length and head_hash(head[: self.head_length]) == self.head_hash
         )
 
+    def is_copied_in(self, head: bytes) -> bool:
+        """Whether a file of another identity beginning with ``head`` holds this file's content
+        (a copy: copytruncate), judged by enough first bytes (``COPY_HEAD_BYTES``)."""
+        return self.head_length >= COPY_HEAD_BYTES and self.matches(head)
+
     def is_current(self) -> bool:
-        """Whether the file is still where it was read (not deleted, not rotated away)."""
+        """Whether the file is still where it was read, or renamed in the same directory (a
+        rotation to a name read next, or not read yet): not deleted."""
         try:
-            return identity_key(os.stat(self.path)) == self.key
+            if identity_key(os.stat(self.path)) == self.key:
+                return True
         except OSError:
-            return False
+            pass
+        return self.key in _listing(Path(self.path).parent)
 
 
 def files_by_identity(directory: Path) -> dict[str, Path]:
@@ -73,4 +86,27 @@ def files_by_identity(directory: Path) -> dict[str, Path]:
             continue
         if stat_module.S_ISREG(stat.st_mode):
             found.setdefault(identity_key(stat), entry)
+    return found
+
+
+_LISTINGS: dict[Path, tuple[int, dict[str, Path]]] = {}
+"""``files_by_identity`` of a few directories, with their mtime then: each checkpoint save
+asks about the files rotated away, and a directory is listed again only once it changed."""
+_LISTINGS_KEPT = 64
+
+
+def _listing(directory: Path) -> dict[str, Path]:
+    try:
+        changed = directory.stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _LISTINGS.get(directory)
+    if cached is not None and cached[0] == changed:
+        return cached[1]
+    found = files_by_identity(directory)
+    if time.time_ns() - changed < 1_000_000_000:
+        return found  # changed within the mtime's granularity: another change may not show
+    if len(_LISTINGS) >= _LISTINGS_KEPT:
+        _LISTINGS.pop(next(iter(_LISTINGS)))
+    _LISTINGS[directory] = (changed, found)
     return found

@@ -6,16 +6,23 @@ renamed over the old one, so a crash leaves the old checkpoint or the new one, n
 one. Its format is versioned.
 """
 
+import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 import orjson
 
 from aggregator.flow.checkpoints import check_state_dir, write_atomically
-from aggregator.sources.file.identity import Position, files_by_identity, identity_key, read_head
+from aggregator.sources.file.identity import (
+    COPY_HEAD_BYTES,
+    Position,
+    files_by_identity,
+    identity_key,
+    read_head,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,27 +85,61 @@ def resumable(paths: Iterable[Path], saved: Mapping[str, Position]) -> dict[Path
 def rotated_while_stopped(
     saved: Mapping[str, Position], resumed: Iterable[Position]
 ) -> dict[Path, Position]:
-    """Saved positions of files renamed while the program was stopped, by their new path: the
-    same inode in the directory they were in, with something not read yet (past the offset, or
-    anything if the first bytes changed: ``FileTailer.open`` reads it from 0)."""
+    """Saved positions of files rotated while the program was stopped, by their path now,
+    with something not read yet: renamed (the same inode in the directory they were in: from
+    the offset, or from 0 if the first bytes changed: ``FileTailer.open`` sees to it), or
+    copied before being truncated (copytruncate: the file in that directory that begins with
+    the same bytes and is at least as long, with the position moved to it)."""
     taken = {position.key for position in resumed}
     indexes: dict[Path, dict[str, Path]] = {}  # each directory is listed once
     found: dict[Path, Position] = {}
     for position in saved.values():
-        if position.key in taken:
-            continue
         directory = Path(position.path).parent
         if directory not in indexes:
             indexes[directory] = files_by_identity(directory)
         candidate = indexes[directory].get(position.key)
-        if candidate is None:
+        same = False
+        if candidate is not None:
+            try:
+                with candidate.open("rb") as file:
+                    same = position.matches(read_head(file.fileno()))
+                    size = os.fstat(file.fileno()).st_size
+            except OSError:
+                candidate = None
+        if candidate is not None and same and size >= position.offset:
+            if position.key not in taken and size > position.offset:
+                found[candidate] = position  # renamed: the rest of it
+            continue
+        if candidate is not None and position.key not in taken:
+            found[candidate] = position  # renamed and rewritten: all of it
+        # Its content is not where it was read: copied away, then truncated or deleted?
+        copy = find_copy(indexes[directory], position, saved)
+        if copy is not None:
+            log.info("%s: truncated while stopped; reading the rest of it in its copy %s",
+                     position.path, copy.path)  # fmt: skip
+            found[Path(copy.path)] = copy
+    return found
+
+
+def find_copy(
+    files: Mapping[str, Path], position: Position, known: Container[str]
+) -> Position | None:
+    """``position`` moved to the file among ``files`` (by identity) that holds the content it
+    is of: the same first bytes, at least ``offset`` long; the newest if there are several.
+    Files with positions of their own (``known``) are not copies."""
+    best: tuple[int, Position] | None = None
+    for key, path in files.items():
+        if key == position.key or key in known:
             continue
         try:
-            with candidate.open("rb") as file:
-                same = position.matches(read_head(file.fileno()))
-                size = os.fstat(file.fileno()).st_size
+            with path.open("rb") as file:
+                stat = os.fstat(file.fileno())
+                if stat.st_size < max(position.offset, COPY_HEAD_BYTES):
+                    continue
+                if not position.is_copied_in(read_head(file.fileno())):
+                    continue
         except OSError:
             continue
-        if not same or size > position.offset:
-            found[candidate] = position
-    return found
+        if best is None or stat.st_mtime_ns > best[0]:
+            best = stat.st_mtime_ns, dataclasses.replace(position, key=key, path=str(path))
+    return best[1] if best is not None else None

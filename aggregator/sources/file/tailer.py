@@ -95,6 +95,11 @@ class FileTailer:
         its reader was held back: each must be read after this one, or counted as lost."""
         self.lane = ""  # where counting began (``Record.lane``): kept across a restart
         self.records = 0  # records given out since then
+        self.continues: Position | None = None
+        """The position in another file this one goes on from (it is that file's copy)."""
+        self.truncated_from: Position | None = None
+        """Set when a read found the file truncated in place: how far the content it had
+        before was read (copytruncate: the rest may be in the copy). The caller takes it."""
 
     @property
     def key(self) -> str:
@@ -133,24 +138,15 @@ class FileTailer:
 
     async def open(self, at_end: bool, resume: Position | None = None, last_lines: int = 0) -> bool:
         """Open the file at its end (``last_lines`` before it) or its start, or, when
-        ``resume`` is a saved position of
-        this inode, where it says: from its offset if the first bytes are still the same and
-        the file no shorter, else from 0 (truncated and rewritten, or a new file on a reused
-        inode: either way all of it is unread). True when a saved position applied."""
+        ``resume`` is a saved position of this file, where it says (``resume_at``). True when
+        a saved position applied."""
         # A bare descriptor: reads are positional (pread), and a file object would be waste.
         fd = self._fd = await _open_in_thread(self.path, os.O_RDONLY | os.O_CLOEXEC)
         stat = os.fstat(fd)
         self._key = identity_key(stat)
         self._head = read_head(fd)
-        resumed = resume is not None and resume.key == self._key
-        if resume is not None and resumed:
-            same = resume.matches(self._head) and resume.offset <= stat.st_size
-            if not same:
-                log.info("%s: changed while stopped, reading it from the start", self.path)
-            self.position = resume.offset if same else 0
-            if same and resume.lane:
-                self.lane, self.records = resume.lane, resume.records
-        else:
+        resumed = resume is not None and self.resume_at(resume)
+        if not resumed:
             self.position = start_of_last_lines(fd, stat.st_size, last_lines) if at_end else 0
             if at_end and last_lines and self.position:
                 # The lines before the start give the time of untimed lines at the start.
@@ -159,11 +155,40 @@ class FileTailer:
                 if start:
                     before = before[before.find(b"\n") + 1 :]  # from a whole line on
                 self.decoder.prime(before)
-        if not self.lane:
+            self._count_from_here()
+            start = max(0, self.position - TAIL_CHECK)
+            self._tail = os.pread(fd, self.position - start, start)
+        return resumed
+
+    def resume_at(self, resume: Position) -> bool:
+        """Before the first read: go on where ``resume`` (a position of this file, by its
+        identity) says, if the first bytes are still the same and the file no shorter, else
+        from 0 (truncated and rewritten, or a new file on a reused inode: either way all of it
+        is unread). False when ``resume`` is of another file."""
+        assert self._fd is not None
+        if resume.key != self._key:
+            return False
+        same = resume.matches(self._head) and resume.offset <= os.fstat(self._fd).st_size
+        if not same:
+            log.info("%s: changed while stopped, reading it from the start", self.path)
+        self.position = resume.offset if same else 0
+        if same and resume.lane:
+            self.lane, self.records = resume.lane, resume.records
+        else:
             self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
-        self._tail = os.pread(fd, self.position - start, start)
-        return resumed
+        self._tail = os.pread(self._fd, self.position - start, start)
+        return True
+
+    @property
+    def head(self) -> bytes:
+        """The file's first bytes (up to ``HEAD_BYTES``), as last read."""
+        return self._head
+
+    def refresh_head(self) -> None:
+        """Read the first bytes again (a file just made, still being written)."""
+        if self._fd is not None and len(self._head) < HEAD_BYTES:
+            self._head = read_head(self._fd)
 
     @property
     def suspended(self) -> bool:
@@ -203,6 +228,9 @@ class FileTailer:
         while a multiline record is held (its start is not known here)."""
         if not self._key or self.decoder.holds_record:
             return None
+        return self._position_now()
+
+    def _position_now(self) -> Position:
         return Position(
             self._key,
             self.origin,
@@ -227,6 +255,7 @@ class FileTailer:
         available = os.fstat(fd).st_size - self.position
         if available < 0 or self._rewritten(fd):
             log.info("%s: truncated, reading again from the start", self.path)
+            self.truncated_from = self._position_now()
             self.position = 0
             self._tail = b""
             self._head = b""  # the identity's first bytes are new too: read again as it refills
@@ -257,6 +286,10 @@ class FileTailer:
         if not self._tail:
             return False
         return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
+
+    def deleted(self) -> bool:
+        """Whether the open file has no name left (deleted); False once closed."""
+        return self._fd is not None and os.fstat(self._fd).st_nlink == 0
 
     def size(self) -> int | None:
         """The open file's size now; None once closed."""
