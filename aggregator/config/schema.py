@@ -29,6 +29,7 @@ from aggregator.config.types import (
     Size,
     StreamUrl,
     Tagged,
+    WhereText,
     Workers,
 )
 
@@ -244,6 +245,7 @@ class FilterSpec(_Strict):
     sources: list[str] = field(default_factory=list)
     level: Level | None = None
     grep: Regex | None = None
+    where: WhereText | None = None  # aggregator.record.where; combined with the others by and
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)

@@ -77,7 +77,8 @@ class WebServer:
                 f"{error.strerror or error}"
             ) from error
         self.address = self._server.sockets[0].getsockname()[:2]
-        log.info("sink %s: serving on http://%s:%d/", self.name, *self.address)
+        needs = " (a token is needed: open it with ?token=TOKEN)" if self._gate.needs_token else ""
+        log.info("sink %s: serving on http://%s:%d/%s", self.name, *self.address, needs)
 
     async def close(self) -> None:
         """Stop accepting, close every connection with 1001 and wait for their handlers.
@@ -101,7 +102,8 @@ class WebServer:
             return response(HTTPStatus.FORBIDDEN, "this origin may not use the stream\n")
         if not self._gate.authorised(request, query):
             extra = {"WWW-Authenticate": 'Bearer realm="aggregator"'}
-            return response(HTTPStatus.UNAUTHORIZED, "a token is required\n", extra=extra)
+            refusal = self._gate.refusal(request, query)
+            return response(HTTPStatus.UNAUTHORIZED, refusal, extra=extra)
         if asset is not None:
             return asset_response(asset)
         if path == "/metrics":
