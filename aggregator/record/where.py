@@ -22,16 +22,17 @@ from typing import Final
 from aggregator.record.conditions import (
     And,
     Condition,
-    Exists,
     Getter,
-    In,
-    LevelCompare,
+    InTest,
+    Leaf,
+    LevelRank,
     Matcher,
     Not,
-    NumberCompare,
+    NumberTest,
     Or,
-    Search,
-    TextCompare,
+    Present,
+    SearchTest,
+    TextTest,
     text_of,
 )
 from aggregator.record.levels import LEVEL_RANK, LEVELS
@@ -187,8 +188,7 @@ class Where:
         return self.root.test(record)
 
     def apply(self, batch: Sequence[Record]) -> list[Record]:
-        test = self.root.test
-        return [record for record in batch if test(record)]
+        return self.root.filter(batch if isinstance(batch, list) else list(batch))
 
     def __repr__(self) -> str:
         return f"Where({self.text!r})"
@@ -269,7 +269,7 @@ class _Parser:
                 raise self.fail('")" after the name')
             self.advance()
             self.count()
-            return Exists(getter)
+            return Leaf(getter, Present())
         return self.comparison()
 
     def name(self) -> Getter:
@@ -297,7 +297,7 @@ class _Parser:
         token = self.token
         if self.keyword("contains"):
             value = self.value("contains")
-            return Search(getter, None, text_of(value.value) or "")
+            return Leaf(getter, SearchTest(None, text_of(value.value) or ""))
         if self.keyword("in"):
             return self.membership(getter)
         if self.keyword("not"):  # "x not in (…)", "x not contains …"
@@ -305,7 +305,7 @@ class _Parser:
                 return Not(self.membership(getter))
             if self.keyword("contains"):
                 value = self.value("contains")
-                return Not(Search(getter, None, text_of(value.value) or ""))
+                return Not(Leaf(getter, SearchTest(None, text_of(value.value) or "")))
             raise self.fail('"in" or "contains" after "not"')
         if token.kind != OP:
             raise self.fail("an operator (= != < <= > >= ~ contains in) after the name", token)
@@ -320,16 +320,16 @@ class _Parser:
                 raise WhereError(
                     value.position, f"not a usable regular expression: {error}"
                 ) from None
-            condition: Condition = Search(getter, search, text)
+            condition: Condition = Leaf(getter, SearchTest(search, text))
             return Not(condition) if op == "!~" else condition
         if getter.attribute == "level":
             rank = LEVEL_RANK.get(str(value.value).lower())
             if rank is None:
                 raise self.fail(f"a level ({', '.join(LEVELS)})", value)
-            return LevelCompare(op, rank)
+            return Leaf(getter, LevelRank(op, rank))
         if value.kind == NUMBER and isinstance(value.value, int | float):
-            return NumberCompare(getter, op, float(value.value))
-        return TextCompare(getter, op, str(value.value))
+            return Leaf(getter, NumberTest(op, float(value.value)))
+        return Leaf(getter, TextTest(op, str(value.value)))
 
     def membership(self, getter: Getter) -> Condition:
         if self.token.kind != LPAREN:
@@ -357,7 +357,7 @@ class _Parser:
             if self.token.kind != RPAREN:
                 raise self.fail('"," or ")"')
             self.advance()
-            return In(getter, frozenset(texts), frozenset(numbers))
+            return Leaf(getter, InTest(frozenset(texts), frozenset(numbers)))
 
     def value(self, after: str) -> Token:
         """A value: a "string", a number, or a bare word (``warn``)."""
@@ -391,13 +391,17 @@ RE2_MAX_MEMORY: Final = 8 << 20
 
 
 def compile_re2(pattern: str) -> Matcher:
-    """``pattern`` compiled by RE2 (matching time linear in the text): its ``search``.
-    ValueError with RE2's reason for a pattern it cannot take (a backreference, too large)."""
+    """``pattern`` compiled by RE2 (matching time linear in the text): a test that is truthy when
+    the pattern is found. ValueError with RE2's reason for a pattern it cannot take.
+
+    The binding's ``search`` builds a match object through generators in Python (tens of
+    microseconds a call); when the compiled RE2 underneath is there, it is asked directly."""
     import re2
 
     options = re2.Options()
     options.log_errors = False
     options.max_mem = RE2_MAX_MEMORY
+    options.never_capture = True
     try:
         compiled = re2.compile(pattern, options)
     except re2.error as error:
@@ -405,8 +409,18 @@ def compile_re2(pattern: str) -> Matcher:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise ValueError(str(reason)) from None
-    search: Matcher = compiled.search
-    return search
+    match = getattr(getattr(compiled, "_regexp", None), "Match", None)
+    anchor = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
+    if match is None or anchor is None:
+        search: Matcher = compiled.search
+        return search
+    unanchored = anchor.UNANCHORED
+
+    def found(text: str) -> bool:
+        data = text.encode("utf-8", "replace")
+        return bool(match(unanchored, data, 0, len(data))[0][0] != -1)
+
+    return found
 
 
 def where_of(text: str) -> Where:

@@ -196,11 +196,15 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
 @settings(max_examples=200, deadline=None)
 @given(expressions())
 def test_valid_expressions_parse_and_not_is_the_complement(text: str) -> None:
-    """Every generated expression parses, and ``not (E)`` passes exactly what E does not."""
+    """Every generated expression parses, ``not (E)`` passes exactly what E does not, and a
+    batch filtered at once keeps exactly the records that pass one by one, in order."""
     where = where_of(text)
     negated = where_of(f"not ({text})")
     for record in RECORDS:
         assert where.test(record) != negated.test(record)
+    batch = RECORDS * 3
+    assert where.apply(batch) == [record for record in batch if where.test(record)]
+    assert negated.apply(batch) == [record for record in batch if negated.test(record)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -214,3 +218,50 @@ def test_any_text_either_parses_or_is_a_where_error(text: str) -> None:
     else:
         for record in RECORDS:
             where.test(record)
+
+
+PATTERN_CHARS = st.sampled_from([*"ab.^$\\|*()-/", "\\.", "\\$", "\\^", "é"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PATTERN_CHARS, max_size=6).map("".join), st.text("ab.$^\\-/é\n", max_size=8))
+def test_a_literal_pattern_tested_as_a_string_agrees_with_re2(pattern: str, text: str) -> None:
+    """A pattern taken for a literal (``^/health``, ``app\\.log$``) passes exactly what RE2
+    finds; the string test is only a shortcut."""
+    from aggregator.record.conditions import literal_of
+    from aggregator.record.where import compile_re2
+
+    if literal_of(pattern) is None:
+        return
+    search = compile_re2(pattern)
+    where = where_of('line ~ "' + pattern.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    assert where.test(rec(text)) == bool(search(text)), (pattern, text)
+
+
+def test_verdicts_on_names_of_few_values_are_kept_and_bounded() -> None:
+    """A pattern on source is run once per distinct source, and the cache stays bounded."""
+    from aggregator.record.conditions import MAX_CACHED, Leaf
+
+    where = where_of('source ~ "^(web|db)-[0-9]+$"')
+    assert isinstance(where.root, Leaf) and where.root.verdicts is not None
+    for number in range(MAX_CACHED + 10):
+        assert where.test(rec(source=f"web-{number}"))
+        assert not where.test(rec(source=f"cache-{number}"))
+    assert len(where.root.verdicts) <= MAX_CACHED
+
+
+def test_the_direct_re2_test_agrees_with_the_binding_s_search() -> None:
+    """compile_re2's shortcut to RE2 finds what the binding's own search finds."""
+    import re2
+
+    from aggregator.record.where import compile_re2
+
+    for pattern, texts in [
+        ("u[se]+r c", ["GET user cache", "no", "usr c", ""]),
+        ("(?i)ERR(OR)?\\b", ["an error here", "errors", "ERR", "terror"]),
+        ("é+$", ["café", "cafe", "éé\n"]),
+        ("", ["", "x"]),
+    ]:
+        found = compile_re2(pattern)
+        for text in texts:
+            assert bool(found(text)) == (re2.search(pattern, text) is not None), (pattern, text)
