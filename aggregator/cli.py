@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first the last N records (default: %(default)s)",
     )
+    connect.add_argument(
+        "--stats",
+        action="store_true",
+        help="instead of the stream, the server's live counts per level, source and field "
+        "over the last 1 and 5 minutes (/stats), refreshed every 2 s (default: off)",
+    )
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     for command in (run, check, tail, connect):
         command.set_defaults(command_parser=command)
@@ -301,7 +307,13 @@ async def follow_stream(args: argparse.Namespace) -> int:
     except ConnectError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    following = asyncio.create_task(client.run(), name="connect")
+    if args.stats:
+        from aggregator.web.stats_view import follow_stats
+
+        shown = follow_stats(args.url, request.token)
+        following = asyncio.create_task(shown, name="connect:stats")
+    else:
+        following = asyncio.create_task(client.run(), name="connect")
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, following.cancel)

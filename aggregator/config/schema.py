@@ -291,6 +291,7 @@ class WebSocketSinkConfig(_Sink):
     subscriber_buffer: Annotated[Size, Positive] = 4 << 20  # bytes queued for one subscriber
     compression: bool = False  # permessage-deflate: costs the server CPU per subscriber
     ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
+    stats_field: str = ""  # /stats also counts this field's values (dots as in where); "": none
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
