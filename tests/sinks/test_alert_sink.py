@@ -32,6 +32,7 @@ class Receiver:
         return f"http://{host}:{port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.held.append(writer)  # closed by close(), whatever state it is in
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -39,8 +40,7 @@ class Receiver:
                 length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
                 body = await reader.readexactly(length)
                 if self.silent:
-                    self.held.append(writer)
-                    return
+                    return  # never answers
                 self.posts.append((path, orjson.loads(body)))
                 self.arrived.set()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -55,8 +55,12 @@ class Receiver:
     async def close(self) -> None:
         for writer in self.held:
             writer.close()
+        for writer in self.held:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         if self.server is not None:
             self.server.close()
+            await self.server.wait_closed()
 
 
 @pytest.fixture
