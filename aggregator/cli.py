@@ -28,6 +28,10 @@ COLOR_HELP = (
     "(default: %(default)s)"
 )
 CONFIG_HELP = "the TOML config file (required; no default)"
+WHERE_HELP = (
+    "only records this expression passes (default: every record), such as "
+    "'level>=warn and status>=500 and not path~\"^/health\"' (docs/where.md)"
+)
 DEBUG_HELP = "asyncio debug mode, named tasks; SIGUSR1 dumps every task to stderr (default: off)"
 
 
@@ -87,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "new lines (default: 10; with --no-follow, whole files)",
     )
     tail.add_argument(
+        "-f",
+        "-F",
+        "--follow",
+        action="store_true",
+        help="accepted as tail users type it: following is the default (default: on)",
+    )
+    tail.add_argument(
         "--from-start", action="store_true", help="read existing content first (default: off)"
     )
     tail.add_argument(
@@ -112,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RE",
         help="only lines this regular expression is found in (default: every line)",
     )
+    tail.add_argument("--where", metavar="EXPR", help=WHERE_HELP)
     tail.add_argument(
         "--source-filter",
         action="append",
@@ -157,18 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_output_options(connect)
     connect.add_argument(
-        "--source",
+        "--source-filter",
         action="append",
         default=[],
         metavar="GLOB",
-        help="only these sources (default: every source)",
+        help="only sources whose name matches GLOB; repeat or use commas for several "
+        "(default: every source)",
     )
+    # --source names a source (NAME=TARGET) in tail: here it is refused with a pointer.
+    connect.add_argument("--source", action="append", default=[], help=argparse.SUPPRESS)
     connect.add_argument(
         "--level", choices=list(LEVELS), help="a minimum level (default: every record)"
     )
     connect.add_argument(
         "--grep", metavar="RE", help="only lines this RE2 pattern matches (default: every line)"
     )
+    connect.add_argument("--where", metavar="EXPR", help=WHERE_HELP)
     connect.add_argument(
         "--replay",
         type=int,
@@ -176,7 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first the last N records (default: %(default)s)",
     )
+    connect.add_argument(
+        "--stats",
+        action="store_true",
+        help="instead of the stream, the server's live counts per level, source and field "
+        "over the last 1 and 5 minutes (/stats), refreshed every 2 s (default: off)",
+    )
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    for command in (run, check, tail, connect):
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -254,20 +278,42 @@ async def follow_stream(args: argparse.Namespace) -> int:
 
     from aggregator.web.client import ConnectError, StreamClient, StreamRequest
 
+    if args.source:
+        print(
+            "aggregator connect: --source names a source (NAME=TARGET) in tail; "
+            "to filter by source here, use --source-filter GLOB",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     request = StreamRequest(
         args.url,
-        [item for value in args.source for item in value.split(",") if item],
+        [item for value in args.source_filter for item in value.split(",") if item],
         args.level,
         args.grep,
         max(0, args.replay),
         os.environ.get("AGGREGATOR_TOKEN", ""),
+        args.where or None,
     )
+    if args.where:
+        from aggregator.record.where import WhereError, where_of
+
+        try:
+            where_of(args.where)
+        except WhereError as error:
+            print(f"aggregator connect: --where: {error}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         client = StreamClient(request, args.format, args.color)
     except ConnectError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    following = asyncio.create_task(client.run(), name="connect")
+    if args.stats:
+        from aggregator.web.stats_view import follow_stats
+
+        shown = follow_stats(args.url, request.token)
+        following = asyncio.create_task(shown, name="connect:stats")
+    else:
+        following = asyncio.create_task(client.run(), name="connect")
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, following.cancel)
@@ -300,8 +346,19 @@ def report_failure(error: Exception) -> int:
     return EXIT_RUNTIME
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The options; an unknown one is refused with the usage of its subcommand
+    (``usage: aggregator tail …``), not the top-level one (exit 2)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     configure_logging(getattr(args, "debug", False))
     if args.command == "connect":
         import asyncio

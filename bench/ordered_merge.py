@@ -4,11 +4,15 @@ one. syslog-ng (default configuration, the same files into one file, unordered) 
 same files in the same run.
 
     python3 bench/ordered_merge.py [--lines N] [--repeat R] [--no-syslog-ng]
-        [--python NAME=INTERPRETER ...]
+        [--python NAME=INTERPRETER ...] [--where [EXPR]]
 
 ``--python`` (repeatable) runs the aggregator with each interpreter (a venv's, holding another
 build: compiled and pure, say), the runs of each format interleaved, one of each in turn; with
 ``-P``, so that each runs its own install, never a checkout in the working directory.
+
+``--where`` also runs each with ``--where EXPR`` (default ``WHERE``: three conditions that every
+line passes, so that the order is still checked), interleaved with the runs without it, and
+prints what the filter costs as a ratio of the two in the same run (issue #29).
 """
 
 import argparse
@@ -25,6 +29,8 @@ import orjson
 from common import AGGREGATOR, Run, median_of, table, timed
 
 T0 = 1_795_600_800.0  # 2026-11-25T10:00:00Z
+WHERE = 'level>=info and not msg contains "zzz" and source~"^svc"'
+"""Three conditions (a level, a field, a regex) that every line of the files passes."""
 
 
 def make_files(directory: Path, files: int, lines: int) -> tuple[list[Path], list[str]]:
@@ -113,7 +119,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-syslog-ng", action="store_true")
     parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
+    parser.add_argument("--where", nargs="?", const=WHERE, metavar="EXPR")
     args = parser.parse_args()
+    variants: dict[str, list[str]] = {"": []}
+    if args.where:
+        variants[" --where"] = ["--where", args.where]
     pythons = [tuple(item.split("=", 1)) for item in args.python]
     aggregators = {name: [python, "-P", *AGGREGATOR[1:]] for name, python in pythons}
     if not aggregators:
@@ -126,13 +136,15 @@ def main() -> None:
         rows = []
         timings: dict[str, float] = {}
         for fmt in ("raw", "json"):
-            runs: dict[str, list[Run]] = {name: [] for name in aggregators}
+            names = [name + variant for name in aggregators for variant in variants]
+            runs: dict[str, list[Run]] = {name: [] for name in names}
             for _ in range(args.repeat):
                 for name, aggregator in aggregators.items():
-                    cmd = [*aggregator, "tail", "--no-follow", "--from-start", "--codec", "auto",
-                           "--format", fmt, *map(str, paths)]  # fmt: skip
-                    runs[name].append(timed(cmd, work / f"out.{name}.{fmt}"))
-            for name in aggregators:
+                    for variant, extra in variants.items():
+                        cmd = [*aggregator, "tail", "--no-follow", "--from-start", "--codec",
+                               "auto", "--format", fmt, *extra, *map(str, paths)]  # fmt: skip
+                        runs[name + variant].append(timed(cmd, work / f"out.{name}{variant}.{fmt}"))
+            for name in names:
                 run = median_of(runs[name])
                 exact = check_order(work / f"out.{name}.{fmt}", expected)
                 label = f"{name} --format {fmt}"
@@ -150,6 +162,10 @@ def main() -> None:
         print(f"{total:,} lines, {size_mb:.0f} MB in {args.files} files (half JSON, half text); "
               f"median of {args.repeat} runs on {os.cpu_count()} cores")  # fmt: skip
         print(table(rows, ["tool", "lines/s", "MB/s", "peak RSS MiB", "user s", "sys s", "order"]))
+        for label, taken in timings.items():
+            if " --where " in label:
+                plain = timings[label.replace(" --where", "")]
+                print(f"{label}: throughput {plain / taken:.1%} of without ({args.where})")
         if "syslog-ng" in timings:
             for label, taken in timings.items():
                 if label != "syslog-ng":

@@ -51,6 +51,8 @@ def tail_config(args: argparse.Namespace) -> Config:
             "no TARGET given: name a file or glob, - for stdin, tcp://HOST:PORT, "
             "udp://HOST:PORT or unix:///PATH"
         )
+    if getattr(args, "follow", False) and args.no_follow:
+        errors.append("-f/-F: follows, --no-follow does not: give one of them")
     lines = args.lines
     if lines is not None and lines < 0:
         errors.append(f"-n/--lines: expected a number of lines, 0 or more, got {lines}")
@@ -95,16 +97,25 @@ def tail_config(args: argparse.Namespace) -> Config:
 
 
 def filter_of(args: argparse.Namespace, errors: list[str]) -> FilterSpec | None:
-    """The ``--level``, ``--grep`` and ``--source-filter`` options as a sink filter."""
+    """The ``--level``, ``--grep``, ``--where`` and ``--source-filter`` options as a sink
+    filter."""
     if args.grep is not None:
         try:
             re.compile(args.grep)
         except re.error as error:
             errors.append(f"--grep: expected a regular expression, got {args.grep!r}: {error}")
-    if args.level is None and args.grep is None and not args.source_filter:
+    where = args.where or None
+    if where is not None:
+        from aggregator.record.where import WhereError, where_of
+
+        try:
+            where_of(where)
+        except WhereError as error:
+            errors.append(f"--where: {error}")
+    if args.level is None and args.grep is None and where is None and not args.source_filter:
         return None
     patterns = [item for value in args.source_filter for item in value.split(",") if item]
-    return FilterSpec(sources=patterns, level=args.level, grep=args.grep)
+    return FilterSpec(sources=patterns, level=args.level, grep=args.grep, where=where)
 
 
 def websocket_sink(args: argparse.Namespace, errors: list[str]) -> WebSocketSinkConfig | None:

@@ -29,6 +29,7 @@ from aggregator.config.types import (
     Size,
     StreamUrl,
     Tagged,
+    WhereText,
     Workers,
 )
 
@@ -246,6 +247,7 @@ class FilterSpec(_Strict):
     sources: list[str] = field(default_factory=list)
     level: Level | None = None
     grep: Regex | None = None
+    where: WhereText | None = None  # aggregator.record.where; combined with the others by and
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
@@ -291,6 +293,7 @@ class WebSocketSinkConfig(_Sink):
     subscriber_buffer: Annotated[Size, Positive] = 4 << 20  # bytes queued for one subscriber
     compression: bool = False  # permessage-deflate: costs the server CPU per subscriber
     ping_interval: Duration = 20.0  # a subscriber that does not answer a ping in time is closed
+    stats_field: str = ""  # /stats also counts this field's values (dots as in where); "": none
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
@@ -316,8 +319,37 @@ class NatsSinkConfig(_Sink, NatsPart):
     publish_timeout: Annotated[Duration, Positive] = 5.0  # no ack this long: sent again
 
 
+HttpUrl = Annotated[
+    str,
+    Constraint(
+        lambda value: value.startswith(("http://", "https://")) and len(value) > 8,
+        'a URL "http://…" or "https://…"',
+    ),
+]
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class AlertSinkConfig(_Sink):
+    """A webhook when a rule fires (SPEC §3 "alert"); never holds the pipeline back."""
+
+    type: Literal["alert"]
+    url: HttpUrl  # where the JSON is POSTed
+    format: Literal["json", "slack"] = "json"  # slack: {"text": …}
+    where: WhereText | None = None  # the records that count; none: every record
+    threshold: PositiveInt = 1  # this many matching records ...
+    window: Annotated[Duration, Positive] = 60.0  # ... within this long fire the rule
+    group_by: list[str] = field(default_factory=list)  # one alert per group of these values
+    cooldown: Duration = 600.0  # no second notification for a group sooner
+    timeout: Annotated[Duration, Positive] = 10.0  # one attempt to send waits at most this
+
+
 SinkConfig = Annotated[
-    StdoutSinkConfig | FileSinkConfig | WebSocketSinkConfig | TcpSinkConfig | NatsSinkConfig,
+    StdoutSinkConfig
+    | FileSinkConfig
+    | WebSocketSinkConfig
+    | TcpSinkConfig
+    | NatsSinkConfig
+    | AlertSinkConfig,
     Tagged(),
 ]
 

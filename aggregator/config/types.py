@@ -35,6 +35,7 @@ __all__ = [
     "Size",
     "StreamUrl",
     "Tagged",
+    "WhereText",
     "Workers",
     "show",
 ]
@@ -201,6 +202,20 @@ def _regex(value: Any) -> str:
     return value
 
 
+def _where(value: Any) -> str:
+    """A ``where`` expression (``aggregator.record.where``): parsed here so that a config with a
+    wrong one is refused with its position."""
+    from aggregator.record.where import WhereError, where_of
+
+    if not isinstance(value, str):
+        raise _error("where", "expected a where expression, got {got}", {"got": show(value)})
+    try:
+        where_of(value)
+    except WhereError as error:
+        raise _error("where", "{why}", {"why": str(error)}) from error
+    return value
+
+
 def _file_mode(value: Any) -> int:
     """A Unix file mode: an octal string ("0660") or a TOML octal integer (0o660); never
     writable by everyone, since anyone could then inject log lines."""
@@ -282,6 +297,7 @@ StreamUrl = Annotated[str, Check(_stream_url)]
 Size = Annotated[int, Check(_size)]
 HostPort = Annotated[str, Check(_host_port)]
 Regex = Annotated[str, Check(_regex)]
+WhereText = Annotated[str, Check(_where)]
 Workers = Annotated[int | Literal["auto"], Check(_workers)]
 FileMode = Annotated[int, Check(_file_mode)]
 Positive = Constraint(lambda value: value > 0, "a number above 0")

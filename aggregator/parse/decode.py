@@ -153,9 +153,10 @@ class Decoding:
                     source,
                     origin,
                     text,
-                    level=level,
-                    fields=extra,
-                    parse_error=error,
+                    level,
+                    extra,
+                    False,  # truncated: set after (_flag_truncated)
+                    error,  # positional: keywords cost a third more a record, interpreted
                 )
                 for text, ts, level, extra, error in zip(
                     texts, stamps, levels, fields, errors, strict=True

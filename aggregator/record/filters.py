@@ -1,4 +1,5 @@
-"""Pure record filters: by source (glob), minimum level, and a regular expression on the line."""
+"""Pure record filters: by source (glob), minimum level, a regular expression on the line, and a
+``where`` expression (``aggregator.record.where``), all combined by ``and``."""
 
 import fnmatch
 import re
@@ -7,6 +8,7 @@ from typing import Protocol
 
 from aggregator.record.levels import LEVEL_RANK
 from aggregator.record.record import Record
+from aggregator.record.where import Where
 
 
 def glob_regex(patterns: Sequence[str]) -> "re.Pattern[str] | None":
@@ -52,7 +54,7 @@ class RecordFilter:
 
     ``sources`` are globs on the source's name (or, with ``/``, on the record's origin). ``level``
     is a minimum: ``warn`` passes warn, error and fatal; a record whose level is not known does not
-    pass it. ``grep`` is searched in the line.
+    pass it. ``grep`` is searched in the line. ``where`` is a parsed expression.
     """
 
     def __init__(
@@ -60,12 +62,14 @@ class RecordFilter:
         sources: Sequence[str] = (),
         level: str | None = None,
         grep: Searcher | None = None,
+        where: Where | None = None,
     ) -> None:
         if level is not None and level not in LEVEL_RANK:
             raise ValueError(f"unknown level {level!r}")
         self.sources = NamePathMatcher(sources)
         self.level = level
         self.grep = grep
+        self.where = where
         # Few distinct (source, origin) pairs carry many records: decide each pair once.
         self._source_verdicts: dict[tuple[str, str], bool] = {}
 
@@ -81,6 +85,8 @@ class RecordFilter:
         if self.grep is not None:
             search = self.grep.search
             kept = [record for record in kept if search(record.line)]
+        if self.where is not None:
+            kept = self.where.apply(kept)
         return kept
 
     def _source_passes(self, record: Record) -> bool:
@@ -94,11 +100,11 @@ class RecordFilter:
 
 
 def record_filter(
-    sources: Sequence[str], level: str | None, grep: Searcher | None
+    sources: Sequence[str], level: str | None, grep: Searcher | None, where: Where | None = None
 ) -> RecordFilter | None:
     """The filter of a sink's ``filter`` table or of a subscriber's; None when it lets
     everything through. ``grep`` comes compiled: by ``re`` from the config, which is trusted,
     by RE2 from a client, which is not."""
-    if not (sources or level or grep):
+    if not (sources or level or grep or where):
         return None
-    return RecordFilter(sources, level, grep)
+    return RecordFilter(sources, level, grep, where)

@@ -8,22 +8,34 @@ from aggregator.parse.needs import Needs
 from aggregator.record.filters import RecordFilter, record_filter
 from aggregator.record.formats import FormatName, make_encoder
 from aggregator.record.record import Record
+from aggregator.record.where import where_of
 
 
 def needs_of(format_name: FormatName, spec: FilterSpec | None, colour: bool = False) -> Needs:
     """What a sink writing ``format_name`` through filter ``spec`` needs a codec to find: raw
     and text show only lines and times; json shows the level and fields only in each record's
-    JSON; a level filter reads levels, and so does text in colour (levels have colours)."""
-    if (spec is not None and spec.level is not None) or (colour and format_name == "text"):
+    JSON; a level filter reads levels, and so does text in colour (levels have colours); a
+    ``where`` that names a level or a field reads what the codecs find."""
+    if (spec is not None and (spec.level is not None or where_reads_parsed(spec))) or (
+        colour and format_name == "text"
+    ):
         return "everything"
     return "json" if format_name == "json" else "stamps"
+
+
+def where_reads_parsed(spec: FilterSpec | None) -> bool:
+    """Whether ``spec``'s ``where`` reads levels or fields (the codecs must find them)."""
+    return spec is not None and spec.where is not None and where_of(spec.where).reads_parsed
 
 
 def build_filter(spec: FilterSpec | None) -> RecordFilter | None:
     """The filter a sink's ``filter`` table describes; None when it has none."""
     if spec is None:
         return None
-    return record_filter(spec.sources, spec.level, re.compile(spec.grep) if spec.grep else None)
+    grep = re.compile(spec.grep) if spec.grep else None
+    return record_filter(
+        spec.sources, spec.level, grep, where_of(spec.where) if spec.where else None
+    )
 
 
 class FilteredEncoder:

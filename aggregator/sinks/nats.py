@@ -32,7 +32,7 @@ from aggregator.jetstream.messages import subject_for as make_subject
 from aggregator.record.filters import RecordFilter
 from aggregator.record.record import Batch, Record
 from aggregator.sinks import Sink, SinkContext
-from aggregator.sinks.encoded import build_filter
+from aggregator.sinks.encoded import build_filter, where_reads_parsed
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import reason_of
 
@@ -99,7 +99,11 @@ class NatsSink(Sink):
         self.node = config.node or socket.gethostname()
         self.records_out = 0
         self.gone = False
-        self.needs = "json"  # records travel in the json format
+        # records travel in the json format; a filter on levels or fields reads what codecs find
+        reads_parsed = config.filter is not None and (
+            config.filter.level is not None or where_reads_parsed(config.filter)
+        )
+        self.needs = "everything" if reads_parsed else "json"
         self._filter: RecordFilter | None = build_filter(config.filter)
         self._subjects: dict[str, _Subject] = {}
         self._last_seq = 0

@@ -15,6 +15,12 @@ from aggregator.parts import Part
 from aggregator.telemetry.metrics import Family, Kind, render
 
 COUNTERS: dict[str, tuple[str, Kind, str]] = {
+    "alerts": (
+        "aggregator_alerts_total",
+        "counter",
+        "Alert notifications of an alert sink by result: sent, failed (dropped after its "
+        "attempts), dropped (its queue full), suppressed (within the cooldown).",
+    ),
     # counters() key: (metric name, type, help); labelled by the source's or sink's name
     "files_open": ("aggregator_files_open", "gauge", "Files open for reading, per source."),
     "rotations": (
@@ -137,7 +143,7 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
 }
 DROPPED = "dropped_"
 """A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
-PER_LABEL = {"unread_bytes": "file", "nats_clock_skew": "node"}
+PER_LABEL = {"unread_bytes": "file", "nats_clock_skew": "node", "alerts": "result"}
 """Counters that are numbers by a label (a dict), and the label's name."""
 
 

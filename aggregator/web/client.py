@@ -54,16 +54,19 @@ class StreamRequest:
     grep: str | None = None
     replay: int = 0
     token: str = ""
+    where: str | None = None
 
     @classmethod
     def from_url(cls, url: str, token: str = "") -> "StreamRequest":
-        """The request a URL's query names (``?source=a*,b&level=info&grep=RE&replay=N``)."""
+        """The request a URL's query names (``?source=a*,b&level=info&where=E&replay=N``)."""
         query = parse_qs(urlsplit(url).query)
         sources = [item for value in query.get("source", []) for item in value.split(",") if item]
         level = query.get("level", [None])[-1]
         grep = query.get("grep", [None])[-1]
+        where = query.get("where", [None])[-1]
         replay = query.get("replay", ["0"])[-1] or "0"
-        return cls(url, sources, level, grep, int(replay) if replay.isdigit() else 0, token)
+        count = int(replay) if replay.isdigit() else 0
+        return cls(url, sources, level, grep, count, token, where)
 
     def query(self, run: str | None, since: int) -> str:
         params: dict[str, str] = {"format": "json"}
@@ -73,6 +76,8 @@ class StreamRequest:
             params["level"] = self.level
         if self.grep:
             params["grep"] = self.grep
+        if self.where:
+            params["where"] = self.where
         if run is None:
             params["replay"] = str(self.replay)
         else:

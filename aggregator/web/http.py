@@ -92,14 +92,29 @@ class Gate:
         host = request.headers.get("Host", "")
         return origin in (f"http://{host}", f"https://{host}")
 
+    @property
+    def needs_token(self) -> bool:
+        return bool(self._token)
+
     def authorised(self, request: Request, query: str) -> bool:
         """The token as ``Authorization: Bearer`` or ``?token=``, compared in constant time."""
         if not self._token:
             return True
-        offered = ""
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            offered = credentials.strip()
-        else:
-            offered = (parse_qs(query).get("token") or [""])[-1]
-        return hmac.compare_digest(offered.encode(), self._token)
+        return hmac.compare_digest(offered_token(request, query).encode(), self._token)
+
+    def refusal(self, request: Request, query: str) -> str:
+        """What a 401 says: that a token is needed, or that the one sent is not it."""
+        if offered_token(request, query):
+            return "the token is wrong: check the token in the address (?token=) or the header\n"
+        return (
+            "a token is required: open this address with ?token=TOKEN, or send "
+            "Authorization: Bearer TOKEN\n"
+        )
+
+
+def offered_token(request: Request, query: str) -> str:
+    """The token a request offers (Authorization: Bearer, else ?token=); "" for none."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    return (parse_qs(query).get("token") or [""])[-1]

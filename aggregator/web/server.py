@@ -7,6 +7,7 @@ WebSocket subscribers, once admitted, in the handler the stream sink gives (``su
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Any
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,10 +32,12 @@ Admit = Callable[[str], Response | None]
 """Whether a ``/ws`` request (its query) may become a subscriber: None, or the refusal."""
 Subscribe = Callable[[ServerConnection], Awaitable[None]]
 """Serves one admitted subscriber until it goes."""
+Stats = Callable[[], dict[str, Any]]
+"""The live counts /stats shows (``aggregator.telemetry.live_counts``)."""
 
 
 class WebServer:
-    """Routes requests: /healthz for anyone; the page, /ws and /metrics behind the gate."""
+    """Routes requests: /healthz for anyone; the page, /ws, /metrics and /stats behind the gate."""
 
     def __init__(
         self,
@@ -43,6 +46,7 @@ class WebServer:
         telemetry: Telemetry | None,
         admit: Admit,
         subscribe: Subscribe,
+        stats: Stats | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -50,6 +54,7 @@ class WebServer:
         self._telemetry = telemetry
         self._admit = admit
         self._subscribe = subscribe
+        self._stats = stats
         self._gate = Gate(config.auth_token.get_secret_value(), config.allowed_origins)
         self._assets = load_assets()
         self._server: Server | None = None
@@ -77,7 +82,8 @@ class WebServer:
                 f"{error.strerror or error}"
             ) from error
         self.address = self._server.sockets[0].getsockname()[:2]
-        log.info("sink %s: serving on http://%s:%d/", self.name, *self.address)
+        needs = " (a token is needed: open it with ?token=TOKEN)" if self._gate.needs_token else ""
+        log.info("sink %s: serving on http://%s:%d/%s", self.name, *self.address, needs)
 
     async def close(self) -> None:
         """Stop accepting, close every connection with 1001 and wait for their handlers.
@@ -95,15 +101,19 @@ class WebServer:
         asset = self._assets.get(path)
         if asset is not None and path != "/":
             return asset_response(asset)  # the page's code and style: the same for everyone
-        if path not in ("/", "/ws", "/metrics"):
+        if path not in ("/", "/ws", "/metrics", "/stats"):
             return response(HTTPStatus.NOT_FOUND, "not found\n")
         if not self._gate.origin_allowed(request):
             return response(HTTPStatus.FORBIDDEN, "this origin may not use the stream\n")
         if not self._gate.authorised(request, query):
             extra = {"WWW-Authenticate": 'Bearer realm="aggregator"'}
-            return response(HTTPStatus.UNAUTHORIZED, "a token is required\n", extra=extra)
+            refusal = self._gate.refusal(request, query)
+            return response(HTTPStatus.UNAUTHORIZED, refusal, extra=extra)
         if asset is not None:
             return asset_response(asset)
+        if path == "/stats":
+            body = orjson.dumps(self._stats() if self._stats is not None else {}) + b"\n"
+            return response(HTTPStatus.OK, body, "application/json")
         if path == "/metrics":
             text = self._telemetry.metrics() if self._telemetry is not None else ""
             return response(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")

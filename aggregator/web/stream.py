@@ -8,6 +8,7 @@ every subscriber is written by a task of its own. The port itself (the page, /he
 import asyncio
 import logging
 import secrets
+import time
 from collections import Counter
 from http import HTTPStatus
 
@@ -21,6 +22,7 @@ from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
+from aggregator.telemetry.live_counts import LiveCounts
 from aggregator.telemetry.metrics import Counters
 from aggregator.web.http import response
 from aggregator.web.hub import Hub
@@ -59,7 +61,16 @@ class WebSocketSink(Sink):
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
         self._source_names = list(context.source_names)
         self._counts: Counter[str] = Counter()  # records per source since the last rates frame
-        self.server = WebServer(name, config, context.telemetry, self._admit, self._subscribe)
+        self.live_counts = LiveCounts(config.stats_field or None, time.monotonic)
+        """What /stats shows: every record, before any filter."""
+        self.server = WebServer(
+            name,
+            config,
+            context.telemetry,
+            self._admit,
+            self._subscribe,
+            stats=self.live_counts.snapshot,
+        )
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -101,6 +112,7 @@ class WebSocketSink(Sink):
             last_publish = loop.time()
             self.delivered_seq = batch[-1].seq
             self._counts.update(record.source for record in batch)
+            self.live_counts.add(batch)
             if self._filter is not None:
                 batch = list(self._filter.apply(batch))
             self.hub.publish(batch)

@@ -15,6 +15,7 @@ import re2
 
 from aggregator.record.filters import RecordFilter, Searcher, record_filter
 from aggregator.record.levels import LEVEL_RANK, LEVELS
+from aggregator.record.where import MAX_CHARS, Where, WhereError, where_of
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``grep`` or source glob a client may send."""
@@ -22,6 +23,11 @@ MAX_SOURCES = 100
 """Most source globs in one filter."""
 RE2_MAX_MEMORY = 8 << 20
 """Bytes RE2 may use for one compiled client pattern."""
+
+QUERY_KEYS = frozenset(
+    ("source", "level", "grep", "where", "replay", "since", "run", "format", "pause", "token")
+)
+"""What ``/ws?…`` may name."""
 
 Format = Literal["json", "text"]
 
@@ -37,14 +43,23 @@ class ClientFilter:
     sources: tuple[str, ...] = ()
     level: str | None = None
     grep: str | None = None
+    where: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"sources": list(self.sources), "level": self.level, "grep": self.grep}
+        return {
+            "sources": list(self.sources),
+            "level": self.level,
+            "grep": self.grep,
+            "where": self.where,
+        }
 
     def compile(self) -> RecordFilter | None:
         """The filter to run; None when it lets everything through."""
         return record_filter(
-            self.sources, self.level, compile_grep(self.grep) if self.grep else None
+            self.sources,
+            self.level,
+            compile_grep(self.grep) if self.grep else None,
+            compile_where(self.where) if self.where else None,
         )
 
 
@@ -79,7 +94,20 @@ def compile_grep(pattern: str) -> Searcher:
     return compiled
 
 
-def make_filter(sources: Sequence[str], level: str | None, grep: str | None) -> ClientFilter:
+@lru_cache(maxsize=256)
+def compile_where(text: str) -> Where:
+    """``text`` parsed (its ``~`` patterns in RE2); SubscriptionError names the position."""
+    if len(text) > MAX_CHARS:
+        raise SubscriptionError(f"where: longer than {MAX_CHARS} characters")
+    try:
+        return where_of(text)
+    except WhereError as error:
+        raise SubscriptionError(f"where: {error}") from None
+
+
+def make_filter(
+    sources: Sequence[str], level: str | None, grep: str | None, where: str | None = None
+) -> ClientFilter:
     """A ClientFilter from its parts, each checked; SubscriptionError names the bad one."""
     if len(sources) > MAX_SOURCES:
         raise SubscriptionError(f"sources: at most {MAX_SOURCES} patterns")
@@ -94,26 +122,31 @@ def make_filter(sources: Sequence[str], level: str | None, grep: str | None) -> 
         if len(grep) > MAX_PATTERN_CHARS:
             raise SubscriptionError(f"grep: longer than {MAX_PATTERN_CHARS} characters")
         compile_grep(grep)
-    return ClientFilter(tuple(sources), level, grep or None)
+    if where:
+        compile_where(where)
+    return ClientFilter(tuple(sources), level, grep or None, where or None)
 
 
 def filter_from_json(value: object) -> ClientFilter:
-    """The filter of a live ``{"filter": {...}}`` message (keys sources, level, grep)."""
+    """The filter of a live ``{"filter": {...}}`` message (keys sources, level, grep, where)."""
     if not isinstance(value, Mapping):
-        raise SubscriptionError("filter: expected an object with sources, level and grep")
-    unknown = set(value) - {"sources", "level", "grep"}
+        raise SubscriptionError("filter: expected an object with sources, level, grep and where")
+    unknown = set(value) - {"sources", "level", "grep", "where"}
     if unknown:
         raise SubscriptionError(f"filter: unknown key {sorted(unknown)[0]!r}")
     sources = value.get("sources") or []
     level = value.get("level") or None
     grep = value.get("grep") or None
+    where = value.get("where") or None
     if not isinstance(sources, list) or not all(isinstance(item, str) for item in sources):
         raise SubscriptionError("filter.sources: expected a list of names or globs")
     if level is not None and not isinstance(level, str):
         raise SubscriptionError("filter.level: expected a level name")
     if grep is not None and not isinstance(grep, str):
         raise SubscriptionError("filter.grep: expected a regular expression")
-    return make_filter(sources, level, grep)
+    if where is not None and not isinstance(where, str):
+        raise SubscriptionError("filter.where: expected an expression")
+    return make_filter(sources, level, grep, where)
 
 
 def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
@@ -122,8 +155,7 @@ def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
         params = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
     except ValueError as error:
         raise SubscriptionError(f"query: {error}") from None
-    known = {"source", "level", "grep", "replay", "since", "run", "format", "pause", "token"}
-    unknown = set(params) - known
+    unknown = set(params) - QUERY_KEYS
     if unknown:
         raise SubscriptionError(f"unknown parameter {sorted(unknown)[0]!r}")
 
@@ -132,7 +164,9 @@ def request_from_query(query: str, max_replay: int) -> SubscriptionRequest:
         return values[-1] if values else None
 
     sources = [item for value in params.get("source", []) for item in value.split(",") if item]
-    client_filter = make_filter(sources, last("level") or None, last("grep") or None)
+    client_filter = make_filter(
+        sources, last("level") or None, last("grep") or None, last("where") or None
+    )
     output_format = last("format") or "json"
     if output_format not in ("json", "text"):
         raise SubscriptionError(f"format: expected json or text, got {output_format!r}")

@@ -339,7 +339,7 @@ async def test_a_time_that_starts_the_line_is_shown_once(
     lines = await page.eval_on_selector_all("#log .row .line", "r => r.map(e => e.textContent)")
     assert lines == [
         "GET /index.html 200",
-        "ERROR worker crashed",
+        "worker crashed",  # ERROR: in the level column (issue #29)
         "host sshd[1]: accepted key",
         "no time here",
         "an offset",

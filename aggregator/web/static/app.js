@@ -1,6 +1,7 @@
 // The live page: one WebSocket to /ws, records rendered as text (never as HTML), a capped
 // list so memory stays bounded however long the tab stays open, filters applied on the server,
 // and rates per source as the server counts them (every record, whatever this page's filter).
+// The filter and the visible columns live in the address, so a link shows the same view.
 "use strict";
 
 const MAX_ROWS = 5000;          // rows kept in the page; older ones are removed
@@ -11,6 +12,12 @@ const PALETTE_SIZE = 12;        // source colours .c0 … .c11 in app.css
 const MESSAGE_KEYS = ["msg", "message", "text", "event", "MESSAGE"];
 const FRAME_BUDGET_MS = 12;     // time to build rows in one animation frame
 const CHIP_CHARS = 80;          // a field's value is cut to this in the row (whole when opened)
+const STATS_MS = 5000;          // how often the counts panel asks /stats
+const STAT_ROWS = 8;            // values shown per kind in the counts panel
+const COLUMNS = ["ts", "src", "lvl"];
+// A level word at the start of a line (after its time), in the spellings programs use.
+const LEADING_LEVEL = /^\[?(trace|debug|info|warn|warning|error|err|fatal|critical|crit)\]?:?(?:\s+|$)/i;
+const LEVEL_WORDS = { warning: "warn", err: "error", critical: "fatal", crit: "fatal" };
 
 const $ = (id) => document.getElementById(id);
 const logView = $("log");
@@ -18,7 +25,8 @@ const statusView = $("status");
 const errorView = $("error");
 const bannerView = $("banner");
 const jumpButton = $("jump");
-const token = new URLSearchParams(location.search).get("token");
+const address = new URLSearchParams(location.search);
+const token = address.get("token");
 
 const state = {
   socket: null,
@@ -27,7 +35,8 @@ const state = {
   paused: false,
   pausedAtSeq: null,            // the server's last seq when it confirmed the pause
   serverSeq: 0,                 // the server's last seq, from its rates frames
-  filter: { sources: [], level: null, grep: null },
+  filter: filterFromAddress(),
+  hidden: new Set((address.get("hide") || "").split(",").filter((c) => COLUMNS.includes(c))),
   pending: [],                  // records and notices waiting for the next animation frame
   drawScheduled: false,
   held: [],                     // what came while scrolled up: shown on the way back down
@@ -40,6 +49,30 @@ const state = {
   rates: [],                    // {at: ms, counts: {source: n}} from the server, oldest first
   srcWidth: 6,
 };
+
+function filterFromAddress() {
+  const level = address.get("level");
+  return {
+    sources: (address.get("source") || "").split(",").map((s) => s.trim()).filter(Boolean),
+    level: ["trace", "debug", "info", "warn", "error", "fatal"].includes(level) ? level : null,
+    grep: address.get("grep") || null,
+    where: address.get("where") || null,
+  };
+}
+
+// The view in the address bar (the token stays where it was): a link shows the same view.
+function writeAddress() {
+  const params = new URLSearchParams();
+  if (token) params.set("token", token);
+  const f = state.filter;
+  if (f.sources.length) params.set("source", f.sources.join(","));
+  if (f.level) params.set("level", f.level);
+  if (f.grep) params.set("grep", f.grep);
+  if (f.where) params.set("where", f.where);
+  if (state.hidden.size) params.set("hide", [...state.hidden].join(","));
+  const query = params.toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
 
 function colourOf(source) {
   let index = state.colours.get(source);
@@ -62,6 +95,7 @@ function socketUrl(resume) {
   if (f.sources.length) params.set("source", f.sources.join(","));
   if (f.level) params.set("level", f.level);
   if (f.grep) params.set("grep", f.grep);
+  if (f.where) params.set("where", f.where);
   if (resume && state.run) {
     params.set("since", String(state.lastSeq));
     params.set("run", state.run);
@@ -137,6 +171,9 @@ function onNotice(message) {
   if (message.notice === "filter") {
     clearRows();
     document.body.dataset.filter = JSON.stringify(message.filter);
+    const f = message.filter ?? {};   // the server took it: now it is the view to link to
+    state.filter = { sources: f.sources ?? [], level: f.level ?? null, grep: f.grep ?? null, where: f.where ?? null };
+    writeAddress();
   } else if (message.notice === "pause") {
     if (!message.paused) state.pausedAtSeq = null;
     else if (state.pausedAtSeq === null) state.pausedAtSeq = Math.max(message.last_seq ?? 0, state.lastSeq);
@@ -192,6 +229,12 @@ function span(className, text) {
   return element;
 }
 
+// A logfmt line: every field the codec found is written in it as key=…
+function isLogfmt(text, fields) {
+  const names = Object.keys(fields);
+  return names.length > 0 && names.every((name) => text.includes(`${name}=`));
+}
+
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
@@ -207,7 +250,7 @@ function renderRecord(record) {
   if (record.late) row.classList.add("late");
   row.dataset.seq = record.seq;
   row.record = record;
-  const ts = span("ts", record.ts.slice(0, 23) + "Z");
+  const ts = span("ts", record.ts.slice(11, 23));   // the time of day; the whole on hover
   ts.title = record.late ? `${record.ts}: late (came after newer records were sent)` : record.ts;
   const source = span(`src c${colourOf(record.source)}`, record.source);
   source.title = record.origin ? `${record.source} · ${record.origin}` : record.source;
@@ -218,8 +261,9 @@ function renderRecord(record) {
   body.append(line);
   const fields = isObject(record.fields) ? record.fields : null;
   let text = record.line;
-  if (fields && text.trimStart().startsWith("{")) {
-    // A JSON record: its message as the line, the other fields as key=value after it.
+  if (fields && (text.trimStart().startsWith("{") || isLogfmt(text, fields))) {
+    // A JSON or logfmt record: its message as the line, the other fields as key=value after
+    // it (time and level are in their columns already).
     const key = MESSAGE_KEYS.find((name) => typeof fields[name] === "string");
     text = key ? fields[key] : "";
     const chips = span("fields", "");
@@ -237,6 +281,10 @@ function renderRecord(record) {
     if (leading && sameTime(leading[0], record.ts)) {
       ts.title += ` (the line's own: ${leading[0].trim()})`;
       text = text.slice(leading[0].length);
+    }
+    const word = LEADING_LEVEL.exec(text);   // the level column shows it already
+    if (word && record.level && (LEVEL_WORDS[word[1].toLowerCase()] ?? word[1].toLowerCase()) === record.level) {
+      text = text.slice(word[0].length);
     }
   }
   line.dataset.text = visible(text);
@@ -420,7 +468,7 @@ function updateJump() {
   if (state.paused && state.pausedAtSeq !== null) {
     const count = Math.max(0, state.serverSeq - state.pausedAtSeq);
     const f = state.filter;
-    const filtered = f.sources.length || f.level || f.grep;
+    const filtered = f.sources.length || f.level || f.grep || f.where;
     label = count ? `${filtered ? "≤ " : ""}${count} new · resume` : null;
   } else if (state.heldCount) {
     label = `↓ ${state.heldCount} new`;
@@ -515,9 +563,117 @@ $("filters").addEventListener("submit", (event) => {
   event.preventDefault();
   errorView.hidden = true;
   const sources = $("sources").value.split(",").map((s) => s.trim()).filter(Boolean);
-  const filter = { sources, level: $("level").value || null, grep: $("grep").value || null };
-  state.filter = filter;
-  send({ filter, replay: REPLAY });
+  const filter = {
+    sources,
+    level: $("level").value || null,
+    grep: $("grep").value || null,
+    where: $("where").value.trim() || null,
+  };
+  send({ filter, replay: REPLAY });   // the address changes once the server has taken it
+});
+
+// --- the view: columns, download ---------------------------------------------------------
+
+function showFilterInputs() {
+  const f = state.filter;
+  $("sources").value = f.sources.join(", ");
+  $("level").value = f.level ?? "";
+  $("grep").value = f.grep ?? "";
+  $("where").value = f.where ?? "";
+}
+
+function applyColumns() {
+  for (const column of COLUMNS) logView.classList.toggle(`hide-${column}`, state.hidden.has(column));
+  for (const box of document.querySelectorAll("#columns input")) {
+    box.checked = !state.hidden.has(box.dataset.column);
+  }
+}
+
+$("columns").addEventListener("change", (event) => {
+  const column = event.target.dataset.column;
+  if (!column) return;
+  if (event.target.checked) state.hidden.delete(column);
+  else state.hidden.add(column);
+  applyColumns();
+  writeAddress();
+});
+
+// Every control character escaped, newline and tab too: one record, one line.
+const ALL_CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+function escapedLine(text) {
+  return text.replace(ALL_CONTROL, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+}
+
+// What is shown (the server's filter applied), as NDJSON or as the text format.
+function download() {
+  const records = [...logView.querySelectorAll(".row[data-seq]")].map((row) => row.record);
+  const ndjson = $("download-format").value === "ndjson";
+  const lines = records.map((record) => ndjson
+    ? JSON.stringify(record).replace(/[\x7f-\x9f]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"))
+    : `${record.ts} ${record.node ? record.node + "/" : ""}${escapedLine(record.source)} | ${escapedLine(record.line)}`);
+  const blob = new Blob([lines.join("\n") + (lines.length ? "\n" : "")],
+    { type: ndjson ? "application/x-ndjson" : "text/plain" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `aggregator-${new Date().toISOString().replace(/[:.]/g, "-")}.${ndjson ? "ndjson" : "log"}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+$("download").addEventListener("click", download);
+
+// --- live counts, as the server takes them over every record -------------------------------
+
+async function pollStats() {
+  try {
+    const answer = await fetch(`/stats${token ? `?token=${encodeURIComponent(token)}` : ""}`,
+      { cache: "no-store" });
+    if (answer.ok) showStats(await answer.json());
+  } catch {
+    // the banner says when the server is away; the panel keeps its last counts
+  }
+  setTimeout(pollStats, STATS_MS);
+}
+
+function showStats(stats) {
+  const one = stats.windows?.["1m"] ?? {};
+  const five = stats.windows?.["5m"] ?? {};
+  const list = (key, clickable) => {
+    const recent = one[key] ?? {};
+    const longer = five[key] ?? {};
+    return Object.keys(longer).slice(0, STAT_ROWS).map((name) => {
+      const item = document.createElement("li");
+      item.append(span("name", visible(name)), " ", span("n", `${recent[name] ?? 0} · ${longer[name]}`));
+      if (clickable && name !== "(none)" && name !== "(other)") {
+        item.dataset[key] = name;
+        item.tabIndex = 0;
+        item.title = `show only ${key} ${name}`;
+        if (key === "level") item.className = `lvl-${name}`;
+        else item.className = `c${colourOf(name)}`;
+      }
+      return item;
+    });
+  };
+  $("stat-levels").replaceChildren(...list("level", true));
+  $("stat-sources").replaceChildren(...list("source", true));
+  const field = stats.field ? list("field", false) : [];
+  if (field.length) field.unshift(span("title", visible(stats.field)));
+  $("stat-field").replaceChildren(...field);
+  $("stats").hidden = !(five.total > 0);   // nothing counted yet: no empty panel
+}
+
+// A click on a level or a source in the panel filters by it.
+$("stats").addEventListener("click", (event) => {
+  const item = event.target.closest("li[data-level], li[data-source]");
+  if (!item) return;
+  if (item.dataset.level) $("level").value = item.dataset.level;
+  else $("sources").value = item.dataset.source;
+  $("filters").requestSubmit();
+});
+$("stats").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") event.target.closest("li[data-level], li[data-source]")?.click();
 });
 
 function togglePause() {
@@ -565,4 +721,7 @@ logView.addEventListener("click", (event) => {
   if (row) toggleDetail(row);
 });
 
+showFilterInputs();
+applyColumns();
 connect(false);
+pollStats();
