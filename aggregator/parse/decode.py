@@ -2,16 +2,29 @@
 
 A ``Decoding`` is built once per source from its config (the codec and patterns are compiled
 once); each lane gets its own ``LaneDecoder`` holding that lane's partial line and multiline
-record.
+record. A container's log file (codec ``cri`` or ``docker``, or ``auto`` seeing one in the
+lane's first line) goes through the lane's ``EnvelopeReader`` first, and its messages through
+the inner codec. A lane's fixed fields (the source's ``fields``, and what a Kubernetes log
+path says) are added to each of its records.
 """
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aggregator.config import LineSourceConfig
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
+from aggregator.parse.container import (
+    CONTAINER_CODECS,
+    EnvelopeReader,
+    Messages,
+    looks_like,
+    unwrap_cri,
+    unwrap_docker,
+)
 from aggregator.parse.framing import OctetCountedSplitter
+from aggregator.parse.kubernetes import path_fields
 from aggregator.parse.lines import Lines, LineSplitter, Splitter, split_region
 from aggregator.parse.multiline import MultilineJoiner
 from aggregator.parse.needs import Needs
@@ -19,6 +32,9 @@ from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import line_start_span
 from aggregator.parse.worker import CodecSpec, ParsedRegion
 from aggregator.record.record import Batch, Record
+
+ENVELOPE_HEADROOM = 4096
+"""Bytes a container runtime's line may have besides its message (time, stream, JSON)."""
 
 
 def now_micros() -> int:
@@ -42,9 +58,11 @@ class Decoding:
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
         timestamp = config.timestamp
-        self.spec = CodecSpec(
-            config.codec, timestamp.field, timestamp.format, config.pattern, needs
-        )
+        self.envelope = config.codec if config.codec in CONTAINER_CODECS else None
+        """"cri" or "docker" for every lane; None: plain lines, or ``auto`` looks per lane."""
+        codec = config.inner_codec if self.envelope is not None else config.codec
+        self.spec = CodecSpec(codec, timestamp.field, timestamp.format, config.pattern, needs)
+        self.fields: dict[str, Any] = dict(config.fields)
         self.codec: Codec = self.spec.make_codec()
         self.pool = pool if pool is not None and pool.workers else None
         multiline = config.multiline
@@ -53,6 +71,8 @@ class Decoding:
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
         limit = self.config.max_line_bytes
+        if self.envelope is not None:  # the bound is the message's: room for the wrapper
+            limit += ENVELOPE_HEADROOM
         splitter: Splitter = (
             OctetCountedSplitter(limit) if framing == "octet-counted" else LineSplitter(limit)
         )
@@ -64,7 +84,14 @@ class Decoding:
                 self.config.max_line_bytes,
                 self.config.multiline.timeout,
             )
-        return LaneDecoder(self, origin, splitter, joiner)
+        decoder = LaneDecoder(
+            self, origin, splitter, joiner, {**path_fields(origin), **self.fields}
+        )
+        if self.envelope is not None:
+            decoder.use_envelope(self.envelope)
+        elif self.config.codec == "auto" and framing == "newline":
+            decoder.sniffing = True
+        return decoder
 
     def records(
         self,
@@ -79,6 +106,11 @@ class Decoding:
         where no record before had a time, ``read_ts`` (now)."""
         if not lines.text:
             return [], previous
+        if self.envelope is not None:  # a datagram: one stands alone, nothing held over
+            reader = EnvelopeReader(self.envelope, self.config.max_line_bytes)
+            messages = reader.feed(lines)
+            messages.extend(reader.flush())
+            return self.message_records(origin, messages, previous, {})
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
         last = previous
@@ -100,6 +132,58 @@ class Decoding:
             batch, last = self._build(origin, lines.text, columns, read_at, previous)
         self._flag_truncated(batch, lines.truncated)
         return batch, last
+
+    def message_records(
+        self, origin: str, messages: Messages, previous: int | None, extra: dict[str, Any]
+    ) -> tuple[Batch, int | None]:
+        """Records for a container's messages: each at its runtime's time (a line not in the
+        envelope at the time before it), with its ``stream`` and ``extra`` fields, and the
+        level and fields the inner codec finds in it (its time, if any, does not count)."""
+        texts = messages.texts
+        if not texts:
+            return [], previous
+        read_at = now_micros()
+        source = self.source
+        last = previous
+        batch: Batch = []
+        if self.spec.needs == "stamps":
+            for text, ts in zip(texts, messages.stamps, strict=True):
+                if ts is None:
+                    ts = read_at if last is None else last
+                last = ts
+                batch.append(Record(ts, source, origin, text))
+        else:
+            stamps, levels, found, errors = parse_lines(self.codec, texts)
+            for index, text in enumerate(texts):
+                ts = messages.stamps[index]
+                if ts is None:
+                    ts = stamps[index]
+                    if ts is None:
+                        ts = read_at if last is None else last
+                last = ts
+                fields = found[index] or {}
+                stream = messages.streams[index]
+                if stream is not None:
+                    fields["stream"] = stream
+                if extra:
+                    fields.update(extra)
+                error = messages.errors[index] or errors[index]
+                batch.append(
+                    Record(ts, source, origin, text, levels[index], fields or None, False, error)
+                )
+        self._flag_truncated(batch, messages.truncated)
+        return batch, last
+
+    def add_fields(self, batch: Batch, extra: dict[str, Any]) -> None:
+        """A lane's fixed fields added to each of its records (where the sinks show fields)."""
+        if not extra or self.spec.needs == "stamps":
+            return
+        for record in batch:
+            fields = record.fields
+            if fields is None:
+                record.fields = dict(extra)
+            else:
+                fields.update(extra)
 
     def parsed_records(
         self, origin: str, region: ParsedRegion, read_at: int, previous: int | None = None
@@ -178,11 +262,19 @@ class LaneDecoder:
         origin: str,
         splitter: Splitter,
         joiner: MultilineJoiner | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.decoding = decoding
         self.origin = origin
         self.splitter = splitter
         self.joiner = joiner
+        self.extra: dict[str, Any] = extra or {}
+        """Fields added to each record: the source's ``fields``, and a Kubernetes path's."""
+        self.envelope: EnvelopeReader | None = None
+        self.sniffing = False
+        """``auto``: the lane's first line has not been seen yet (it tells whether the lane
+        is a container's log file)."""
+        self._head = b""
         self.last_ts: int | None = None
         """The time of the lane's last record that had one (its own, or one it took from a
         record before it): what its next line without a time of its own takes."""
@@ -198,8 +290,32 @@ class LaneDecoder:
 
     @property
     def holds_record(self) -> bool:
-        """Whether lines wait in the multiline joiner (whose bytes the splitter no longer has)."""
+        """Whether lines wait in the multiline joiner or, partial, in the envelope reader
+        (whose bytes the splitter no longer has)."""
+        if self.envelope is not None and self.envelope.holds_partial:
+            return True
         return self.joiner is not None and self.joiner.deadline is not None
+
+    def use_envelope(self, kind: str) -> None:
+        """Read the lane's lines as a container runtime's (``cri`` or ``docker``); multiline
+        joining does not apply to them."""
+        self.envelope = EnvelopeReader(kind, self.decoding.config.max_line_bytes)
+        self.joiner = None
+        self.sniffing = False
+
+    def _sniff(self, data: bytes) -> None:
+        """``auto``: decide from the lane's first line (or its first 4 KiB) whether the lane
+        is a container's log file."""
+        self._head += data[: 4096 - len(self._head)]
+        newline = self._head.find(b"\n")
+        if newline < 0 and len(self._head) < 4096:
+            return
+        first = self._head[:newline] if newline >= 0 else self._head
+        kind = looks_like(first.decode("utf-8", "replace").removesuffix("\r"))
+        self.sniffing = False
+        self._head = b""
+        if kind is not None:
+            self.use_envelope(kind)
 
     @property
     def error(self) -> ValueError | None:
@@ -213,7 +329,11 @@ class LaneDecoder:
         At most the last ``lines`` of them are looked at."""
         if not before:
             return
-        stamp = self.decoding.codec.stamp
+        if self.sniffing:
+            self._sniff(before[: before.find(b"\n") + 1] or before)
+        stamp: Callable[[str], int | None] = self.decoding.codec.stamp
+        if self.envelope is not None:
+            stamp = _envelope_stamp(self.envelope.kind)
         texts = split_region(before.removesuffix(b"\n"), self.decoding.config.max_line_bytes).text
         for text in reversed(texts[-lines:]):
             ts = stamp(text) if text else None
@@ -224,6 +344,8 @@ class LaneDecoder:
     async def decode(self, data: bytes) -> Batch:
         """``feed``, with the lines of a large read parsed in a worker process if there are
         workers (see ``aggregator.parse.pool``)."""
+        if self.sniffing:
+            self._sniff(data)
         decoding = self.decoding
         pool = decoding.pool
         if (
@@ -231,9 +353,12 @@ class LaneDecoder:
             or pool.broken
             or len(data) < POOL_MIN_BYTES
             or self.joiner is not None
+            or self.envelope is not None
+            or self.sniffing
+            or (self.extra and decoding.spec.needs == "json")  # a worker's JSON has no room
             or not isinstance(self.splitter, LineSplitter)
         ):
-            return self.feed(data)
+            return self._feed(data)
         read_at = now_micros()
         head, region = self.splitter.take(data)
         batch, self.last_ts = decoding.records(self.origin, head, read_at, self.last_ts)
@@ -243,17 +368,32 @@ class LaneDecoder:
             # The lane's time is read only now, once the region is back: a lane's reads are
             # decoded one after the other, so nothing else has moved it meanwhile.
             rest, self.last_ts = decoding.parsed_records(self.origin, parsed, read_at, self.last_ts)
+            decoding.add_fields(rest, self.extra)
             batch += rest
         return batch
 
     def feed(self, data: bytes) -> Batch:
+        if self.sniffing:
+            self._sniff(data)
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> Batch:
         lines = self.splitter.feed(data)
+        if self.envelope is not None:
+            return self._messages(self.envelope.feed(lines))
         if self.joiner is not None:
             lines = self.joiner.feed(lines, time.monotonic())
         return self._records(lines)
 
     def _records(self, lines: Lines) -> Batch:
         batch, self.last_ts = self.decoding.records(self.origin, lines, None, self.last_ts)
+        self.decoding.add_fields(batch, self.extra)
+        return batch
+
+    def _messages(self, messages: Messages) -> Batch:
+        batch, self.last_ts = self.decoding.message_records(
+            self.origin, messages, self.last_ts, self.extra
+        )
         return batch
 
     def expire(self) -> Batch:
@@ -264,7 +404,13 @@ class LaneDecoder:
 
     def flush(self) -> Batch:
         """Everything held, at the end of the input (or of a file rotated away)."""
+        if self.sniffing and self._head:  # a first line without its newline
+            self._sniff(b"\n")
         lines = self.splitter.flush()
+        if self.envelope is not None:
+            messages = self.envelope.feed(lines)
+            messages.extend(self.envelope.flush())
+            return self._messages(messages)
         if self.joiner is not None:
             joined = self.joiner.feed(lines, time.monotonic())
             tail = self.joiner.flush()
@@ -272,3 +418,14 @@ class LaneDecoder:
             joined.text += tail.text
             lines = joined
         return self._records(lines)
+
+
+def _envelope_stamp(kind: str) -> Callable[[str], int | None]:
+    """The runtime's time of an envelope line (what ``prime`` looks for)."""
+    unwrap = unwrap_cri if kind == "cri" else unwrap_docker
+
+    def stamp(line: str) -> int | None:
+        unwrapped = unwrap(line)
+        return unwrapped[0] if unwrapped is not None else None
+
+    return stamp

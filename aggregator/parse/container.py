@@ -1,0 +1,212 @@
+"""Pure container-runtime envelopes: Kubernetes' log files in, the programs' own lines out.
+
+Two formats wrap each line a container writes (SPEC §3 "Kubernetes"):
+
+- ``cri`` (containerd, CRI-O): ``TIME STREAM TAG MESSAGE``, TIME in RFC 3339 with nanoseconds,
+  STREAM ``stdout`` or ``stderr``, TAG ``F`` (full) or ``P`` (partial: the runtime split a long
+  line, the rest follows), perhaps with more ``:``-separated tags after it.
+- ``docker`` (json-file): ``{"log": "MESSAGE\\n", "stream": "stdout", "time": TIME}``; a ``log``
+  without its final newline is a partial (dockerd splits lines at 16 KiB).
+
+An ``EnvelopeReader`` holds one lane's partial lines, per stream (a runtime may interleave
+stdout's pieces with a line of stderr), and gives each line whole once its last piece comes:
+its time is its first piece's, its text bounded by ``max_bytes`` (cut and flagged truncated).
+A line that is not in the envelope is kept as it is, with the reason in its error.
+"""
+
+from typing import Final
+
+import orjson
+
+from aggregator.parse.lines import Lines, cut_utf8
+from aggregator.parse.timestamps import _second_epochs, parse_iso
+
+CONTAINER_CODECS: Final = ("cri", "docker")
+
+Unwrapped = tuple[int, str, bool, str]
+"""One envelope line: (runtime time in µs, stream, partial, message)."""
+
+
+def runtime_time(text: str) -> int | None:
+    """A runtime's RFC 3339 time, nanoseconds cut to microseconds; None if it is not one.
+
+    The commonest form (``...:SS.fffffffffZ``, a second seen before) costs a dict lookup."""
+    if len(text) == 30 and text[19] == "." and text[29] == "Z":
+        seconds = _second_epochs.get(text[:19])
+        fraction = text[20:26]
+        if seconds is not None and fraction.isascii() and fraction.isdecimal():
+            return seconds * 1_000_000 + int(fraction)
+    parsed = parse_iso(text)
+    if parsed is None or parsed[1] != len(text):
+        return None
+    return parsed[0]
+
+
+def unwrap_cri(line: str) -> Unwrapped | None:
+    """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one."""
+    time_end = line.find(" ")
+    stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
+    if stream_end < 0:
+        return None
+    tag_end = line.find(" ", stream_end + 1)
+    if tag_end < 0:  # an empty message, its space left out
+        tag_end = len(line)
+    tag = line[stream_end + 1 : tag_end]
+    first = tag[:1]
+    if (first != "F" and first != "P") or (len(tag) > 1 and tag[1] != ":"):
+        return None
+    ts = runtime_time(line[:time_end])
+    if ts is None:
+        return None
+    return ts, line[time_end + 1 : stream_end], first == "P", line[tag_end + 1 :]
+
+
+def unwrap_docker(line: str) -> Unwrapped | None:
+    """A json-file line, or None if ``line`` is not one."""
+    if line[:1] != "{":
+        return None
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    log = value.get("log")
+    stamp = value.get("time")
+    stream = value.get("stream")
+    if not isinstance(log, str) or not isinstance(stamp, str):
+        return None
+    ts = runtime_time(stamp)
+    if ts is None:
+        return None
+    partial = not log.endswith("\n")
+    message = log if partial else log[:-1]
+    return ts, stream if isinstance(stream, str) else "", partial, message
+
+
+def looks_like(line: str) -> str | None:
+    """Which envelope ``line`` is in ("cri" or "docker"), if any: how ``auto`` tells a
+    container's log file from the first line of it."""
+    if unwrap_cri(line) is not None:
+        return "cri"
+    if line.startswith('{"') and unwrap_docker(line) is not None:
+        return "docker"
+    return None
+
+
+class Messages:
+    """What an ``EnvelopeReader`` gave, as columns: the messages, their runtime times (None
+    for a line not in the envelope), streams, errors, and which were truncated."""
+
+    __slots__ = ("errors", "stamps", "streams", "texts", "truncated")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.stamps: list[int | None] = []
+        self.streams: list[str | None] = []
+        self.errors: list[str | None] = []
+        self.truncated: list[int] = []
+
+    def add(
+        self, text: str, ts: int | None, stream: str | None, error: str | None, truncated: bool
+    ) -> None:
+        if truncated:
+            self.truncated.append(len(self.texts))
+        self.texts.append(text)
+        self.stamps.append(ts)
+        self.streams.append(stream)
+        self.errors.append(error)
+
+    def extend(self, other: "Messages") -> None:
+        offset = len(self.texts)
+        self.truncated += [offset + index for index in other.truncated]
+        self.texts += other.texts
+        self.stamps += other.stamps
+        self.streams += other.streams
+        self.errors += other.errors
+
+
+class _Partial:
+    """The pieces of one stream's line so far, within the byte limit."""
+
+    __slots__ = ("pieces", "size", "truncated", "ts")
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
+        self.pieces: list[str] = []
+        self.size = 0
+        self.truncated = False
+
+
+class EnvelopeReader:
+    """One lane's envelope lines → messages, partial lines joined (see the module)."""
+
+    def __init__(self, kind: str, max_bytes: int) -> None:
+        if kind not in CONTAINER_CODECS:
+            raise ValueError(f"not a container log format: {kind!r}")
+        self.kind = kind
+        self.max_bytes = max_bytes
+        self._cri = kind == "cri"
+        self._error = f"not a {'CRI' if self._cri else 'docker json-file'} log line"
+        self._partials: dict[str, _Partial] = {}
+
+    @property
+    def holds_partial(self) -> bool:
+        """Whether a partial line waits for its rest (a restart must read it again)."""
+        return bool(self._partials)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of partial lines held (at most ``max_bytes`` a stream)."""
+        return sum(partial.size for partial in self._partials.values())
+
+    def feed(self, lines: Lines) -> Messages:
+        """The messages that ``lines`` complete; partial lines are held for their rest."""
+        out = Messages()
+        unwrap = unwrap_cri if self._cri else unwrap_docker
+        cut = set(lines.truncated) if lines.truncated else None
+        partials = self._partials
+        for index, line in enumerate(lines.text):
+            truncated = cut is not None and index in cut
+            unwrapped = unwrap(line)
+            if unwrapped is None:
+                out.add(line, None, None, self._error, truncated)
+                continue
+            ts, stream, partial, message = unwrapped
+            held = partials.get(stream) if partials else None
+            if held is None and not partial:  # the commonest line: whole, nothing held
+                out.add(message, ts, stream, None, truncated)
+                continue
+            if held is None:
+                held = partials[stream] = _Partial(ts)
+            self._hold(held, message, truncated)
+            if not partial:
+                del partials[stream]
+                self._give(out, held, stream)
+        return out
+
+    def flush(self) -> Messages:
+        """Every partial line held, as it is (the end of the input, or of a rotated file)."""
+        out = Messages()
+        for stream, held in self._partials.items():
+            self._give(out, held, stream)
+        self._partials.clear()
+        return out
+
+    def _hold(self, held: _Partial, message: str, truncated: bool) -> None:
+        held.truncated = held.truncated or truncated
+        if held.size >= self.max_bytes:
+            held.truncated = held.truncated or bool(message)
+            return
+        size = len(message) if message.isascii() else len(message.encode())
+        if held.size + size > self.max_bytes:
+            room = self.max_bytes - held.size
+            message = cut_utf8(message.encode(), room).decode("utf-8", "replace")
+            held.truncated = True
+            size = room
+        held.pieces.append(message)
+        held.size += size
+
+    @staticmethod
+    def _give(out: Messages, held: _Partial, stream: str) -> None:
+        out.add("".join(held.pieces), held.ts, stream, None, held.truncated)
