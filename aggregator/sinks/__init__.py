@@ -55,6 +55,7 @@ SINK_TYPES: dict[str, str] = {
     "websocket": "aggregator.web.stream:WebSocketSink",
     "tcp": "aggregator.sinks.tcp:TcpSink",
     "nats": "aggregator.sinks.nats:NatsSink",
+    "otlp": "aggregator.sinks.otlp:OtlpSink",
 }
 """Each ``type`` of sink, and where its class is."""
 
