@@ -2,6 +2,8 @@
 them (SPEC §3 "Kubernetes"): messages without the runtime's wrapper, partial lines joined,
 the pod known from the path, a source's fields added."""
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import DEADLINE
+from tests.conftest import DEADLINE, Cli, start_cli
 
 ID = "0123456789abcdef" * 4
 
@@ -122,3 +124,45 @@ format = "json"
         "node": "worker-3",
         "cluster": "eu-1",
     }
+
+
+async def test_kubelet_rotation_under_the_symlink(tmp_path: Path, cli_processes: list[Cli]) -> None:
+    """The kubelet's rotation: /var/log/containers/X.log links to pods/…/0.log, which is
+    renamed to 0.log.TIMESTAMP and made anew. Followed through the symlink, every line of
+    both files arrives once, in order, with the pod's fields from the link's name."""
+    uid = "7d1c3c64-2b6f-4f0e-9b2e-1234567890ab"
+    pod_dir = tmp_path / f"var/log/pods/shop_web-1_{uid}/app"
+    pod_dir.mkdir(parents=True)
+    current = pod_dir / "0.log"
+    current.write_text("")
+    link = tmp_path / "var/log/containers" / f"web-1_shop_app-{ID}.log"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(current)
+
+    def write(path: Path, start: int, count: int) -> None:
+        with path.open("a") as file:
+            for n in range(start, start + count):
+                file.write(f"2026-12-05T10:00:{n // 100:02d}.{n % 100:02d}0000000Z stdout F m{n}\n")
+
+    cli = await start_cli(
+        "tail", "--format", "json", "-n", "0", "var/log/containers/*.log", cwd=tmp_path
+    )
+    cli_processes.append(cli)
+    async with asyncio.timeout(DEADLINE):  # the tail starts at the end: write until it shows
+        while not any('"sync"' in line for line in cli.out):
+            with current.open("a") as file:
+                file.write("2026-12-05T09:00:00.000000000Z stdout F sync\n")
+            with contextlib.suppress(AssertionError, TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await cli.wait_for_out('"sync"')
+    write(current, 0, 50)
+    await cli.wait_for_out('"m49"')
+    current.rename(pod_dir / "0.log.20261205-100000")
+    write(pod_dir / "0.log.20261205-100000", 50, 10)  # the runtime writes on until it reopens
+    write(current, 60, 40)
+    await cli.wait_for_out('"m99"')
+    records = [orjson.loads(line) for line in cli.out]
+    lines = [r["line"] for r in records if r["line"].startswith("m")]
+    assert lines == [f"m{n}" for n in range(100)]
+    assert all(r["fields"]["k8s.pod.name"] == "web-1" for r in records)
+    assert await cli.stop() == 0
