@@ -43,7 +43,17 @@ def runtime_time(text: str) -> int | None:
 
 
 def unwrap_cri(line: str) -> Unwrapped | None:
-    """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one."""
+    """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one.
+
+    The commonest line (a UTC time with nanoseconds, ``stdout F``/``stderr F``, a second seen
+    before) is read at fixed places, without a search."""
+    if line[29:31] == "Z " and line[19:20] == ".":
+        seconds = _second_epochs.get(line[:19])
+        digits = line[20:29]
+        if seconds is not None and digits.isascii() and digits.isdecimal():
+            head = line[31:40]
+            if head == "stdout F " or head == "stderr F ":
+                return seconds * 1_000_000 + int(digits[:6]), head[:6], False, line[40:]
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -163,6 +173,7 @@ class EnvelopeReader:
     def feed(self, lines: Lines) -> Messages:
         """The messages that ``lines`` complete; partial lines are held for their rest."""
         out = Messages()
+        texts, stamps, streams, errors = out.texts, out.stamps, out.streams, out.errors
         unwrap = unwrap_cri if self._cri else unwrap_docker
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
@@ -173,8 +184,16 @@ class EnvelopeReader:
                 out.add(line, None, None, self._error, truncated)
                 continue
             ts, stream, partial, message = unwrapped
-            held = partials.get(stream) if partials else None
-            if held is None and not partial:  # the commonest line: whole, nothing held
+            if not partial and not partials:  # the commonest line: whole, nothing held
+                if truncated:
+                    out.truncated.append(len(texts))
+                texts.append(message)
+                stamps.append(ts)
+                streams.append(stream)
+                errors.append(None)
+                continue
+            held = partials.get(stream)
+            if held is None and not partial:
                 out.add(message, ts, stream, None, truncated)
                 continue
             if held is None:

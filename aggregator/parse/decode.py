@@ -146,12 +146,16 @@ class Decoding:
         source = self.source
         last = previous
         batch: Batch = []
-        if self.spec.needs == "stamps":
-            for text, ts in zip(texts, messages.stamps, strict=True):
-                if ts is None:
-                    ts = read_at if last is None else last
-                last = ts
-                batch.append(Record(ts, source, origin, text))
+        if self.spec.needs == "stamps":  # the hot path, as ``records``'s
+            batch = [
+                Record(
+                    (last := ts) if ts is not None else (read_at if last is None else last),
+                    source,
+                    origin,
+                    text,
+                )
+                for text, ts in zip(texts, messages.stamps, strict=True)
+            ]
         else:
             stamps, levels, found, errors = parse_lines(self.codec, texts)
             for index, text in enumerate(texts):

@@ -1,0 +1,219 @@
+"""Kubernetes container logs and the otlp sink (issue #26).
+
+1. ``aggregator tail --no-follow`` over 8 CRI files (a tenth of the lines split by the runtime
+   into a ``P`` and an ``F`` piece) against the same lines as plain files, in the same run,
+   alternated; ``--format raw`` (only the times are read) and ``--format json`` (the inner
+   codec reads each message). The raw outputs must be the same bytes: the CRI path gives
+   the plain lines back, in the same merged order.
+2. ``aggregator run`` reading plain files through (``follow = false``) into an otlp sink (gzip)
+   whose receiver, a thread of this process, answers 200 at once, against the file sink
+   (``format = "json"``) over the same files: lines/s, requests and their size.
+
+    python3 bench/kubernetes.py                  # 1M lines; otlp: 200k lines
+    python3 bench/kubernetes.py --lines 200000 --otlp-lines 50000 --repeat 3
+"""
+
+import argparse
+import gzip
+import hashlib
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import AGGREGATOR, Run, make_lines, median_of, table, timed
+
+
+def cri_files(plain: list[Path], directory: Path, split_every: int = 10) -> list[Path]:
+    """The same lines as a containerd node writes them: each wrapped (the line's own time as
+    the runtime's, in nanoseconds), every ``split_every``-th in two pieces, P then F."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, source in enumerate(plain):
+        path = directory / f"app-{index}_bench_main-{index:064x}.log"
+        with source.open() as lines, path.open("w") as out:
+            for number, line in enumerate(lines):
+                line = line.rstrip("\n")
+                stamp = line[:26] + "000Z"  # YYYY-MM-DDTHH:MM:SS.ffffff → nanoseconds
+                if number % split_every == 0:
+                    half = len(line) // 2
+                    out.write(f"{stamp} stdout P {line[:half]}\n{stamp} stdout F {line[half:]}\n")
+                else:
+                    out.write(f"{stamp} stdout F {line}\n")
+        paths.append(path)
+    return paths
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def read_through(plain_dir: Path, cri_dir: Path, lines: int, repeat: int, work: Path) -> None:
+    rows = []
+    for fmt in ("raw", "json"):
+        runs: dict[str, list[Run]] = {"plain": [], "cri": []}
+        outputs: dict[str, Path] = {}
+        for _ in range(repeat):
+            for kind, directory in (("plain", plain_dir), ("cri", cri_dir)):
+                out = outputs[kind] = work / f"out-{kind}.{fmt}"
+                command = [*AGGREGATOR, "tail", "--no-follow", "--format", fmt,
+                           str(directory / "*.log")]  # fmt: skip
+                runs[kind].append(timed(command, out))
+        count = {kind: sum(1 for _ in path.open("rb")) for kind, path in outputs.items()}
+        assert count["plain"] == count["cri"] == lines, count
+        if fmt == "raw":
+            same = digest(outputs["plain"]) == digest(outputs["cri"])
+            assert same, "the CRI path did not give the plain lines back in the same order"
+        plain, cri = median_of(runs["plain"]), median_of(runs["cri"])
+        for kind, run in (("plain", plain), ("cri", cri)):
+            rows.append(
+                [
+                    f"{kind} --format {fmt}",
+                    f"{lines / run.seconds / 1000:,.0f}k",
+                    f"{run.seconds:.2f}",
+                    f"{run.user_s:.2f}",
+                    f"{run.rss_mib:.0f}",
+                    f"{plain.seconds / run.seconds:.2f}x",
+                ]
+            )
+    print(table(rows, ["tail --no-follow", "lines/s", "seconds", "CPU user s", "peak RSS MiB",
+                       "vs plain"]))  # fmt: skip
+
+
+class Receiver:
+    """An OTLP/HTTP receiver that answers 200 ``{}`` at once and keeps each body's size."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.bodies: list[bytes] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.sizes.append(len(body))
+                receiver.bodies.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_afresh(config: Path, work: Path) -> Run:
+    """``aggregator run -c config``, with no checkpoint of an earlier run to resume from."""
+    shutil.rmtree(work / "state", ignore_errors=True)
+    return timed([*AGGREGATOR, "run", "-c", str(config)], work / "stdout.txt")
+
+
+def run_config(work: Path, name: str, files: Path, sink: str) -> Path:
+    path = work / f"{name}.toml"
+    path.write_text(
+        f"""
+[aggregator]
+state_dir = "{work / "state"}"
+[sources.app]
+type = "file"
+paths = ["{files}/*.log"]
+start_at = "beginning"
+follow = false
+{sink}
+"""
+    )
+    return path
+
+
+def otlp_against_file(files: Path, lines: int, repeat: int, work: Path) -> None:
+    receiver = Receiver()
+    try:
+        otlp = run_config(work, "otlp", files, f'[sinks.otlp]\ntype = "otlp"\nendpoint = '
+                          f'"http://127.0.0.1:{receiver.port}"\ncompression = "gzip"')  # fmt: skip
+        out = work / "sink.json"
+        file = run_config(work, "file", files, f'[sinks.file]\ntype = "file"\npath = "{out}"\n'
+                          'format = "json"')  # fmt: skip
+        runs: dict[str, list[Run]] = {"otlp": [], "file": []}
+        requests = []
+        for _ in range(repeat):
+            receiver.sizes.clear()
+            receiver.bodies.clear()
+            runs["otlp"].append(run_afresh(otlp, work))
+            requests.append((list(receiver.sizes), list(receiver.bodies)))
+            out.unlink(missing_ok=True)
+            runs["file"].append(run_afresh(file, work))
+            assert sum(1 for _ in out.open("rb")) == lines
+    finally:
+        receiver.close()
+    sizes, bodies = requests[-1]
+    raw = [len(gzip.decompress(body)) for body in bodies]
+    records = sum(body.count(b'"timeUnixNano"') for body in map(gzip.decompress, bodies))
+    assert records == lines, (records, lines)
+    otlp_run, file_run = median_of(runs["otlp"]), median_of(runs["file"])
+    rows = []
+    for kind, run in (("otlp (gzip)", otlp_run), ("file (json)", file_run)):
+        rows.append(
+            [
+                kind,
+                f"{lines / run.seconds / 1000:,.0f}k",
+                f"{run.seconds:.2f}",
+                f"{run.user_s:.2f}",
+                f"{run.rss_mib:.0f}",
+                f"{run.seconds and file_run.seconds / run.seconds:.2f}x",
+            ]
+        )
+    print(table(rows, ["run, follow = false", "lines/s", "seconds", "CPU user s",
+                       "peak RSS MiB", "vs file"]))  # fmt: skip
+    print(
+        f"otlp: {len(sizes)} requests of {lines / len(sizes):,.0f} records; "
+        f"median body {statistics.median(sizes) / 1024:,.0f} KiB gzip, "
+        f"{statistics.median(raw) / 1024:,.0f} KiB of JSON "
+        f"({statistics.median(raw) / lines * len(sizes):,.0f} B a record, "
+        f"{statistics.median(sizes) / lines * len(sizes):,.0f} B gzip)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--otlp-lines", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-k8s-") as temp:
+        work = Path(temp)
+        plain = make_lines(work / "plain", 8, args.lines)
+        cri_files(plain, work / "containers")
+        print(f"{args.lines:,} lines in 8 files ({args.lines // 10:,} of them split in two "
+              f"CRI pieces), median of {args.repeat}, alternated\n")  # fmt: skip
+        read_through(work / "plain", work / "containers", args.lines, args.repeat, work)
+        print()
+        small = make_lines(work / "otlp", 8, args.otlp_lines, seed=2)
+        assert small
+        print(f"{args.otlp_lines:,} lines in 8 files to a receiver answering at once\n")
+        otlp_against_file(work / "otlp", args.otlp_lines, args.repeat, work)
+
+
+if __name__ == "__main__":
+    main()
