@@ -14,10 +14,12 @@ its time is its first piece's, its text bounded by ``max_bytes`` (cut and flagge
 A line that is not in the envelope is kept as it is, with the reason in its error.
 """
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 import orjson
 
+from aggregator.parse.codecs import Codec, Columns, Parsed
 from aggregator.parse.lines import Lines, cut_utf8
 from aggregator.parse.timestamps import _second_epochs, parse_iso
 
@@ -104,36 +106,100 @@ def looks_like(line: str) -> str | None:
     return None
 
 
+class EnvelopeCodec:
+    """A codec for a parse worker (``aggregator.parse.worker``): each line unwrapped, its
+    message read by ``inner``, at the runtime's time, with its stream and the lane's ``fields``.
+    A partial line says only its time: its message is read once it is whole, by the lane."""
+
+    def __init__(self, kind: str, inner: Codec, fields: dict[str, Any]) -> None:
+        self.unwrap = unwrap_cri if kind == "cri" else unwrap_docker
+        self.inner = inner
+        self.fields = fields
+        self.error = f"not a {'CRI' if kind == 'cri' else 'docker json-file'} log line"
+
+    def parse(self, line: str) -> Parsed:
+        unwrapped = self.unwrap(line)
+        if unwrapped is None:
+            return None, None, None, self.error
+        ts, stream, partial, message = unwrapped
+        if partial:
+            return ts, None, None, None
+        _, level, found, error = self.inner.parse(message) if message else (None, None, None, None)
+        fields = found or {}
+        fields["stream"] = stream
+        fields.update(self.fields)
+        return ts, level, fields, error
+
+    def stamp(self, line: str) -> int | None:
+        unwrapped = self.unwrap(line)
+        return unwrapped[0] if unwrapped is not None else None
+
+
 class Messages:
     """What an ``EnvelopeReader`` gave, as columns: the messages, their runtime times (None
-    for a line not in the envelope), streams, errors, and which were truncated."""
+    for a line not in the envelope), streams, errors, and which were truncated. Fed what a
+    parse worker found (``EnvelopeCodec``), also its level, fields (stream and the lane's
+    included) and JSON tail, for each message it could read (``parsed``): a line it read whole
+    and the lane did not have to join."""
 
-    __slots__ = ("errors", "stamps", "streams", "texts", "truncated")
+    __slots__ = (
+        "errors", "fields", "levels", "parse_errors", "parsed", "stamps", "streams", "tails",
+        "texts", "truncated", "with_columns",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, with_columns: bool = False) -> None:
+        self.with_columns = with_columns
         self.texts: list[str] = []
         self.stamps: list[int | None] = []
         self.streams: list[str | None] = []
         self.errors: list[str | None] = []
         self.truncated: list[int] = []
+        self.parsed: list[bool] = []  # empty unless fed a worker's columns
+        self.levels: list[str | None] = []
+        self.fields: list[dict[str, Any] | None] = []
+        self.parse_errors: list[str | None] = []
+        self.tails: list[str | None] = []
 
     def add(
         self, text: str, ts: int | None, stream: str | None, error: str | None, truncated: bool
     ) -> None:
+        """A message the lane reads itself (``parsed``: False)."""
         if truncated:
             self.truncated.append(len(self.texts))
+        if self.with_columns:
+            self._unparsed()
         self.texts.append(text)
         self.stamps.append(ts)
         self.streams.append(stream)
         self.errors.append(error)
 
+    def _unparsed(self) -> None:
+        self.parsed.append(False)
+        self.levels.append(None)
+        self.fields.append(None)
+        self.parse_errors.append(None)
+        self.tails.append(None)
+
     def extend(self, other: "Messages") -> None:
         offset = len(self.texts)
+        if other.with_columns and not self.with_columns:
+            self.with_columns = True
+            for _ in range(offset):
+                self._unparsed()
+        elif self.with_columns and not other.with_columns:
+            other.with_columns = True
+            for _ in range(len(other.texts)):
+                other._unparsed()
         self.truncated += [offset + index for index in other.truncated]
         self.texts += other.texts
         self.stamps += other.stamps
         self.streams += other.streams
         self.errors += other.errors
+        self.parsed += other.parsed
+        self.levels += other.levels
+        self.fields += other.fields
+        self.parse_errors += other.parse_errors
+        self.tails += other.tails
 
 
 class _Partial:
@@ -170,9 +236,16 @@ class EnvelopeReader:
         """Bytes of partial lines held (at most ``max_bytes`` a stream)."""
         return sum(partial.size for partial in self._partials.values())
 
-    def feed(self, lines: Lines) -> Messages:
-        """The messages that ``lines`` complete; partial lines are held for their rest."""
-        out = Messages()
+    def feed(
+        self,
+        lines: Lines,
+        columns: Columns | None = None,
+        tails: Sequence[str] | None = None,
+    ) -> Messages:
+        """The messages that ``lines`` complete; partial lines are held for their rest.
+        ``columns`` (and ``tails``): what a parse worker's ``EnvelopeCodec`` found in each
+        line, kept for the messages it could read whole."""
+        out = Messages(columns is not None)
         texts, stamps, streams, errors = out.texts, out.stamps, out.streams, out.errors
         unwrap = unwrap_cri if self._cri else unwrap_docker
         cut = set(lines.truncated) if lines.truncated else None
@@ -191,6 +264,12 @@ class EnvelopeReader:
                 stamps.append(ts)
                 streams.append(stream)
                 errors.append(None)
+                if columns is not None:
+                    out.parsed.append(True)
+                    out.levels.append(columns[1][index])
+                    out.fields.append(columns[2][index])
+                    out.parse_errors.append(columns[3][index])
+                    out.tails.append(tails[index] if tails is not None else None)
                 continue
             held = partials.get(stream)
             if held is None and not partial:

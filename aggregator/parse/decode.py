@@ -157,13 +157,32 @@ class Decoding:
                 for text, ts in zip(texts, messages.stamps, strict=True)
             ]
         else:
-            stamps, levels, found, errors = parse_lines(self.codec, texts)
+            parsed = messages.parsed if messages.with_columns else None
+            unread = texts
+            if parsed is not None:
+                unread = [text for text, done in zip(texts, parsed, strict=True) if not done]
+            stamps, levels, found, errors = parse_lines(self.codec, unread)
+            if parsed is not None:  # what the worker read whole, and what the lane reads now
+                stamps, levels, found, errors = _merged(
+                    parsed, messages, (stamps, levels, found, errors)
+                )
             for index, text in enumerate(texts):
-                ts = messages.stamps[index]
+                own = messages.stamps[index]
+                if parsed is not None and parsed[index] and own is not None:
+                    last = own
+                    tail = messages.tails[index]
+                    batch.append(
+                        Record(own, source, origin, text, json_tail=tail)
+                        if tail is not None
+                        else Record(
+                            own, source, origin, text, messages.levels[index],
+                            messages.fields[index], False, messages.parse_errors[index],
+                        )
+                    )  # fmt: skip
+                    continue
+                ts = own if own is not None else stamps[index]
                 if ts is None:
-                    ts = stamps[index]
-                    if ts is None:
-                        ts = read_at if last is None else last
+                    ts = read_at if last is None else last
                 last = ts
                 fields = found[index] or {}
                 stream = messages.streams[index]
@@ -267,14 +286,18 @@ class LaneDecoder:
         splitter: Splitter,
         joiner: MultilineJoiner | None,
         extra: dict[str, Any] | None = None,
+        limit: int | None = None,
     ) -> None:
+        """``limit``: the splitter's ``max_line_bytes``, for the regions a worker splits."""
         self.decoding = decoding
+        self.limit = decoding.config.max_line_bytes if limit is None else limit
         self.origin = origin
         self.splitter = splitter
         self.joiner = joiner
         self.extra: dict[str, Any] = extra or {}
         """Fields added to each record: the source's ``fields``, and a Kubernetes path's."""
         self.envelope: EnvelopeReader | None = None
+        self.envelope_spec: CodecSpec | None = None
         self.sniffing = False
         """``auto``: the lane's first line has not been seen yet (it tells whether the lane
         is a container's log file)."""
@@ -303,9 +326,18 @@ class LaneDecoder:
     def use_envelope(self, kind: str) -> None:
         """Read the lane's lines as a container runtime's (``cri`` or ``docker``); multiline
         joining does not apply to them."""
-        self.envelope = EnvelopeReader(kind, self.decoding.config.max_line_bytes)
+        decoding = self.decoding
+        self.envelope = EnvelopeReader(kind, decoding.config.max_line_bytes)
         self.joiner = None
         self.sniffing = False
+        spec = decoding.spec
+        self.envelope_spec = spec._replace(
+            envelope=kind,
+            needs="everything" if spec.needs == "everything" else "json",
+            fields=tuple(self.extra.items()),
+        )
+        """What a worker reads this lane's regions with: the message by the inner codec (the
+        source's own with ``auto``), the lane's fields added."""
 
     def _sniff(self, data: bytes) -> None:
         """``auto``: decide from the lane's first line (or its first 4 KiB) whether the lane
@@ -357,12 +389,15 @@ class LaneDecoder:
             or pool.broken
             or len(data) < POOL_MIN_BYTES
             or self.joiner is not None
-            or self.envelope is not None
             or self.sniffing
-            or (self.extra and decoding.spec.needs == "json")  # a worker's JSON has no room
+            # A worker's JSON has no room for a plain lane's fields (a container's: see below).
+            or (self.extra and self.envelope is None and decoding.spec.needs == "json")
             or not isinstance(self.splitter, LineSplitter)
+            or (self.envelope is not None and decoding.spec.needs == "stamps")
         ):
             return self._feed(data)
+        if self.envelope is not None:
+            return await self._decode_envelope(data, pool)
         read_at = now_micros()
         head, region = self.splitter.take(data)
         batch, self.last_ts = decoding.records(self.origin, head, read_at, self.last_ts)
@@ -374,6 +409,19 @@ class LaneDecoder:
             rest, self.last_ts = decoding.parsed_records(self.origin, parsed, read_at, self.last_ts)
             decoding.add_fields(rest, self.extra)
             batch += rest
+        return batch
+
+    async def _decode_envelope(self, data: bytes, pool: ParsePool) -> Batch:
+        """A container's large read: its messages read by a worker, the partial lines joined
+        here (their messages read here too, once whole)."""
+        assert self.envelope is not None and self.envelope_spec is not None
+        assert isinstance(self.splitter, LineSplitter)
+        head, region = self.splitter.take(data)
+        batch = self._messages(self.envelope.feed(head))
+        if region is not None:
+            parsed = await pool.parse(self.envelope_spec, region, self.limit)
+            lines = Lines(parsed.texts, parsed.truncated)
+            batch += self._messages(self.envelope.feed(lines, parsed.columns, parsed.json_tails))
         return batch
 
     def feed(self, data: bytes) -> Batch:
@@ -422,6 +470,28 @@ class LaneDecoder:
             joined.text += tail.text
             lines = joined
         return self._records(lines)
+
+
+def _merged(parsed: list[bool], messages: Messages, unread: Columns) -> Columns:
+    """``unread``'s columns (the messages not ``parsed``) spread to every message's place."""
+    stamps: list[int | None] = []
+    levels: list[str | None] = []
+    fields: list[dict[str, Any] | None] = []
+    errors: list[str | None] = []
+    next_unread = 0
+    for was_parsed in parsed:
+        if was_parsed:
+            stamps.append(None)
+            levels.append(None)
+            fields.append(None)
+            errors.append(None)
+        else:
+            stamps.append(unread[0][next_unread])
+            levels.append(unread[1][next_unread])
+            fields.append(unread[2][next_unread])
+            errors.append(unread[3][next_unread])
+            next_unread += 1
+    return stamps, levels, fields, errors
 
 
 def _envelope_stamp(kind: str) -> Callable[[str], int | None]:

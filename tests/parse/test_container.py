@@ -16,6 +16,7 @@ from aggregator.parse.container import (
 )
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines
+from aggregator.parse.pool import ParsePool
 from aggregator.record.record import Record
 
 T0 = 1_796_464_800_000_000  # 2026-12-05T10:00:00Z
@@ -211,3 +212,56 @@ def test_auto_recognises_each_lane_by_its_first_line() -> None:
     assert [r.line for r in cri_lane.feed(f"{TS} stdout F hi\n".encode())] == ["hi"]
     plain = plain_lane.feed(b"2026-12-05T10:00:00Z WARN disk\n")
     assert [(r.line, r.level) for r in plain] == [("2026-12-05T10:00:00Z WARN disk", "warn")]
+
+
+async def test_a_worker_reads_large_reads_and_the_lane_joins_partials() -> None:
+    """With a parse worker, a container's large reads give the same records as read on the
+    loop: messages read by the worker (level, fields, the lane's fields), partial lines joined
+    by the lane, across reads."""
+    lines = []
+    for n in range(3000):
+        ts = f"2026-12-05T10:00:{n // 1000:02d}.{n % 1000:03d}000000Z"
+        message = f'{{"level": "warn", "n": {n}, "msg": "{"x" * (n % 50)}"}}'
+        if n % 10 == 0:
+            lines += [f"{ts} stderr P {message[:7]}", f"{ts} stderr F {message[7:]}"]
+        else:
+            lines.append(f"{ts} stdout F {message}")
+    data = "".join(f"{line}\n" for line in lines).encode()
+    config = FileSourceConfig(type="file", paths=["x"], codec="cri", fields={"team": "a"})
+    origin = f"/var/log/containers/web_prod_app-{'0' * 64}.log"
+
+    def shown(records: list[Record]) -> list[tuple[object, ...]]:
+        return [(r.ts, r.line, r.level, r.fields, r.json_tail) for r in records]
+
+    pool = ParsePool(1)
+    try:
+        for needs in ("everything", "json"):
+            on_loop = Decoding("k8s", config, needs).lane(origin)  # type: ignore[arg-type]
+            expected = on_loop.feed(data) + on_loop.flush()
+            lane = Decoding("k8s", config, needs, pool).lane(origin)  # type: ignore[arg-type]
+            records = []
+            for start in range(0, len(data), 100_000):  # each read large enough for the pool
+                records += await lane.decode(data[start : start + 100_000])
+            records += lane.flush()
+            assert len(records) == 3000
+            assert records[10].fields == {
+                "n": 10, "msg": "x" * 10, "stream": "stderr", "team": "a",
+                "k8s.namespace.name": "prod", "k8s.pod.name": "web",
+                "k8s.container.name": "app", "container.id": "0" * 64,
+            } if needs == "everything" else True  # fmt: skip
+            if needs == "json":  # a worker's records carry their JSON; the loop's their fields
+                assert [r.json_tail is not None for r in records].count(True) > 2000
+                records = [_as_fields(r) for r in records]
+                expected = [_as_fields(r) for r in expected]
+            assert shown(records) == shown(expected)
+        assert pool.pids and not pool.broken
+    finally:
+        await pool.close()
+
+
+def _as_fields(record: Record) -> Record:
+    """``record`` with its level and fields as values, not as a worker's JSON tail."""
+    if record.json_tail is not None:
+        tail = orjson.loads("{" + record.json_tail.removeprefix(",") + "}")
+        record.level, record.fields, record.json_tail = tail.get("level"), tail.get("fields"), None
+    return record
