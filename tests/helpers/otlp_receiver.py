@@ -3,11 +3,13 @@ request body with the official protobuf classes (opentelemetry-proto), and answe
 
 import gzip
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -38,8 +40,10 @@ class Receiver:
     every request gets 200 ``{}``. A body that does not parse as an ExportLogsServiceRequest
     is answered 400 and kept in ``bad``: a test checks that ``bad`` is empty."""
 
-    def __init__(self, port: int, delay: float = 0.0) -> None:
+    def __init__(self, port: int, delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) to answer HTTPS with."""
         self.port = port
+        self.tls = tls
         self.delay = delay  # seconds before answering each request (a slow receiver)
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
@@ -74,6 +78,10 @@ class Receiver:
                 pass  # a client killed mid-request (the SIGKILL test): not the test's failure
 
         server = Server(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="otlp-receiver")

@@ -5,6 +5,7 @@ that is away, busy, slow, or refuses, and through a SIGKILL."""
 import asyncio
 import re
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,12 @@ def write_cri(path: Path, start: int, count: int) -> list[str]:
 def config(tmp_path: Path, port: int, **sink: str) -> Path:
     """``run``'s config: the CRI files under var/log/containers to an otlp sink, and a
     websocket sink for /metrics."""
-    keys = {"compression": '"gzip"', "batch": '{ max_records = 50, max_delay = "50ms" }', **sink}
+    keys = {
+        "endpoint": f'"http://127.0.0.1:{port}"',
+        "compression": '"gzip"',
+        "batch": '{ max_records = 50, max_delay = "50ms" }',
+        **sink,
+    }
     lines = "\n".join(f"{key} = {value}" for key, value in keys.items())
     path = tmp_path / "c.toml"
     path.write_text(
@@ -54,7 +60,6 @@ fields = {{ team = "${{TEAM:-none}}" }}
 
 [sinks.otel]
 type = "otlp"
-endpoint = "http://127.0.0.1:{port}"
 headers = {{ Authorization = "Bearer ${{OTLP_TOKEN:-}}" }}
 service_name = "shop"
 node = "node-1"
@@ -250,6 +255,34 @@ async def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, cli_processes: li
         assert repeats <= 400, (repeats, before)
         assert not receiver.bad
         assert await cli.stop() == 0
+    finally:
+        receiver.stop()
+
+
+async def test_tls_to_a_receiver_verified_by_its_ca(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """With tls = { ca }, records go over HTTPS to a receiver whose certificate that CA signs;
+    without it, the receiver cannot be verified, and the sink says so and retries."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    receiver = Receiver(free_port(), tls=(cert, key))
+    receiver.start()
+    try:
+        messages = write_cri(logs(tmp_path), 0, 30)
+        endpoint = f'"https://127.0.0.1:{receiver.port}"'
+        cli = await start(tmp_path, 0, cli_processes, endpoint=endpoint)
+        await cli.wait_for(lambda: any("cannot reach" in line for line in cli.err), "a retry")
+        await cli.stop()
+        tls = f'{{ ca = "{cert}" }}'
+        await start(tmp_path, 0, cli_processes, endpoint=endpoint, tls=tls)
+        await wait_until(lambda: len(receiver.bodies()) >= 30, "30 records over TLS")
+        assert receiver.bodies() == messages
     finally:
         receiver.stop()
 
