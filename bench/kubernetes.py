@@ -159,59 +159,69 @@ follow = false
 
 
 def otlp_against_file(files: Path, lines: int, repeat: int, work: Path) -> None:
+    """The file sink, the otlp sink with its default batches (1,000 records) and with batches
+    of 5,000 records (1 MiB of JSON closes them first), alternated."""
     receiver = Receiver()
+    out = work / "sink.json"
+    endpoint = f'endpoint = "http://127.0.0.1:{receiver.port}"'
+    configs = {
+        "file (json)": run_config(
+            work, "file", files, f'[sinks.file]\ntype = "file"\npath = "{out}"\nformat = "json"'
+        ),
+        "otlp (gzip)": run_config(
+            work, "otlp", files, f'[sinks.otlp]\ntype = "otlp"\n{endpoint}'
+        ),
+        "otlp, max_records = 5000": run_config(
+            work, "otlp5k", files,
+            f'[sinks.otlp]\ntype = "otlp"\n{endpoint}\nbatch = {{ max_records = 5000 }}',
+        ),
+    }  # fmt: skip
+    runs: dict[str, list[Run]] = {kind: [] for kind in configs}
+    steady: dict[str, list[float]] = {kind: [] for kind in configs}  # first to last request
+    sent: dict[str, tuple[list[int], list[bytes]]] = {}
     try:
-        otlp = run_config(work, "otlp", files, f'[sinks.otlp]\ntype = "otlp"\nendpoint = '
-                          f'"http://127.0.0.1:{receiver.port}"\ncompression = "gzip"')  # fmt: skip
-        out = work / "sink.json"
-        file = run_config(work, "file", files, f'[sinks.file]\ntype = "file"\npath = "{out}"\n'
-                          'format = "json"')  # fmt: skip
-        runs: dict[str, list[Run]] = {"otlp": [], "file": []}
-        requests = []
-        steady = []  # lines/s between the first request and the last
         for _ in range(repeat):
-            receiver.sizes.clear()
-            receiver.bodies.clear()
-            receiver.arrivals.clear()
-            runs["otlp"].append(run_afresh(otlp, work))
-            requests.append((list(receiver.sizes), list(receiver.bodies)))
-            first, last = receiver.arrivals[0], receiver.arrivals[-1]
-            steady.append((lines - lines / len(receiver.sizes)) / (last - first))
-            out.unlink(missing_ok=True)
-            runs["file"].append(run_afresh(file, work))
-            assert sum(1 for _ in out.open("rb")) == lines
+            for kind, config in configs.items():
+                receiver.sizes.clear()
+                receiver.bodies.clear()
+                receiver.arrivals.clear()
+                out.unlink(missing_ok=True)
+                runs[kind].append(run_afresh(config, work))
+                if kind.startswith("file"):
+                    assert sum(1 for _ in out.open("rb")) == lines
+                    continue
+                sizes = sent[kind] = (list(receiver.sizes), list(receiver.bodies))
+                first, last = receiver.arrivals[0], receiver.arrivals[-1]
+                steady[kind].append((lines - lines / len(sizes[0])) / (last - first))
     finally:
         receiver.close()
-    sizes, bodies = requests[-1]
-    raw = [len(gzip.decompress(body)) for body in bodies]
-    records = sum(body.count(b'"timeUnixNano"') for body in map(gzip.decompress, bodies))
-    assert records == lines, (records, lines)
-    otlp_run, file_run = median_of(runs["otlp"]), median_of(runs["file"])
+    file_run = median_of(runs["file (json)"])
     rows = []
-    for kind, run in (("otlp (gzip)", otlp_run), ("file (json)", file_run)):
+    for kind in configs:
+        run = median_of(runs[kind])
+        rate = f"{statistics.median(steady[kind]) / 1000:,.0f}k" if steady[kind] else "-"
         rows.append(
             [
                 kind,
                 f"{lines / run.seconds / 1000:,.0f}k",
+                rate,
                 f"{run.seconds:.2f}",
                 f"{run.user_s:.2f}",
                 f"{run.rss_mib:.0f}",
-                f"{run.seconds and file_run.seconds / run.seconds:.2f}x",
+                f"{file_run.seconds / run.seconds:.2f}x",
             ]
         )
-    print(table(rows, ["run, follow = false", "lines/s", "seconds", "CPU user s",
-                       "peak RSS MiB", "vs file"]))  # fmt: skip
-    print(
-        f"otlp, from its first request to its last: {statistics.median(steady) / 1000:,.0f}k "
-        "lines/s (the table's seconds include the start and the read before a first request)"
-    )
-    print(
-        f"otlp: {len(sizes)} requests of {lines / len(sizes):,.0f} records; "
-        f"median body {statistics.median(sizes) / 1024:,.0f} KiB gzip, "
-        f"{statistics.median(raw) / 1024:,.0f} KiB of JSON "
-        f"({statistics.median(raw) / lines * len(sizes):,.0f} B a record, "
-        f"{statistics.median(sizes) / lines * len(sizes):,.0f} B gzip)"
-    )
+    print(table(rows, ["run, follow = false", "lines/s", "first→last request", "seconds",
+                       "CPU user s", "peak RSS MiB", "vs file"]))  # fmt: skip
+    for kind, (sizes, bodies) in sent.items():
+        raw = [len(gzip.decompress(body)) for body in bodies]
+        records = sum(body.count(b'"timeUnixNano"') for body in map(gzip.decompress, bodies))
+        assert records == lines, (records, lines)
+        print(
+            f"{kind}: {len(sizes)} requests of {lines / len(sizes):,.0f} records; median body "
+            f"{statistics.median(sizes) / 1024:,.0f} KiB gzip, {statistics.median(raw) / 1024:,.0f}"
+            f" KiB of JSON ({sum(raw) / lines:,.0f} B a record, {sum(sizes) / lines:,.0f} B gzip)"
+        )
 
 
 def main() -> None:

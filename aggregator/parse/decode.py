@@ -158,42 +158,38 @@ class Decoding:
             ]
         else:
             parsed = messages.parsed if messages.with_columns else None
-            unread = texts
+            unread = texts  # what no worker has read: read here
             if parsed is not None:
                 unread = [text for text, done in zip(texts, parsed, strict=True) if not done]
             stamps, levels, found, errors = parse_lines(self.codec, unread)
-            if parsed is not None:  # what the worker read whole, and what the lane reads now
-                stamps, levels, found, errors = _merged(
-                    parsed, messages, (stamps, levels, found, errors)
-                )
+            at = 0  # the next of ``unread``
             for index, text in enumerate(texts):
                 own = messages.stamps[index]
-                if parsed is not None and parsed[index] and own is not None:
-                    last = own
+                if parsed is not None and parsed[index]:  # whole: the worker read it
+                    last = ts = own if own is not None else read_at
                     tail = messages.tails[index]
                     batch.append(
-                        Record(own, source, origin, text, json_tail=tail)
+                        Record(ts, source, origin, text, json_tail=tail)
                         if tail is not None
                         else Record(
-                            own, source, origin, text, messages.levels[index],
+                            ts, source, origin, text, messages.levels[index],
                             messages.fields[index], False, messages.parse_errors[index],
                         )
                     )  # fmt: skip
                     continue
-                ts = own if own is not None else stamps[index]
-                if ts is None:
-                    ts = read_at if last is None else last
-                last = ts
-                fields = found[index] or {}
+                stamp = own if own is not None else stamps[at]
+                last = ts = stamp if stamp is not None else (read_at if last is None else last)
+                fields = found[at] or {}
                 stream = messages.streams[index]
                 if stream is not None:
                     fields["stream"] = stream
                 if extra:
                     fields.update(extra)
-                error = messages.errors[index] or errors[index]
+                error = messages.errors[index] or errors[at]
                 batch.append(
-                    Record(ts, source, origin, text, levels[index], fields or None, False, error)
+                    Record(ts, source, origin, text, levels[at], fields or None, False, error)
                 )
+                at += 1
         self._flag_truncated(batch, messages.truncated)
         return batch, last
 
@@ -470,28 +466,6 @@ class LaneDecoder:
             joined.text += tail.text
             lines = joined
         return self._records(lines)
-
-
-def _merged(parsed: list[bool], messages: Messages, unread: Columns) -> Columns:
-    """``unread``'s columns (the messages not ``parsed``) spread to every message's place."""
-    stamps: list[int | None] = []
-    levels: list[str | None] = []
-    fields: list[dict[str, Any] | None] = []
-    errors: list[str | None] = []
-    next_unread = 0
-    for was_parsed in parsed:
-        if was_parsed:
-            stamps.append(None)
-            levels.append(None)
-            fields.append(None)
-            errors.append(None)
-        else:
-            stamps.append(unread[0][next_unread])
-            levels.append(unread[1][next_unread])
-            fields.append(unread[2][next_unread])
-            errors.append(unread[3][next_unread])
-            next_unread += 1
-    return stamps, levels, fields, errors
 
 
 def _envelope_stamp(kind: str) -> Callable[[str], int | None]:
