@@ -67,10 +67,13 @@ def unwrap_cri(line: str) -> Unwrapped | None:
     first = tag[:1]
     if (first != "F" and first != "P") or (len(tag) > 1 and tag[1] != ":"):
         return None
+    stream = line[time_end + 1 : stream_end]
+    if stream != "stdout" and stream != "stderr":
+        return None  # a lane holds a partial line per stream: two at most
     ts = runtime_time(line[:time_end])
     if ts is None:
         return None
-    return ts, line[time_end + 1 : stream_end], first == "P", line[tag_end + 1 :]
+    return ts, stream, first == "P", line[tag_end + 1 :]
 
 
 def unwrap_docker(line: str) -> Unwrapped | None:
@@ -93,7 +96,9 @@ def unwrap_docker(line: str) -> Unwrapped | None:
         return None
     partial = not log.endswith("\n")
     message = log if partial else log[:-1]
-    return ts, stream if isinstance(stream, str) else "", partial, message
+    if stream != "stdout" and stream != "stderr":
+        return None  # a lane holds a partial line per stream: two at most
+    return ts, stream, partial, message
 
 
 def looks_like(line: str) -> str | None:

@@ -52,6 +52,7 @@ def test_runtime_time(text: str, micros: int | None) -> None:
         (f"{TS} stdout F", (T0 + 100_000, "stdout", False, "")),
         (f"{TS} stdout F:x  two  spaces ", (T0 + 100_000, "stdout", False, " two  spaces ")),
         (f"{TS} stdout X hello", None),
+        (f"{TS} stdin F hello", None),  # two streams only: what a lane holds stays bounded
         (f"{TS} stdout Full hello", None),
         ("not a timestamp stdout F hello", None),
         ("plain line", None),
@@ -71,6 +72,7 @@ def test_unwrap_cri(line: str, expected: object) -> None:
         (docker("\n"), (T0 + 100_000, "stdout", False, "")),
         (docker('{"level":"error"}\n'), (T0 + 100_000, "stdout", False, '{"level":"error"}')),
         ('{"log": "x\\n", "time": 5}', None),
+        (docker("x", "other"), None),
         ('{"log": 1, "time": "' + TS + '"}', None),
         ("[1]", None),
         ("{not json", None),
