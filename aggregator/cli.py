@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(tail)
     tail.add_argument(
         "--codec",
-        choices=["raw", "json", "logfmt", "syslog", "auto"],
+        choices=["raw", "json", "logfmt", "syslog", "cri", "docker", "auto"],
         default="auto",
         help="how lines are read: time, level, fields (default: %(default)s)",
     )

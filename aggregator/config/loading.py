@@ -107,6 +107,8 @@ def _check_relations(config: Config) -> list[str]:
         if isinstance(source, LineSourceConfig):
             if source.codec == "regex" and source.pattern is None:
                 errors.append(f'sources.{name}.pattern: required when codec = "regex"')
+            if source.inner_codec == "regex" and source.pattern is None:
+                errors.append(f'sources.{name}.pattern: required when inner_codec = "regex"')
             form = source.timestamp.format
             if form != "auto" and "%" not in form:
                 errors.append(
@@ -165,7 +167,7 @@ def _describe(detail: Mapping[str, Any]) -> str:
     if kind == "union_tag_not_found":
         return f"{path}.type: required key is missing"
     if kind in ("duration", "size", "host_port", "regex", "file_mode", "workers", "constraint",
-                "nats_name", "nats_url", "stream_url"):  # fmt: skip
+                "nats_name", "nats_url", "stream_url", "http_url"):  # fmt: skip
         return f"{path}: {detail['msg']}"
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message

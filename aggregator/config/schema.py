@@ -14,9 +14,12 @@ from aggregator.config.types import (
     CodecName,
     Constraint,
     Duration,
+    FieldValue,
     FileMode,
     FormatName,
     HostPort,
+    HttpUrl,
+    InnerCodecName,
     Level,
     NatsName,
     NatsUrls,
@@ -115,10 +118,14 @@ class LineSourceConfig(_Strict):
     """What every source that reads lines shares: how bytes become records."""
 
     codec: CodecName = "auto"
+    inner_codec: InnerCodecName = "auto"
+    """What reads a container's message (codec ``cri`` or ``docker``, or one ``auto`` found)."""
     pattern: Regex | None = None
     timestamp: TimestampSpec = field(default_factory=TimestampSpec)
     multiline: MultilineSpec | None = None
     max_line_bytes: Annotated[Size, Positive] = 1 << 20
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    """Added to each record (``${VAR}`` expanded: the Downward API's values in a pod)."""
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
@@ -319,15 +326,6 @@ class NatsSinkConfig(_Sink, NatsPart):
     publish_timeout: Annotated[Duration, Positive] = 5.0  # no ack this long: sent again
 
 
-HttpUrl = Annotated[
-    str,
-    Constraint(
-        lambda value: value.startswith(("http://", "https://")) and len(value) > 8,
-        'a URL "http://…" or "https://…"',
-    ),
-]
-
-
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class AlertSinkConfig(_Sink):
     """A webhook when a rule fires (SPEC §3 "alert"); never holds the pipeline back."""
@@ -343,6 +341,41 @@ class AlertSinkConfig(_Sink):
     timeout: Annotated[Duration, Positive] = 10.0  # one attempt to send waits at most this
 
 
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class HttpTlsSpec(_Strict):
+    """TLS to an HTTP receiver: ``ca`` to verify it (else the system's), ``cert`` and ``key``
+    to be verified by it."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class OtlpBatchSpec(_Strict):
+    """A request closes at ``max_records``, at ``max_bytes`` (of JSON, before gzip), or when
+    its first record has waited ``max_delay``."""
+
+    max_records: PositiveInt = 1000
+    max_bytes: Annotated[Size, Positive] = 1 << 20
+    max_delay: Duration = 1.0
+
+
+@dataclass(init=False, repr=False, eq=False, kw_only=True)
+class OtlpSinkConfig(_Sink):
+    """OTLP/HTTP logs in the JSON encoding (SPEC §3 "otlp")."""
+
+    type: Literal["otlp"]
+    endpoint: HttpUrl  # the base URL: "/v1/logs" is appended, as OpenTelemetry's exporters do
+    headers: dict[str, Secret] = field(default_factory=dict)  # values never shown
+    compression: Literal["gzip", "none"] = "gzip"
+    service_name: str = ""  # resource attribute service.name; "": each record's source
+    node: str = ""  # resource attribute host.name; "": the host name
+    batch: OtlpBatchSpec = field(default_factory=OtlpBatchSpec)
+    timeout: Annotated[Duration, Positive] = 10.0  # no answer this long: sent again
+    tls: HttpTlsSpec | None = None
+
+
 SinkConfig = Annotated[
     StdoutSinkConfig
     | FileSinkConfig
@@ -350,6 +383,7 @@ SinkConfig = Annotated[
     | TcpSinkConfig
     | NatsSinkConfig
     | AlertSinkConfig,
+    | OtlpSinkConfig,
     Tagged(),
 ]
 

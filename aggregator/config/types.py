@@ -20,9 +20,12 @@ from aggregator.record.levels import Level
 __all__ = [
     "CodecName",
     "Duration",
+    "FieldValue",
     "FileMode",
     "FormatName",
     "HostPort",
+    "HttpUrl",
+    "InnerCodecName",
     "Level",
     "NatsName",
     "NatsUrls",
@@ -290,7 +293,19 @@ def _stream_url(value: Any) -> str:
     )  # fmt: skip
 
 
+def _http_url(value: Any) -> str:
+    """``http://HOST[:PORT][/PATH]`` or https://, without a query."""
+    if isinstance(value, str):
+        scheme, sep, rest = value.partition("://")
+        if sep and scheme in ("http", "https") and rest and rest[0] not in "/?" and "?" not in rest:
+            return value
+    raise _error(
+        "http_url", 'expected "http://HOST:PORT" (or https://), got {got}', {"got": show(value)}
+    )
+
+
 Duration = Annotated[float, Check(_duration)]
+HttpUrl = Annotated[str, Check(_http_url)]
 NatsName = Annotated[str, Check(_nats_name)]
 NatsUrls = Annotated[list[str], Check(_nats_urls)]
 StreamUrl = Annotated[str, Check(_stream_url)]
@@ -305,4 +320,7 @@ NonEmpty = Constraint(lambda value: len(value) > 0, "at least one entry")
 PositiveInt = Annotated[int, Positive]
 NonNegativeInt = Annotated[int, Constraint(lambda value: value >= 0, "0 or more")]
 """For a size that must be above 0: ``Annotated[Size, Positive]``."""
-CodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "auto"]
+CodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "cri", "docker", "auto"]
+InnerCodecName = Literal["raw", "json", "logfmt", "syslog", "regex", "auto"]
+"""What reads a container's messages (``inner_codec``): any codec but the envelopes."""
+FieldValue = str | int | float | bool

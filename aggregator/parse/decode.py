@@ -2,16 +2,29 @@
 
 A ``Decoding`` is built once per source from its config (the codec and patterns are compiled
 once); each lane gets its own ``LaneDecoder`` holding that lane's partial line and multiline
-record.
+record. A container's log file (codec ``cri`` or ``docker``, or ``auto`` seeing one in the
+lane's first line) goes through the lane's ``EnvelopeReader`` first, and its messages through
+the inner codec. A lane's fixed fields (the source's ``fields``, and what a Kubernetes log
+path says) are added to each of its records.
 """
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aggregator.config import LineSourceConfig
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
+from aggregator.parse.container import (
+    CONTAINER_CODECS,
+    EnvelopeReader,
+    Messages,
+    looks_like,
+    unwrap_cri,
+    unwrap_docker,
+)
 from aggregator.parse.framing import OctetCountedSplitter
+from aggregator.parse.kubernetes import path_fields
 from aggregator.parse.lines import Lines, LineSplitter, Splitter, split_region
 from aggregator.parse.multiline import MultilineJoiner
 from aggregator.parse.needs import Needs
@@ -19,6 +32,9 @@ from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import line_start_span
 from aggregator.parse.worker import CodecSpec, ParsedRegion
 from aggregator.record.record import Batch, Record
+
+ENVELOPE_HEADROOM = 4096
+"""Bytes a container runtime's line may have besides its message (time, stream, JSON)."""
 
 
 def now_micros() -> int:
@@ -42,9 +58,11 @@ class Decoding:
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
         timestamp = config.timestamp
-        self.spec = CodecSpec(
-            config.codec, timestamp.field, timestamp.format, config.pattern, needs
-        )
+        self.envelope = config.codec if config.codec in CONTAINER_CODECS else None
+        """"cri" or "docker" for every lane; None: plain lines, or ``auto`` looks per lane."""
+        codec = config.inner_codec if self.envelope is not None else config.codec
+        self.spec = CodecSpec(codec, timestamp.field, timestamp.format, config.pattern, needs)
+        self.fields: dict[str, Any] = dict(config.fields)
         self.codec: Codec = self.spec.make_codec()
         self.pool = pool if pool is not None and pool.workers else None
         multiline = config.multiline
@@ -53,6 +71,8 @@ class Decoding:
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
         limit = self.config.max_line_bytes
+        if self.envelope is not None:  # the bound is the message's: room for the wrapper
+            limit += ENVELOPE_HEADROOM
         splitter: Splitter = (
             OctetCountedSplitter(limit) if framing == "octet-counted" else LineSplitter(limit)
         )
@@ -64,7 +84,14 @@ class Decoding:
                 self.config.max_line_bytes,
                 self.config.multiline.timeout,
             )
-        return LaneDecoder(self, origin, splitter, joiner)
+        decoder = LaneDecoder(
+            self, origin, splitter, joiner, {**path_fields(origin), **self.fields}
+        )
+        if self.envelope is not None:
+            decoder.use_envelope(self.envelope)
+        elif self.config.codec == "auto" and framing == "newline":
+            decoder.sniffing = True
+        return decoder
 
     def records(
         self,
@@ -79,6 +106,11 @@ class Decoding:
         where no record before had a time, ``read_ts`` (now)."""
         if not lines.text:
             return [], previous
+        if self.envelope is not None:  # a datagram: one stands alone, nothing held over
+            reader = EnvelopeReader(self.envelope, self.config.max_line_bytes)
+            messages = reader.feed(lines)
+            messages.extend(reader.flush())
+            return self.message_records(origin, messages, previous, {})
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
         last = previous
@@ -100,6 +132,77 @@ class Decoding:
             batch, last = self._build(origin, lines.text, columns, read_at, previous)
         self._flag_truncated(batch, lines.truncated)
         return batch, last
+
+    def message_records(
+        self, origin: str, messages: Messages, previous: int | None, extra: dict[str, Any]
+    ) -> tuple[Batch, int | None]:
+        """Records for a container's messages: each at its runtime's time (a line not in the
+        envelope at the time before it), with its ``stream`` and ``extra`` fields, and the
+        level and fields the inner codec finds in it (its time, if any, does not count)."""
+        texts = messages.texts
+        if not texts:
+            return [], previous
+        read_at = now_micros()
+        source = self.source
+        last = previous
+        batch: Batch = []
+        if self.spec.needs == "stamps":  # the hot path, as ``records``'s
+            batch = [
+                Record(
+                    (last := ts) if ts is not None else (read_at if last is None else last),
+                    source,
+                    origin,
+                    text,
+                )
+                for text, ts in zip(texts, messages.stamps, strict=True)
+            ]
+        else:
+            parsed = messages.parsed if messages.with_columns else None
+            unread = texts  # what no worker has read: read here
+            if parsed is not None:
+                unread = [text for text, done in zip(texts, parsed, strict=True) if not done]
+            stamps, levels, found, errors = parse_lines(self.codec, unread)
+            at = 0  # the next of ``unread``
+            for index, text in enumerate(texts):
+                own = messages.stamps[index]
+                if parsed is not None and parsed[index]:  # whole: the worker read it
+                    last = ts = own if own is not None else read_at
+                    tail = messages.tails[index]
+                    batch.append(
+                        Record(ts, source, origin, text, json_tail=tail)
+                        if tail is not None
+                        else Record(
+                            ts, source, origin, text, messages.levels[index],
+                            messages.fields[index], False, messages.parse_errors[index],
+                        )
+                    )  # fmt: skip
+                    continue
+                stamp = own if own is not None else stamps[at]
+                last = ts = stamp if stamp is not None else (read_at if last is None else last)
+                fields = found[at] or {}
+                stream = messages.streams[index]
+                if stream is not None:
+                    fields["stream"] = stream
+                if extra:
+                    fields.update(extra)
+                error = messages.errors[index] or errors[at]
+                batch.append(
+                    Record(ts, source, origin, text, levels[at], fields or None, False, error)
+                )
+                at += 1
+        self._flag_truncated(batch, messages.truncated)
+        return batch, last
+
+    def add_fields(self, batch: Batch, extra: dict[str, Any]) -> None:
+        """A lane's fixed fields added to each of its records (where the sinks show fields)."""
+        if not extra or self.spec.needs == "stamps":
+            return
+        for record in batch:
+            fields = record.fields
+            if fields is None:
+                record.fields = dict(extra)
+            else:
+                fields.update(extra)
 
     def parsed_records(
         self, origin: str, region: ParsedRegion, read_at: int, previous: int | None = None
@@ -179,11 +282,23 @@ class LaneDecoder:
         origin: str,
         splitter: Splitter,
         joiner: MultilineJoiner | None,
+        extra: dict[str, Any] | None = None,
+        limit: int | None = None,
     ) -> None:
+        """``limit``: the splitter's ``max_line_bytes``, for the regions a worker splits."""
         self.decoding = decoding
+        self.limit = decoding.config.max_line_bytes if limit is None else limit
         self.origin = origin
         self.splitter = splitter
         self.joiner = joiner
+        self.extra: dict[str, Any] = extra or {}
+        """Fields added to each record: the source's ``fields``, and a Kubernetes path's."""
+        self.envelope: EnvelopeReader | None = None
+        self.envelope_spec: CodecSpec | None = None
+        self.sniffing = False
+        """``auto``: the lane's first line has not been seen yet (it tells whether the lane
+        is a container's log file)."""
+        self._head = b""
         self.last_ts: int | None = None
         """The time of the lane's last record that had one (its own, or one it took from a
         record before it): what its next line without a time of its own takes."""
@@ -199,8 +314,41 @@ class LaneDecoder:
 
     @property
     def holds_record(self) -> bool:
-        """Whether lines wait in the multiline joiner (whose bytes the splitter no longer has)."""
+        """Whether lines wait in the multiline joiner or, partial, in the envelope reader
+        (whose bytes the splitter no longer has)."""
+        if self.envelope is not None and self.envelope.holds_partial:
+            return True
         return self.joiner is not None and self.joiner.deadline is not None
+
+    def use_envelope(self, kind: str) -> None:
+        """Read the lane's lines as a container runtime's (``cri`` or ``docker``); multiline
+        joining does not apply to them."""
+        decoding = self.decoding
+        self.envelope = EnvelopeReader(kind, decoding.config.max_line_bytes)
+        self.joiner = None
+        self.sniffing = False
+        spec = decoding.spec
+        self.envelope_spec = spec._replace(
+            envelope=kind,
+            needs="everything" if spec.needs == "everything" else "json",
+            fields=tuple(self.extra.items()),
+        )
+        """What a worker reads this lane's regions with: the message by the inner codec (the
+        source's own with ``auto``), the lane's fields added."""
+
+    def _sniff(self, data: bytes) -> None:
+        """``auto``: decide from the lane's first line (or its first 4 KiB) whether the lane
+        is a container's log file."""
+        self._head += data[: 4096 - len(self._head)]
+        newline = self._head.find(b"\n")
+        if newline < 0 and len(self._head) < 4096:
+            return
+        first = self._head[:newline] if newline >= 0 else self._head
+        kind = looks_like(first.decode("utf-8", "replace").removesuffix("\r"))
+        self.sniffing = False
+        self._head = b""
+        if kind is not None:
+            self.use_envelope(kind)
 
     @property
     def error(self) -> ValueError | None:
@@ -214,7 +362,11 @@ class LaneDecoder:
         At most the last ``lines`` of them are looked at."""
         if not before:
             return
-        stamp = self.decoding.codec.stamp
+        if self.sniffing:
+            self._sniff(before[: before.find(b"\n") + 1] or before)
+        stamp: Callable[[str], int | None] = self.decoding.codec.stamp
+        if self.envelope is not None:
+            stamp = _envelope_stamp(self.envelope.kind)
         texts = split_region(before.removesuffix(b"\n"), self.decoding.config.max_line_bytes).text
         for text in reversed(texts[-lines:]):
             ts = stamp(text) if text else None
@@ -225,6 +377,8 @@ class LaneDecoder:
     async def decode(self, data: bytes) -> Batch:
         """``feed``, with the lines of a large read parsed in a worker process if there are
         workers (see ``aggregator.parse.pool``)."""
+        if self.sniffing:
+            self._sniff(data)
         decoding = self.decoding
         pool = decoding.pool
         if (
@@ -232,9 +386,15 @@ class LaneDecoder:
             or pool.broken
             or len(data) < POOL_MIN_BYTES
             or self.joiner is not None
+            or self.sniffing
+            # A worker's JSON has no room for a plain lane's fields (a container's: see below).
+            or (self.extra and self.envelope is None and decoding.spec.needs == "json")
             or not isinstance(self.splitter, LineSplitter)
+            or (self.envelope is not None and decoding.spec.needs == "stamps")
         ):
-            return self.feed(data)
+            return self._feed(data)
+        if self.envelope is not None:
+            return await self._decode_envelope(data, pool)
         read_at = now_micros()
         head, region = self.splitter.take(data)
         batch, self.last_ts = decoding.records(self.origin, head, read_at, self.last_ts)
@@ -244,17 +404,45 @@ class LaneDecoder:
             # The lane's time is read only now, once the region is back: a lane's reads are
             # decoded one after the other, so nothing else has moved it meanwhile.
             rest, self.last_ts = decoding.parsed_records(self.origin, parsed, read_at, self.last_ts)
+            decoding.add_fields(rest, self.extra)
             batch += rest
         return batch
 
+    async def _decode_envelope(self, data: bytes, pool: ParsePool) -> Batch:
+        """A container's large read: its messages read by a worker, the partial lines joined
+        here (their messages read here too, once whole)."""
+        assert self.envelope is not None and self.envelope_spec is not None
+        assert isinstance(self.splitter, LineSplitter)
+        head, region = self.splitter.take(data)
+        batch = self._messages(self.envelope.feed(head))
+        if region is not None:
+            parsed = await pool.parse(self.envelope_spec, region, self.limit)
+            lines = Lines(parsed.texts, parsed.truncated)
+            batch += self._messages(self.envelope.feed(lines, parsed.columns, parsed.json_tails))
+        return batch
+
     def feed(self, data: bytes) -> Batch:
+        if self.sniffing:
+            self._sniff(data)
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> Batch:
         lines = self.splitter.feed(data)
+        if self.envelope is not None:
+            return self._messages(self.envelope.feed(lines))
         if self.joiner is not None:
             lines = self.joiner.feed(lines, time.monotonic())
         return self._records(lines)
 
     def _records(self, lines: Lines) -> Batch:
         batch, self.last_ts = self.decoding.records(self.origin, lines, None, self.last_ts)
+        self.decoding.add_fields(batch, self.extra)
+        return batch
+
+    def _messages(self, messages: Messages) -> Batch:
+        batch, self.last_ts = self.decoding.message_records(
+            self.origin, messages, self.last_ts, self.extra
+        )
         return batch
 
     def expire(self) -> Batch:
@@ -265,7 +453,13 @@ class LaneDecoder:
 
     def flush(self) -> Batch:
         """Everything held, at the end of the input (or of a file rotated away)."""
+        if self.sniffing and self._head:  # a first line without its newline
+            self._sniff(b"\n")
         lines = self.splitter.flush()
+        if self.envelope is not None:
+            messages = self.envelope.feed(lines)
+            messages.extend(self.envelope.flush())
+            return self._messages(messages)
         if self.joiner is not None:
             joined = self.joiner.feed(lines, time.monotonic())
             tail = self.joiner.flush()
@@ -273,3 +467,14 @@ class LaneDecoder:
             joined.text += tail.text
             lines = joined
         return self._records(lines)
+
+
+def _envelope_stamp(kind: str) -> Callable[[str], int | None]:
+    """The runtime's time of an envelope line (what ``prime`` looks for)."""
+    unwrap = unwrap_cri if kind == "cri" else unwrap_docker
+
+    def stamp(line: str) -> int | None:
+        unwrapped = unwrap(line)
+        return unwrapped[0] if unwrapped is not None else None
+
+    return stamp

@@ -11,10 +11,11 @@ import contextlib
 import fcntl
 import gc
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aggregator.fdio import read_exact, write_all
 from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
+from aggregator.parse.container import EnvelopeCodec
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
@@ -29,9 +30,16 @@ class CodecSpec(NamedTuple):
     timestamp_format: str
     pattern: str | None
     needs: Needs = "everything"
+    envelope: str | None = None
+    """"cri" or "docker": each line is a container runtime's, ``codec`` reads its message."""
+    fields: tuple[tuple[str, Any], ...] = ()
+    """With ``envelope``: the lane's fixed fields, added to each message's."""
 
     def make_codec(self) -> Codec:
-        return make_codec(self.codec, self.timestamp_field, self.timestamp_format, self.pattern)
+        codec = make_codec(self.codec, self.timestamp_field, self.timestamp_format, self.pattern)
+        if self.envelope is not None:
+            return EnvelopeCodec(self.envelope, codec, dict(self.fields))
+        return codec
 
 
 PIPE_BYTES = 1 << 20

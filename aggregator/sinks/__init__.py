@@ -56,6 +56,7 @@ SINK_TYPES: dict[str, str] = {
     "tcp": "aggregator.sinks.tcp:TcpSink",
     "nats": "aggregator.sinks.nats:NatsSink",
     "alert": "aggregator.sinks.alert:AlertSink",
+    "otlp": "aggregator.sinks.otlp:OtlpSink",
 }
 """Each ``type`` of sink, and where its class is."""
 

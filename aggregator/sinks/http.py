@@ -6,8 +6,10 @@ connections are reused (keep-alive) rather than opened per batch. This module se
 answers; what to do with them (retry and hold the pipeline, or drop and count) is the sink's.
 """
 
+import asyncio
 import email.utils
 import gzip
+import logging
 import ssl
 import time
 from collections.abc import Mapping
@@ -18,8 +20,12 @@ import httpx
 
 from aggregator.backoff import Backoff as Backoff  # the POSTing sinks retry with it
 
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line on stderr per request
+
 RETRYABLE = frozenset({429, 502, 503, 504})
 """Statuses that say "later": the receiver is busy or a proxy cannot reach it."""
+COMPRESS_ON_LOOP = 64 * 1024
+"""Bodies larger than this are compressed in a thread, off the event loop."""
 MAX_ANSWER_BYTES = 4096
 """Most of an answer's body kept: enough for a receiver's reason, bounded whatever it sends."""
 
@@ -36,6 +42,8 @@ class Answer:
     status: int
     retry_after: float | None
     body: bytes
+    sent: int = 0
+    """Bytes of the request's body as sent (compressed if it was)."""
 
     @property
     def ok(self) -> bool:
@@ -102,7 +110,10 @@ class HttpPoster:
         """One attempt; ``PostFailed`` if no answer came. ``compress``: gzip the body."""
         headers = {"Content-Type": content_type}
         if compress:
-            body = gzip.compress(body, compresslevel=5)
+            if len(body) > COMPRESS_ON_LOOP:  # zlib lets go of the GIL: a thread pays
+                body = await asyncio.to_thread(gzip.compress, body, 5)
+            else:
+                body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
         try:
             async with self._client.stream("POST", self.url, content=body, headers=headers) as r:
@@ -111,7 +122,10 @@ class HttpPoster:
                     kept += part[: MAX_ANSWER_BYTES - len(kept)]
                     if len(kept) >= MAX_ANSWER_BYTES:
                         break
-                return Answer(r.status_code, retry_after(r.headers.get("retry-after")), bytes(kept))
+                asked = retry_after(r.headers.get("retry-after"))
+                return Answer(r.status_code, asked, bytes(kept), len(body))
+        except httpx.LocalProtocolError as error:  # its message may quote a header's value
+            raise PostFailed(f"the request could not be sent ({type(error).__name__})") from error
         except httpx.HTTPError as error:
             raise PostFailed(str(error) or type(error).__name__) from error
 

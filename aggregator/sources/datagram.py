@@ -131,6 +131,7 @@ class DatagramListener:
         else:
             lines = LineSplitter(self.config.max_line_bytes).feed(data + b"\n")
         records, _ = self.decoding.records(origin, lines)  # each datagram stands alone
+        self.decoding.add_fields(records, self.decoding.fields)
         self._pending.setdefault(origin, []).extend(records)
         self._pending_count += len(records)
         self._ready.set()

@@ -72,7 +72,8 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
     "connected": (
         "aggregator_remote_connected",
         "gauge",
-        "1 while a remote part (a nats source or sink, a tcp sink) is connected, else 0.",
+        "1 while a remote part (a nats source or sink, a tcp sink) is connected (an otlp sink: "
+        "its receiver answered last time), else 0.",
     ),
     "reconnects": (
         "aggregator_reconnects_total",
@@ -134,6 +135,37 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "gauge",
         "Per sidecar node: the server's store time of its last message less the node's clock "
         "when it sent it (transit included; large when the node's clock is off).",
+    ),
+    "otlp_requests": (
+        "aggregator_otlp_requests_total",
+        "counter",
+        "Requests an otlp sink delivered (answered 2xx).",
+    ),
+    "otlp_request_bytes": (
+        "aggregator_otlp_request_bytes_total",
+        "counter",
+        "Bytes of the delivered requests' bodies, as sent (compressed), per otlp sink.",
+    ),
+    "otlp_records_sent": (
+        "aggregator_otlp_records_sent_total",
+        "counter",
+        "Records an otlp sink's receiver took.",
+    ),
+    "otlp_records_rejected": (
+        "aggregator_otlp_records_rejected_total",
+        "counter",
+        "Records the receiver refused (a 4xx or 5xx other than 429/502/503/504, not sent "
+        "again) or counted in partialSuccess.rejectedLogRecords.",
+    ),
+    "otlp_retries": (
+        "aggregator_otlp_retries_total",
+        "counter",
+        "Requests sent again (no answer, or 429/502/503/504).",
+    ),
+    "otlp_pending": (
+        "aggregator_otlp_pending_records",
+        "gauge",
+        "Records an otlp sink holds that no receiver has taken yet.",
     ),
     "subscriber_groups": (
         "aggregator_subscriber_groups",

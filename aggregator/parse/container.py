@@ -1,0 +1,315 @@
+"""Pure container-runtime envelopes: Kubernetes' log files in, the programs' own lines out.
+
+Two formats wrap each line a container writes (SPEC §3 "Kubernetes"):
+
+- ``cri`` (containerd, CRI-O): ``TIME STREAM TAG MESSAGE``, TIME in RFC 3339 with nanoseconds,
+  STREAM ``stdout`` or ``stderr``, TAG ``F`` (full) or ``P`` (partial: the runtime split a long
+  line, the rest follows), perhaps with more ``:``-separated tags after it.
+- ``docker`` (json-file): ``{"log": "MESSAGE\\n", "stream": "stdout", "time": TIME}``; a ``log``
+  without its final newline is a partial (dockerd splits lines at 16 KiB).
+
+An ``EnvelopeReader`` holds one lane's partial lines, per stream (a runtime may interleave
+stdout's pieces with a line of stderr), and gives each line whole once its last piece comes:
+its time is its first piece's, its text bounded by ``max_bytes`` (cut and flagged truncated).
+A line that is not in the envelope is kept as it is, with the reason in its error.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from aggregator.parse.codecs import Codec, Columns, Parsed
+from aggregator.parse.lines import Lines, cut_utf8
+from aggregator.parse.timestamps import _second_epochs, parse_iso
+
+CONTAINER_CODECS: Final = ("cri", "docker")
+
+Unwrapped = tuple[int, str, bool, str]
+"""One envelope line: (runtime time in µs, stream, partial, message)."""
+
+
+def runtime_time(text: str) -> int | None:
+    """A runtime's RFC 3339 time, nanoseconds cut to microseconds; None if it is not one.
+
+    The commonest form (``...:SS.fffffffffZ``, a second seen before) costs a dict lookup."""
+    if len(text) == 30 and text[19] == "." and text[29] == "Z":
+        seconds = _second_epochs.get(text[:19])
+        fraction = text[20:26]
+        if seconds is not None and fraction.isascii() and fraction.isdecimal():
+            return seconds * 1_000_000 + int(fraction)
+    parsed = parse_iso(text)
+    if parsed is None or parsed[1] != len(text):
+        return None
+    return parsed[0]
+
+
+def unwrap_cri(line: str) -> Unwrapped | None:
+    """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one.
+
+    The commonest line (a UTC time with nanoseconds, ``stdout F``/``stderr F``, a second seen
+    before) is read at fixed places, without a search."""
+    if line[29:31] == "Z " and line[19:20] == ".":
+        seconds = _second_epochs.get(line[:19])
+        digits = line[20:29]
+        if seconds is not None and digits.isascii() and digits.isdecimal():
+            head = line[31:40]
+            if head == "stdout F " or head == "stderr F ":
+                return seconds * 1_000_000 + int(digits[:6]), head[:6], False, line[40:]
+    time_end = line.find(" ")
+    stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
+    if stream_end < 0:
+        return None
+    tag_end = line.find(" ", stream_end + 1)
+    if tag_end < 0:  # an empty message, its space left out
+        tag_end = len(line)
+    tag = line[stream_end + 1 : tag_end]
+    first = tag[:1]
+    if (first != "F" and first != "P") or (len(tag) > 1 and tag[1] != ":"):
+        return None
+    stream = line[time_end + 1 : stream_end]
+    if stream != "stdout" and stream != "stderr":
+        return None  # a lane holds a partial line per stream: two at most
+    ts = runtime_time(line[:time_end])
+    if ts is None:
+        return None
+    return ts, stream, first == "P", line[tag_end + 1 :]
+
+
+def unwrap_docker(line: str) -> Unwrapped | None:
+    """A json-file line, or None if ``line`` is not one."""
+    if line[:1] != "{":
+        return None
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    log = value.get("log")
+    stamp = value.get("time")
+    stream = value.get("stream")
+    if not isinstance(log, str) or not isinstance(stamp, str):
+        return None
+    ts = runtime_time(stamp)
+    if ts is None:
+        return None
+    partial = not log.endswith("\n")
+    message = log if partial else log[:-1]
+    if stream != "stdout" and stream != "stderr":
+        return None  # a lane holds a partial line per stream: two at most
+    return ts, stream, partial, message
+
+
+def looks_like(line: str) -> str | None:
+    """Which envelope ``line`` is in ("cri" or "docker"), if any: how ``auto`` tells a
+    container's log file from the first line of it."""
+    if unwrap_cri(line) is not None:
+        return "cri"
+    if line.startswith('{"') and unwrap_docker(line) is not None:
+        return "docker"
+    return None
+
+
+class EnvelopeCodec:
+    """A codec for a parse worker (``aggregator.parse.worker``): each line unwrapped, its
+    message read by ``inner``, at the runtime's time, with its stream and the lane's ``fields``.
+    A partial line says only its time: its message is read once it is whole, by the lane."""
+
+    def __init__(self, kind: str, inner: Codec, fields: dict[str, Any]) -> None:
+        self.unwrap = unwrap_cri if kind == "cri" else unwrap_docker
+        self.inner = inner
+        self.fields = fields
+        self.error = f"not a {'CRI' if kind == 'cri' else 'docker json-file'} log line"
+
+    def parse(self, line: str) -> Parsed:
+        unwrapped = self.unwrap(line)
+        if unwrapped is None:
+            return None, None, None, self.error
+        ts, stream, partial, message = unwrapped
+        if partial:
+            return ts, None, None, None
+        _, level, found, error = self.inner.parse(message) if message else (None, None, None, None)
+        fields = found or {}
+        fields["stream"] = stream
+        fields.update(self.fields)
+        return ts, level, fields, error
+
+    def stamp(self, line: str) -> int | None:
+        unwrapped = self.unwrap(line)
+        return unwrapped[0] if unwrapped is not None else None
+
+
+class Messages:
+    """What an ``EnvelopeReader`` gave, as columns: the messages, their runtime times (None
+    for a line not in the envelope), streams, errors, and which were truncated. Fed what a
+    parse worker found (``EnvelopeCodec``), also its level, fields (stream and the lane's
+    included) and JSON tail, for each message it could read (``parsed``): a line it read whole
+    and the lane did not have to join."""
+
+    __slots__ = (
+        "errors", "fields", "levels", "parse_errors", "parsed", "stamps", "streams", "tails",
+        "texts", "truncated", "with_columns",
+    )  # fmt: skip
+
+    def __init__(self, with_columns: bool = False) -> None:
+        self.with_columns = with_columns
+        self.texts: list[str] = []
+        self.stamps: list[int | None] = []
+        self.streams: list[str | None] = []
+        self.errors: list[str | None] = []
+        self.truncated: list[int] = []
+        self.parsed: list[bool] = []  # empty unless fed a worker's columns
+        self.levels: list[str | None] = []
+        self.fields: list[dict[str, Any] | None] = []
+        self.parse_errors: list[str | None] = []
+        self.tails: list[str | None] = []
+
+    def add(
+        self, text: str, ts: int | None, stream: str | None, error: str | None, truncated: bool
+    ) -> None:
+        """A message the lane reads itself (``parsed``: False)."""
+        if truncated:
+            self.truncated.append(len(self.texts))
+        if self.with_columns:
+            self._unparsed()
+        self.texts.append(text)
+        self.stamps.append(ts)
+        self.streams.append(stream)
+        self.errors.append(error)
+
+    def _unparsed(self) -> None:
+        self.parsed.append(False)
+        self.levels.append(None)
+        self.fields.append(None)
+        self.parse_errors.append(None)
+        self.tails.append(None)
+
+    def extend(self, other: "Messages") -> None:
+        offset = len(self.texts)
+        if other.with_columns and not self.with_columns:
+            self.with_columns = True
+            for _ in range(offset):
+                self._unparsed()
+        elif self.with_columns and not other.with_columns:
+            other.with_columns = True
+            for _ in range(len(other.texts)):
+                other._unparsed()
+        self.truncated += [offset + index for index in other.truncated]
+        self.texts += other.texts
+        self.stamps += other.stamps
+        self.streams += other.streams
+        self.errors += other.errors
+        self.parsed += other.parsed
+        self.levels += other.levels
+        self.fields += other.fields
+        self.parse_errors += other.parse_errors
+        self.tails += other.tails
+
+
+class _Partial:
+    """The pieces of one stream's line so far, within the byte limit."""
+
+    __slots__ = ("pieces", "size", "truncated", "ts")
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
+        self.pieces: list[str] = []
+        self.size = 0
+        self.truncated = False
+
+
+class EnvelopeReader:
+    """One lane's envelope lines → messages, partial lines joined (see the module)."""
+
+    def __init__(self, kind: str, max_bytes: int) -> None:
+        if kind not in CONTAINER_CODECS:
+            raise ValueError(f"not a container log format: {kind!r}")
+        self.kind = kind
+        self.max_bytes = max_bytes
+        self._cri = kind == "cri"
+        self._error = f"not a {'CRI' if self._cri else 'docker json-file'} log line"
+        self._partials: dict[str, _Partial] = {}
+
+    @property
+    def holds_partial(self) -> bool:
+        """Whether a partial line waits for its rest (a restart must read it again)."""
+        return bool(self._partials)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of partial lines held (at most ``max_bytes`` a stream)."""
+        return sum(partial.size for partial in self._partials.values())
+
+    def feed(
+        self,
+        lines: Lines,
+        columns: Columns | None = None,
+        tails: Sequence[str] | None = None,
+    ) -> Messages:
+        """The messages that ``lines`` complete; partial lines are held for their rest.
+        ``columns`` (and ``tails``): what a parse worker's ``EnvelopeCodec`` found in each
+        line, kept for the messages it could read whole."""
+        out = Messages(columns is not None)
+        texts, stamps, streams, errors = out.texts, out.stamps, out.streams, out.errors
+        unwrap = unwrap_cri if self._cri else unwrap_docker
+        cut = set(lines.truncated) if lines.truncated else None
+        partials = self._partials
+        for index, line in enumerate(lines.text):
+            truncated = cut is not None and index in cut
+            unwrapped = unwrap(line)
+            if unwrapped is None:
+                out.add(line, None, None, self._error, truncated)
+                continue
+            ts, stream, partial, message = unwrapped
+            if not partial and not partials:  # the commonest line: whole, nothing held
+                if truncated:
+                    out.truncated.append(len(texts))
+                texts.append(message)
+                stamps.append(ts)
+                streams.append(stream)
+                errors.append(None)
+                if columns is not None:
+                    out.parsed.append(True)
+                    out.levels.append(columns[1][index])
+                    out.fields.append(columns[2][index])
+                    out.parse_errors.append(columns[3][index])
+                    out.tails.append(tails[index] if tails is not None else None)
+                continue
+            held = partials.get(stream)
+            if held is None and not partial:
+                out.add(message, ts, stream, None, truncated)
+                continue
+            if held is None:
+                held = partials[stream] = _Partial(ts)
+            self._hold(held, message, truncated)
+            if not partial:
+                del partials[stream]
+                self._give(out, held, stream)
+        return out
+
+    def flush(self) -> Messages:
+        """Every partial line held, as it is (the end of the input, or of a rotated file)."""
+        out = Messages()
+        for stream, held in self._partials.items():
+            self._give(out, held, stream)
+        self._partials.clear()
+        return out
+
+    def _hold(self, held: _Partial, message: str, truncated: bool) -> None:
+        held.truncated = held.truncated or truncated
+        if held.size >= self.max_bytes:
+            held.truncated = held.truncated or bool(message)
+            return
+        size = len(message) if message.isascii() else len(message.encode())
+        if held.size + size > self.max_bytes:
+            room = self.max_bytes - held.size
+            message = cut_utf8(message.encode(), room).decode("utf-8", "replace")
+            held.truncated = True
+            size = room
+        held.pieces.append(message)
+        held.size += size
+
+    @staticmethod
+    def _give(out: Messages, held: _Partial, stream: str) -> None:
+        out.add("".join(held.pieces), held.ts, stream, None, held.truncated)

@@ -1,0 +1,269 @@
+"""Container-runtime envelopes (cri, docker): the message, the runtime's time and stream, partial
+lines joined, wherever the reads cut them."""
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aggregator.config import FileSourceConfig
+from aggregator.parse.container import (
+    EnvelopeReader,
+    looks_like,
+    runtime_time,
+    unwrap_cri,
+    unwrap_docker,
+)
+from aggregator.parse.decode import Decoding
+from aggregator.parse.lines import Lines
+from aggregator.parse.pool import ParsePool
+from aggregator.record.record import Record
+
+T0 = 1_796_464_800_000_000  # 2026-12-05T10:00:00Z
+TS = "2026-12-05T10:00:00.100000000Z"
+
+
+def docker(log: str, stream: str = "stdout", time: str = TS) -> str:
+    return orjson.dumps({"log": log, "stream": stream, "time": time}).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("2026-12-05T10:00:00.100000000Z", T0 + 100_000),
+        ("2026-12-05T10:00:00.123456789Z", T0 + 123_456),  # nanoseconds cut, not rounded
+        ("2026-12-05T11:00:00.5+01:00", T0 + 500_000),  # CRI-O writes local time
+        ("2026-12-05T10:00:00Z", T0),
+        ("2026-12-05T10:00:00.1Zjunk", None),
+        ("yesterday", None),
+    ],
+)
+def test_runtime_time(text: str, micros: int | None) -> None:
+    """A runtime's RFC 3339 time is read to the microsecond; anything else is no time."""
+    assert runtime_time(text) == micros
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (f"{TS} stdout F hello world", (T0 + 100_000, "stdout", False, "hello world")),
+        (f"{TS} stderr P part one", (T0 + 100_000, "stderr", True, "part one")),
+        (f"{TS} stdout F ", (T0 + 100_000, "stdout", False, "")),
+        (f"{TS} stdout F", (T0 + 100_000, "stdout", False, "")),
+        (f"{TS} stdout F:x  two  spaces ", (T0 + 100_000, "stdout", False, " two  spaces ")),
+        (f"{TS} stdout X hello", None),
+        (f"{TS} stdin F hello", None),  # two streams only: what a lane holds stays bounded
+        (f"{TS} stdout Full hello", None),
+        ("not a timestamp stdout F hello", None),
+        ("plain line", None),
+        ("", None),
+    ],
+)
+def test_unwrap_cri(line: str, expected: object) -> None:
+    """CRI: TIME STREAM TAG MESSAGE, the message exactly as written after one space."""
+    assert unwrap_cri(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (docker("hello\n"), (T0 + 100_000, "stdout", False, "hello")),
+        (docker("part", "stderr"), (T0 + 100_000, "stderr", True, "part")),
+        (docker("\n"), (T0 + 100_000, "stdout", False, "")),
+        (docker('{"level":"error"}\n'), (T0 + 100_000, "stdout", False, '{"level":"error"}')),
+        ('{"log": "x\\n", "time": 5}', None),
+        (docker("x", "other"), None),
+        ('{"log": 1, "time": "' + TS + '"}', None),
+        ("[1]", None),
+        ("{not json", None),
+    ],
+)
+def test_unwrap_docker(line: str, expected: object) -> None:
+    """docker json-file: log (its final newline the end of a whole line), stream, time."""
+    assert unwrap_docker(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (f"{TS} stdout F hi", "cri"),
+        (docker("hi\n"), "docker"),
+        ('{"level": "info"}', None),
+        ("2026-12-05T10:00:00Z INFO started", None),
+    ],
+)
+def test_looks_like(line: str, kind: str | None) -> None:
+    """``auto`` tells a container's log file from its first line."""
+    assert looks_like(line) == kind
+
+
+def test_partials_are_joined_per_stream_at_their_first_time() -> None:
+    """P pieces join the F that ends them, per stream, at the first piece's time; a line of
+    the other stream between them comes out on its own."""
+    reader = EnvelopeReader("cri", 1000)
+    out = reader.feed(
+        Lines(
+            [
+                "2026-12-05T10:00:01.000000000Z stdout P one ",
+                "2026-12-05T10:00:02.000000000Z stderr F err",
+                "2026-12-05T10:00:03.000000000Z stdout P two ",
+                "2026-12-05T10:00:04.000000000Z stdout F three",
+                "plain",
+            ]
+        )
+    )
+    assert out.texts == ["err", "one two three", "plain"]
+    assert out.stamps == [T0 + 2_000_000, T0 + 1_000_000, None]
+    assert out.streams == ["stderr", "stdout", None]
+    assert out.errors == [None, None, "not a CRI log line"]
+    assert not reader.holds_partial
+
+
+def test_a_partial_held_across_feeds_and_flushed_at_the_end() -> None:
+    """A partial waits for its rest across feeds; at the end of the input it comes out as is."""
+    reader = EnvelopeReader("docker", 1000)
+    assert reader.feed(Lines([docker("a")])).texts == []
+    assert reader.holds_partial
+    assert reader.feed(Lines([docker("b")])).texts == []
+    assert reader.flush().texts == ["ab"]
+    assert not reader.holds_partial
+
+
+def test_joined_lines_are_bounded_and_flagged_truncated() -> None:
+    """A joined line is cut at max_bytes (at a code point) and flagged; the next is whole."""
+    reader = EnvelopeReader("cri", 10)
+    out = reader.feed(
+        Lines(
+            [
+                f"{TS} stdout P 12345678",
+                f"{TS} stdout P 9é0",  # é's two bytes would end past 10: the cut leaves it out
+                f"{TS} stdout P more",
+                f"{TS} stdout F end",
+                f"{TS} stdout F next",
+            ]
+        )
+    )
+    assert out.texts == ["123456789", "next"]
+    assert out.truncated == [0]
+
+
+def test_a_line_the_splitter_truncated_stays_flagged() -> None:
+    """A whole line cut by the splitter keeps its truncated flag through the envelope."""
+    out = EnvelopeReader("cri", 100).feed(Lines([f"{TS} stdout F cut", f"{TS} stdout F ok"], [0]))
+    assert out.truncated == [0]
+
+
+@given(
+    st.lists(st.tuples(st.text(max_size=20), st.booleans(), st.sampled_from(["stdout", "stderr"]))),
+    st.data(),
+)
+def test_any_cut_of_the_bytes_gives_the_same_messages(
+    pieces: list[tuple[str, bool, str]], data: st.DataObject
+) -> None:
+    """Whatever reads cut the file into, a lane gives the same records (partials included)."""
+    text = "".join(
+        f"{TS} {stream} {'P' if partial else 'F'} {piece.replace(chr(10), ' ')}\n"
+        for piece, partial, stream in pieces
+    ).encode()
+    decoding = Decoding("k8s", FileSourceConfig(type="file", paths=["x"], codec="cri"))
+
+    def run(cuts: list[int]) -> list[tuple[str, dict[str, object] | None]]:
+        lane = decoding.lane("x")
+        records: list[Record] = []
+        start = 0
+        for cut in sorted(cuts):
+            records += lane.feed(text[start:cut])
+            start = cut
+        records += lane.feed(text[start:])
+        records += lane.flush()
+        return [(r.line, r.fields) for r in records]
+
+    cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=6))
+    assert run(cuts) == run([])
+
+
+def test_decoding_cri_with_the_inner_codec() -> None:
+    """A CRI file's records: the message as line, the runtime's time (not the message's own),
+    the stream and the JSON message's level and fields."""
+    decoding = Decoding("k8s", FileSourceConfig(type="file", paths=["x"], codec="cri"))
+    lane = decoding.lane("/x/app.log")
+    records = lane.feed(
+        f'{TS} stdout F {{"ts": "2020-01-01T00:00:00Z", "level": "error", "user": "ann"}}\n'
+        f"{TS} stderr P a \n{TS} stderr F b\nnot cri\n".encode()
+    )
+    assert [r.line for r in records][1:] == ["a b", "not cri"]
+    first = records[0]
+    assert (first.ts, first.level, first.fields) == (
+        T0 + 100_000,
+        "error",
+        {"user": "ann", "stream": "stdout"},
+    )
+    assert records[1].fields == {"stream": "stderr"}
+    assert records[2].parse_error == "not a CRI log line"
+    assert records[2].ts == T0 + 100_000  # a line without a time takes the one before
+
+
+def test_auto_recognises_each_lane_by_its_first_line() -> None:
+    """``auto`` reads a docker lane and a CRI lane as such, and a plain lane as plain lines."""
+    decoding = Decoding("any", FileSourceConfig(type="file", paths=["x"]))
+    docker_lane, cri_lane, plain_lane = (decoding.lane(name) for name in "abc")
+    first = docker("hel")
+    assert docker_lane.feed(first[:5].encode()) == []  # the first line is not complete yet
+    records = docker_lane.feed((first[5:] + "\n" + docker("lo\n") + "\n").encode())
+    assert [r.line for r in records] == ["hello"]
+    assert [r.line for r in cri_lane.feed(f"{TS} stdout F hi\n".encode())] == ["hi"]
+    plain = plain_lane.feed(b"2026-12-05T10:00:00Z WARN disk\n")
+    assert [(r.line, r.level) for r in plain] == [("2026-12-05T10:00:00Z WARN disk", "warn")]
+
+
+async def test_a_worker_reads_large_reads_and_the_lane_joins_partials() -> None:
+    """With a parse worker, a container's large reads give the same records as read on the
+    loop: messages read by the worker (level, fields, the lane's fields), partial lines joined
+    by the lane, across reads."""
+    lines = []
+    for n in range(3000):
+        ts = f"2026-12-05T10:00:{n // 1000:02d}.{n % 1000:03d}000000Z"
+        message = f'{{"level": "warn", "n": {n}, "msg": "{"x" * (n % 50)}"}}'
+        if n % 10 == 0:
+            lines += [f"{ts} stderr P {message[:7]}", f"{ts} stderr F {message[7:]}"]
+        else:
+            lines.append(f"{ts} stdout F {message}")
+    data = "".join(f"{line}\n" for line in lines).encode()
+    config = FileSourceConfig(type="file", paths=["x"], codec="cri", fields={"team": "a"})
+    origin = f"/var/log/containers/web_prod_app-{'0' * 64}.log"
+
+    def shown(records: list[Record]) -> list[tuple[object, ...]]:
+        return [(r.ts, r.line, r.level, r.fields, r.json_tail) for r in records]
+
+    pool = ParsePool(1)
+    try:
+        for needs in ("everything", "json"):
+            on_loop = Decoding("k8s", config, needs).lane(origin)  # type: ignore[arg-type]
+            expected = on_loop.feed(data) + on_loop.flush()
+            lane = Decoding("k8s", config, needs, pool).lane(origin)  # type: ignore[arg-type]
+            records = []
+            for start in range(0, len(data), 100_000):  # each read large enough for the pool
+                records += await lane.decode(data[start : start + 100_000])
+            records += lane.flush()
+            assert len(records) == 3000
+            assert records[10].fields == {
+                "n": 10, "msg": "x" * 10, "stream": "stderr", "team": "a",
+                "k8s.namespace.name": "prod", "k8s.pod.name": "web",
+                "k8s.container.name": "app", "container.id": "0" * 64,
+            } if needs == "everything" else True  # fmt: skip
+            if needs == "json":  # a worker's records carry their JSON; the loop's their fields
+                assert [r.json_tail is not None for r in records].count(True) > 2000
+                records = [_as_fields(r) for r in records]
+                expected = [_as_fields(r) for r in expected]
+            assert shown(records) == shown(expected)
+        assert pool.pids and not pool.broken
+    finally:
+        await pool.close()
+
+
+def _as_fields(record: Record) -> Record:
+    """``record`` with its level and fields as values, not as a worker's JSON tail."""
+    if record.json_tail is not None:
+        tail = orjson.loads("{" + record.json_tail.removeprefix(",") + "}")
+        record.level, record.fields, record.json_tail = tail.get("level"), tail.get("fields"), None
+    return record
