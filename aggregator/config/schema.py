@@ -382,7 +382,7 @@ SinkConfig = Annotated[
     | WebSocketSinkConfig
     | TcpSinkConfig
     | NatsSinkConfig
-    | AlertSinkConfig,
+    | AlertSinkConfig
     | OtlpSinkConfig,
     Tagged(),
 ]
