@@ -80,6 +80,11 @@ class Budget:
         self._available = asyncio.Event()
         self._available.set()
 
+    @property
+    def free(self) -> int:
+        """Credit left (zero or less: a reader would wait)."""
+        return self._free
+
     async def take(self, count: int) -> None:
         while self._free <= 0:
             self._available.clear()
