@@ -219,6 +219,7 @@ class NatsSourceConfig(NatsPart):
     ack_wait: Annotated[Duration, Positive] = 60.0  # unacknowledged this long: redelivered
     max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
     quiet_after: Annotated[Duration, Positive] = 60.0  # a node silent this long is named
+    max_held_records: PositiveInt = 131072  # taken and not yet written: rate x order_window
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)

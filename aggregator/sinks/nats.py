@@ -346,9 +346,11 @@ class NatsSink(Sink):
                                     "stored", self.name, message.subject,
                                     reason_of(error))  # fmt: skip
                     if type(error).__name__ == "NoStreamResponseError":
-                        await self._recreate_stream()
+                        await self._recreate_stream(report=delay == FIRST_RETRY)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, LAST_RETRY)
+            if delay > FIRST_RETRY:
+                log.info("sinks.%s: published to %s again", self.name, message.subject)
             if ack.duplicate:
                 self.duplicates += 1
             subject.pending.popleft()
@@ -356,13 +358,16 @@ class NatsSink(Sink):
             self.records_acked += message.count
             subject.room.set()
 
-    async def _recreate_stream(self) -> None:
-        """The stream went away (deleted while running): make it again."""
+    async def _recreate_stream(self, report: bool) -> None:
+        """The stream did not answer: deleted while running (make it again), or a cluster
+        electing its leader (it answers again by itself)."""
         client = self.link.client
         if client is None:
             return
         try:
             await ensure_stream(client, self.config)
-        except Exception as error:  # reported, and tried again at the next failure
-            log.warning("sinks.%s: cannot create the stream %s: %s", self.name,
-                        self.config.stream, reason_of(error))  # fmt: skip
+        except Exception as error:  # reported once a streak, and tried again at the next failure
+            if report:
+                log.warning("sinks.%s: the stream %s does not answer (%s): a cluster electing "
+                            "its leader, or the stream gone; retrying", self.name,
+                            self.config.stream, reason_of(error))  # fmt: skip

@@ -33,7 +33,6 @@ from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
 from aggregator.jetstream.link import Link, ensure_stream
 from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
 from aggregator.sources import SourceContext
-from aggregator.sources.lanes import LANE_BUDGET
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import reason_of
 
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 1.0
 """Seconds a fetch waits for messages before it asks again."""
-SOURCE_BUDGET = 4 * LANE_BUDGET
-"""Records this source may have on their way through the merge, all lanes together."""
 CONSUMER_CHECK = 10
 """Empty fetches between looks at whether the durable consumer still exists."""
 LAST_LOOKUPS = 64
@@ -78,7 +75,9 @@ class NatsSource:
         self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
         # One credit for all lanes, not one each: the lanes come through one fetch loop, and a
         # lane out of credit would stop the others, whose records it may be waiting for.
-        self._budget = Budget(SOURCE_BUDGET)
+        # Every live record waits order_window in the merge (a node not heard from may still
+        # speak): the credit must cover the rate times the window (``max_held_records``).
+        self._budget = Budget(config.max_held_records)
         self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
         self._taken_lanes: dict[str, dict[str, int]] = {}
         self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
