@@ -217,7 +217,7 @@ class NatsSourceConfig(NatsPart):
     durable: NatsName | None = None  # default: the source's name
     batch: PositiveInt = 64  # messages asked for in one fetch (each up to max_message_bytes)
     ack_wait: Annotated[Duration, Positive] = 60.0  # unacknowledged this long: redelivered
-    max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
+    max_ack_pending: PositiveInt = 20000  # delivered, not acknowledged: > msgs/s x (window + 1s)
     quiet_after: Annotated[Duration, Positive] = 60.0  # a node silent this long is named
     max_held_records: PositiveInt = 131072  # taken and not yet written: rate x order_window
 

@@ -113,6 +113,15 @@ class OrderingCore:
         self._ranks: dict[str, int] = {}
         self._unannounced: set[str] = set()
         self._open: set[str] = set()  # sources whose unknown lanes may still speak
+        # While a source is open, live records leave only once they have waited the window (or
+        # are late): until ``_hold_until`` nothing may, and no lane need be looked at, unless
+        # something else changed (``_changed``: catch-up, a lane's end, a late record).
+        self._hold_until = math.inf
+        self._changed = True
+        self._early = 0.0
+        """While a source is open, when the oldest record has waited its window, those that
+        would have within this much more (a tenth of it) leave with it: one look at every lane
+        releases a group, and the next look is at least this much later."""
         self._high_water = -(2**63)  # the largest key sent so far
         self._held = 0
         self._seen = 0
@@ -132,8 +141,10 @@ class OrderingCore:
     def announce(self, source: str, item: Announce, now: float) -> None:
         """Register the lanes ``source`` is about to read."""
         self._unannounced.discard(source)
+        self._changed = True
         if item.open:
             self._open.add(source)
+            self._early = self.window / 10
         for origin in item.origins:
             self._lane(source, origin, item.live and origin not in item.resumed, now)
         for origin in item.resumed:
@@ -152,6 +163,8 @@ class OrderingCore:
             return
         lane = self._lane(source, chunk.origin, chunk.live, now)
         lane.last_read = now
+        if not (lane.live and chunk.live) or chunk.final or not chunk.records:
+            self._changed = True  # catch-up, a lane going live or ending
         lane.live = lane.live or chunk.live
         if chunk.on_release is not None:
             lane.on_release = chunk.on_release
@@ -164,6 +177,10 @@ class OrderingCore:
             lane.tail_key = keys[-1]
             lane.queue.append((chunk.records, now, chunk.live, keys, chunk.position))
             self._held += len(chunk.records)
+            if keys[1] < self._high_water:
+                self._changed = True  # late: it leaves at once
+            elif now + self.window < self._hold_until:
+                self._hold_until = now + self.window
         if chunk.watermark is not None:
             lane.tail_key = max(lane.tail_key, chunk.watermark)
             lane.bounded = True
@@ -175,6 +192,9 @@ class OrderingCore:
         """``source`` will send nothing more: its lanes end once drained."""
         self._unannounced.discard(source)
         self._open.discard(source)
+        self._changed = True
+        if not self._open:
+            self._early = 0.0
         for lane in [lane for lane in self._lanes.values() if lane.name == source]:
             lane.ended = True
             self._forget_if_done(lane)
@@ -196,15 +216,21 @@ class OrderingCore:
         lower: what they send later is live data. Each lane's part is a sorted run; one sort
         merges the runs.
         """
-        if self._unannounced or not self._held:
+        if self._unannounced or not self._held or self._holding(now):
             return []
         limits = self._limits(now)
+        self._changed = False
         if limits is None:
+            self._changed = True
             return []
         runs = []
         high_water = self._high_water  # what was sent before: the measure of late for all
+        live_key, exact_key = limits[0][0], limits[1][0]
         for lane in self._lanes.values():
             if lane.queue:
+                _, _, live, keys, _ = lane.queue[0]
+                if keys[lane.position + 1] > (live_key if live else exact_key):
+                    continue  # its head may not leave yet: nothing behind it may
                 keys, records = self._take(lane, limits, high_water)
                 if records:
                     runs.append((lane.source, lane.order, keys, records))
@@ -227,7 +253,34 @@ class OrderingCore:
         for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
             self._forget_if_done(lane)
         self._prune(now)
+        self._note_hold()
         return out
+
+    def _holding(self, now: float) -> bool:
+        """Whether nothing may leave at ``now`` without looking at the lanes: a source is
+        open, no record has waited the window yet, and nothing else changed since the last
+        look (a catch-up lane or a late record would have)."""
+        return bool(self._open) and self.window > 0 and not self._changed and now < self._hold_until
+
+    def _note_hold(self) -> None:
+        """After a look at every lane: until when an open source holds everything back."""
+        if not self._open or self.window <= 0:
+            return
+        if any(not lane.live and not lane.ended for lane in self._lanes.values()):
+            self._changed = True  # a catch-up lane: every change may release records
+            return
+        self._hold_until = self._first_live_read() + self.window
+
+    def _first_live_read(self) -> float:
+        """When the oldest live record held was read (inf: none is held)."""
+        return min(
+            (
+                next((read_at for _, read_at, live, _, _ in lane.queue if live), math.inf)
+                for lane in self._lanes.values()
+                if lane.queue
+            ),
+            default=math.inf,
+        )
 
     def _prune(self, now: float) -> None:
         """Forget live lanes that are empty and idle: their state no longer matters (a lane
@@ -248,15 +301,13 @@ class OrderingCore:
         oldest one's window, or a quiet lane going idle. None: only input can release them."""
         if self._unannounced or not self._held:
             return None
+        if self._open and self.window > 0 and not self._changed:
+            # An open source holds every live record its window, whatever the lanes do.
+            return None if self._hold_until == math.inf else self._hold_until
         blockers = self._blockers(now)
         if any(not lane.live for lane in blockers):
             return None  # exact catch-up: wait for that lane's data, however long
-        reads = [
-            next((read_at for _, read_at, live, _, _ in lane.queue if live), math.inf)
-            for lane in self._lanes.values()
-            if lane.queue
-        ]
-        deadline = min(reads) + self.window  # catch-up records never expire
+        deadline = self._first_live_read() + self.window  # catch-up records never expire
         if deadline == math.inf and not blockers:
             return None
         for lane in blockers:
@@ -321,10 +372,11 @@ class OrderingCore:
             limit = _BOTTOM  # a lane not heard from yet may send something older
         # Live records that have waited the window go, and everything that ranks before them.
         # Existing data never expires: no window applies to it.
+        early = self._early
         for lane in self._lanes.values():
             expired_key = None
             for _, read_at, live, keys, _ in lane.queue:
-                if not live or read_at + self.window > now:  # the same sum as in next_deadline
+                if not live or read_at + self.window - early > now:  # as in next_deadline
                     break
                 expired_key = keys[-1]
             if expired_key is not None:

@@ -184,14 +184,18 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
         max_size=25,
     ),
     st.sampled_from([0.0, 0.05, 0.25]),
+    st.booleans(),
 )
-def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], window: float) -> None:
+def test_live_merge_properties(
+    arrivals: list[tuple[int, int, list[int]]], window: float, is_open: bool
+) -> None:
     """Live data: nothing lost, lanes keep their order, output ordered except records flagged
-    late, and no record held longer than the window (clock injected). The times are odd
-    microseconds, exact to the microsecond (coarse ones: test_coarse_times.py)."""
+    late, and no record held longer than the window (clock injected), whether or not a source
+    is open to unknown lanes. The times are odd microseconds, exact to the microsecond (coarse
+    ones: test_coarse_times.py)."""
     core = make_core(3, window=window, idle_timeout=0.5)
     for index in range(3):
-        core.announce(str(index), Announce([str(index)], live=True), 0.0)
+        core.announce(str(index), Announce([str(index)], live=True, open=is_open), 0.0)
     now = 0.0
     read_at: dict[int, float] = {}
     sent: list[tuple[Record, float]] = []
@@ -304,13 +308,16 @@ def test_an_open_source_holds_live_records_the_window() -> None:
     assert lines(core.pop_ready(0.0)) == ["app0"]  # the backlog: exact, at once
     core.push("0", Chunk("n1.app", recs("app", 20)), 0.1)
     assert core.pop_ready(0.1) == []  # the only lane with data, but an unknown one may speak
-    assert core.next_deadline(0.1) == pytest.approx(1.0)  # n0 goes idle then
+    assert core.next_deadline(0.1) == pytest.approx(3.1)  # n0's idle (1.0) changes nothing
     core.push("0", Chunk("n2.app", recs("app", 10)), 0.11)  # 10 ms later, an older record
     assert core.pop_ready(2.0) == []  # n0 idle, n1 and n2 known: still the window
     assert core.next_deadline(2.0) == pytest.approx(3.1)
-    out = core.pop_ready(3.11)
+    out = core.pop_ready(3.1)
     assert [r.ts for r in out] == [10, 20]
     assert not any(r.late for r in out)
+    core.push("0", Chunk("n1.app", recs("app", 30)), 3.2)
+    core.push("0", Chunk("n2.app", recs("app", 31)), 3.4)  # waits 0.2 s of its 0.3 s window
+    assert [r.ts for r in core.pop_ready(6.2)] == [30, 31]  # in a group: one look, not two
     core.end_source("0")
     core.push("0", Chunk("n1.app", recs("app", 30)), 4.0)
     assert lines(core.pop_ready(4.0)) == ["app0"]  # ended: nothing unknown to wait for
