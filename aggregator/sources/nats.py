@@ -21,8 +21,6 @@ message that cannot be read is terminated (never redelivered) and counted, never
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.config import NatsSourceConfig
@@ -32,6 +30,7 @@ from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
 from aggregator.jetstream.link import Link, ensure_stream
 from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
+from aggregator.jetstream.nodes import Nodes
 from aggregator.sources import SourceContext
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import reason_of
@@ -44,17 +43,6 @@ CONSUMER_CHECK = 10
 """Empty fetches between looks at whether the durable consumer still exists."""
 LAST_LOOKUPS = 64
 """Subjects whose last message is asked for at once, when the backlog is listed at start."""
-
-
-@dataclass(slots=True)
-class _Node:
-    """What the source knows of one sidecar: when it last heard of it, and how far behind."""
-
-    seen: float  # monotonic
-    lag: float = 0.0  # seconds: taken here less sent there
-    quiet: bool = False  # named on stderr as quiet, not heard of since
-    subjects: set[str] = field(default_factory=set)  # its subjects heard of
-    ended: set[str] = field(default_factory=set)  # those it ended cleanly
 
 
 class NatsSource:
@@ -89,8 +77,7 @@ class NatsSource:
         self.poison = 0
         self.lag = 0
         self.acked = 0
-        self._nodes: dict[str, _Node] = {}
-        self._looked_at_nodes = 0.0
+        self.nodes = Nodes(f"sources.{name}", config.quiet_after)
         self.skew: dict[str, float] = {}
         """Per node: the server's store time of its last message less the node's clock when it
         sent it (seconds; a few ms on a good network, more when the node's clock is behind)."""
@@ -105,7 +92,6 @@ class NatsSource:
         await self.link.close()
 
     def counters(self) -> Counters:
-        now = time.monotonic()
         return {
             "connected": int(self.link.up),
             "nats_messages": self.messages,
@@ -115,10 +101,8 @@ class NatsSource:
             "dropped_poison": self.poison,
             "nats_consumer_lag": self.lag,
             "nats_clock_skew": dict(self.skew),
-            "nats_node_last_seen": {
-                name: round(now - node.seen, 3) for name, node in self._nodes.items()
-            },
-            "nats_node_lag": {name: node.lag for name, node in self._nodes.items()},
+            "nats_node_last_seen": self.nodes.last_seen(),
+            "nats_node_lag": self.nodes.lags(),
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
@@ -253,7 +237,7 @@ class NatsSource:
                 # and then, check that the consumer is still there: a fetch from one that was
                 # deleted (or lost with the server's store) only ever times out.
                 quiet += 1
-                self._look_for_quiet_nodes()
+                self.nodes.look_for_quiet()
                 if self._backlog and self.link.up:  # nothing pending: the backlog is through
                     await self._end_catch_up(list(self._backlog), out)
                 if quiet % CONSUMER_CHECK == 0 and self.link.up:
@@ -272,7 +256,7 @@ class NatsSource:
             )
             if fresh:  # known to the merge before any of them sends: it waits for them
                 await out.put(Announce(fresh, live=True))
-            self._look_for_quiet_nodes()
+            self.nodes.look_for_quiet()
             watermarks: dict[str, int] = {}
             caught_up: list[str] = []
             for message in messages:
@@ -334,7 +318,7 @@ class NatsSource:
         if decoded.sent_at is not None:
             stored = int(meta.timestamp.timestamp() * 1_000_000)
             self.skew[decoded.node] = round((stored - decoded.sent_at) / 1e6, 6)
-        self._heard(decoded, subject)
+        self.nodes.heard(decoded, subject)
         records = self._new_records(subject, decoded)
         lanes = self._taken_lanes.get(subject, {})
         taken = Taken(subject, stream_seq, dict(lanes), message, self.book)
@@ -364,40 +348,6 @@ class NatsSource:
             )
         )  # fmt: skip
         return decoded
-
-    def _heard(self, decoded: Decoded, subject: str) -> None:
-        """Note that the node spoke (and, for an end marker, that it stopped cleanly)."""
-        now = time.monotonic()
-        node = self._nodes.get(decoded.node)
-        if node is None:
-            node = self._nodes[decoded.node] = _Node(now)
-        elif node.quiet:
-            log.info("sources.%s: node %s speaks again", self.name, decoded.node)
-        node.seen, node.quiet = now, False
-        node.subjects.add(subject)
-        if decoded.sent_at is not None:
-            node.lag = round(time.time() - decoded.sent_at / 1e6, 6)
-        if decoded.end:
-            node.ended.add(subject)
-            log.info("sources.%s: node %s stopped %s cleanly", self.name, decoded.node,
-                     decoded.source)  # fmt: skip
-        else:
-            node.ended.discard(subject)
-
-    def _look_for_quiet_nodes(self) -> None:
-        """Name each node silent for ``quiet_after`` on stderr, once (not one that stopped
-        cleanly: it said so)."""
-        now = time.monotonic()
-        if now < self._looked_at_nodes + 1.0:
-            return
-        self._looked_at_nodes = now
-        for name, node in self._nodes.items():
-            if node.quiet or now - node.seen < self.config.quiet_after:
-                continue
-            node.quiet = True
-            if node.ended != node.subjects:
-                log.warning("sources.%s: node %s has sent nothing for %.0fs", self.name, name,
-                            now - node.seen)  # fmt: skip
 
     def _new_records(self, subject: str, decoded: Decoded) -> list[Any]:
         """The records not taken before, by their place in their files."""
