@@ -328,24 +328,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=300_000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--parts", default="throughput,latency,outage", help="which parts to run (comma list)"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="aggregator-remote-") as tmp:
         root = Path(tmp)
         server = Server(root / "nats")
         (root / "nats").mkdir()
         server.start()
         try:
-            rows = throughput(root, server, args.lines)
-            print(f"\n{args.lines:,} lines of 120 bytes, read through (follow = false)\n")
-            print(table(rows, ["pipeline", "lines/s", "vs local", "records/message",
-                               "central peak RSS MiB"]))  # fmt: skip
-            live = latency(root, server, args.seconds, 1000)
-            print(f"\nwrite → central stdout, 1000 lines/s for {args.seconds:g} s\n")
-            print(table([live], ["received", "p50 ms", "p99 ms", "max ms"]))
-            lost = outage(root, server, 1000)
-            print("\nnats-server SIGKILLed for 10 s while a sidecar follows 1000 lines/s\n")
-            print(table([lost], ["written", "at the central", "sidecar RSS before MiB",
-                                 "peak MiB", "growth MiB"]))  # fmt: skip
+            if "throughput" in parts:
+                rows = throughput(root, server, args.lines)
+                print(f"\n{args.lines:,} lines of 120 bytes, read through (follow = false)\n")
+                print(table(rows, ["pipeline", "lines/s", "vs local", "records/message",
+                                   "central peak RSS MiB"]))  # fmt: skip
+            if "latency" in parts:
+                live = latency(root, server, args.seconds, 1000)
+                print(f"\nwrite → central stdout, 1000 lines/s for {args.seconds:g} s\n")
+                print(table([live], ["received", "p50 ms", "p99 ms", "max ms"]))
+            if "outage" in parts:
+                lost = outage(root, server, 1000)
+                print("\nnats-server SIGKILLed for 10 s while a sidecar follows 1000 lines/s\n")
+                print(table([lost], ["written", "at the central", "sidecar RSS before MiB",
+                                     "peak MiB", "growth MiB"]))  # fmt: skip
         finally:
             server.stop(signal.SIGKILL)
     sys.stdout.flush()

@@ -21,9 +21,13 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["sidecar.toml", "central.toml"])
+@pytest.mark.parametrize(
+    "name",
+    ["sidecar.toml", "central.toml", "sharded/central-east.toml", "sharded/central-west.toml",
+     "sharded/sidecar-east.toml"],
+)  # fmt: skip
 def test_example_configs_pass_check(name: str) -> None:
-    """examples/sidecar.toml and examples/central.toml are valid configs."""
+    """examples/sidecar.toml, central.toml and the sharded centrals are valid configs."""
     result = check(EXAMPLES / name)
     assert result.returncode == 0, result.stderr
 

@@ -72,6 +72,24 @@ def test_a_follow_begins_with_the_last_ten_lines(tmp_path: Path) -> None:
     assert first == [f"a{n}" for n in range(6, 16)]
 
 
+async def test_what_files_hold_at_start_is_written_at_once(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """`tail -n 1 a.log b.log c.log`: the three last lines, merged by time, come together, not
+    the second and third one idle_timeout (1 s) after the first, when the files went quiet."""
+    for index, name in enumerate("cab"):  # c's line is the oldest, then a's, then b's
+        (tmp_path / f"{name}.log").write_text(f"2030-01-01T10:00:0{index}.5Z {name}1\n")
+    cli = await start_cli("tail", "-n", "1", "a.log", "b.log", "c.log", cwd=tmp_path)
+    cli_processes.append(cli)
+    clock = asyncio.get_running_loop().time
+    await cli.wait_for(lambda: len(cli.out) >= 1, "a first line")
+    first = clock()  # after the start-up, whose time (imports, a busy box) is not judged here
+    await cli.wait_for(lambda: len(cli.out) >= 3, "three lines")
+    assert clock() - first < 0.5  # generous: they are written together
+    assert [line.split()[-1] for line in cli.out] == ["c1", "a1", "b1"]
+    assert await cli.stop() == 0
+
+
 def test_head_ends_a_quiet_follow_at_once(tmp_path: Path) -> None:
     """When stdout's reader goes away, a follow that gets no new line exits 0 at once."""
     (tmp_path / "quiet.log").write_text("2030-01-01T10:00:00Z only line\n")

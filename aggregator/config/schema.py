@@ -214,6 +214,9 @@ class NatsPart(_Strict):
     max_age: Duration = 7 * 86400.0
     max_bytes: Size = 0
     duplicate_window: Annotated[Duration, Positive] = 600.0
+    replicas: Annotated[
+        int, Constraint(lambda value: 1 <= value <= 5, "a number of replicas from 1 to 5")
+    ] = 1  # copies of the stream in a JetStream cluster
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
@@ -224,7 +227,9 @@ class NatsSourceConfig(NatsPart):
     durable: NatsName | None = None  # default: the source's name
     batch: PositiveInt = 64  # messages asked for in one fetch (each up to max_message_bytes)
     ack_wait: Annotated[Duration, Positive] = 60.0  # unacknowledged this long: redelivered
-    max_ack_pending: PositiveInt = 1000  # messages delivered and not yet acknowledged
+    max_ack_pending: PositiveInt = 20000  # delivered, not acknowledged: > msgs/s x (window + 1s)
+    quiet_after: Annotated[Duration, Positive] = 60.0  # a node silent this long is named
+    max_held_records: PositiveInt = 131072  # taken and not yet written: rate x order_window
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)

@@ -57,6 +57,14 @@ class Channel(Generic[T]):
         self._writable.set()
         return item
 
+    def get_nowait(self) -> T | None:
+        """The oldest item if one is there, else None (never ``EndOfStream``)."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        self._writable.set()
+        return item
+
     def close(self) -> None:
         """End the stream: writers stop, the reader drains what is left. Idempotent."""
         self._closed = True
@@ -79,6 +87,11 @@ class Budget:
         self._free = limit
         self._available = asyncio.Event()
         self._available.set()
+
+    @property
+    def free(self) -> int:
+        """Credit left (zero or less: a reader would wait)."""
+        return self._free
 
     async def take(self, count: int) -> None:
         while self._free <= 0:

@@ -19,6 +19,9 @@ class Announce:
     live: bool = True
     resumed: list[str] = field(default_factory=list)
     """Origins resuming from a checkpoint: what they hold is existing data, whatever ``live``."""
+    open: bool = False
+    """Lanes not announced may come at any time (remote peers): until one has, the merge holds
+    live records back for the window, since such a lane could still send an older one."""
 
 
 @dataclass(slots=True)

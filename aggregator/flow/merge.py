@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_BATCH = 4096
 """Most records in one batch to the sinks: sink channels count batches, so this bounds them."""
+DRAIN = 1024
+"""Most items taken from one source's channel at a time, beyond the one its read returned:
+many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""
 
 
 @dataclass(slots=True)
@@ -71,7 +74,7 @@ class Merge:
                 now = time.monotonic()
                 for task in done:
                     name, channel = reads.pop(task)
-                    if self._take(name, task, now):
+                    if self._take(name, task, channel, now):
                         reads[self._read(name, channel)] = (name, channel)
                 await self._send(self.core.pop_ready(now))
                 if not self.outputs:
@@ -87,18 +90,29 @@ class Merge:
     def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
         return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
 
-    def _take(self, source: str, task: asyncio.Task[SourceItem], now: float) -> bool:
-        """Hand a finished read to the core; False once the source has ended."""
+    def _take(
+        self,
+        source: str,
+        task: asyncio.Task[SourceItem],
+        channel: Channel[SourceItem],
+        now: float,
+    ) -> bool:
+        """Hand a finished read, and what else waits in its channel, to the core; False once
+        the source has ended."""
         try:
-            item = task.result()
+            item: SourceItem | None = task.result()
         except EndOfStream:
             self.core.end_source(source)
             return False
-        if isinstance(item, Announce):
-            self.core.announce(source, item, now)
-        else:
-            self.records_in[source] += len(item.records)
-            self.core.push(source, item, now)
+        drained = 0
+        while item is not None:
+            if isinstance(item, Announce):
+                self.core.announce(source, item, now)
+            else:
+                self.records_in[source] += len(item.records)
+                self.core.push(source, item, now)
+            drained += 1
+            item = channel.get_nowait() if drained <= DRAIN else None
         return True
 
     def _timeout(self) -> float | None:

@@ -6,13 +6,17 @@ merges lanes by each lane's *key*: the running maximum of ``ts`` along the lane,
 older than its predecessor keeps its place right behind it. Sources are known by name; ties go
 to the source added first (config order), then to the lane seen first.
 
-Catch-up lanes (existing data) are merged exactly, like ``sort -m -s``: a record leaves only
-once every lane that could still send an older one has a record waiting or has ended. Live
-records wait at most ``window`` seconds after they were read; a live lane silent for
-``idle_timeout`` does not hold others back. A live record that comes after newer records were
-sent is late: flagged (``late_policy="emit"``) or dropped (``"drop"``), counted either way;
-but a time is only as exact as its precision (``within_precision``): a record stamped to the
-second is not late beside millisecond records of the same second.
+Catch-up lanes (existing data) are merged exactly, like ``sort -m -s``: a catch-up record
+leaves once every lane still reading existing data has a record waiting or has ended; a lane
+that has read through its existing data (gone live) does not hold catch-up records back, so
+what files hold at start is written at once. Live records wait at most ``window`` seconds
+after they were read; a live lane silent for ``idle_timeout`` does not hold others back. A
+source *open* to lanes not heard from yet (remote peers: ``Announce.open``) holds every live
+record back for the window, since an unknown lane could still send an older one. A live record
+that comes after newer records were sent is late: flagged (``late_policy="emit"``) or dropped
+(``"drop"``), counted either way; but a time is only as exact as its precision
+(``within_precision``): a record stamped to the second is not late beside millisecond records
+of the same second.
 """
 
 import math
@@ -108,6 +112,16 @@ class OrderingCore:
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._ranks: dict[str, int] = {}
         self._unannounced: set[str] = set()
+        self._open: set[str] = set()  # sources whose unknown lanes may still speak
+        # While a source is open, live records leave only once they have waited the window (or
+        # are late): until ``_hold_until`` nothing may, and no lane need be looked at, unless
+        # something else changed (``_changed``: catch-up, a lane's end, a late record).
+        self._hold_until = math.inf
+        self._changed = True
+        self._early = 0.0
+        """While a source is open, when the oldest record has waited its window, those that
+        would have within this much more (a tenth of it) leave with it: one look at every lane
+        releases a group, and the next look is at least this much later."""
         self._high_water = -(2**63)  # the largest key sent so far
         self._held = 0
         self._seen = 0
@@ -127,6 +141,10 @@ class OrderingCore:
     def announce(self, source: str, item: Announce, now: float) -> None:
         """Register the lanes ``source`` is about to read."""
         self._unannounced.discard(source)
+        self._changed = True
+        if item.open:
+            self._open.add(source)
+            self._early = self.window / 10
         for origin in item.origins:
             self._lane(source, origin, item.live and origin not in item.resumed, now)
         for origin in item.resumed:
@@ -145,6 +163,8 @@ class OrderingCore:
             return
         lane = self._lane(source, chunk.origin, chunk.live, now)
         lane.last_read = now
+        if not (lane.live and chunk.live) or chunk.final or not chunk.records:
+            self._changed = True  # catch-up, a lane going live or ending
         lane.live = lane.live or chunk.live
         if chunk.on_release is not None:
             lane.on_release = chunk.on_release
@@ -157,6 +177,10 @@ class OrderingCore:
             lane.tail_key = keys[-1]
             lane.queue.append((chunk.records, now, chunk.live, keys, chunk.position))
             self._held += len(chunk.records)
+            if keys[1] < self._high_water:
+                self._changed = True  # late: it leaves at once
+            elif now + self.window < self._hold_until:
+                self._hold_until = now + self.window
         if chunk.watermark is not None:
             lane.tail_key = max(lane.tail_key, chunk.watermark)
             lane.bounded = True
@@ -167,6 +191,10 @@ class OrderingCore:
     def end_source(self, source: str) -> None:
         """``source`` will send nothing more: its lanes end once drained."""
         self._unannounced.discard(source)
+        self._open.discard(source)
+        self._changed = True
+        if not self._open:
+            self._early = 0.0
         for lane in [lane for lane in self._lanes.values() if lane.name == source]:
             lane.ended = True
             self._forget_if_done(lane)
@@ -184,18 +212,26 @@ class OrderingCore:
         Everything that ranks at or before the *limit* leaves: the lowest rank a lane could
         still undercut (its last queued record's rank; nothing at all while an empty lane may
         still send older records), raised to what has waited the window and to what is late
-        already. Each lane's part is a sorted run; one sort merges the runs.
+        already. Catch-up records have a limit of their own, which empty live lanes do not
+        lower: what they send later is live data. Each lane's part is a sorted run; one sort
+        merges the runs.
         """
-        if self._unannounced or not self._held:
+        if self._unannounced or not self._held or self._holding(now):
             return []
-        limit = self._limit(now)
-        if limit is None:
+        limits = self._limits(now)
+        self._changed = False
+        if limits is None:
+            self._changed = True
             return []
         runs = []
         high_water = self._high_water  # what was sent before: the measure of late for all
+        live_key, exact_key = limits[0][0], limits[1][0]
         for lane in self._lanes.values():
             if lane.queue:
-                keys, records = self._take(lane, limit, high_water)
+                _, _, live, keys, _ = lane.queue[0]
+                if keys[lane.position + 1] > (live_key if live else exact_key):
+                    continue  # its head may not leave yet: nothing behind it may
+                keys, records = self._take(lane, limits, high_water)
                 if records:
                     runs.append((lane.source, lane.order, keys, records))
                     self._high_water = max(self._high_water, lane.key)
@@ -217,7 +253,34 @@ class OrderingCore:
         for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
             self._forget_if_done(lane)
         self._prune(now)
+        self._note_hold()
         return out
+
+    def _holding(self, now: float) -> bool:
+        """Whether nothing may leave at ``now`` without looking at the lanes: a source is
+        open, no record has waited the window yet, and nothing else changed since the last
+        look (a catch-up lane or a late record would have)."""
+        return bool(self._open) and self.window > 0 and not self._changed and now < self._hold_until
+
+    def _note_hold(self) -> None:
+        """After a look at every lane: until when an open source holds everything back."""
+        if not self._open or self.window <= 0:
+            return
+        if any(not lane.live and not lane.ended for lane in self._lanes.values()):
+            self._changed = True  # a catch-up lane: every change may release records
+            return
+        self._hold_until = self._first_live_read() + self.window
+
+    def _first_live_read(self) -> float:
+        """When the oldest live record held was read (inf: none is held)."""
+        return min(
+            (
+                next((read_at for _, read_at, live, _, _ in lane.queue if live), math.inf)
+                for lane in self._lanes.values()
+                if lane.queue
+            ),
+            default=math.inf,
+        )
 
     def _prune(self, now: float) -> None:
         """Forget live lanes that are empty and idle: their state no longer matters (a lane
@@ -238,10 +301,15 @@ class OrderingCore:
         oldest one's window, or a quiet lane going idle. None: only input can release them."""
         if self._unannounced or not self._held:
             return None
+        if self._open and self.window > 0 and not self._changed:
+            # An open source holds every live record its window, whatever the lanes do.
+            return None if self._hold_until == math.inf else self._hold_until
         blockers = self._blockers(now)
         if any(not lane.live for lane in blockers):
             return None  # exact catch-up: wait for that lane's data, however long
-        deadline = self._oldest_read() + self.window
+        deadline = self._first_live_read() + self.window  # catch-up records never expire
+        if deadline == math.inf and not blockers:
+            return None
         for lane in blockers:
             deadline = min(deadline, lane.last_read + self.idle_timeout)
         return deadline
@@ -278,57 +346,67 @@ class OrderingCore:
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
-    def _limit(self, now: float) -> tuple[int, int, int] | None:
-        """The highest rank that may leave now; None when nothing may."""
-        limit: tuple[int, int, int] | None = _TOP
-        catching_up = False
+    def _limits(self, now: float) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """The highest rank that may leave now, for live records and for catch-up records;
+        None when nothing may."""
+        limit = _TOP
+        exact = _TOP  # catch-up records wait only for lanes still reading existing data
         for lane in self._lanes.values():
             if lane.ended:
                 continue
             if lane.queue:
+                bound = lane.bound()
+                if bound < exact and not lane.live:  # a live lane sends no more catch-up
+                    exact = bound
                 if lane.live and self.window == 0:
                     continue  # arrival order: a live lane holds nobody back
-                bound = lane.bound()
             elif self._blocks(lane, now):
-                catching_up = catching_up or not lane.live
+                if not lane.live:
+                    return None  # an empty lane still reads existing data: wait for it
                 bound = lane.bound() if lane.bounded else _BOTTOM
             else:
                 continue
-            if limit is None or bound < limit:
+            if bound < limit:
                 limit = bound
-        if catching_up:
-            return None  # an empty lane still reads existing data: exact, so wait for it
+        if self._open and self.window > 0:
+            limit = _BOTTOM  # a lane not heard from yet may send something older
         # Live records that have waited the window go, and everything that ranks before them.
         # Existing data never expires: no window applies to it.
+        early = self._early
         for lane in self._lanes.values():
             expired_key = None
             for _, read_at, live, keys, _ in lane.queue:
-                if not live or read_at + self.window > now:  # the same sum as in next_deadline
+                if not live or read_at + self.window - early > now:  # as in next_deadline
                     break
                 expired_key = keys[-1]
             if expired_key is not None:
                 forced = (expired_key, lane.source, lane.order)
-                if limit is None or forced > limit:
+                if forced > limit:
                     limit = forced
         # Late records go at once: they are out of order whatever they wait for.
         late = (self._high_water - 1, _TOP[1], _TOP[2])
-        if limit is None or late > limit:
+        if late > limit:
             limit = late
-        return None if limit == _BOTTOM else limit
+        if limit > exact:
+            exact = limit
+        return None if exact == _BOTTOM else (limit, exact)
 
     def _take(
-        self, lane: _Lane, limit: tuple[int, int, int], high_water: int
+        self,
+        lane: _Lane,
+        limits: tuple[tuple[int, int, int], tuple[int, int, int]],
+        high_water: int,
     ) -> tuple[list[int], Batch]:
-        """The lane's records that rank within ``limit``, and their keys; late ones are flagged
-        (or dropped) and counted."""
-        limit_key, limit_source, limit_order = limit
-        # On a key equal to the limit's, config order and lane age decide.
-        ties_pass = (lane.source, lane.order) <= (limit_source, limit_order)
+        """The lane's records that rank within their limit (live or catch-up), and their keys;
+        late ones are flagged (or dropped) and counted."""
         keys_out: list[int] = []
         records_out: Batch = []
         taken = 0
         while lane.queue:
             batch, _, live, keys, position = lane.queue[0]
+            limit_key, limit_source, limit_order = limits[0] if live else limits[1]
+            # On a key equal to the limit's, config order and lane age decide.
+            ties_pass = (lane.source, lane.order) <= (limit_source, limit_order)
             start = lane.position
             cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
             if cut <= start:

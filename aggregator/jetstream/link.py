@@ -97,7 +97,7 @@ class Link:
             self.client = client
             try:
                 await on_connect(client)
-            except (TimeoutError, OSError, nats.errors.Error) as error:
+            except (TimeoutError, OSError, nats.errors.Error, StreamUnfit) as error:
                 # Connected, but the stream or the consumer cannot be set up (JetStream off,
                 # no permission, a stream of that name with other subjects): said, and tried
                 # again, since an operator may fix it while this waits.
@@ -149,15 +149,42 @@ class Link:
                 await asyncio.wait_for(client.close(), 5)
 
 
+class StreamUnfit(Exception):
+    """The stream exists but does not take ``SUBJECT.>`` (made by someone else)."""
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """Whether the subject pattern ``pattern`` (``*`` a token, ``>`` the rest) matches every
+    subject that ``subject`` (which may end in ``>``) does."""
+    theirs, ours = pattern.split("."), subject.split(".")
+    for index, token in enumerate(theirs):
+        if token == ">":
+            return index < len(ours)
+        if index >= len(ours) or ours[index] == ">" or token not in ("*", ours[index]):
+            return False
+    return len(theirs) == len(ours)
+
+
+def check_subjects(config: NatsPart, subjects: list[str] | None) -> None:
+    """``StreamUnfit``, naming both, unless the stream's subjects take ``SUBJECT.>``."""
+    wanted = f"{config.subject}.>"
+    if not any(covers(pattern, wanted) for pattern in subjects or []):
+        raise StreamUnfit(
+            f"the stream {config.stream} exists with the subjects {subjects or []}, which do not "
+            f"take {wanted}: use another stream name, or add {wanted} to that stream"
+        )
+
+
 async def ensure_stream(client: Any, config: NatsPart) -> None:
-    """Create the stream (file storage, subjects ``SUBJECT.>``) if it is missing; one that
-    exists is used as it is."""
+    """Create the stream (file storage, subjects ``SUBJECT.>``, ``replicas`` copies) if it is
+    missing; one that exists is used as it is, if it takes ``SUBJECT.>``."""
     from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import BadRequestError, NotFoundError
 
     js = client.jetstream()
     try:
-        await js.stream_info(config.stream)
+        info = await js.stream_info(config.stream)
+        check_subjects(config, info.config.subjects)
         return
     except NotFoundError:
         pass
@@ -168,9 +195,12 @@ async def ensure_stream(client: Any, config: NatsPart) -> None:
         max_age=config.max_age or None,
         max_bytes=config.max_bytes or -1,
         duplicate_window=config.duplicate_window,
+        num_replicas=config.replicas,
     )
     try:
         await js.add_stream(stream)
-        log.info("created the JetStream stream %s for %s.>", config.stream, config.subject)
+        log.info("created the JetStream stream %s for %s.> (%d replicas)", config.stream,
+                 config.subject, config.replicas)  # fmt: skip
     except BadRequestError:
-        await js.stream_info(config.stream)  # made meanwhile by another part: use it
+        info = await js.stream_info(config.stream)  # made meanwhile by another part: use it
+        check_subjects(config, info.config.subjects)

@@ -64,14 +64,17 @@ def message_id(node: str, source: str, records: Sequence[Record], fallback: str)
     return hashlib.blake2b(f"{text}\0{len(records)}".encode(), digest_size=16).hexdigest()
 
 
-def encode_message(node: str, source: str, records: Sequence[Record], watermark: int) -> bytes:
+def encode_message(
+    node: str, source: str, records: Sequence[Record], watermark: int, end: bool = False
+) -> bytes:
     """The payload: a meta line (who sent it, its watermark, the origins and file lanes it
     names), then one JSON array of rows, one per record: ``[ts, origin, line, tail, lane,
     lane_seq, late, node]``. ``ts`` is in microseconds, ``origin`` and ``lane`` index the
     meta's lists (-1: none), ``tail`` is the record's JSON after ``"line"`` (level, fields,
     truncated, parse_error: ``Record.json_tail``), ``node`` is null but for a record that came
     from further away. Rows are what the consumer rebuilds records from without parsing a time
-    or a JSON object per record (a third of the cost of NDJSON)."""
+    or a JSON object per record (a third of the cost of NDJSON). ``end``: the sender stopped
+    cleanly, nothing follows this message on its subject until it starts again."""
     origins: dict[str, int] = {}
     lanes: dict[str, int] = {}
     rows = []
@@ -97,6 +100,8 @@ def encode_message(node: str, source: str, records: Sequence[Record], watermark:
         "origins": list(origins),
         "lanes": list(lanes),
     }
+    if end:
+        meta["end"] = True
     return orjson.dumps(meta) + b"\n" + orjson.dumps(rows)
 
 
@@ -108,6 +113,8 @@ class Decoded:
     records: list[Record] = field(default_factory=list)
     sent_at: int | None = None
     """The sender's clock when it cut the message (µs since the epoch), if it said."""
+    end: bool = False
+    """The sender stopped cleanly: its lane ends here."""
 
 
 def decode_message(payload: bytes) -> Decoded:
@@ -142,7 +149,14 @@ def decode_message(payload: bytes) -> Decoded:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
         raise BadMessage(f"cannot be read: {error}") from error
     sent_at = meta.get("at")
-    return Decoded(node, source, watermark, records, sent_at if isinstance(sent_at, int) else None)
+    return Decoded(
+        node,
+        source,
+        watermark,
+        records,
+        sent_at if isinstance(sent_at, int) else None,
+        meta.get("end") is True,
+    )
 
 
 def _read_tail(record: Record, tail: str) -> None:

@@ -179,17 +179,20 @@ def text_encoder(
     colours = {name: _PALETTE[index % len(_PALETTE)] for index, name in enumerate(source_names)}
     bases = origin_bases or {}
 
-    def label_of(source: str, origin: str) -> tuple[str, str, int]:
-        """(source, the label as written, the label's width on screen)."""
+    def label_of(source: str, origin: str, node: str | None) -> tuple[str, str, int]:
+        """(source, the label as written, the label's width on screen). A record that
+        came through a remote source is labelled ``NODE/SOURCE``."""
         base = bases.get(source)
         plain = escape_control(origin_label(source, origin, base))
+        if node is not None:
+            plain = f"{escape_control(node)}/{plain}"
         if not colour:
             return source, plain, len(plain)
-        key = source if base is None else plain
+        key = source if base is None and node is None else plain
         code = colours.setdefault(key, _PALETTE[len(colours) % len(_PALETTE)])
         return source, f"\x1b[{code}m{plain}\x1b[0m", len(plain)
 
-    labels: dict[str, tuple[str, str, int]] = {}  # by origin
+    labels: dict[str | tuple[str, str], tuple[str, str, int]] = {}  # by origin
     late_mark = "\x1b[7m(late)\x1b[0m" if colour else _LATE.strip()
     control = _CONTROL_CHARS
     escapes = _ESCAPES
@@ -197,9 +200,11 @@ def text_encoder(
     def encode_text(batch: Sequence[Record]) -> bytes:
         out = []
         for record in batch:
-            lane = labels.get(record.origin)
+            node = record.node
+            key = record.origin if node is None else (node, record.origin)
+            lane = labels.get(key)
             if lane is None or lane[0] != record.source:
-                lane = labels[record.origin] = label_of(record.source, record.origin)
+                lane = labels[key] = label_of(record.source, record.origin, node)
             label = lane[1]
             if record.late:
                 label = f"{label} {late_mark}"

@@ -1,7 +1,8 @@
 """The nats sink: the merged stream published to NATS JetStream, many records a message.
 
 Records go to ``SUBJECT.NODE.SOURCE``, one message per (source, cut): a message closes at
-``max_records``, at ``max_message_bytes``, or when its first record has waited ``linger``.
+``max_records``, at ``max_message_bytes``, or when its first record has waited ``linger``. A
+clean stop ends with a message of no records marked ``end`` on each subject.
 Each subject has its own publisher, which sends its messages one after the other and waits for
 JetStream's acknowledgement of each; the subjects publish concurrently. One at a time per
 subject keeps what the stream holds a prefix of what was sent, in order (a retried message can
@@ -27,7 +28,7 @@ from typing import Any
 from aggregator.config import NatsSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
 from aggregator.jetstream.link import Link, ensure_stream
-from aggregator.jetstream.messages import Message, encode_message, message_id
+from aggregator.jetstream.messages import Message, encode_message, message_id, subject_token
 from aggregator.jetstream.messages import subject_for as make_subject
 from aggregator.record.filters import RecordFilter
 from aggregator.record.record import Batch, Record
@@ -97,6 +98,10 @@ class NatsSink(Sink):
         self.name = name
         self.config = config
         self.node = config.node or socket.gethostname()
+        if subject_token(self.node) != self.node:
+            log.warning("sinks.%s: the node name %r is not a valid NATS subject token (letters, "
+                        "digits, - and _); its subjects use %r, its records keep the name",
+                        name, self.node, subject_token(self.node))  # fmt: skip
         self.records_out = 0
         self.gone = False
         # records travel in the json format; a filter on levels or fields reads what codecs find
@@ -158,6 +163,8 @@ class NatsSink(Sink):
             await self._take(inp)
             for subject in self._subjects.values():
                 self._cut(subject)
+            await self._settled()
+            self._end_subjects()
             await self._settled()
         finally:
             connecting.cancel("the sink is stopping")
@@ -282,6 +289,17 @@ class NatsSink(Sink):
             )
         )
 
+    def _end_subjects(self) -> None:
+        """A clean stop: tell consumers that each subject's lane ends here, so that a
+        central's merge need not wait idle_timeout for it."""
+        for subject in self._subjects.values():
+            payload = encode_message(self.node, subject.source, [], self._stored(), end=True)
+            subject.count += 1
+            msg_id = f"{self.node}.{subject.source}.{self._run_id}.end"
+            seq = self._last_seq + 1
+            subject.pending.append(Message(subject.subject, payload, msg_id, 0, seq, seq))
+            subject.work.set()
+
     def _stored(self) -> int:
         """The watermark of what is stored now (see ``_stored_watermark``)."""
         delivered = self.delivered_seq
@@ -332,9 +350,11 @@ class NatsSink(Sink):
                                     "stored", self.name, message.subject,
                                     reason_of(error))  # fmt: skip
                     if type(error).__name__ == "NoStreamResponseError":
-                        await self._recreate_stream()
+                        await self._recreate_stream(report=delay == FIRST_RETRY)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, LAST_RETRY)
+            if delay > FIRST_RETRY:
+                log.info("sinks.%s: published to %s again", self.name, message.subject)
             if ack.duplicate:
                 self.duplicates += 1
             subject.pending.popleft()
@@ -342,13 +362,16 @@ class NatsSink(Sink):
             self.records_acked += message.count
             subject.room.set()
 
-    async def _recreate_stream(self) -> None:
-        """The stream went away (deleted while running): make it again."""
+    async def _recreate_stream(self, report: bool) -> None:
+        """The stream did not answer: deleted while running (make it again), or a cluster
+        electing its leader (it answers again by itself)."""
         client = self.link.client
         if client is None:
             return
         try:
             await ensure_stream(client, self.config)
-        except Exception as error:  # reported, and tried again at the next failure
-            log.warning("sinks.%s: cannot create the stream %s: %s", self.name,
-                        self.config.stream, reason_of(error))  # fmt: skip
+        except Exception as error:  # reported once a streak, and tried again at the next failure
+            if report:
+                log.warning("sinks.%s: the stream %s does not answer (%s): a cluster electing "
+                            "its leader, or the stream gone; retrying", self.name,
+                            self.config.stream, reason_of(error))  # fmt: skip

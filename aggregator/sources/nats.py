@@ -4,6 +4,12 @@ Messages are fetched in batches. Each (node, source) is a lane of its own in the
 records of many sidecars merge by event time as if their files were local; records keep their
 ``source``, ``origin``, ``ts``, ``level`` and ``fields`` and gain ``node``.
 
+What the stream holds when the source starts (its backlog) is catch-up, merged exactly: the
+stream lists its subjects and each one's last message before the first fetch, and each such lane
+ends its catch-up once that message has been taken. Later records are live, and since a node not
+heard from yet may speak at any time, the source is *open* (``Announce.open``): the merge holds
+live records back for ``order_window`` after they were read.
+
 Exactly once: a message is acknowledged only once every local sink has written its records and
 what it changed has been saved (this source's book in ``state_dir``, committed through the same
 ``Checkpointer`` as file offsets, whose ``settle`` acknowledges). The book holds, per subject, the
@@ -24,8 +30,8 @@ from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
 from aggregator.jetstream.link import Link, ensure_stream
 from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
+from aggregator.jetstream.nodes import Nodes
 from aggregator.sources import SourceContext
-from aggregator.sources.lanes import LANE_BUDGET
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import reason_of
 
@@ -33,10 +39,10 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 1.0
 """Seconds a fetch waits for messages before it asks again."""
-SOURCE_BUDGET = 4 * LANE_BUDGET
-"""Records this source may have on their way through the merge, all lanes together."""
 CONSUMER_CHECK = 10
 """Empty fetches between looks at whether the durable consumer still exists."""
+LAST_LOOKUPS = 64
+"""Subjects whose last message is asked for at once, when the backlog is listed at start."""
 
 
 class NatsSource:
@@ -57,17 +63,21 @@ class NatsSource:
         self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
         # One credit for all lanes, not one each: the lanes come through one fetch loop, and a
         # lane out of credit would stop the others, whose records it may be waiting for.
-        self._budget = Budget(SOURCE_BUDGET)
+        # Every live record waits order_window in the merge (a node not heard from may still
+        # speak): the credit must cover the rate times the window (``max_held_records``).
+        self._budget = Budget(config.max_held_records)
         self._taken_seq: dict[str, int] = {}  # per subject, this run (committed or in flight)
         self._taken_lanes: dict[str, dict[str, int]] = {}
         self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
         self._delivered = 0  # the consumer sequence of the last delivery (0: none yet)
+        self._backlog: dict[str, int] = {}  # lanes still catching up: their last message's seq
         self.messages = 0
         self.redelivered = 0
         self.duplicates = 0  # records dropped: already taken
         self.poison = 0
         self.lag = 0
         self.acked = 0
+        self.nodes = Nodes(f"sources.{name}", config.quiet_after)
         self.skew: dict[str, float] = {}
         """Per node: the server's store time of its last message less the node's clock when it
         sent it (seconds; a few ms on a good network, more when the node's clock is behind)."""
@@ -91,17 +101,20 @@ class NatsSource:
             "dropped_poison": self.poison,
             "nats_consumer_lag": self.lag,
             "nats_clock_skew": dict(self.skew),
+            "nats_node_last_seen": self.nodes.last_seen(),
+            "nats_node_lag": self.nodes.lags(),
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
-        await out.put(Announce([], live=True))
+        await out.put(Announce([], live=True, open=True))
         for subject, taken in self.checkpointer.positions.items():
             self._taken_seq[subject] = taken.stream_seq
             self._taken_lanes[subject] = dict(taken.lanes)
         await self.link.open(self._on_connect)
-        known = await self._backlog_subjects()
-        if known:  # a backlog: those lanes may send old records, so the merge waits for them
-            await out.put(Announce(known, live=True))
+        self._backlog = await self._backlog_subjects()
+        if self._backlog:  # catch-up lanes: the merge waits for each one's old records
+            log.info("sources.%s: catching up on %d subjects", self.name, len(self._backlog))
+            await out.put(Announce(sorted(self._backlog), live=False))
         await self._consume(out)
 
     async def _rewind(self, js: Any, always: bool = False) -> int | None:
@@ -124,20 +137,44 @@ class NatsSource:
         await js.delete_consumer(self.config.stream, self.durable)
         return floor
 
-    async def _backlog_subjects(self) -> list[str]:
-        """When the consumer has a backlog (this central was away), the subjects the stream
-        holds messages of (a lane each); none when it is up to date."""
+    async def _backlog_subjects(self) -> dict[str, int]:
+        """When the consumer has a backlog (this central was away, or starts after the nodes),
+        the subjects with messages not taken yet, each with its last message's stream
+        sequence: where its catch-up ends. Empty when it is up to date or cannot tell."""
         from nats.errors import Error as NatsError
 
         try:
-            if not (await self._subscription.consumer_info()).num_pending:
-                return []
-            info = await self.link.client.jetstream().stream_info(
+            consumer = await self._subscription.consumer_info()
+            if not consumer.num_pending:
+                return {}
+            floor = int(consumer.ack_floor.stream_seq if consumer.ack_floor else 0)
+            js = self.link.client.jetstream()
+            info = await js.stream_info(
                 self.config.stream, subjects_filter=f"{self.config.subject}.>"
             )
-        except (NatsError, OSError, TimeoutError):
-            return []
-        return sorted(info.state.subjects or {})
+            subjects = sorted(info.state.subjects or {})
+            lasts: dict[str, int] = {}
+            for start in range(0, len(subjects), LAST_LOOKUPS):
+                part = subjects[start : start + LAST_LOOKUPS]
+                found = await asyncio.gather(
+                    *(js.get_last_msg(self.config.stream, subject) for subject in part)
+                )
+                lasts.update(zip(part, (int(msg.seq) for msg in found), strict=True))
+        except (NatsError, OSError, TimeoutError) as error:
+            log.warning("sources.%s: cannot list the stream's backlog (%s); merging it within "
+                        "order_window", self.name, reason_of(error))  # fmt: skip
+            return {}
+        return {
+            subject: last
+            for subject, last in lasts.items()
+            if last > max(floor, self._taken_seq.get(subject, 0))
+        }
+
+    async def _end_catch_up(self, subjects: list[str], out: Channel[SourceItem]) -> None:
+        """These lanes have read through the backlog: what they send from now on is live."""
+        for subject in subjects:
+            if self._backlog.pop(subject, None) is not None:
+                await out.put(Chunk(subject, [], live=True))
 
     async def _on_connect(self, client: Any, rewind: bool = False) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -200,6 +237,9 @@ class NatsSource:
                 # and then, check that the consumer is still there: a fetch from one that was
                 # deleted (or lost with the server's store) only ever times out.
                 quiet += 1
+                self.nodes.look_for_quiet()
+                if self._backlog and self.link.up:  # nothing pending: the backlog is through
+                    await self._end_catch_up(list(self._backlog), out)
                 if quiet % CONSUMER_CHECK == 0 and self.link.up:
                     await self._check_consumer()
                 continue
@@ -208,11 +248,17 @@ class NatsSource:
                 await asyncio.sleep(FETCH_TIMEOUT)
                 continue
             fresh = list(
-                dict.fromkeys(m.subject for m in messages if m.subject not in self._outlets)
+                dict.fromkeys(
+                    m.subject
+                    for m in messages
+                    if m.subject not in self._outlets and m.subject not in self._backlog
+                )
             )
             if fresh:  # known to the merge before any of them sends: it waits for them
                 await out.put(Announce(fresh, live=True))
+            self.nodes.look_for_quiet()
             watermarks: dict[str, int] = {}
+            caught_up: list[str] = []
             for message in messages:
                 delivered = message.metadata.sequence.consumer
                 if self._delivered and delivered != self._delivered + 1:
@@ -230,7 +276,11 @@ class NatsSource:
                     node = decoded.node
                     watermarks[node] = max(watermarks.get(node, decoded.watermark),
                                            decoded.watermark)  # fmt: skip
+                last = self._backlog.get(message.subject)
+                if last is not None and message.metadata.sequence.stream >= last:
+                    caught_up.append(message.subject)
             await self._spread(watermarks, out)
+            await self._end_catch_up(caught_up, out)
 
     async def _spread(self, watermarks: dict[str, int], out: Channel[SourceItem]) -> None:
         """A sidecar's watermark holds for all its sources (its merge sent them in one order):
@@ -268,22 +318,35 @@ class NatsSource:
         if decoded.sent_at is not None:
             stored = int(meta.timestamp.timestamp() * 1_000_000)
             self.skew[decoded.node] = round((stored - decoded.sent_at) / 1e6, 6)
+        self.nodes.heard(decoded, subject)
         records = self._new_records(subject, decoded)
         lanes = self._taken_lanes.get(subject, {})
         taken = Taken(subject, stream_seq, dict(lanes), message, self.book)
         if not records:
-            # Every record was here already, in a message that is committed or on its way:
-            # this one may go now.
+            # Every record was here already, in a message that is committed or on its way
+            # (or an end marker): this one may go now.
             await self._ack(message)
+            if decoded.end and (subject in self._outlets or subject in self._backlog):
+                self._backlog.pop(subject, None)
+                await out.put(Chunk(subject, [], True, final=True))
             return decoded
         lane = subject  # one (node, source): a lane of its own
         if lane not in self._outlets:
             self._outlets.add(lane)
             self._node_lanes.setdefault(decoded.node, []).append(lane)
+        if self._backlog and self._budget.free <= 0:
+            # The backlog's lanes wait for each other, and a lane's old records may come far
+            # behind another's in the stream: rather than hold more, merge the rest live.
+            log.warning("sources.%s: the backlog is too large to merge exactly in memory; the "
+                        "rest is merged within order_window", self.name)  # fmt: skip
+            await self._end_catch_up(list(self._backlog), out)
         await self._budget.take(len(records))
         await out.put(
-            Chunk(lane, records, True, False, self._budget.give, taken, decoded.watermark)
-        )
+            Chunk(
+                lane, records, lane not in self._backlog, False, self._budget.give, taken,
+                decoded.watermark,
+            )
+        )  # fmt: skip
         return decoded
 
     def _new_records(self, subject: str, decoded: Decoded) -> list[Any]:

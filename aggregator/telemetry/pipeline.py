@@ -130,6 +130,17 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
         "gauge",
         "Messages in the stream the consumer has not been delivered yet.",
     ),
+    "nats_node_last_seen": (
+        "aggregator_nats_node_last_seen_seconds",
+        "gauge",
+        "Per sidecar node: seconds since the central last took a message of it.",
+    ),
+    "nats_node_lag": (
+        "aggregator_nats_node_lag_seconds",
+        "gauge",
+        "Per sidecar node: the central's clock when it took the node's last message less the "
+        "node's clock when it sent it (how far behind the central is; clock skew included).",
+    ),
     "nats_clock_skew": (
         "aggregator_nats_clock_skew_seconds",
         "gauge",
@@ -175,7 +186,13 @@ COUNTERS: dict[str, tuple[str, Kind, str]] = {
 }
 DROPPED = "dropped_"
 """A counter named ``dropped_REASON`` is ``aggregator_dropped_total{reason=REASON}``."""
-PER_LABEL = {"unread_bytes": "file", "nats_clock_skew": "node", "alerts": "result"}
+PER_LABEL = {
+    "unread_bytes": "file",
+    "nats_clock_skew": "node",
+    "nats_node_last_seen": "node",
+    "nats_node_lag": "node",
+    "alerts": "result",
+}
 """Counters that are numbers by a label (a dict), and the label's name."""
 
 

@@ -198,14 +198,18 @@ def test_catch_up_merge_properties(lanes: list[list[int]], schedule: list[tuple[
         max_size=25,
     ),
     st.sampled_from([0.0, 0.05, 0.25]),
+    st.booleans(),
 )
-def test_live_merge_properties(arrivals: list[tuple[int, int, list[int]]], window: float) -> None:
+def test_live_merge_properties(
+    arrivals: list[tuple[int, int, list[int]]], window: float, is_open: bool
+) -> None:
     """Live data: nothing lost, lanes keep their order, output ordered except records flagged
-    late, and no record held longer than the window (clock injected). The times are odd
-    microseconds, exact to the microsecond (coarse ones: test_coarse_times.py)."""
+    late, and no record held longer than the window (clock injected), whether or not a source
+    is open to unknown lanes. The times are odd microseconds, exact to the microsecond (coarse
+    ones: test_coarse_times.py)."""
     core = make_core(3, window=window, idle_timeout=0.5)
     for index in range(3):
-        core.announce(str(index), Announce([str(index)], live=True), 0.0)
+        core.announce(str(index), Announce([str(index)], live=True, open=is_open), 0.0)
     now = 0.0
     read_at: dict[int, float] = {}
     sent: list[tuple[Record, float]] = []
@@ -274,3 +278,68 @@ def test_a_watermark_lets_records_below_it_go() -> None:
     assert lines(core.pop_ready(0.3)) == ["app2"]  # the rest after the window, as before
     core.push("0", Chunk("n1.app", recs("app", 40)), 1.5)
     assert lines(core.pop_ready(1.5)) == ["app0"]  # n1.db idle since 0.0: it holds nobody back
+
+
+def test_catch_up_does_not_wait_for_a_lane_that_went_live() -> None:
+    """What files hold at start leaves at once: a lane that has read through its existing data
+    (an empty live chunk ends its catch-up) does not hold other lanes' catch-up records back
+    until it goes idle; only a lane still reading existing data does."""
+    core = make_core(1, window=0.25, idle_timeout=1.0)
+    core.announce("0", Announce(["a", "b", "c"], live=False), 0.0)
+    core.push("0", Chunk("a", recs("a", 1), live=False), 0.01)
+    core.push("0", Chunk("a", [], live=True), 0.01)
+    assert core.pop_ready(0.01) == []  # b and c still read what they hold
+    core.push("0", Chunk("c", recs("c", 3), live=False), 0.02)
+    core.push("0", Chunk("c", [], live=True), 0.02)
+    assert core.pop_ready(0.02) == []  # b still reads
+    core.push("0", Chunk("b", recs("b", 2), live=False), 0.03)
+    assert lines(core.pop_ready(0.03)) == ["a0", "b0"]  # c's 3: b may still have a 2.5
+    core.push("0", Chunk("b", [], live=True), 0.03)
+    assert lines(core.pop_ready(0.03)) == ["c0"]  # long before a, b, c go idle (1.0)
+    assert core.held == 0
+
+
+def test_live_records_still_wait_for_a_live_lane() -> None:
+    """Only catch-up records pass an empty live lane: a live record waits the window for it."""
+    core = make_core(1, window=0.25, idle_timeout=1.0)
+    core.announce("0", Announce(["a", "b"], live=False), 0.0)
+    core.push("0", Chunk("a", [], live=True), 0.0)
+    core.push("0", Chunk("b", [], live=True), 0.0)
+    core.push("0", Chunk("b", recs("b", 5)), 0.1)
+    assert core.pop_ready(0.1) == []
+    assert core.next_deadline(0.1) == pytest.approx(0.35)
+    assert lines(core.pop_ready(0.35)) == ["b0"]
+
+
+def test_an_open_source_holds_live_records_the_window() -> None:
+    """A source open to lanes not heard from yet (remote nodes) holds every live record back
+    for the window even when every known lane has one waiting, so a node that speaks a
+    little later is merged in order; catch-up records do not wait for unknown lanes."""
+    core = make_core(1, window=3.0, idle_timeout=1.0)
+    core.announce("0", Announce(["n0.app"], live=False, open=True), 0.0)
+    core.push("0", Chunk("n0.app", recs("app", 7), live=False), 0.0)
+    core.push("0", Chunk("n0.app", [], live=True), 0.0)
+    assert lines(core.pop_ready(0.0)) == ["app0"]  # the backlog: exact, at once
+    core.push("0", Chunk("n1.app", recs("app", 20)), 0.1)
+    assert core.pop_ready(0.1) == []  # the only lane with data, but an unknown one may speak
+    assert core.next_deadline(0.1) == pytest.approx(3.1)  # n0's idle (1.0) changes nothing
+    core.push("0", Chunk("n2.app", recs("app", 10)), 0.11)  # 10 ms later, an older record
+    assert core.pop_ready(2.0) == []  # n0 idle, n1 and n2 known: still the window
+    assert core.next_deadline(2.0) == pytest.approx(3.1)
+    out = core.pop_ready(3.1)
+    assert [r.ts for r in out] == [10, 20]
+    assert not any(r.late for r in out)
+    core.push("0", Chunk("n1.app", recs("app", 30)), 3.2)
+    core.push("0", Chunk("n2.app", recs("app", 31)), 3.4)  # waits 0.2 s of its 0.3 s window
+    assert [r.ts for r in core.pop_ready(6.2)] == [30, 31]  # in a group: one look, not two
+    core.end_source("0")
+    core.push("0", Chunk("n1.app", recs("app", 30)), 4.0)
+    assert lines(core.pop_ready(4.0)) == ["app0"]  # ended: nothing unknown to wait for
+
+
+def test_zero_window_ignores_unknown_lanes() -> None:
+    """order_window = 0s: arrival order, an open source holds nothing back."""
+    core = make_core(1, window=0.0, idle_timeout=1.0)
+    core.announce("0", Announce([], live=True, open=True), 0.0)
+    core.push("0", Chunk("n1.app", recs("app", 20)), 0.0)
+    assert lines(core.pop_ready(0.0)) == ["app0"]

@@ -1,0 +1,307 @@
+"""How far one central goes (issue #25): many simulated sidecars → NATS JetStream → centrals.
+
+    python3 bench/central_scale.py [--nodes 10,100,500,1000] [--rate 100000] [--seconds 10]
+                                   [--window 0.25] [--centrals 1] [--core-only]
+
+For each node count: its own nats-server (JetStream, file store in a temporary directory), a
+central (`aggregator run`: nats source → JSON file), and a publisher process that plays
+NODES x 2 sidecars: every `--interval` each (node, source) sends one message of the records
+due at the total `--rate`, made by `encode_message` (the sink's own encoder) with ts = the
+wall clock when it was made. Published with core NATS (no wait for each ack), so that one
+Python process can play a thousand sidecars. Reported per node count: records/s written by the
+central, merge delay (a record's ts → the central's file, as read by this process every 10
+ms) p50/p99, the central's peak RSS and CPU (its user + system seconds over the run).
+
+`--centrals K` splits the nodes into K groups, each with its own subject prefix (`logs.gN`),
+stream and central: the sharding docs/central-scale.md describes.
+
+Then, in this process, the ordering core alone: µs per record as the lanes grow (the same open
+source, window and chunk sizes as at the central), to see how its cost grows with lanes.
+
+Everything shares this machine's cores: the publisher, nats-server, the central(s), this
+reader. Figures from a busy box are lower bounds of what one central does.
+"""
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from common import AGGREGATOR, table
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+SOURCES = ("app", "db")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port, log = free_port(), root / "server.log"
+    log.write_bytes(b"")
+    proc = subprocess.Popen(
+        [NATS_SERVER, "-js", "-sd", str(root / "store"), "-a", "127.0.0.1", "-p", str(port),
+         "-l", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while "Server is ready" not in log.read_text():
+        if time.monotonic() > deadline:
+            raise SystemExit("nats-server did not start")
+        time.sleep(0.02)
+    return proc, f"nats://127.0.0.1:{port}"
+
+
+def central_config(root: Path, url: str, group: int, window: float, out: Path) -> Path:
+    config = root / f"central-{group}.toml"
+    config.write_text(f"""
+[aggregator]
+state_dir = "{root / f"state-{group}"}"
+order_window = "{int(window * 1000)}ms"
+[sources.bus]
+type = "nats"
+url = "{url}"
+subject = "logs.g{group}"
+stream = "LOGS_G{group}"
+durable = "central{group}"
+batch = 256
+max_ack_pending = 100000
+[sinks.out]
+type = "file"
+path = "{out}"
+format = "json"
+fsync = "never"
+""")  # fmt: skip
+    return config
+
+
+# --- the publisher (a process of its own: `central_scale.py --publish JSON`) -----------------
+
+
+async def publish(spec: dict[str, object]) -> None:
+    """Play the sidecars: each (node, source) a message every ``interval``, spread evenly."""
+    import nats
+    from nats.js.api import StreamConfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from aggregator.jetstream.messages import encode_message, subject_for
+    from aggregator.record.record import Record
+
+    url, nodes, groups = str(spec["url"]), int(spec["nodes"]), int(spec["groups"])  # type: ignore[call-overload]
+    rate, seconds, interval = float(spec["rate"]), float(spec["seconds"]), float(spec["interval"])  # type: ignore[arg-type]
+    client = await nats.connect(url, pending_size=64 << 20)
+    js = client.jetstream()
+    for group in range(groups):
+        await js.add_stream(StreamConfig(name=f"LOGS_G{group}", subjects=[f"logs.g{group}.>"]))
+    lanes = [(f"node-{n:04d}", source) for n in range(nodes) for source in SOURCES]
+    subjects = [subject_for(f"logs.g{n % groups}", f"node-{n:04d}", s) for n in range(nodes)
+                for s in SOURCES]  # fmt: skip
+    per_message = rate * interval / len(lanes)  # records each message carries, on average
+    owed = [0.0] * len(lanes)
+    seq = [0] * len(lanes)
+    tick = 0.01
+    slots = max(1, round(interval / tick))
+    print(json.dumps({"ready": True}), flush=True)
+    start = time.monotonic()
+    step = 0
+    sent = 0
+    while time.monotonic() - start < seconds:
+        for index in range(step % slots, len(lanes), slots):
+            owed[index] += per_message
+            count = int(owed[index])
+            if not count:
+                continue
+            owed[index] -= count
+            node, source = lanes[index]
+            now = time.time_ns() // 1000
+            records = []
+            for _ in range(count):
+                seq[index] += 1
+                line = f"{node} {source} {seq[index]} some text of a line"
+                records.append(Record(now, source, f"/var/log/{source}.log", line))
+            await client.publish(subjects[index], encode_message(node, source, records, now))
+            sent += count
+        step += 1
+        await asyncio.sleep(max(0.0, start + step * tick - time.monotonic()))
+    await client.flush()
+    await client.close()
+    print(json.dumps({"sent": sent, "seconds": time.monotonic() - start}), flush=True)
+
+
+# --- the measuring side ------------------------------------------------------------------------
+
+
+class Reader(threading.Thread):
+    """Follows a central's JSON file: counts records and samples the merge delay of each."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.count = 0
+        self.delays: list[float] = []
+        self.first = self.last = 0.0
+        self.stop = threading.Event()
+        self.sample = 10  # every tenth record's delay
+
+    def run(self) -> None:
+        import orjson
+
+        while not self.path.exists() and not self.stop.is_set():
+            time.sleep(0.01)
+        with self.path.open("rb") as file:
+            rest = b""
+            while not self.stop.is_set():
+                data = file.read(1 << 20)
+                if not data:
+                    time.sleep(0.01)
+                    continue
+                now = time.time()
+                lines = (rest + data).split(b"\n")
+                rest = lines.pop()
+                for line in lines[:: self.sample]:  # a sample: this reader shares the cores
+                    written = datetime.fromisoformat(orjson.loads(line)["ts"]).timestamp()
+                    self.delays.append(now - written)
+                if not self.first:
+                    self.first = now
+                self.last = now
+                self.count += len(lines)
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS MiB, CPU seconds) of a running process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return peak / 1024, ticks / 100
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="aggregator-scale-") as tmp:
+        root = Path(tmp)
+        server, url = start_server(root)
+        centrals, readers = [], []
+        try:
+            spec = {"url": url, "nodes": nodes, "groups": args.centrals, "rate": args.rate,
+                    "seconds": args.seconds, "interval": args.interval}  # fmt: skip
+            publisher = subprocess.Popen(
+                [sys.executable, __file__, "--publish", json.dumps(spec)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert publisher.stdout is not None
+            json.loads(publisher.stdout.readline())  # the streams exist
+            for group in range(args.centrals):
+                out = root / f"out-{group}.json"
+                config = central_config(root, url, group, args.window, out)
+                profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+                centrals.append(subprocess.Popen(
+                    [sys.executable, *profile, *AGGREGATOR[1:], "run", "-c", str(config)], cwd=root,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+                readers.append(Reader(out))
+                readers[-1].start()
+            sent = json.loads(publisher.stdout.readline())["sent"]
+            publisher.wait()
+            deadline = time.monotonic() + args.seconds + 30
+            while sum(r.count for r in readers) < sent and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stats = [proc_stats(c.pid) for c in centrals]
+        finally:
+            for proc in centrals:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+            for reader in readers:
+                reader.stop.set()
+    got = sum(r.count for r in readers)
+    span = max(r.last for r in readers) - min(r.first for r in readers)
+    delays = [d for r in readers for d in r.delays]
+    shared = f", {args.centrals} centrals" if args.centrals > 1 else ""
+    return [
+        f"{nodes:,} x {len(SOURCES)}{shared}",
+        f"{got:,} of {sent:,}",
+        f"{got / span:,.0f}" if span > 0 else "-",
+        f"{percentile(delays, 0.5) * 1000:,.0f}",
+        f"{percentile(delays, 0.99) * 1000:,.0f}",
+        " + ".join(f"{rss:.0f}" for rss, _ in stats),
+        " + ".join(f"{cpu:.1f}" for _, cpu in stats),
+    ]
+
+
+def core_cost(lanes: int, records: int = 200_000) -> float:
+    """µs per record through the ordering core with ``lanes`` live lanes of an open source:
+    chunks of a few records pushed round-robin, popped after each, the window expiring."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from aggregator.flow.chunk import Announce, Chunk
+    from aggregator.flow.ordering import OrderingCore
+    from aggregator.record.record import Record
+
+    core = OrderingCore(window=0.25, idle_timeout=1.0)
+    core.add_source("bus")
+    core.announce("bus", Announce([], live=True, open=True), 0.0)
+    per_chunk = 4
+    pool = [Record(0, "app", "o", "line") for _ in range(records)]
+    now, ts, out = 0.0, 0, 0
+    started = time.perf_counter()
+    for start in range(0, records, per_chunk):
+        lane = (start // per_chunk) % lanes
+        ts += 10
+        now += 0.00002  # 200k records/s
+        chunk = pool[start : start + per_chunk]
+        for record in chunk:
+            record.ts = ts
+        core.push("bus", Chunk(f"n{lane}", chunk), now)
+        out += len(core.pop_ready(now))
+    elapsed = time.perf_counter() - started
+    return elapsed / records * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", default="10,100,500,1000")
+    parser.add_argument("--rate", type=float, default=100_000, help="records/s, all nodes")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=0.1, help="s between a lane's messages")
+    parser.add_argument("--window", type=float, default=0.25, help="the central's order_window")
+    parser.add_argument("--centrals", type=int, default=1)
+    parser.add_argument("--core-only", action="store_true")
+    parser.add_argument("--profile", help="write the (first) central's cProfile stats here")
+    parser.add_argument("--publish", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.publish:
+        asyncio.run(publish(json.loads(args.publish)))
+        return
+    counts = [int(n) for n in args.nodes.split(",")]
+    if not args.core_only:
+        rows = [run_nodes(args, nodes) for nodes in counts]
+        print(f"\n{args.rate:,.0f} records/s for {args.seconds:g} s, a message per lane every "
+              f"{args.interval:g} s, order_window {args.window:g} s\n")  # fmt: skip
+        print(table(rows, ["nodes x sources", "records at the central", "records/s",
+                           "merge delay p50 ms", "p99 ms", "peak RSS MiB", "CPU s"]))  # fmt: skip
+    costs = [[f"{lanes:,}", f"{statistics.median(core_cost(lanes) for _ in range(3)):.2f}"]
+             for lanes in (2 * n for n in counts)]  # fmt: skip
+    print("\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk\n")
+    print(table(costs, ["lanes", "µs per record"]))
+
+
+if __name__ == "__main__":
+    main()

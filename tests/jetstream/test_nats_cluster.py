@@ -1,0 +1,148 @@
+"""A JetStream cluster of three nats-servers (SPEC §6 NATS): the stream replicated three times,
+its leader SIGKILLed while two sidecars publish and a central consumes."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from tests.helpers.nats_cluster import NatsCluster
+from tests.jetstream.test_nats import records_in, start
+
+LINES = 1500
+"""Lines each sidecar's file gets, written in steps while the leader is killed."""
+
+
+def urls(cluster: NatsCluster) -> str:
+    return "[" + ", ".join(f'"{url}"' for url in cluster.urls) + "]"
+
+
+def sidecar(root: Path, cluster: NatsCluster, node: str, logs: Path) -> Path:
+    path = root / f"sidecar-{node}.toml"
+    path.write_text(
+        f"""
+[aggregator]
+state_dir = "{root / ("state-" + node)}"
+checkpoint_interval = "100ms"
+parse_workers = 0
+
+[sources.app]
+type = "file"
+paths = ["{logs}"]
+start_at = "beginning"
+
+[sinks.bus]
+type = "nats"
+url = {urls(cluster)}
+node = "{node}"
+replicas = 3
+publish_timeout = "1s"
+max_records = 50
+"""
+    )
+    return path
+
+
+def central(root: Path, cluster: NatsCluster, out: Path) -> Path:
+    path = root / "central.toml"
+    path.write_text(
+        f"""
+[aggregator]
+state_dir = "{root / "state-central"}"
+checkpoint_interval = "100ms"
+order_window = "5s"
+
+[sources.bus]
+type = "nats"
+url = {urls(cluster)}
+durable = "central"
+replicas = 3
+
+[sinks.out]
+type = "file"
+path = "{out}"
+format = "json"
+fsync = "never"
+"""
+    )
+    return path
+
+
+async def stream_leader(cluster: NatsCluster) -> str:
+    """The server that leads the stream LOGS now (asked of the cluster, as a client would)."""
+    import nats
+
+    client = await nats.connect(servers=cluster.urls, connect_timeout=2)
+    try:
+        info = await client.jetstream().stream_info("LOGS")
+        assert info.cluster is not None and info.cluster.leader, info
+        assert len(info.cluster.replicas or []) == 2, info.cluster  # three copies
+        return str(info.cluster.leader)
+    finally:
+        await client.close()
+
+
+async def wait_for(condition: object, what: str, seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.05)  # polling a file with a deadline
+    del what
+
+
+@pytest.mark.slow
+async def test_the_stream_leader_killed_loses_nothing(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Kill -9 of the stream's leader while two sidecars publish and a central consumes: every
+    line reaches the central once, in time order, and each part carries on through the other
+    servers and says so on stderr."""
+    cluster = NatsCluster(tmp_path / "cluster")
+    await cluster.start()
+    try:
+        out = tmp_path / "central.json"
+        files = {node: tmp_path / f"{node}.log" for node in ("one", "two")}
+        for logs in files.values():
+            logs.write_text("")
+        parts = [await start(cli_processes, central(tmp_path, cluster, out), tmp_path)]
+        for node, logs in files.items():
+            parts.append(await start(cli_processes, sidecar(tmp_path, cluster, node, logs),
+                                     tmp_path))  # fmt: skip
+
+        def write(numbers: range) -> None:
+            for number in numbers:
+                node = "one" if number % 2 == 0 else "two"
+                with files[node].open("a") as file:
+                    second, tenth = divmod(number, 10)
+                    file.write(f"2026-01-01T01:{second // 60:02d}:{second % 60:02d}."
+                               f"{tenth}00000Z {node} {number}\n")  # fmt: skip
+
+        total = 2 * LINES
+        steps = [range(start, min(start + 100, total)) for start in range(0, total, 100)]
+        for step in steps[: len(steps) // 3]:
+            write(step)
+            await asyncio.sleep(0.05)  # a steady writer, not a wait
+        await wait_for(lambda: records_in(out), "the first records at the central", 30)
+        leader = await stream_leader(cluster)
+        await cluster.kill(leader)
+        for step in steps[len(steps) // 3 :]:
+            write(step)
+            await asyncio.sleep(0.05)
+        await wait_for(lambda: len(records_in(out)) >= total, "every line", 45)
+        records = records_in(out)
+        numbers = [int(str(r["line"]).rsplit(" ", 1)[1]) for r in records]
+        assert len(numbers) == total and set(numbers) == set(range(total))  # once each
+        assert numbers == sorted(numbers), "out of order"
+        assert not any(r.get("late") for r in records)
+        said = "\n".join(line for part in parts for line in part.err)
+        assert "Traceback" not in said, said
+        # Each sidecar published again after its failures; any part that lost its server
+        # connected to another.
+        for part in parts[1:]:
+            failed = [line for line in part.err if "failed" in line or "lost" in line]
+            assert not failed or "again" in part.err[-1] or "connected to" in part.err[-1], said
+        for part in parts:
+            if any("lost the connection" in line for line in part.err):
+                assert any("connected to nats-server" in line for line in part.err), said
+    finally:
+        await cluster.stop()
