@@ -10,14 +10,13 @@ everything ends within ``DRAIN_TIMEOUT`` or the program says which part did not 
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Sequence
 
-from aggregator.config import Config, FileSourceConfig
+from aggregator.config import Config
 from aggregator.errors import AggregatorError, InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
-from aggregator.flow.checkpoints import Checkpointer, Checkpoints
+from aggregator.flow.checkpoints import Checkpoints
 from aggregator.flow.chunk import SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
@@ -26,9 +25,6 @@ from aggregator.parse.pool import ParsePool, default_workers
 from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext, build_sink
 from aggregator.sources import Source, SourceContext, build_source
-from aggregator.sources.file.discovery import fixed_prefix
-from aggregator.sources.file.identity import Position
-from aggregator.sources.file.resume import CheckpointStore
 from aggregator.telemetry.pipeline import FlowCounters, PipelineTelemetry
 
 log = logging.getLogger(__name__)
@@ -46,24 +42,6 @@ class DrainTimeout(AggregatorError):
     """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
 
 
-def origin_bases(config: Config) -> dict[str, str]:
-    """For each file source that may follow several files (a glob, several paths), the
-    directory its paths share: text names its records' files from there (``""`` for a source
-    named after its glob: the file's path alone; see ``sinks.formats.origin_label``)."""
-    bases = {}
-    for name, source in config.sources.items():
-        if not isinstance(source, FileSourceConfig):
-            continue
-        paths = source.paths
-        if len(paths) > 1 or any(char in path for path in paths for char in "*?["):
-            if name in paths:  # named after its glob (`tail 'logs/*.log'`): the path says all
-                bases[name] = ""
-            else:
-                prefixes = [os.path.abspath(fixed_prefix(path)) for path in paths]
-                bases[name] = os.path.commonpath(prefixes)
-    return bases
-
-
 def needs_of(sinks: Sequence[Sink]) -> Needs:
     """What the codecs must find: the most any sink needs."""
     return max((sink.needs for sink in sinks), key=NEEDS.index, default="stamps")
@@ -78,24 +56,22 @@ class Pipeline:
         settings = config.aggregator
         self.telemetry = PipelineTelemetry(self)
         names = list(config.sources)
-        sink_context = SinkContext(names, origin_bases(config), telemetry=self.telemetry)
+        self.origin_bases: dict[str, str] = {}
+        """Filled by the file sources as they are built; read by the sinks' text encoders."""
+        sink_context = SinkContext(names, self.origin_bases, telemetry=self.telemetry)
         self.sinks = [build_sink(name, part, sink_context) for name, part in config.sinks.items()]
-        uses_files = any(part.type == "file" for part in config.sources.values())
         self.checkpoints = Checkpoints(settings.checkpoint_interval)
-        """Every book of positions: file offsets (``run`` only), a nats source's messages."""
-        self.checkpointer: Checkpointer[Position] | None = None
-        if checkpoints and uses_files:
-            store = CheckpointStore(settings.state_dir)
-            self.checkpointer = Checkpointer(store, settings.checkpoint_interval)
-            self.checkpoints.register(Position.book, self.checkpointer)
+        """Every book of positions, registered by the sources that keep one: file offsets
+        (``run`` only), a nats source's messages."""
         workers = settings.parse_workers
         self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
         source_context = SourceContext(
             needs_of(self.sinks),
             self.parse_pool,
-            self.checkpointer,
+            checkpoints,
             self.checkpoints,
             settings.state_dir,
+            self.origin_bases,
         )
         self.sources = [
             build_source(name, part, source_context) for name, part in config.sources.items()

@@ -34,6 +34,7 @@ from aggregator.sources.file.discovery import discover, fixed_prefix, missing_pa
 from aggregator.sources.file.held_back import note_replacements, open_successors
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
+from aggregator.sources.file.state import take_state
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
@@ -73,7 +74,7 @@ class FileSource:
         self._open: set[FileTailer] = set()  # followed and rotated-away files, open now
         self._exclude = NamePathMatcher(config.exclude)
         self.decoding = Decoding(name, config, context.needs, context.parse_pool)
-        self._checkpoints = context.checkpoints
+        self._positions = take_state(name, config, context)  # where to resume, what to save
         self._tailed: set[str] = set()  # the paths followed, as the glob names them
         # Paths that could not be opened (permission, out of descriptors): warned about once,
         # retried at each rescan, and opened as they would have been the first time.
@@ -119,7 +120,7 @@ class FileSource:
         found = discover(self.config.paths, self._exclude)
         self._note_missing(found)
         rotated: dict[Path, Position] = {}
-        saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
+        saved: dict[str, Position] = self._positions.positions if self._positions else {}
         if saved:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
