@@ -232,6 +232,12 @@ class Checkpoints:
             if checkpointer is not None:  # None: positions nobody keeps (``tail``)
                 checkpointer.add([(seq, position)])
 
+    def advance(self, delivered: int) -> None:
+        """Every book's ``advance``: its positions up to seq ``delivered`` are committed (a
+        reload replacing a source, whose successor resumes from them at once)."""
+        for book in self.books.values():
+            book.advance(delivered)
+
     async def commit(self, delivered: int | None) -> None:
         """Every book's ``commit``, together (a nats book's settling waits on the server)."""
         await asyncio.gather(*(book.commit(delivered) for book in list(self.books.values())))

@@ -31,7 +31,9 @@ def edited(**sections: Any) -> dict[str, Any]:
 
 def test_the_same_config_is_an_empty_diff() -> None:
     """Two equal configs (parsed twice, defaults spelled out or not) change nothing."""
-    spelled = edited(sources={**BASE["sources"], "old": {**BASE["sources"]["old"], "codec": "auto"}})
+    spelled = edited(
+        sources={**BASE["sources"], "old": {**BASE["sources"]["old"], "codec": "auto"}}
+    )
     result = diff(BASE, spelled)
     assert result.empty
     assert result.sources.unchanged == ["app", "net", "old"]

@@ -34,7 +34,7 @@ from aggregator.sources.file.discovery import discover, fixed_prefix, missing_pa
 from aggregator.sources.file.held_back import note_replacements, open_successors
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
-from aggregator.sources.file.state import take_state
+from aggregator.sources.file.state import own_positions, take_state
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
@@ -120,7 +120,7 @@ class FileSource:
         found = discover(self.config.paths, self._exclude)
         self._note_missing(found)
         rotated: dict[Path, Position] = {}
-        saved: dict[str, Position] = self._positions.positions if self._positions else {}
+        saved = own_positions(self.config, self._exclude, self._positions)
         if saved:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())

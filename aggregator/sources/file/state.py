@@ -7,12 +7,14 @@ a pipeline (one ``checkpoints.json``, keyed by a file's identity), and a replace
 there where its predecessor stopped.
 """
 
+import fnmatch
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import FileSourceConfig
 from aggregator.flow.checkpoints import Checkpointer, Checkpoints
+from aggregator.record.filters import NamePathMatcher
 from aggregator.sources.file.discovery import fixed_prefix
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import CheckpointStore
@@ -57,3 +59,25 @@ def origin_base(name: str, config: FileSourceConfig) -> str | None:
         return ""
     return os.path.commonpath([os.path.abspath(fixed_prefix(path)) for path in paths])
 
+
+def own_positions(
+    config: FileSourceConfig, exclude: NamePathMatcher, book: Checkpointer[Position] | None
+) -> dict[str, Position]:
+    """The positions in the shared ``book`` of the files this source followed: those whose
+    path its patterns match. Another source's file in the same directory is not this one's
+    to resume, nor a file of this one "rotated while stopped" (its path is where it was
+    read, kept by ``Checkpointer`` only while the file is still there)."""
+    if book is None:
+        return {}
+    patterns = [os.path.normpath(os.path.expanduser(pattern)) for pattern in config.paths]
+    return {
+        key: position
+        for key, position in book.positions.items()
+        if _followed(position.path, patterns, exclude)
+    }
+
+
+def _followed(path: str, patterns: list[str], exclude: NamePathMatcher) -> bool:
+    if exclude and exclude.matches(os.path.basename(path), path):
+        return False
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
