@@ -121,6 +121,9 @@ async def apply(pipeline: Pipeline, new: Config) -> Applied:
         settings.late,
     )
     pipeline.checkpoints.interval = settings.checkpoint_interval
+    if grew:
+        log.info("the sinks now need %s of each record, not %s: the sources that parse lines "
+                 "are replaced to find it", needs, pipeline.needs)  # fmt: skip
     replaced = []
     for name in [*change.sources.changed, *change.sources.unchanged]:
         table = new.sources[name]
@@ -252,6 +255,7 @@ class Reloader:
         problems = await asyncio.to_thread(check.problems, config)
         if problems:
             return self._refused([f"{self.path}: {line}" for line in problems])
+        new = [name for name in config.sources if name not in self.pipeline.config.sources]
         self.pipeline.reloading = asyncio.current_task()
         try:
             applied = await apply(self.pipeline, config)
@@ -267,6 +271,9 @@ class Reloader:
         counts.ok += 1
         counts.last, counts.last_ok = time.time(), True
         log.info("%s", applied.describe())
+        for line in check.following(config):  # as at start, for the sources just started
+            if line.split(":")[0].removeprefix("source ") in new:
+                log.info("%s", line)
         return True
 
     def _refused(self, reasons: list[str]) -> bool:

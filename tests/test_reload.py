@@ -265,3 +265,49 @@ async def test_watch_config_reloads_once_when_the_file_changes(
     assert [text for text in cli.err if "reloaded:" in text][1].endswith("replaced sink more")
     assert await cli.stop() == 0
     assert sum("reloaded:" in text for text in cli.err) == 2
+
+
+async def test_a_reload_that_cannot_apply_is_refused_and_changes_nothing(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A new state_dir is refused naming the key; a new source whose port is taken is refused
+    with the bind error (what run would say at start); the running pipeline goes on as it
+    was, the same listener taking lines."""
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    busy = taken.sockets[0].getsockname()[1]
+    config = tmp_path / "c.toml"
+    body = (
+        f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[sources.net]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "raw"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+    config.write_text(body)
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    tcp = await cli.listening("tcp")
+    _, sender = await asyncio.open_connection(*tcp)
+    sender.write(b"before\n")
+    await cli.wait_for_out("before")
+
+    async def refused(text: str, reason: str) -> None:
+        count = sum("reload refused" in line for line in cli.err)
+        config.write_text(text)
+        cli.proc.send_signal(signal.SIGHUP)
+        await cli.wait_for(lambda: sum("reload refused" in t for t in cli.err) > count, reason)
+        assert any(reason in line for line in cli.err), cli.err[-5:]
+
+    await refused(
+        body.replace(str(tmp_path / "state"), str(tmp_path / "elsewhere")),
+        "aggregator.state_dir: cannot change while running",
+    )
+    await refused(
+        body + f'[sources.more]\ntype = "tcp"\nlisten = "127.0.0.1:{busy}"\n',
+        f"sources.more: cannot listen on 127.0.0.1:{busy}",
+    )
+    sender.write(b"after\n")  # the same connection, the same listener
+    await cli.wait_for_out("after")
+    assert not any("reloaded:" in line for line in cli.err)
+    sender.close()
+    taken.close()
+    assert await cli.stop() == 0
+    assert cli.out == ["before", "after"]
