@@ -137,6 +137,14 @@ class Checkpointer(Generic[P]):
         """Positions waiting for their seq to be delivered, in seq order."""
         self._marks.extend(marks)  # type: ignore[arg-type]
 
+    def note(self, position: P | None) -> None:
+        """A position with nothing before it to deliver (a file just opened where reading
+        begins, none known for it): committed at once, so that a restart, or a source replaced
+        by a reload, does not skip what is written next."""
+        if position is not None and position.key not in self.positions:
+            self.positions[position.key] = position
+            self._changed = True
+
     def advance(self, delivered: int) -> None:
         """Every record up to seq ``delivered`` has been written by every sink."""
         marks = self._marks

@@ -241,3 +241,20 @@ async def test_two_file_sources_in_one_directory_resume_their_own_files(
     assert await second.stop() == 0
     got = sorted((r["source"], r["line"]) for r in map(orjson.loads, second.out))
     assert got == [("app", "app 2"), ("db", "db 2")]
+
+
+async def test_a_quiet_file_opened_at_its_end_loses_nothing_written_while_stopped(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """start_at = "end", no line written while running: where the file was opened is saved,
+    so that lines written while stopped are read at the restart, not skipped."""
+    log = tmp_path / "app.log"
+    log.write_text("old 1\nold 2\n")
+    first = await run(tmp_path, cli_processes)
+    await wait_until(lambda: saved_offset(tmp_path) == log.stat().st_size, "a checkpoint")
+    assert await first.stop() == 0
+    append(log, "while stopped\n")
+    second = await run(tmp_path, cli_processes)
+    await second.wait_for_out("while stopped")
+    assert await second.stop() == 0
+    assert first.out == [] and second.out == ["while stopped"]

@@ -34,7 +34,7 @@ from aggregator.sources.file.discovery import discover, fixed_prefix, missing_pa
 from aggregator.sources.file.held_back import note_replacements, open_successors
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
-from aggregator.sources.file.state import own_positions, take_state
+from aggregator.sources.file.state import note_opened, own_positions, take_state
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
@@ -249,6 +249,7 @@ class FileSource:
             await out.put(Chunk(origin, [], live=True, final=True))
             return
         self._resume.pop(path, None)
+        note_opened(self._positions, resumed, tailer.checkpoint())
         self._open.add(tailer)
         self._current[path] = tailer
         if self._unopened.pop(path, None) is not None:

@@ -81,3 +81,14 @@ def _followed(path: str, patterns: list[str], exclude: NamePathMatcher) -> bool:
     if exclude and exclude.matches(os.path.basename(path), path):
         return False
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def note_opened(
+    book: Checkpointer[Position] | None, resumed: bool, position: Position | None
+) -> None:
+    """A file opened afresh (not resumed): where reading begins is committed at once, since
+    nothing before it waits to be delivered. Else a quiet file opened at its end would have no
+    position, and what is written to it while the program is stopped (or while a reload
+    replaces its source) would be skipped by the next start at the end."""
+    if book is not None and not resumed:
+        book.note(position)
