@@ -24,6 +24,8 @@ from aggregator.config.schema import (
     UnixSourceConfig,
 )
 from aggregator.config.types import Secret
+from aggregator.errors import StartupError
+from aggregator.flow.checkpoints import check_state_dir
 from aggregator.record.filters import NamePathMatcher
 from aggregator.sources.file.discovery import discover, split_compressed
 
@@ -117,9 +119,10 @@ def problems(config: Config) -> list[str]:
     # File sources keep their offsets in state_dir, nats sources what they took.
     keeps_state = (FileSourceConfig, NatsSourceConfig)
     if any(isinstance(source, keeps_state) for source in config.sources.values()):
-        why = _unwritable_directory(config.aggregator.state_dir)
-        if why:
-            found.append(f"aggregator.state_dir: cannot write {config.aggregator.state_dir}: {why}")
+        try:  # as ``run`` does at start, so that what it would refuse is refused here
+            check_state_dir(config.aggregator.state_dir, keep=False)
+        except StartupError as error:
+            found.append(str(error))
     for name, source in config.sources.items():
         if isinstance(source, TcpSourceConfig) and source.tls is not None:
             for key in ("cert", "key"):

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the pipeline a config file describes")
     run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
+    run.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload the config when the file changes, as SIGHUP does (default: only SIGHUP)",
+    )
     run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
     check = commands.add_parser(
@@ -228,8 +233,15 @@ def configure_logging(debug: bool) -> None:
     logging.getLogger(CONNECTION_LOG).setLevel(logging.INFO if debug else logging.WARNING)
 
 
-async def serve(config: "Config", debug: bool, checkpoints: bool = True) -> int:
-    """Run ``config`` until its inputs end or a signal comes; the exit code."""
+async def serve(
+    config: "Config",
+    debug: bool,
+    checkpoints: bool = True,
+    path: Path | None = None,
+    watch: bool = False,
+) -> int:
+    """Run ``config`` until its inputs end or a signal comes; the exit code. With ``path``
+    (``run``), SIGHUP reloads it by diff (and, with ``watch``, so does a change of it)."""
     import asyncio
     import signal
 
@@ -252,21 +264,35 @@ async def serve(config: "Config", debug: bool, checkpoints: bool = True) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_stop_signal, signum)
-    loop.add_signal_handler(signal.SIGHUP, pipeline.reopen_files)
+    reloader = None
+    if path is not None:
+        from aggregator.reload import Reloader
+
+        reloader = Reloader(pipeline, path)
+
+    def on_hangup() -> None:
+        pipeline.reopen_files()  # as before: an external logrotate's postrotate kill -HUP
+        if reloader is not None:
+            reloader.request()
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     if debug:
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     try:
         await pipeline.start()  # a signal meanwhile stops the run as soon as it begins
     except Exception as error:
         return report_failure(error)
-    collector = asyncio.create_task(collect_garbage_periodically(), name="gc")
+    helpers = [asyncio.create_task(collect_garbage_periodically(), name="gc")]
+    if reloader is not None:
+        helpers.append(asyncio.create_task(reloader.run(watch), name="reload"))
     try:
         await pipeline.run()
     except Exception as error:
         return report_failure(error)
     finally:
-        collector.cancel("the pipeline has ended")
-        await asyncio.gather(collector, return_exceptions=True)
+        for helper in helpers:
+            helper.cancel("the pipeline has ended")
+        await asyncio.gather(*helpers, return_exceptions=True)
     # --no-follow and a path that was not there (said at the start): the rest was read.
     return EXIT_RUNTIME if pipeline.missing else EXIT_OK
 
@@ -393,8 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for line in check.following(config):
             log.info("%s", line)
-    # `run` keeps file positions in state_dir; `tail`, like tail -F, starts afresh each time.
+    # `run` keeps file positions in state_dir and reloads its file; `tail`, like tail -F,
+    # starts afresh each time.
     import asyncio
 
-    checkpoints = args.command == "run"
-    return asyncio.run(serve(config, args.debug, checkpoints), debug=args.debug)
+    if args.command == "run":
+        running = serve(config, args.debug, True, args.config, args.watch_config)
+    else:
+        running = serve(config, args.debug, checkpoints=False)
+    return asyncio.run(running, debug=args.debug)

@@ -6,18 +6,21 @@ Start order: the sinks and sources ``open`` (bind ports, create files), so that 
 cannot start is reported before any data moves; if one fails, all are closed again. Stop order
 starts at the sources: they stop reading, the merge drains what it holds, the sinks flush, and
 everything ends within ``DRAIN_TIMEOUT`` or the program says which part did not stop.
+
+Parts are kept by name, each in a slot with its channel and task, so that a reload
+(``aggregator.reload``) can start, drain and replace one while the others run on.
 """
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from aggregator.config import Config, FileSourceConfig
+from aggregator.config import Config
 from aggregator.errors import AggregatorError, InputMissing
 from aggregator.flow.channel import Channel, ChannelClosed
-from aggregator.flow.checkpoints import Checkpointer, Checkpoints
+from aggregator.flow.checkpoints import Checkpoints
 from aggregator.flow.chunk import SourceItem
 from aggregator.flow.merge import Merge, Output
 from aggregator.flow.ordering import OrderingCore
@@ -26,10 +29,7 @@ from aggregator.parse.pool import ParsePool, default_workers
 from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext, build_sink
 from aggregator.sources import Source, SourceContext, build_source
-from aggregator.sources.file.discovery import fixed_prefix
-from aggregator.sources.file.identity import Position
-from aggregator.sources.file.resume import CheckpointStore
-from aggregator.telemetry.pipeline import FlowCounters, PipelineTelemetry
+from aggregator.telemetry.pipeline import FlowCounters, PipelineTelemetry, ReloadCounts
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +46,42 @@ class DrainTimeout(AggregatorError):
     """The pipeline did not end within ``DRAIN_TIMEOUT`` after a stop was asked."""
 
 
-def origin_bases(config: Config) -> dict[str, str]:
-    """For each file source that may follow several files (a glob, several paths), the
-    directory its paths share: text names its records' files from there (``""`` for a source
-    named after its glob: the file's path alone; see ``sinks.formats.origin_label``)."""
-    bases = {}
-    for name, source in config.sources.items():
-        if not isinstance(source, FileSourceConfig):
-            continue
-        paths = source.paths
-        if len(paths) > 1 or any(char in path for path in paths for char in "*?["):
-            if name in paths:  # named after its glob (`tail 'logs/*.log'`): the path says all
-                bases[name] = ""
-            else:
-                prefixes = [os.path.abspath(fixed_prefix(path)) for path in paths]
-                bases[name] = os.path.commonpath(prefixes)
-    return bases
-
-
 def needs_of(sinks: Sequence[Sink]) -> Needs:
     """What the codecs must find: the most any sink needs."""
     return max((sink.needs for sink in sinks), key=NEEDS.index, default="stamps")
+
+
+def _source_channel() -> Channel[SourceItem]:
+    return Channel[SourceItem](SOURCE_CHANNEL_SIZE)
+
+
+def _sink_channel() -> Channel[Batch]:
+    return Channel[Batch](SINK_CHANNEL_SIZE)
+
+
+@dataclass(eq=False, slots=True)
+class SourceSlot:
+    """A source, the channel it puts into, and the task that runs it."""
+
+    source: Source
+    channel: Channel[SourceItem] = field(default_factory=_source_channel)
+    task: "asyncio.Task[None] | None" = None
+
+
+@dataclass(eq=False, slots=True)
+class SinkSlot:
+    """A sink, the channel it takes from, and the task that runs it."""
+
+    sink: Sink
+    channel: Channel[Batch] = field(default_factory=_sink_channel)
+    task: "asyncio.Task[None] | None" = None
+    floor: int = 0
+    """The seq after which this sink got its first batch (one started by a reload): it has
+    nothing to write up to there, so checkpoints do not wait for it."""
+
+    @property
+    def delivered(self) -> int:
+        return max(self.sink.delivered_seq, self.floor)
 
 
 class Pipeline:
@@ -77,72 +92,86 @@ class Pipeline:
         self.config = config
         settings = config.aggregator
         self.telemetry = PipelineTelemetry(self)
-        names = list(config.sources)
-        sink_context = SinkContext(names, origin_bases(config), telemetry=self.telemetry)
-        self.sinks = [build_sink(name, part, sink_context) for name, part in config.sinks.items()]
-        uses_files = any(part.type == "file" for part in config.sources.values())
+        self.source_names = list(config.sources)
+        """The sources in config order, shared with the sinks (colours in text)."""
+        self.origin_bases: dict[str, str] = {}
+        """Filled by the file sources as they are built; read by the sinks' text encoders."""
+        self.sink_context = SinkContext(self.source_names, self.origin_bases, self.telemetry)
+        self.sink_slots = {
+            name: SinkSlot(build_sink(name, part, self.sink_context))
+            for name, part in config.sinks.items()
+        }
         self.checkpoints = Checkpoints(settings.checkpoint_interval)
-        """Every book of positions: file offsets (``run`` only), a nats source's messages."""
-        self.checkpointer: Checkpointer[Position] | None = None
-        if checkpoints and uses_files:
-            store = CheckpointStore(settings.state_dir)
-            self.checkpointer = Checkpointer(store, settings.checkpoint_interval)
-            self.checkpoints.register(Position.book, self.checkpointer)
+        """Every book of positions, registered by the sources that keep one: file offsets
+        (``run`` only), a nats source's messages."""
+        self.keep_positions = checkpoints
         workers = settings.parse_workers
         self.parse_pool = ParsePool(default_workers() if workers == "auto" else workers)
-        source_context = SourceContext(
-            needs_of(self.sinks),
-            self.parse_pool,
-            self.checkpointer,
-            self.checkpoints,
-            settings.state_dir,
-            settings.stall_after,
-        )
-        self.sources = [
-            build_source(name, part, source_context) for name, part in config.sources.items()
-        ]
+        self.needs = needs_of(self.sinks)
+        self.source_slots = {
+            name: SourceSlot(self.build_source(name, part)) for name, part in config.sources.items()
+        }
         self.core = OrderingCore(settings.order_window, settings.idle_timeout, settings.late)
-        self.source_channels = [Channel[SourceItem](SOURCE_CHANNEL_SIZE) for _ in self.sources]
-        self.sink_channels = [Channel[Batch](SINK_CHANNEL_SIZE) for _ in self.sinks]
         self.merge = Merge(
-            list(zip(names, self.source_channels, strict=True)),
-            [
-                Output(sink.name, channel)
-                for sink, channel in zip(self.sinks, self.sink_channels, strict=True)
-            ],
+            [(name, slot.channel) for name, slot in self.source_slots.items()],
+            [Output(name, slot.channel) for name, slot in self.sink_slots.items()],
             self.core,
-            self.checkpoints.add if self.checkpoints.books else None,
+            self.checkpoints.add,
         )
         self.failed: dict[str, str] = {}
         """Parts that stopped on an error, by name ("source app"), with the reason."""
         self.missing: list[str] = []
         """Inputs that were not there to read (``--no-follow``): the run ends with exit 1."""
-        self._source_tasks: list[asyncio.Task[None]] = []
+        self.reloads = ReloadCounts()
+        self.retiring: list[SinkSlot] = []
+        """Sinks a reload replaced or removed, still writing what they got before."""
+        self.reloading: asyncio.Task[object] | None = None
+        """A reload being applied: cancelled if a stop comes meanwhile."""
         self._downstream: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
         self._stop_asked = False
         self._draining = False
 
+    @property
+    def sources(self) -> list[Source]:
+        return [slot.source for slot in self.source_slots.values()]
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [slot.sink for slot in self.sink_slots.values()]
+
+    @property
+    def running(self) -> bool:
+        """Whether parts may be started and stopped now (``run`` has begun, no stop asked)."""
+        return self._group is not None and not self._draining
+
+    def build_source(self, name: str, config: object, needs: Needs | None = None) -> Source:
+        settings = self.config.aggregator
+        context = SourceContext(
+            needs or self.needs,
+            self.parse_pool,
+            self.keep_positions,
+            self.checkpoints,
+            settings.state_dir,
+            settings.stall_after,
+            self.origin_bases,
+        )
+        return build_source(name, config, context)
+
+    def build_sink(self, name: str, config: object) -> Sink:
+        return build_sink(name, config, self.sink_context)
+
     async def start(self) -> None:
         """Check and open every part; StartupError names the first that cannot start."""
-        await self.checkpoints.load()
-        parts: list[Source | Sink] = [*self.sinks, *self.sources]
-        try:
-            async with asyncio.TaskGroup() as group:
-                for part in parts:
-                    group.create_task(part.open(), name=f"open:{part.name}")
-        except BaseException:
-            # Whatever did open is released: a port, a file, and above all a Unix socket file.
-            await asyncio.gather(*(part.close() for part in parts))
-            raise
+        await open_parts([*self.sinks, *self.sources], self.checkpoints)
 
     async def run(self) -> None:
         """Move records until every source has ended (or a stop was asked) and all is flushed."""
         ended = asyncio.Event()
         committer = None
-        if self.checkpoints.books:
+        if self.keep_positions or self.checkpoints.books:
             committer = asyncio.create_task(
-                self.checkpoints.commit_periodically(self._delivered, ended), name="checkpoints"
+                self.checkpoints.commit_periodically(self.delivered, ended), name="checkpoints"
             )
         try:
             await self._run_parts()
@@ -153,27 +182,35 @@ class Pipeline:
             await self.checkpoints.close()
             await self.parse_pool.close()
 
-    def _delivered(self) -> int | None:
+    def delivered(self) -> int | None:
         """The seq every sink still writing has written up to; None when none is left."""
-        delivered = [sink.delivered_seq for sink in self.sinks if not sink.gone]
+        slots = [*self.sink_slots.values(), *self.retiring]
+        delivered = [slot.delivered for slot in slots if not slot.sink.gone]
         return min(delivered) if delivered else None
 
     async def _run_parts(self) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
-            for sink, inlet in zip(self.sinks, self.sink_channels, strict=True):
-                self._downstream.append(
-                    group.create_task(self._run_sink(sink, inlet), name=f"sink:{sink.name}")
-                )
+            for sink_slot in self.sink_slots.values():
+                self.start_sink(sink_slot)
             self._downstream.append(group.create_task(self._run_merge(), name="merge"))
-            for source, outlet in zip(self.sources, self.source_channels, strict=True):
-                self._source_tasks.append(
-                    group.create_task(
-                        self._run_source(source, outlet), name=f"source:{source.name}"
-                    )
-                )
+            for source_slot in self.source_slots.values():
+                self.start_source(source_slot)
             if self._stop_asked:  # asked before run() began: stop as soon as all is there
                 self._drain()
+
+    def start_source(self, slot: SourceSlot) -> None:
+        """Run an opened source; the merge must know its channel."""
+        assert self._group is not None
+        name = slot.source.name
+        slot.task = self._group.create_task(self._run_source(slot), name=f"source:{name}")
+
+    def start_sink(self, slot: SinkSlot, after: SinkSlot | None = None) -> None:
+        """Run a sink; a replacement (``after`` its predecessor) opens once that one ended."""
+        assert self._group is not None
+        name = slot.sink.name
+        slot.task = self._group.create_task(self._run_sink(slot, after), name=f"sink:{name}")
+        self._downstream.append(slot.task)
 
     def request_stop(self) -> None:
         """Stop reading, then drain and flush (SIGTERM, SIGINT). Idempotent; asked before
@@ -188,8 +225,11 @@ class Pipeline:
         self._draining = True
         assert self._group is not None
         log.debug("stopping: draining the merge and flushing the sinks")
-        for task in self._source_tasks:
-            task.cancel("the pipeline is stopping")
+        if self.reloading is not None:
+            self.reloading.cancel("the pipeline is stopping")
+        for slot in self.source_slots.values():
+            if slot.task is not None:
+                slot.task.cancel("the pipeline is stopping")
         self._group.create_task(self._drain_deadline(), name="drain-deadline")
 
     def reopen_files(self) -> None:
@@ -199,12 +239,9 @@ class Pipeline:
 
     def flow_counters(self) -> FlowCounters:
         """For telemetry: what the merge, the queues and the parse pool count now."""
-        depths = {
-            f"source:{source.name}": len(channel)
-            for source, channel in zip(self.sources, self.source_channels, strict=True)
-        }
-        for sink, inlet in zip(self.sinks, self.sink_channels, strict=True):
-            depths[f"sink:{sink.name}"] = len(inlet)
+        depths = {f"source:{name}": len(slot.channel) for name, slot in self.source_slots.items()}
+        for name, sink_slot in self.sink_slots.items():
+            depths[f"sink:{name}"] = len(sink_slot.channel)
         return FlowCounters(
             records_in=self.merge.records_in,
             late=self.core.stats.late,
@@ -213,9 +250,11 @@ class Pipeline:
             held=self.core.held,
             merge_delay=self.core.merge_delay(time.monotonic()),
             parse_workers=len(self.parse_pool.pids),
+            reloads=self.reloads,
         )
 
-    async def _run_source(self, source: Source, outlet: Channel[SourceItem]) -> None:
+    async def _run_source(self, slot: SourceSlot) -> None:
+        source, outlet = slot.source, slot.channel
         try:
             await source.run(outlet)
         except ChannelClosed:
@@ -234,11 +273,23 @@ class Pipeline:
         if not self.merge.outputs:
             self.request_stop()  # no sink is left to write to (stdout closed by `| head`)
 
-    async def _run_sink(self, sink: Sink, inlet: Channel[Batch]) -> None:
+    async def _run_sink(self, slot: SinkSlot, after: SinkSlot | None) -> None:
+        sink, inlet = slot.sink, slot.channel
         try:
+            if after is not None:
+                if after.task is not None:  # the same stdout, file or port: one at a time
+                    await asyncio.wait([after.task])
+                try:
+                    await sink.open()
+                except (AggregatorError, OSError) as error:
+                    log.error("sinks.%s: cannot start its replacement: %s", sink.name, error)
+                    self.failed[f"sink {sink.name}"] = str(error)
+                    return
             await sink.run(inlet)
         finally:
             inlet.close()
+            if slot in self.retiring:
+                self.retiring.remove(slot)
         if sink.gone and all(other.gone for other in self.sinks):
             # Every reader has gone (``| head``): nothing is left to deliver to. Stop now, not
             # when the next record would find out: a quiet follow may see none for hours.
@@ -251,3 +302,24 @@ class Pipeline:
         except TimeoutError:
             stuck = ", ".join(task.get_name() for task in self._downstream if not task.done())
             raise DrainTimeout(f"did not stop within {DRAIN_TIMEOUT:g}s: {stuck}") from None
+
+
+async def open_parts(parts: Sequence[Source | Sink], checkpoints: Checkpoints) -> None:
+    """Load the books not loaded yet, then open ``parts`` together; if one cannot start,
+    whatever did open is closed again (a port, a file, above all a Unix socket file)."""
+    await checkpoints.load()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for part in parts:
+                group.create_task(part.open(), name=f"open:{part.name}")
+    except BaseException:
+        await asyncio.gather(*(part.close() for part in parts))
+        raise
+
+
+async def wait_for(condition: Callable[[], bool], interval: float = 0.02) -> None:
+    """Until ``condition()`` holds: for what no event announces (a sink's delivered seq is a
+    plain attribute, set per batch at no cost: a reload polls it rather than every batch
+    setting an event)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(interval)

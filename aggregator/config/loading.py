@@ -5,13 +5,17 @@ are reported at once. ``${VAR}`` and ``${VAR:-default}`` in strings are expanded
 environment before validation.
 """
 
+import dataclasses
+import difflib
 import os
 import re
 import tomllib
+import types
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from aggregator.config.addresses import is_loopback
 from aggregator.config.schema import Config, LineSourceConfig, WebSocketSinkConfig
@@ -110,10 +114,11 @@ def _check_relations(config: Config) -> list[str]:
             if source.inner_codec == "regex" and source.pattern is None:
                 errors.append(f'sources.{name}.pattern: required when inner_codec = "regex"')
             form = source.timestamp.format
-            if form != "auto" and "%" not in form:
+            if form != "auto" and ("%" not in form or _bad_directive(form)):
+                why = _bad_directive(form)
                 errors.append(
                     f'sources.{name}.timestamp.format: expected "auto" or a strptime pattern '
-                    f'such as "%d/%m/%Y %H:%M:%S", got "{form}"'
+                    f'such as "%d/%m/%Y %H:%M:%S", got "{form}"{f" ({why})" if why else ""}'
                 )
     for section in ("sources", "sinks"):
         for key in getattr(config, section):
@@ -128,6 +133,17 @@ def _check_relations(config: Config) -> list[str]:
                 "auth_token, or allow_anonymous = true to serve the stream to anyone"
             )
     return errors
+
+
+def _bad_directive(form: str) -> str | None:
+    """What Python's ``strptime`` says of a pattern it cannot use (``%Q``), else None: every
+    time would fail to parse, and no record would have its own time."""
+    try:
+        datetime.strptime("", form)
+    except ValueError as error:
+        reason = str(error)
+        return None if reason.startswith("time data") else reason
+    return None
 
 
 def _join(path: str, key: object) -> str:
@@ -156,7 +172,9 @@ def _describe(detail: Mapping[str, Any]) -> str:
     context = detail.get("ctx") or {}
     # Tables are dataclasses: pydantic calls an unknown key an unexpected keyword argument.
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return f"{path}: unknown key"
+        loc = tuple(detail["loc"])
+        nearest = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1)
+        return f"{path}: unknown key" + (f" (did you mean {nearest[0]}?)" if nearest else "")
     if kind in ("missing", "missing_keyword_only_argument", "missing_argument"):
         return f"{path}: required key is missing"
     if kind == "literal_error":
@@ -172,3 +190,39 @@ def _describe(detail: Mapping[str, Any]) -> str:
     message = str(detail["msg"])
     message = message[0].lower() + message[1:] if message else message
     return f"{path}: {message}, got {got}"
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the table at ``loc`` (a pydantic error's path, the tag of a source or sink
+    included), to suggest the nearest to an unknown one; [] where it cannot be told."""
+    table: Any = Config
+    parts = list(loc)
+    while True:
+        origin = get_origin(table)
+        if origin in (Union, types.UnionType):
+            members = [member for member in get_args(table) if member is not type(None)]
+            if len(members) == 1:  # an optional table
+                table = members[0]
+                continue
+            if not parts:
+                return []
+            tag = parts.pop(0)  # a source's or sink's type: which table of the union
+            table = next((m for m in members if tag in _type_tags(m)), None)
+        elif origin is dict:
+            if not parts:
+                return []
+            parts.pop(0)  # the part's name
+            table = get_args(table)[1]
+        elif dataclasses.is_dataclass(table):
+            if not parts:
+                return list(table.__dataclass_fields__)
+            table = get_type_hints(table).get(str(parts.pop(0)))
+        else:
+            return []
+        if table is None:
+            return []
+
+
+def _type_tags(table: Any) -> tuple[object, ...]:
+    hint = get_type_hints(table).get("type") if dataclasses.is_dataclass(table) else None
+    return get_args(hint) if get_origin(hint) is Literal else ()

@@ -25,9 +25,11 @@ from aggregator.trouble import Trouble, reason_of
 log = logging.getLogger(__name__)
 
 
-def check_state_dir(state_dir: Path) -> None:
-    """Create ``state_dir`` if needed and prove it writable; StartupError otherwise."""
+def check_state_dir(state_dir: Path, *, keep: bool = True) -> None:
+    """Create ``state_dir`` if needed and prove it writable; StartupError otherwise. Without
+    ``keep`` (``aggregator check``), the directories made for the proof are removed again."""
     probe = state_dir / ".write-test"
+    made = [path for path in (state_dir, *state_dir.parents) if not path.exists()]
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -36,6 +38,11 @@ def check_state_dir(state_dir: Path) -> None:
         raise StartupError(
             f"aggregator.state_dir: cannot write {state_dir}: {error.strerror or error}"
         ) from error
+    finally:
+        if not keep:
+            for path in made:  # the deepest first
+                with contextlib.suppress(OSError):
+                    path.rmdir()
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -130,6 +137,14 @@ class Checkpointer(Generic[P]):
         """Positions waiting for their seq to be delivered, in seq order."""
         self._marks.extend(marks)  # type: ignore[arg-type]
 
+    def note(self, position: P | None) -> None:
+        """A position with nothing before it to deliver (a file just opened where reading
+        begins, none known for it): committed at once, so that a restart, or a source replaced
+        by a reload, does not skip what is written next."""
+        if position is not None and position.key not in self.positions:
+            self.positions[position.key] = position
+            self._changed = True
+
     def advance(self, delivered: int) -> None:
         """Every record up to seq ``delivered`` has been written by every sink."""
         marks = self._marks
@@ -175,19 +190,6 @@ class Checkpointer(Generic[P]):
             settled, self._unsettled = self._unsettled, []
             await self.settle(settled)
 
-    async def commit_periodically(
-        self, delivered: Callable[[], int | None], ended: asyncio.Event
-    ) -> None:
-        """Commit every ``interval`` until ``ended``, then once more: not a cancel, so a save in
-        progress finishes, and the last one takes what the sinks wrote before the end."""
-        while not ended.is_set():
-            try:
-                async with asyncio.timeout(self.interval):
-                    await ended.wait()
-            except TimeoutError:
-                await self.commit(delivered())
-        await self.commit(delivered())
-
 
 class Checkpoints:
     """The books of one pipeline, and the routing of positions to them by ``Mark.book``."""
@@ -196,6 +198,7 @@ class Checkpoints:
         self.interval = interval
         self.books: dict[str, Checkpointer[Any]] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._loaded: set[str] = set()
 
     def register(
         self,
@@ -216,8 +219,11 @@ class Checkpoints:
             await close()
 
     async def load(self) -> None:
-        for checkpointer in self.books.values():
-            await checkpointer.load()
+        """Load every book not loaded yet (a reload may bring a source with a new book)."""
+        for name, checkpointer in list(self.books.items()):
+            if name not in self._loaded:
+                await checkpointer.load()
+                self._loaded.add(name)
 
     def add(self, marks: list[tuple[int, object]]) -> None:
         """Positions waiting for their seq to be delivered, in seq order: each to its book."""
@@ -234,12 +240,26 @@ class Checkpoints:
             if checkpointer is not None:  # None: positions nobody keeps (``tail``)
                 checkpointer.add([(seq, position)])
 
+    def advance(self, delivered: int) -> None:
+        """Every book's ``advance``: its positions up to seq ``delivered`` are committed (a
+        reload replacing a source, whose successor resumes from them at once)."""
+        for book in self.books.values():
+            book.advance(delivered)
+
+    async def commit(self, delivered: int | None) -> None:
+        """Every book's ``commit``, together (a nats book's settling waits on the server)."""
+        await asyncio.gather(*(book.commit(delivered) for book in list(self.books.values())))
+
     async def commit_periodically(
         self, delivered: Callable[[], int | None], ended: asyncio.Event
     ) -> None:
-        """Every book's ``commit_periodically``, together."""
-        async with asyncio.TaskGroup() as group:
-            for name, checkpointer in self.books.items():
-                group.create_task(
-                    checkpointer.commit_periodically(delivered, ended), name=f"checkpoints:{name}"
-                )
+        """Commit every book every ``interval`` until ``ended``, then once more: not a cancel,
+        so a save in progress finishes, and the last one takes what the sinks wrote before the
+        end. Books registered meanwhile (a reload) are taken too."""
+        while not ended.is_set():
+            try:
+                async with asyncio.timeout(self.interval):
+                    await ended.wait()
+            except TimeoutError:
+                await self.commit(delivered())
+        await self.commit(delivered())

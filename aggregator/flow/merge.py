@@ -3,6 +3,11 @@
 The waiting is asyncio's (``asyncio.wait(..., FIRST_COMPLETED)`` over one pending read per
 source channel), the ordering is ``OrderingCore``'s, and what leaves is numbered with ``seq``
 and handed to every sink's channel as one batch.
+
+Inputs and outputs may come and go while it runs (a reload): an input is added at once, and
+leaves by ending (its source stops; ``gone`` says when the last of its records has left); the
+outputs change between two batches (``change_outputs``), so that a replaced sink's successor
+takes on exactly after the last batch its predecessor got.
 """
 
 import asyncio
@@ -10,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
 from aggregator.flow.chunk import Announce, SourceItem
@@ -55,37 +61,115 @@ class Merge:
         for name, _ in self.inputs:
             core.add_source(name)
         self.records_out = 0
+        self.holds = 0
+        """While above 0, the merge goes on without inputs (a reload is replacing them)."""
+        self._arrivals: list[tuple[str, Channel[SourceItem]]] = []
+        self._output_changes: list[tuple[list[str], list[Output], asyncio.Future[int]]] = []
+        self._leaving: dict[str, asyncio.Future[int]] = {}
+        self._reading: set[str] = set()
+        self._wake = asyncio.Event()
+        self._ended = False
+
+    def add_input(self, name: str, channel: Channel[SourceItem]) -> None:
+        """Merge ``channel`` too, as the source ``name`` (not one still being merged)."""
+        self.core.add_source(name)
+        self.records_in.setdefault(name, 0)
+        self.inputs.append((name, channel))
+        self._arrivals.append((name, channel))
+        self._wake.set()
+
+    def gone(self, name: str) -> "asyncio.Future[int]":
+        """Done, with the seq of the last record sent until then, once the input ``name`` has
+        ended and the last of its records has left the merge."""
+        future = self._leaving.get(name)
+        if future is None:
+            future = self._leaving[name] = asyncio.get_running_loop().create_future()
+        self._wake.set()
+        return future
+
+    def change_outputs(self, remove: Sequence[str], add: Sequence[Output]) -> "asyncio.Future[int]":
+        """Between two batches: close the outputs named ``remove`` (their sinks write what
+        they hold and end) and send to ``add`` from then on. Done, with the seq of the last
+        record sent before the change, once made."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._output_changes.append((list(remove), list(add), future))
+        self._wake.set()
+        if self._ended:  # nothing more will be sent: the new outputs end at once
+            self._apply_output_changes()
+            for output in add:
+                output.channel.close()
+        return future
+
+    def wake(self) -> None:
+        """Look again at what may have changed (a hold released)."""
+        self._wake.set()
 
     async def run(self) -> None:
         """Merge until every source has ended, then close the outputs."""
-        reads: dict[asyncio.Task[SourceItem], tuple[str, Channel[SourceItem]]] = {}
+        reads: dict[asyncio.Task[Any], tuple[str, Channel[SourceItem]]] = {}
+        self._arrivals = list(self.inputs)
+        waker: asyncio.Task[Any] | None = None
         try:
-            for name, channel in self.inputs:
-                reads[self._read(name, channel)] = (name, channel)
-            while reads or self.core.held:
+            while True:
+                for name, channel in self._arrivals:
+                    self._reading.add(name)
+                    reads[self._read(name, channel)] = (name, channel)
+                self._arrivals.clear()
+                self._apply_output_changes()
+                self._settle_leaving()
+                if not (reads or self.core.held or self.holds):
+                    break
+                if waker is None or waker.done():
+                    self._wake.clear()
+                    waker = asyncio.create_task(self._wake.wait(), name="merge:wake")
                 timeout = self._timeout()
-                if reads:
-                    done, _ = await asyncio.wait(
-                        reads, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                    )
-                else:
-                    done = set()
-                    await asyncio.sleep(timeout or 0)
+                if not reads and self.core.held and timeout is None:
+                    timeout = 0.0
+                done, _ = await asyncio.wait(
+                    [*reads, waker], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 now = time.monotonic()
                 for task in done:
+                    if task is waker:
+                        continue
                     name, channel = reads.pop(task)
                     if self._take(name, task, channel, now):
                         reads[self._read(name, channel)] = (name, channel)
+                    else:
+                        self._reading.discard(name)
                 await self._send(self.core.pop_ready(now))
-                if not self.outputs:
+                if not self.outputs and not self.holds:
                     log.debug("every sink has stopped; the merge stops too")
                     return
         finally:
-            for task in reads:
+            pending = [*reads, *([waker] if waker is not None else [])]
+            for task in pending:
                 task.cancel("the merge is stopping")
-            await asyncio.gather(*reads, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
+            self._ended = True
+            self._apply_output_changes()
             for output in self.outputs:
                 output.channel.close()
+            self._settle_leaving(ended=True)
+
+    def _apply_output_changes(self) -> None:
+        for remove, add, future in self._output_changes:
+            for output in [output for output in self.outputs if output.name in remove]:
+                self.outputs.remove(output)
+                output.channel.close()
+            self.outputs.extend(add)
+            future.set_result(self.seq)
+        self._output_changes.clear()
+
+    def _settle_leaving(self, ended: bool = False) -> None:
+        """Answer ``gone`` for the inputs that have ended and left nothing in the core."""
+        for name, future in list(self._leaving.items()):
+            if future.done():
+                del self._leaving[name]
+            elif ended or (name not in self._reading and self.core.remove_source(name)):
+                self.inputs = [(other, c) for other, c in self.inputs if other != name]
+                del self._leaving[name]
+                future.set_result(self.seq)
 
     def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
         return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
@@ -146,4 +230,5 @@ class Merge:
                 await output.channel.put(batch)
             except ChannelClosed:
                 log.debug("sink %s has stopped reading", output.name)
-                self.outputs.remove(output)
+                if output in self.outputs:
+                    self.outputs.remove(output)

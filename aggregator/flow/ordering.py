@@ -111,6 +111,7 @@ class OrderingCore:
         self.stats = OrderingStats()
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._ranks: dict[str, int] = {}
+        self._next_rank = 0
         self._unannounced: set[str] = set()
         self._open: set[str] = set()  # sources whose unknown lanes may still speak
         # While a source is open, live records leave only once they have waited the window (or
@@ -134,9 +135,20 @@ class OrderingCore:
 
     def add_source(self, source: str) -> None:
         """Merge ``source`` too. Nothing leaves until it has announced what it reads; on a tie
-        in time, sources added earlier go first."""
-        self._ranks[source] = len(self._ranks)
+        in time, sources added earlier go first (one added by a reload: after all others)."""
+        self._ranks[source] = self._next_rank
+        self._next_rank += 1
         self._unannounced.add(source)
+
+    def remove_source(self, source: str) -> bool:
+        """Forget ``source`` once it has ended and its lanes are drained (a reload removed or
+        replaced it; a replacement is added again under its name); False while it holds
+        records or lanes."""
+        if any(lane.name == source for lane in self._lanes.values()):
+            return False
+        self._ranks.pop(source, None)
+        self._unannounced.discard(source)
+        return True
 
     def announce(self, source: str, item: Announce, now: float) -> None:
         """Register the lanes ``source`` is about to read."""

@@ -177,7 +177,7 @@ def text_encoder(
     A late record says ``(late)`` after its label.
     """
     colours = {name: _PALETTE[index % len(_PALETTE)] for index, name in enumerate(source_names)}
-    bases = origin_bases or {}
+    bases = {} if origin_bases is None else origin_bases  # filled in as sources are built
 
     def label_of(source: str, origin: str, node: str | None) -> tuple[str, str, int]:
         """(source, the label as written, the label's width on screen). A record that

@@ -4,7 +4,8 @@ Every source is built the same way, ``Class(name, config, context)``, from the r
 and has the life cycle of every part (``aggregator.parts``).
 """
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,10 +14,9 @@ from aggregator.parts import Part, build
 
 if TYPE_CHECKING:
     from aggregator.flow.channel import Channel
-    from aggregator.flow.checkpoints import Checkpointer, Checkpoints
+    from aggregator.flow.checkpoints import Checkpoints
     from aggregator.flow.chunk import SourceItem
     from aggregator.parse.pool import ParsePool
-    from aggregator.sources.file.identity import Position
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,20 @@ class SourceContext:
     """What the sinks need the codec to find (``aggregator.parse.worker.Needs``)."""
     parse_pool: "ParsePool | None" = None
     """Where large reads are parsed; None: on the event loop."""
-    checkpoints: "Checkpointer[Position] | None" = None
-    """File positions saved by an earlier run (``aggregator run``); None: start afresh."""
+    keep_positions: bool = False
+    """Resume from the positions an earlier run saved, and save them (``aggregator run``);
+    False: start afresh (``tail``)."""
     books: "Checkpoints | None" = None
-    """Where a source that keeps positions of its own registers its book (a nats source: the
-    messages it took, acknowledged once the sinks wrote them)."""
+    """Where a source that keeps positions registers its book (file offsets; a nats source:
+    the messages it took, acknowledged once the sinks wrote them)."""
     state_dir: Path = Path(".aggregator")
     """Where such a source keeps its state (``[aggregator] state_dir``)."""
     stall_after: float = 30.0
     """Seconds unread input may wait on a reader that does not move before it is named
     (``[aggregator] stall_after``)."""
+    origin_bases: MutableMapping[str, str] = field(default_factory=dict)
+    """Where a source that follows several files puts the directory its records' files are
+    named from in text, by its name (the sinks read the same mapping: ``SinkContext``)."""
 
 
 class Source(Part, Protocol):

@@ -41,6 +41,10 @@ back by a full pipeline keeps at most about this much as records and twice as by
 thousand connections that is what bounds memory, so it is kept small."""
 
 
+LIVE_KEYS = frozenset({"max_connections", "idle_timeout"})
+"""What a listener takes on while running: it reads them as connections come and go."""
+
+
 class StreamListener:
     """Accepts connections and reads each to its end; subclasses say where to listen."""
 
@@ -81,6 +85,19 @@ class StreamListener:
             "lines_truncated": self.decoding.truncated_lines,
             "stalled": int(bool(self._stalls.stalled)),
         }
+
+    def reconfigure(self, config: StreamListenerConfig) -> bool:
+        """Take ``config`` while listening (a reload) if it differs only in what is read as
+        connections come and go (``LIVE_KEYS``): the socket and its connections are kept."""
+        fields = type(config).__dataclass_fields__
+        if type(config) is not type(self.config) or any(
+            getattr(config, key) != getattr(self.config, key)
+            for key in fields
+            if key not in LIVE_KEYS
+        ):
+            return False
+        self.config = config
+        return True
 
     async def run(self, out: Channel[SourceItem]) -> None:
         assert self._server is not None

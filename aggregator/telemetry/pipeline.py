@@ -8,7 +8,7 @@ concrete source or sink.
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aggregator.parts import Part
@@ -216,6 +216,17 @@ class PipelineView(Protocol):
     def flow_counters(self) -> "FlowCounters": ...
 
 
+@dataclass(slots=True)
+class ReloadCounts:
+    """Reloads of the config (SIGHUP, ``--watch-config``): applied, refused, and when the last
+    applied one was (Unix time)."""
+
+    ok: int = 0
+    refused: int = 0
+    last: float | None = None
+    last_ok: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class FlowCounters:
     """What the merge, its queues and the parse pool count, read at one scrape."""
@@ -228,6 +239,7 @@ class FlowCounters:
     held: int
     merge_delay: float
     parse_workers: int
+    reloads: ReloadCounts = field(default_factory=ReloadCounts)
 
 
 class PipelineTelemetry:
@@ -325,7 +337,30 @@ class PipelineTelemetry:
             "Worker processes parsing large reads (started by the first such read).",
         )
         workers.add(flow.parse_workers)
+        reloads = Family(
+            "aggregator_reloads_total",
+            "counter",
+            "Reloads of the config (SIGHUP, --watch-config), applied or refused.",
+        )
+        reloads.add(flow.reloads.ok, result="ok")
+        reloads.add(flow.reloads.refused, result="refused")
+        last_ok = Family(
+            "aggregator_last_reload_successful",
+            "gauge",
+            "1 if the last reload tried was applied (or none was tried), 0 if it was refused.",
+        )
+        last_ok.add(int(flow.reloads.last_ok))
+        families = [reloads, last_ok]
+        if flow.reloads.last is not None:
+            last = Family(
+                "aggregator_last_reload_timestamp_seconds",
+                "gauge",
+                "When the last reload was applied (Unix time).",
+            )
+            last.add(round(flow.reloads.last, 3))
+            families.append(last)
         return [
+            *families,
             workers,
             records_in,
             records_out,

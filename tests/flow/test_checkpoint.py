@@ -240,3 +240,50 @@ async def test_books_route_positions_and_settle_after_saving(tmp_path: Path) -> 
     assert settled == [[7, 8]]
     assert files.positions[key].offset == 100
     assert Ledger(tmp_path, "d", "nats:bus").load()["logs.n1.app"].lanes == {"lane": 9}
+
+
+async def test_two_file_sources_in_one_directory_resume_their_own_files(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """Both sources' positions share one book: at a restart, each resumes its own file only,
+    and does not take the other's file, grown while stopped, for one of its own rotated away
+    (the same inode in the same directory)."""
+    config = tmp_path / "two.toml"
+    config.write_text(
+        f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\ncheckpoint_interval = "100ms"\n'
+        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
+        '[sources.db]\ntype = "file"\npaths = ["db.log"]\nstart_at = "beginning"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+    )
+    app, db = tmp_path / "app.log", tmp_path / "db.log"
+    app.write_text("app 1\n")
+    db.write_text("db 1\n")
+    first = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(first)
+    await first.wait_for(lambda: len(first.out) == 2, "both files")
+    assert await first.stop() == 0
+    append(app, "app 2\n")
+    append(db, "db 2\n")
+    second = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(second)
+    await second.wait_for(lambda: len(second.out) >= 2, "what was written while stopped")
+    assert await second.stop() == 0
+    got = sorted((r["source"], r["line"]) for r in map(orjson.loads, second.out))
+    assert got == [("app", "app 2"), ("db", "db 2")]
+
+
+async def test_a_quiet_file_opened_at_its_end_loses_nothing_written_while_stopped(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """start_at = "end", no line written while running: where the file was opened is saved,
+    so that lines written while stopped are read at the restart, not skipped."""
+    log = tmp_path / "app.log"
+    log.write_text("old 1\nold 2\n")
+    first = await run(tmp_path, cli_processes)
+    await wait_until(lambda: saved_offset(tmp_path) == log.stat().st_size, "a checkpoint")
+    assert await first.stop() == 0
+    append(log, "while stopped\n")
+    second = await run(tmp_path, cli_processes)
+    await second.wait_for_out("while stopped")
+    assert await second.stop() == 0
+    assert first.out == [] and second.out == ["while stopped"]

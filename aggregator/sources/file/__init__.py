@@ -44,6 +44,7 @@ from aggregator.sources.file.identity import Position
 from aggregator.sources.file.readers import Readers, watch_stalls
 from aggregator.sources.file.resume import resumable, rotated_while_stopped
 from aggregator.sources.file.rotated import RotatedFiles
+from aggregator.sources.file.state import note_opened, own_positions, take_state
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
@@ -84,7 +85,7 @@ class FileSource:
         self._started = False  # discovery at start is over: what is found now is new
         self._exclude = NamePathMatcher(config.exclude)
         self.decoding = Decoding(name, config, context.needs, context.parse_pool)
-        self._checkpoints = context.checkpoints
+        self._positions = take_state(name, config, context)  # where to resume, what to save
         self._tailed: set[str] = set()  # the paths followed, as the glob names them
         # Paths that could not be opened (permission, out of descriptors): warned about once,
         # retried at each rescan, and opened as they would have been the first time.
@@ -97,7 +98,7 @@ class FileSource:
         self._group: asyncio.TaskGroup | None = None
         self._stalls = StallWatch(context.stall_after)
         self._rotated = RotatedFiles(name, self._readers, self.decoding, config.rotate_wait,
-                                     context.checkpoints, self._tailed)  # fmt: skip
+                                     self._positions, self._tailed)  # fmt: skip
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
@@ -132,14 +133,14 @@ class FileSource:
         found = await self._discover()
         self._note_missing(found)
         rotated: dict[Path, Position] = {}
-        saved: dict[str, Position] = self._checkpoints.positions if self._checkpoints else {}
-        if saved and self._checkpoints is not None:
+        saved = own_positions(self.config, self._exclude, self._positions)
+        if saved and self._positions is not None:
             self._resume = await asyncio.to_thread(resumable, found, saved)
             rotated = await asyncio.to_thread(rotated_while_stopped, saved, self._resume.values())
             for path in [path for path in rotated if path in found]:  # a copy the globs match
                 self._resume[path] = rotated.pop(path)
             copies = [p for p in [*rotated.values(), *self._resume.values()] if p.key not in saved]
-            self._checkpoints.add([(0, position) for position in copies])  # see keep_copied
+            self._positions.add([(0, position) for position in copies])  # see keep_copied
         # Existing content read from the start (or from a checkpoint), and the last lines, are
         # catch-up data, merged exactly.
         await out.put(
@@ -274,6 +275,7 @@ class FileSource:
         tailer: FileTailer | None = claimed[0]
         self._rotated.keep_copied(claimed[0])
         self._resume.pop(path, None)
+        note_opened(self._positions, claimed[1], claimed[0].checkpoint())
         self._current[path] = claimed[0]
         if self._unopened.pop(path, None) is not None:
             log.info("%s: opened now", path)
