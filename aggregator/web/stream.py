@@ -205,6 +205,8 @@ class WebSocketSink(Sink):
                     self._apply(subscriber, message)
                 except SubscriptionError as error:
                     subscriber.send_control({"error": str(error)})
+                if subscriber.kicked:
+                    return  # being disconnected: nothing it sends is read any more
         except ConnectionClosed:
             pass
 

@@ -1,0 +1,58 @@
+"""Hostile clients of the WebSocket port (SPEC §9): they are refused or cut off, and the stream
+goes on for everyone else."""
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import Cli
+from tests.helpers.rawws import handshake, masked_frame, peak_rss_mib
+from tests.helpers.web import Server, Subscription, json_lines, start_server
+
+
+@pytest.fixture
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> AsyncIterator[Server]:
+    yield await start_server(tmp_path, cli_processes, "replay = 100")
+
+
+def flood(sock: socket.socket, frames: int, payload: bytes) -> int:
+    """Send ``frames`` masked text frames of ``payload`` without reading; the frames sent
+    before the server cut the connection."""
+    chunk = masked_frame(payload) * 1000
+    sent = 0
+    with contextlib.suppress(OSError):
+        while sent < frames:
+            sock.sendall(chunk)
+            sent += 1000
+    return sent
+
+
+@pytest.mark.slow
+async def test_a_client_that_floods_commands_and_never_reads_is_closed(server: Server) -> None:
+    """Answers to a client's messages count against its buffer: a client flooding one-byte
+    frames (each answered with an error) and never reading is closed with 1008, the server's
+    memory stays bounded, and another client still gets the stream."""
+    pid = server.cli.proc.pid
+    before = peak_rss_mib(pid)
+    sock, head = handshake(server.http)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    try:
+        sent = await asyncio.to_thread(flood, sock, 300_000, b"x")
+        await server.cli.wait_for(
+            lambda: any("disconnecting it" in line for line in server.cli.err),
+            "the flooding client disconnected",
+        )
+    finally:
+        sock.close()
+    grown = peak_rss_mib(pid) - before
+    assert grown < 100, f"peak RSS grew {grown:.0f} MiB under {sent} frames"
+    async with connect(server.url(query="replay=0")) as connection:
+        subscription = Subscription(connection)
+        await subscription.receive_until(lambda: subscription.others, "the hello")
+        await server.send(json_lines(5))
+        assert len(await subscription.records_until(5)) == 5
