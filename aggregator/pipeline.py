@@ -111,6 +111,7 @@ class Pipeline:
             ],
             self.core,
             self.checkpoints.add if self.checkpoints.books else None,
+            settings.future_grace,
         )
         self.failed: dict[str, str] = {}
         """Parts that stopped on an error, by name ("source app"), with the reason."""
@@ -207,6 +208,7 @@ class Pipeline:
         return FlowCounters(
             records_in=self.merge.records_in,
             late=self.core.stats.late,
+            future=self.merge.future,
             dropped_late=self.core.stats.dropped_late,
             queue_depths=depths,
             held=self.core.held,

@@ -88,6 +88,7 @@ class AggregatorSection(_Strict):
     state_dir: Path = Path(".aggregator")
     order_window: Duration = 0.25
     late: Literal["emit", "drop"] = "emit"
+    future_grace: Duration = 600.0  # a time further ahead of its reading is not believed
     idle_timeout: Duration = 1.0
     checkpoint_interval: Duration = 1.0
     parse_workers: Workers = "auto"
