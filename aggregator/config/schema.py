@@ -226,6 +226,7 @@ class WebSocketSourceConfig(_Strict):
     url: StreamUrl  # ws://HOST:PORT/ws?source=…&level=…&grep=…
     token: Secret = field(default_factory=Secret)
     node: str = ""  # the name its records get as ``node``; "": the URL's HOST:PORT
+    max_size: Annotated[Size, Positive] = 16 << 20  # largest frame taken from the upstream
 
 
 SourceConfig = Annotated[
