@@ -285,6 +285,7 @@ class WebSocketSinkConfig(_Sink):
     replay: NonNegativeInt = 1000  # last N records kept for new and resuming subscribers
     auth_token: Secret = field(default_factory=Secret)  # shown as ****** by `check`; never logged
     allowed_origins: list[str] = field(default_factory=list)  # besides the page's own origin
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names a loopback listen takes
     allow_anonymous: bool = False  # a non-loopback listen without a token is refused without it
     max_subscribers: PositiveInt = 1000
     slow_subscriber: Literal["drop", "disconnect"] = "drop"

@@ -59,3 +59,17 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def raw_get(address: tuple[str, int], path: str, headers: list[tuple[str, str]]) -> int:
+    """The status of a plain GET sent exactly with ``headers`` (duplicates and Host included)."""
+    with socket.create_connection(address, timeout=10) as sock:
+        lines = [f"GET {path} HTTP/1.1", *(f"{name}: {value}" for name, value in headers), "", ""]
+        sock.sendall("\r\n".join(lines).encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0

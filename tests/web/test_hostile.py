@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import Cli
-from tests.helpers.rawws import handshake, masked_frame, peak_rss_mib
+from tests.helpers.rawws import handshake, masked_frame, peak_rss_mib, raw_get
 from tests.helpers.web import Server, Subscription, json_lines, start_server
 
 
@@ -56,3 +56,41 @@ async def test_a_client_that_floods_commands_and_never_reads_is_closed(server: S
         await subscription.receive_until(lambda: subscription.others, "the hello")
         await server.send(json_lines(5))
         assert len(await subscription.records_until(5)) == 5
+
+
+async def test_a_loopback_listener_refuses_foreign_hosts(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """DNS rebinding: on 127.0.0.1 without a token, a request whose Host is another site's
+    name is refused (403) on every path, the WebSocket too; loopback names, ``localhost`` and
+    ``allowed_hosts`` pass."""
+    server = await start_server(tmp_path, cli_processes, 'allowed_hosts = ["logs.internal"]')
+    host, port = server.http
+    evil = [("Host", f"evil.example:{port}"), ("Origin", f"http://evil.example:{port}")]
+    for path in ("/", "/ws", "/metrics", "/healthz", "/app.js"):
+        assert await asyncio.to_thread(raw_get, server.http, path, evil) == 403, path
+    sock, head = await asyncio.to_thread(handshake, server.http, "/ws?replay=10", evil)
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 403"), head
+    for name in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"logs.internal:{port}",
+                 f"LOGS.internal:{port}"):  # fmt: skip
+        status = await asyncio.to_thread(raw_get, server.http, "/", [("Host", name)])
+        assert status == 200, name
+    sock, head = await asyncio.to_thread(handshake, server.http, "/ws", [("Host", f"[::1]:{port}")])
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert host == "127.0.0.1"
+
+
+async def test_duplicate_headers_are_a_bad_request(server: Server) -> None:
+    """Two Host, Origin or Authorization headers: 400, and no traceback on stderr."""
+    host = ("Host", f"127.0.0.1:{server.http[1]}")
+    for twice in (
+        [host, host],
+        [host, ("Origin", "http://a"), ("Origin", "http://b")],
+        [host, ("Authorization", "Bearer a"), ("Authorization", "Bearer b")],
+    ):
+        for path in ("/", "/ws", "/healthz"):
+            assert await asyncio.to_thread(raw_get, server.http, path, twice) == 400
+    assert await asyncio.to_thread(raw_get, server.http, "/healthz", [host]) == 200
+    assert not any("Traceback" in line or "Error" in line for line in server.cli.err)
