@@ -6,13 +6,16 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from aggregator.web.subscription import MAX_SEARCHED, SubscriptionError, compile_grep
 from tests.conftest import Cli
 from tests.helpers.rawws import handshake, masked_frame, peak_rss_mib, raw_get
-from tests.helpers.web import Server, Subscription, json_lines, start_server
+from tests.helpers.web import Server, Subscription, http_get, json_lines, start_server
 
 
 @pytest.fixture
@@ -94,3 +97,31 @@ async def test_duplicate_headers_are_a_bad_request(server: Server) -> None:
             assert await asyncio.to_thread(raw_get, server.http, path, twice) == 400
     assert await asyncio.to_thread(raw_get, server.http, "/healthz", [host]) == 200
     assert not any("Traceback" in line or "Error" in line for line in server.cli.err)
+
+
+def test_costly_client_patterns_are_refused_and_searches_bounded() -> None:
+    """A pattern whose RE2 program is over the bound is refused with the reason; an accepted
+    one is searched in a line's first MAX_SEARCHED characters only."""
+    with pytest.raises(SubscriptionError, match="too costly"):
+        compile_grep(r"(.*\S){150}s")
+    searcher = compile_grep("needle")
+    assert searcher.search("x" * (MAX_SEARCHED - 6) + "needle")
+    assert not searcher.search("x" * MAX_SEARCHED + "needle")
+
+
+async def test_a_costly_grep_gets_400_or_an_error(server: Server) -> None:
+    """``/ws?grep=`` with a costly pattern: 400 naming why; as a live filter: an error frame,
+    and the old filter stays."""
+    status, _, body = http_get(
+        server.url("/ws", "grep=" + quote(r"(.*\S){150}s")).replace("ws:", "http:", 1)
+    )
+    assert status == 400 and "too costly" in body
+    async with connect(server.url(query="grep=ok")) as connection:
+        subscription = Subscription(connection)
+        await connection.send(orjson.dumps({"filter": {"grep": r"(.*\S){150}s"}}).decode())
+        await subscription.receive_until(
+            lambda: any("error" in m for m in subscription.others), "the error"
+        )
+        assert "too costly" in next(m["error"] for m in subscription.others if "error" in m)
+        await server.send(json_lines(3, text="ok") + json_lines(2, text="no"))
+        assert len(await subscription.records_until(3)) == 3
