@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aggregator.config import WebSocketSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.masking import mask_url
 from aggregator.record.record import Record
 from aggregator.sources import SourceContext
 from aggregator.sources.lanes import LaneOutlet
@@ -39,7 +40,7 @@ class WebSocketSource:
         self.config = config
         self.node = config.node or urlsplit(config.url).netloc
         request = StreamRequest.from_url(config.url, config.token.get_secret_value())
-        where = f"sources.{name}: {request.url}"
+        where = f"sources.{name}: {mask_url(request.url)}"
         self.follower = StreamFollower(request, self._deliver, where, config.max_size)
         self._out: Channel[SourceItem] | None = None
         self._outlets: dict[tuple[str, str], LaneOutlet] = {}
