@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from aggregator.flow.checkpoints import check_state_dir, write_atomically
+from aggregator.flow.checkpoints import check_state_dir, read_state_file, write_atomically
 from aggregator.sources.file.identity import Position, files_by_identity, identity_key, read_head
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CheckpointStore:
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
         try:
-            data = orjson.loads(self.path.read_bytes())
+            data = orjson.loads(read_state_file(self.path))
         except FileNotFoundError:
             return {}
         except (OSError, orjson.JSONDecodeError) as error:
