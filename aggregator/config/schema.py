@@ -283,6 +283,7 @@ class WebSocketSinkConfig(_Sink):
     type: Literal["websocket"]
     listen: HostPort
     replay: NonNegativeInt = 1000  # last N records kept for new and resuming subscribers
+    replay_bytes: Annotated[Size, Positive] = 64 << 20  # ... and no more bytes than this
     auth_token: Secret = field(default_factory=Secret)  # shown as ****** by `check`; never logged
     allowed_origins: list[str] = field(default_factory=list)  # besides the page's own origin
     allowed_hosts: list[str] = field(default_factory=list)  # Host names a loopback listen takes
