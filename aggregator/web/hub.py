@@ -28,6 +28,7 @@ def record_bytes(record: Record) -> int:
     fields = 0 if tail is not None or record.fields is None else 64 * len(record.fields)
     return len(record.line) + (len(tail) if tail is not None else fields) + RECORD_OVERHEAD
 
+
 GroupKey = tuple[ClientFilter, Format]
 
 
