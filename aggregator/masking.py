@@ -59,10 +59,28 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+# Terminal controls (C0 but tab and newline, DEL, C1) in what a log line quotes: a file's name,
+# a peer's error text. An ANSI escape there could retitle the terminal or hide lines.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]
+_ESCAPED = {code: f"\\x{code:02x}" for code in _CONTROLS}
+_CONTROL_CHARS = frozenset(map(chr, _CONTROLS))
+
+
+def _escaped(value: object) -> object:
+    """A log argument with its control characters escaped; numbers stay numbers."""
+    if isinstance(value, int | float) or value is None:
+        return value
+    text = str(value)
+    return text.translate(_ESCAPED) if not _CONTROL_CHARS.isdisjoint(text) else value
+
+
 class MaskingFilter(logging.Filter):
-    """Masks the secrets of every record a handler writes (see ``mask_text``)."""
+    """Masks the secrets of every record a handler writes (see ``mask_text``), and escapes
+    the control characters of what it quotes (its arguments: names, peers' texts)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_escaped(arg) for arg in record.args)
         message = record.getMessage()
         masked = mask_text(message)
         if masked != message:
