@@ -153,8 +153,11 @@ async def test_a_central_drops_and_terminates_broken_messages(
         await client.close()
     again = await start_cli("run", "-c", str(config), cwd=tmp_path)
     cli_processes.append(again)
-    await again.serving()
+    host, port = await again.serving()
+    # Stopped once its consumer is up (a stop while it connects is another matter).
+    connected = 'aggregator_remote_connected{source="bus"} 1'
+    await wait_until(lambda: connected in http_get(f"http://{host}:{port}/metrics")[2], connected)
     assert again.proc.returncode is None
-    assert await again.stop() == 0
+    assert await again.stop() == 0, again.err
     assert not any("Traceback" in line for line in central.err + again.err)
     assert [r["line"] for r in records_in(out)] == ["fine"]
