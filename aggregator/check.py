@@ -26,6 +26,7 @@ from aggregator.config.schema import (
 from aggregator.config.types import Secret
 from aggregator.errors import StartupError
 from aggregator.flow.checkpoints import check_state_dir
+from aggregator.masking import MASK, mask_url
 from aggregator.record.filters import NamePathMatcher
 from aggregator.sources.file.discovery import discover, split_compressed
 
@@ -33,13 +34,22 @@ SHOWN_FILES = 5
 """Files named one by one when saying what a source follows; beyond, only their number."""
 
 
-def plain(value: Any) -> Any:
+def plain(value: Any, key: str = "") -> Any:
     """A config value as JSON can hold it: tables as objects, paths as strings, secrets
-    hidden."""
+    hidden: Secret values, header values, and passwords and tokens in URLs."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {item.name: plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+        return {
+            item.name: plain(getattr(value, item.name), item.name)
+            for item in dataclasses.fields(value)
+        }
     if isinstance(value, Secret):
         return str(value)
+    if key == "headers" and isinstance(value, dict):
+        return dict.fromkeys(value, MASK)
+    if key in ("url", "endpoint") and isinstance(value, str):
+        return mask_url(value)
+    if key in ("url", "endpoint") and isinstance(value, list):
+        return [mask_url(item) if isinstance(item, str) else item for item in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator import __version__
+from aggregator import __version__, masking
 from aggregator.record.levels import LEVELS
 from aggregator.web import CONNECTION_LOG
 
@@ -231,6 +231,8 @@ def configure_logging(debug: bool) -> None:
     # websockets reports every connection and HTTP request: only with --debug, and never at
     # its DEBUG level, which would log request lines (and so a ?token=).
     logging.getLogger(CONNECTION_LOG).setLevel(logging.INFO if debug else logging.WARNING)
+    # Whatever a line holds (a header websockets logs with --debug, a URL), no secret in it.
+    masking.install(logging.getLogger().handlers)
 
 
 async def serve(

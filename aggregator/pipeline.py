@@ -117,6 +117,7 @@ class Pipeline:
             [Output(name, slot.channel) for name, slot in self.sink_slots.items()],
             self.core,
             self.checkpoints.add,
+            settings.future_grace,
         )
         self.failed: dict[str, str] = {}
         """Parts that stopped on an error, by name ("source app"), with the reason."""
@@ -245,6 +246,7 @@ class Pipeline:
         return FlowCounters(
             records_in=self.merge.records_in,
             late=self.core.stats.late,
+            future=self.merge.future,
             dropped_late=self.core.stats.dropped_late,
             queue_depths=depths,
             held=self.core.held,

@@ -28,7 +28,7 @@ def run(
 def numbered(path: Path, count: int, tenths: int) -> None:
     """``count`` lines, one a second from 10:00:01, at ``tenths`` of a second past it."""
     path.write_text(
-        "".join(f"2030-01-01T10:00:{n:02d}.{tenths}Z {path.stem}{n}\n" for n in range(1, count + 1))
+        "".join(f"2026-01-01T10:00:{n:02d}.{tenths}Z {path.stem}{n}\n" for n in range(1, count + 1))
     )
 
 
@@ -92,7 +92,7 @@ async def test_what_files_hold_at_start_is_written_at_once(
 
 def test_head_ends_a_quiet_follow_at_once(tmp_path: Path) -> None:
     """When stdout's reader goes away, a follow that gets no new line exits 0 at once."""
-    (tmp_path / "quiet.log").write_text("2030-01-01T10:00:00Z only line\n")
+    (tmp_path / "quiet.log").write_text("2026-01-01T10:00:00Z only line\n")
     with subprocess.Popen(
         [*AGGREGATOR, "tail", "quiet.log"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -117,10 +117,10 @@ def test_head_ends_a_quiet_follow_at_once(tmp_path: Path) -> None:
 def test_filters(tmp_path: Path, options: list[str], expected: list[str]) -> None:
     """--level (a minimum), --grep (a regular expression) and --source-filter (globs)."""
     (tmp_path / "a.log").write_text(
-        "2030-01-01T10:00:01Z WARN warn\n2030-01-01T10:00:03Z INFO disk\n"
+        "2026-01-01T10:00:01Z WARN warn\n2026-01-01T10:00:03Z INFO disk\n"
     )
     (tmp_path / "b.log").write_text(
-        "2030-01-01T10:00:02Z INFO ok\n2030-01-01T10:00:04Z ERROR error\n"
+        "2026-01-01T10:00:02Z INFO ok\n2026-01-01T10:00:04Z ERROR error\n"
     )
     result = run("tail", "--no-follow", *options, "a.log", "b.log", cwd=tmp_path)
     assert out_lines(result) == expected
@@ -128,14 +128,14 @@ def test_filters(tmp_path: Path, options: list[str], expected: list[str]) -> Non
 
 def test_filters_apply_to_the_output_file_too(tmp_path: Path) -> None:
     """-o FILE gets what stdout gets."""
-    (tmp_path / "a.log").write_text("2030-01-01T10:00:01Z INFO a\n2030-01-01T10:00:02Z ERROR b\n")
+    (tmp_path / "a.log").write_text("2026-01-01T10:00:01Z INFO a\n2026-01-01T10:00:02Z ERROR b\n")
     result = run(
         "tail", "--no-follow", "--level", "error", "--format", "json", "-o", "out.json",
         "a.log", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     saved = (tmp_path / "out.json").read_text().splitlines()
-    assert [orjson.loads(line)["line"] for line in saved] == ["2030-01-01T10:00:02Z ERROR b"]
+    assert [orjson.loads(line)["line"] for line in saved] == ["2026-01-01T10:00:02Z ERROR b"]
 
 
 @pytest.mark.parametrize(
@@ -144,10 +144,10 @@ def test_filters_apply_to_the_output_file_too(tmp_path: Path) -> None:
 def test_color_option_in_a_pipe(tmp_path: Path, colour: str, coloured: bool) -> None:
     """--color always colours even a pipe (sources, and error lines red); never and auto
     (in a pipe) do not."""
-    (tmp_path / "a.log").write_text("2030-01-01T10:00:01Z ERROR bad\n")
+    (tmp_path / "a.log").write_text("2026-01-01T10:00:01Z ERROR bad\n")
     result = run("tail", "--no-follow", "--color", colour, "a.log", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert ("\x1b[31m2030-01-01T10:00:01Z ERROR bad\x1b[0m" in result.stdout) is coloured
+    assert ("\x1b[31m2026-01-01T10:00:01Z ERROR bad\x1b[0m" in result.stdout) is coloured
     assert ("\x1b[" in result.stdout) is coloured
 
 
@@ -249,7 +249,7 @@ def test_a_command_imports_only_what_it_needs(
     tmp_path: Path, args: list[str], absent: list[str]
 ) -> None:
     """--version loads no config code; tail no pydantic, no websockets (#17)."""
-    (tmp_path / "one.log").write_text("2030-01-01T10:00:00Z one\n")
+    (tmp_path / "one.log").write_text("2026-01-01T10:00:00Z one\n")
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aggregator", *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=DEADLINE,
@@ -264,19 +264,19 @@ def test_a_trace_cut_by_n_keeps_its_error_s_time(tmp_path: Path) -> None:
     """-n 2 starting inside a trace: its lines take the time of the error before the start,
     not the time they were read."""
     (tmp_path / "app.log").write_text(
-        "2030-01-01T10:00:00Z ERROR boom\nTraceback (most recent call last):\n"
+        "2026-01-01T10:00:00Z ERROR boom\nTraceback (most recent call last):\n"
         '  File "x.py", line 1\nValueError: boom\n'
     )
     result = run("tail", "--no-follow", "-n", "2", "--format", "json", "app.log", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     stamps = [orjson.loads(line)["ts"] for line in result.stdout.splitlines()]
-    assert stamps == ["2030-01-01T10:00:00.000000Z"] * 2
+    assert stamps == ["2026-01-01T10:00:00.000000Z"] * 2
 
 
 async def test_head_ends_a_quiet_connect_at_once(tmp_path: Path, cli_processes: list[Cli]) -> None:
     """connect | head: once the reader has its line and goes, connect exits 0 at once, though
     no new record comes."""
-    (tmp_path / "a.log").write_text("2030-01-01T10:00:00Z replayed\n")
+    (tmp_path / "a.log").write_text("2026-01-01T10:00:00Z replayed\n")
     server = await start_cli("tail", "a.log", "--ws", "127.0.0.1:0", cwd=tmp_path)
     cli_processes.append(server)
     host, port = await server.serving()

@@ -21,6 +21,7 @@ from aggregator.config.addresses import is_loopback
 from aggregator.config.schema import Config, LineSourceConfig, WebSocketSinkConfig
 from aggregator.config.types import show
 from aggregator.errors import AggregatorError
+from aggregator.masking import MASK, SECRET_KEYS, mask_text
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -165,10 +166,16 @@ def _key_path(loc: tuple[int | str, ...], error_type: str) -> str:
 
 
 def _describe(detail: Mapping[str, Any]) -> str:
-    """One pydantic error as ``key.path: expected …, got …``."""
+    """One pydantic error as ``key.path: expected …, got …``, its secrets masked."""
+    return mask_text(_description(detail))
+
+
+def _description(detail: Mapping[str, Any]) -> str:
     kind = detail["type"]
     path = _key_path(tuple(detail["loc"]), kind)
     got = show(detail.get("input"))
+    if SECRET_KEYS.intersection(str(part) for part in detail["loc"]):
+        got = MASK  # a secret given with the wrong type is still a secret
     context = detail.get("ctx") or {}
     # Tables are dataclasses: pydantic calls an unknown key an unexpected keyword argument.
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):

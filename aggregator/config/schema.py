@@ -92,6 +92,7 @@ class AggregatorSection(_Strict):
     state_dir: Path = Path(".aggregator")
     order_window: Duration = 0.25
     late: Literal["emit", "drop"] = "emit"
+    future_grace: Duration = 600.0  # a time further ahead of its reading is not believed
     idle_timeout: Duration = 1.0
     stall_after: Duration = 30.0
     """A source with unread input whose reader has not moved this long is named (SPEC §8)."""
@@ -240,6 +241,7 @@ class WebSocketSourceConfig(_Strict):
     url: StreamUrl  # ws://HOST:PORT/ws?source=…&level=…&grep=…
     token: Secret = field(default_factory=Secret)
     node: str = ""  # the name its records get as ``node``; "": the URL's HOST:PORT
+    max_size: Annotated[Size, Positive] = 16 << 20  # largest frame taken from the upstream
 
 
 SourceConfig = Annotated[
@@ -297,8 +299,10 @@ class WebSocketSinkConfig(_Sink):
     type: Literal["websocket"]
     listen: HostPort
     replay: NonNegativeInt = 1000  # last N records kept for new and resuming subscribers
+    replay_bytes: Annotated[Size, Positive] = 64 << 20  # ... and no more bytes than this
     auth_token: Secret = field(default_factory=Secret)  # shown as ****** by `check`; never logged
     allowed_origins: list[str] = field(default_factory=list)  # besides the page's own origin
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names a loopback listen takes
     allow_anonymous: bool = False  # a non-loopback listen without a token is refused without it
     max_subscribers: PositiveInt = 1000
     slow_subscriber: Literal["drop", "disconnect"] = "drop"

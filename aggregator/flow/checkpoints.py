@@ -25,14 +25,38 @@ from aggregator.trouble import Trouble, reason_of
 log = logging.getLogger(__name__)
 
 
+STATE_DIR_MODE = 0o700
+STATE_FILE_MODE = 0o600
+"""state_dir holds where every input was read to: for this user only (SPEC §9)."""
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def create_state_file(path: Path) -> int:
+    """A new file at ``path``, mode 0600, whatever was there: an old file or a symbolic link
+    planted there is removed (the link, never what it points to), and the file is created
+    exclusively, so a link made meanwhile makes this fail instead of being followed."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return os.open(path, _NEW_FILE, STATE_FILE_MODE)
+
+
+def read_state_file(path: Path) -> bytes:
+    """What the file at ``path`` holds; OSError (ELOOP) if it is a symbolic link, which is
+    never followed in state_dir."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
 def check_state_dir(state_dir: Path, *, keep: bool = True) -> None:
-    """Create ``state_dir`` if needed and prove it writable; StartupError otherwise. Without
-    ``keep`` (``aggregator check``), the directories made for the proof are removed again."""
+    """Create ``state_dir`` if needed (0700) and prove it writable; StartupError otherwise.
+    Without ``keep`` (``aggregator check``), the directories made for the proof are removed
+    again."""
     probe = state_dir / ".write-test"
     made = [path for path in (state_dir, *state_dir.parents) if not path.exists()]
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
+        state_dir.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        os.close(create_state_file(probe))
         probe.unlink()
     except OSError as error:
         raise StartupError(
@@ -50,17 +74,18 @@ def write_atomically(path: Path, data: bytes) -> None:
     half of one: a temporary file, fsynced, renamed over it, and the directory fsynced."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)  # the state dir, removed while running
-        with temporary.open("wb") as file:
+        # The state dir may have been removed while running.
+        path.parent.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        with os.fdopen(create_state_file(temporary), "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, path)  # replaces a link planted at ``path``, not its target
     except OSError:
         with contextlib.suppress(OSError):  # a full disk: do not leave half a file there
             temporary.unlink()
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(directory)
     finally:

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
-from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.flow.chunk import Announce, Chunk, SourceItem
+from aggregator.flow.future import place_future
 from aggregator.flow.ordering import OrderingCore
+from aggregator.record.formats import rfc3339_micros
 from aggregator.record.record import Batch
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ OUTPUT_BATCH = 4096
 DRAIN = 1024
 """Most items taken from one source's channel at a time, beyond the one its read returned:
 many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""
+FUTURE_REPORT_INTERVAL = 60.0
+"""Seconds between two reports on stderr of records from the future, per source."""
 
 
 @dataclass(slots=True)
@@ -48,9 +52,12 @@ class Merge:
         outputs: Sequence[Output],
         core: OrderingCore,
         on_positions: Callable[[list[tuple[int, object]]], None] | None = None,
+        future_grace: float = 600.0,
     ) -> None:
         """``on_positions`` gets (seq, position) for each chunk with a position that has left,
-        in seq order: the position may be committed once every sink has written that seq."""
+        in seq order: the position may be committed once every sink has written that seq.
+        A record stamped more than ``future_grace`` seconds after it is taken here is placed
+        at that moment (``aggregator.flow.future``): here, since every source's records pass."""
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.core = core
@@ -69,6 +76,10 @@ class Merge:
         self._reading: set[str] = set()
         self._wake = asyncio.Event()
         self._ended = False
+        self.future: dict[str, int] = {}
+        """Records placed at the time they were read (from the future), by source name."""
+        self._grace = round(future_grace * 1_000_000)
+        self._future_reported: dict[str, float] = {}
 
     def add_input(self, name: str, channel: Channel[SourceItem]) -> None:
         """Merge ``channel`` too, as the source ``name`` (not one still being merged)."""
@@ -194,10 +205,29 @@ class Merge:
                 self.core.announce(source, item, now)
             else:
                 self.records_in[source] += len(item.records)
+                self._place_future(source, item, now)
                 self.core.push(source, item, now)
             drained += 1
             item = channel.get_nowait() if drained <= DRAIN else None
         return True
+
+    def _place_future(self, source: str, chunk: Chunk, now: float) -> None:
+        """Records (and a remote lane's watermark) from the future, placed at the time they
+        were read: they must not rank after everything still to come."""
+        wall = time.time_ns() // 1000
+        placed = place_future(chunk.records, wall, self._grace)
+        if chunk.watermark is not None and chunk.watermark > wall + self._grace:
+            chunk.watermark = wall
+        if not placed:
+            return
+        self.future[source] = self.future.get(source, 0) + placed
+        reported = self._future_reported.get(source)
+        if reported is None or now >= reported + FUTURE_REPORT_INTERVAL:
+            self._future_reported[source] = now
+            claimed = max(record.ts_claimed for record in chunk.records)
+            log.warning("sources.%s: %d records stamped in the future (up to %s) are placed at "
+                        "the time they were read (future_grace)",
+                        source, placed, rfc3339_micros(claimed))  # fmt: skip
 
     def _timeout(self) -> float | None:
         now = time.monotonic()

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from aggregator.flow.checkpoints import check_state_dir, write_atomically
+from aggregator.flow.checkpoints import check_state_dir, read_state_file, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Ledger:
 
     def load(self) -> dict[str, Taken]:
         try:
-            data = orjson.loads(self.path.read_bytes())
+            data = orjson.loads(read_state_file(self.path))
             if data.get("version") != FORMAT_VERSION:
                 raise ValueError(f"version {data.get('version')!r}")
             self.stream_created = str(data.get("stream_created", ""))

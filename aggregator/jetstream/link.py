@@ -115,8 +115,9 @@ class Link:
 
     def _set_up(self) -> None:
         if self._reported or self.outages:
-            log.info("%s: connected to nats-server %s", self.where,
-                     self.client.connected_url.netloc if self.client else "")  # fmt: skip
+            url = self.client.connected_url if self.client else None
+            where = f"{url.hostname}:{url.port}" if url is not None else ""
+            log.info("%s: connected to nats-server %s", self.where, where)  # credentials: never
         self._reported = False
         self.connected.set()
 

@@ -21,6 +21,7 @@ import orjson
 
 from aggregator.record.formats import json_tail
 from aggregator.record.record import Record
+from aggregator.record.wire import InvalidRecord, apply_tail, checked_ts
 
 FORMAT_VERSION = 1
 
@@ -69,7 +70,8 @@ def encode_message(
 ) -> bytes:
     """The payload: a meta line (who sent it, its watermark, the origins and file lanes it
     names), then one JSON array of rows, one per record: ``[ts, origin, line, tail, lane,
-    lane_seq, late, node]``. ``ts`` is in microseconds, ``origin`` and ``lane`` index the
+    lane_seq, late, node]``, and ``ts_claimed`` after them for a record from the future
+    (``Record.ts_claimed``). ``ts`` is in microseconds, ``origin`` and ``lane`` index the
     meta's lists (-1: none), ``tail`` is the record's JSON after ``"line"`` (level, fields,
     truncated, parse_error: ``Record.json_tail``), ``node`` is null but for a record that came
     from further away. Rows are what the consumer rebuilds records from without parsing a time
@@ -90,7 +92,8 @@ def encode_message(
             lane = lanes.get(r.lane, -1)
             if lane < 0:
                 lane = lanes[r.lane] = len(lanes)
-        rows.append((r.ts, origin, r.line, tail, lane, r.lane_seq, r.late, r.node))
+        row = (r.ts, origin, r.line, tail, lane, r.lane_seq, r.late, r.node)
+        rows.append((*row, r.ts_claimed) if r.ts_claimed else row)
     meta: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "node": node,
@@ -119,50 +122,86 @@ class Decoded:
 
 def decode_message(payload: bytes) -> Decoded:
     """The records of a payload, each with its ``node``, ``lane`` and ``lane_seq``;
-    ``BadMessage`` if it is not one ``encode_message`` made."""
+    ``BadMessage`` if it is not one ``encode_message`` made.
+
+    Every member is checked for its type (``aggregator.record.wire``): a publisher may be
+    broken or hostile, and a message that crashed the consumer would crash it again at every
+    start. Records are rebuilt member by member (their tails too): nothing of the payload is
+    copied into the output as it came."""
     try:
         head, _, body = payload.partition(b"\n")
         meta = orjson.loads(head)
         if not isinstance(meta, dict) or meta.get("v") != FORMAT_VERSION:
             raise BadMessage(f"not a message of format {FORMAT_VERSION}")
-        node, source, watermark = str(meta["node"]), str(meta["source"]), int(meta["wm"])
-        origins = [str(origin) for origin in meta["origins"]]
-        lanes = [str(lane) for lane in meta["lanes"]]
+        node, source = _name(meta.get("node"), "node"), _name(meta.get("source"), "source")
+        watermark = _whole(meta.get("wm"), "wm")
+        origins = _names(meta.get("origins"), "origins")
+        lanes = _names(meta.get("lanes"), "lanes")
         rows = orjson.loads(body)
         if not isinstance(rows, list):
             raise BadMessage("the records are not a list")
-        records = []
-        for ts, origin, line, tail, lane, lane_seq, late, from_node in rows:
-            record = Record(ts, source, origins[origin], line, json_tail=tail or None)
-            if tail:
-                _read_tail(record, tail)
-            record.node = node if from_node is None else from_node
-            if lane >= 0:
-                record.lane = lanes[lane]
-                record.lane_seq = lane_seq
-            record.late = late
-            records.append(record)
-        if not all(isinstance(r.ts, int) and isinstance(r.line, str) for r in records):
-            raise BadMessage("a record without a time or a line")
+        records = [_record(row, node, source, origins, lanes) for row in rows]
     except BadMessage:
         raise
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
-        raise BadMessage(f"cannot be read: {error}") from error
+    except InvalidRecord as error:
+        raise BadMessage(str(error)) from None
+    except orjson.JSONDecodeError as error:
+        raise BadMessage(f"cannot be read: {error}") from None
     sent_at = meta.get("at")
     return Decoded(
         node,
         source,
         watermark,
         records,
-        sent_at if isinstance(sent_at, int) else None,
+        sent_at if type(sent_at) is int else None,
         meta.get("end") is True,
     )
 
 
-def _read_tail(record: Record, tail: str) -> None:
-    """Level, fields and flags from a record's JSON tail, for the filters and the page."""
-    members = orjson.loads("{" + tail[1:] + "}")
-    record.level = members.get("level")
-    record.fields = members.get("fields")
-    record.truncated = bool(members.get("truncated"))
-    record.parse_error = members.get("parse_error")
+def _record(row: object, node: str, source: str, origins: list[str], lanes: list[str]) -> Record:
+    """One row: ``[ts, origin, line, tail, lane, lane_seq, late, node(, ts_claimed)]``."""
+    if not isinstance(row, list) or len(row) not in (8, 9):
+        raise BadMessage("a record is not a row of 8 or 9 members")
+    ts, origin, line, tail, lane, lane_seq, late, from_node = row[:8]
+    if type(origin) is not int or not 0 <= origin < len(origins):
+        raise BadMessage("origin: not an index into the origins")
+    if not isinstance(line, str):
+        raise BadMessage("line: expected a string")
+    if not isinstance(tail, str):
+        raise BadMessage("tail: expected a string")
+    record = Record(checked_ts(ts), source, origins[origin], line)
+    if tail:
+        apply_tail(record, tail)  # read, checked, and written again by this program
+        record.json_tail = json_tail(
+            record.level, record.fields, record.truncated, record.parse_error
+        )
+    record.node = node if from_node is None else _name(from_node, "node")
+    if type(lane) is not int or not -1 <= lane < len(lanes):
+        raise BadMessage("lane: not an index into the lanes")
+    if lane >= 0:
+        record.lane = lanes[lane]
+        record.lane_seq = _whole(lane_seq, "lane_seq")
+    if not isinstance(late, bool):
+        raise BadMessage("late: expected true or false")
+    record.late = late
+    if len(row) == 9 and row[8]:
+        record.ts_claimed = checked_ts(row[8], "ts_claimed")
+    return record
+
+
+def _name(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise BadMessage(f"{key}: expected a string")
+    return value
+
+
+def _names(value: object, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadMessage(f"{key}: expected a list of strings")
+    return value
+
+
+def _whole(value: object, key: str) -> int:
+    if type(value) is not int:
+        raise BadMessage(f"{key}: expected a whole number")
+    return value

@@ -21,9 +21,15 @@ def _second_prefix(second: int) -> str:
 
 
 def rfc3339_micros(ts: int) -> str:
-    """``ts`` (microseconds since the epoch) as RFC 3339 UTC with microseconds."""
+    """``ts`` (microseconds since the epoch) as RFC 3339 UTC with microseconds; beyond what a
+    calendar shows (a claimed time from a hostile peer), the number itself."""
     second, micros = divmod(ts, 1_000_000)
+    if not 0 <= second < _YEAR_10000:
+        return str(ts)
     return f"{_second_prefix(second)}.{micros:06d}Z"
+
+
+_YEAR_10000 = 253_402_300_800
 
 
 def rfc3339_millis(ts: int) -> str:
@@ -86,7 +92,8 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     Written out by hand around orjson's string escaping: building a dict per record for
     orjson cost three times as much. What repeats is formatted once per batch: ``ts`` to its
     millisecond, and each lane's ``"source"`` and ``"origin"``; what a parse worker made
-    already (``Record.json_tail``) is taken as it is.
+    already (``Record.json_tail``) is taken as it is. A record from the future
+    (``Record.ts_claimed``) says so: ``"future":true,"ts_claimed":"…"``.
     """
     dumps = orjson.dumps
     digits = _THREE_DIGITS
@@ -111,6 +118,8 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         tail = r.json_tail
         if tail is None:
             tail = json_tail(r.level, r.fields, r.truncated, r.parse_error)
+        if r.ts_claimed:
+            tail += f',"future":true,"ts_claimed":"{rfc3339_micros(r.ts_claimed)}"'
         out.append(
             f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[2]}{dumps(r.line).decode()}'
             f"{tail}{_LATE_END if r.late else _END}"

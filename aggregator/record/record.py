@@ -18,6 +18,10 @@ class Record:
     where counting began (kept in the checkpoint), ``lane_seq`` counts the file's records from
     there (1, 2, …). A consumer of the nats sink's messages drops a record whose (lane, lane_seq)
     it already has (a sidecar re-sending after a crash). None and 0 for other inputs.
+
+    ``ts_claimed`` is the time a record claimed when that was too far ahead of when it was read
+    (``aggregator.flow.future``): ``ts`` is then the read time, and the record is ``future``.
+    0 for every other record.
     """
 
     __slots__ = (
@@ -35,6 +39,7 @@ class Record:
         "source",
         "truncated",
         "ts",
+        "ts_claimed",
     )
 
     def __init__(
@@ -63,6 +68,7 @@ class Record:
         self.node: str | None = None
         self.lane: str | None = None
         self.lane_seq = 0
+        self.ts_claimed = 0
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, ts={self.ts}, source={self.source!r}, line={self.line!r})"

@@ -3,12 +3,18 @@
 A datagram's lines become records (its end ends its last line). Records wait in a bounded
 pending batch that a flusher hands to the merge, so a burst of small datagrams travels as a few
 chunks. A datagram cannot wait: when the pending batch is full it is dropped, and counted.
+
+Full is counted in records and in bytes, and what was handed to the merge counts until the
+merge has sent it on (``Chunk.on_release``): with the sinks blocked, the records waiting in
+the channel and the merge are bounded too, not only those still pending here.
 """
 
 import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aggregator.config import UdpSourceConfig, UnixSourceConfig
@@ -31,6 +37,10 @@ log = logging.getLogger(__name__)
 
 PENDING_LIMIT = 65_536
 """Records from datagrams that may wait for the merge; past it, datagrams are dropped."""
+PENDING_BYTES = 64 << 20
+"""Bytes of datagrams (and of their records) that may wait, here and in the merge."""
+RECORD_OVERHEAD = 200
+"""Bytes a record costs besides its datagram's (the object, its strings' headers)."""
 RECEIVE_BUFFER = 4 << 20
 """Asked of the kernel for the socket (it caps the request at net.core.rmem_max)."""
 
@@ -57,6 +67,9 @@ class DatagramListener:
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[str, Batch] = {}
         self._pending_count = 0
+        self._pending_bytes = 0
+        self._held_bytes = 0  # handed to the merge, not yet sent on by it
+        self._held: dict[str, deque[list[int]]] = {}  # per origin: [records, bytes] per chunk
         self._ready = asyncio.Event()
         self._running = False
 
@@ -104,20 +117,49 @@ class DatagramListener:
                 await self._ready.wait()
                 self._ready.clear()
                 pending, self._pending, self._pending_count = self._pending, {}, 0
+                share = self._pending_bytes // max(1, sum(map(len, pending.values())))
+                self._held_bytes += self._pending_bytes
+                self._pending_bytes = 0
                 for origin, records in pending.items():
-                    await out.put(Chunk(origin, records))
+                    held = self._held.setdefault(origin, deque())
+                    held.append([len(records), share * len(records)])
+                    await out.put(Chunk(origin, records, on_release=self._releaser(origin)))
         except ChannelClosed:
             pass
         finally:
             await self.close()
 
+    def _releaser(self, origin: str) -> Callable[[int], None]:
+        """What the merge calls as it sends ``origin``'s records on: their bytes are free."""
+
+        def release(count: int) -> None:
+            held = self._held.get(origin)
+            while held and count > 0:
+                head = held[0]
+                taken = min(count, head[0])
+                freed = head[1] * taken // head[0]
+                head[0] -= taken
+                head[1] -= freed
+                self._held_bytes -= freed
+                count -= taken
+                if head[0] == 0:
+                    self._held_bytes -= head[1]
+                    held.popleft()
+            if held is not None and not held:
+                del self._held[origin]
+
+        return release
+
     def take(self, data: bytes, addr: Any) -> None:
         """A datagram's lines become pending records, or it is dropped (and counted) when the
-        pending batch is full."""
+        pending batch is full, in records or in bytes."""
         if not self._running:
             return
         self.datagrams += 1
-        if self._pending_count >= PENDING_LIMIT:
+        if (
+            self._pending_count >= PENDING_LIMIT
+            or self._pending_bytes + self._held_bytes >= PENDING_BYTES
+        ):
             self.dropped += 1
             return
         origin = self._origin(addr)
@@ -134,6 +176,7 @@ class DatagramListener:
         self.decoding.add_fields(records, self.decoding.fields)
         self._pending.setdefault(origin, []).extend(records)
         self._pending_count += len(records)
+        self._pending_bytes += len(data) + RECORD_OVERHEAD * len(records)
         self._ready.set()
 
 

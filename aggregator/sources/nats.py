@@ -16,7 +16,9 @@ what it changed has been saved (this source's book in ``state_dir``, committed t
 last stream sequence taken, and per file of a sidecar (``Record.lane``) the last record taken:
 a message delivered again (its acknowledgement was lost, or it waited past ``ack_wait``) and
 records a sidecar sent again after a crash (in other messages) are dropped and counted. A
-message that cannot be read is terminated (never redelivered) and counted, never a crash.
+message that is not a valid one (not JSON, wrong types: ``decode_message`` checks every member)
+is terminated (acknowledged for good: never redelivered, so it cannot crash-loop a consumer),
+counted as ``dropped_total{reason="invalid"}`` and named on stderr once a minute per subject.
 """
 
 import asyncio
@@ -27,6 +29,7 @@ from aggregator.config import NatsSourceConfig
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.checkpoints import Checkpointer
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
+from aggregator.invalid import InvalidInput
 from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
 from aggregator.jetstream.link import Link, ensure_stream
 from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
@@ -74,7 +77,7 @@ class NatsSource:
         self.messages = 0
         self.redelivered = 0
         self.duplicates = 0  # records dropped: already taken
-        self.poison = 0
+        self.invalid = InvalidInput(log)
         self.lag = 0
         self.acked = 0
         self.nodes = Nodes(f"sources.{name}", config.quiet_after)
@@ -98,7 +101,7 @@ class NatsSource:
             "nats_acknowledged": self.acked,
             "nats_redelivered": self.redelivered,
             "nats_duplicates_dropped": self.duplicates,
-            "dropped_poison": self.poison,
+            "dropped_invalid": self.invalid.count,
             "nats_consumer_lag": self.lag,
             "nats_clock_skew": dict(self.skew),
             "nats_node_last_seen": self.nodes.last_seen(),
@@ -307,9 +310,8 @@ class NatsSource:
         try:
             decoded = decode_message(message.data)
         except BadMessage as error:
-            self.poison += 1
-            log.warning("sources.%s: message %d on %s cannot be read (%s); terminated",
-                        self.name, stream_seq, subject, error)  # fmt: skip
+            why = f"message {stream_seq} cannot be read ({error}); terminated"
+            self.invalid.dropped(f"sources.{self.name}: {subject}", why)
             await self._settle_bad(message)
             self._taken_seq[subject] = stream_seq
             return None

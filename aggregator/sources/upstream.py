@@ -6,7 +6,9 @@ Records keep the upstream's ``source``, ``origin``, ``ts``, ``level`` and ``fiel
 ``node`` (the upstream's own, for records that came to it from further away, else this source's
 ``node``). Each (node, source) of the upstream is a lane of its own in the merge. A WebSocket
 stream has no acknowledgements: what the upstream no longer held when this source reconnected
-is a gap, counted as ``aggregator_dropped_total{reason="gap"}``, not delivered.
+is a gap, counted as ``aggregator_dropped_total{reason="gap"}``, not delivered. A line of the
+upstream's that is not a valid record is dropped and counted (``reason="invalid"``); a frame
+larger than ``max_size`` closes the connection, which is then retried.
 """
 
 import logging
@@ -15,8 +17,8 @@ from urllib.parse import urlsplit
 from aggregator.config import WebSocketSourceConfig
 from aggregator.flow.channel import Channel
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.masking import mask_url
 from aggregator.record.record import Record
-from aggregator.record.wire import record_from_json
 from aggregator.sources import SourceContext
 from aggregator.sources.lanes import LaneOutlet
 from aggregator.telemetry.metrics import Counters
@@ -38,7 +40,8 @@ class WebSocketSource:
         self.config = config
         self.node = config.node or urlsplit(config.url).netloc
         request = StreamRequest.from_url(config.url, config.token.get_secret_value())
-        self.follower = StreamFollower(request, self._deliver, f"sources.{name}: {request.url}")
+        where = f"sources.{name}: {mask_url(request.url)}"
+        self.follower = StreamFollower(request, self._deliver, where, config.max_size)
         self._out: Channel[SourceItem] | None = None
         self._outlets: dict[tuple[str, str], LaneOutlet] = {}
 
@@ -54,6 +57,7 @@ class WebSocketSource:
             "connected": int(follower.connected),
             "dropped_gap": follower.gaps,
             "dropped_upstream_slow": follower.dropped,
+            "dropped_invalid": follower.invalid.count,
         }
 
     async def run(self, out: Channel[SourceItem]) -> None:
@@ -69,8 +73,7 @@ class WebSocketSource:
     async def _deliver(self, received: Received) -> None:
         assert self._out is not None
         lanes: dict[tuple[str, str], list[Record]] = {}
-        for _, data in received:
-            record = record_from_json(data)
+        for record in received:
             record.seq = 0  # numbered again by this merge; ``late`` stays: it was sent late
             if record.node is None:
                 record.node = self.node

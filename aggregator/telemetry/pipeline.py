@@ -234,6 +234,8 @@ class FlowCounters:
     records_in: Mapping[str, int]
     """Records read, by source name."""
     late: Mapping[str, int]
+    future: Mapping[str, int]
+    """Records placed at the time they were read (stamped too far ahead), by source name."""
     dropped_late: Mapping[str, int]
     queue_depths: dict[str, int]
     held: int
@@ -293,10 +295,16 @@ class PipelineTelemetry:
             "counter",
             "What was dropped, by source or sink and reason (UDP: datagrams; else records).",
         )
+        future = Family(
+            "aggregator_future_total",
+            "counter",
+            "Records stamped further ahead than future_grace: placed at the time they were read.",
+        )
         for source in pipeline.sources:
             name = source.name
             records_in.add(flow.records_in.get(name, 0), source=name)
             late.add(flow.late.get(name, 0), source=name)
+            future.add(flow.future.get(name, 0), source=name)
             dropped.add(flow.dropped_late.get(name, 0), source=name, reason="late")
 
         records_out = Family(
@@ -366,6 +374,7 @@ class PipelineTelemetry:
             records_out,
             dropped,
             late,
+            future,
             queue,
             held,
             delay,

@@ -10,7 +10,7 @@ is reported on stderr.
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -21,8 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from aggregator.errors import AggregatorError
+from aggregator.invalid import InvalidInput, shown
 from aggregator.record.formats import FormatName, make_encoder
-from aggregator.record.wire import record_from_json
+from aggregator.record.record import Record
+from aggregator.record.wire import InvalidRecord, record_from_json
 from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer
 from aggregator.trouble import reason_of
 
@@ -32,6 +34,8 @@ FIRST_RETRY = 0.5
 LAST_RETRY = 10.0
 """Seconds between reconnection attempts: doubling from the first to the last, with jitter."""
 OPEN_TIMEOUT = 10.0
+MAX_FRAME = 16 << 20
+"""Largest frame taken from a server by default; a larger one closes the connection (1009)."""
 
 
 class ConnectError(AggregatorError):
@@ -96,8 +100,8 @@ def websocket_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-Received = list[tuple[bytes, dict[str, Any]]]
-"""Records as they came: each one's JSON line and what it holds."""
+Received = list[Record]
+"""A frame's records, each read and checked by ``record_from_json``."""
 
 
 class StreamFollower:
@@ -106,8 +110,11 @@ class StreamFollower:
     A lost connection is retried with backoff (``FIRST_RETRY`` doubling to ``LAST_RETRY``) and
     resumed with ``since`` and the run, so nothing is repeated; what the server could no longer
     replay (``gaps``) or dropped because this client fell behind (``dropped``) is reported and
-    counted. ``run`` returns only by an error: ``ConnectError`` for a refusal that retrying
-    would not change, or whatever ``deliver`` raises. Both ``aggregator connect`` and the
+    counted. The server may be broken or hostile: a frame larger than ``max_size`` closes the
+    connection, and a line that is not a valid record (not JSON, wrong types) is dropped and
+    counted (``invalid``), never a crash; what the server says is shown with its control
+    characters escaped. ``run`` returns only by an error: ``ConnectError`` for a refusal that
+    retrying would not change, or whatever ``deliver`` raises. Both ``aggregator connect`` and the
     websocket source are one of these.
     """
 
@@ -116,8 +123,10 @@ class StreamFollower:
         request: StreamRequest,
         deliver: Callable[[Received], Awaitable[None]],
         where: str = "",
+        max_size: int = MAX_FRAME,
     ) -> None:
         self.request = request
+        self.max_size = max_size
         self.url = websocket_url(request.url)
         self.where = where or self.url
         self.deliver = deliver
@@ -127,6 +136,7 @@ class StreamFollower:
         self.gaps = 0
         self.dropped = 0
         self.restarts = 0  # times the server was found running a new run
+        self.invalid = InvalidInput(log)
 
     async def run(self) -> None:
         delay = FIRST_RETRY
@@ -136,7 +146,8 @@ class StreamFollower:
                     delay = FIRST_RETRY
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
                 self._check_refusal(error)
-                log.warning("%s: %s; retrying in %.1fs", self.where, reason_of(error), delay)
+                log.warning("%s: %s; retrying in %.1fs", self.where, shown(reason_of(error)),
+                            delay)  # fmt: skip
             finally:
                 self.connected = False
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -151,7 +162,7 @@ class StreamFollower:
             additional_headers=headers,
             compression=None,
             open_timeout=OPEN_TIMEOUT,
-            max_size=None,
+            max_size=self.max_size,
         ) as connection:
             greeted = False
             async for frame in connection:
@@ -160,26 +171,35 @@ class StreamFollower:
             return greeted
 
     async def _take(self, frame: str | bytes) -> bool:
-        """Deliver a frame's records; True if it was the hello."""
+        """Deliver a frame's records; True if it was the hello. A line that is not valid is
+        dropped and counted: one bad line from a broken server is no reason to stop."""
         data = frame.encode() if isinstance(frame, str) else frame
         records: Received = []
         hello = False
         for line in data.split(b"\n"):
-            message = orjson.loads(line)
-            if "seq" in message:
-                self.last_seq = message["seq"]
-                records.append((line, message))
-            elif "hello" in message:
-                hello = True
-                self._greet(message["hello"])
-            else:
-                self._report(message)
+            try:
+                message = orjson.loads(line)
+                if not isinstance(message, dict):
+                    raise InvalidRecord("expected a JSON object")
+                if "seq" in message:
+                    record = record_from_json(message)
+                    self.last_seq = record.seq
+                    records.append(record)
+                elif "hello" in message:
+                    self._greet(message["hello"])
+                    hello = True
+                else:
+                    self._report(message)
+            except (orjson.JSONDecodeError, InvalidRecord) as error:
+                self.invalid.dropped(self.where, str(error))
         if records:
             await self.deliver(records)
         return hello
 
-    def _greet(self, hello: dict[str, Any]) -> None:
-        run = str(hello.get("run"))
+    def _greet(self, hello: object) -> None:
+        if not isinstance(hello, dict) or not isinstance(hello.get("run"), str):
+            raise InvalidRecord("hello: expected an object with a run")
+        run = hello["run"]
         if self.run_id is not None and run != self.run_id:
             self.restarts += 1
             log.warning("%s: the server restarted (a new run): its seq starts again", self.where)
@@ -192,20 +212,24 @@ class StreamFollower:
 
     def _report(self, message: dict[str, Any]) -> None:
         notice = message.get("notice")
-        if notice == "gap":
-            self.gaps += int(message.get("count") or 0)
-            log.warning("%s: gap: %s records were no longer held by the server",
-                        self.where, message.get("count"))  # fmt: skip
-        elif notice == "dropped":
-            self.dropped += int(message.get("count") or 0)
-            log.warning("%s: %s records dropped: this client fell behind",
-                        self.where, message.get("count"))  # fmt: skip
+        if notice in ("gap", "dropped"):
+            count = message.get("count")
+            if type(count) is not int or count < 0:
+                raise InvalidRecord(f"{notice}: expected a count")
+            if notice == "gap":
+                self.gaps += count
+                log.warning("%s: gap: %d records were no longer held by the server",
+                            self.where, count)  # fmt: skip
+            else:
+                self.dropped += count
+                log.warning("%s: %d records dropped: this client fell behind",
+                            self.where, count)  # fmt: skip
         elif "error" in message:
-            log.error("%s: %s", self.where, message["error"])
+            log.error("%s: %s", self.where, shown(message["error"]))
 
     def _report_close(self, connection: ClientConnection) -> None:
-        log.warning("%s: the server closed the stream (%s %s)",
-                    self.where, connection.close_code, connection.close_reason or "")  # fmt: skip
+        log.warning("%s: the server closed the stream (%s %s)", self.where,
+                    connection.close_code, shown(connection.close_reason or ""))  # fmt: skip
 
     def _check_refusal(self, error: BaseException) -> None:
         """Raise ConnectError for answers that would be the same on every retry."""
@@ -218,7 +242,7 @@ class StreamFollower:
             HTTPStatus.FORBIDDEN,
             HTTPStatus.NOT_FOUND,
         ):
-            reason = bytes(response.body).decode("utf-8", "replace").strip()
+            reason = shown(bytes(response.body or b"").decode("utf-8", "replace").strip())
             usage = response.status_code == HTTPStatus.BAD_REQUEST
             raise ConnectError(f"{self.url}: {response.status_code}: {reason}", usage)
 
@@ -263,8 +287,7 @@ class StreamClient:
         assert self._writer is not None
         await self._writer.write(self._render(records))
 
-    def _render(self, records: Sequence[tuple[bytes, dict[str, Any]]]) -> bytes:
-        """Records as received (line, parsed): json passes the line on as it came."""
-        if self.format == "json":
-            return b"\n".join(line for line, _ in records) + b"\n"
-        return self._encode([record_from_json(message) for _, message in records])
+    def _render(self, records: Received) -> bytes:
+        """Records as this program writes them: json too is encoded again, never passed on
+        as the server sent it."""
+        return self._encode(records)

@@ -5,6 +5,7 @@ ever a key into that table, never a path on the filesystem.
 """
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -77,12 +78,61 @@ def asset_response(asset: Asset) -> Response:
     return response(HTTPStatus.OK, asset.body, asset.content_type, extra)
 
 
-class Gate:
-    """Who may use /ws, /metrics and the page: a token (if one is set) and an allowed Origin."""
+SINGLE_HEADERS = ("Host", "Origin", "Authorization")
+"""Headers a request may carry once: two of them are a request no browser makes (400)."""
 
-    def __init__(self, token: str, allowed_origins: list[str]) -> None:
+
+def names_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine's
+    loopback: ``localhost`` or an address in 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name of a ``Host`` header without its port: ``[::1]:80`` → ``::1``."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+class Gate:
+    """Who may use /ws, /metrics and the page: a token (if one is set) and an allowed Origin;
+    and, on a loopback listener, a Host that names this machine (no DNS rebinding)."""
+
+    def __init__(
+        self,
+        token: str,
+        allowed_origins: list[str],
+        loopback: bool = False,
+        allowed_hosts: list[str] | None = None,
+    ) -> None:
         self._token = token.encode()
         self._allowed_origins = set(allowed_origins)
+        self._loopback = loopback
+        self._allowed_hosts = {host.lower() for host in allowed_hosts or ()}
+
+    @staticmethod
+    def duplicated(request: Request) -> str | None:
+        """The first of ``SINGLE_HEADERS`` the request carries more than once, if any."""
+        for name in SINGLE_HEADERS:
+            if len(request.headers.get_all(name)) > 1:
+                return name
+        return None
+
+    def host_allowed(self, request: Request) -> bool:
+        """On a loopback listener, only a Host that is loopback, ``localhost`` or listed in
+        ``allowed_hosts``: a page of another site whose name was made to resolve to
+        127.0.0.1 (DNS rebinding) sends its own name, and is refused. Others: any Host."""
+        if not self._loopback:
+            return True
+        name = host_name(request.headers.get("Host", "")).lower()
+        return names_loopback(name) or name in self._allowed_hosts
 
     def origin_allowed(self, request: Request) -> bool:
         """No Origin (not a browser), the page's own origin, or one listed in the config."""

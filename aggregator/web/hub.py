@@ -18,6 +18,16 @@ from aggregator.web.subscription import ClientFilter, Format
 
 FRAME_RECORDS = 1000
 """Most records in one frame as encoded (a slow reader may get waiting frames joined)."""
+RECORD_OVERHEAD = 200
+"""Bytes a record costs in the replay ring besides its line and JSON tail (the object)."""
+
+
+def record_bytes(record: Record) -> int:
+    """What a record holds in memory, about: its line, its tail, the object."""
+    tail = record.json_tail
+    fields = 0 if tail is not None or record.fields is None else 64 * len(record.fields)
+    return len(record.line) + (len(tail) if tail is not None else fields) + RECORD_OVERHEAD
+
 
 GroupKey = tuple[ClientFilter, Format]
 
@@ -47,11 +57,23 @@ class Group:
 class Hub:
     """Subscribers, their groups and the replay ring of one WebSocket sink."""
 
-    def __init__(self, run_id: str, replay_size: int, source_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        replay_size: int,
+        source_names: Sequence[str],
+        replay_bytes: int = 64 << 20,
+    ) -> None:
+        """The ring keeps the last ``replay_size`` records, and no more than ``replay_bytes``
+        of them (``record_bytes``): a thousand records of 1 MiB are not kept."""
         self.run_id = run_id
         self.last_seq = 0
         self.subscribers: set[Subscriber] = set()
-        self._ring: deque[Record] = deque(maxlen=replay_size)
+        self._ring: deque[Record] = deque()
+        self._ring_sizes: deque[int] = deque()
+        self._ring_bytes = 0
+        self._replay_size = replay_size
+        self._replay_bytes = replay_bytes
         self._groups: dict[GroupKey, Group] = {}
         self._source_names = list(source_names)
         self._dropped_by_departed = 0
@@ -71,7 +93,7 @@ class Hub:
         """Keep ``batch`` in the ring and offer it to every subscriber that is not paused."""
         if not batch:
             return
-        self._ring.extend(batch)
+        self._keep(batch)
         self.last_seq = batch[-1].seq
         for group in self._groups.values():
             listening = [member for member in group.members if not member.paused]
@@ -90,6 +112,20 @@ class Hub:
                     write_now(direct, frame)
             for member in listening:
                 member.last_seq = self.last_seq
+
+    def _keep(self, batch: Batch) -> None:
+        """Add ``batch`` to the ring; the oldest records go past its records or bytes."""
+        if self._replay_size <= 0:
+            return
+        ring, sizes = self._ring, self._ring_sizes
+        for record in batch[-self._replay_size :]:
+            size = record_bytes(record)
+            ring.append(record)
+            sizes.append(size)
+            self._ring_bytes += size
+        while ring and (len(ring) > self._replay_size or self._ring_bytes > self._replay_bytes):
+            ring.popleft()
+            self._ring_bytes -= sizes.popleft()
 
     def broadcast_control(self, message: dict[str, object]) -> None:
         """Queue one control frame (a rates frame) for every subscriber, paused ones too;

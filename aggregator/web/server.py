@@ -14,7 +14,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from aggregator.config import WebSocketSinkConfig
-from aggregator.config.addresses import split_host_port
+from aggregator.config.addresses import is_loopback, split_host_port
 from aggregator.errors import StartupError
 from aggregator.telemetry import Telemetry
 from aggregator.web import CONNECTION_LOG
@@ -55,7 +55,12 @@ class WebServer:
         self._admit = admit
         self._subscribe = subscribe
         self._stats = stats
-        self._gate = Gate(config.auth_token.get_secret_value(), config.allowed_origins)
+        self._gate = Gate(
+            config.auth_token.get_secret_value(),
+            config.allowed_origins,
+            loopback=is_loopback(config.listen),
+            allowed_hosts=config.allowed_hosts,
+        )
         self._assets = load_assets()
         self._server: Server | None = None
 
@@ -95,6 +100,11 @@ class WebServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP here; return None to let ``/ws`` become a WebSocket."""
+        duplicated = self._gate.duplicated(request)
+        if duplicated is not None:
+            return response(HTTPStatus.BAD_REQUEST, f"more than one {duplicated} header\n")
+        if not self._gate.host_allowed(request):
+            return response(HTTPStatus.FORBIDDEN, "this Host may not use this server\n")
         path, _, query = request.path.partition("?")
         if path == "/healthz":
             return self._health()

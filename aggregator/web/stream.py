@@ -57,7 +57,9 @@ class WebSocketSink(Sink):
         self.delivered_seq = 0
         self.gone = False
         self.needs = "everything"  # subscribers filter by level and read every field
-        self.hub = Hub(secrets.token_hex(8), config.replay, context.source_names)
+        self.hub = Hub(
+            secrets.token_hex(8), config.replay, context.source_names, config.replay_bytes
+        )
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
         self._source_names = list(context.source_names)
         self._counts: Counter[str] = Counter()  # records per source since the last rates frame
@@ -217,6 +219,8 @@ class WebSocketSink(Sink):
                     self._apply(subscriber, message)
                 except SubscriptionError as error:
                     subscriber.send_control({"error": str(error)})
+                if subscriber.kicked:
+                    return  # being disconnected: nothing it sends is read any more
         except ConnectionClosed:
             pass
 

@@ -4,7 +4,9 @@ The pipeline never waits for a subscriber. Frames are offered to the outbox, whi
 most ``buffer_limit`` bytes; when it is full the frame is not queued, and the subscriber is
 told ``{"notice": "dropped", "count": N}`` once it catches up (or is disconnected, if so
 configured). While it is behind, the frames that are waiting go out joined as one: a slow
-reader gets fewer, larger frames instead of falling further behind.
+reader gets fewer, larger frames instead of falling further behind. Answers to the client's own
+messages (errors, notices) count against the same bytes: a client that sends and never reads
+them is disconnected (1008), its socket cut if it does not take the close frame either.
 """
 
 import asyncio
@@ -28,6 +30,10 @@ DIRECT_WRITE_LIMIT = 64 * 1024
 """A subscriber whose socket has less than this waiting is written at once, without a task."""
 CLOSE_TOO_SLOW = 1008
 """Close code for a subscriber disconnected for not reading (policy violation)."""
+KICK_TIMEOUT = 20.0
+"""Seconds a disconnected subscriber gets to read what its socket holds and the close frame
+before the socket is cut: one that never reads would otherwise hold the closing handshake
+forever. Its outbox is emptied and nothing it sends is read meanwhile: memory stays bounded."""
 
 SlowPolicy = Literal["drop", "disconnect"]
 
@@ -52,8 +58,11 @@ def write_now(subscribers: list["Subscriber"], frame: bytes) -> None:
 
 
 def control_frame(message: dict[str, object]) -> bytes:
-    """A hello, notice or error frame: one JSON object."""
-    return orjson.dumps(message)
+    """A hello, notice or error frame: one JSON object.
+
+    Copied to a bytes object of its own size: orjson's result keeps the 4 KiB it was written
+    into, and an outbox of small frames counted by their length would hold 100 times more."""
+    return memoryview(orjson.dumps(message)).tobytes()
 
 
 class Subscriber:
@@ -96,7 +105,7 @@ class Subscriber:
             return  # being disconnected
         if self._outbox and self._queued_bytes + len(frame) > self._buffer_limit:
             if self._slow_policy == "disconnect":
-                self._kick()
+                self._kick("is too slow")
                 return
             self._dropped += count
             self.dropped_total += count
@@ -119,8 +128,16 @@ class Subscriber:
         )
 
     def send_control(self, message: dict[str, object]) -> None:
-        """Queue a hello, notice or error; these are never dropped (they are small and rare)."""
-        self._append(False, control_frame(message))
+        """Queue a hello, notice or error. These count against the outbox like records: a
+        client that sends commands and never reads their answers would otherwise fill memory
+        with them. One that has no room for an answer is disconnected (1008)."""
+        if self._kick_task is not None:
+            return
+        frame = control_frame(message)
+        if self._outbox and self._queued_bytes + len(frame) > self._buffer_limit:
+            self._kick("does not read the answers to its messages")
+            return
+        self._append(False, frame)
 
     def send_control_frame(self, frame: bytes) -> None:
         """Queue a control frame encoded once for many subscribers (the rates). One that is
@@ -134,18 +151,31 @@ class Subscriber:
         self._ready.set()
 
     def _notice_dropped(self) -> None:
+        """Queued whatever the outbox holds: one small notice per frame taken at most."""
         count, self._dropped = self._dropped, 0
-        self.send_control({"notice": "dropped", "count": count})
+        self._append(False, control_frame({"notice": "dropped", "count": count}))
 
-    def _kick(self) -> None:
+    def _kick(self, why: str) -> None:
         if self._kick_task is not None:
             return
-        log.warning("websocket subscriber %s is too slow: disconnecting it", self.peer)
+        log.warning("websocket subscriber %s %s: disconnecting it", self.peer, why)
         self._outbox.clear()
         self._queued_bytes = 0
-        self._kick_task = asyncio.create_task(
-            self.connection.close(CLOSE_TOO_SLOW, "too slow"), name=f"ws:kick:{self.peer}"
-        )
+        self._kick_task = asyncio.create_task(self._close(), name=f"ws:kick:{self.peer}")
+
+    @property
+    def kicked(self) -> bool:
+        """Whether this subscriber is being disconnected: what it sends is no longer read."""
+        return self._kick_task is not None
+
+    async def _close(self) -> None:
+        """Close with 1008; cut the socket if the client does not take the close frame."""
+        try:
+            async with asyncio.timeout(KICK_TIMEOUT):
+                await self.connection.close(CLOSE_TOO_SLOW, "too slow")
+        except TimeoutError:
+            if self.connection.transport is not None:
+                self.connection.transport.abort()
 
     async def wait_idle(self) -> None:
         """Return once everything queued has been written (or the writer has stopped)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from aggregator.flow.checkpoints import check_state_dir, write_atomically
+from aggregator.flow.checkpoints import check_state_dir, read_state_file, write_atomically
 from aggregator.sources.file.identity import (
     COPY_HEAD_BYTES,
     Position,
@@ -43,7 +43,7 @@ class CheckpointStore:
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
         try:
-            data = orjson.loads(self.path.read_bytes())
+            data = orjson.loads(read_state_file(self.path))
         except FileNotFoundError:
             return {}
         except (OSError, orjson.JSONDecodeError) as error:
