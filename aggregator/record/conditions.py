@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from aggregator.record.levels import LEVEL_RANK
+from aggregator.record.patterns import Matcher
 from aggregator.record.record import Record
 
 RECORD_NAMES: Final = ("level", "source", "origin", "node", "line")
@@ -111,7 +112,6 @@ class Getter:
         return _lookup(fields, self.parts, self.name)
 
 
-Matcher = Callable[[str], object]
 """A compiled pattern's test (RE2 here): truthy when the text has a match."""
 Compare = Callable[[Any, Any], bool]
 COMPARE: Final[dict[str, Compare]] = {

@@ -15,6 +15,7 @@ A wrong expression raises ``WhereError``, whose message names the 1-based positi
 expected: ``at 14: expected a value after ">=", got end of input``.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -26,7 +27,6 @@ from aggregator.record.conditions import (
     InTest,
     Leaf,
     LevelRank,
-    Matcher,
     Not,
     NumberTest,
     Or,
@@ -36,6 +36,7 @@ from aggregator.record.conditions import (
     text_of,
 )
 from aggregator.record.levels import LEVEL_RANK, LEVELS
+from aggregator.record.patterns import Matcher, compile_pattern
 from aggregator.record.record import Record
 
 MAX_CHARS: Final = 4000
@@ -317,9 +318,7 @@ class _Parser:
             try:
                 search = self.compile_regex(text)
             except ValueError as error:
-                raise WhereError(
-                    value.position, f"not a usable regular expression: {error}"
-                ) from None
+                raise WhereError(value.position, str(error)) from None
             condition: Condition = Leaf(getter, SearchTest(search, text))
             return Not(condition) if op == "!~" else condition
         if getter.attribute == "level":
@@ -386,43 +385,7 @@ def parse_where(text: str, compile_regex: Compile) -> Where:
     return Where(text, root, parser.reads_parsed)
 
 
-RE2_MAX_MEMORY: Final = 8 << 20
-"""Bytes RE2 may use for one compiled ``~`` pattern."""
-
-
-def compile_re2(pattern: str) -> Matcher:
-    """``pattern`` compiled by RE2 (matching time linear in the text): a test that is truthy when
-    the pattern is found. ValueError with RE2's reason for a pattern it cannot take.
-
-    The binding's ``search`` builds a match object through generators in Python (tens of
-    microseconds a call); when the compiled RE2 underneath is there, it is asked directly."""
-    import re2
-
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = RE2_MAX_MEMORY
-    options.never_capture = True
-    try:
-        compiled = re2.compile(pattern, options)
-    except re2.error as error:
-        reason = error.args[0] if error.args else error
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise ValueError(str(reason)) from None
-    match = getattr(getattr(compiled, "_regexp", None), "Match", None)
-    anchor = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
-    if match is None or anchor is None:
-        search: Matcher = compiled.search
-        return search
-    unanchored = anchor.UNANCHORED
-
-    def found(text: str) -> bool:
-        data = text.encode("utf-8", "replace")
-        return bool(match(unanchored, data, 0, len(data))[0][0] != -1)
-
-    return found
-
-
-def where_of(text: str) -> Where:
-    """``text`` parsed with its ``~`` patterns in RE2: what every caller uses."""
-    return parse_where(text, compile_re2)
+def where_of(text: str, *, bounded: bool = False) -> Where:
+    """``text`` parsed with its ``~`` patterns in RE2: what every caller uses. ``bounded``: the
+    expression comes from a client, and so do its patterns (``patterns.compile_pattern``)."""
+    return parse_where(text, functools.partial(compile_pattern, bounded=bounded))

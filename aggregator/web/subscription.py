@@ -2,10 +2,9 @@
 
 Patterns from clients are untrusted: ``grep`` is compiled by RE2, whose matching time is linear
 in the line whatever the pattern, so no client can stall the server with a backtracking regex.
-Linear is not cheap enough: a pattern's cost per character grows with its compiled program (a
-counted repeat such as ``(.+){150}s`` has thousands of instructions), so a program over
-``MAX_PROGRAM_SIZE`` is refused, and a client's pattern is searched in the first
-``MAX_SEARCHED`` characters of a line only.
+Linear is not cheap enough: a client's patterns (``grep``, and ``where``'s ``~``) are compiled
+as bounded ones (``record.patterns``): a costly program is refused, and what one is searched in
+is bounded.
 Anything invalid is a ``SubscriptionError`` whose message the client gets as the reason.
 """
 
@@ -15,24 +14,15 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import re2
-
 from aggregator.record.filters import RecordFilter, Searcher, record_filter
 from aggregator.record.levels import LEVEL_RANK, LEVELS
+from aggregator.record.patterns import Matcher, PatternError, compile_pattern
 from aggregator.record.where import MAX_CHARS, Where, WhereError, where_of
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``grep`` or source glob a client may send."""
 MAX_SOURCES = 100
 """Most source globs in one filter."""
-RE2_MAX_MEMORY = 8 << 20
-"""Bytes RE2 may use for one compiled client pattern."""
-MAX_PROGRAM_SIZE = 1000
-"""Most instructions in a client pattern's RE2 program (``timeout``: 11, ``a|b|…`` of 20
-words: about 200)."""
-MAX_SEARCHED = 64 * 1024
-"""Characters of a line a client's pattern is searched in: what one record may cost is bounded
-whatever the line's length (a match further on is not seen)."""
 
 QUERY_KEYS = frozenset(
     ("source", "level", "grep", "where", "replay", "since", "run", "format", "pause", "token")
@@ -87,42 +77,25 @@ class SubscriptionRequest:
 
 
 class BoundedSearch:
-    """A client's compiled pattern, searched in the first MAX_SEARCHED characters of a text."""
+    """A client's compiled pattern, as a ``Searcher`` (what ``RecordFilter`` takes)."""
 
-    __slots__ = ("_search", "pattern")
+    __slots__ = ("pattern", "search")
 
-    def __init__(self, compiled: Searcher) -> None:
-        self.pattern = compiled.pattern
-        self._search = compiled.search
-
-    def search(self, text: str) -> object:
-        return self._search(text if len(text) <= MAX_SEARCHED else text[:MAX_SEARCHED])
+    def __init__(self, pattern: str, search: Matcher) -> None:
+        self.pattern = pattern
+        self.search = search
 
 
 @lru_cache(maxsize=256)
 def compile_grep(pattern: str) -> Searcher:
-    """``pattern`` compiled by RE2 (linear time); SubscriptionError if RE2 cannot take it or
-    its program is larger than MAX_PROGRAM_SIZE. Searched in a line's first MAX_SEARCHED
-    characters.
+    """``pattern`` compiled as a client's (``record.patterns``: RE2, its program's size and
+    what it searches bounded); SubscriptionError with the reason for one it cannot take.
 
     Cached: a pattern is checked when the URL is, and compiled again for its group."""
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = RE2_MAX_MEMORY
     try:
-        compiled = re2.compile(pattern, options)
-    except re2.error as error:
-        reason = error.args[0] if error.args else error
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise SubscriptionError(f"grep: not a usable regular expression: {reason}") from None
-    size = max(compiled.programsize, compiled.reverseprogramsize)
-    if size > MAX_PROGRAM_SIZE:
-        raise SubscriptionError(
-            f"grep: too costly a pattern: its program has {size} instructions, "
-            f"at most {MAX_PROGRAM_SIZE} are taken"
-        )
-    return BoundedSearch(compiled)
+        return BoundedSearch(pattern, compile_pattern(pattern, bounded=True))
+    except PatternError as error:
+        raise SubscriptionError(f"grep: {error}") from None
 
 
 @lru_cache(maxsize=256)
@@ -131,7 +104,7 @@ def compile_where(text: str) -> Where:
     if len(text) > MAX_CHARS:
         raise SubscriptionError(f"where: longer than {MAX_CHARS} characters")
     try:
-        return where_of(text)
+        return where_of(text, bounded=True)
     except WhereError as error:
         raise SubscriptionError(f"where: {error}") from None
 

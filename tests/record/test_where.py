@@ -229,7 +229,7 @@ def test_a_literal_pattern_tested_as_a_string_agrees_with_re2(pattern: str, text
     """A pattern taken for a literal (``^/health``, ``app\\.log$``) passes exactly what RE2
     finds; the string test is only a shortcut."""
     from aggregator.record.conditions import literal_of
-    from aggregator.record.where import compile_re2
+    from aggregator.record.patterns import compile_pattern as compile_re2
 
     if literal_of(pattern) is None:
         return
@@ -251,10 +251,10 @@ def test_verdicts_on_names_of_few_values_are_kept_and_bounded() -> None:
 
 
 def test_the_direct_re2_test_agrees_with_the_binding_s_search() -> None:
-    """compile_re2's shortcut to RE2 finds what the binding's own search finds."""
+    """compile_pattern's shortcut to RE2 finds what the binding's own search finds."""
     import re2
 
-    from aggregator.record.where import compile_re2
+    from aggregator.record.patterns import compile_pattern as compile_re2
 
     for pattern, texts in [
         ("u[se]+r c", ["GET user cache", "no", "usr c", ""]),

@@ -12,7 +12,8 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from aggregator.web.subscription import MAX_SEARCHED, SubscriptionError, compile_grep
+from aggregator.record.patterns import MAX_SEARCHED
+from aggregator.web.subscription import SubscriptionError, compile_grep
 from tests.conftest import Cli
 from tests.helpers.rawws import handshake, masked_frame, peak_rss_mib, raw_get
 from tests.helpers.web import Server, Subscription, http_get, json_lines, start_server

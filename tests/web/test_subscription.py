@@ -2,10 +2,13 @@
 
 import pytest
 
+from aggregator.record.record import Record
+from aggregator.record.where import where_of
 from aggregator.telemetry.metrics import Family, render
 from aggregator.web.subscription import (
     ClientFilter,
     SubscriptionError,
+    compile_where,
     filter_from_json,
     request_from_query,
 )
@@ -67,3 +70,12 @@ def test_prometheus_text_escapes_labels() -> None:
         'x_total{file="/var/log/\\"a\\"\\\\b\\nc"} 3\n'
         "x_total 0.25\n"
     )
+
+
+def test_a_client_where_pattern_is_bounded_like_its_grep() -> None:
+    """A client's `where` ~ pattern is refused when too costly, as its grep is (SPEC §9); the
+    same expression in a config (trusted) is taken."""
+    costly = 'line ~ "(.*\\\\S){150}s"'
+    with pytest.raises(SubscriptionError, match="too costly"):
+        compile_where(costly)
+    assert where_of(costly).test(Record(0, "a", "a", "x s" * 200))
