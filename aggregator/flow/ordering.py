@@ -86,6 +86,17 @@ class _Lane:
         """The rank of the lane's last queued record: anything it sends later ranks after it."""
         return (self.tail_key, self.source, self.order)
 
+    def first_live(self) -> tuple[int, int, int] | None:
+        """The rank of the lane's first queued live record (None: none is queued): a catch-up
+        record of another lane that ranks after it must not leave before it, or it would be
+        late."""
+        start = self.position
+        for _, _, live, keys, _ in self.queue:
+            if live:
+                return (keys[start + 1], self.source, self.order)
+            start = 0
+        return None
+
 
 @dataclass(slots=True)
 class OrderingStats:
@@ -228,6 +239,22 @@ class OrderingCore:
         lower: what they send later is live data. Each lane's part is a sorted run; one sort
         merges the runs.
         """
+        out = self._pop_once(now)
+        # A live record that left may have been all that held a catch-up record back (it
+        # ranks after it): look once more while catch-up records wait. What a second look
+        # releases ranks after what the first did.
+        while out and self._held and self._catch_up_queued():
+            more = self._pop_once(now)
+            if not more:
+                break
+            out += more
+        return out
+
+    def _catch_up_queued(self) -> bool:
+        """Whether a lane holds catch-up records (a lane's come before its live ones)."""
+        return any(lane.queue and not lane.queue[0][2] for lane in self._lanes.values())
+
+    def _pop_once(self, now: float) -> Batch:
         if self._unannounced or not self._held or self._holding(now):
             return []
         limits = self._limits(now)
@@ -368,8 +395,11 @@ class OrderingCore:
                 continue
             if lane.queue:
                 bound = lane.bound()
-                if bound < exact and not lane.live:  # a live lane sends no more catch-up
-                    exact = bound
+                if not lane.live:
+                    exact = min(exact, bound)
+                elif (held := lane.first_live()) is not None:
+                    exact = min(exact, held)  # a live lane sends no more catch-up, but what
+                    # it holds is older than what ranks after it
                 if lane.live and self.window == 0:
                     continue  # arrival order: a live lane holds nobody back
             elif self._blocks(lane, now):

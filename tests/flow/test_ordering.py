@@ -343,3 +343,21 @@ def test_zero_window_ignores_unknown_lanes() -> None:
     core.announce("0", Announce([], live=True, open=True), 0.0)
     core.push("0", Chunk("n1.app", recs("app", 20)), 0.0)
     assert lines(core.pop_ready(0.0)) == ["app0"]
+
+
+def test_a_catch_up_record_never_passes_a_live_record_held_in_another_lane() -> None:
+    """A file that appears while running is read from its start (catch-up): its records wait
+    behind a live record another lane holds that is older, so that one is never late; once the
+    live record leaves, the catch-up record behind it leaves in the same turn."""
+    core = make_core(3, window=60.0, idle_timeout=60.0)
+    core.announce("0", Announce([], live=True), 0.0)
+    core.announce("1", Announce(["b"], live=True), 0.0)
+    core.announce("2", Announce(["c"], live=True), 0.0)
+    core.push("1", Chunk("b", recs("b", 100)), 1.0)  # held: c, live and quiet, could undercut
+    assert core.pop_ready(1.0) == []
+    core.push("0", Chunk("a", recs("a", 100, 200), live=False), 2.0)
+    core.push("0", Chunk("a", [], live=True), 2.0)  # a has read what it held at first
+    assert lines(core.pop_ready(2.0)) == ["a0"]  # the tie: a before b (config order)
+    core.push("2", Chunk("c", recs("c", 200)), 3.0)
+    out = core.pop_ready(3.0)
+    assert lines(out) == ["b0", "a1"] and not any(record.late for record in out)
