@@ -78,7 +78,7 @@ async def test_what_files_hold_at_start_is_written_at_once(
     """`tail -n 1 a.log b.log c.log`: the three last lines, merged by time, come together, not
     the second and third one idle_timeout (1 s) after the first, when the files went quiet."""
     for index, name in enumerate("cab"):  # c's line is the oldest, then a's, then b's
-        (tmp_path / f"{name}.log").write_text(f"2030-01-01T10:00:0{index}.5Z {name}1\n")
+        (tmp_path / f"{name}.log").write_text(f"2020-01-01T10:00:0{index}.5Z {name}1\n")
     cli = await start_cli("tail", "-n", "1", "a.log", "b.log", "c.log", cwd=tmp_path)
     cli_processes.append(cli)
     clock = asyncio.get_running_loop().time

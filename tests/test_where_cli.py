@@ -21,10 +21,10 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 LOGFMT = (
-    'time=2030-01-01T10:00:01Z level=info status=200 path=/health msg="ok"\n'
-    'time=2030-01-01T10:00:02Z level=warn status=503 path=/health msg="down"\n'
-    'time=2030-01-01T10:00:03Z level=error status=500 path=/api msg="boom"\n'
-    'time=2030-01-01T10:00:04Z level=warn status=404 path=/api msg="gone"\n'
+    'time=2020-01-01T10:00:01Z level=info status=200 path=/health msg="ok"\n'
+    'time=2020-01-01T10:00:02Z level=warn status=503 path=/health msg="down"\n'
+    'time=2020-01-01T10:00:03Z level=error status=500 path=/api msg="boom"\n'
+    'time=2020-01-01T10:00:04Z level=warn status=404 path=/api msg="gone"\n'
 )
 
 
@@ -99,7 +99,7 @@ def test_a_config_where_filters_a_sink(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag", ["-f", "-F", "--follow"])
 def test_tail_accepts_f_and_capital_f(tmp_path: Path, flag: str) -> None:
     """tail -f / -F are accepted (following is the default); with --no-follow, refused."""
-    (tmp_path / "a.log").write_text("2030-01-01T10:00:01Z one\n")
+    (tmp_path / "a.log").write_text("2020-01-01T10:00:01Z one\n")
     result = run("tail", flag, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     refused = run("tail", flag, "--no-follow", "a.log", cwd=tmp_path)
