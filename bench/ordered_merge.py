@@ -122,7 +122,8 @@ def main() -> None:
         for name in names:
             work = Path(tmp) / name
             if name == "today":
-                paths, expected = make_files(work / "in", args.files, args.lines or 1_000_000)
+                paths, ids = make_files(work / "in", args.files, args.lines or 1_000_000)
+                expected = [ident.removeprefix("id=") for ident in ids]
                 what = f"in {args.files} equal files (half JSON, half text)"
             else:
                 paths, expected = workload.make_files(work / "in", args.lines or 920_000)

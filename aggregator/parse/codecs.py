@@ -337,16 +337,20 @@ class AutoCodec:
         return self.text.parse(line)
 
     def stamp(self, line: str) -> int | None:
-        """Text and JSON lines by the short way; a JSON line without a time of its own (or
-        one it cannot read, which ``parse`` reads as text) and the rarer kinds by ``parse``."""
+        """Text, JSON and logfmt lines by the short way (no level looked for); a JSON line
+        without a time of its own (or one it cannot read, which ``parse`` reads as text) and
+        ``<PRI>`` syslog by ``parse``."""
         first = line[:1]
         if "0" <= first <= "9":
             return line_start(line)
         if first == "{":
             ts = self.json.stamp(line)
-            if ts is not None:
-                return ts
-        return self.parse(line)[0]
+            return ts if ts is not None else self.parse(line)[0]
+        if first == "<":
+            return self.parse(line)[0]
+        if (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+            return self.logfmt.stamp(line)
+        return line_start(line)
 
 
 def parse_lines(codec: Codec, texts: Sequence[str], stamps_only: bool = False) -> Columns:

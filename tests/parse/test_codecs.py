@@ -158,6 +158,7 @@ LINES = st.one_of(
     ),
     st.builds(lambda stamp: f"<13>1 {stamp or '-'} h a - - - m", STAMPS),
     st.builds(lambda rest: "{" + rest, st.text(max_size=30)),
+    st.builds(lambda stamp: f'10.0.0.1 - - {stamp} "GET / HTTP/1.1" 200 5', STAMPS),
     st.text(max_size=40),
 )
 
