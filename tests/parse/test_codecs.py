@@ -1,5 +1,6 @@
 """Codecs: what a line says about its time, level and fields; the line itself is never lost."""
 
+import re
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from aggregator.parse.codecs import (
     _LEVEL_NAMES,
     _LEVEL_WORD,
+    _LOGFMT_PAIR,
     level_word,
     make_codec,
     normalise_level,
@@ -200,3 +202,15 @@ def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> 
     match = _LEVEL_WORD.search(line, start, 80)
     expected = _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower()) if match else None
     assert level_word(line, start) == expected
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "=", '"', "\\", " ", "x=", 'k="v w"', "\n", "\u00e9", '\\"']),
+        max_size=30,
+    ).map("".join)
+)
+def test_logfmt_pairs_as_the_plain_pattern_finds_them(line: str) -> None:
+    """The unrolled pattern for quoted values finds the pairs the plain one does (#27)."""
+    plain = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+    assert _LOGFMT_PAIR.findall(line) == plain.findall(line)
