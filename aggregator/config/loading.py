@@ -7,7 +7,6 @@ environment before validation.
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -89,6 +88,8 @@ def parse_config(
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the TOML file at ``path``; ConfigError lists every problem."""
+    import tomllib  # here: `tail` and `--version` read no TOML (5-15 ms of start-up)
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
