@@ -14,6 +14,8 @@ mode), where the import finds them before the ``.py`` files. Which build is inst
 ``.py``.
 """
 
+import contextlib
+import io
 import os
 import sys
 import tomllib
@@ -31,8 +33,24 @@ GROUP = "aggregator._compiled"
 is a small shim that loads its part of it."""
 
 
-def _warn(message: str) -> None:
-    sys.stderr.write(f"aggregator build: {message}; building pure Python\n")
+def _warn(message: str, requested: bool = False) -> None:
+    """Say why the build is pure. pip shows nothing of a build that succeeds unless run with
+    ``-v``: a fall back that was not asked for is also written to the terminal, which pip does
+    not capture (``aggregator --version`` says which build runs, SPEC §1)."""
+    line = f"aggregator build: {message}; building pure Python\n"
+    sys.stderr.write(line)
+    if requested:
+        return
+    loud = (
+        f"WARNING: {line}"
+        "WARNING: its per-line path runs slower so; `aggregator --version` says which build\n"
+        "WARNING: runs (compiled or pure); `pip install -v` shows the build's whole output\n"
+    )
+    try:
+        with open("/dev/tty", "w") as terminal:
+            terminal.write(loud)
+    except OSError:  # no terminal (CI, a Docker build): the stderr line and --version remain
+        pass
 
 
 def _pure_requested() -> bool:
@@ -64,7 +82,7 @@ def _extensions() -> list[object]:
     if not _builds():
         return []
     if _pure_requested():
-        _warn("AGGREGATOR_PURE is set")
+        _warn("AGGREGATOR_PURE is set", requested=True)
         _remove_compiled([])
         return []
     try:
@@ -74,12 +92,17 @@ def _extensions() -> list[object]:
         _remove_compiled([])
         return []
     _remove_compiled(COMPILED)
+    report = io.StringIO()  # mypyc prints its type errors, then exits
     try:
-        return list(mypycify(COMPILED, opt_level="3", group_name=GROUP))
-    except (Exception, SystemExit) as error:  # mypyc exits when type-checking fails
-        _warn(f"mypyc failed ({error!r})")
+        with contextlib.redirect_stdout(report):
+            return list(mypycify(COMPILED, opt_level="3", group_name=GROUP))
+    except (Exception, SystemExit) as error:
+        errors = [line for line in report.getvalue().splitlines() if ": error:" in line]
+        _warn(f"mypyc failed ({'; '.join(errors[:3]) or repr(error)})")
         _remove_compiled([])
         return []
+    finally:
+        sys.stdout.write(report.getvalue())  # for `pip install -v`
 
 
 class OptionalBuildExt(build_ext):

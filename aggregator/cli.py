@@ -35,6 +35,15 @@ WHERE_HELP = (
 DEBUG_HELP = "asyncio debug mode, named tasks; SIGUSR1 dumps every task to stderr (default: off)"
 
 
+def build_kind() -> str:
+    """``compiled`` when the per-line modules run as mypyc's extension modules, else ``pure``
+    (SPEC §1): where the import system finds one of them, without importing it."""
+    from importlib.util import find_spec
+
+    spec = find_spec("aggregator.parse.lines")
+    return "compiled" if spec is not None and (spec.origin or "").endswith(".so") else "pure"
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Help that keeps the description's line breaks."""
 
@@ -44,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aggregator",
         description="Many logs in, one live stream ordered by event time out.",
     )
-    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"aggregator {__version__} ({build_kind()})"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the pipeline a config file describes")

@@ -5,10 +5,14 @@ test runs, so that a build that fell back to pure Python without a word does not
 compiled one. Without it, the tests check only that one build runs throughout.
 """
 
+import ast
 import importlib
 import os
 import pickle
+import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,9 +23,8 @@ from aggregator.parse.worker import HEADER_BYTES, CodecSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(importlib.import_module("aggregator").__file__ or "").parent
-SOURCES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["aggregator"]["mypyc"][
-    "modules"
-]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SOURCES = PYPROJECT["tool"]["aggregator"]["mypyc"]["modules"]
 MODULES = [path.removesuffix(".py").replace("/", ".") for path in SOURCES]
 LIBRARY = "_compiled__mypyc"
 """The shared library of the compiled modules (setup.py's GROUP)."""
@@ -80,3 +83,132 @@ def test_worker_runs_the_same_build(tmp_path: Path) -> None:
         worker.stdin.close()
         assert worker.wait(timeout=15) == 0
     assert (LIBRARY in loaded) == expected
+
+
+def test_version_says_which_build_runs() -> None:
+    """``aggregator --version`` ends with the build that runs: ``(compiled)`` or ``(pure)``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"aggregator 0.1.0 ({build()})"
+
+
+def imported_modules(source: Path) -> set[str]:
+    """Every module ``source`` names in an import, at any depth (mypy follows them all,
+    ``TYPE_CHECKING`` and function-level ones too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def module_file(name: str) -> Path | None:
+    """The source of the package's module ``name``, or None if it is not one."""
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def test_compiled_modules_need_only_the_build_requirements() -> None:
+    """mypyc type-checks the compiled modules and all they import in pip's isolated build
+    environment, which holds only ``[build-system] requires``: a module of another package
+    in that closure (websockets, say) makes a fresh install fall back to pure Python (#27)."""
+    provided = {"orjson", "pydantic", "pydantic_core", "typing_extensions", "annotated_types"}
+    required = {re.split(r"[<>=;\[ ]", line)[0] for line in PYPROJECT["build-system"]["requires"]}
+    assert {"orjson", "pydantic"} <= required
+    seen: set[str] = set()
+    outside: dict[str, str] = {}
+    todo = [(name, name) for name in MODULES]
+    while todo:
+        name, via = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        if parts[0] != "aggregator":
+            if parts[0] not in sys.stdlib_module_names and parts[0] not in provided:
+                outside.setdefault(parts[0], via)
+            continue
+        source = module_file(name)
+        if source is None:  # a name imported from a module, not a module
+            continue
+        parents = [".".join(parts[:depth]) for depth in range(1, len(parts))]
+        todo.extend((module, name) for module in [*parents, *imported_modules(source)])
+    assert not outside, f"not in the isolated build environment (module: imported by): {outside}"
+
+
+def fresh_copy(tmp_path: Path) -> Path:
+    """The package's sources as a user's checkout has them: nothing built."""
+    tree = tmp_path / "src"
+    tree.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    junk = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "aggregator", tree / "aggregator", ignore=junk)
+    return tree
+
+
+def fresh_venv(tmp_path: Path) -> Path:
+    """A new venv with nothing installed in it: its python."""
+    subprocess.run([sys.executable, "-m", "venv", tmp_path / "venv"], check=True, timeout=120)
+    return tmp_path / "venv" / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("editable", [False, True], ids=["install", "editable"])
+def test_a_fresh_install_compiles(tmp_path: Path, editable: bool) -> None:
+    """``pip install .`` and ``pip install -e .`` into a new venv build the compiled
+    modules in pip's isolated build environment, whose requirements come from the registry
+    pip is set up with (its cache, then); the dependencies are left out: they do not take part
+    in the build, and ``--version`` needs none (#27)."""
+    if os.environ.get("AGGREGATOR_EXPECT_BUILD") == "pure":
+        pytest.skip("the install is tested once, in the compiled run (.ci/run)")
+    tree, python = fresh_copy(tmp_path), fresh_venv(tmp_path)
+    target = ["-e", str(tree)] if editable else [str(tree)]
+    env = {key: value for key, value in os.environ.items() if key != "AGGREGATOR_PURE"}
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--no-deps", "-v", *target],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
+    assert "aggregator build:" not in install.stdout + install.stderr
+    version = subprocess.run(
+        [python.parent / "aggregator", "--version"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "aggregator 0.1.0 (compiled)", version.stderr
+
+
+@pytest.mark.slow
+def test_a_fall_back_to_pure_is_shown_without_verbose(tmp_path: Path) -> None:
+    """A build whose C compiler fails installs pure Python, and a plain ``pip install`` (no
+    ``-v``, which hides the build's output) shows a warning on the terminal; ``--version``
+    says ``pure`` (#27)."""
+    if os.environ.get("AGGREGATOR_EXPECT_BUILD") == "pure":
+        pytest.skip("the install is tested once, in the compiled run (.ci/run)")
+    if shutil.which("script") is None:
+        pytest.skip("needs script(1) for a terminal")
+    tree, python = fresh_copy(tmp_path), fresh_venv(tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "AGGREGATOR_PURE"}
+    env["CC"] = "false"  # a compiler that always fails
+    command = f"{python} -m pip install --no-deps {tree}"
+    shown = subprocess.run(
+        ["script", "-qefc", command, "/dev/null"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout[-4000:]
+    assert "WARNING: aggregator build: compiling failed" in shown.stdout, shown.stdout[-4000:]
+    version = subprocess.run(
+        [python.parent / "aggregator", "--version"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "aggregator 0.1.0 (pure)", version.stderr

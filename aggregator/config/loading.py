@@ -9,7 +9,6 @@ import dataclasses
 import difflib
 import os
 import re
-import tomllib
 import types
 from collections.abc import Mapping
 from datetime import datetime
@@ -94,6 +93,8 @@ def parse_config(
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the TOML file at ``path``; ConfigError lists every problem."""
+    import tomllib  # here: `tail` and `--version` read no TOML (5-15 ms of start-up)
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:

@@ -135,12 +135,25 @@ _LEVEL_WORD = re.compile(rf"\b({_LEVEL_WORDS})\b|[\[<(]((?i:{_LEVEL_WORDS}))[\]>
 _BRACKETS = "[]<>():"
 
 
+_BRACKETED_LEVEL = re.compile(rf"[\[<(]((?i:{_LEVEL_WORDS}))[\]>)]")
+"""``_LEVEL_WORD``'s second half: it starts with a bracket, which the search skips to."""
+_UPPER_LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERR", "FATAL", "CRIT", "ALERT",
+                 "EMERG", "PANIC")  # fmt: skip
+"""What an upper-case level word holds (WARNING holds WARN): without one, only a bracketed
+level can match, and a search for that alone is several times faster (no word boundary to try
+at every character)."""
+
+
 def level_word(line: str, start: int = 0) -> str | None:
     """The level a text line names within its first 80 characters, if any."""
-    match = _LEVEL_WORD.search(line, start, 80)
-    if match is None:
-        return None
-    return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
+    head = line[start:80]
+    if any(word in head for word in _UPPER_LEVELS):
+        match = _LEVEL_WORD.search(line, start, 80)
+        if match is None:
+            return None
+        return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
+    bracketed = _BRACKETED_LEVEL.search(line, start, 80)
+    return None if bracketed is None else _LEVEL_NAMES.get(bracketed.group(1).lower())
 
 
 # The words right after a timestamp that name a level as ``TextCodec`` reads them: upper case
@@ -209,7 +222,9 @@ class JsonCodec:
         return self.picker.stamp(value) if isinstance(value, dict) else None
 
 
-_LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+# A quoted value as an unrolled loop (runs of plain characters, then an escape): the same
+# strings as ``"(?:[^"\\]|\\.)*"``, without a branch per character (2.5x faster).
+_LOGFMT_PAIR = re.compile(r'([^\s=]+)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)')
 _LOGFMT_START = re.compile(r"[A-Za-z_@][\w.@/-]*=")
 
 
@@ -337,16 +352,20 @@ class AutoCodec:
         return self.text.parse(line)
 
     def stamp(self, line: str) -> int | None:
-        """Text and JSON lines by the short way; a JSON line without a time of its own (or
-        one it cannot read, which ``parse`` reads as text) and the rarer kinds by ``parse``."""
+        """Text, JSON and logfmt lines by the short way (no level looked for); a JSON line
+        without a time of its own (or one it cannot read, which ``parse`` reads as text) and
+        ``<PRI>`` syslog by ``parse``."""
         first = line[:1]
         if "0" <= first <= "9":
             return line_start(line)
         if first == "{":
             ts = self.json.stamp(line)
-            if ts is not None:
-                return ts
-        return self.parse(line)[0]
+            return ts if ts is not None else self.parse(line)[0]
+        if first == "<":
+            return self.parse(line)[0]
+        if (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+            return self.logfmt.stamp(line)
+        return line_start(line)
 
 
 def parse_lines(codec: Codec, texts: Sequence[str], stamps_only: bool = False) -> Columns:

@@ -56,6 +56,8 @@ def parse_iso(text: str, start: int = 0) -> tuple[int, int] | None:
     prefix = text[start : start + 19]
     seconds = _second_epochs.get(prefix)
     if seconds is None:
+        if prefix[4:5] != "-" or prefix[7:8] != "-":  # not a date: no exception raised (slow)
+            return None
         try:
             seconds = _second_epoch(prefix)
         except ValueError:
@@ -110,18 +112,30 @@ def epoch_to_micros(value: float) -> int:
 
 
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
+_syslog_epochs: dict[str, int] = {}
+"""Epoch seconds of each ``Nov 25 10:00:00`` seen, for the hour of the clock in
+``_syslog_epochs_hour``: the year a syslog time is put in depends on the clock."""
+_syslog_epochs_hour = [0]
 
 
 def parse_syslog_time(
     text: str, start: int = 0, now_us: int | None = None
 ) -> tuple[int, int] | None:
-    """``Nov 25 10:00:00`` at ``text[start:]``, in the year that puts it not in the future."""
+    """``Nov 25 10:00:00`` at ``text[start:]``, in the year that puts it not in the future;
+    a time seen before in this hour of the clock costs a dict lookup."""
+    now = (now_us if now_us is not None else time.time_ns() // 1000) // 1_000_000
+    if now // 3600 != _syslog_epochs_hour[0]:
+        _syslog_epochs.clear()
+        _syslog_epochs_hour[0] = now // 3600
+    end = start + 15  # "Nov 25 10:00:00"
+    seconds = _syslog_epochs.get(text[start:end])
+    if seconds is not None and text[end : end + 1] != ".":
+        return seconds * 1_000_000, end
     match = _SYSLOG.match(text, start)
     if match is None or match.group(1) not in MONTHS:
         return None
     month = MONTHS[match.group(1)]
     day, hour, minute, second = (int(match.group(i)) for i in range(2, 6))
-    now = (now_us if now_us is not None else time.time_ns() // 1000) // 1_000_000
     year = time.gmtime(now).tm_year
     try:
         seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
@@ -129,6 +143,9 @@ def parse_syslog_time(
             seconds = calendar.timegm((year - 1, month, day, hour, minute, second, 0, 0, 0))
     except (ValueError, OverflowError):
         return None
+    if len(_syslog_epochs) > 100_000:
+        _syslog_epochs.clear()
+    _syslog_epochs[text[start:end]] = seconds
     micros = int((match.group(6) or "0").ljust(6, "0"))
     return seconds * 1_000_000 + micros, match.end()
 
@@ -136,8 +153,16 @@ def parse_syslog_time(
 _CLF = re.compile(r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})")
 
 
+_clf_micros: dict[str, int] = {}
+"""Each ``25/Nov/2026:10:00:00 +0000`` seen, in µs: an access log repeats each second."""
+
+
 def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
     """The Common Log Format's ``25/Nov/2026:10:00:00 +0000`` at ``text[start:]``."""
+    end = start + 26
+    micros = _clf_micros.get(text[start:end])
+    if micros is not None:
+        return micros, end
     match = _CLF.match(text, start)
     if match is None or match.group(2) not in MONTHS:
         return None
@@ -149,7 +174,10 @@ def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
         seconds = calendar.timegm((year, MONTHS[match.group(2)], day, hour, minute, second))
     except (ValueError, OverflowError):
         return None
-    return (seconds - offset) * 1_000_000, match.end()
+    if len(_clf_micros) > 100_000:
+        _clf_micros.clear()
+    micros = _clf_micros[text[start:end]] = (seconds - offset) * 1_000_000
+    return micros, end
 
 
 def parse_auto(value: object) -> int | None:

@@ -84,14 +84,24 @@ class PipeWriter:
             os.set_blocking(self._fd, True)
 
 
-class ThreadWriter:
-    """Writes to a regular file or a terminal in a worker thread, so the loop never blocks."""
+DIRECT_WRITE = 64 * 1024
+"""Up to this much is written to a regular file (or /dev/null) on the event loop: the page
+cache takes it at once, for far less than a hop to a thread and back (a live line's cost)."""
 
-    def __init__(self, fd: int) -> None:
+
+class ThreadWriter:
+    """Writes to a regular file or a terminal in a worker thread, so the loop never blocks;
+    ``direct`` bytes or fewer on the loop (0: never; a terminal can block: Ctrl-S)."""
+
+    def __init__(self, fd: int, direct: int = 0) -> None:
         self._fd = fd
+        self._direct = direct
         self.gone = asyncio.Event()  # a file or terminal has no reader to go away
 
     async def write(self, data: bytes) -> None:
+        if len(data) <= self._direct:
+            write_all(self._fd, data)
+            return
         # write_all may take several writes: one thread hop for all of them (asyncio's own).
         await asyncio.to_thread(write_all, self._fd, data)
 
@@ -100,11 +110,13 @@ class ThreadWriter:
 
 
 async def open_writer(fd: int) -> ByteWriter:
-    """The right writer for ``fd``: through the loop for pipes and sockets, else a thread."""
+    """The right writer for ``fd``: through the loop for pipes and sockets, else a thread
+    (small writes to a regular file or a device other than a terminal on the loop)."""
     mode = os.fstat(fd).st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         return await PipeWriter.open(fd)
-    return ThreadWriter(fd)
+    direct = stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd))
+    return ThreadWriter(fd, DIRECT_WRITE if direct else 0)
 
 
 def colour_wanted(fd: int) -> bool:

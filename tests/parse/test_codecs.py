@@ -1,5 +1,6 @@
 """Codecs: what a line says about its time, level and fields; the line itself is never lost."""
 
+import re
 from typing import Any
 
 import orjson
@@ -7,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.parse.codecs import make_codec, normalise_level
+from aggregator.parse.codecs import (
+    _LEVEL_NAMES,
+    _LEVEL_WORD,
+    _LOGFMT_PAIR,
+    level_word,
+    make_codec,
+    normalise_level,
+)
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
 
@@ -158,6 +166,7 @@ LINES = st.one_of(
     ),
     st.builds(lambda stamp: f"<13>1 {stamp or '-'} h a - - - m", STAMPS),
     st.builds(lambda rest: "{" + rest, st.text(max_size=30)),
+    st.builds(lambda stamp: f'10.0.0.1 - - {stamp} "GET / HTTP/1.1" 200 5', STAMPS),
     st.text(max_size=40),
 )
 
@@ -178,3 +187,30 @@ def test_stamp_is_the_time_parse_finds(line: str) -> None:
 def test_levels_are_normalised(value: object, level: str | None) -> None:
     """Common spellings and pino/bunyan numbers map to the six levels."""
     assert normalise_level(value) == level
+
+
+LEVEL_TEXT = st.lists(
+    st.sampled_from(["[", "]", "<", ">", "(", ")", " ", ":", "-", "x", "info", "INFO", "Warn",
+                     "WARNING", "error", "ERR", "TRACEx", "\u0130nfo", "\u0131nfo", "cRIT"]),
+    max_size=40,
+).map("".join)  # fmt: skip
+
+
+@given(LEVEL_TEXT, st.integers(0, 20))
+def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> None:
+    """The level word found with the quick look first is the full pattern's (#27)."""
+    match = _LEVEL_WORD.search(line, start, 80)
+    expected = _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower()) if match else None
+    assert level_word(line, start) == expected
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "=", '"', "\\", " ", "x=", 'k="v w"', "\n", "\u00e9", '\\"']),
+        max_size=30,
+    ).map("".join)
+)
+def test_logfmt_pairs_as_the_plain_pattern_finds_them(line: str) -> None:
+    """The unrolled pattern for quoted values finds the pairs the plain one does (#27)."""
+    plain = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+    assert _LOGFMT_PAIR.findall(line) == plain.findall(line)

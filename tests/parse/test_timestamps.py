@@ -59,6 +59,28 @@ def test_syslog_year_is_inferred() -> None:
     assert december is not None and rfc3339_micros(december[0]).startswith("2025-12-31")
 
 
+def test_a_syslog_time_seen_before_follows_the_clock() -> None:
+    """The same syslog text read again gives the same time, with or without a fraction, and
+    read a year later (by the clock) it moves to that year: what is remembered of it goes
+    with the clock's hour."""
+    first = parse_syslog_time("Nov 25 10:00:00 host", now_us=NOW)
+    again = parse_syslog_time("Nov 25 10:00:00 host", now_us=NOW)
+    assert first == again == (calendar.timegm((2026, 11, 25, 10, 0, 0)) * 1_000_000, 15)
+    fraction = parse_syslog_time("Nov 25 10:00:00.25 host", now_us=NOW)
+    assert fraction == (first[0] + 250_000, 18)
+    a_year_on = NOW + 365 * 86_400 * 1_000_000
+    later = parse_syslog_time("Nov 25 10:00:00 host", now_us=a_year_on)
+    assert later is not None and rfc3339_micros(later[0]).startswith("2027-11-25T10:00:00")
+
+
+def test_a_clf_time_seen_before_gives_the_same() -> None:
+    """A Common Log Format time read again (an access log repeats each second) gives the
+    same time, its offset applied; a line led by an address is not read as a date."""
+    line = '10.0.0.1 - - [25/Nov/2026:11:00:00 +0100] "GET / HTTP/1.1" 200 5'
+    assert line_start(line) == line_start(line) == 1_795_600_800_000_000
+    assert parse_line_start("10.0.0.1 - -") is None
+
+
 def test_line_start() -> None:
     """Text lines: ISO (maybe bracketed) or syslog at the start; CLF in brackets near it."""
     assert line_start("2026-11-25T10:00:00Z INFO x") == 1_795_600_800_000_000
