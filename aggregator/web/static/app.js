@@ -243,10 +243,18 @@ function asText(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+// The levels a row is coloured by: anything else (a remote peer's "very bad") gets no class,
+// since a class name cannot hold a space and classList.add would throw for the whole batch.
+const LEVEL_CLASSES = new Set(["trace", "debug", "info", "warn", "error", "fatal"]);
+
+function levelClass(level) {
+  return LEVEL_CLASSES.has(level) ? `lvl-${level}` : "";
+}
+
 function renderRecord(record) {
   const row = document.createElement("div");
   row.className = "row";
-  if (record.level) row.classList.add(`lvl-${record.level}`);
+  if (LEVEL_CLASSES.has(record.level)) row.classList.add(`lvl-${record.level}`);
   if (record.late) row.classList.add("late");
   row.dataset.seq = record.seq;
   row.record = record;
@@ -650,7 +658,7 @@ function showStats(stats) {
         item.dataset[key] = name;
         item.tabIndex = 0;
         item.title = `show only ${key} ${name}`;
-        if (key === "level") item.className = `lvl-${name}`;
+        if (key === "level") item.className = levelClass(name);
         else item.className = `c${colourOf(name)}`;
       }
       return item;
