@@ -27,7 +27,13 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 def is_loopback(listen: str) -> bool:
     """Whether a ``HOST:PORT`` listens on this machine only."""
-    host = listen.rpartition(":")[0].strip("[]")
+    return names_loopback(listen.rpartition(":")[0])
+
+
+def names_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine's
+    loopback: ``localhost`` or an address in 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
     if host == "localhost":
         return True
     try:

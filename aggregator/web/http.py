@@ -5,7 +5,6 @@ ever a key into that table, never a path on the filesystem.
 """
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -13,6 +12,8 @@ from urllib.parse import parse_qs
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from aggregator.config.addresses import names_loopback
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -80,18 +81,6 @@ def asset_response(asset: Asset) -> Response:
 
 SINGLE_HEADERS = ("Host", "Origin", "Authorization")
 """Headers a request may carry once: two of them are a request no browser makes (400)."""
-
-
-def names_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine's
-    loopback: ``localhost`` or an address in 127.0.0.0/8 or ::1."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def host_name(header: str) -> str:
