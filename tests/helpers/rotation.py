@@ -184,15 +184,25 @@ def logrotate_conf(work: Path, mode: str) -> Path:
     return conf
 
 
+class LogrotateFailed(Exception):
+    """logrotate itself failed: the case did not run as meant (not a count of the aggregator's:
+    a run cut short by it would look like lost lines)."""
+
+
 async def logrotate(work: Path, conf: Path) -> None:
-    """Force a rotation now (the state file in ``work``); the caller's writer waits meanwhile."""
-    proc = await asyncio.create_subprocess_exec(
-        LOGROTATE, "-f", "-s", str(work / "logrotate.state"), str(conf),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise AssertionError(f"logrotate failed: {out.decode()}")
+    """Force a rotation now (the state file in ``work``); the caller's writer waits meanwhile.
+    Tried once more a second later if it fails (a name by the second that was taken)."""
+    for attempt in range(2):
+        proc = await asyncio.create_subprocess_exec(
+            LOGROTATE, "-f", "-s", str(work / "logrotate.state"), str(conf),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        if proc.returncode == 0:
+            return
+        if attempt == 0:
+            await next_second(time.time())
+    raise LogrotateFailed(f"logrotate failed: {out.decode()}")
 
 
 async def next_second(last: float) -> None:
