@@ -7,10 +7,11 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import DEADLINE, wait_until
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -72,6 +73,20 @@ class NatsServer:
             proc.send_signal(signum)
             async with asyncio.timeout(15):
                 await proc.wait()
+
+
+async def consumer_made(js: Any, durable: str, stream: str = "LOGS") -> None:
+    """Return once a central's durable consumer exists: it consumes live from then on, so
+    what is published after is not the backlog it found at start."""
+    import nats.js.errors
+
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            try:
+                await js.consumer_info(stream, durable)
+                return
+            except nats.js.errors.NotFoundError:
+                await asyncio.sleep(0.05)  # asking the server again, under the deadline
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 one is dropped, counted and terminated (so it cannot crash-loop the consumer), and what a good
 one carries is encoded again: a publisher cannot forge lines in the central's output."""
 
-import asyncio
 import contextlib
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from hypothesis import strategies as st
 from aggregator.jetstream.messages import BadMessage, decode_message, encode_message
 from aggregator.record.formats import encode_json
 from aggregator.record.record import Record
-from tests.conftest import DEADLINE, Cli, start_cli, wait_until
-from tests.helpers.nats_server import NatsServer, nats_server
+from tests.conftest import Cli, start_cli, wait_until
+from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
 from tests.helpers.web import http_get
 from tests.jetstream.test_nats import central_config, records_in
 
@@ -119,7 +118,6 @@ async def test_a_central_drops_and_terminates_broken_messages(
     record only, counts the rest as invalid, acknowledges (terminates) them all, and a restart
     neither crashes nor sees them again."""
     import nats
-    import nats.js.errors
 
     out = tmp_path / "central.json"
     config = central_config(tmp_path, nats_server.url, out)
@@ -132,13 +130,7 @@ async def test_a_central_drops_and_terminates_broken_messages(
     client = await nats.connect(nats_server.url)
     try:
         js = client.jetstream()
-        async with asyncio.timeout(DEADLINE):  # the central's durable consumer exists
-            while True:
-                try:
-                    await js.consumer_info("LOGS", "central")
-                    break
-                except nats.js.errors.NotFoundError:
-                    await asyncio.sleep(0.05)
+        await consumer_made(js, "central")
         for payload in BAD.values():
             await js.publish("logs.evil.x", payload)
         await js.publish("logs.good.x", meta(node="good") + orjson.dumps([row(line="fine")]))

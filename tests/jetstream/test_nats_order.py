@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEADLINE, Cli
-from tests.helpers.nats_server import NatsServer, nats_server
+from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
 from tests.jetstream.test_nats import (
     central_config,
     lines_of,
@@ -38,6 +38,15 @@ async def test_nodes_that_start_together_are_merged_in_order(
     out = tmp_path / "central.json"
     central = central_config(tmp_path, nats_server.url, out, order_window="3s")
     await start(cli_processes, central, tmp_path)
+    # Nodes that start while the central runs: what they publish before it consumes is its
+    # backlog at start, merged as files at start are (the test below).
+    import nats
+
+    client = await nats.connect(nats_server.url)
+    try:
+        await consumer_made(client.jetstream(), "central")
+    finally:
+        await client.close()
     expected: list[str] = []
     for round_ in range(3):
         sidecars = []
