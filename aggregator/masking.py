@@ -59,10 +59,11 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-# Terminal controls (C0 but tab and newline, DEL, C1) in what a log line quotes: a file's name,
-# a peer's error text. An ANSI escape there could retitle the terminal or hide lines.
-_CONTROLS = [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]
-_ESCAPED = {code: f"\\x{code:02x}" for code in _CONTROLS}
+# Terminal controls (C0 but tab, DEL, C1) in what a log line quotes: a file's name, a peer's
+# error text. An ANSI escape there could retitle the terminal or hide lines, and a newline
+# start a line of its own that reads as the program's ("aggregator: ERROR: ...").
+_CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]
+_ESCAPED = {code: f"\\x{code:02x}" for code in _CONTROLS} | {0x0A: "\\n"}
 _CONTROL_CHARS = frozenset(map(chr, _CONTROLS))
 
 

@@ -122,10 +122,12 @@ async def test_debug_logs_show_no_secret(tmp_path: Path, cli_processes: list[Cli
 async def test_control_characters_in_names_are_escaped_on_stderr(
     tmp_path: Path, cli_processes: list[Cli]
 ) -> None:
-    """A watched file whose name holds an ANSI escape is named on stderr with it escaped."""
-    name = "evil\x1b]0;pwned\x07.log"
+    """A watched file whose name holds an ANSI escape or a newline is named on stderr with
+    them escaped: no terminal control obeyed, no line of the program's forged."""
+    name = "evil\x1b]0;pwned\x07\naggregator: ERROR: forged.log"
     cli = await start_cli("tail", "--no-follow", name, cwd=tmp_path)
     cli_processes.append(cli)
     await cli.exit_code()
-    assert any("\\x1b]0;pwned\\x07" in line for line in cli.err), cli.err
+    assert any("\\x1b]0;pwned\\x07\\naggregator: ERROR: forged" in line for line in cli.err)
     assert not any("\x1b" in line or "\x07" in line for line in cli.err)
+    assert not any(line.startswith("aggregator: ERROR: forged") for line in cli.err), cli.err
