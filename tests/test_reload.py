@@ -166,6 +166,10 @@ async def test_a_reload_changes_parts_by_name_and_loses_nothing(
         marks = {name: len(writers.written[name]) for name in ("keep", "a", "c", "net")}
         for name, count in marks.items():
             await live.receive_until(seen(name, count + 20), f"{name} going on after the reload")
+        # The rates frames (the page's plot) follow the sources: c in, b out.
+        since = len(live.rates)
+        await live.receive_until(lambda: len(live.rates) > since + 1, "two rates frames")
+        assert {"keep", "a", "c", "net"} == set(live.rates[-1]["rates"]), live.rates[-1]
 
         # An invalid config: refused with every error, nothing changes.
         config.write_text(config_text(tmp_path, 2).replace("max_connections", "max_conections"))

@@ -61,7 +61,7 @@ class WebSocketSink(Sink):
             secrets.token_hex(8), config.replay, context.source_names, config.replay_bytes
         )
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
-        self._source_names = list(context.source_names)
+        self._source_names = context.source_names  # the pipeline's: a reload updates it
         self._counts: Counter[str] = Counter()  # records per source since the last rates frame
         self.live_counts = LiveCounts(config.stats_field or None, time.monotonic)
         """What /stats shows: every record, before any filter."""
