@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 import orjson
 
 from aggregator.parse.timestamps import (
+    MONTHS,
     TimestampParser,
     line_start,
     line_start_span,
@@ -363,7 +364,11 @@ class AutoCodec:
             return ts if ts is not None else self.parse(line)[0]
         if first == "<":
             return self.parse(line)[0]
-        if (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+        if (
+            (first.isalpha() or first in "_@")
+            and not (line[3:4] == " " and line[:3] in MONTHS)  # "Nov 25 10:00:00": no key=
+            and _LOGFMT_START.match(line) is not None
+        ):
             return self.logfmt.stamp(line)
         return line_start(line)
 

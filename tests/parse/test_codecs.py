@@ -149,7 +149,8 @@ def test_auto_detects_per_line(
 STAMPS = st.sampled_from(
     ["2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123456Z", "2026-11-25 10:00:00.5",
      "2026-11-25T10:00:00+02:00", "2026-13-25T10:00:00Z", "Nov 25 10:00:00", "1795600800",
-     "[25/Nov/2026:10:00:00 +0000]", "whenever", ""]
+     "[25/Nov/2026:10:00:00 +0000]", "whenever", "", "2026-11-25 10:00:00,123",
+     "2026-11-25T10:00:00.123456+00:00", "Nov 25=1", "Nov=25", "Jan 1 10:00:00"]
 )  # fmt: skip
 LINES = st.one_of(
     st.builds(  # JSON, with or without a time, readable or not
