@@ -26,6 +26,7 @@ from aggregator.parse.timestamps import (
     line_start,
     line_start_span,
     make_parser,
+    parse_auto,
     parse_iso,
     parse_syslog_time,
 )
@@ -88,12 +89,15 @@ class FieldPicker:
     def __init__(self, ts_field: str | None, ts_parser: TimestampParser) -> None:
         self.ts_keys = (ts_field,) if ts_field else TS_KEYS
         self.ts_parser = ts_parser
+        self.auto = ts_parser is parse_auto
 
     def stamp(self, fields: dict[str, Any]) -> int | None:
         """``pick(fields)[0]``, leaving ``fields`` as they are."""
         for key in self.ts_keys:
             value = fields.get(key, _MISSING)
             if value is not _MISSING:
+                if self.auto:  # a direct call, not one through the attribute
+                    return parse_auto(value)
                 return self.ts_parser(value)
         return None
 
@@ -252,7 +256,16 @@ class LogfmtCodec:
         return self.picker.pick(fields)
 
     def stamp(self, line: str) -> int | None:
-        return self.picker.stamp(parse_logfmt(line))
+        """``picker.stamp(parse_logfmt(line))``, with only the time's value unescaped: the
+        pairs go into a dict as they are (the last of a key wins there too)."""
+        pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))
+        for key in self.picker.ts_keys:
+            value = pairs.get(key)
+            if value is not None:
+                if value.startswith('"'):
+                    value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+                return self.picker.ts_parser(value)
+        return None
 
 
 _RFC5424 = re.compile(

@@ -165,6 +165,13 @@ LINES = st.one_of(
         st.sampled_from(["ts", "time", "a"]),
         STAMPS,
     ),
+    st.builds(  # logfmt: quoted times, escapes, a key given twice (the last one counts)
+        lambda first, second, stamp, other: f'{first}="{stamp}" x="a \\"b" {second}={other}',
+        st.sampled_from(["ts", "time", "a"]),
+        st.sampled_from(["ts", "time", "b"]),
+        STAMPS,
+        STAMPS.map(lambda stamp: stamp.replace(" ", "T")),
+    ),
     st.builds(lambda stamp: f"<13>1 {stamp or '-'} h a - - - m", STAMPS),
     st.builds(lambda rest: "{" + rest, st.text(max_size=30)),
     st.builds(lambda stamp: f'10.0.0.1 - - {stamp} "GET / HTTP/1.1" 200 5', STAMPS),
