@@ -59,15 +59,8 @@ def _columns() -> int:
 class _Help(argparse.HelpFormatter):
     """argparse's help, its width found without shutil (``_columns``)."""
 
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        width = _columns() - 2 if width is None else width
-        super().__init__(prog, indent_increment, max_help_position, width)
+    def __init__(self, prog: str, width: int | None = None) -> None:
+        super().__init__(prog, width=_columns() - 2 if width is None else width)
 
 
 class _Formatter(_Help, argparse.RawDescriptionHelpFormatter):

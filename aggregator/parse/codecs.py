@@ -26,7 +26,6 @@ from aggregator.parse.timestamps import (
     line_start,
     line_start_span,
     make_parser,
-    parse_auto,
     parse_iso,
     parse_syslog_time,
 )
@@ -89,15 +88,12 @@ class FieldPicker:
     def __init__(self, ts_field: str | None, ts_parser: TimestampParser) -> None:
         self.ts_keys = (ts_field,) if ts_field else TS_KEYS
         self.ts_parser = ts_parser
-        self.auto = ts_parser is parse_auto
 
     def stamp(self, fields: dict[str, Any]) -> int | None:
         """``pick(fields)[0]``, leaving ``fields`` as they are."""
         for key in self.ts_keys:
             value = fields.get(key, _MISSING)
             if value is not _MISSING:
-                if self.auto:  # a direct call, not one through the attribute
-                    return parse_auto(value)
                 return self.ts_parser(value)
         return None
 
@@ -233,14 +229,15 @@ _LOGFMT_PAIR = re.compile(r'([^\s=]+)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)')
 _LOGFMT_START = re.compile(r"[A-Za-z_@][\w.@/-]*=")
 
 
+def _unquote(value: str) -> str:
+    if value.startswith('"'):
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
 def parse_logfmt(line: str) -> dict[str, Any]:
     """The key=value pairs of a logfmt line; quoted values unescaped."""
-    fields: dict[str, Any] = {}
-    for key, value in _LOGFMT_PAIR.findall(line):
-        if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        fields[key] = value
-    return fields
+    return {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(line)}
 
 
 class LogfmtCodec:
@@ -256,15 +253,12 @@ class LogfmtCodec:
         return self.picker.pick(fields)
 
     def stamp(self, line: str) -> int | None:
-        """``picker.stamp(parse_logfmt(line))``, with only the time's value unescaped: the
-        pairs go into a dict as they are (the last of a key wins there too)."""
-        pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))
+        """``picker.stamp(parse_logfmt(line))``, unescaping only the time's value."""
+        pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))  # the last of a key wins
         for key in self.picker.ts_keys:
             value = pairs.get(key)
             if value is not None:
-                if value.startswith('"'):
-                    value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-                return self.picker.ts_parser(value)
+                return self.picker.ts_parser(_unquote(value))
         return None
 
 
@@ -377,11 +371,8 @@ class AutoCodec:
             return ts if ts is not None else self.parse(line)[0]
         if first == "<":
             return self.parse(line)[0]
-        if (
-            (first.isalpha() or first in "_@")
-            and not (line[3:4] == " " and line[:3] in MONTHS)  # "Nov 25 10:00:00": no key=
-            and _LOGFMT_START.match(line) is not None
-        ):
+        syslog_time = line[3:4] == " " and line[:3] in MONTHS  # "Nov 25 10:00:00": no key=
+        if (first.isalpha() or first in "_@") and not syslog_time and _LOGFMT_START.match(line):
             return self.logfmt.stamp(line)
         return line_start(line)
 
