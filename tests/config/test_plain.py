@@ -3,7 +3,7 @@ very one; where pydantic would convert a value or say an error, it leaves the fi
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from aggregator.config.loading import _validator, expand_env
 from aggregator.config.plain import plain_config
-from aggregator.config.schema import _Strict
+from aggregator.config.schema import SinkConfig, SourceConfig, _Strict
 from aggregator.config.types import Secret
 
 ROOT = Path(__file__).parents[2]
@@ -139,3 +139,36 @@ def test_whatever_a_file_holds_this_path_agrees_with_pydantic(
         "sinks": {"out": {"type": sink_type, **sink}},
     }
     assert_same_as_pydantic(data)
+
+
+def tables(union: Any) -> dict[str, list[str]]:
+    """Each table of a tagged union (sources, sinks) by its ``type``, with its keys."""
+    found = {}
+    for table in get_args(get_args(union)[0]):
+        hints = get_type_hints(table)
+        found[get_args(hints["type"])[0]] = [key for key in hints if key != "type"]
+    return found
+
+
+SOURCES, SINKS = tables(SourceConfig), tables(SinkConfig)
+REQUIRED = {"paths": ["*.log"], "listen": "127.0.0.1:9000", "path": "out.log"}
+"""Values that make a table's required keys valid, so that the others get looked at."""
+
+
+@st.composite
+def a_part(draw: st.DrawFn, kinds: dict[str, list[str]]) -> dict[str, Any]:
+    kind = draw(st.sampled_from(sorted(kinds)))
+    keys = kinds[kind]
+    part = {key: value for key, value in REQUIRED.items() if key in keys and draw(st.booleans())}
+    part.update(draw(st.dictionaries(st.sampled_from(keys), VALUES, max_size=3)))
+    return {"type": kind, **part}
+
+
+@settings(max_examples=300, deadline=None)
+@given(a_part(SOURCES), a_part(SINKS))
+def test_every_source_and_sink_table_agrees_with_pydantic(
+    source: dict[str, Any], sink: dict[str, Any]
+) -> None:
+    """Every table of every source and sink type, random values for any of its keys: this
+    path gives pydantic's config, or leaves the file to it."""
+    assert_same_as_pydantic({"sources": {"a": source}, "sinks": {"b": sink}})
