@@ -44,7 +44,26 @@ def build_kind() -> str:
     return "compiled" if spec is not None and (spec.origin or "").endswith(".so") else "pure"
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` finds it: argparse imports shutil
+    (and with it lzma, bz2 and zlib) for it, on every start, when help is not even asked."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Help(argparse.HelpFormatter):
+    """argparse's help, its width found without shutil (``_columns``)."""
+
+    def __init__(self, prog: str, width: int | None = None) -> None:
+        super().__init__(prog, width=_columns() - 2 if width is None else width)
+
+
+class _Formatter(_Help, argparse.RawDescriptionHelpFormatter):
     """Help that keeps the description's line breaks."""
 
 
@@ -52,13 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator",
         description="Many logs in, one live stream ordered by event time out.",
+        formatter_class=_Help,
     )
     parser.add_argument(
         "--version", action="version", version=f"aggregator {__version__} ({build_kind()})"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the pipeline a config file describes")
+    run = commands.add_parser(
+        "run", help="run the pipeline a config file describes", formatter_class=_Help
+    )
     run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
     run.add_argument(
         "--watch-config",
@@ -70,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="validate a config file, check the files it names, print the pipeline",
+        formatter_class=_Help,
     )
     check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
 
@@ -176,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
     connect = commands.add_parser(
-        "connect", help="follow a running aggregator's WebSocket stream on stdout"
+        "connect",
+        help="follow a running aggregator's WebSocket stream on stdout",
+        formatter_class=_Help,
     )
     connect.add_argument(
         "url",

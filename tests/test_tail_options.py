@@ -242,14 +242,22 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
     [
         (["--version"], ["pydantic", "websockets", "aggregator.config", "asyncio"]),
         (["tail", "--no-follow", "--from-start", "one.log"],
-         ["pydantic", "websockets", "asyncinotify", "aggregator.web.server"]),
+         ["pydantic", "websockets", "asyncinotify", "aggregator.web.server", "tomllib", "re2",
+          "httpx", "nats", "shutil", "difflib", "aggregator.reload"]),
+        (["run", "-c", "one.toml"],
+         ["websockets", "re2", "httpx", "nats", "aggregator.web.server"]),
     ],
 )  # fmt: skip
 def test_a_command_imports_only_what_it_needs(
     tmp_path: Path, args: list[str], absent: list[str]
 ) -> None:
-    """--version loads no config code; tail no pydantic, no websockets (#17)."""
+    """--version loads no config code; tail no pydantic, no websockets, no TOML; neither
+    shutil (argparse's help width) nor what a sink or source not used needs (#17, #27)."""
     (tmp_path / "one.log").write_text("2026-01-01T10:00:00Z one\n")
+    (tmp_path / "one.toml").write_text(
+        '[sources.app]\ntype = "file"\npaths = ["one.log"]\nfollow = false\n'
+        'start_at = "beginning"\n[sinks.out]\ntype = "stdout"\n'
+    )
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aggregator", *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=DEADLINE,

@@ -1,10 +1,10 @@
 """The config: TOML or command-line options → typed, validated tables.
 
 ``types`` holds the scalar types (durations, sizes, addresses), ``schema`` the tables,
-``loading`` reads a file and reports every error with its key path (pydantic is loaded only
-then), and ``adhoc`` builds ``aggregator tail``'s config from its options
-(``aggregator.check``, in the shell, finds what can be known without starting). What the rest
-of the program uses is named here.
+``loading`` reads a file and reports every error with its key path (``plain`` validates
+the usual file without pydantic; pydantic is loaded only for the rest), and ``adhoc``
+builds ``aggregator tail``'s config from its options (``aggregator.check``, in the shell,
+finds what can be known without starting). What the rest of the program uses is named here.
 """
 
 from aggregator.config.loading import ConfigError, load_config, parse_config

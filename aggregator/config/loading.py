@@ -6,17 +6,16 @@ environment before validation.
 """
 
 import dataclasses
-import difflib
 import os
 import re
 import types
 from collections.abc import Mapping
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from aggregator.config.addresses import is_loopback
+from aggregator.config.plain import plain_config
 from aggregator.config.schema import Config, LineSourceConfig, WebSocketSinkConfig
 from aggregator.config.types import show
 from aggregator.errors import AggregatorError
@@ -76,13 +75,15 @@ def parse_config(
     """Validate parsed TOML; ``name`` (the file) starts every error line."""
     errors: list[str] = []
     expanded = expand_env(dict(data), os.environ if env is None else env, "", errors)
-    from pydantic import ValidationError
+    config = plain_config(expanded)  # most files: without loading pydantic (config/plain.py)
+    if config is None:
+        from pydantic import ValidationError
 
-    try:
-        config = _validator().validate_python(expanded)
-    except ValidationError as error:
-        errors.extend(_describe(detail) for detail in error.errors())
-        config = None
+        try:
+            config = _validator().validate_python(expanded)
+        except ValidationError as error:
+            errors.extend(_describe(detail) for detail in error.errors())
+            config = None
     if config is not None:
         errors.extend(_check_relations(config))
     if errors:
@@ -140,6 +141,8 @@ def _check_relations(config: Config) -> list[str]:
 def _bad_directive(form: str) -> str | None:
     """What Python's ``strptime`` says of a pattern it cannot use (``%Q``), else None: every
     time would fail to parse, and no record would have its own time."""
+    from datetime import datetime  # here: a config without a pattern never needs it
+
     try:
         datetime.strptime("", form)
     except ValueError as error:
@@ -180,6 +183,8 @@ def _description(detail: Mapping[str, Any]) -> str:
     context = detail.get("ctx") or {}
     # Tables are dataclasses: pydantic calls an unknown key an unexpected keyword argument.
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        import difflib  # here: only a config with an error needs it
+
         loc = tuple(detail["loc"])
         nearest = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1)
         return f"{path}: unknown key" + (f" (did you mean {nearest[0]}?)" if nearest else "")

@@ -20,7 +20,7 @@ from typing import Any
 from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
-from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.ordering import OrderingCore, number_records
 from aggregator.record.formats import rfc3339_micros
 from aggregator.record.record import Batch
 
@@ -237,11 +237,7 @@ class Merge:
         return max(0.0, deadline - now)
 
     async def _send(self, released: Batch) -> None:
-        seq = self.seq
-        for record in released:
-            seq += 1
-            record.seq = seq
-        self.seq = seq
+        seq = self.seq = number_records(released, self.seq)
         completed = self.core.completed
         if completed:
             if self.on_positions is not None:

@@ -15,20 +15,18 @@ source *open* to lanes not heard from yet (remote peers: ``Announce.open``) hold
 record back for the window, since an unknown lane could still send an older one. A live record
 that comes after newer records were sent is late: flagged (``late_policy="emit"``) or dropped
 (``"drop"``), counted either way; but a time is only as exact as its precision
-(``within_precision``): a record stamped to the second is not late beside millisecond records
-of the same second.
+(``flow.lane.within_precision``): a record stamped to the second is not late beside millisecond
+records of the same second. A lane's own state, and what leaves of it, is ``flow.lane.Lane``.
 """
 
 import math
-from bisect import bisect_left, bisect_right
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate, compress
+from itertools import accumulate
 from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
+from aggregator.flow.lane import Lane, Limits, Rank
 from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
@@ -37,65 +35,8 @@ PRUNE_INTERVAL = 1.0
 """Seconds between looks for live lanes gone quiet (a UDP peer, a closed-over file)."""
 
 _LANE_RANK = itemgetter(0, 1)  # a run's (source, lane order)
-_TOP = (2**63, 2**63, 2**63)
-_BOTTOM = (-(2**63), -1, -1)
-
-
-SECOND, MILLISECOND = 1_000_000, 1_000
-
-
-def precision_of(ts: int) -> int:
-    """How exact a time is, in µs, as far as its value tells: a whole second is taken to be
-    known to the second (CLF, syslog, ISO 8601 without a fraction), a whole millisecond to
-    the millisecond, anything else to the microsecond. A finer time that happens to fall on
-    a whole second (one in a thousand of a millisecond clock's) is treated as coarse: at
-    worst, it is not flagged late by less than a second."""
-    if ts % SECOND == 0:
-        return SECOND
-    return MILLISECOND if ts % MILLISECOND == 0 else 1
-
-
-def within_precision(key: int, high_water: int) -> bool:
-    """Whether a record ranked ``key`` is not late beside ``high_water``, the newest time
-    already sent: it is not older than that by its whole precision. A record stamped
-    ``10:00:05`` may have happened at ``10:00:05.999``: after ``10:00:05.500`` was sent it
-    is in its place, not late; after ``10:00:06`` it is late."""
-    return key + precision_of(key) > high_water
-
-
-@dataclass(eq=False, slots=True)
-class _Lane:
-    source: int  # the source's rank: the order sources were added (config order)
-    name: str  # the source's name
-    origin: str
-    order: int  # tie-break among lanes of one source: the order they were first seen
-    live: bool
-    last_read: float
-    # (records, read at, live, running keys, position): keys[i + 1] is the key of records[i],
-    # keys[0] the key before the batch, computed once when queued since it never changes;
-    # position is the chunk's, handed back once the batch has left (see ``completed``).
-    queue: deque[tuple[Batch, float, bool, list[int], object | None]] = field(default_factory=deque)
-    position: int = 0  # index of the head record in the first batch
-    key: int = -(2**63)  # running maximum ts, up to the last record sent
-    tail_key: int = -(2**63)  # running maximum ts, up to the last record queued
-    ended: bool = False
-    on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
-    bounded: bool = False  # a watermark came: even empty, the lane holds back only below it
-
-    def bound(self) -> tuple[int, int, int]:
-        """The rank of the lane's last queued record: anything it sends later ranks after it."""
-        return (self.tail_key, self.source, self.order)
-
-    def first_live(self) -> tuple[int, int, int] | None:
-        """The rank of the lane's first queued live record (None: none is queued): a catch-up
-        record of another lane that ranks after it must not leave before it, or it would be
-        late."""
-        start = self.position
-        for _, _, live, keys, _ in self.queue:
-            if live:
-                return (keys[start + 1], self.source, self.order)
-            start = 0
-        return None
+_TOP: Rank = (2**63, 2**63, 2**63)
+_BOTTOM: Rank = (-(2**63), -1, -1)
 
 
 @dataclass(slots=True)
@@ -120,7 +61,7 @@ class OrderingCore:
         self.idle_timeout = idle_timeout
         self.late_policy = late_policy
         self.stats = OrderingStats()
-        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}
         self._ranks: dict[str, int] = {}
         self._next_rank = 0
         self._unannounced: set[str] = set()
@@ -270,7 +211,12 @@ class OrderingCore:
                 _, _, live, keys, _ = lane.queue[0]
                 if keys[lane.position + 1] > (live_key if live else exact_key):
                     continue  # its head may not leave yet: nothing behind it may
-                keys, records = self._take(lane, limits, high_water)
+                keys, records, taken, late = lane.take(
+                    limits, high_water, self.late_policy == "drop", self.completed
+                )
+                self._held -= taken
+                if late:
+                    self._count_late(lane.name, late)
                 if records:
                     runs.append((lane.source, lane.order, keys, records))
                     self._high_water = max(self._high_water, lane.key)
@@ -359,19 +305,19 @@ class OrderingCore:
 
     # --- inside -----------------------------------------------------------------------------
 
-    def _lane(self, source: str, origin: str, live: bool, now: float) -> _Lane:
+    def _lane(self, source: str, origin: str, live: bool, now: float) -> Lane:
         lane = self._lanes.get((source, origin))
         if lane is None:
             self._seen += 1
-            lane = _Lane(self._ranks[source], source, origin, self._seen, live, last_read=now)
+            lane = Lane(self._ranks[source], source, origin, self._seen, live, last_read=now)
             self._lanes[(source, origin)] = lane
         return lane
 
-    def _forget_if_done(self, lane: _Lane) -> None:
+    def _forget_if_done(self, lane: Lane) -> None:
         if lane.ended and not lane.queue:
             self._lanes.pop((lane.name, lane.origin), None)
 
-    def _blocks(self, lane: _Lane, now: float) -> bool:
+    def _blocks(self, lane: Lane, now: float) -> bool:
         """Whether an empty lane may still send something older than what waits elsewhere."""
         if lane.ended or lane.queue:
             return False
@@ -379,13 +325,13 @@ class OrderingCore:
             return True  # still reading existing data: wait for it, however long
         return self.window > 0 and now < lane.last_read + self.idle_timeout
 
-    def _blockers(self, now: float) -> list[_Lane]:
+    def _blockers(self, now: float) -> list[Lane]:
         return [lane for lane in self._lanes.values() if self._blocks(lane, now)]
 
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
-    def _limits(self, now: float) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    def _limits(self, now: float) -> Limits | None:
         """The highest rank that may leave now, for live records and for catch-up records;
         None when nothing may."""
         limit = _TOP
@@ -433,60 +379,18 @@ class OrderingCore:
             exact = limit
         return None if exact == _BOTTOM else (limit, exact)
 
-    def _take(
-        self,
-        lane: _Lane,
-        limits: tuple[tuple[int, int, int], tuple[int, int, int]],
-        high_water: int,
-    ) -> tuple[list[int], Batch]:
-        """The lane's records that rank within their limit (live or catch-up), and their keys;
-        late ones are flagged (or dropped) and counted."""
-        keys_out: list[int] = []
-        records_out: Batch = []
-        taken = 0
-        while lane.queue:
-            batch, _, live, keys, position = lane.queue[0]
-            limit_key, limit_source, limit_order = limits[0] if live else limits[1]
-            # On a key equal to the limit's, config order and lane age decide.
-            ties_pass = (lane.source, lane.order) <= (limit_source, limit_order)
-            start = lane.position
-            cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
-            if cut <= start:
-                break
-            part_keys = keys[start + 1 : cut + 1]
-            part = batch[start:cut]
-            taken += cut - start
-            lane.key = part_keys[-1]
-            if live and part_keys[0] < high_water:
-                below = bisect_left(part_keys, high_water)  # candidates: keys under the mark
-                late = [not within_precision(key, high_water) for key in part_keys[:below]]
-                count = sum(late)
-                if count:
-                    self._count_late(lane.name, count)
-                    if self.late_policy == "drop":
-                        kept = [*(not flag for flag in late), *([True] * (len(part) - below))]
-                        part_keys = list(compress(part_keys, kept))
-                        part = list(compress(part, kept))
-                    else:
-                        for record, flag in zip(part, late, strict=False):
-                            record.late = flag
-            keys_out += part_keys
-            records_out += part
-            if cut < len(batch):
-                lane.position = cut
-                break
-            lane.queue.popleft()
-            lane.position = 0
-            if position is not None:
-                self.completed.append((batch[-1], position))
-        self._held -= taken
-        if lane.on_release is not None and taken:
-            lane.on_release(taken)
-        return keys_out, records_out
-
     def _count_late(self, source: str, count: int) -> None:
         counts = self.stats.late
         counts[source] = counts.get(source, 0) + count
         if self.late_policy == "drop":
             drops = self.stats.dropped_late
             drops[source] = drops.get(source, 0) + count
+
+
+def number_records(records: Batch, last: int) -> int:
+    """Give ``records`` their ``seq``, in the order they leave, after ``last``; the last seq
+    given. Here, compiled, rather than in the merge's loop: it touches every record."""
+    for record in records:
+        last += 1
+        record.seq = last
+    return last

@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 import orjson
 
 from aggregator.parse.timestamps import (
+    MONTHS,
     TimestampParser,
     line_start,
     line_start_span,
@@ -228,14 +229,15 @@ _LOGFMT_PAIR = re.compile(r'([^\s=]+)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)')
 _LOGFMT_START = re.compile(r"[A-Za-z_@][\w.@/-]*=")
 
 
+def _unquote(value: str) -> str:
+    if value.startswith('"'):
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
 def parse_logfmt(line: str) -> dict[str, Any]:
     """The key=value pairs of a logfmt line; quoted values unescaped."""
-    fields: dict[str, Any] = {}
-    for key, value in _LOGFMT_PAIR.findall(line):
-        if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        fields[key] = value
-    return fields
+    return {key: _unquote(value) for key, value in _LOGFMT_PAIR.findall(line)}
 
 
 class LogfmtCodec:
@@ -251,7 +253,13 @@ class LogfmtCodec:
         return self.picker.pick(fields)
 
     def stamp(self, line: str) -> int | None:
-        return self.picker.stamp(parse_logfmt(line))
+        """``picker.stamp(parse_logfmt(line))``, unescaping only the time's value."""
+        pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))  # the last of a key wins
+        for key in self.picker.ts_keys:
+            value = pairs.get(key)
+            if value is not None:
+                return self.picker.ts_parser(_unquote(value))
+        return None
 
 
 _RFC5424 = re.compile(
@@ -363,7 +371,8 @@ class AutoCodec:
             return ts if ts is not None else self.parse(line)[0]
         if first == "<":
             return self.parse(line)[0]
-        if (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+        syslog_time = line[3:4] == " " and line[:3] in MONTHS  # "Nov 25 10:00:00": no key=
+        if (first.isalpha() or first in "_@") and not syslog_time and _LOGFMT_START.match(line):
             return self.logfmt.stamp(line)
         return line_start(line)
 

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.ordering import OrderingCore, precision_of, within_precision
+from aggregator.flow.lane import precision_of, within_precision
+from aggregator.flow.ordering import OrderingCore
 from aggregator.record.record import Record
 from tests.conftest import Cli, follow_synced, start_cli
 

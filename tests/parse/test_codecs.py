@@ -149,7 +149,8 @@ def test_auto_detects_per_line(
 STAMPS = st.sampled_from(
     ["2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123456Z", "2026-11-25 10:00:00.5",
      "2026-11-25T10:00:00+02:00", "2026-13-25T10:00:00Z", "Nov 25 10:00:00", "1795600800",
-     "[25/Nov/2026:10:00:00 +0000]", "whenever", ""]
+     "[25/Nov/2026:10:00:00 +0000]", "whenever", "", "2026-11-25 10:00:00,123",
+     "2026-11-25T10:00:00.123456+00:00", "Nov 25=1", "Nov=25", "Jan 1 10:00:00"]
 )  # fmt: skip
 LINES = st.one_of(
     st.builds(  # JSON, with or without a time, readable or not
@@ -163,6 +164,13 @@ LINES = st.one_of(
         lambda key, stamp: f"{key}={stamp.replace(' ', 'T')} level=warn msg=x",
         st.sampled_from(["ts", "time", "a"]),
         STAMPS,
+    ),
+    st.builds(  # logfmt: quoted times, escapes, a key given twice (the last one counts)
+        lambda first, second, stamp, other: f'{first}="{stamp}" x="a \\"b" {second}={other}',
+        st.sampled_from(["ts", "time", "a"]),
+        st.sampled_from(["ts", "time", "b"]),
+        STAMPS,
+        STAMPS.map(lambda stamp: stamp.replace(" ", "T")),
     ),
     st.builds(lambda stamp: f"<13>1 {stamp or '-'} h a - - - m", STAMPS),
     st.builds(lambda rest: "{" + rest, st.text(max_size=30)),

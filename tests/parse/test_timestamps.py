@@ -3,13 +3,17 @@
 import calendar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.parse.timestamps import (
+    cached_iso_span,
     epoch_to_micros,
     line_start,
     line_start_span,
     make_parser,
     parse_auto,
+    parse_iso,
     parse_line_start,
     parse_syslog_time,
 )
@@ -118,6 +122,16 @@ def test_strptime_format() -> None:
         "2026-11-25T10:00:00+01:00 x",
         "2026-11-25T10:00:00.12345Z",
         "2026-11-25T10:00:00.\uff11\uff12\uff13\uff14\uff15\uff16Z",  # full-width: int() reads them
+        "2026-11-25 10:00:00,123 INFO x",
+        "2026-11-25 10:00:00,123",
+        "2026-11-25 10:00:00,1234 x",
+        "2026-11-25T10:00:00.123456+00:00",
+        "2026-11-25T10:00:00.123456+00:00 x",
+        "2026-11-25T10:00:00.123+00:30",
+        "2026-11-25T10:00:00.123456+0000",
+        "2026-11-25T10:00:00.1234567Z",
+        "2026-11-25T10:00:00.123 x",
+        "2026-11-25T10:00:00.123z",
         "[2026-11-25T10:00:00Z] x",
         "Nov 25 10:00:00 host",
         "not a time",
@@ -129,3 +143,12 @@ def test_quick_path_agrees_with_the_full_parser(line: str) -> None:
     line's second, so the quick path is the one taken)."""
     expected = parse_line_start(line)
     assert line_start_span(line) == expected
+
+
+@given(st.sampled_from(["T", " "]), st.text(alphabet="0123456789.,Zz+-: x", max_size=14))
+def test_the_quick_path_is_the_full_parser_wherever_it_answers(sep: str, rest: str) -> None:
+    """After a second seen before, any tail of digits, separators and zones: the quick path
+    gives what ``parse_iso`` gives, or leaves the line to it."""
+    text = f"2026-11-25{sep}10:00:00{rest}"
+    expected = parse_iso(text)  # caches the second
+    assert cached_iso_span(text) in (None, expected)

@@ -1,0 +1,130 @@
+"""One lane of the ordering core (``aggregator.flow.ordering``): its queued batches, the keys
+they rank by, and what leaves of them under a limit; and when a time is late at all.
+
+A lane's records never reorder: each batch is queued with its *running keys* (the running
+maximum of ``ts`` along the lane), so a record older than its predecessor keeps its place
+right behind it. What leaves is a prefix of the queue, cut where the keys pass the limit the
+core computed; ties with the limit go by source and lane rank. Pure, like the core.
+"""
+
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import compress
+
+from aggregator.record.record import Batch, Record
+
+Rank = tuple[int, int, int]
+"""(key, source rank, lane order): what a record ranks by among all lanes."""
+Limits = tuple[Rank, Rank]
+"""The highest rank that may leave: for live records, and for catch-up records."""
+
+SECOND, MILLISECOND = 1_000_000, 1_000
+
+
+def precision_of(ts: int) -> int:
+    """How exact a time is, in µs, as far as its value tells: a whole second is taken to be
+    known to the second (CLF, syslog, ISO 8601 without a fraction), a whole millisecond to
+    the millisecond, anything else to the microsecond. A finer time that happens to fall on
+    a whole second (one in a thousand of a millisecond clock's) is treated as coarse: at
+    worst, it is not flagged late by less than a second."""
+    if ts % SECOND == 0:
+        return SECOND
+    return MILLISECOND if ts % MILLISECOND == 0 else 1
+
+
+def within_precision(key: int, high_water: int) -> bool:
+    """Whether a record ranked ``key`` is not late beside ``high_water``, the newest time
+    already sent: it is not older than that by its whole precision. A record stamped
+    ``10:00:05`` may have happened at ``10:00:05.999``: after ``10:00:05.500`` was sent it
+    is in its place, not late; after ``10:00:06`` it is late."""
+    return key + precision_of(key) > high_water
+
+
+@dataclass(eq=False, slots=True)
+class Lane:
+    source: int  # the source's rank: the order sources were added (config order)
+    name: str  # the source's name
+    origin: str
+    order: int  # tie-break among lanes of one source: the order they were first seen
+    live: bool
+    last_read: float
+    # (records, read at, live, running keys, position): keys[i + 1] is the key of records[i],
+    # keys[0] the key before the batch, computed once when queued since it never changes;
+    # position is the chunk's, handed back once the batch has left (see ``take``).
+    queue: deque[tuple[Batch, float, bool, list[int], object | None]] = field(default_factory=deque)
+    position: int = 0  # index of the head record in the first batch
+    key: int = -(2**63)  # running maximum ts, up to the last record sent
+    tail_key: int = -(2**63)  # running maximum ts, up to the last record queued
+    ended: bool = False
+    on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
+    bounded: bool = False  # a watermark came: even empty, the lane holds back only below it
+
+    def bound(self) -> Rank:
+        """The rank of the lane's last queued record: anything it sends later ranks after it."""
+        return (self.tail_key, self.source, self.order)
+
+    def first_live(self) -> Rank | None:
+        """The rank of the lane's first queued live record (None: none is queued): a catch-up
+        record of another lane that ranks after it must not leave before it, or it would be
+        late."""
+        start = self.position
+        for _, _, live, keys, _ in self.queue:
+            if live:
+                return (keys[start + 1], self.source, self.order)
+            start = 0
+        return None
+
+    def take(
+        self,
+        limits: Limits,
+        high_water: int,
+        drop_late: bool,
+        completed: list[tuple[Record, object]],
+    ) -> tuple[list[int], Batch, int, int]:
+        """The records that rank within their limit (live or catch-up), their keys, how many
+        left the queue and how many of those were late (flagged, or with ``drop_late``
+        dropped). Each batch that
+        wholly left and has a position adds (its last record, position) to ``completed``."""
+        keys_out: list[int] = []
+        records_out: Batch = []
+        taken = late_count = 0
+        while self.queue:
+            batch, _, live, keys, position = self.queue[0]
+            limit_key, limit_source, limit_order = limits[0] if live else limits[1]
+            # On a key equal to the limit's, config order and lane age decide.
+            ties_pass = (self.source, self.order) <= (limit_source, limit_order)
+            start = self.position
+            cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
+            if cut <= start:
+                break
+            part_keys = keys[start + 1 : cut + 1]
+            part = batch[start:cut]
+            taken += cut - start
+            self.key = part_keys[-1]
+            if live and part_keys[0] < high_water:
+                below = bisect_left(part_keys, high_water)  # candidates: keys under the mark
+                late = [not within_precision(key, high_water) for key in part_keys[:below]]
+                count = sum(late)
+                if count:
+                    late_count += count
+                    if drop_late:
+                        kept = [*(not flag for flag in late), *([True] * (len(part) - below))]
+                        part_keys = list(compress(part_keys, kept))
+                        part = list(compress(part, kept))
+                    else:
+                        for record, flag in zip(part, late, strict=False):
+                            record.late = flag
+            keys_out += part_keys
+            records_out += part
+            if cut < len(batch):
+                self.position = cut
+                break
+            self.queue.popleft()
+            self.position = 0
+            if position is not None:
+                completed.append((batch[-1], position))
+        if self.on_release is not None and taken:
+            self.on_release(taken)
+        return keys_out, records_out, taken, late_count
