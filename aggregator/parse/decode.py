@@ -262,9 +262,10 @@ class Decoding:
         self.mark(batch, needs)
         return batch, last
 
-    def add_fields(self, batch: Batch, extra: dict[str, Any]) -> None:
-        """A lane's fixed fields added to each of its records (where the sinks show fields)."""
-        if not extra or self.needs_now == "stamps":
+    def add_fields(self, batch: Batch, extra: dict[str, Any], needs: Needs | None = None) -> None:
+        """A lane's fixed fields added to each of its records (where the sinks show fields,
+        or ``needs``, what the records were found with, says)."""
+        if not extra or (needs or self.needs_now) == "stamps":
             return
         for record in batch:
             fields = record.fields
@@ -484,7 +485,7 @@ class LaneDecoder:
             rest, self.last_ts = decoding.parsed_records(
                 self.origin, parsed, read_at, self.last_ts, spec
             )
-            decoding.add_fields(rest, self.extra)
+            decoding.add_fields(rest, self.extra, spec.needs)
             batch += rest
         return batch
 
