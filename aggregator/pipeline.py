@@ -27,7 +27,9 @@ from aggregator.flow.ordering import OrderingCore
 from aggregator.parse.needs import NEEDS, Needs
 from aggregator.parse.pool import ParsePool, default_workers
 from aggregator.record.record import Batch
+from aggregator.record.verdicts import Judged
 from aggregator.sinks import Sink, SinkContext, build_sink
+from aggregator.sinks.encoded import judged_wheres
 from aggregator.sources import Source, SourceContext, build_source
 from aggregator.telemetry.pipeline import FlowCounters, PipelineTelemetry, ReloadCounts
 
@@ -96,11 +98,16 @@ class Pipeline:
         """The sources in config order, shared with the sinks (colours in text)."""
         self.origin_bases: dict[str, str] = {}
         """Filled by the file sources as they are built; read by the sinks' text encoders."""
-        self.sink_context = SinkContext(self.source_names, self.origin_bases, self.telemetry)
+        self.judged = Judged()
+        """The sinks' ``where``s that the decoders judge (``aggregator.record.verdicts``)."""
+        self.sink_context = SinkContext(
+            self.source_names, self.origin_bases, self.telemetry, self.judged
+        )
         self.sink_slots = {
             name: SinkSlot(build_sink(name, part, self.sink_context))
             for name, part in config.sinks.items()
         }
+        self.judged.use(judged_wheres(config.sinks.values()))
         self.checkpoints = Checkpoints(settings.checkpoint_interval)
         """Every book of positions, registered by the sources that keep one: file offsets
         (``run`` only), a nats source's messages."""
@@ -156,6 +163,7 @@ class Pipeline:
             settings.state_dir,
             settings.stall_after,
             self.origin_bases,
+            self.judged,
         )
         return build_source(name, config, context)
 

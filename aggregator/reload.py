@@ -26,6 +26,7 @@ from aggregator.errors import AggregatorError
 from aggregator.flow.merge import Output
 from aggregator.parse.needs import NEEDS
 from aggregator.pipeline import Pipeline, SinkSlot, SourceSlot, needs_of, open_parts, wait_for
+from aggregator.sinks.encoded import judged_wheres
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,9 @@ async def apply(pipeline: Pipeline, new: Config) -> Applied:
         settings.late,
     )
     pipeline.checkpoints.interval = settings.checkpoint_interval
+    # The decoders judge the new sinks' ``where``s from their next region on; a record decoded
+    # before is tested by its sink (``aggregator.record.verdicts``): no source is replaced.
+    pipeline.judged.use(judged_wheres(new.sinks.values()))
     if grew:
         log.info("the sinks now need %s of each record, not %s: the sources that parse lines "
                  "are replaced to find it", needs, pipeline.needs)  # fmt: skip

@@ -73,7 +73,9 @@ def test_worker_runs_the_same_build(tmp_path: Path) -> None:
         worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path
     ) as worker:
         assert worker.stdin is not None and worker.stdout is not None
-        request = pickle.dumps((CodecSpec("raw", None, "auto", None, "stamps"), b"a\nb", 1 << 20))
+        request = pickle.dumps(
+            (CodecSpec("raw", None, "auto", None, "stamps"), b"a\nb", 1 << 20, "a")
+        )
         worker.stdin.write(len(request).to_bytes(4, "big") + request)
         worker.stdin.flush()
         header = worker.stdout.read(HEADER_BYTES)

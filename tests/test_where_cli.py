@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
+from aggregator.record.record import Record
+from aggregator.record.where import where_of
 from tests.conftest import DEADLINE
 
 AGGREGATOR = [sys.executable, "-m", "aggregator"]
@@ -129,3 +132,67 @@ def test_connect_source_points_at_source_filter(tmp_path: Path) -> None:
     assert "--source-filter GLOB" in result.stderr
     helped = run("connect", "--help", cwd=tmp_path)
     assert "--source-filter GLOB" in helped.stdout and "--source " not in helped.stdout
+
+
+def mixed_log(count: int) -> str:
+    """JSON, logfmt and text lines with levels and fields, in time order."""
+    lines = []
+    for index in range(count):
+        stamp = f"2030-01-01T10:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z"
+        level = ("info", "warn", "error")[index % 3]
+        status = 200 + index % 7 * 50
+        if index % 3 == 0:
+            lines.append(
+                f'{{"ts":"{stamp}","level":"{level}","status":{status},"msg":"n={index}"}}'
+            )
+        elif index % 3 == 1:
+            lines.append(f"ts={stamp} level={level} status={status} ctx.user=u{index % 5}")
+        else:
+            lines.append(f"{stamp} {level.upper()} text line n={index}")
+    return "\n".join(lines) + "\n"
+
+
+def records_of(json_lines: list[str]) -> list[Record]:
+    records = []
+    for text in json_lines:
+        member = orjson.loads(text)
+        source, origin, line = member["source"], member["origin"], member["line"]
+        records.append(Record(0, source, origin, line, member.get("level"), member.get("fields")))
+    return records
+
+
+def test_judged_wheres_pass_what_testing_the_records_passes(tmp_path: Path) -> None:
+    """Sinks whose wheres read levels and fields, over a file large enough for the parse
+    workers (which judge the wheres there, ``Record.verdicts``): each sink writes exactly
+    the records of the unfiltered stream that pass its where, with their seq."""
+    (tmp_path / "app.log").write_text(mixed_log(6000))  # ~380 KB: several worker regions
+    first = 'level>=warn and status>=400 and not msg contains "n=1"'
+    second = 'ctx.user in (u1, u2) or line ~ "ERROR.*n=[0-9]*7$" or origin ~ "nothing"'
+    sinks = "".join(
+        f'[sinks.{name}]\ntype = "file"\npath = "{tmp_path / name}"\nformat = "{fmt}"\n{where}'
+        for name, fmt, where in [
+            ("all", "json", ""),
+            ("first", "raw", f"filter = {{ where = '{first}' }}\n"),
+            ("second", "json", f"filter = {{ where = '{second}' }}\n"),
+        ]
+    )
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[aggregator]\nstate_dir = "{tmp_path / "state"}"\nparse_workers = 1\n'
+        f'[sources.app]\ntype = "file"\npaths = ["{tmp_path / "app.log"}"]\n'
+        f'start_at = "beginning"\nfollow = false\ncodec = "auto"\n{sinks}'
+    )
+    result = run("run", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    everything = (tmp_path / "all").read_text().splitlines()
+    assert len(everything) == 6000
+    records = records_of(everything)
+    passing = [where_of(first).test(record) for record in records]
+    assert 0 < sum(passing) < 6000
+    assert (tmp_path / "first").read_text().splitlines() == [
+        record.line for record, passes in zip(records, passing, strict=True) if passes
+    ]
+    expected = [line for line, record in zip(everything, records, strict=True)
+                if where_of(second).test(record)]  # fmt: skip
+    assert 0 < len(expected) < 6000
+    assert (tmp_path / "second").read_text().splitlines() == expected

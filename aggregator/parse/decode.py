@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from aggregator.config import LineSourceConfig
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.container import (
@@ -32,6 +34,7 @@ from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import line_start_span
 from aggregator.parse.worker import CodecSpec, ParsedRegion
 from aggregator.record.record import Batch, Record
+from aggregator.record.verdicts import COMPLETE, Judged
 
 ENVELOPE_HEADROOM = 4096
 """Bytes a container runtime's line may have besides its message (time, stream, JSON)."""
@@ -51,9 +54,11 @@ class Decoding:
         config: LineSourceConfig,
         needs: Needs = "everything",
         pool: ParsePool | None = None,
+        judged: Judged | None = None,
     ) -> None:
         """``needs``: what the sinks need the codec to find; ``pool``: where large reads are
-        parsed (None: on the loop)."""
+        parsed (None: on the loop); ``judged``: the sinks' ``where``s to judge
+        (``aggregator.record.verdicts``)."""
         self.source = source
         self.config = config
         self.truncated_lines = 0  # counted for /metrics
@@ -67,6 +72,66 @@ class Decoding:
         self.pool = pool if pool is not None and pool.workers else None
         multiline = config.multiline
         self._multiline_start = re.compile(multiline.start) if multiline else None
+        self.judged = judged
+        if judged is not None:
+            judged.register(source, self.complete)
+
+    @property
+    def judging(self) -> tuple[str, ...]:
+        """The ``where``s judged now: a worker judges them on a plain lane's regions; every
+        other record is made whole while there are any (``needs_now``)."""
+        return self.judged.current if self.judged is not None else ()
+
+    @property
+    def needs_now(self) -> Needs:
+        """What the codec finds on the loop: everything while ``where``s are judged."""
+        return "everything" if self.judging else self.spec.needs
+
+    def complete(self, record: Record) -> Record:
+        """``record`` with the level and fields that its codec finds (and its lane's fixed
+        fields), for a sink whose ``where`` was not judged on it: it was decoded with only
+        what the sinks then showed (``aggregator.record.verdicts.Judged.complete``)."""
+        if record.json_tail is not None:
+            found = orjson.loads("{" + record.json_tail[1:] + "}")
+            level, fields = found.get("level"), found.get("fields")
+        elif record.level is None and record.fields is None:
+            _, levels, parsed, _ = parse_lines(self.codec, [record.line])
+            level, fields = levels[0], parsed[0]
+            extra = {**path_fields(record.origin), **self.fields}
+            if extra:
+                fields = {**(fields or {}), **extra}
+        else:
+            return record
+        whole = Record(record.ts, record.source, record.origin, record.line, level, fields)
+        whole.node = record.node
+        return whole
+
+    def region_spec(self, judging: tuple[str, ...], whole: bool) -> CodecSpec:
+        """What a worker parses a plain lane's region with: the ``where``s ``judging`` judged
+        there, or, with ``whole`` (fields are added to its records here), everything found."""
+        if not judging:
+            return self.spec
+        if whole:
+            return self.spec._replace(needs="everything")
+        return self.spec._replace(source=self.source, wheres=judging)
+
+    def mark(
+        self,
+        batch: Batch,
+        needs: Needs,
+        wheres: tuple[str, ...] = (),
+        verdicts: bytes | None = None,
+    ) -> None:
+        """Each record's ``Record.verdicts``, while ``where``s are judged: as a worker judged
+        them (``verdicts`` on ``wheres``), or ``COMPLETE`` if found with ``needs`` everything."""
+        judged = self.judged
+        if verdicts is not None and judged is not None:
+            table = judged.table(wheres)
+            for record, verdict in zip(batch, verdicts, strict=True):
+                record.verdicts = table[verdict]
+        elif needs == "everything" and self.judging:
+            for record in batch:
+                record.verdicts = COMPLETE
 
     def lane(self, origin: str, framing: str = "newline") -> "LaneDecoder":
         """A decoder for one lane; ``framing`` is "newline" or "octet-counted" (RFC 6587)."""
@@ -114,6 +179,7 @@ class Decoding:
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
         last = previous
+        needs = self.needs_now
         if isinstance(self.codec, RawCodec):  # the hot path, without a tuple per line
             stamp = line_start_span
             batch = [
@@ -128,9 +194,10 @@ class Decoding:
                 for text in lines.text
             ]
         else:
-            columns = parse_lines(self.codec, lines.text, stamps_only=self.spec.needs == "stamps")
+            columns = parse_lines(self.codec, lines.text, stamps_only=needs == "stamps")
             batch, last = self._build(origin, lines.text, columns, read_at, previous)
         self._flag_truncated(batch, lines.truncated)
+        self.mark(batch, needs)
         return batch, last
 
     def message_records(
@@ -146,7 +213,8 @@ class Decoding:
         source = self.source
         last = previous
         batch: Batch = []
-        if self.spec.needs == "stamps":  # the hot path, as ``records``'s
+        needs = self.needs_now
+        if needs == "stamps":  # the hot path, as ``records``'s
             batch = [
                 Record(
                     (last := ts) if ts is not None else (read_at if last is None else last),
@@ -191,11 +259,13 @@ class Decoding:
                 )
                 at += 1
         self._flag_truncated(batch, messages.truncated)
+        self.mark(batch, needs)
         return batch, last
 
-    def add_fields(self, batch: Batch, extra: dict[str, Any]) -> None:
-        """A lane's fixed fields added to each of its records (where the sinks show fields)."""
-        if not extra or self.spec.needs == "stamps":
+    def add_fields(self, batch: Batch, extra: dict[str, Any], needs: Needs | None = None) -> None:
+        """A lane's fixed fields added to each of its records (where the sinks show fields,
+        or ``needs``, what the records were found with, says)."""
+        if not extra or (needs or self.needs_now) == "stamps":
             return
         for record in batch:
             fields = record.fields
@@ -205,7 +275,12 @@ class Decoding:
                 fields.update(extra)
 
     def parsed_records(
-        self, origin: str, region: ParsedRegion, read_at: int, previous: int | None = None
+        self,
+        origin: str,
+        region: ParsedRegion,
+        read_at: int,
+        previous: int | None = None,
+        spec: CodecSpec | None = None,
     ) -> tuple[Batch, int | None]:
         """Records for a region a worker has parsed, timed as ``records`` times them: the
         worker says only which lines have a time of their own, so a region's first lines
@@ -214,6 +289,8 @@ class Decoding:
             origin, region.texts, region.columns, read_at, previous, region.json_tails
         )
         self._flag_truncated(batch, region.truncated)
+        spec = spec or self.spec  # what the region was sent with
+        self.mark(batch, spec.needs, spec.wheres, region.verdicts)
         return batch, last
 
     def _build(
@@ -381,6 +458,7 @@ class LaneDecoder:
             self._sniff(data)
         decoding = self.decoding
         pool = decoding.pool
+        judging = decoding.judging
         if (
             pool is None
             or pool.broken
@@ -388,9 +466,9 @@ class LaneDecoder:
             or self.joiner is not None
             or self.sniffing
             # A worker's JSON has no room for a plain lane's fields (a container's: see below).
-            or (self.extra and self.envelope is None and decoding.spec.needs == "json")
+            or (self.extra and self.envelope is None and decoding.needs_now == "json")
             or not isinstance(self.splitter, LineSplitter)
-            or (self.envelope is not None and decoding.spec.needs == "stamps")
+            or (self.envelope is not None and (decoding.spec.needs == "stamps" or judging))
         ):
             return self._feed(data)
         if self.envelope is not None:
@@ -400,11 +478,14 @@ class LaneDecoder:
         batch, self.last_ts = decoding.records(self.origin, head, read_at, self.last_ts)
         if region is not None:
             limit = decoding.config.max_line_bytes
-            parsed = await pool.parse(decoding.spec, region, limit)
+            spec = decoding.region_spec(judging, bool(self.extra))
+            parsed = await pool.parse(spec, region, limit, self.origin)
             # The lane's time is read only now, once the region is back: a lane's reads are
             # decoded one after the other, so nothing else has moved it meanwhile.
-            rest, self.last_ts = decoding.parsed_records(self.origin, parsed, read_at, self.last_ts)
-            decoding.add_fields(rest, self.extra)
+            rest, self.last_ts = decoding.parsed_records(
+                self.origin, parsed, read_at, self.last_ts, spec
+            )
+            decoding.add_fields(rest, self.extra, spec.needs)
             batch += rest
         return batch
 

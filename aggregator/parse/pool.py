@@ -81,12 +81,14 @@ class _Worker:
         self.waiting: deque[asyncio.Future[Answer]] = deque()
         self.reader = asyncio.create_task(self._read_replies(), name=f"parse-worker:{number}")
 
-    async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+    async def parse(
+        self, spec: CodecSpec, region: bytes, limit: int, origin: str = ""
+    ) -> ParsedRegion:
         if self.reader.done():  # it failed while this region waited for a slot
             raise WorkerFailed("stopped answering")
         reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.waiting.append(reply)
-        request = self._pickle.dumps((spec, region, limit), protocol=5)
+        request = self._pickle.dumps((spec, region, limit, origin), protocol=5)
         try:
             self.requests.write(len(request).to_bytes(4, "big"))
             self.requests.write(request)
@@ -149,7 +151,9 @@ class ParsePool:
         if not self._starting.done():  # every region asks: only the first ones wait
             await asyncio.shield(self._starting)
 
-    async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+    async def parse(
+        self, spec: CodecSpec, region: bytes, limit: int, origin: str = ""
+    ) -> ParsedRegion:
         """``parse_region`` in the least busy worker once one has room, the lane reading
         nothing more meanwhile (on the loop if the workers fail)."""
         try:
@@ -157,10 +161,10 @@ class ParsePool:
             async with self._slots:
                 if self._started and not self.broken:  # it may have failed meanwhile
                     worker = min(self._started, key=lambda worker: len(worker.waiting))
-                    return await worker.parse(spec, region, limit)
+                    return await worker.parse(spec, region, limit, origin)
         except WorkerFailed as error:
             self._fail(error)
-        return parse_region(spec, region, limit)
+        return parse_region(spec, region, limit, origin)
 
     def _fail(self, error: Exception) -> None:
         if not self.broken:

@@ -2,7 +2,7 @@
 
 A worker is a Python process running ``serve``: it reads requests on its stdin and answers on
 its stdout, in order, one length-prefixed pickle each way (a request is ``(CodecSpec, region,
-max_line_bytes)``; a reply is ``R`` and an ``Answer``, or ``E`` and why). The event loop's
+max_line_bytes, origin)``; a reply is ``R`` and an ``Answer``, or ``E`` and why). The event loop's
 side is ``aggregator.parse.pool``. This module imports no asyncio, config or websockets, so a
 worker starts about as fast as the interpreter does.
 """
@@ -19,6 +19,7 @@ from aggregator.parse.container import EnvelopeCodec
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
+from aggregator.record.verdicts import Rows, judge
 
 
 class CodecSpec(NamedTuple):
@@ -34,6 +35,10 @@ class CodecSpec(NamedTuple):
     """"cri" or "docker": each line is a container runtime's, ``codec`` reads its message."""
     fields: tuple[tuple[str, Any], ...] = ()
     """With ``envelope``: the lane's fixed fields, added to each message's."""
+    source: str = ""
+    """The source the lines are from (what a ``where`` reads as ``source``)."""
+    wheres: tuple[str, ...] = ()
+    """The sinks' ``where``s to judge on each line (``aggregator.record.verdicts``)."""
 
     def make_codec(self) -> Codec:
         codec = make_codec(self.codec, self.timestamp_field, self.timestamp_format, self.pattern)
@@ -51,15 +56,17 @@ HEADER_BYTES = 5  # 4 bytes of length, then b"R" (a result) or b"E" (an error me
 class ParsedRegion(NamedTuple):
     """A region's lines, the indexes of those truncated, what the codec said of each line
     (as columns: they pickle in a third of the time rows take) and, if needed, each line's
-    JSON after its line (``json_tail``; then the columns hold only the times)."""
+    JSON after its line (``json_tail``; then the columns hold only the times), and its verdicts
+    on the spec's ``wheres`` (``aggregator.record.verdicts.judge``)."""
 
     texts: list[str]
     truncated: list[int]
     columns: Columns
     json_tails: list[str] | None = None
+    verdicts: bytes | None = None
 
 
-Answer = tuple[Columns, list[str] | None]
+Answer = tuple[Columns, list[str] | None, bytes | None]
 """What a worker sends back for a region: a ``ParsedRegion`` without the lines. The main
 process splits the region it sent again (``with_lines``: the same function, the same lines),
 which costs it about what unpickling them did, and spares the worker pickling them and the
@@ -68,7 +75,7 @@ pipe carrying them (an answer is a fraction of the region's size)."""
 
 def answer_of(parsed: ParsedRegion) -> Answer:
     """What a worker sends back of ``parsed``."""
-    return parsed.columns, parsed.json_tails
+    return parsed.columns, parsed.json_tails, parsed.verdicts
 
 
 def with_lines(answer: Answer, region: bytes, limit: int) -> ParsedRegion:
@@ -83,20 +90,29 @@ def _codec(spec: CodecSpec) -> Codec:
     return spec.make_codec()
 
 
-def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
-    """Split ``region`` (whole lines) and parse each line."""
+def parse_region(spec: CodecSpec, region: bytes, limit: int, origin: str = "") -> ParsedRegion:
+    """Split ``region`` (whole lines of the lane ``origin``) and parse each line."""
     lines = split_region(region, limit)
-    texts, needs = lines.text, spec.needs
-    columns = parse_lines(_codec(spec), texts, stamps_only=needs == "stamps")
+    texts, needs, wheres = lines.text, spec.needs, spec.wheres
+    columns = parse_lines(_codec(spec), texts, stamps_only=needs == "stamps" and not wheres)
+    verdicts = None
+    if wheres:
+        stamps, levels, fields, errors = columns
+        verdicts = judge(wheres, Rows(spec.source, origin, texts, levels, fields))
+        if needs == "stamps":
+            nothing: list[None] = [None] * len(texts)  # one list: ``_build``'s stamps-only test
+            columns = (stamps, nothing, nothing, nothing)
     if needs != "json":
-        return ParsedRegion(texts, lines.truncated, columns)
+        return ParsedRegion(texts, lines.truncated, columns, None, verdicts)
     stamps, levels, fields, errors = columns
     truncated = [False] * len(texts)
     for index in lines.truncated:
         truncated[index] = True
     tails = list(map(json_tail, levels, fields, truncated, errors))
     nothing = [None] * len(texts)
-    return ParsedRegion(texts, lines.truncated, (stamps, nothing, nothing, nothing), tails)
+    return ParsedRegion(
+        texts, lines.truncated, (stamps, nothing, nothing, nothing), tails, verdicts
+    )
 
 
 def _widen_pipe(fd: int) -> None:
@@ -124,9 +140,9 @@ def serve(requests: int, replies: int) -> None:
         request = read_exact(requests, int.from_bytes(header, "big"))
         if request is None:
             return
-        spec, region, limit = pickle.loads(request)
+        spec, region, limit, origin = pickle.loads(request)
         try:
-            answer = answer_of(parse_region(spec, region, limit))
+            answer = answer_of(parse_region(spec, region, limit, origin))
             reply = _frame(b"R", pickle.dumps(answer, protocol=5))
         except Exception as error:  # a bug: say it, and go on with the next region
             reply = _frame(b"E", repr(error).encode())

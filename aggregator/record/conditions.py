@@ -54,7 +54,7 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _lookup(fields: dict[str, Any], parts: tuple[str, ...], whole: str) -> object:
+def lookup_field(fields: dict[str, Any], parts: tuple[str, ...], whole: str) -> object:
     """``whole`` in ``fields``: a dotted key as it is (``k8s.pod.name``), or a walk into nested
     objects (``ctx.user``), trying the longest remaining dotted key at each level first."""
     value = fields.get(whole, MISSING)
@@ -109,7 +109,7 @@ class Getter:
         fields = record.fields
         if fields is None:
             return MISSING
-        return _lookup(fields, self.parts, self.name)
+        return lookup_field(fields, self.parts, self.name)
 
 
 """A compiled pattern's test (RE2 here): truthy when the text has a match."""

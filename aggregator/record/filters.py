@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aggregator.record.levels import LEVEL_RANK
 from aggregator.record.record import Record
+from aggregator.record.verdicts import MARKS_SHIFT, Completer
 from aggregator.record.where import Where
 
 
@@ -54,7 +55,9 @@ class RecordFilter:
 
     ``sources`` are globs on the source's name (or, with ``/``, on the record's origin). ``level``
     is a minimum: ``warn`` passes warn, error and fatal; a record whose level is not known does not
-    pass it. ``grep`` is searched in the line. ``where`` is a parsed expression.
+    pass it. ``grep`` is searched in the line. ``where`` is a parsed expression; ``verdict``,
+    its bit in ``Record.verdicts`` when the decoders judge it (``aggregator.record.verdicts``),
+    and ``complete`` what finds again what a record not judged on it may lack.
     """
 
     def __init__(
@@ -63,6 +66,8 @@ class RecordFilter:
         level: str | None = None,
         grep: Searcher | None = None,
         where: Where | None = None,
+        verdict: int = 0,
+        complete: Completer | None = None,
     ) -> None:
         if level is not None and level not in LEVEL_RANK:
             raise ValueError(f"unknown level {level!r}")
@@ -70,6 +75,8 @@ class RecordFilter:
         self.level = level
         self.grep = grep
         self.where = where
+        self.verdict = verdict
+        self.complete = complete
         # Few distinct (source, origin) pairs carry many records: decide each pair once.
         self._source_verdicts: dict[tuple[str, str], bool] = {}
 
@@ -86,8 +93,30 @@ class RecordFilter:
             search = self.grep.search
             kept = [record for record in kept if search(record.line)]
         if self.where is not None:
-            kept = self.where.apply(kept)
+            kept = self._where(self.where, kept)
         return kept
+
+    def _where(self, where: Where, batch: Sequence[Record]) -> Sequence[Record]:
+        """What passes ``where``: as judged upstream, or tested here (what was not judged on
+        it, completed first if its decoding left out what ``where`` reads)."""
+        bit = self.verdict
+        if not bit:
+            return where.apply(batch)
+        mark = bit << MARKS_SHIFT
+        unjudged = [record for record in batch if not record.verdicts & mark]
+        if not unjudged:
+            return [record for record in batch if record.verdicts & bit]
+        complete = self.complete
+        tested = unjudged if complete is None else list(map(complete, unjudged))
+        passing = set(map(id, where.apply(tested)))
+        passed = {
+            id(record) for record, test in zip(unjudged, tested, strict=True) if id(test) in passing
+        }
+        return [
+            record
+            for record in batch
+            if (record.verdicts & bit if record.verdicts & mark else id(record) in passed)
+        ]
 
     def _source_passes(self, record: Record) -> bool:
         key = (record.source, record.origin)
@@ -100,11 +129,16 @@ class RecordFilter:
 
 
 def record_filter(
-    sources: Sequence[str], level: str | None, grep: Searcher | None, where: Where | None = None
+    sources: Sequence[str],
+    level: str | None,
+    grep: Searcher | None,
+    where: Where | None = None,
+    verdict: int = 0,
+    complete: Completer | None = None,
 ) -> RecordFilter | None:
     """The filter of a sink's ``filter`` table or of a subscriber's; None when it lets
     everything through. ``grep`` comes compiled: by ``re`` from the config, which is trusted,
     by RE2 from a client, which is not."""
     if not (sources or level or grep or where):
         return None
-    return RecordFilter(sources, level, grep, where)
+    return RecordFilter(sources, level, grep, where, verdict, complete)

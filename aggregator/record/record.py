@@ -22,6 +22,9 @@ class Record:
     ``ts_claimed`` is the time a record claimed when that was too far ahead of when it was read
     (``aggregator.flow.future``): ``ts`` is then the read time, and the record is ``future``.
     0 for every other record.
+
+    ``verdicts``: which of the pipeline's judged ``where``s the record passes, one bit each,
+    set where its line was parsed (``aggregator.record.verdicts``); 0 when it was not judged.
     """
 
     __slots__ = (
@@ -40,6 +43,7 @@ class Record:
         "truncated",
         "ts",
         "ts_claimed",
+        "verdicts",
     )
 
     def __init__(
@@ -69,6 +73,7 @@ class Record:
         self.lane: str | None = None
         self.lane_seq = 0
         self.ts_claimed = 0
+        self.verdicts = 0
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, ts={self.ts}, source={self.source!r}, line={self.line!r})"

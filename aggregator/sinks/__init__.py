@@ -14,6 +14,7 @@ from aggregator.parts import Part, build
 if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no asyncio
     from aggregator.flow.channel import Channel
     from aggregator.record.record import Batch
+    from aggregator.record.verdicts import Judged
     from aggregator.telemetry import Telemetry
 
 
@@ -28,6 +29,9 @@ class SinkContext:
     in text (``SOURCE[FILE]``, see ``aggregator.record.formats.origin_label``)."""
     telemetry: "Telemetry | None" = None
     """Health and metrics of the pipeline, for a sink that serves /healthz and /metrics."""
+    judged: "Judged | None" = None
+    """Where a sink registers a ``where`` of its filter for the decoders to judge
+    (``aggregator.record.verdicts``); None: each sink tests its records itself."""
 
 
 class Sink(Part, Protocol):

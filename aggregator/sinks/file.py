@@ -17,7 +17,7 @@ from aggregator.config import FileSinkConfig
 from aggregator.errors import StartupError
 from aggregator.sinks import SinkContext
 from aggregator.sinks.delivery import DeliveringSink
-from aggregator.sinks.encoded import FilteredEncoder, needs_of
+from aggregator.sinks.encoded import FilteredEncoder
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import Trouble, reason_of
 
@@ -55,11 +55,15 @@ class FileSink(DeliveringSink):
         self.config = config
         self.path = config.path
         self.rotations = 0
-        self.needs = needs_of(config.format, config.filter)
         self.write_errors = 0
         self.encode = FilteredEncoder(
-            config.filter, config.format, context.source_names, origin_bases=context.origin_bases
+            config.filter,
+            config.format,
+            context.source_names,
+            origin_bases=context.origin_bases,
+            judged=context.judged,
         )
+        self.needs = self.encode.needs
         self._fd: int | None = None
         self._syncable = True  # a regular file (not a device or a pipe: nothing to sync)
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file

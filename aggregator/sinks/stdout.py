@@ -12,7 +12,7 @@ from aggregator.flow.channel import Channel
 from aggregator.record.record import Batch
 from aggregator.sinks import SinkContext
 from aggregator.sinks.delivery import DeliveringSink
-from aggregator.sinks.encoded import FilteredEncoder, needs_of
+from aggregator.sinks.encoded import FilteredEncoder
 from aggregator.sinks.writers import ByteWriter, colour_wanted, open_writer
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ class StdoutSink(DeliveringSink):
         self.config = config
         self.fd = fd
         colour = config.color == "always" or (config.color == "auto" and colour_wanted(fd))
-        self.needs = needs_of(config.format, config.filter, colour)
         self.encode = FilteredEncoder(
             config.filter,
             config.format,
@@ -38,7 +37,9 @@ class StdoutSink(DeliveringSink):
             colour,
             origin_bases=context.origin_bases,
             expand_lines=True,
+            judged=context.judged,
         )
+        self.needs = self.encode.needs
         self._writer: ByteWriter | None = None
         self._watch: asyncio.Task[None] | None = None
 

@@ -17,7 +17,7 @@ from aggregator.config import TcpSinkConfig
 from aggregator.config.addresses import split_host_port
 from aggregator.sinks import SinkContext
 from aggregator.sinks.delivery import DeliveringSink
-from aggregator.sinks.encoded import FilteredEncoder, needs_of
+from aggregator.sinks.encoded import FilteredEncoder
 from aggregator.telemetry.metrics import Counters
 from aggregator.trouble import reason_of
 
@@ -74,8 +74,10 @@ class TcpSink(DeliveringSink):
         self.name = name
         self.config = config
         self.host, self.port = split_host_port(config.address)
-        self.needs = needs_of(config.format, config.filter)
-        self.encode = FilteredEncoder(config.filter, config.format, context.source_names)
+        self.encode = FilteredEncoder(
+            config.filter, config.format, context.source_names, judged=context.judged
+        )
+        self.needs = self.encode.needs
         self._peer: _Peer | None = None
         self.connects = 0
         self.reconnects = 0

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aggregator.flow.checkpoints import Checkpoints
     from aggregator.flow.chunk import SourceItem
     from aggregator.parse.pool import ParsePool
+    from aggregator.record.verdicts import Judged
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class SourceContext:
     origin_bases: MutableMapping[str, str] = field(default_factory=dict)
     """Where a source that follows several files puts the directory its records' files are
     named from in text, by its name (the sinks read the same mapping: ``SinkContext``)."""
+    judged: "Judged | None" = None
+    """The sinks' ``where``s the decoders judge, and who can complete a record
+    (``aggregator.record.verdicts.Judged``); None: none judged."""
 
 
 class Source(Part, Protocol):

@@ -63,7 +63,7 @@ class DatagramListener:
         self.config = config
         self.datagrams = 0
         self.dropped = 0
-        self.decoding = Decoding(name, config, context.needs)
+        self.decoding = Decoding(name, config, context.needs, judged=context.judged)
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[str, Batch] = {}
         self._pending_count = 0

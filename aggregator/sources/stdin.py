@@ -49,7 +49,7 @@ class StdinSource:
         self.config = config
         self.fd = fd
         # Redirected from a file, stdin can be large: its reads are parsed like a file's.
-        self.decoding = Decoding(name, config, context.needs, context.parse_pool)
+        self.decoding = Decoding(name, config, context.needs, context.parse_pool, context.judged)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -54,7 +54,7 @@ class StreamListener:
         self.connections = 0
         self.refused = 0
         # Live reads are small: they are parsed on the loop, where a worker would add latency.
-        self.decoding = Decoding(name, config, context.needs)
+        self.decoding = Decoding(name, config, context.needs, judged=context.judged)
         self._server: asyncio.Server | None = None
         self._group: asyncio.TaskGroup | None = None
         self._out: Channel[SourceItem] | None = None

@@ -330,7 +330,7 @@ async def test_a_worker_stopped_mid_reply_loses_nothing() -> None:
     must still arrive whole (Python's buffered writer dropped the rest of it)."""
     region = mixed_region(400)
     count = 12
-    request = pickle.dumps((SPEC, region, 256), protocol=5)
+    request = pickle.dumps((SPEC, region, 256, "a.log"), protocol=5)
     requests = (len(request).to_bytes(4, "big") + request) * count
     expected = answer_of(parse_region(SPEC, region, 256))
     with subprocess.Popen(

@@ -143,3 +143,43 @@ async def test_a_receiver_down_or_silent_does_not_slow_the_stream(
         while not await counted():
             await asyncio.sleep(0.2)  # polling /metrics: the count has no event to wait on
     assert any("could not be sent" in line for line in server.cli.err)
+
+
+async def wait_metric(server: Server, text: str) -> None:
+    """Until /metrics has the line ``text`` (polled: a count has no event to wait on)."""
+    async with asyncio.timeout(DEADLINE):
+        while text not in await asyncio.to_thread(metric, server, text.split("}")[0]):
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_resolved_once_quiet_and_no_second_notice_within_the_cooldown(
+    tmp_path: Path, cli_processes: list[Cli], receiver: Receiver
+) -> None:
+    """A group that fired is resolved once under the threshold for a window; firing again
+    within its cooldown is not notified (counted as suppressed), while another group fires
+    meanwhile: the cooldown is per group."""
+    url = await receiver.start()
+    rule = (
+        f'\n[sinks.pager]\ntype = "alert"\nurl = "{url}/json"\nwhere = "level>=error"\n'
+        'threshold = 3\nwindow = "2s"\ngroup_by = ["level"]\ncooldown = "1h"\n'
+    )
+    server = await start_server(tmp_path, cli_processes, rule)
+    await server.send(json_lines(3, level="error", text="disk"))
+    await receiver.wait_posts(1)
+    await receiver.wait_posts(2)  # nothing more comes: 2 s under the threshold, then a tick
+    statuses = [(post["status"], post["group"], post["count"]) for _, post in receiver.posts]
+    assert statuses == [("firing", {"level": "error"}, 3), ("resolved", {"level": "error"}, 0)]
+    await server.send(json_lines(3, start=3, level="error", text="disk"))  # within the cooldown
+    suppressed = 'aggregator_alerts_total{sink="pager",result="suppressed"} 1'
+    await wait_metric(server, suppressed)
+    await server.send(json_lines(3, start=6, level="fatal", text="net"))  # another group
+    await receiver.wait_posts(3)
+    await server.cli.wait_for(lambda: len(server.cli.out) == 9, "9 records on stdout")
+    statuses = [(post["status"], post["group"]) for _, post in receiver.posts]
+    assert statuses == [
+        ("firing", {"level": "error"}),
+        ("resolved", {"level": "error"}),
+        ("firing", {"level": "fatal"}),
+    ]
+    await wait_metric(server, 'aggregator_alerts_total{sink="pager",result="sent"} 3')

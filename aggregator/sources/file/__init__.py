@@ -84,7 +84,7 @@ class FileSource:
         self._compressed: set[str] = set()  # paths matched, not read (said once)
         self._started = False  # discovery at start is over: what is found now is new
         self._exclude = NamePathMatcher(config.exclude)
-        self.decoding = Decoding(name, config, context.needs, context.parse_pool)
+        self.decoding = Decoding(name, config, context.needs, context.parse_pool, context.judged)
         self._positions = take_state(name, config, context)  # where to resume, what to save
         self._tailed: set[str] = set()  # the paths followed, as the glob names them
         # Paths that could not be opened (permission, out of descriptors): warned about once,

@@ -1,0 +1,208 @@
+"""``where``s judged where lines are parsed, before their records exist (issue #29).
+
+A sink's ``where`` that reads levels or fields would make the codecs find every level and field
+and carry them, as objects, to the main process, which then tests each record there: that cost
+a third of the ordered merge's throughput. Instead the pipeline gives such ``where``s to the
+decoders (``Judged.current``): each is tested where the lines are parsed (a parse worker), over
+the columns the codec gave, and each record carries its verdicts (``Record.verdicts``) that its
+sink reads instead of testing the record. The codecs then find only what the sinks show.
+
+``Record.verdicts``, for a ``where`` whose bit is ``B`` (``Judged.bit``): ``B`` set, it passes;
+``B << MARKS_SHIFT`` set, it was judged on that ``where`` (so an unset ``B`` means it fails).
+A record not judged on a sink's ``where`` is tested by the sink itself (correct, slower):
+
+- ``COMPLETE``: the record holds the level and fields its codec found (read while ``where``s
+  were judged, but not in a worker): tested as it is;
+- otherwise the record may hold less than a ``where`` reads (decoded before a reload gave its
+  sink this ``where``, with only what the sinks then showed): ``Judged.complete`` finds its
+  level and fields again, with its source's codec, before the test. A record of a source
+  that parses no lines here (nats, websocket) has them all: tested as it is.
+
+Bits are given for the pipeline's life, never reused: a decoder judging the ``where``s of
+before a reload sets bits that still mean what they meant. Judging gives the same answer as
+testing the record: the columns are what the record would hold, and nothing changes a record's
+line, level, fields, source, origin or node between its parse and its sinks (the decoders judge
+only where no fields are added after the parse).
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from typing import Any, Final, NamedTuple
+
+from aggregator.record.conditions import MISSING, And, Condition, Leaf, Not, Or, lookup_field
+from aggregator.record.record import Record
+from aggregator.record.where import Where, where_of
+
+MAX_JUDGED: Final = 8
+"""Most ``where``s the decoders judge at once (a worker's verdicts on a line fit in a byte);
+the sinks of any more test their records themselves."""
+MAX_BITS: Final = 16
+"""Most ``where``s given a bit in a pipeline's life (each reload that changes one uses one)."""
+MARKS_SHIFT: Final = MAX_BITS + 1
+"""``bit << MARKS_SHIFT``: the record was judged on the ``where`` of ``bit``."""
+COMPLETE: Final = 1
+"""Bit 0 of ``Record.verdicts``: the record holds all its codec found (test it as it is)."""
+
+Completer = Callable[[Record], Record]
+"""A source's way to find again what its decoding left out of a record (``Judged.complete``)."""
+
+
+class Judged:
+    """The ``where``s a pipeline's decoders judge for its sinks, and their bits."""
+
+    def __init__(self) -> None:
+        self.bits: dict[str, int] = {}
+        """Each ``where`` given a bit, by its text, for the pipeline's life."""
+        self.current: tuple[str, ...] = ()
+        """What the decoders judge now (``use``), in the order of a worker's byte."""
+        self._tables: dict[tuple[str, ...], list[int]] = {}
+        self._completers: dict[str, Completer] = {}
+
+    def bit(self, text: str) -> int:
+        """The bit that says a record passes ``text`` (given now if it is new); 0 when
+        ``MAX_BITS`` are given already: the sink tests its records itself."""
+        bit = self.bits.get(text)
+        if bit is None:
+            if len(self.bits) >= MAX_BITS:
+                return 0
+            bit = self.bits[text] = 2 << len(self.bits)
+        return bit
+
+    def use(self, texts: Iterable[str]) -> None:
+        """From now on the decoders judge ``texts`` (those that have a bit; at most
+        ``MAX_JUDGED``): the ``where``s of the pipeline's sinks, at start and after a reload."""
+        chosen = [text for text in dict.fromkeys(texts) if self.bit(text)]
+        self.current = tuple(chosen[:MAX_JUDGED])
+
+    def table(self, texts: tuple[str, ...]) -> list[int]:
+        """For a worker's byte on ``texts`` (bit N: passes ``texts[N]``), ``Record.verdicts``."""
+        found = self._tables.get(texts)
+        if found is None:
+            bits = [self.bits[text] for text in texts]
+            marks = sum(bits) << MARKS_SHIFT
+            found = self._tables[texts] = [
+                marks | sum(bit for number, bit in enumerate(bits) if byte >> number & 1)
+                for byte in range(256)
+            ]
+        return found
+
+    def register(self, source: str, completer: Completer) -> None:
+        """``source`` parses lines here; ``completer`` finds what its decoding left out."""
+        self._completers[source] = completer
+
+    def complete(self, record: Record) -> Record:
+        """``record``, or a copy of it with the level and fields its source's codec finds, for
+        a sink to test when its ``where`` was not judged on it (``COMPLETE`` records as they
+        are)."""
+        if record.verdicts & COMPLETE:
+            return record
+        completer = self._completers.get(record.source)
+        return record if completer is None else completer(record)
+
+
+class Rows(NamedTuple):
+    """What a ``where`` reads of lines just parsed: those of one lane (one source and origin;
+    no node: the lines were read here), with what the codec found, as columns."""
+
+    source: str
+    origin: str
+    lines: Sequence[str]
+    levels: Sequence[str | None]
+    fields: Sequence[dict[str, Any] | None]
+
+
+@lru_cache(maxsize=64)
+def wheres_of(texts: tuple[str, ...]) -> tuple[Where, ...]:
+    """Each of ``texts`` parsed once (a parse worker gets them as text)."""
+    return tuple(where_of(text) for text in texts)
+
+
+def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
+    """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``."""
+    count = len(rows.lines)
+    verdicts = bytearray(count)
+    everyone = list(range(count))
+    for number, where in enumerate(wheres_of(texts)):
+        passing = select(where.root, rows, everyone)
+        if len(passing) == count:  # every line passes (common): the bit set in one go
+            verdicts = verdicts.translate(_WITH_BIT[number])
+            continue
+        bit = 1 << number
+        for index in passing:
+            verdicts[index] |= bit
+    return bytes(verdicts)
+
+
+_WITH_BIT: Final = [bytes(byte | 1 << number for byte in range(256)) for number in range(8)]
+"""For each ``where``'s bit, the table that sets it in a byte (``bytes.translate``)."""
+
+
+def select(
+    condition: Condition, rows: Rows, indices: list[int], negated: bool = False
+) -> list[int]:
+    """The ``indices`` of the rows that pass ``condition`` (``negated``: that fail it), in
+    order: ``Condition.filter`` over columns, a condition at a time, a name of few values
+    decided once per value, and ``not`` taken down to the leaves (De Morgan), where it costs
+    nothing."""
+    if not indices:
+        return indices
+    if isinstance(condition, Leaf):
+        return _select_leaf(condition, rows, indices, negated)
+    if isinstance(condition, Not):
+        return select(condition.inner, rows, indices, not negated)
+    if not isinstance(condition, And | Or):
+        raise TypeError(f"not a condition: {condition!r}")
+    if isinstance(condition, And) != negated:  # and, or not (or): each part narrows
+        for part in condition.parts:
+            indices = select(part, rows, indices, negated)
+        return indices
+    passed: set[int] = set()  # or, or not (and): each part sees only what none passed
+    rest = indices
+    for part in condition.parts:
+        found = select(part, rows, rest, negated)
+        if found:
+            passed.update(found)
+            rest = [index for index in rest if index not in passed]
+    return [index for index in indices if index in passed]
+
+
+def _select_leaf(leaf: Leaf, rows: Rows, indices: list[int], negated: bool) -> list[int]:
+    test = leaf.check.test_value  # a bool, so that ``!= negated`` says whether a row is kept
+    getter = leaf.getter
+    attribute = getter.attribute
+    if attribute in ("source", "origin", "node"):  # one value for the whole lane
+        value = rows.source if attribute == "source" else MISSING
+        value = rows.origin if attribute == "origin" else value
+        return indices if test(value) != negated else []
+    if attribute == "line":
+        lines = rows.lines
+        return [index for index in indices if test(lines[index]) != negated]
+    if attribute == "level":
+        levels = rows.levels
+        seen = set(levels) if len(indices) == len(levels) else {levels[i] for i in indices}
+        kept = {level for level in seen if test(MISSING if level is None else level) != negated}
+        if len(kept) == len(seen):  # every level there passes: no row to look at
+            return indices
+        return [index for index in indices if levels[index] in kept] if kept else []
+    fields = rows.fields
+    name, parts = getter.name, getter.parts
+    missing = test(MISSING) != negated  # a line without fields (text)
+    if len(parts) == 1:
+        return [
+            index
+            for index in indices
+            if (
+                missing
+                if (found := fields[index]) is None
+                else test(found.get(name, MISSING)) != negated
+            )
+        ]
+    return [
+        index
+        for index in indices
+        if (
+            missing
+            if (found := fields[index]) is None
+            else test(lookup_field(found, parts, name)) != negated
+        )
+    ]
