@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from aggregator.parse.container import EnvelopeRegion
 from aggregator.parse.worker import (
     HEADER_BYTES,
     Answer,
@@ -34,6 +35,7 @@ from aggregator.parse.worker import (
 )
 
 log = logging.getLogger(__name__)
+Region = bytes | EnvelopeRegion
 
 POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: parsing them there costs the loop about
@@ -81,7 +83,7 @@ class _Worker:
         self.waiting: deque[asyncio.Future[Answer]] = deque()
         self.reader = asyncio.create_task(self._read_replies(), name=f"parse-worker:{number}")
 
-    async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+    async def parse(self, spec: CodecSpec, region: Region, limit: int) -> ParsedRegion:
         if self.reader.done():  # it failed while this region waited for a slot
             raise WorkerFailed("stopped answering")
         reply: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
@@ -149,7 +151,7 @@ class ParsePool:
         if not self._starting.done():  # every region asks: only the first ones wait
             await asyncio.shield(self._starting)
 
-    async def parse(self, spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
+    async def parse(self, spec: CodecSpec, region: Region, limit: int) -> ParsedRegion:
         """``parse_region`` in the least busy worker once one has room, the lane reading
         nothing more meanwhile (on the loop if the workers fail)."""
         try:

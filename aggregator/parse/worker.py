@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from aggregator.fdio import read_exact, write_all
 from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
-from aggregator.parse.container import EnvelopeCodec
+from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, EnvelopeRegion
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
@@ -57,9 +57,12 @@ class ParsedRegion(NamedTuple):
     truncated: list[int]
     columns: Columns
     json_tails: list[str] | None = None
+    carry: Carry | None = None
+    """A container's region (``EnvelopeRegion``): its lane's partial lines after it; the
+    lines are then the messages, read by the inner codec."""
 
 
-Answer = tuple[Columns, list[str] | None]
+Answer = tuple[Columns, list[str] | None] | ParsedRegion
 """What a worker sends back for a region: a ``ParsedRegion`` without the lines. The main
 process splits the region it sent again (``with_lines``: the same function, the same lines),
 which costs it about what unpickling them did, and spares the worker pickling them and the
@@ -68,12 +71,16 @@ pipe carrying them (an answer is a fraction of the region's size)."""
 
 def answer_of(parsed: ParsedRegion) -> Answer:
     """What a worker sends back of ``parsed``."""
+    if parsed.carry is not None:  # a container's messages are not its region's lines
+        return parsed
     return parsed.columns, parsed.json_tails
 
 
-def with_lines(answer: Answer, region: bytes, limit: int) -> ParsedRegion:
+def with_lines(answer: Answer, region: bytes | EnvelopeRegion, limit: int) -> ParsedRegion:
     """The ``ParsedRegion`` a worker's ``answer`` for ``region`` stands for."""
-    lines = split_region(region, limit)
+    if isinstance(answer, ParsedRegion):
+        return answer
+    lines = split_region(region if isinstance(region, bytes) else region.data, limit)
     return ParsedRegion(lines.text, lines.truncated, *answer)
 
 
@@ -83,20 +90,30 @@ def _codec(spec: CodecSpec) -> Codec:
     return spec.make_codec()
 
 
-def parse_region(spec: CodecSpec, region: bytes, limit: int) -> ParsedRegion:
-    """Split ``region`` (whole lines) and parse each line."""
-    lines = split_region(region, limit)
-    texts, needs = lines.text, spec.needs
-    columns = parse_lines(_codec(spec), texts, stamps_only=needs == "stamps")
+def parse_region(spec: CodecSpec, region: bytes | EnvelopeRegion, limit: int) -> ParsedRegion:
+    """Split ``region`` (whole lines) and parse each line; a container's: unwrap each line,
+    join the partial ones, and read each message."""
+    codec, needs, carry = _codec(spec), spec.needs, None
+    if isinstance(region, EnvelopeRegion):
+        assert isinstance(codec, EnvelopeCodec) and spec.envelope is not None
+        reader = EnvelopeReader(spec.envelope, region.max_bytes)
+        reader.restore(region.carry)
+        messages = reader.feed(split_region(region.data, limit))
+        texts, truncated, carry = messages.texts, messages.truncated, reader.carry
+        columns = codec.read(messages, stamps_only=needs == "stamps")
+    else:
+        split = split_region(region, limit)
+        texts, truncated = split.text, split.truncated
+        columns = parse_lines(codec, texts, stamps_only=needs == "stamps")
     if needs != "json":
-        return ParsedRegion(texts, lines.truncated, columns)
+        return ParsedRegion(texts, truncated, columns, None, carry)
     stamps, levels, fields, errors = columns
-    truncated = [False] * len(texts)
-    for index in lines.truncated:
-        truncated[index] = True
-    tails = list(map(json_tail, levels, fields, truncated, errors))
+    cut = [False] * len(texts)
+    for index in truncated:
+        cut[index] = True
+    tails = list(map(json_tail, levels, fields, cut, errors))
     nothing = [None] * len(texts)
-    return ParsedRegion(texts, lines.truncated, (stamps, nothing, nothing, nothing), tails)
+    return ParsedRegion(texts, truncated, (stamps, nothing, nothing, nothing), tails, carry)
 
 
 def _widen_pipe(fd: int) -> None:
