@@ -279,12 +279,13 @@ class EnvelopeReader:
         """The messages that ``lines`` complete; partial lines are held for their rest."""
         out = Messages()
         texts, stamps, streams, errors = out.texts, out.stamps, out.streams, out.errors
-        unwrap = unwrap_cri if self._cri else unwrap_docker
+        cri = self._cri
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
-            unwrapped = unwrap(line)
+            # Called by name, not through a variable: compiled, that is a native call.
+            unwrapped = unwrap_cri(line) if cri else unwrap_docker(line)
             if unwrapped is None:
                 out.add(line, None, None, self._error, truncated)
                 continue
