@@ -4,12 +4,6 @@ read.
 The client is httpx's ``AsyncClient``, made once and kept for the sink's whole life, so that
 connections are reused (keep-alive) rather than opened per batch. This module sends and reads
 answers; what to do with them (retry and hold the pipeline, or drop and count) is the sink's.
-
-A sink whose one request in flight holds the pipeline (otlp) posts from an event loop of its
-own, in a thread (``thread=True``): a POST takes several turns of the loop that runs it, and
-while sources read through files, a turn of the main loop takes long (each lane's read is
-decoded in it): the POST took a median 23-75 ms there, against ~2 ms on an idle loop
-(bench/README.md, "kubernetes.py").
 """
 
 import asyncio
@@ -17,7 +11,6 @@ import email.utils
 import gzip
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,21 +92,10 @@ class HttpPoster:
         headers: Mapping[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
         timeout: float = 10.0,
-        thread: bool = False,
     ) -> None:
         """``headers`` go with every request (tokens: never logged here); ``timeout`` bounds
-        connecting and each read and write; ``thread``: post from a loop of its own (see the
-        module)."""
+        connecting and each read and write."""
         self.url = url
-        self._side: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        if thread:
-            self._side = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._side.run_forever, name=f"http-poster:{url}", daemon=True
-            )
-            self._thread.start()
-        # Made here, but it connects (and binds to a loop) only on the loop that posts.
         self._client = httpx.AsyncClient(
             headers=dict(headers or {}),
             verify=tls if tls is not None else True,
@@ -126,17 +108,9 @@ class HttpPoster:
         self, body: bytes, *, content_type: str = "application/json", compress: bool = False
     ) -> Answer:
         """One attempt; ``PostFailed`` if no answer came. ``compress``: gzip the body."""
-        if self._side is None:
-            return await self._post(body, content_type, compress)
-        sent = asyncio.run_coroutine_threadsafe(
-            self._post(body, content_type, compress), self._side
-        )
-        return await asyncio.wrap_future(sent)  # cancelled: so is the POST, on its loop
-
-    async def _post(self, body: bytes, content_type: str, compress: bool) -> Answer:
         headers = {"Content-Type": content_type}
         if compress:
-            if len(body) > COMPRESS_ON_LOOP and self._side is None:  # zlib lets go of the GIL
+            if len(body) > COMPRESS_ON_LOOP:  # zlib lets go of the GIL: a thread pays
                 body = await asyncio.to_thread(gzip.compress, body, 5)
             else:
                 body = gzip.compress(body, compresslevel=5)
@@ -156,16 +130,5 @@ class HttpPoster:
             raise PostFailed(str(error) or type(error).__name__) from error
 
     async def close(self) -> None:
-        """Close the kept connections (and stop the poster's loop). Idempotent."""
-        side, thread = self._side, self._thread
-        if side is None or thread is None:
-            await self._client.aclose()
-            return
-        if side.is_closed():
-            return
-        if thread.is_alive():
-            closed = asyncio.run_coroutine_threadsafe(self._client.aclose(), side)
-            await asyncio.wrap_future(closed)
-            side.call_soon_threadsafe(side.stop)
-            await asyncio.to_thread(thread.join)
-        side.close()
+        """Close the kept connections. Idempotent."""
+        await self._client.aclose()

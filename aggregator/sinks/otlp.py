@@ -105,9 +105,7 @@ class OtlpSink(Sink):
             tls = tls_context(config.tls.ca, config.tls.cert, config.tls.key)
         # A value from an unset ${VAR} may leave "Bearer ": HTTP allows no space at the end.
         headers = {key: value.get_secret_value().strip() for key, value in config.headers.items()}
-        self._poster = HttpPoster(
-            self.url, headers=headers, tls=tls, timeout=config.timeout, thread=True
-        )
+        self._poster = HttpPoster(self.url, headers=headers, tls=tls, timeout=config.timeout)
 
     async def close(self) -> None:
         if self._poster is not None:
