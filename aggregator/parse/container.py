@@ -11,7 +11,10 @@ Two formats wrap each line a container writes (SPEC §3 "Kubernetes"):
 An ``EnvelopeReader`` holds one lane's partial lines, per stream (a runtime may interleave
 stdout's pieces with a line of stderr), and gives each line whole once its last piece comes:
 its time is its first piece's, its text bounded by ``max_bytes`` (cut and flagged truncated).
-A line that is not in the envelope is kept as it is, with the reason in its error.
+A line that is not in the envelope is kept as it is, with the reason in its error. What it
+holds can be handed to a parse worker with a region and taken back after it (``carry``,
+``EnvelopeRegion``): a large read is unwrapped, joined and read in the worker, as a plain
+file's region is parsed there, and a partial line may span regions.
 """
 
 from typing import Any, Final, NamedTuple

@@ -3,9 +3,10 @@
 A ``Decoding`` is built once per source from its config (the codec and patterns are compiled
 once); each lane gets its own ``LaneDecoder`` holding that lane's partial line and multiline
 record. A container's log file (codec ``cri`` or ``docker``, or ``auto`` seeing one in the
-lane's first line) goes through the lane's ``EnvelopeReader`` first, and its messages through
-the inner codec. A lane's fixed fields (the source's ``fields``, and what a Kubernetes log
-path says) are added to each of its records.
+lane's first line) goes through the lane's ``EnvelopeReader`` first (a large read's in a parse
+worker, the lane's partial lines carried there and back), its messages through the multiline
+joiner if the source has one, and then through the inner codec. A lane's fixed fields (the
+source's ``fields``, and what a Kubernetes log path says) are added to each of its records.
 """
 
 import re
