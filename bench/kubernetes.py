@@ -11,11 +11,13 @@
 
     python3 bench/kubernetes.py                  # 1M lines; otlp: 200k lines
     python3 bench/kubernetes.py --lines 200000 --otlp-lines 50000 --repeat 3
+    python3 bench/kubernetes.py --only otlp      # one of the two parts (cri or otlp)
 """
 
 import argparse
 import gzip
 import hashlib
+import itertools
 import shutil
 import socket
 import statistics
@@ -178,6 +180,7 @@ def otlp_against_file(files: Path, lines: int, repeat: int, work: Path) -> None:
     }  # fmt: skip
     runs: dict[str, list[Run]] = {kind: [] for kind in configs}
     steady: dict[str, list[float]] = {kind: [] for kind in configs}  # first to last request
+    gaps: dict[str, list[float]] = {kind: [] for kind in configs}  # between two requests
     sent: dict[str, tuple[list[int], list[bytes]]] = {}
     try:
         for _ in range(repeat):
@@ -193,6 +196,8 @@ def otlp_against_file(files: Path, lines: int, repeat: int, work: Path) -> None:
                 sizes = sent[kind] = (list(receiver.sizes), list(receiver.bodies))
                 first, last = receiver.arrivals[0], receiver.arrivals[-1]
                 steady[kind].append((lines - lines / len(sizes[0])) / (last - first))
+                arrivals = receiver.arrivals
+                gaps[kind] += [later - at for at, later in itertools.pairwise(arrivals)]
     finally:
         receiver.close()
     file_run = median_of(runs["file (json)"])
@@ -200,18 +205,21 @@ def otlp_against_file(files: Path, lines: int, repeat: int, work: Path) -> None:
     for kind in configs:
         run = median_of(runs[kind])
         rate = f"{statistics.median(steady[kind]) / 1000:,.0f}k" if steady[kind] else "-"
+        gap = f"{statistics.median(gaps[kind]) * 1000:.1f}" if gaps[kind] else "-"
         rows.append(
             [
                 kind,
                 f"{lines / run.seconds / 1000:,.0f}k",
                 rate,
+                gap,
                 f"{run.seconds:.2f}",
                 f"{run.user_s:.2f}",
                 f"{run.rss_mib:.0f}",
                 f"{file_run.seconds / run.seconds:.2f}x",
             ]
         )
-    print(table(rows, ["run, follow = false", "lines/s", "first→last request", "seconds",
+    print(table(rows, ["run, follow = false", "lines/s", "first→last request",
+                       "ms between requests (median)", "seconds",
                        "CPU user s", "peak RSS MiB", "vs file"]))  # fmt: skip
     for kind, (sizes, bodies) in sent.items():
         raw = [len(gzip.decompress(body)) for body in bodies]
@@ -229,15 +237,19 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--otlp-lines", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["cri", "otlp"], help="run one of the two parts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-k8s-") as temp:
         work = Path(temp)
-        plain = make_lines(work / "plain", 8, args.lines)
-        cri_files(plain, work / "containers")
-        print(f"{args.lines:,} lines in 8 files ({args.lines // 10:,} of them split in two "
-              f"CRI pieces), median of {args.repeat}, alternated\n")  # fmt: skip
-        read_through(work / "plain", work / "containers", args.lines, args.repeat, work)
-        print()
+        if args.only != "otlp":
+            plain = make_lines(work / "plain", 8, args.lines)
+            cri_files(plain, work / "containers")
+            print(f"{args.lines:,} lines in 8 files ({args.lines // 10:,} of them split in two "
+                  f"CRI pieces), median of {args.repeat}, alternated\n")  # fmt: skip
+            read_through(work / "plain", work / "containers", args.lines, args.repeat, work)
+            print()
+        if args.only == "cri":
+            return
         small = make_lines(work / "otlp", 8, args.otlp_lines, seed=2)
         assert small
         print(f"{args.otlp_lines:,} lines in 8 files to a receiver answering at once\n")

@@ -126,6 +126,57 @@ format = "json"
     }
 
 
+def test_a_java_stack_trace_in_cri_lines_is_one_record(tmp_path: Path) -> None:
+    """``run`` over a CRI file with ``multiline`` configured (codec ``auto``): a stack trace
+    the container wrote as several lines (one split by the runtime into P and F) is one
+    record, at its first line's runtime time, with its level, stream and pod fields."""
+    trace = [
+        "2026-12-05 10:00:00.100 ERROR [main] c.s.Api - request failed",
+        "java.lang.IllegalStateException: cart is empty",
+        "\tat com.shop.Cart.checkout(Cart.java:42)",
+        "\tat com.shop.Api.post(Api.java:7)",
+    ]
+    lines = [f"2026-12-05T10:00:00.{n}00000000Z stdout F {line}" for n, line in enumerate(trace)]
+    lines[2:3] = [  # the runtime split this one
+        "2026-12-05T10:00:00.200000000Z stdout P \tat com.shop.Cart",
+        "2026-12-05T10:00:00.200000001Z stdout F .checkout(Cart.java:42)",
+    ]
+    lines.append("2026-12-05T10:00:01.000000000Z stdout F 2026-12-05 10:00:01.000 INFO [main] ok")
+    log = write_pod_log(tmp_path, "shop-7", "prod", "api", lines)
+    out = tmp_path / "out.json"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"""
+[aggregator]
+state_dir = "{tmp_path / "state"}"
+[sources.pods]
+type = "file"
+paths = ["{log.parent}/*.log"]
+start_at = "beginning"
+follow = false
+multiline = {{ start = '^\\d{{4}}-\\d\\d-\\d\\d ' }}
+[sinks.out]
+type = "file"
+path = "{out}"
+format = "json"
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
+        cwd=tmp_path, capture_output=True, timeout=DEADLINE * 2,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["line"] for r in records] == [
+        "\n".join(trace),
+        "2026-12-05 10:00:01.000 INFO [main] ok",
+    ]
+    first = records[0]
+    assert (first["ts"], first["level"]) == ("2026-12-05T10:00:00.000000Z", "error")
+    assert first["fields"]["stream"] == "stdout"
+    assert first["fields"]["k8s.pod.name"] == "shop-7"
+
+
 async def test_kubelet_rotation_under_the_symlink(tmp_path: Path, cli_processes: list[Cli]) -> None:
     """The kubelet's rotation: /var/log/containers/X.log links to pods/…/0.log, which is
     renamed to 0.log.TIMESTAMP and made anew. Followed through the symlink, every line of

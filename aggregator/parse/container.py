@@ -11,15 +11,17 @@ Two formats wrap each line a container writes (SPEC §3 "Kubernetes"):
 An ``EnvelopeReader`` holds one lane's partial lines, per stream (a runtime may interleave
 stdout's pieces with a line of stderr), and gives each line whole once its last piece comes:
 its time is its first piece's, its text bounded by ``max_bytes`` (cut and flagged truncated).
-A line that is not in the envelope is kept as it is, with the reason in its error.
+A line that is not in the envelope is kept as it is, with the reason in its error. What it
+holds can be handed to a parse worker with a region and taken back after it (``carry``,
+``EnvelopeRegion``): a large read is unwrapped, joined and read in the worker, as a plain
+file's region is parsed there, and a partial line may span regions.
 """
 
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
-from aggregator.parse.codecs import Codec, Columns, Parsed
+from aggregator.parse.codecs import NOTHING, Codec, Columns, Parsed
 from aggregator.parse.lines import Lines, cut_utf8
 from aggregator.parse.timestamps import _second_epochs, parse_iso
 
@@ -112,9 +114,9 @@ def looks_like(line: str) -> str | None:
 
 
 class EnvelopeCodec:
-    """A codec for a parse worker (``aggregator.parse.worker``): each line unwrapped, its
-    message read by ``inner``, at the runtime's time, with its stream and the lane's ``fields``.
-    A partial line says only its time: its message is read once it is whole, by the lane."""
+    """How a container's messages are read: each by ``inner``, at the runtime's time, with its
+    stream and the lane's ``fields`` (``read``). As a ``Codec``, one envelope line at a time
+    (a partial line says only its time: its message is read once it is whole)."""
 
     def __init__(self, kind: str, inner: Codec, fields: dict[str, Any]) -> None:
         self.unwrap = unwrap_cri if kind == "cri" else unwrap_docker
@@ -129,7 +131,7 @@ class EnvelopeCodec:
         ts, stream, partial, message = unwrapped
         if partial:
             return ts, None, None, None
-        _, level, found, error = self.inner.parse(message) if message else (None, None, None, None)
+        _, level, found, error = self.inner.parse(message) if message else NOTHING
         fields = found or {}
         fields["stream"] = stream
         fields.update(self.fields)
@@ -139,72 +141,90 @@ class EnvelopeCodec:
         unwrapped = self.unwrap(line)
         return unwrapped[0] if unwrapped is not None else None
 
+    def read(self, messages: "Messages", stamps_only: bool = False) -> Columns:
+        """What ``messages`` say, as ``parse_lines``' columns: the runtime's time (a line not
+        in the envelope: its own, if the inner codec finds one), and unless ``stamps_only``
+        the inner codec's level and fields, with the stream and the lane's fields added (its
+        time does not count), and the envelope's error or the inner codec's."""
+        texts, own = messages.texts, messages.stamps
+        inner = self.inner
+        if stamps_only:
+            stamps = own
+            if None in own:
+                stamps = [
+                    ts if ts is not None else (inner.stamp(text) if text else None)
+                    for ts, text in zip(own, texts, strict=True)
+                ]
+            nothing: list[None] = [None] * len(texts)
+            return stamps, nothing, nothing, nothing
+        parse, extra = inner.parse, self.fields
+        streams, envelope_errors = messages.streams, messages.errors
+        stamps = list(own)
+        levels: list[str | None] = []
+        fields: list[dict[str, Any] | None] = []
+        errors: list[str | None] = []
+        for index, text in enumerate(texts):
+            ts, level, found, error = parse(text) if text else NOTHING
+            if stamps[index] is None:
+                stamps[index] = ts
+            stream = streams[index]
+            if stream is not None:
+                found = found or {}
+                found["stream"] = stream
+            if extra:
+                found = found or {}
+                found.update(extra)
+            levels.append(level)
+            fields.append(found or None)
+            errors.append(envelope_errors[index] or error)
+        return stamps, levels, fields, errors
+
 
 class Messages:
     """What an ``EnvelopeReader`` gave, as columns: the messages, their runtime times (None
-    for a line not in the envelope), streams, errors, and which were truncated. Fed what a
-    parse worker found (``EnvelopeCodec``), also its level, fields (stream and the lane's
-    included) and JSON tail, for each message it could read (``parsed``): a line it read whole
-    and the lane did not have to join."""
+    for a line not in the envelope), streams, errors, and which were truncated."""
 
-    __slots__ = (
-        "errors", "fields", "levels", "parse_errors", "parsed", "stamps", "streams", "tails",
-        "texts", "truncated", "with_columns",
-    )  # fmt: skip
+    __slots__ = ("errors", "stamps", "streams", "texts", "truncated")
 
-    def __init__(self, with_columns: bool = False) -> None:
-        self.with_columns = with_columns
+    def __init__(self) -> None:
         self.texts: list[str] = []
         self.stamps: list[int | None] = []
         self.streams: list[str | None] = []
         self.errors: list[str | None] = []
         self.truncated: list[int] = []
-        self.parsed: list[bool] = []  # empty unless fed a worker's columns
-        self.levels: list[str | None] = []
-        self.fields: list[dict[str, Any] | None] = []
-        self.parse_errors: list[str | None] = []
-        self.tails: list[str | None] = []
 
     def add(
         self, text: str, ts: int | None, stream: str | None, error: str | None, truncated: bool
     ) -> None:
-        """A message the lane reads itself (``parsed``: False)."""
         if truncated:
             self.truncated.append(len(self.texts))
-        if self.with_columns:
-            self._unparsed()
         self.texts.append(text)
         self.stamps.append(ts)
         self.streams.append(stream)
         self.errors.append(error)
 
-    def _unparsed(self) -> None:
-        self.parsed.append(False)
-        self.levels.append(None)
-        self.fields.append(None)
-        self.parse_errors.append(None)
-        self.tails.append(None)
-
     def extend(self, other: "Messages") -> None:
         offset = len(self.texts)
-        if other.with_columns and not self.with_columns:
-            self.with_columns = True
-            for _ in range(offset):
-                self._unparsed()
-        elif self.with_columns and not other.with_columns:
-            other.with_columns = True
-            for _ in range(len(other.texts)):
-                other._unparsed()
         self.truncated += [offset + index for index in other.truncated]
         self.texts += other.texts
         self.stamps += other.stamps
         self.streams += other.streams
         self.errors += other.errors
-        self.parsed += other.parsed
-        self.levels += other.levels
-        self.fields += other.fields
-        self.parse_errors += other.parse_errors
-        self.tails += other.tails
+
+
+Carry = tuple[tuple[str, int, str, int, bool], ...]
+"""A lane's partial lines, as a worker is sent them and sends them back: per stream, (stream,
+time, text so far, its bytes, truncated)."""
+
+
+class EnvelopeRegion(NamedTuple):
+    """A region of a container's log file (whole lines) for a parse worker, with the partial
+    lines its lane held before it and the bound of a joined line: the worker gives back the
+    region's messages and the partial lines held after it (``ParsedRegion.carry``)."""
+
+    data: bytes
+    carry: Carry
+    max_bytes: int
 
 
 class _Partial:
@@ -241,23 +261,34 @@ class EnvelopeReader:
         """Bytes of partial lines held (at most ``max_bytes`` a stream)."""
         return sum(partial.size for partial in self._partials.values())
 
-    def feed(
-        self,
-        lines: Lines,
-        columns: Columns | None = None,
-        tails: Sequence[str] | None = None,
-    ) -> Messages:
-        """The messages that ``lines`` complete; partial lines are held for their rest.
-        ``columns`` (and ``tails``): what a parse worker's ``EnvelopeCodec`` found in each
-        line, kept for the messages it could read whole."""
-        out = Messages(columns is not None)
+    @property
+    def carry(self) -> Carry:
+        """The partial lines held, for a parse worker to go on from (``EnvelopeRegion``)."""
+        return tuple(
+            (stream, held.ts, "".join(held.pieces), held.size, held.truncated)
+            for stream, held in self._partials.items()
+        )
+
+    def restore(self, carry: Carry) -> None:
+        """Hold the partial lines a parse worker held after the region it read."""
+        self._partials = {}
+        for stream, ts, text, size, truncated in carry:
+            held = self._partials[stream] = _Partial(ts)
+            held.pieces.append(text)
+            held.size = size
+            held.truncated = truncated
+
+    def feed(self, lines: Lines) -> Messages:
+        """The messages that ``lines`` complete; partial lines are held for their rest."""
+        out = Messages()
         texts, stamps, streams, errors = out.texts, out.stamps, out.streams, out.errors
-        unwrap = unwrap_cri if self._cri else unwrap_docker
+        cri = self._cri
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
-            unwrapped = unwrap(line)
+            # Called by name, not through a variable: compiled, that is a native call.
+            unwrapped = unwrap_cri(line) if cri else unwrap_docker(line)
             if unwrapped is None:
                 out.add(line, None, None, self._error, truncated)
                 continue
@@ -269,12 +300,6 @@ class EnvelopeReader:
                 stamps.append(ts)
                 streams.append(stream)
                 errors.append(None)
-                if columns is not None:
-                    out.parsed.append(True)
-                    out.levels.append(columns[1][index])
-                    out.fields.append(columns[2][index])
-                    out.parse_errors.append(columns[3][index])
-                    out.tails.append(tails[index] if tails is not None else None)
                 continue
             held = partials.get(stream)
             if held is None and not partial:

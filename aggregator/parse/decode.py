@@ -3,9 +3,10 @@
 A ``Decoding`` is built once per source from its config (the codec and patterns are compiled
 once); each lane gets its own ``LaneDecoder`` holding that lane's partial line and multiline
 record. A container's log file (codec ``cri`` or ``docker``, or ``auto`` seeing one in the
-lane's first line) goes through the lane's ``EnvelopeReader`` first, and its messages through
-the inner codec. A lane's fixed fields (the source's ``fields``, and what a Kubernetes log
-path says) are added to each of its records.
+lane's first line) goes through the lane's ``EnvelopeReader`` first (a large read's in a parse
+worker, the lane's partial lines carried there and back), its messages through the multiline
+joiner if the source has one, and then through the inner codec. A lane's fixed fields (the
+source's ``fields``, and what a Kubernetes log path says) are added to each of its records.
 """
 
 import re
@@ -19,7 +20,9 @@ from aggregator.config import LineSourceConfig
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.container import (
     CONTAINER_CODECS,
+    EnvelopeCodec,
     EnvelopeReader,
+    EnvelopeRegion,
     Messages,
     looks_like,
     unwrap_cri,
@@ -28,7 +31,7 @@ from aggregator.parse.container import (
 from aggregator.parse.framing import OctetCountedSplitter
 from aggregator.parse.kubernetes import path_fields
 from aggregator.parse.lines import Lines, LineSplitter, Splitter, split_region
-from aggregator.parse.multiline import MultilineJoiner
+from aggregator.parse.multiline import MessageJoiner, MultilineJoiner
 from aggregator.parse.needs import Needs
 from aggregator.parse.pool import POOL_MIN_BYTES, ParsePool
 from aggregator.parse.timestamps import line_start_span
@@ -175,7 +178,8 @@ class Decoding:
             reader = EnvelopeReader(self.envelope, self.config.max_line_bytes)
             messages = reader.feed(lines)
             messages.extend(reader.flush())
-            return self.message_records(origin, messages, previous, {})
+            codec = EnvelopeCodec(self.envelope, self.codec, {})
+            return self.message_records(origin, codec, messages, previous)
         read_at = now_micros() if read_ts is None else read_ts
         source = self.source
         last = previous
@@ -201,63 +205,15 @@ class Decoding:
         return batch, last
 
     def message_records(
-        self, origin: str, messages: Messages, previous: int | None, extra: dict[str, Any]
+        self, origin: str, codec: EnvelopeCodec, messages: Messages, previous: int | None
     ) -> tuple[Batch, int | None]:
-        """Records for a container's messages: each at its runtime's time (a line not in the
-        envelope at the time before it), with its ``stream`` and ``extra`` fields, and the
-        level and fields the inner codec finds in it (its time, if any, does not count)."""
-        texts = messages.texts
-        if not texts:
+        """Records for a container's messages, read by ``codec`` (``EnvelopeCodec.read``),
+        timed as ``records`` times lines."""
+        if not messages.texts:
             return [], previous
-        read_at = now_micros()
-        source = self.source
-        last = previous
-        batch: Batch = []
         needs = self.needs_now
-        if needs == "stamps":  # the hot path, as ``records``'s
-            batch = [
-                Record(
-                    (last := ts) if ts is not None else (read_at if last is None else last),
-                    source,
-                    origin,
-                    text,
-                )
-                for text, ts in zip(texts, messages.stamps, strict=True)
-            ]
-        else:
-            parsed = messages.parsed if messages.with_columns else None
-            unread = texts  # what no worker has read: read here
-            if parsed is not None:
-                unread = [text for text, done in zip(texts, parsed, strict=True) if not done]
-            stamps, levels, found, errors = parse_lines(self.codec, unread)
-            at = 0  # the next of ``unread``
-            for index, text in enumerate(texts):
-                own = messages.stamps[index]
-                if parsed is not None and parsed[index]:  # whole: the worker read it
-                    last = ts = own if own is not None else read_at
-                    tail = messages.tails[index]
-                    batch.append(
-                        Record(ts, source, origin, text, json_tail=tail)
-                        if tail is not None
-                        else Record(
-                            ts, source, origin, text, messages.levels[index],
-                            messages.fields[index], False, messages.parse_errors[index],
-                        )
-                    )  # fmt: skip
-                    continue
-                stamp = own if own is not None else stamps[at]
-                last = ts = stamp if stamp is not None else (read_at if last is None else last)
-                fields = found[at] or {}
-                stream = messages.streams[index]
-                if stream is not None:
-                    fields["stream"] = stream
-                if extra:
-                    fields.update(extra)
-                error = messages.errors[index] or errors[at]
-                batch.append(
-                    Record(ts, source, origin, text, levels[at], fields or None, False, error)
-                )
-                at += 1
+        columns = codec.read(messages, stamps_only=needs == "stamps")
+        batch, last = self._build(origin, messages.texts, columns, now_micros(), previous)
         self._flag_truncated(batch, messages.truncated)
         self.mark(batch, needs)
         return batch, last
@@ -371,7 +327,10 @@ class LaneDecoder:
         self.extra: dict[str, Any] = extra or {}
         """Fields added to each record: the source's ``fields``, and a Kubernetes path's."""
         self.envelope: EnvelopeReader | None = None
+        self.envelope_codec: EnvelopeCodec | None = None
         self.envelope_spec: CodecSpec | None = None
+        self.message_joiner: MessageJoiner | None = None
+        """A container's multiline joining: of its messages, once unwrapped."""
         self.sniffing = False
         """``auto``: the lane's first line has not been seen yet (it tells whether the lane
         is a container's log file)."""
@@ -383,6 +342,8 @@ class LaneDecoder:
     @property
     def deadline(self) -> float | None:
         """When a held multiline record must go out (monotonic seconds), if one is held."""
+        if self.message_joiner is not None:
+            return self.message_joiner.deadline
         return self.joiner.deadline if self.joiner is not None else None
 
     @property
@@ -395,21 +356,19 @@ class LaneDecoder:
         (whose bytes the splitter no longer has)."""
         if self.envelope is not None and self.envelope.holds_partial:
             return True
-        return self.joiner is not None and self.joiner.deadline is not None
+        return self.deadline is not None
 
     def use_envelope(self, kind: str) -> None:
         """Read the lane's lines as a container runtime's (``cri`` or ``docker``); multiline
-        joining does not apply to them."""
+        joining, if configured, joins the messages."""
         decoding = self.decoding
         self.envelope = EnvelopeReader(kind, decoding.config.max_line_bytes)
-        self.joiner = None
+        self.envelope_codec = EnvelopeCodec(kind, decoding.codec, self.extra)
+        if self.joiner is not None:
+            self.message_joiner = MessageJoiner(self.joiner)
+            self.joiner = None
         self.sniffing = False
-        spec = decoding.spec
-        self.envelope_spec = spec._replace(
-            envelope=kind,
-            needs="everything" if spec.needs == "everything" else "json",
-            fields=tuple(self.extra.items()),
-        )
+        self.envelope_spec = decoding.spec._replace(envelope=kind, fields=tuple(self.extra.items()))
         """What a worker reads this lane's regions with: the message by the inner codec (the
         source's own with ``auto``), the lane's fields added."""
 
@@ -464,11 +423,14 @@ class LaneDecoder:
             or pool.broken
             or len(data) < POOL_MIN_BYTES
             or self.joiner is not None
+            or self.message_joiner is not None
             or self.sniffing
             # A worker's JSON has no room for a plain lane's fields (a container's: see below).
             or (self.extra and self.envelope is None and decoding.needs_now == "json")
             or not isinstance(self.splitter, LineSplitter)
-            or (self.envelope is not None and (decoding.spec.needs == "stamps" or judging))
+            # While wheres are judged, a container's lines are read here, whole (the worker
+            # judges plain lanes only).
+            or (self.envelope is not None and judging)
         ):
             return self._feed(data)
         if self.envelope is not None:
@@ -490,16 +452,24 @@ class LaneDecoder:
         return batch
 
     async def _decode_envelope(self, data: bytes, pool: ParsePool) -> Batch:
-        """A container's large read: its messages read by a worker, the partial lines joined
-        here (their messages read here too, once whole)."""
+        """A container's large read: unwrapped, its partial lines joined and its messages
+        read in a worker, which goes on from the partial lines the lane held and gives back
+        those it holds after the region."""
         assert self.envelope is not None and self.envelope_spec is not None
         assert isinstance(self.splitter, LineSplitter)
+        read_at = now_micros()
         head, region = self.splitter.take(data)
         batch = self._messages(self.envelope.feed(head))
         if region is not None:
-            parsed = await pool.parse(self.envelope_spec, region, self.limit)
-            lines = Lines(parsed.texts, parsed.truncated)
-            batch += self._messages(self.envelope.feed(lines, parsed.columns, parsed.json_tails))
+            limit = self.decoding.config.max_line_bytes
+            request = EnvelopeRegion(region, self.envelope.carry, limit)
+            parsed = await pool.parse(self.envelope_spec, request, self.limit)
+            assert parsed.carry is not None
+            self.envelope.restore(parsed.carry)
+            rest, self.last_ts = self.decoding.parsed_records(
+                self.origin, parsed, read_at, self.last_ts, self.envelope_spec
+            )
+            batch += rest
         return batch
 
     def feed(self, data: bytes) -> Batch:
@@ -521,13 +491,22 @@ class LaneDecoder:
         return batch
 
     def _messages(self, messages: Messages) -> Batch:
+        assert self.envelope_codec is not None
+        if self.message_joiner is not None:
+            messages = self.message_joiner.feed(messages, time.monotonic())
+        return self._joined(messages)
+
+    def _joined(self, messages: Messages) -> Batch:
+        assert self.envelope_codec is not None
         batch, self.last_ts = self.decoding.message_records(
-            self.origin, messages, self.last_ts, self.extra
+            self.origin, self.envelope_codec, messages, self.last_ts
         )
         return batch
 
     def expire(self) -> Batch:
         """The held multiline record, if it has waited its timeout."""
+        if self.message_joiner is not None:
+            return self._joined(self.message_joiner.expire(time.monotonic()))
         if self.joiner is None:
             return []
         return self._records(self.joiner.expire(time.monotonic()))
@@ -540,7 +519,10 @@ class LaneDecoder:
         if self.envelope is not None:
             messages = self.envelope.feed(lines)
             messages.extend(self.envelope.flush())
-            return self._messages(messages)
+            if self.message_joiner is not None:
+                messages = self.message_joiner.feed(messages, time.monotonic())
+                messages.extend(self.message_joiner.flush())
+            return self._joined(messages)
         if self.joiner is not None:
             joined = self.joiner.feed(lines, time.monotonic())
             tail = self.joiner.flush()

@@ -11,6 +11,7 @@ always gives the same records.
 
 import re
 
+from aggregator.parse.container import Messages
 from aggregator.parse.lines import Lines
 
 
@@ -84,3 +85,58 @@ class MultilineJoiner:
         self._parts = []
         self._size = 0
         self._truncated = False
+
+
+class MessageJoiner:
+    """Joins a container's messages (after their envelope is taken off, partial lines joined)
+    as ``MultilineJoiner`` joins lines: a record keeps its first message's time, stream and
+    error, and a message of another stream starts a record of its own (a trace written to
+    stderr is not joined with a line written to stdout meanwhile)."""
+
+    def __init__(self, joiner: MultilineJoiner) -> None:
+        self.joiner = joiner
+        self._head: tuple[int | None, str | None, str | None] = (None, None, None)
+
+    @property
+    def deadline(self) -> float | None:
+        return self.joiner.deadline
+
+    def feed(self, messages: Messages, now: float) -> Messages:
+        """The records that ``messages`` complete; the last one is held for its continuation."""
+        out = Messages()
+        joiner = self.joiner
+        truncated = set(messages.truncated)
+        stamps, streams, errors = messages.stamps, messages.streams, messages.errors
+        for index, text in enumerate(messages.texts):
+            stream = streams[index]
+            if joiner._parts and (stream != self._head[1] or joiner.start.search(text) is not None):
+                self._give(out)
+            if not joiner._parts:
+                self._head = (stamps[index], stream, errors[index])
+            joiner._append(text, index in truncated)
+            if len(joiner._parts) >= joiner.max_lines:
+                self._give(out)
+        if messages.texts:
+            joiner._last_line_at = now
+        return out
+
+    def expire(self, now: float) -> Messages:
+        """The held record if no message has come for the joiner's ``timeout``."""
+        out = Messages()
+        deadline = self.deadline
+        if deadline is not None and now >= deadline:
+            self._give(out)
+        return out
+
+    def flush(self) -> Messages:
+        """The held record, at the end of the input."""
+        out = Messages()
+        if self.joiner._parts:
+            self._give(out)
+        return out
+
+    def _give(self, out: Messages) -> None:
+        joined = Lines()
+        self.joiner._give(joined)
+        ts, stream, error = self._head
+        out.add(joined.text[0], ts, stream, error, bool(joined.truncated))

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from aggregator.parse.container import EnvelopeRegion
 from aggregator.parse.worker import (
     HEADER_BYTES,
     Answer,
@@ -34,6 +35,7 @@ from aggregator.parse.worker import (
 )
 
 log = logging.getLogger(__name__)
+Region = bytes | EnvelopeRegion
 
 POOL_MIN_BYTES = 32 * 1024
 """Reads smaller than this are parsed on the loop: parsing them there costs the loop about
@@ -82,7 +84,7 @@ class _Worker:
         self.reader = asyncio.create_task(self._read_replies(), name=f"parse-worker:{number}")
 
     async def parse(
-        self, spec: CodecSpec, region: bytes, limit: int, origin: str = ""
+        self, spec: CodecSpec, region: Region, limit: int, origin: str = ""
     ) -> ParsedRegion:
         if self.reader.done():  # it failed while this region waited for a slot
             raise WorkerFailed("stopped answering")
@@ -152,7 +154,7 @@ class ParsePool:
             await asyncio.shield(self._starting)
 
     async def parse(
-        self, spec: CodecSpec, region: bytes, limit: int, origin: str = ""
+        self, spec: CodecSpec, region: Region, limit: int, origin: str = ""
     ) -> ParsedRegion:
         """``parse_region`` in the least busy worker once one has room, the lane reading
         nothing more meanwhile (on the loop if the workers fail)."""

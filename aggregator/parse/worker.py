@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from aggregator.fdio import read_exact, write_all
 from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
-from aggregator.parse.container import EnvelopeCodec
+from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, EnvelopeRegion
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
@@ -64,9 +64,12 @@ class ParsedRegion(NamedTuple):
     columns: Columns
     json_tails: list[str] | None = None
     verdicts: bytes | None = None
+    carry: Carry | None = None
+    """A container's region (``EnvelopeRegion``): its lane's partial lines after it; the
+    lines are then the messages, read by the inner codec."""
 
 
-Answer = tuple[Columns, list[str] | None, bytes | None]
+Answer = tuple[Columns, list[str] | None, bytes | None] | ParsedRegion
 """What a worker sends back for a region: a ``ParsedRegion`` without the lines. The main
 process splits the region it sent again (``with_lines``: the same function, the same lines),
 which costs it about what unpickling them did, and spares the worker pickling them and the
@@ -75,12 +78,16 @@ pipe carrying them (an answer is a fraction of the region's size)."""
 
 def answer_of(parsed: ParsedRegion) -> Answer:
     """What a worker sends back of ``parsed``."""
+    if parsed.carry is not None:  # a container's messages are not its region's lines
+        return parsed
     return parsed.columns, parsed.json_tails, parsed.verdicts
 
 
-def with_lines(answer: Answer, region: bytes, limit: int) -> ParsedRegion:
+def with_lines(answer: Answer, region: bytes | EnvelopeRegion, limit: int) -> ParsedRegion:
     """The ``ParsedRegion`` a worker's ``answer`` for ``region`` stands for."""
-    lines = split_region(region, limit)
+    if isinstance(answer, ParsedRegion):
+        return answer
+    lines = split_region(region if isinstance(region, bytes) else region.data, limit)
     return ParsedRegion(lines.text, lines.truncated, *answer)
 
 
@@ -90,11 +97,24 @@ def _codec(spec: CodecSpec) -> Codec:
     return spec.make_codec()
 
 
-def parse_region(spec: CodecSpec, region: bytes, limit: int, origin: str = "") -> ParsedRegion:
-    """Split ``region`` (whole lines of the lane ``origin``) and parse each line."""
-    lines = split_region(region, limit)
-    texts, needs, wheres = lines.text, spec.needs, spec.wheres
-    columns = parse_lines(_codec(spec), texts, stamps_only=needs == "stamps" and not wheres)
+def parse_region(
+    spec: CodecSpec, region: bytes | EnvelopeRegion, limit: int, origin: str = ""
+) -> ParsedRegion:
+    """Split ``region`` (whole lines of the lane ``origin``) and parse each line; a
+    container's: unwrap each line, join the partial ones, and read each message."""
+    codec, needs, wheres, carry = _codec(spec), spec.needs, spec.wheres, None
+    stamps_only = needs == "stamps" and not wheres
+    if isinstance(region, EnvelopeRegion):
+        assert isinstance(codec, EnvelopeCodec) and spec.envelope is not None
+        reader = EnvelopeReader(spec.envelope, region.max_bytes)
+        reader.restore(region.carry)
+        messages = reader.feed(split_region(region.data, limit))
+        texts, truncated, carry = messages.texts, messages.truncated, reader.carry
+        columns = codec.read(messages, stamps_only=stamps_only)
+    else:
+        split = split_region(region, limit)
+        texts, truncated = split.text, split.truncated
+        columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
         stamps, levels, fields, errors = columns
@@ -103,15 +123,15 @@ def parse_region(spec: CodecSpec, region: bytes, limit: int, origin: str = "") -
             nothing: list[None] = [None] * len(texts)  # one list: ``_build``'s stamps-only test
             columns = (stamps, nothing, nothing, nothing)
     if needs != "json":
-        return ParsedRegion(texts, lines.truncated, columns, None, verdicts)
+        return ParsedRegion(texts, truncated, columns, None, verdicts, carry)
     stamps, levels, fields, errors = columns
-    truncated = [False] * len(texts)
-    for index in lines.truncated:
-        truncated[index] = True
-    tails = list(map(json_tail, levels, fields, truncated, errors))
+    cut = [False] * len(texts)
+    for index in truncated:
+        cut[index] = True
+    tails = list(map(json_tail, levels, fields, cut, errors))
     nothing = [None] * len(texts)
     return ParsedRegion(
-        texts, lines.truncated, (stamps, nothing, nothing, nothing), tails, verdicts
+        texts, truncated, (stamps, nothing, nothing, nothing), tails, verdicts, carry
     )
 
 

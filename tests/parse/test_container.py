@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from aggregator.config import FileSourceConfig
 from aggregator.parse.container import (
     EnvelopeReader,
+    EnvelopeRegion,
     looks_like,
     runtime_time,
     unwrap_cri,
@@ -17,6 +18,7 @@ from aggregator.parse.container import (
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines
 from aggregator.parse.pool import ParsePool
+from aggregator.parse.worker import CodecSpec, parse_region
 from aggregator.record.record import Record
 
 T0 = 1_796_464_800_000_000  # 2026-12-05T10:00:00Z
@@ -267,3 +269,65 @@ def _as_fields(record: Record) -> Record:
         tail = orjson.loads("{" + record.json_tail.removeprefix(",") + "}")
         record.level, record.fields, record.json_tail = tail.get("level"), tail.get("fields"), None
     return record
+
+
+def test_a_worker_goes_on_from_the_partial_lines_its_lane_held() -> None:
+    """A region given to a worker with the lane's partial lines (``EnvelopeRegion.carry``)
+    joins them with their rest, and gives back what is still partial after it."""
+    spec = CodecSpec("auto", None, "auto", None, "everything", "cri")
+    carry = (("stdout", T0, "start ", 6, False), ("stderr", T0 + 5, "err ", 4, True))
+    region = f"{TS} stdout F rest\n{TS} stderr P more\n{TS} stdout P next".encode()
+    parsed = parse_region(spec, EnvelopeRegion(region, carry, 1000), 2000)
+    assert parsed.texts == ["start rest"]
+    assert parsed.columns[0] == [T0]  # its first piece's time
+    assert parsed.carry == (
+        ("stderr", T0 + 5, "err more", 8, True),
+        ("stdout", T0 + 100_000, "next", 4, False),
+    )
+
+
+@pytest.mark.parametrize("kind", ["cri", "docker"])
+@pytest.mark.parametrize("needs", ["stamps", "everything", "json"])
+async def test_partial_lines_at_the_end_of_a_worker_s_region_are_joined(
+    kind: str, needs: str
+) -> None:
+    """Each large read ends with a partial line whose rest (in one piece or more, stderr
+    between) begins the next: a lane with a worker gives the records the loop gives."""
+
+    def line(n: int, text: str, partial: bool = False, stream: str = "stdout") -> str:
+        ts = f"2026-12-05T10:{n // 6000:02d}:{n // 100 % 60:02d}.{n % 100:02d}0000000Z"
+        if kind == "cri":
+            return f"{ts} {stream} {'P' if partial else 'F'} {text}\n"
+        return docker(text if partial else text + "\n", stream, ts) + "\n"
+
+    reads = []
+    for n in range(6):  # each read ~40 KiB: over POOL_MIN_BYTES
+        body = "".join(line(n * 1000 + i, f"INFO m{n}-{i} " + "x" * (i % 40)) for i in range(600))
+        reads.append(
+            line(n * 1000 + 500, f"end of {n - 1}")  # ends the partial the read before left
+            + body
+            + line(n * 1000 + 900, f"WARN part of {n} ", partial=True)
+            + (line(n * 1000 + 901, "err", stream="stderr") if n % 2 else "")
+            + (line(n * 1000 + 902, "and more ", partial=True) if n % 3 == 0 else "")
+        )
+    data = [read.encode() for read in reads]
+    config = FileSourceConfig(type="file", paths=["x"], codec=kind, fields={"team": "a"})  # type: ignore[arg-type]
+    on_loop = Decoding("k8s", config, needs).lane("x")  # type: ignore[arg-type]
+    expected = [r for read in data for r in on_loop.feed(read)] + on_loop.flush()
+    pool = ParsePool(1)
+    try:
+        lane = Decoding("k8s", config, needs, pool).lane("x")  # type: ignore[arg-type]
+        records = [r for read in data for r in await lane.decode(read)] + lane.flush()
+        assert pool.pids and not pool.broken
+    finally:
+        await pool.close()
+    if needs == "json":
+        assert all(r.json_tail is not None for r in records[1:-1])
+        records = [_as_fields(r) for r in records]
+        expected = [_as_fields(r) for r in expected]
+    shown = [(r.ts, r.line, r.level, r.fields, r.truncated) for r in records]
+    assert shown == [(r.ts, r.line, r.level, r.fields, r.truncated) for r in expected]
+    joined = [r.line for r in records if "part of" in r.line]
+    assert joined[0] == "WARN part of 0 and more end of 0"
+    assert joined[1] == "WARN part of 1 end of 1"
+    assert len(records) == 6 * 600 + 6 + 3 + 1  # lines, ends, stderr lines, the last partial
