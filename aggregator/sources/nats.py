@@ -60,7 +60,7 @@ class NatsSource:
         interval = context.books.interval if context.books is not None else 1.0
         self.checkpointer = Checkpointer(self.ledger, interval, settle=self._acknowledge)
         if context.books is not None:
-            context.books.register(self.book, self.checkpointer, close=self._close_link)
+            context.books.register(self.book, self.checkpointer, close=self._close_link, owner=self)
         self.link = Link(config, f"sources.{name}", f"aggregator-source-{self.durable}")
         self._subscription: Any = None
         self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
