@@ -213,6 +213,10 @@ class Pipeline:
         assert self._group is not None
         name = slot.source.name
         slot.task = self._group.create_task(self._run_source(slot), name=f"source:{name}")
+        # A task cancelled before its first step never runs its body, nor its ``finally``
+        # (a stop asked while the parts opened): its channel must end all the same, or the
+        # merge waits for it until the drain's deadline.
+        slot.task.add_done_callback(lambda _task: slot.channel.close())
 
     def start_sink(self, slot: SinkSlot, after: SinkSlot | None = None) -> None:
         """Run a sink; a replacement (``after`` its predecessor) opens once that one ended."""

@@ -187,23 +187,38 @@ def stop_reading(slot: SourceSlot, why: str) -> None:
 
 
 async def _retire(pipeline: Pipeline, name: str) -> None:
-    """Until the removed source ``name`` has stopped and the last of its records left."""
-    await pipeline.merge.gone(name)
+    """Until the removed source ``name`` has stopped and the last of its records left; a
+    book of its own (a nats source's) is retired once the sinks wrote them."""
+    source = pipeline.source_slots[name].source
+    seq = await pipeline.merge.gone(name)
     del pipeline.source_slots[name]
     pipeline.failed.pop(f"source {name}", None)
     pipeline.origin_bases.pop(name, None)
+    await _retire_books(pipeline, source, seq)
+
+
+async def _retire_books(pipeline: Pipeline, source: object, seq: int) -> None:
+    """Once every sink has written the stopped ``source``'s records (up to ``seq``), commit
+    the books it alone keeps a last time, close them and forget them."""
+    if source not in pipeline.checkpoints.owners():
+        return
+    await wait_for(lambda: _delivered(pipeline) >= seq)
+    await pipeline.checkpoints.retire(source, pipeline.delivered())
 
 
 async def _replace(pipeline: Pipeline, name: str, new: Config) -> None:
     """Drain the source ``name``, commit where it got to, start its successor from there."""
-    stop_reading(pipeline.source_slots[name], "replaced by a reload")
+    old = pipeline.source_slots[name]
+    stop_reading(old, "replaced by a reload")
     seq = await pipeline.merge.gone(name)
     # Every sink has written the old source's last record: its positions are committed, and
-    # the successor (built only now) resumes from them.
+    # the successor (built only now) resumes from them; a book of its own is saved and closed
+    # first (the successor registers and loads it afresh).
     await wait_for(lambda: _delivered(pipeline) >= seq)
     delivered = pipeline.delivered()
     if delivered is not None:
         pipeline.checkpoints.advance(delivered)
+    await _retire_books(pipeline, old.source, seq)
     pipeline.failed.pop(f"source {name}", None)
     slot = SourceSlot(pipeline.build_source(name, new.sources[name]))
     try:

@@ -8,9 +8,13 @@ central (`aggregator run`: nats source → JSON file), and a publisher process t
 NODES x 2 sidecars: every `--interval` each (node, source) sends one message of the records
 due at the total `--rate`, made by `encode_message` (the sink's own encoder) with ts = the
 wall clock when it was made. Published with core NATS (no wait for each ack), so that one
-Python process can play a thousand sidecars. Reported per node count: records/s written by the
-central, merge delay (a record's ts → the central's file, as read by this process every 10
-ms) p50/p99, the central's peak RSS and CPU (its user + system seconds over the run).
+Python process can play a thousand sidecars. The publisher starts once every central's
+consumer exists: before, a central's start-up counted as merge delay and what was published
+meanwhile was its backlog. Reported per node count: records/s written by the central, merge
+delay (a record's ts → the central's file, as read by this process every 10 ms) p50/p99, the
+central's peak RSS, CPU (its user + system seconds over the run) and the seconds it was ready
+to run but waited for a core (/proc/PID/schedstat: what a busy box takes from it), and how far
+the publisher fell behind its schedule, with its CPU.
 
 `--centrals K` splits the nodes into K groups, each with its own subject prefix (`logs.gN`),
 stream and central: the sharding docs/central-scale.md describes.
@@ -115,10 +119,13 @@ async def publish(spec: dict[str, object]) -> None:
     tick = 0.01
     slots = max(1, round(interval / tick))
     print(json.dumps({"ready": True}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # "go": the centrals consume
     start = time.monotonic()
     step = 0
     sent = 0
+    behind = 0.0  # the most the publisher fell behind its schedule (it could not keep up)
     while time.monotonic() - start < seconds:
+        behind = max(behind, time.monotonic() - (start + step * tick))
         for index in range(step % slots, len(lanes), slots):
             owed[index] += per_message
             count = int(owed[index])
@@ -138,7 +145,9 @@ async def publish(spec: dict[str, object]) -> None:
         await asyncio.sleep(max(0.0, start + step * tick - time.monotonic()))
     await client.flush()
     await client.close()
-    print(json.dumps({"sent": sent, "seconds": time.monotonic() - start}), flush=True)
+    done = {"sent": sent, "seconds": time.monotonic() - start, "behind": behind,
+            "cpu": time.process_time()}  # fmt: skip
+    print(json.dumps(done), flush=True)
 
 
 # --- the measuring side ------------------------------------------------------------------------
@@ -180,13 +189,35 @@ class Reader(threading.Thread):
                 self.count += len(lines)
 
 
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(peak RSS MiB, CPU seconds) of a running process."""
+async def consumers_made(url: str, groups: int) -> None:
+    """Until every central's durable consumer exists."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    client = await nats.connect(url)
+    js = client.jetstream()
+    deadline = time.monotonic() + 60
+    for group in range(groups):
+        while True:
+            try:
+                await js.consumer_info(f"LOGS_G{group}", f"central{group}")
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"central {group} did not start consuming") from None
+                await asyncio.sleep(0.05)
+    await client.close()
+
+
+def proc_stats(pid: int) -> tuple[float, float, float]:
+    """(peak RSS MiB, CPU seconds, seconds its main thread was ready to run but waited for a
+    core) of a running process: the last is what a busy box takes from it."""
     status = Path(f"/proc/{pid}/status").read_text()
     peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
-    return peak / 1024, ticks / 100
+    waited = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    return peak / 1024, ticks / 100, waited
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -204,9 +235,9 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
                     "seconds": args.seconds, "interval": args.interval}  # fmt: skip
             publisher = subprocess.Popen(
                 [sys.executable, __file__, "--publish", json.dumps(spec)],
-                stdout=subprocess.PIPE, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
-            assert publisher.stdout is not None
+            assert publisher.stdin is not None and publisher.stdout is not None
             json.loads(publisher.stdout.readline())  # the streams exist
             for group in range(args.centrals):
                 out = root / f"out-{group}.json"
@@ -218,7 +249,13 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
                 ))  # fmt: skip
                 readers.append(Reader(out))
                 readers[-1].start()
-            sent = json.loads(publisher.stdout.readline())["sent"]
+            # Publish once every central consumes: what a central finds at its start is a
+            # backlog (merged as catch-up), and its start-up would count as merge delay.
+            asyncio.run(consumers_made(url, args.centrals))
+            publisher.stdin.write("go\n")
+            publisher.stdin.flush()
+            published = json.loads(publisher.stdout.readline())
+            sent = published["sent"]
             publisher.wait()
             deadline = time.monotonic() + args.seconds + 30
             while sum(r.count for r in readers) < sent and time.monotonic() < deadline:
@@ -242,8 +279,9 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
         f"{got / span:,.0f}" if span > 0 else "-",
         f"{percentile(delays, 0.5) * 1000:,.0f}",
         f"{percentile(delays, 0.99) * 1000:,.0f}",
-        " + ".join(f"{rss:.0f}" for rss, _ in stats),
-        " + ".join(f"{cpu:.1f}" for _, cpu in stats),
+        " + ".join(f"{rss:.0f}" for rss, _, _ in stats),
+        " + ".join(f"{cpu:.1f} / {waited:.1f}" for _, cpu, waited in stats),
+        f"{published['behind'] * 1000:,.0f} / {published['cpu']:.1f}",
     ]
 
 
@@ -295,8 +333,10 @@ def main() -> None:
         rows = [run_nodes(args, nodes) for nodes in counts]
         print(f"\n{args.rate:,.0f} records/s for {args.seconds:g} s, a message per lane every "
               f"{args.interval:g} s, order_window {args.window:g} s\n")  # fmt: skip
-        print(table(rows, ["nodes x sources", "records at the central", "records/s",
-                           "merge delay p50 ms", "p99 ms", "peak RSS MiB", "CPU s"]))  # fmt: skip
+        heads = ["nodes x sources", "records at the central", "records/s", "merge delay p50 ms",
+                 "p99 ms", "peak RSS MiB", "CPU s / waited for a core s",
+                 "publisher behind ms / CPU s"]  # fmt: skip
+        print(table(rows, heads))
     costs = [[f"{lanes:,}", f"{statistics.median(core_cost(lanes) for _ in range(3)):.2f}"]
              for lanes in (2 * n for n in counts)]  # fmt: skip
     print("\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk\n")

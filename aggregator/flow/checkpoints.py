@@ -222,25 +222,51 @@ class Checkpoints:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.books: dict[str, Checkpointer[Any]] = {}
-        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._closers: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._owners: dict[str, object] = {}
         self._loaded: set[str] = set()
+        self._committing = asyncio.Lock()  # a book retired is not saved twice at once
 
     def register(
         self,
         book: str,
         checkpointer: "Checkpointer[Any]",
         close: Callable[[], Awaitable[None]] | None = None,
+        owner: object = None,
     ) -> None:
         """Keep ``book`` with ``checkpointer``; ``close`` runs after its last commit (a nats
-        source's connection, which its acknowledgements need, closes there)."""
+        source's connection, which its acknowledgements need, closes there). ``owner``: the
+        part that alone keeps the book, which ``retire`` takes away with it."""
         self.books[book] = checkpointer
         if close is not None:
-            self._closers.append(close)
+            self._closers[book] = close
+        if owner is not None:
+            self._owners[book] = owner
+
+    def owners(self) -> list[object]:
+        """The parts that keep a book of their own."""
+        return list(self._owners.values())
+
+    async def retire(self, owner: object, delivered: int | None) -> list[str]:
+        """The part ``owner`` has stopped (a reload replaced or removed it) and every sink has
+        written its records up to seq ``delivered``: its books are committed one last time
+        (a nats source acknowledges there), closed and forgotten, so that a successor of the
+        same name registers its own and loads what was saved. Returns the books retired."""
+        retired = [book for book, keeper in self._owners.items() if keeper is owner]
+        async with self._committing:
+            for book in retired:
+                del self._owners[book]
+                self._loaded.discard(book)
+                await self.books.pop(book).commit(delivered)
+                close = self._closers.pop(book, None)
+                if close is not None:
+                    await close()
+        return retired
 
     async def close(self) -> None:
         """After the last commit: release what the books' settling needed."""
-        closers, self._closers = self._closers, []
-        for close in closers:
+        closers, self._closers = self._closers, {}
+        for close in closers.values():
             await close()
 
     async def load(self) -> None:
@@ -273,7 +299,8 @@ class Checkpoints:
 
     async def commit(self, delivered: int | None) -> None:
         """Every book's ``commit``, together (a nats book's settling waits on the server)."""
-        await asyncio.gather(*(book.commit(delivered) for book in list(self.books.values())))
+        async with self._committing:
+            await asyncio.gather(*(book.commit(delivered) for book in list(self.books.values())))
 
     async def commit_periodically(
         self, delivered: Callable[[], int | None], ended: asyncio.Event

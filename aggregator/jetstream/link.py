@@ -18,6 +18,8 @@ CONNECT_TIMEOUT = 30.0
 verification failure (nats.py#718), and a wait for a server that is down is retried anyway."""
 SETUP_RETRY = 5.0
 """Seconds between attempts to set up the stream on a server that refused it."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds closing the connection may take (it flushes what is buffered)."""
 RECONNECT_WAIT = 1.0
 """Seconds nats-py waits between attempts to reach a server (its wait is fixed)."""
 
@@ -67,6 +69,9 @@ class Link:
         self.options = {**connect_options(config, name), **extra}
         self.client: Any = None
         self.connected = asyncio.Event()
+        self.away = asyncio.Event()
+        """Set while not connected: what a wait for the server gives up on."""
+        self.away.set()
         self.outages = 0
         self._reported = False
 
@@ -80,16 +85,16 @@ class Link:
 
         while True:
             try:
-                client = await asyncio.wait_for(
-                    nats.connect(
+                # In this task, not one of its own (as ``wait_for`` makes on 3.11): a stop
+                # cancels the connect loop itself, which ends at once.
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    client = await nats.connect(
                         **self.options,
                         error_cb=self._on_error,
                         disconnected_cb=self._on_disconnected,
                         reconnected_cb=self._on_reconnected,
                         closed_cb=self._on_closed,
-                    ),
-                    CONNECT_TIMEOUT,
-                )
+                    )
             except (TimeoutError, OSError, nats.errors.Error) as error:
                 self._report(error)
                 await asyncio.sleep(RECONNECT_WAIT)
@@ -119,6 +124,7 @@ class Link:
             where = f"{url.hostname}:{url.port}" if url is not None else ""
             log.info("%s: connected to nats-server %s", self.where, where)  # credentials: never
         self._reported = False
+        self.away.clear()
         self.connected.set()
 
     def _report(self, error: BaseException) -> None:
@@ -134,20 +140,25 @@ class Link:
         if self.connected.is_set():
             self.outages += 1
             log.warning("%s: lost the connection to nats-server; reconnecting", self.where)
-        self.connected.clear()
+        self._lost()
 
     async def _on_reconnected(self) -> None:
         self._set_up()
 
     async def _on_closed(self) -> None:
+        self._lost()
+
+    def _lost(self) -> None:
         self.connected.clear()
+        self.away.set()
 
     async def close(self) -> None:
         client, self.client = self.client, None
-        self.connected.clear()
+        self._lost()
         if client is not None and not client.is_closed:
             with contextlib.suppress(TimeoutError, OSError):
-                await asyncio.wait_for(client.close(), 5)
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await client.close()
 
 
 class StreamUnfit(Exception):

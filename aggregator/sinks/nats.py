@@ -146,16 +146,19 @@ class NatsSink(Sink):
         """Nothing to reopen."""
 
     def counters(self) -> Counters:
-        subjects = self._subjects.values()
-        pending = sum(len(s.buffer) + sum(m.count for m in s.pending) for s in subjects)
         return {
             "connected": int(self.link.up),
             "nats_published": self.published,
             "nats_records_acknowledged": self.records_acked,
-            "nats_pending": pending,
+            "nats_pending": self._unpublished(),
             "nats_retries": self.retries,
             "nats_duplicates": self.duplicates,
         }
+
+    def _unpublished(self) -> int:
+        """Records taken and not acknowledged by JetStream yet."""
+        subjects = self._subjects.values()
+        return sum(len(s.buffer) + sum(m.count for m in s.pending) for s in subjects)
 
     async def run(self, inp: Channel[Batch]) -> None:
         connecting = asyncio.create_task(self.link.open(self._on_connect), name="nats:connect")
@@ -164,9 +167,9 @@ class NatsSink(Sink):
             for subject in self._subjects.values():
                 self._cut(subject)
             await self._settled()
-            self._end_subjects()
-            await self._settled()
+            await self._end_while_connected()
         finally:
+            self._say_what_is_left()
             connecting.cancel("the sink is stopping")
             for task in self._publishers:
                 task.cancel("the sink is stopping")
@@ -288,6 +291,34 @@ class NatsSink(Sink):
                 records[-1].seq,
             )
         )
+
+    async def _end_while_connected(self) -> None:
+        """Every record is stored: end the subjects, if nats-server is there to take the
+        markers. Nothing is lost without them (the central ends the lanes after
+        ``idle_timeout``), so a stop does not wait for a server that is away."""
+        if not self.link.up:
+            return
+        self._end_subjects()
+        settled = asyncio.create_task(self._settled(), name=f"nats:end:{self.name}")
+        away = asyncio.create_task(self.link.away.wait(), name=f"nats:away:{self.name}")
+        try:
+            await asyncio.wait([settled, away], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            away.cancel("the sink is stopping")
+            settled.cancel("the sink is stopping")
+            await asyncio.gather(settled, away, return_exceptions=True)
+        if settled.done() and not settled.cancelled():
+            settled.result()  # raises what a publisher could not retry
+
+    def _say_what_is_left(self) -> None:
+        """A stop that could not publish everything (nats-server away past the drain's
+        deadline): how many records, and that the next start sends them (the checkpoints
+        never passed them)."""
+        left = self._unpublished()
+        if left:
+            log.error("sinks.%s: %d records were not published (nats-server %s); the next start "
+                      "sends them", self.name, left,
+                      "away" if not self.link.up else "did not acknowledge")  # fmt: skip
 
     def _end_subjects(self) -> None:
         """A clean stop: tell consumers that each subject's lane ends here, so that a

@@ -60,7 +60,7 @@ class NatsSource:
         interval = context.books.interval if context.books is not None else 1.0
         self.checkpointer = Checkpointer(self.ledger, interval, settle=self._acknowledge)
         if context.books is not None:
-            context.books.register(self.book, self.checkpointer, close=self._close_link)
+            context.books.register(self.book, self.checkpointer, close=self._close_link, owner=self)
         self.link = Link(config, f"sources.{name}", f"aggregator-source-{self.durable}")
         self._subscription: Any = None
         self._outlets: set[str] = set()  # the lanes (subjects) the merge has been told of
@@ -287,10 +287,17 @@ class NatsSource:
 
     async def _spread(self, watermarks: dict[str, int], out: Channel[SourceItem]) -> None:
         """A sidecar's watermark holds for all its sources (its merge sent them in one order):
-        its other lanes need not hold the merge back below it either."""
+        its other lanes still catching up need not hold the exact merge back below it either.
+        A live lane is not told: this source is open, and the merge holds every live record
+        its window whatever a live lane's bound says (with a window of 0, a live lane holds
+        nobody back), so a chunk per lane and fetch would cost the merge a push each for
+        nothing (at 1,000 nodes, more chunks than the messages' own)."""
+        if not self._backlog:
+            return
         for node, watermark in watermarks.items():
             for lane in self._node_lanes.get(node, ()):
-                await out.put(Chunk(lane, [], True, watermark=watermark))
+                if lane in self._backlog:
+                    await out.put(Chunk(lane, [], True, watermark=watermark))
 
     async def _take(self, message: Any, out: Channel[SourceItem]) -> Decoded | None:
         """Hand a message's new records to the merge; what it said, if it could be read."""

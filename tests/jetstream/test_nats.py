@@ -559,32 +559,3 @@ async def test_credentials(tmp_path: Path, cli_processes: list[Cli], credentials
             assert refused.proc.returncode is None  # it waits and retries
     finally:
         await server.stop(signal.SIGKILL)
-
-
-@pytest.mark.slow
-async def test_a_sidecar_stopped_while_the_server_is_away_sends_the_rest_next_time(
-    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
-) -> None:
-    """SIGTERM while nats-server is away: the sidecar cannot flush, says so and exits 1 after
-    the drain deadline; its checkpoints hold only what was stored, so its next start sends the
-    rest, and nothing twice."""
-    logs = tmp_path / "a.log"
-    out = tmp_path / "central.json"
-    config = sidecar_config(tmp_path, nats_server.url, "n1", logs)
-    await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
-    sidecar = await start(cli_processes, config, tmp_path)
-    write_lines(logs, 0, 100)
-    await wait_for_lines(out, 100)
-    await nats_server.stop(signal.SIGKILL)
-    await sidecar.wait_for(
-        lambda: any("lost the connection" in line for line in sidecar.err), "the outage noticed"
-    )
-    write_lines(logs, 100, 100)
-    assert await sidecar.stop() == 1
-    assert any("did not stop" in line for line in sidecar.err)
-    await nats_server.start()
-    await start(cli_processes, config, tmp_path)
-    await wait_for_lines(out, 200)
-    write_lines(logs, 200, 10)
-    await wait_for_lines(out, 210)
-    assert lines_of(out) == [f"line {n}" for n in range(210)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import DEADLINE, Cli
 from tests.helpers.nats_cluster import NatsCluster
 from tests.jetstream.test_nats import records_in, start
 
@@ -86,6 +86,26 @@ async def stream_leader(cluster: NatsCluster) -> str:
         await client.close()
 
 
+async def central_consumes(cluster: NatsCluster) -> None:
+    """Return once the central's durable consumer exists (asked of the cluster, which may not
+    answer while it elects its leaders: asked again, under the deadline)."""
+    import nats
+    import nats.js.errors
+
+    client = await nats.connect(servers=cluster.urls, connect_timeout=2)
+    try:
+        async with asyncio.timeout(2 * DEADLINE):
+            while True:
+                try:
+                    await client.jetstream().consumer_info("LOGS", "central")
+                    return
+                except (nats.js.errors.NotFoundError, nats.errors.TimeoutError,
+                        nats.js.errors.ServiceUnavailableError):  # fmt: skip
+                    await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+
+
 async def wait_for(condition: object, what: str, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         while not condition():  # type: ignore[operator]
@@ -108,6 +128,9 @@ async def test_the_stream_leader_killed_loses_nothing(
         for logs in files.values():
             logs.write_text("")
         parts = [await start(cli_processes, central(tmp_path, cluster, out), tmp_path)]
+        # The nodes start once the central consumes: what they published before would be its
+        # backlog at start, merged as files at start are (a node heard of later: late).
+        await central_consumes(cluster)
         for node, logs in files.items():
             parts.append(await start(cli_processes, sidecar(tmp_path, cluster, node, logs),
                                      tmp_path))  # fmt: skip

@@ -260,9 +260,20 @@ function renderRecord(record) {
   row.record = record;
   const ts = span("ts", record.ts.slice(11, 23));   // the time of day; the whole on hover
   ts.title = record.late ? `${record.ts}: late (came after newer records were sent)` : record.ts;
-  const source = span(`src c${colourOf(record.source)}`, record.source);
-  source.title = record.origin ? `${record.source} · ${record.origin}` : record.source;
-  noteSourceWidth(record.source);
+  // A remote record shows its node before its source, as text does (web-7d4b9/app); a click
+  // on the node filters by it.
+  const source = span(`src c${colourOf(record.source)}`, "");
+  let label = record.source;
+  if (typeof record.node === "string" && record.node) {
+    const node = span("node", visible(record.node));
+    node.dataset.node = record.node;
+    node.title = `show only node ${visible(record.node)}`;
+    source.append(node, "/");
+    label = `${record.node}/${label}`;
+  }
+  source.append(record.source);
+  source.title = record.origin ? `${label} · ${record.origin}` : label;
+  noteSourceWidth(label);
   const level = span("lvl", record.level ?? "");
   const body = span("body", "");
   const line = span("line", "");
@@ -723,8 +734,24 @@ logView.addEventListener("scroll", () => {
   }
 });
 
+// where's clause for one node; a where that is only another node's clause gives way to it,
+// any other is kept (and-ed).
+const NODE_ONLY = /^node\s*=\s*"(?:[^"\\]|\\.)*"$/i;
+
+function filterByNode(node) {
+  const clause = `node = ${JSON.stringify(node)}`;
+  const current = $("where").value.trim();
+  $("where").value = !current || NODE_ONLY.test(current) ? clause : `(${current}) and ${clause}`;
+  $("filters").requestSubmit();
+}
+
 logView.addEventListener("click", (event) => {
   if (window.getSelection()?.toString()) return;   // selecting text is not a click
+  const node = event.target.closest(".row > .src > .node");
+  if (node) {
+    filterByNode(node.dataset.node);
+    return;
+  }
   const row = event.target.closest(".row.has-fields");
   if (row) toggleDetail(row);
 });
