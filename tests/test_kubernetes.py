@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -31,6 +32,24 @@ def tail(*args: str, cwd: Path, env: dict[str, str] | None = None) -> list[dict[
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def run_pods(root: Path, log: Path, settings: str, **env: str) -> list[dict[str, Any]]:
+    """``aggregator run`` of one file source ``pods`` over ``log``'s directory, with
+    ``settings`` (TOML lines) and ``env``, into a JSON file: its records."""
+    out, config = root / "out.json", root / "c.toml"
+    config.write_text(
+        f'[aggregator]\nstate_dir = "{root / "state"}"\n'
+        f'[sources.pods]\ntype = "file"\npaths = ["{log.parent}/*.log"]\n'
+        f'start_at = "beginning"\nfollow = false\n{settings}'
+        f'[sinks.out]\ntype = "file"\npath = "{out}"\nformat = "json"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
+        cwd=root, capture_output=True, timeout=DEADLINE * 2, env={**os.environ, **env},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
 def test_cri_files_read_through_with_partials_joined(tmp_path: Path) -> None:
@@ -85,33 +104,13 @@ def test_docker_json_files_with_a_config_and_fields(tmp_path: Path) -> None:
         {"log": "y" * 10 + "\n", "stream": "stdout", "time": "2026-12-05T10:00:02Z"},
     ]
     log.write_bytes(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
-    out = tmp_path / "out.json"
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f"""
-[aggregator]
-state_dir = "{tmp_path / "state"}"
-[sources.pods]
-type = "file"
-paths = ["{log.parent}/*.log"]
-start_at = "beginning"
-follow = false
-codec = "docker"
-max_line_bytes = 15
-fields = {{ node = "${{NODE_NAME}}", cluster = "eu-1" }}
-[sinks.out]
-type = "file"
-path = "{out}"
-format = "json"
-"""
+    records = run_pods(
+        tmp_path,
+        log,
+        'codec = "docker"\nmax_line_bytes = 15\n'
+        'fields = { node = "${NODE_NAME}", cluster = "eu-1" }\n',
+        NODE_NAME="worker-3",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
-        cwd=tmp_path, capture_output=True, timeout=DEADLINE * 2,
-        env={**os.environ, "NODE_NAME": "worker-3"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
-    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [r["line"] for r in records] == ["GET / 200", "x" * 10 + "y" * 5]
     assert records[0]["ts"] == "2026-12-05T10:00:00.000001Z"  # nanoseconds cut
     assert records[1].get("truncated") is True
@@ -143,30 +142,7 @@ def test_a_java_stack_trace_in_cri_lines_is_one_record(tmp_path: Path) -> None:
     ]
     lines.append("2026-12-05T10:00:01.000000000Z stdout F 2026-12-05 10:00:01.000 INFO [main] ok")
     log = write_pod_log(tmp_path, "shop-7", "prod", "api", lines)
-    out = tmp_path / "out.json"
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f"""
-[aggregator]
-state_dir = "{tmp_path / "state"}"
-[sources.pods]
-type = "file"
-paths = ["{log.parent}/*.log"]
-start_at = "beginning"
-follow = false
-multiline = {{ start = '^\\d{{4}}-\\d\\d-\\d\\d ' }}
-[sinks.out]
-type = "file"
-path = "{out}"
-format = "json"
-"""
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
-        cwd=tmp_path, capture_output=True, timeout=DEADLINE * 2,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
-    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    records = run_pods(tmp_path, log, "multiline = { start = '^\\d{4}-\\d\\d-\\d\\d ' }\n")
     assert [r["line"] for r in records] == [
         "\n".join(trace),
         "2026-12-05 10:00:01.000 INFO [main] ok",
