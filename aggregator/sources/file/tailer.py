@@ -46,14 +46,16 @@ there, where comparing sizes would see nothing."""
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """What one ``FileTailer.read`` gave: records, and whether the position moved (data was
-    read, or the file was truncated and is read again from 0)."""
+    """What one ``FileTailer.read`` gave: records, whether the position moved (data was read,
+    or the file was truncated and is read again from 0), and whether it read all there was
+    when it looked (another read now would find nothing: the caller may wait for a change)."""
 
     records: Batch
     moved: bool
+    drained: bool = False
 
 
-NOTHING_NEW = Read([], moved=False)
+NOTHING_NEW = Read([], moved=False, drained=True)
 
 
 LOOK_BACK = 64 * 1024
@@ -259,7 +261,8 @@ class FileTailer:
         waits); after a truncation, none yet, but the position moved back to 0."""
         assert self._fd is not None
         fd = self._fd
-        available = os.fstat(fd).st_size - self.position
+        size = os.fstat(fd).st_size
+        available = size - self.position
         if available < 0 or self._rewritten(fd):
             log.info("%s: truncated, reading again from the start", self.path)
             self.truncated_from = self._position_now()
@@ -285,7 +288,8 @@ class FileTailer:
                 stripped = data.lstrip(b"\x00")
                 self._skip_nul = not stripped
                 data = stripped
-            return Read(self._tally(await self.decoder.decode(data)) if data else [], moved=True)
+            records = self._tally(await self.decoder.decode(data)) if data else []
+            return Read(records, moved=True, drained=self.position >= size)
         return NOTHING_NEW
 
     def _rewritten(self, fd: int) -> bool:
@@ -312,3 +316,12 @@ class FileTailer:
 
     def missing(self) -> bool:
         return not self.path.exists()
+
+    def at_path(self) -> bool | None:
+        """``replaced`` and ``missing`` in one stat: True while the path names this file,
+        False once it names another, None while it names none."""
+        try:
+            stat = os.stat(self.origin)
+        except OSError:
+            return None
+        return identity_key(stat) == self._key
