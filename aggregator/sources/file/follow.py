@@ -50,6 +50,21 @@ class Follower:
         self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: asyncio.Event | None
     ) -> Outcome:
         """Read until the end (``--no-follow``), a rotation, or a deletion."""
+        alarm = Alarm(changed) if changed is not None else None
+        try:
+            return await self._follow(tailer, outlet, live, changed, alarm)
+        finally:
+            if alarm is not None:
+                alarm.cancel()
+
+    async def _follow(
+        self,
+        tailer: FileTailer,
+        outlet: LaneOutlet,
+        live: bool,
+        changed: asyncio.Event | None,
+        alarm: "Alarm | None",
+    ) -> Outcome:
         pause = POLL_MIN
         missing_since: float | None = None
         last_data = time.monotonic()
@@ -98,14 +113,38 @@ class Follower:
             if watched and close_idle and not tailer.suspended:
                 if now - last_data >= close_idle:
                     await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
-                else:
-                    idle = last_data + close_idle  # wake to close it
-                    deadline = idle if deadline is None else min(deadline, idle)
+                elif alarm is not None:
+                    alarm.ring_by(last_data + close_idle)  # wake to close it
             await wait_for_change(changed if watched else None, pause, deadline)
             if tailer.suspended and not await tailer.reopen():
                 log.info("%s: deleted while closed; stopped following it", tailer.path)
                 return Outcome.GONE
             pause = min(pause * 2, POLL_MAX)
+
+
+class Alarm:
+    """Sets an event by a time. Armed once, and again only once it rang (early, if data came
+    meanwhile: the caller looks and arms it again): one timer a ``close_idle``, not a timer
+    armed and cancelled at each wake."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self._event = event
+        self._timer: asyncio.TimerHandle | None = None
+
+    def ring_by(self, when: float) -> None:
+        """Ring at ``when`` (monotonic seconds), unless armed already (for an earlier time)."""
+        if self._timer is None:
+            delay = max(0.0, when - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._ring)
+
+    def _ring(self) -> None:
+        self._timer = None
+        self._event.set()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def hand_on(

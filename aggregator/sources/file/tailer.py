@@ -94,6 +94,7 @@ class FileTailer:
         self._fd: int | None = None
         self._key = ""  # the open file's identity ("DEV:INODE"), once opened
         self._head = b""
+        self._hashed = (b"", head_hash(b""))  # a head and its hash: hashed once, not per batch
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
         self.sending_since: float | None = None
@@ -240,12 +241,14 @@ class FileTailer:
         return self._position_now()
 
     def _position_now(self) -> Position:
+        if self._hashed[0] is not self._head:
+            self._hashed = (self._head, head_hash(self._head))
         return Position(
             self._key,
             self.origin,
             self.position - self.decoder.pending_bytes,
             len(self._head),
-            head_hash(self._head),
+            self._hashed[1],
             self.lane,
             self.records,
         )

@@ -199,7 +199,7 @@ def _instance() -> _Inotify | None:
 
 class Watcher:
     """One source's view of the shared inotify instance: wakes its tailers and its rescan
-    when files change, and lets go of everything it watched once its ``run`` ends."""
+    when files change, and lets go of everything it watched once closed."""
 
     def __init__(self) -> None:
         self.rescan = asyncio.Event()
@@ -208,7 +208,7 @@ class Watcher:
             self._inotify.watchers.add(self)
         self._changed: dict[Path, asyncio.Event] = {}
         self._subscribed: dict[Path, list[bytes]] = {}  # path → the keys its event is under
-        self._directories_of: dict[Path, tuple[bytes, ...]] = {}  # path → directories it needs
+        self._directories_of: dict[Path, frozenset[bytes]] = {}  # path → directories it needs
         self._directories: set[bytes] = set()  # what this source asked to watch
         self._closed = False
         self.added = 0
@@ -229,7 +229,7 @@ class Watcher:
             if self._inotify is not None:
                 self._inotify.unsubscribe(old, event)
         self._subscribed[path] = keys
-        directories = tuple(os.path.dirname(k) for k in keys)
+        directories = frozenset(os.path.dirname(k) for k in keys)
         self._directories_of[path] = directories
         if self._inotify is not None and not self._closed:
             for k in keys:
@@ -244,8 +244,7 @@ class Watcher:
         if self._inotify is None:
             return False
         directories = self._directories_of.get(path)
-        watched = self._inotify.directories
-        return directories is not None and all(d in watched for d in directories)
+        return directories is not None and self._inotify.directories.keys() >= directories
 
     def forget(self, path: Path) -> None:
         """``path`` is no longer followed: its event is set no more."""
@@ -270,173 +269,6 @@ class Watcher:
         self._directories.add(directory)
         self.added += 1
         return True
-
-    def close(self) -> None:
-        self.loop.remove_reader(self.fd)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-    def _read(self) -> None:
-        """The loop's reader callback: every event read now, dispatched."""
-        try:
-            data = os.read(self.fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as error:  # not expected: poll from now on
-            log.warning("inotify failed (%s): polling files instead", error)
-            self._lose_all()
-            return
-        offset, end = 0, len(data)
-        paths, prefixes = self._paths, self._prefixes
-        while offset < end:
-            wd, mask, _, length = HEADER.unpack_from(data, offset)
-            offset += HEADER.size
-            name = data[offset : offset + length].rstrip(b"\0")
-            offset += length
-            if mask & IN_Q_OVERFLOW:
-                self._wake_all()
-                continue
-            for prefix in prefixes.get(wd, ()):
-                if mask & IN_IGNORED:  # the directory is gone (or unwatched): poll it
-                    self._lost(wd)
-                    break
-                if mask & NAME_EVENTS:
-                    for watcher in self._users.get(prefix[:-1] or b"/", ()):
-                        watcher.rescan.set()
-                if name:
-                    for event in paths.get(prefix + name, ()):
-                        event.set()
-
-    def _lost(self, wd: int) -> None:
-        """A directory no longer watched: its watchers poll, and rescan to watch it again."""
-        for prefix in self._prefixes.pop(wd, []):
-            directory = prefix[:-1] or b"/"
-            self.directories.pop(directory, None)
-            for watcher in self._users.get(directory, ()):
-                watcher.rescan.set()
-        for events in self._paths.values():
-            for event in events:
-                event.set()  # a tailer waiting on it sees it is polled now
-
-    def _lose_all(self) -> None:
-        self.loop.remove_reader(self.fd)
-        self.directories.clear()
-        self._prefixes.clear()
-        self._wake_all()
-
-    def _wake_all(self) -> None:
-        for watcher in self.watchers:
-            watcher.rescan.set()
-        for events in self._paths.values():
-            for event in events:
-                event.set()
-
-
-_INSTANCES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inotify]" = (
-    weakref.WeakKeyDictionary()
-)
-_warned = False
-
-
-def _instance() -> _Inotify | None:
-    """The running loop's inotify instance, made on first use; None without inotify."""
-    global _warned
-    if _LIBC is None:
-        return None
-    loop = asyncio.get_running_loop()
-    instance = _INSTANCES.get(loop)
-    if instance is None:
-        try:
-            instance = _INSTANCES[loop] = _Inotify(loop)
-        except OSError as error:
-            if not _warned:
-                log.warning("inotify is not available (%s): polling files instead", error)
-                _warned = True
-            return None
-    return instance
-
-
-class Watcher:
-    """One source's view of the shared inotify instance: wakes its tailers and its rescan
-    when files change, and lets go of everything it watched once its ``run`` ends."""
-
-    def __init__(self) -> None:
-        self.rescan = asyncio.Event()
-        self._inotify = _instance()
-        if self._inotify is not None:
-            self._inotify.watchers.add(self)
-        self._changed: dict[Path, asyncio.Event] = {}
-        self._subscribed: dict[Path, list[bytes]] = {}  # path → the keys its event is under
-        self._directories_of: dict[Path, tuple[bytes, ...]] = {}  # path → directories it needs
-        self._directories: set[bytes] = set()  # what this source asked to watch
-        self._closed = False
-        self.added = 0
-        """Directories watched so far, counted each time one is watched anew (after it was
-        made, or made again): files may have been made in it before."""
-
-    def watch(self, path: Path) -> asyncio.Event:
-        """The event set whenever ``path`` changes (or may have). For a symlink, changes to its
-        target are reported in the target's directory: that is watched too. Call it again after
-        a rotation, so that a flipped symlink's new target is watched."""
-        event = self._changed.setdefault(path, asyncio.Event())
-        key = _key(path)
-        keys = [key]
-        target = os.fsencode(os.path.realpath(key))
-        if target != key:
-            keys.append(target)
-        for old in self._subscribed.pop(path, []):
-            if self._inotify is not None:
-                self._inotify.unsubscribe(old, event)
-        self._subscribed[path] = keys
-        directories = tuple(os.path.dirname(k) for k in keys)
-        self._directories_of[path] = directories
-        if self._inotify is not None and not self._closed:
-            for k in keys:
-                self._inotify.subscribe(k, event)
-            for directory in directories:
-                self._watch(directory)
-        return event
-
-    def is_watched(self, path: Path) -> bool:
-        """Whether changes to ``path`` (as last given to ``watch``) are reported, else it must
-        be polled: its directory and its target's are watched now."""
-        if self._inotify is None:
-            return False
-        directories = self._directories_of.get(path)
-        watched = self._inotify.directories
-        return directories is not None and all(d in watched for d in directories)
-
-    def forget(self, path: Path) -> None:
-        """``path`` is no longer followed: its event is set no more."""
-        event = self._changed.pop(path, None)
-        self._directories_of.pop(path, None)
-        for key in self._subscribed.pop(path, []):
-            if self._inotify is not None and event is not None:
-                self._inotify.unsubscribe(key, event)
-
-    def watch_directory(self, directory: Path) -> bool:
-        """Report files created in (or moved into) ``directory``; idempotent. Whether it is
-        watched (it may not exist yet, or the kernel's watches may have run out)."""
-        return self._watch(_key(directory))
-
-    def _watch(self, directory: bytes) -> bool:
-        if self._inotify is None or self._closed:
-            return False
-        if directory in self._directories and directory in self._inotify.directories:
-            return True
-        if not self._inotify.watch_directory(directory, self):
-            return False
-        self._directories.add(directory)
-        self.added += 1
-        return True
-
-    async def run(self) -> None:
-        """Until cancelled (the source ends, or a reload removes it); then let go of every
-        watch and path of this source."""
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            self.close()
 
     def close(self) -> None:
         """Let go of every watch and path of this source (it ended, or a reload removed it);
