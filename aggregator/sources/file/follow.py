@@ -16,11 +16,15 @@ from aggregator.record.record import Batch
 from aggregator.sources.file.readers import Readers
 from aggregator.sources.file.rotated import RotatedFiles
 from aggregator.sources.file.tailer import FileTailer
-from aggregator.sources.file.watch import Watcher
+from aggregator.sources.file.watch import Changed, Watcher
 from aggregator.sources.lanes import LaneOutlet
 
 log = logging.getLogger(__name__)
 
+LOOK_EVERY = 1.0
+"""Seconds: a watched path is looked at (a stat) at least this often while data comes, and at
+once after inotify reports a rename, deletion or creation of its name. Inotify says nothing of
+a directory above it renamed."""
 POLL_MIN, POLL_MAX = 0.01, 0.25
 """Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
 
@@ -47,7 +51,7 @@ class Follower:
         self.group: asyncio.TaskGroup | None = None  # the source's, for the copies' readers
 
     async def follow(
-        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: asyncio.Event | None
+        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: Changed | None
     ) -> Outcome:
         """Read until the end (``--no-follow``), a rotation, or a deletion."""
         alarm = Alarm(changed) if changed is not None else None
@@ -62,11 +66,12 @@ class Follower:
         tailer: FileTailer,
         outlet: LaneOutlet,
         live: bool,
-        changed: asyncio.Event | None,
+        changed: Changed | None,
         alarm: "Alarm | None",
     ) -> Outcome:
         pause = POLL_MIN
         missing_since: float | None = None
+        names, looked = -1, 0.0  # ``changed.names`` and the time when the path was looked at
         last_data = time.monotonic()
         follow, rotate_wait = self.config.follow, self.config.rotate_wait
         while True:
@@ -96,10 +101,16 @@ class Follower:
             expired = tailer.expire()  # a multiline record that waited its timeout
             if expired:
                 await hand_on(tailer, outlet, expired, live, tailer.checkpoint())
-            at_path = tailer.at_path()
+            now = time.monotonic()
+            watched = self.watcher is not None and self.watcher.is_watched(tailer.path)
+            at_path: bool | None = True  # unless a look says otherwise
+            if changed is None or not watched or missing_since is not None:
+                at_path = tailer.at_path()
+            elif changed.names != names or now - looked >= LOOK_EVERY:
+                names, looked = changed.names, now
+                at_path = tailer.at_path()
             if at_path is False:
                 return Outcome.REPLACED
-            now = time.monotonic()
             if at_path is None:
                 missing_since = missing_since or now
                 if now - missing_since >= rotate_wait:
@@ -108,7 +119,6 @@ class Follower:
             if missing_since is not None:  # nothing may ever change again: bound the wait
                 bound = missing_since + rotate_wait
                 deadline = bound if deadline is None else min(deadline, bound)
-            watched = self.watcher is not None and self.watcher.is_watched(tailer.path)
             close_idle = self.config.close_idle
             if watched and close_idle and not tailer.suspended:
                 if now - last_data >= close_idle:
@@ -158,9 +168,7 @@ async def hand_on(
         tailer.sending_since = None
 
 
-async def wait_for_change(
-    changed: asyncio.Event | None, pause: float, deadline: float | None
-) -> None:
+async def wait_for_change(changed: Changed | None, pause: float, deadline: float | None) -> None:
     """Until the file changes (``changed``: it is watched) or, unwatched, a poll's pause ends;
     a multiline record's deadline (or another) cuts either short."""
     if changed is not None and deadline is None:

@@ -97,6 +97,7 @@ class FileTailer:
         self._hashed = (b"", head_hash(b""))  # a head and its hash: hashed once, not per batch
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
+        self._behind = False  # much is unread: read in large chunks, in a thread
         self.sending_since: float | None = None
         """When (monotonic) the reader began waiting to hand records on; None while it is not:
         a reader held back long may see its path replaced more than once meanwhile."""
@@ -168,6 +169,7 @@ class FileTailer:
             self._count_from_here()
             start = max(0, self.position - TAIL_CHECK)
             self._tail = os.pread(fd, self.position - start, start)
+        self._behind = stat.st_size - self.position > SMALL_READ
         return resumed
 
     def resume_at(self, resume: Position) -> bool:
@@ -178,7 +180,8 @@ class FileTailer:
         assert self._fd is not None
         if resume.key != self._key:
             return False
-        same = resume.matches(self._head) and resume.offset <= os.fstat(self._fd).st_size
+        size = os.fstat(self._fd).st_size
+        same = resume.matches(self._head) and resume.offset <= size
         if not same:
             log.info("%s: changed while stopped, reading it from the start", self.path)
         self.position = resume.offset if same else 0
@@ -188,6 +191,7 @@ class FileTailer:
             self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(self._fd, self.position - start, start)
+        self._behind = size - self.position > SMALL_READ
         return True
 
     @property
@@ -261,45 +265,49 @@ class FileTailer:
 
     async def read(self) -> "Read":
         """Records from what was appended since the last read (``NOTHING_NEW``: the caller
-        waits); after a truncation, none yet, but the position moved back to 0."""
+        waits); after a truncation, none yet, but the position moved back to 0.
+
+        One ``pread`` from just before the position: the bytes last read, checked (a file
+        truncated, or truncated and written again past the position, shows there), then what
+        follows. Up to ``SMALL_READ`` on the loop (a live append is in the page cache); while
+        far behind (a read filled its buffer, or much was unread at open), ``READ_CHUNK`` at a
+        time in a thread."""
         assert self._fd is not None
-        fd = self._fd
-        size = os.fstat(fd).st_size
-        available = size - self.position
-        if available < 0 or self._rewritten(fd):
+        fd, tail, position = self._fd, self._tail, self.position
+        want = READ_CHUNK if self._behind else SMALL_READ
+        if self._behind:
+            data = await _pread_in_thread(fd, len(tail) + want, position - len(tail))
+        else:
+            data = os.pread(fd, len(tail) + want, position - len(tail))
+        if (tail and not data.startswith(tail)) or (
+            not tail and position and os.fstat(fd).st_size < position
+        ):
             log.info("%s: truncated, reading again from the start", self.path)
             self.truncated_from = self._position_now()
             self.position = 0
             self._tail = b""
             self._head = b""  # the identity's first bytes are new too: read again as it refills
             self._skip_nul = True
+            self._behind = False
             self._count_from_here(truncated=True)
             return Read([], moved=True)
-        if available == 0:
+        if len(data) == len(tail):
+            self._behind = False
             return NOTHING_NEW
-        if available <= SMALL_READ:
-            data = os.pread(fd, available, self.position)
-        else:
-            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
-        if data:
-            self.position += len(data)
-            tail = data if len(data) >= TAIL_CHECK else self._tail + data
-            self._tail = tail[-TAIL_CHECK:]
-            if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
-                self._head = read_head(fd)
-            if self._skip_nul:
-                stripped = data.lstrip(b"\x00")
-                self._skip_nul = not stripped
-                data = stripped
-            records = self._tally(await self.decoder.decode(data)) if data else []
-            return Read(records, moved=True, drained=self.position >= size)
-        return NOTHING_NEW
-
-    def _rewritten(self, fd: int) -> bool:
-        """Whether the bytes just before the position are no longer those read there."""
-        if not self._tail:
-            return False
-        return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
+        if tail:
+            data = data[len(tail) :]
+        drained = len(data) < want
+        self._behind = not drained
+        self.position = position + len(data)
+        self._tail = (data if len(data) >= TAIL_CHECK else tail + data)[-TAIL_CHECK:]
+        if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
+            self._head = read_head(fd)
+        if self._skip_nul:
+            stripped = data.lstrip(b"\x00")
+            self._skip_nul = not stripped
+            data = stripped
+        records = self._tally(await self.decoder.decode(data)) if data else []
+        return Read(records, moved=True, drained=drained)
 
     def deleted(self) -> bool:
         """Whether the open file has no name left (deleted); False once closed."""

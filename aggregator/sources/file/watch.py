@@ -30,6 +30,8 @@ DIRECTORY_EVENTS = (
 )
 NAME_EVENTS = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 """Events that change which files a directory holds: the sources watching it rescan."""
+LOOK_EVENTS = NAME_EVENTS | IN_ATTRIB
+"""Events after which a file's path may name another file, or none: its follower looks."""
 HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
 READ_SIZE = 64 * 1024
 
@@ -46,6 +48,20 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+
+
+class Changed(asyncio.Event):
+    """Set whenever a followed path changes (or may have); ``names`` counts the changes that
+    may have given the path to another file or taken it away (a rename, a deletion, a
+    creation), so that a wake for an append need not look at the path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = 0
+
+    def moved(self) -> None:
+        self.names += 1
+        self.set()
 
 
 def _key(path: Path | str) -> bytes:
@@ -68,7 +84,7 @@ class _Inotify:
         self.directories: dict[bytes, int] = {}  # directory → watch descriptor, while watched
         self._prefixes: dict[int, list[bytes]] = {}  # descriptor → its directories, "/"-ended
         self._users: dict[bytes, set[Watcher]] = {}  # directory → the watchers using it
-        self._paths: dict[bytes, list[asyncio.Event]] = {}  # path → the events it sets
+        self._paths: dict[bytes, list[Changed]] = {}  # path → the events it sets
         loop.add_reader(fd, self._read)
 
     def watch_directory(self, directory: bytes, watcher: "Watcher") -> bool:
@@ -101,10 +117,10 @@ class _Inotify:
             self._prefixes.pop(wd, None)
             _LIBC.inotify_rm_watch(self.fd, wd)  # type: ignore[union-attr]
 
-    def subscribe(self, path: bytes, event: asyncio.Event) -> None:
+    def subscribe(self, path: bytes, event: Changed) -> None:
         self._paths.setdefault(path, []).append(event)
 
-    def unsubscribe(self, path: bytes, event: asyncio.Event) -> None:
+    def unsubscribe(self, path: bytes, event: Changed) -> None:
         events = self._paths.get(path)
         if events is not None:
             with contextlib.suppress(ValueError):
@@ -146,7 +162,10 @@ class _Inotify:
                         watcher.rescan.set()
                 if name:
                     for event in paths.get(prefix + name, ()):
-                        event.set()
+                        if mask & LOOK_EVENTS:
+                            event.moved()
+                        else:
+                            event.set()
 
     def _lost(self, wd: int) -> None:
         """A directory no longer watched: its watchers poll, and rescan to watch it again."""
@@ -157,7 +176,7 @@ class _Inotify:
                 watcher.rescan.set()
         for events in self._paths.values():
             for event in events:
-                event.set()  # a tailer waiting on it sees it is polled now
+                event.moved()  # a tailer waiting on it sees it is polled now
 
     def _lose_all(self) -> None:
         self.loop.remove_reader(self.fd)
@@ -170,7 +189,7 @@ class _Inotify:
             watcher.rescan.set()
         for events in self._paths.values():
             for event in events:
-                event.set()
+                event.moved()
 
 
 _INSTANCES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inotify]" = (
@@ -206,7 +225,7 @@ class Watcher:
         self._inotify = _instance()
         if self._inotify is not None:
             self._inotify.watchers.add(self)
-        self._changed: dict[Path, asyncio.Event] = {}
+        self._changed: dict[Path, Changed] = {}
         self._subscribed: dict[Path, list[bytes]] = {}  # path → the keys its event is under
         self._directories_of: dict[Path, frozenset[bytes]] = {}  # path → directories it needs
         self._directories: set[bytes] = set()  # what this source asked to watch
@@ -215,11 +234,11 @@ class Watcher:
         """Directories watched so far, counted each time one is watched anew (after it was
         made, or made again): files may have been made in it before."""
 
-    def watch(self, path: Path) -> asyncio.Event:
+    def watch(self, path: Path) -> Changed:
         """The event set whenever ``path`` changes (or may have). For a symlink, changes to its
         target are reported in the target's directory: that is watched too. Call it again after
         a rotation, so that a flipped symlink's new target is watched."""
-        event = self._changed.setdefault(path, asyncio.Event())
+        event = self._changed.setdefault(path, Changed())
         key = _key(path)
         keys = [key]
         target = os.fsencode(os.path.realpath(key))
