@@ -10,14 +10,17 @@ import asyncio
 import logging
 import time
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from aggregator.config import FileSourceConfig
 from aggregator.record.record import Batch
 from aggregator.sources.file.readers import Readers
 from aggregator.sources.file.rotated import RotatedFiles
 from aggregator.sources.file.tailer import FileTailer
-from aggregator.sources.file.watch import Changed, Watcher
 from aggregator.sources.lanes import LaneOutlet
+
+if TYPE_CHECKING:  # inotify (ctypes) is loaded only to follow
+    from aggregator.sources.file.watch import Changed, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class Follower:
         self.group: asyncio.TaskGroup | None = None  # the source's, for the copies' readers
 
     async def follow(
-        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: Changed | None
+        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: "Changed | None"
     ) -> Outcome:
         """Read until the end (``--no-follow``), a rotation, or a deletion."""
         alarm = Alarm(changed) if changed is not None else None
@@ -66,7 +69,7 @@ class Follower:
         tailer: FileTailer,
         outlet: LaneOutlet,
         live: bool,
-        changed: Changed | None,
+        changed: "Changed | None",
         alarm: "Alarm | None",
     ) -> Outcome:
         pause = POLL_MIN
@@ -168,7 +171,7 @@ async def hand_on(
         tailer.sending_since = None
 
 
-async def wait_for_change(changed: Changed | None, pause: float, deadline: float | None) -> None:
+async def wait_for_change(changed: "Changed | None", pause: float, deadline: float | None) -> None:
     """Until the file changes (``changed``: it is watched) or, unwatched, a poll's pause ends;
     a multiline record's deadline (or another) cuts either short."""
     if changed is not None and deadline is None:
