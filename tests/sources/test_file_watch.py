@@ -1,11 +1,13 @@
-"""One inotify instance shared by the file sources (issue #27), on real files."""
+"""One inotify instance shared by the file sources (issue #27), on real files and through
+the CLI."""
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 from aggregator.sources.file.watch import Watcher
-from tests.conftest import wait_until
+from tests.conftest import Cli, start_cli, wait_until
 
 
 def inotify_instances() -> int:
@@ -91,3 +93,50 @@ async def test_a_deleted_directory_is_polled_and_rescanned(tmp_path: Path) -> No
     added = watcher.added
     assert watcher.watch_directory(directory) and watcher.added == added + 1
     watcher.close()
+
+
+def watches_of(pid: int) -> list[int]:
+    """The number of watches of each inotify instance process ``pid`` has open."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        found.append(sum(line.startswith("inotify wd:") for line in info.splitlines()))
+    return found
+
+
+def two_sources(tmp_path: Path, names: list[str]) -> str:
+    return (
+        '[aggregator]\norder_window = "0s"\n'
+        + "".join(
+            f'[sources.{name}]\ntype = "file"\npaths = ["{tmp_path / name}/*.log"]\ncodec = "raw"\n'
+            for name in names
+        )
+        + '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+
+
+async def test_a_source_removed_by_a_reload_lets_go_of_its_watches(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """run -c with two file sources in two directories: one inotify instance, a watch each;
+    a reload that removes one leaves one watch, and that source's new files are not read."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text(two_sources(tmp_path, ["a", "b"]))
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    pid = cli.proc.pid
+    await wait_until(lambda: watches_of(pid) == [2], "one instance, a watch for each directory")
+    config.write_text(two_sources(tmp_path, ["a"]))
+    cli.proc.send_signal(signal.SIGHUP)
+    await wait_until(lambda: watches_of(pid) == [1], "b's watch let go")
+    (tmp_path / "b" / "late.log").write_text("not read\n")
+    (tmp_path / "a" / "late.log").write_text("read\n")
+    await cli.wait_for(lambda: "read" in cli.out, "a's new file read")
+    assert "not read" not in cli.out
