@@ -88,7 +88,8 @@ class FileSource:
         self._stalls = StallWatch(context.stall_after)
         self._rotated = RotatedFiles(name, self._readers, self.decoding, config.rotate_wait,
                                      self._positions, self._tailed)  # fmt: skip
-        self._follower = Follower(name, config, self._readers, self._rotated)
+        self._follower = Follower(name, config, self._readers, self._rotated,
+                                  keeps_positions=self._positions is not None)  # fmt: skip
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""

@@ -44,9 +44,15 @@ class Follower:
     """Follows the files of one source, one ``follow`` call for each."""
 
     def __init__(
-        self, name: str, config: FileSourceConfig, readers: Readers, rotated: RotatedFiles
+        self,
+        name: str,
+        config: FileSourceConfig,
+        readers: Readers,
+        rotated: RotatedFiles,
+        keeps_positions: bool,
     ) -> None:
         self.name = name
+        self._keeps_positions = keeps_positions  # else (``tail``) records go without them
         self.config = config
         self._readers = readers
         self._rotated = rotated
@@ -91,7 +97,8 @@ class Follower:
                         name=f"copy:{self.name}:{copied}",
                     )
                 if read.records:
-                    await hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
+                    position = tailer.checkpoint() if self._keeps_positions else None
+                    await hand_on(tailer, outlet, read.records, live, position)
                 if not read.drained or not follow or not live:
                     continue  # more to read; or read on until a read finds nothing
             if not follow:

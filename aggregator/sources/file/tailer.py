@@ -5,8 +5,8 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.parse.decode import LaneDecoder
 from aggregator.record.record import Batch
@@ -44,8 +44,7 @@ written again past the position (copytruncate, then a quick writer) shows as cha
 there, where comparing sizes would see nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
+class Read(NamedTuple):
     """What one ``FileTailer.read`` gave: records, whether the position moved (data was read,
     or the file was truncated and is read again from 0), and whether it read all there was
     when it looked (another read now would find nothing: the caller may wait for a change)."""
