@@ -3,10 +3,12 @@
 The parts, each with one job: ``discovery`` says which paths match now; ``identity`` knows a
 file whatever its name; a ``FileTailer`` (tailer.py) reads one open file from a position;
 ``resume`` finds where an earlier run stopped; ``readers`` sees that each file is read by one
-reader at a time, whatever names it has; ``Watcher`` (watch.py) wakes tailers when files
-change; ``held_back`` keeps track of files rotated away while their reader waits on slow
-sinks; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
-each through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
+reader at a time, whatever names it has; ``Watcher`` (watch.py) is a source's share of the
+process's one inotify instance, and wakes tailers and the rescan when files change; a
+``Follower`` (follow.py) reads one followed file at each change until it ends, rotates or goes;
+``held_back`` keeps track of files rotated away while their reader waits on slow sinks;
+``FileSource`` here rescans for new files, owns one task per followed path, and follows each
+through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
 
 Rotation: when the path names another file (rename and create, delete and recreate, a symlink
 flipped), the old file is read on in a task of its own until it has been quiet for
