@@ -243,7 +243,7 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
         (["--version"], ["pydantic", "websockets", "aggregator.config", "asyncio"]),
         (["tail", "--no-follow", "--from-start", "one.log"],
          ["pydantic", "websockets", "asyncinotify", "aggregator.sources.file.watch",
-          "aggregator.web.server"]),
+          "aggregator.sources.file.inotify", "aggregator.web.server"]),
     ],
 )  # fmt: skip
 def test_a_command_imports_only_what_it_needs(

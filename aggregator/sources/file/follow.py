@@ -19,7 +19,7 @@ from aggregator.sources.file.rotated import RotatedFiles
 from aggregator.sources.file.tailer import FileTailer
 from aggregator.sources.lanes import LaneOutlet
 
-if TYPE_CHECKING:  # inotify (ctypes) is loaded only to follow
+if TYPE_CHECKING:  # inotify is loaded only to follow
     from aggregator.sources.file.watch import Changed, Watcher
 
 log = logging.getLogger(__name__)
