@@ -255,6 +255,14 @@ class FileSource:
                     break
         rescan.clear()
 
+    def _untail(self, path: Path) -> None:
+        """``path``'s reader stopped: a file made there is found by the next rescan. That is
+        one now: the rescan the deletion woke may have looked while the path still counted as
+        followed, and the next may be ``WATCHED_RESCAN_INTERVAL`` away."""
+        self._tailed.discard(str(path))
+        if self._watcher is not None:
+            self._watcher.rescan.set()
+
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
         origin = str(path)
         outlet = LaneOutlet(out, origin)
@@ -297,7 +305,7 @@ class FileSource:
                 if outcome is Outcome.GONE:
                     log.info("%s: deleted; stopped following it", path)
                     await outlet.send(tailer.flush())
-                    self._tailed.discard(str(path))
+                    self._untail(path)
                     return
                 self.rotations += 1
                 log.info("%s: rotated; reading the old file on for %gs", path,
@@ -314,7 +322,7 @@ class FileSource:
                     claimed = await self._readers.claim(make, waiting=waiting)
                 except OSError:  # gone again before we could open it: rediscovered later
                     await self._rotated.read_successors(path, previous, "", outlet)
-                    self._tailed.discard(str(path))
+                    self._untail(path)
                     return
                 assert claimed is not None
                 tailer = claimed[0]

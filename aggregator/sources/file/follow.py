@@ -137,6 +137,8 @@ class Follower:
                     alarm.ring_by(last_data + close_idle)  # wake to close it
             await wait_for_change(changed if watched else None, pause, deadline)
             if tailer.suspended and not await tailer.reopen():
+                if tailer.at_path() is False:  # deleted while closed, and made again
+                    return Outcome.REPLACED
                 log.info("%s: deleted while closed; stopped following it", tailer.path)
                 return Outcome.GONE
             pause = min(pause * 2, POLL_MAX)
