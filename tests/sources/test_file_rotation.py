@@ -175,3 +175,43 @@ async def test_quiet_files_are_closed_and_reopened(
         await cli.wait_for(lambda: len(cli.out) >= 4, "every line")
     assert await cli.stop() == 0
     assert sorted(cli.out) == ["after closing", "first", "new file", "renamed while closed"]
+
+
+async def test_a_quiet_file_deleted_and_made_again_is_read_at_once(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A watched file closed while quiet (close_idle), then deleted and made again at its path:
+    the new file is read at once, not at the 30 s safety rescan. (Its reader took it for gone
+    and stopped, after the rescan that the deletion woke had looked and still counted the path
+    followed: tests/sources/test_file_model.py timed out on a "recreate".)"""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
+        'close_idle = "50ms"\nrotate_wait = "1s"\ncodec = "raw"\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
+
+    def holds(path: Path) -> bool:
+        return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir() if fd.is_symlink())
+
+    kept = []  # the deleted files held open here: a new file cannot take an old one's inode
+    try:
+        for generation in range(3):
+            append(log, f"in file {generation}")
+            await cli.wait_for_out(f"in file {generation}")
+            await wait_until(lambda: not holds(log), "the quiet file closed")
+            kept.append(log.open("rb"))
+            log.unlink()
+        append(log, "in file 3")
+        await cli.wait_for_out("in file 3")
+    finally:
+        for file in kept:
+            file.close()
+    assert await cli.stop() == 0
+    assert cli.out == [f"in file {n}" for n in range(4)]

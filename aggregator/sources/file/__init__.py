@@ -3,10 +3,12 @@
 The parts, each with one job: ``discovery`` says which paths match now; ``identity`` knows a
 file whatever its name; a ``FileTailer`` (tailer.py) reads one open file from a position;
 ``resume`` finds where an earlier run stopped; ``readers`` sees that each file is read by one
-reader at a time, whatever names it has; ``Watcher`` (watch.py) wakes tailers when files
-change; ``held_back`` keeps track of files rotated away while their reader waits on slow
-sinks; ``FileSource`` here rescans for new files, owns one task per followed path, and follows
-each through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
+reader at a time, whatever names it has; ``Watcher`` (watch.py) is a source's share of the
+process's one inotify instance, and wakes tailers and the rescan when files change; a
+``Follower`` (follow.py) reads one followed file at each change until it ends, rotates or goes;
+``held_back`` keeps track of files rotated away while their reader waits on slow sinks;
+``FileSource`` here rescans for new files, owns one task per followed path, and follows each
+through rotation. Compressed files (rotated copies) are not read: said once, and skipped.
 
 Rotation: when the path names another file (rename and create, delete and recreate, a symlink
 flipped), the old file is read on in a task of its own until it has been quiet for
@@ -19,7 +21,6 @@ file deleted and not recreated is closed after ``rotate_wait``.
 import asyncio
 import logging
 import time
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,6 @@ from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.parse.decode import Decoding
 from aggregator.record.filters import NamePathMatcher
-from aggregator.record.record import Batch
 from aggregator.sources import SourceContext
 from aggregator.sources.file.discovery import (
     discover,
@@ -39,6 +39,7 @@ from aggregator.sources.file.discovery import (
     unmatched_globs,
     why_missing,
 )
+from aggregator.sources.file.follow import Follower, Outcome
 from aggregator.sources.file.held_back import note_replacements
 from aggregator.sources.file.identity import Position
 from aggregator.sources.file.readers import Readers, watch_stalls
@@ -60,16 +61,6 @@ RESCAN_INTERVAL = 1.0
 WATCHED_RESCAN_INTERVAL = 30.0
 """With inotify, a new file in a watched directory triggers a rescan at once; when every
 pattern's directory is watched (and none has ``**``), this slow rescan is only a safety net."""
-POLL_MIN, POLL_MAX = 0.01, 0.25
-"""Unwatched files: seconds between looks at a quiet file, backing off while it stays quiet."""
-
-
-class Outcome(Enum):
-    """Why following a file stopped."""
-
-    ENDED = "ended"  # read through (--no-follow)
-    REPLACED = "replaced"  # the path names another file now
-    GONE = "gone"  # deleted, and not recreated within rotate_wait
 
 
 class FileSource:
@@ -99,6 +90,8 @@ class FileSource:
         self._stalls = StallWatch(context.stall_after)
         self._rotated = RotatedFiles(name, self._readers, self.decoding, config.rotate_wait,
                                      self._positions, self._tailed)  # fmt: skip
+        self._follower = Follower(name, config, self._readers, self._rotated,
+                                  keeps_positions=self._positions is not None)  # fmt: skip
 
     def counters(self) -> Counters:
         """For /metrics: files open, rotations seen, lines truncated, unread bytes per file."""
@@ -124,6 +117,20 @@ class FileSource:
         """Nothing to release."""
 
     async def run(self, out: Channel[SourceItem]) -> None:
+        if self.follow:
+            from aggregator.sources.file.watch import Watcher  # inotify: only to follow
+
+            self._watcher = self._follower.watcher = Watcher()
+            # Watched before the first look: a file made after this is reported, one made
+            # before is found by that look.
+            self._all_watched()
+        try:
+            await self._run(out)
+        finally:  # ended, or removed by a reload: its watches and paths are let go
+            if self._watcher is not None:
+                self._watcher.close()
+
+    async def _run(self, out: Channel[SourceItem]) -> None:
         # From the end (``last_lines`` before it, like ``tail -n``), or the whole files; without
         # following, the whole files unless last lines were asked for.
         last_lines = self.config.last_lines or 0
@@ -151,12 +158,8 @@ class FileSource:
             )
         )
         async with asyncio.TaskGroup() as group:
-            self._group = self._rotated.group = group
+            self._group = self._rotated.group = self._follower.group = group
             if self.follow:
-                from aggregator.sources.file.watch import Watcher  # inotify: only to follow
-
-                self._watcher = Watcher()
-                group.create_task(self._watcher.run(), name=f"watch:{self.name}")
                 group.create_task(note_replacements(self._current), name=f"held-back:{self.name}")
                 group.create_task(
                     watch_stalls(self.name, self._readers, self._stalls), name=f"stalls:{self.name}"
@@ -234,7 +237,8 @@ class FileSource:
         says nothing of a chmod that makes a file readable, nor of a directory still missing),
         or where not every pattern's directory is watched; else every
         ``WATCHED_RESCAN_INTERVAL``. Looked at again each ``RESCAN_INTERVAL``: a path fails
-        to open in its own task, after this wait began."""
+        to open in its own task, after this wait began. A directory watched only now (made
+        after start, or made again) may hold files made before: rescanned at once."""
         assert self._watcher is not None
         rescan = self._watcher.rescan
         started = time.monotonic()
@@ -244,9 +248,20 @@ class FileSource:
                     await rescan.wait()
                 break
             except TimeoutError:
-                if self._unopened or self._missing or not self._all_watched():
+                added = self._watcher.added
+                if not self._all_watched() or self._watcher.added != added:
+                    break
+                if self._unopened or self._missing:
                     break
         rescan.clear()
+
+    def _untail(self, path: Path) -> None:
+        """``path``'s reader stopped: a file made there is found by the next rescan. That is
+        one now: the rescan the deletion woke may have looked while the path still counted as
+        followed, and the next may be ``WATCHED_RESCAN_INTERVAL`` away."""
+        self._tailed.discard(str(path))
+        if self._watcher is not None:
+            self._watcher.rescan.set()
 
     async def _tail(self, path: Path, at_end: bool, out: Channel[SourceItem]) -> None:
         origin = str(path)
@@ -283,14 +298,14 @@ class FileSource:
         live = at_end and not claimed[1] and not last_lines
         try:
             while tailer is not None:
-                outcome = await self._follow(tailer, outlet, live, changed)
+                outcome = await self._follower.follow(tailer, outlet, live, changed)
                 live = True
                 if outcome is Outcome.ENDED:
                     return
                 if outcome is Outcome.GONE:
                     log.info("%s: deleted; stopped following it", path)
                     await outlet.send(tailer.flush())
-                    self._tailed.discard(str(path))
+                    self._untail(path)
                     return
                 self.rotations += 1
                 log.info("%s: rotated; reading the old file on for %gs", path,
@@ -307,7 +322,7 @@ class FileSource:
                     claimed = await self._readers.claim(make, waiting=waiting)
                 except OSError:  # gone again before we could open it: rediscovered later
                     await self._rotated.read_successors(path, previous, "", outlet)
-                    self._tailed.discard(str(path))
+                    self._untail(path)
                     return
                 assert claimed is not None
                 tailer = claimed[0]
@@ -326,88 +341,3 @@ class FileSource:
                     del self._current[path]
             if self._watcher is not None:
                 self._watcher.forget(path)
-
-    async def _follow(
-        self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: asyncio.Event | None
-    ) -> Outcome:
-        """Read until the end (``--no-follow``), a rotation, or a deletion."""
-        pause = POLL_MIN
-        missing_since: float | None = None
-        last_data = time.monotonic()
-        while True:
-            if changed is not None:
-                changed.clear()  # before reading: a change after this wakes the wait below
-            read = await tailer.read()
-            if read.moved:
-                pause, missing_since, last_data = POLL_MIN, None, time.monotonic()
-                if (copied := tailer.truncated_from) is not None and self._group is not None:
-                    tailer.truncated_from = None
-                    self._readers.truncated(copied)
-                    self._group.create_task(
-                        self._rotated.read_copy(tailer, copied, outlet),
-                        name=f"copy:{self.name}:{copied}",
-                    )
-                if read.records:
-                    await self._hand_on(tailer, outlet, read.records, live, tailer.checkpoint())
-                continue
-            if not self.follow:
-                final = tailer.flush()
-                await outlet.send(final, live=False, final=True, position=tailer.checkpoint())
-                return Outcome.ENDED
-            if not live:  # read through what existed: from now on the lane is live
-                live = True
-                await outlet.send([], live=True)
-            expired = tailer.expire()  # a multiline record that waited its timeout
-            if expired:
-                await self._hand_on(tailer, outlet, expired, live, tailer.checkpoint())
-            if tailer.replaced():
-                return Outcome.REPLACED
-            if tailer.missing():
-                missing_since = missing_since or time.monotonic()
-                if time.monotonic() - missing_since >= self.config.rotate_wait:
-                    return Outcome.GONE
-            deadlines = [tailer.decoder.deadline]
-            if missing_since is not None:  # nothing may ever change again: bound the wait
-                deadlines.append(missing_since + self.config.rotate_wait)
-            watched = self._watcher is not None and self._watcher.is_watched(tailer.path)
-            close_idle = self.config.close_idle
-            if watched and close_idle and not tailer.suspended:
-                if time.monotonic() - last_data >= close_idle:
-                    await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
-                else:
-                    deadlines.append(last_data + close_idle)  # wake to close it
-            deadline = min((d for d in deadlines if d is not None), default=None)
-            await self._wait_for_change(changed if watched else None, pause, deadline)
-            if tailer.suspended and not await tailer.reopen():
-                log.info("%s: deleted while closed; stopped following it", tailer.path)
-                return Outcome.GONE
-            pause = min(pause * 2, POLL_MAX)
-
-    @staticmethod
-    async def _hand_on(
-        tailer: FileTailer, outlet: LaneOutlet, records: Batch, live: bool, position: object
-    ) -> None:
-        """Send records, noting meanwhile that the reader is held back (``sending_since``)."""
-        tailer.sending_since = time.monotonic()
-        try:
-            await outlet.send(records, live=live, position=position)
-        finally:
-            tailer.sending_since = None
-
-    async def _wait_for_change(
-        self, changed: asyncio.Event | None, pause: float, deadline: float | None
-    ) -> None:
-        """Until the file changes (``changed``: it is watched) or, unwatched, a poll's pause
-        ends; a multiline record's deadline cuts either short."""
-        wait = None if changed is not None else pause
-        if deadline is not None:
-            left = max(0.0, deadline - time.monotonic())
-            wait = left if wait is None else min(wait, left)
-        if changed is None:
-            await asyncio.sleep(wait or 0.0)
-            return
-        try:
-            async with asyncio.timeout(wait):
-                await changed.wait()
-        except TimeoutError:
-            pass

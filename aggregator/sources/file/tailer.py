@@ -5,8 +5,8 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.parse.decode import LaneDecoder
 from aggregator.record.record import Batch
@@ -44,16 +44,17 @@ written again past the position (copytruncate, then a quick writer) shows as cha
 there, where comparing sizes would see nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
-    """What one ``FileTailer.read`` gave: records, and whether the position moved (data was
-    read, or the file was truncated and is read again from 0)."""
+class Read(NamedTuple):
+    """What one ``FileTailer.read`` gave: records, whether the position moved (data was read,
+    or the file was truncated and is read again from 0), and whether it read all there was
+    when it looked (another read now would find nothing: the caller may wait for a change)."""
 
     records: Batch
     moved: bool
+    drained: bool = False
 
 
-NOTHING_NEW = Read([], moved=False)
+NOTHING_NEW = Read([], moved=False, drained=True)
 
 
 LOOK_BACK = 64 * 1024
@@ -92,8 +93,10 @@ class FileTailer:
         self._fd: int | None = None
         self._key = ""  # the open file's identity ("DEV:INODE"), once opened
         self._head = b""
+        self._hashed = (b"", head_hash(b""))  # a head and its hash: hashed once, not per batch
         self._tail = b""  # the last bytes read, just before ``position``
         self._skip_nul = False
+        self._behind = False  # much is unread: read in large chunks, in a thread
         self.sending_since: float | None = None
         """When (monotonic) the reader began waiting to hand records on; None while it is not:
         a reader held back long may see its path replaced more than once meanwhile."""
@@ -165,6 +168,7 @@ class FileTailer:
             self._count_from_here()
             start = max(0, self.position - TAIL_CHECK)
             self._tail = os.pread(fd, self.position - start, start)
+        self._behind = stat.st_size - self.position > SMALL_READ
         return resumed
 
     def resume_at(self, resume: Position) -> bool:
@@ -175,7 +179,8 @@ class FileTailer:
         assert self._fd is not None
         if resume.key != self._key:
             return False
-        same = resume.matches(self._head) and resume.offset <= os.fstat(self._fd).st_size
+        size = os.fstat(self._fd).st_size
+        same = resume.matches(self._head) and resume.offset <= size
         if not same:
             log.info("%s: changed while stopped, reading it from the start", self.path)
         self.position = resume.offset if same else 0
@@ -185,6 +190,7 @@ class FileTailer:
             self._count_from_here()
         start = max(0, self.position - TAIL_CHECK)
         self._tail = os.pread(self._fd, self.position - start, start)
+        self._behind = size - self.position > SMALL_READ
         return True
 
     @property
@@ -238,12 +244,14 @@ class FileTailer:
         return self._position_now()
 
     def _position_now(self) -> Position:
+        if self._hashed[0] is not self._head:
+            self._hashed = (self._head, head_hash(self._head))
         return Position(
             self._key,
             self.origin,
             self.position - self.decoder.pending_bytes,
             len(self._head),
-            head_hash(self._head),
+            self._hashed[1],
             self.lane,
             self.records,
         )
@@ -256,43 +264,49 @@ class FileTailer:
 
     async def read(self) -> "Read":
         """Records from what was appended since the last read (``NOTHING_NEW``: the caller
-        waits); after a truncation, none yet, but the position moved back to 0."""
+        waits); after a truncation, none yet, but the position moved back to 0.
+
+        One ``pread`` from just before the position: the bytes last read, checked (a file
+        truncated, or truncated and written again past the position, shows there), then what
+        follows. Up to ``SMALL_READ`` on the loop (a live append is in the page cache); while
+        far behind (a read filled its buffer, or much was unread at open), ``READ_CHUNK`` at a
+        time in a thread."""
         assert self._fd is not None
-        fd = self._fd
-        available = os.fstat(fd).st_size - self.position
-        if available < 0 or self._rewritten(fd):
+        fd, tail, position = self._fd, self._tail, self.position
+        want = READ_CHUNK if self._behind else SMALL_READ
+        if self._behind:
+            data = await _pread_in_thread(fd, len(tail) + want, position - len(tail))
+        else:
+            data = os.pread(fd, len(tail) + want, position - len(tail))
+        if (tail and not data.startswith(tail)) or (
+            not tail and position and os.fstat(fd).st_size < position
+        ):
             log.info("%s: truncated, reading again from the start", self.path)
             self.truncated_from = self._position_now()
             self.position = 0
             self._tail = b""
             self._head = b""  # the identity's first bytes are new too: read again as it refills
             self._skip_nul = True
+            self._behind = False
             self._count_from_here(truncated=True)
             return Read([], moved=True)
-        if available == 0:
+        if len(data) == len(tail):
+            self._behind = False
             return NOTHING_NEW
-        if available <= SMALL_READ:
-            data = os.pread(fd, available, self.position)
-        else:
-            data = await _pread_in_thread(fd, READ_CHUNK, self.position)
-        if data:
-            self.position += len(data)
-            tail = data if len(data) >= TAIL_CHECK else self._tail + data
-            self._tail = tail[-TAIL_CHECK:]
-            if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
-                self._head = read_head(fd)
-            if self._skip_nul:
-                stripped = data.lstrip(b"\x00")
-                self._skip_nul = not stripped
-                data = stripped
-            return Read(self._tally(await self.decoder.decode(data)) if data else [], moved=True)
-        return NOTHING_NEW
-
-    def _rewritten(self, fd: int) -> bool:
-        """Whether the bytes just before the position are no longer those read there."""
-        if not self._tail:
-            return False
-        return os.pread(fd, len(self._tail), self.position - len(self._tail)) != self._tail
+        if tail:
+            data = data[len(tail) :]
+        drained = len(data) < want
+        self._behind = not drained
+        self.position = position + len(data)
+        self._tail = (data if len(data) >= TAIL_CHECK else tail + data)[-TAIL_CHECK:]
+        if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
+            self._head = read_head(fd)
+        if self._skip_nul:
+            stripped = data.lstrip(b"\x00")
+            self._skip_nul = not stripped
+            data = stripped
+        records = self._tally(await self.decoder.decode(data)) if data else []
+        return Read(records, moved=True, drained=drained)
 
     def deleted(self) -> bool:
         """Whether the open file has no name left (deleted); False once closed."""
@@ -312,3 +326,12 @@ class FileTailer:
 
     def missing(self) -> bool:
         return not self.path.exists()
+
+    def at_path(self) -> bool | None:
+        """``replaced`` and ``missing`` in one stat: True while the path names this file,
+        False once it names another, None while it names none."""
+        try:
+            stat = os.stat(self.origin)
+        except OSError:
+            return None
+        return identity_key(stat) == self._key

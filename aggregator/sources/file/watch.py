@@ -1,108 +1,163 @@
-"""Change notification for the file source: inotify on Linux, polling elsewhere.
+"""Change notification for the file sources: inotify on Linux, polling elsewhere.
 
-One ``Watcher`` per file source watches the directories its files are in. A change to a file
-wakes that file's tailer at once (instead of at its next poll); a file created or moved into a
-watched directory wakes the source's rescan. When the kernel's event queue overflows, everyone
-is woken: a rescan and a read find what the lost events were about. Without inotify (another
-OS, or no watches left), ``available`` is False and the callers poll as before.
+One inotify instance per process (per event loop: ``SharedInotify`` in inotify.py, on
+``asyncinotify``) serves every file source: a source's ``Watcher`` asks it to watch the
+directories its files are in and to wake it for the paths it follows. Events are read in the
+loop's reader callback, without a task of their own, and go to the watchers of that path only:
+with eight sources on one directory a line is dispatched once, not eight times. A path is
+resolved when it is watched, not on each wake. A change to a file wakes that file's tailer at
+once (instead of at its next poll); a file created or moved into a watched directory wakes the
+rescans of the sources watching it. When the kernel's event queue overflows, everyone is woken:
+a rescan and a read find what the lost events were about. Without inotify (another OS, or no
+instances or watches left), watching says False and the callers poll.
 """
 
 import asyncio
-import contextlib
 import logging
+import os
+import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.sources.file.inotify import SharedInotify
 
 log = logging.getLogger(__name__)
 
-try:
-    from asyncinotify import Inotify, Mask, Watch
-except ImportError:  # not Linux
-    Inotify = None  # type: ignore[assignment, misc]
 
-_DIRECTORY_EVENTS = (
-    "MODIFY", "CLOSE_WRITE", "CREATE", "MOVED_TO", "MOVED_FROM", "DELETE", "ATTRIB",
-)  # fmt: skip
+class Changed(asyncio.Event):
+    """Set whenever a followed path changes (or may have); ``names`` counts the changes that
+    may have given the path to another file or taken it away (a rename, a deletion, a
+    creation), so that a wake for an append need not look at the path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = 0
+
+    def moved(self) -> None:
+        self.names += 1
+        self.set()
+
+
+def _key(path: Path | str) -> str:
+    """A path as the events spell it: absolute."""
+    return os.path.abspath(path)
+
+
+_INSTANCES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedInotify]" = (
+    weakref.WeakKeyDictionary()
+)
+_warned = False
+
+
+def _instance() -> "SharedInotify | None":
+    """The running loop's inotify instance, made on first use; None without inotify."""
+    global _warned
+    loop = asyncio.get_running_loop()
+    instance = _INSTANCES.get(loop)
+    if instance is None:
+        try:
+            from aggregator.sources.file.inotify import SharedInotify
+        except ImportError:  # asyncinotify is a dependency on Linux only
+            return None
+        try:
+            instance = _INSTANCES[loop] = SharedInotify(loop)
+        except OSError as error:  # no instances left
+            if not _warned:
+                log.warning("inotify is not available (%s): polling files instead", error)
+                _warned = True
+            return None
+    return instance
 
 
 class Watcher:
-    """Wakes tailers and the rescan when files change."""
+    """One source's view of the shared inotify instance: wakes its tailers and its rescan
+    when files change, and lets go of everything it watched once closed."""
 
     def __init__(self) -> None:
         self.rescan = asyncio.Event()
-        self._changed: dict[Path, asyncio.Event] = {}
-        self._directories: dict[Path, Watch] = {}
-        self._inotify: Inotify | None = None
-        if Inotify is not None:
-            try:
-                self._inotify = Inotify()
-            except OSError as error:
-                log.warning("inotify is not available (%s): polling files instead", error)
+        self._inotify = _instance()
+        if self._inotify is not None:
+            self._inotify.watchers.add(self)
+        self._changed: dict[Path, Changed] = {}
+        self._subscribed: dict[Path, list[str]] = {}  # path → the keys its event is under
+        self._directories_of: dict[Path, frozenset[str]] = {}  # path → directories it needs
+        self._directories: set[str] = set()  # what this source asked to watch
+        self._closed = False
+        self.added = 0
+        """Directories watched so far, counted each time one is watched anew (after it was
+        made, or made again): files may have been made in it before."""
 
-    def watch(self, path: Path) -> asyncio.Event:
+    def watch(self, path: Path) -> Changed:
         """The event set whenever ``path`` changes (or may have). For a symlink, changes to its
         target are reported in the target's directory: that is watched too. Call it again after
         a rotation, so that a flipped symlink's new target is watched."""
-        path = path.absolute()
-        event = self._changed.setdefault(path, asyncio.Event())
-        self.watch_directory(path.parent)
-        target = path.resolve()
-        if target != path:
-            self._changed[target] = event
-            self.watch_directory(target.parent)
+        event = self._changed.setdefault(path, Changed())
+        key = _key(path)
+        keys = [key]
+        target = os.path.realpath(key)
+        if target != key:
+            keys.append(target)
+        for old in self._subscribed.pop(path, []):
+            if self._inotify is not None:
+                self._inotify.unsubscribe(old, event)
+        self._subscribed[path] = keys
+        directories = frozenset(os.path.dirname(k) for k in keys)
+        self._directories_of[path] = directories
+        if self._inotify is not None and not self._closed:
+            for k in keys:
+                self._inotify.subscribe(k, event)
+            for directory in directories:
+                self._watch(directory)
         return event
 
     def is_watched(self, path: Path) -> bool:
-        """Whether changes to ``path`` are reported (else it must be polled)."""
-        path = path.absolute()
-        return path.parent in self._directories and path.resolve().parent in self._directories
+        """Whether changes to ``path`` (as last given to ``watch``) are reported, else it must
+        be polled: its directory and its target's are watched now."""
+        if self._inotify is None:
+            return False
+        directories = self._directories_of.get(path)
+        return directories is not None and self._inotify.directories.keys() >= directories
 
     def forget(self, path: Path) -> None:
-        path = path.absolute()
+        """``path`` is no longer followed: its event is set no more."""
         event = self._changed.pop(path, None)
-        for key in [key for key, value in self._changed.items() if value is event]:
-            del self._changed[key]
+        self._directories_of.pop(path, None)
+        for key in self._subscribed.pop(path, []):
+            if self._inotify is not None and event is not None:
+                self._inotify.unsubscribe(key, event)
 
     def watch_directory(self, directory: Path) -> bool:
         """Report files created in (or moved into) ``directory``; idempotent. Whether it is
         watched (it may not exist yet, or the kernel's watches may have run out)."""
-        directory = directory.absolute()
-        if self._inotify is None:
+        return self._watch(_key(directory))
+
+    def _watch(self, directory: str) -> bool:
+        if self._inotify is None or self._closed:
             return False
-        if directory in self._directories:
+        if directory in self._directories and directory in self._inotify.directories:
             return True
-        mask = Mask(0)
-        for name in _DIRECTORY_EVENTS:
-            mask |= Mask[name]
-        try:
-            self._directories[directory] = self._inotify.add_watch(directory, mask | Mask.ONLYDIR)
-        except OSError as error:  # not there (yet), no permission, or out of watches
-            log.debug("cannot watch %s: %s", directory, error)
+        if not self._inotify.watch_directory(directory, self):
             return False
+        self._directories.add(directory)
+        self.added += 1
         return True
 
-    async def run(self) -> None:
-        """Dispatch events until cancelled."""
-        if self._inotify is None:
+    def close(self) -> None:
+        """Let go of every watch and path of this source (it ended, or a reload removed it);
+        the instance is closed with the last source."""
+        if self._closed:
             return
-        try:
-            async for event in self._inotify:
-                if event.mask & Mask.Q_OVERFLOW:
-                    self._wake_all()
-                    continue
-                if event.mask & Mask.IGNORED and event.watch is not None:
-                    self._directories.pop(event.watch.path.absolute(), None)
-                    continue
-                if event.mask & (Mask.CREATE | Mask.MOVED_TO | Mask.DELETE | Mask.MOVED_FROM):
-                    self.rescan.set()
-                path = event.path
-                changed = self._changed.get(path.absolute()) if path is not None else None
-                if changed is not None:
-                    changed.set()
-        finally:
-            with contextlib.suppress(OSError):
-                self._inotify.close()
-
-    def _wake_all(self) -> None:
-        self.rescan.set()
-        for event in self._changed.values():
-            event.set()
+        self._closed = True
+        for path in list(self._changed):
+            self.forget(path)
+        inotify = self._inotify
+        if inotify is None:
+            return
+        for directory in self._directories:
+            inotify.release_directory(directory, self)
+        self._directories.clear()
+        inotify.watchers.discard(self)
+        if not inotify.watchers and _INSTANCES.get(inotify.loop) is inotify:
+            del _INSTANCES[inotify.loop]
+            inotify.close()

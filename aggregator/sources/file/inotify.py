@@ -1,0 +1,156 @@
+"""The process's inotify instance on one event loop (``asyncinotify``), shared by the file
+sources' ``Watcher``s (watch.py): watches by directory, counted and removed with the last
+source using them, and the events, read in the loop's reader callback and dispatched by path.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from asyncinotify import InitFlags, Inotify, Mask, Watch
+
+if TYPE_CHECKING:
+    from aggregator.sources.file.watch import Changed, Watcher
+
+log = logging.getLogger(__name__)
+
+DIRECTORY_EVENTS = (
+    Mask.MODIFY | Mask.CLOSE_WRITE | Mask.CREATE | Mask.MOVED_TO | Mask.MOVED_FROM | Mask.DELETE
+    | Mask.ATTRIB
+)  # fmt: skip
+NAME_EVENTS = int(Mask.CREATE | Mask.MOVED_TO | Mask.DELETE | Mask.MOVED_FROM)
+"""Events that change which files a directory holds: the sources watching it rescan."""
+LOOK_EVENTS = NAME_EVENTS | int(Mask.ATTRIB)
+"""Events after which a file's path may name another file, or none: its follower looks."""
+IGNORED, OVERFLOW = int(Mask.IGNORED), int(Mask.Q_OVERFLOW)
+NONBLOCKING = InitFlags.CLOEXEC | InitFlags(os.O_NONBLOCK)
+"""The reader callback reads until the descriptor is empty. (asyncinotify 4.4's
+``InitFlags.NONBLOCK`` is ``O_CLOEXEC``: the flag is given by its value.)"""
+EVENTS_A_READ = 64
+"""asyncinotify reads room for this many events with a full-length name (17 KB) at a time."""
+
+
+class SharedInotify:
+    """One inotify instance: its directories (absolute, as ``str``) and who uses them, and the
+    events set for each followed path."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.inotify = Inotify(NONBLOCKING, cache_size=EVENTS_A_READ)
+        self.fd = self.inotify.fd
+        self.loop = loop
+        self.watchers: set[Watcher] = set()
+        self.directories: dict[str, Watch] = {}  # while watched
+        self._prefixes: dict[int, list[str]] = {}  # watch descriptor → its directories, "/"-ended
+        self._users: dict[str, set[Watcher]] = {}  # directory → the watchers using it
+        self._paths: dict[str, list[Changed]] = {}  # path → the events it sets
+        loop.add_reader(self.fd, self._read)
+
+    def watch_directory(self, directory: str, watcher: "Watcher") -> bool:
+        if directory not in self.directories:
+            try:
+                watch = self.inotify.add_watch(directory, DIRECTORY_EVENTS | Mask.ONLYDIR)
+            except OSError as error:  # not there (yet), no permission, or out of watches
+                log.debug("cannot watch %s: %s", directory, error.strerror)
+                return False
+            self.directories[directory] = watch
+            self._prefixes.setdefault(watch.wd, []).append(os.path.join(directory, ""))
+        self._users.setdefault(directory, set()).add(watcher)
+        return True
+
+    def release_directory(self, directory: str, watcher: "Watcher") -> None:
+        users = self._users.get(directory)
+        if users is None:
+            return
+        users.discard(watcher)
+        if users:
+            return
+        del self._users[directory]
+        watch = self.directories.pop(directory, None)
+        if watch is None:
+            return
+        prefixes = self._prefixes.get(watch.wd, [])
+        with contextlib.suppress(ValueError):
+            prefixes.remove(os.path.join(directory, ""))
+        if not prefixes:  # no other spelling of that directory is watched
+            self._prefixes.pop(watch.wd, None)
+            with contextlib.suppress(OSError):  # gone already: its IGNORED is on its way
+                self.inotify.rm_watch(watch)
+
+    def subscribe(self, path: str, event: "Changed") -> None:
+        self._paths.setdefault(path, []).append(event)
+
+    def unsubscribe(self, path: str, event: "Changed") -> None:
+        events = self._paths.get(path)
+        if events is not None:
+            with contextlib.suppress(ValueError):
+                events.remove(event)
+            if not events:
+                del self._paths[path]
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.fd)
+        self.inotify.close()
+
+    def _read(self) -> None:
+        """The loop's reader callback: every event there is now, dispatched (asyncinotify
+        reads a batch and hands it out one by one; a read that finds none raises)."""
+        paths, prefixes, users = self._paths, self._prefixes, self._users
+        get = self.inotify.sync_get
+        while True:
+            try:
+                event = get()
+            except BlockingIOError:
+                return
+            except OSError as error:  # not expected: poll from now on
+                log.warning("inotify failed (%s): polling files instead", error)
+                self._lose_all()
+                return
+            if event is None:  # not with sync_timeout None; as the signature allows
+                return
+            mask = int(event.mask)
+            if mask & OVERFLOW:
+                self._wake_all()
+                continue
+            watch = event.watch
+            if watch is None:
+                continue
+            wd, name = watch.wd, event.name
+            for prefix in prefixes.get(wd, ()):
+                if mask & IGNORED:  # the directory is gone (or unwatched): poll it
+                    self._lost(wd)
+                    break
+                if mask & NAME_EVENTS:
+                    for watcher in users.get(prefix[:-1] or "/", ()):
+                        watcher.rescan.set()
+                if name is not None:
+                    for changed in paths.get(prefix + str(name), ()):
+                        if mask & LOOK_EVENTS:
+                            changed.moved()
+                        else:
+                            changed.set()
+
+    def _lost(self, wd: int) -> None:
+        """A directory no longer watched: its watchers poll, and rescan to watch it again."""
+        for prefix in self._prefixes.pop(wd, []):
+            directory = prefix[:-1] or "/"
+            self.directories.pop(directory, None)
+            for watcher in self._users.get(directory, ()):
+                watcher.rescan.set()
+        for events in self._paths.values():
+            for changed in events:
+                changed.moved()  # a tailer waiting on it sees it is polled now
+
+    def _lose_all(self) -> None:
+        self.loop.remove_reader(self.fd)
+        self.directories.clear()
+        self._prefixes.clear()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for watcher in self.watchers:
+            watcher.rescan.set()
+        for events in self._paths.values():
+            for changed in events:
+                changed.moved()
