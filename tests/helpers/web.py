@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import DEADLINE, Cli, start_cli
 
@@ -23,11 +23,27 @@ class Server:
     cli: Cli
     tcp: tuple[str, int]
     http: tuple[str, int]
+    clients: list[ClientConnection] = field(default_factory=list)
+    """The WebSocket clients ``subscribe`` opened, for ``close_clients``."""
 
     def url(self, path: str = "/ws", query: str = "") -> str:
         scheme = "ws" if path == "/ws" else "http"
         host, port = self.http
         return f"{scheme}://{host}:{port}{path}" + (f"?{query}" if query else "")
+
+    async def subscribe(self, query: str = "", **options: Any) -> "Subscription":
+        """A client of ``/ws?QUERY`` that has had its hello (``options``: ``connect``'s)."""
+        connection = await connect(self.url("/ws", query), **options)
+        self.clients.append(connection)
+        subscription = Subscription(connection)
+        await subscription.receive_until(lambda: subscription.others, "the hello")
+        return subscription
+
+    async def close_clients(self) -> None:
+        """Close the clients while the test's loop runs: a socket left to the garbage collector
+        warns (an error here), in whichever later test it is collected, or at the very end."""
+        for connection in self.clients:
+            await connection.close()
 
     async def send(self, lines: list[str]) -> None:
         """Write ``lines`` to the TCP source on one connection."""

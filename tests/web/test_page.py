@@ -183,6 +183,7 @@ async def test_pause_then_resume_shows_what_came_meanwhile(
     await page.click("#pause")
     await wait_rows(page, 9)
     assert await shown_seqs(page) == list(range(1, 10))
+    await watcher.connection.close()
 
 
 async def test_the_list_is_capped_and_follows_the_bottom(

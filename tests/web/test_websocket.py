@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,20 +22,15 @@ BIG_LINES = [line + " " + "x" * 500 for line in json_lines(TOTAL)]
 """About 35 MB: more than a stuck client's socket buffers and outbox hold."""
 
 
-async def subscribe(server: Server, query: str = "", **options: object) -> Subscription:
-    connection = await connect(server.url("/ws", query), **options)  # type: ignore[arg-type]
-    subscription = Subscription(connection)
-    await subscription.receive_until(lambda: subscription.others, "the hello")
-    return subscription
-
-
 @pytest.fixture
-async def server(tmp_path: Path, cli_processes: list[Cli]) -> Server:
-    return await start_server(tmp_path, cli_processes, "replay = 50")
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> AsyncIterator[Server]:
+    server = await start_server(tmp_path, cli_processes, "replay = 50")
+    yield server
+    await server.close_clients()
 
 
 async def test_hello_then_records_batched_in_frames(server: Server) -> None:
-    subscription = await subscribe(server)
+    subscription = await server.subscribe()
     assert subscription.others == [{"hello": {"run": subscription.others[0]["hello"]["run"],
                                               "seq": 0}}]  # fmt: skip
     await server.send(json_lines(500))
@@ -47,10 +43,10 @@ async def test_hello_then_records_batched_in_frames(server: Server) -> None:
 
 
 async def test_filters_in_the_url_apply_on_the_server(server: Server) -> None:
-    errors = await subscribe(server, "level=error")
-    grep = await subscribe(server, "grep=" + quote('msg (1|3)"'))
-    other_source = await subscribe(server, "source=elsewhere")
-    everything = await subscribe(server)
+    errors = await server.subscribe("level=error")
+    grep = await server.subscribe("grep=" + quote('msg (1|3)"'))
+    other_source = await server.subscribe("source=elsewhere")
+    everything = await server.subscribe()
     await server.send(json_lines(4) + json_lines(2, start=4, level="error"))
     await everything.records_until(6)
     # The last record each filtered subscriber can get is the last one sent: no more come.
@@ -66,10 +62,10 @@ async def test_filters_in_the_url_apply_on_the_server(server: Server) -> None:
 async def test_replay_sends_the_last_records_that_pass(server: Server) -> None:
     await server.send(json_lines(10) + json_lines(5, start=10, level="warn"))
     await server.cli.wait_for(lambda: len(server.cli.out) == 15, "15 records on stdout")
-    late_comer = await subscribe(server, "replay=3&level=warn")
+    late_comer = await server.subscribe("replay=3&level=warn")
     records = await late_comer.records_until(3)
     assert [record["seq"] for record in records] == [13, 14, 15]
-    text = await subscribe(server, "replay=2&format=text")
+    text = await server.subscribe("replay=2&format=text")
     await text.receive_until(lambda: len(text.texts) >= 2, "the replay")
     assert text.texts[1] == f"2026-11-25T10:00:00.000Z net | {json_lines(1, 14, 'warn')[0]}"
     assert text.others == [{"hello": {"run": text.others[0]["hello"]["run"], "seq": 15}}]
@@ -89,7 +85,7 @@ async def test_bad_filters_are_refused_with_the_reason(server: Server) -> None:
 
 
 async def test_live_filter_change_and_a_bad_one_keeps_the_old(server: Server) -> None:
-    subscription = await subscribe(server)
+    subscription = await server.subscribe()
     await subscription.connection.send('{"filter": {"level": "error"}}')
     await subscription.receive_until(lambda: subscription.notices("filter"), "the filter notice")
     await subscription.connection.send('{"filter": {"grep": "(a"}}')
@@ -109,29 +105,29 @@ async def test_live_filter_change_and_a_bad_one_keeps_the_old(server: Server) ->
 
 
 async def test_since_resumes_without_repeats_and_reports_a_gap(server: Server) -> None:
-    first = await subscribe(server)
+    first = await server.subscribe()
     run = first.others[0]["hello"]["run"]
     await server.send(json_lines(20))
     await first.records_until(20)
     await first.connection.close()
     await server.send(json_lines(20, start=20))
     await server.cli.wait_for(lambda: len(server.cli.out) == 40, "40 records on stdout")
-    resumed = await subscribe(server, f"since=12&run={run}")
+    resumed = await server.subscribe(f"since=12&run={run}")
     records = await resumed.records_until(28)
     assert [record["seq"] for record in records] == list(range(13, 41))
     assert resumed.notices("gap") == []
     # The ring holds 50: asking from 0 after 60 records misses 10.
     await server.send(json_lines(20, start=40))
     await server.cli.wait_for(lambda: len(server.cli.out) == 60, "60 records on stdout")
-    behind = await subscribe(server, f"since=0&run={run}")
+    behind = await server.subscribe(f"since=0&run={run}")
     records = await behind.records_until(50)
     assert behind.notices("gap") == [{"notice": "gap", "count": 10}]
     assert records[0]["seq"] == 11
 
 
 async def test_pause_then_resume_sends_what_was_missed(server: Server) -> None:
-    subscription = await subscribe(server)
-    watcher = await subscribe(server)
+    subscription = await server.subscribe()
+    watcher = await server.subscribe()
     await subscription.connection.send('{"pause": true}')
     await subscription.receive_until(lambda: subscription.notices("pause"), "the pause notice")
     await server.send(json_lines(5))
@@ -153,8 +149,8 @@ async def flood_past_a_stuck_subscriber(
         tmp_path, cli_processes, f'subscriber_buffer = "1MiB"\nslow_subscriber = "{policy}"'
     )
     # With a one-frame queue this client soon stops reading from its socket.
-    stuck = await subscribe(server, max_queue=1, max_size=None)
-    fast = await subscribe(server, max_size=None)
+    stuck = await server.subscribe(max_queue=1, max_size=None)
+    fast = await server.subscribe(max_size=None)
     fast_reading = asyncio.create_task(fast.records_until(TOTAL))
     await server.send(BIG_LINES)
     await fast_reading
@@ -204,8 +200,8 @@ async def test_token_is_required_and_never_logged(tmp_path: Path, cli_processes:
         assert headers["WWW-Authenticate"].startswith("Bearer")
     with pytest.raises(InvalidStatus):
         await connect(server.url("/ws"), additional_headers={"Authorization": "Bearer wrong"})
-    by_header = await subscribe(server, "", additional_headers={"Authorization": f"Bearer {token}"})
-    by_query = await subscribe(server, f"token={token}")
+    by_header = await server.subscribe("", additional_headers={"Authorization": f"Bearer {token}"})
+    by_query = await server.subscribe(f"token={token}")
     await server.send(json_lines(1))
     await by_header.records_until(1)
     await by_query.records_until(1)
@@ -213,6 +209,7 @@ async def test_token_is_required_and_never_logged(tmp_path: Path, cli_processes:
     assert status == 200 and "<title>" in page
     status, _, health = await asyncio.to_thread(http_get, server.url("/healthz"))
     assert status == 200 and token not in health
+    await server.close_clients()
     assert await server.cli.stop() == 0
     assert all(token not in line for line in server.cli.err)
 
@@ -249,9 +246,9 @@ async def test_a_client_that_answers_no_ping_is_reaped(
     tmp_path: Path, cli_processes: list[Cli]
 ) -> None:
     server = await start_server(tmp_path, cli_processes, 'ping_interval = "200ms"')
-    silent = await subscribe(server)
+    silent = await server.subscribe()
     silent.connection.transport.pause_reading()  # reads nothing more, so answers no ping
-    await subscribe(server)
+    await server.subscribe()
 
     async def subscribers() -> str:
         _, _, text = await asyncio.to_thread(http_get, server.url("/metrics"))
@@ -265,28 +262,29 @@ async def test_a_client_that_answers_no_ping_is_reaped(
 
 
 async def test_large_incoming_frames_close_with_1009(server: Server) -> None:
-    subscription = await subscribe(server)
+    subscription = await server.subscribe()
     await subscription.connection.send("x" * (64 * 1024 + 1))
     with pytest.raises(ConnectionClosed) as closed:
         async with asyncio.timeout(DEADLINE):
             await subscription.connection.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
-    await subscribe(server)  # the server goes on
+    await server.subscribe()  # the server goes on
 
 
 async def test_the_sinks_own_filter_comes_first(tmp_path: Path, cli_processes: list[Cli]) -> None:
     server = await start_server(tmp_path, cli_processes, 'filter = { level = "warn" }')
-    subscription = await subscribe(server)
+    subscription = await server.subscribe()
     await server.send(json_lines(3) + json_lines(1, start=3, level="error"))
     records = await subscription.records_until(1)
     assert orjson.loads(records[0]["line"])["msg"] == "msg 3"
     await server.cli.wait_for(lambda: len(server.cli.out) == 4, "all 4 on stdout")
+    await server.close_clients()
 
 
 async def test_metrics_and_health(server: Server) -> None:
-    subscription = await subscribe(server)
-    await subscribe(server, "level=warn")
-    await subscribe(server, "level=warn")
+    subscription = await server.subscribe()
+    await server.subscribe("level=warn")
+    await server.subscribe("level=warn")
     await server.send(json_lines(7))
     await subscription.records_until(7)
     status, headers, text = await asyncio.to_thread(http_get, server.url("/metrics"))
@@ -393,7 +391,7 @@ async def test_rates_count_every_record_per_source_once_a_second(
     is not counted, and quiet sources are listed with 0."""
     other = '[sources.other]\ntype = "tcp"\nlisten = "127.0.0.1:0"\ncodec = "json"\n'
     server = await start_server(tmp_path, cli_processes, "replay = 500", extra_sources=other)
-    filtered = await subscribe(server, "source=other&level=error")
+    filtered = await server.subscribe("source=other&level=error")
     await filtered.receive_until(lambda: filtered.rates, "a first rates frame")
     await server.send(json_lines(300))
     await send_lines(await server.source_address("other"), json_lines(7, level="error"))
@@ -409,7 +407,8 @@ async def test_rates_count_every_record_per_source_once_a_second(
     assert first["interval"] == 1 and list(first["rates"]) == ["net", "other"]
     assert filtered.rates[-1]["last_seq"] == 307
     # A newcomer's replay of 307 records is not traffic: its rates stay at 0.
-    late = await subscribe(server, "replay=500")
+    late = await server.subscribe("replay=500")
     await late.receive_until(lambda: len(late.rates) >= 2, "two rates frames")
     assert len(late.records) == 307
     assert all(count == 0 for frame in late.rates for count in frame["rates"].values())
+    await server.close_clients()

@@ -2,6 +2,7 @@
 opened without the right token is told (issue #29)."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,25 +15,21 @@ from tests.conftest import Cli
 from tests.helpers.web import Server, Subscription, http_get, json_lines, start_server
 
 
-async def subscribe(server: Server, query: str = "") -> Subscription:
-    subscription = Subscription(await connect(server.url("/ws", query)))
-    await subscription.receive_until(lambda: subscription.others, "the hello")
-    return subscription
-
-
 def messages(subscription: Subscription) -> list[str]:
     return [orjson.loads(line)["msg"] for line in subscription.lines()]
 
 
 @pytest.fixture
-async def server(tmp_path: Path, cli_processes: list[Cli]) -> Server:
-    return await start_server(tmp_path, cli_processes, "replay = 50")
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> AsyncIterator[Server]:
+    server = await start_server(tmp_path, cli_processes, "replay = 50")
+    yield server
+    await server.close_clients()
 
 
 async def test_where_in_the_url_filters_on_the_server(server: Server) -> None:
     """/ws?where= passes what the expression says, with the other keys by and."""
-    where = await subscribe(server, "where=" + quote('level>=warn and msg~" [13]$"'))
-    both = await subscribe(server, "level=error&where=" + quote('msg contains "msg"'))
+    where = await server.subscribe("where=" + quote('level>=warn and msg~" [13]$"'))
+    both = await server.subscribe("level=error&where=" + quote('msg contains "msg"'))
     await server.send(json_lines(2) + json_lines(2, start=2, level="warn")
                       + json_lines(2, start=4, level="error"))  # fmt: skip
     await where.records_until(1)
@@ -55,7 +52,7 @@ async def test_a_wrong_where_in_the_url_is_a_400_with_the_position(server: Serve
 async def test_a_live_where_applies_and_a_wrong_one_keeps_the_old(server: Server) -> None:
     """{"filter": {"where": …}} changes the filter; a wrong one gets {"error"} and the old
     filter stays."""
-    subscription = await subscribe(server)
+    subscription = await server.subscribe()
     await subscription.connection.send('{"filter": {"where": "level = error"}}')
     await subscription.receive_until(lambda: subscription.notices("filter"), "the notice")
     assert subscription.notices("filter")[0]["filter"]["where"] == "level = error"
