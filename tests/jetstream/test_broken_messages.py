@@ -15,8 +15,9 @@ from aggregator.record.formats import encode_json
 from aggregator.record.record import Record
 from tests.conftest import Cli, start_cli, wait_until
 from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
+from tests.helpers.outputs import records_in
 from tests.helpers.web import http_get
-from tests.jetstream.test_nats import central_config, records_in
+from tests.jetstream.test_nats import central_config
 
 __all__ = ["nats_server"]  # the fixture, used by name
 

@@ -13,14 +13,26 @@ from aggregator.jetstream.messages import BadMessage, decode_message, encode_mes
 from aggregator.record.record import Record
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
 from tests.helpers.nats_server import NatsServer, free_port, nats_server
+from tests.helpers.outputs import records_in
 
 __all__ = ["nats_server"]  # the fixture, used by name
 
 
+def toml_urls(url: str | list[str]) -> str:
+    """One server's URL, or a cluster's as a TOML array."""
+    if isinstance(url, str):
+        return f'"{url}"'
+    return "[" + ", ".join(f'"{one}"' for one in url) + "]"
+
+
+def toml_keys(keys: dict[str, str]) -> str:
+    return "".join(f"{key} = {value}\n" for key, value in keys.items())
+
+
 def sidecar_config(
-    root: Path, url: str, node: str, logs: Path, follow: bool = True, **sink: str
+    root: Path, url: str | list[str], node: str, logs: Path, follow: bool = True, **sink: str
 ) -> Path:
-    extra = "".join(f"{key} = {value}\n" for key, value in sink.items())
+    """A sidecar reading LOGS into a nats sink; `sink` adds keys (TOML values) to the sink."""
     path = root / f"sidecar-{node}.toml"
     path.write_text(
         f"""
@@ -37,15 +49,17 @@ follow = {"true" if follow else "false"}
 
 [sinks.bus]
 type = "nats"
-url = "{url}"
+url = {toml_urls(url)}
 node = "{node}"
-{extra}
-"""
+{toml_keys(sink)}"""
     )
     return path
 
 
-def central_config(root: Path, url: str, out: Path, order_window: str = "250ms") -> Path:
+def central_config(
+    root: Path, url: str | list[str], out: Path, order_window: str = "250ms", **source: str
+) -> Path:
+    """A central reading the bus into a JSON file; `source` adds keys to the nats source."""
     path = root / "central.toml"
     path.write_text(
         f"""
@@ -56,9 +70,9 @@ order_window = "{order_window}"
 
 [sources.bus]
 type = "nats"
-url = "{url}"
+url = {toml_urls(url)}
 durable = "central"
-
+{toml_keys(source)}
 [sinks.out]
 type = "file"
 path = "{out}"
@@ -67,19 +81,6 @@ fsync = "never"
 """
     )
     return path
-
-
-def records_in(path: Path) -> list[dict[str, object]]:
-    """The records of a JSON output; a line that is not one (cut by a SIGKILL) is left out."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_bytes().splitlines():
-        try:
-            records.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            continue
-    return records
 
 
 def lines_of(path: Path) -> list[str]:

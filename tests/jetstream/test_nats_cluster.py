@@ -8,68 +8,11 @@ import pytest
 
 from tests.conftest import DEADLINE, Cli
 from tests.helpers.nats_cluster import NatsCluster
-from tests.jetstream.test_nats import records_in, start
+from tests.helpers.outputs import records_in
+from tests.jetstream.test_nats import central_config, sidecar_config, start
 
 LINES = 1500
 """Lines each sidecar's file gets, written in steps while the leader is killed."""
-
-
-def urls(cluster: NatsCluster) -> str:
-    return "[" + ", ".join(f'"{url}"' for url in cluster.urls) + "]"
-
-
-def sidecar(root: Path, cluster: NatsCluster, node: str, logs: Path) -> Path:
-    path = root / f"sidecar-{node}.toml"
-    path.write_text(
-        f"""
-[aggregator]
-state_dir = "{root / ("state-" + node)}"
-checkpoint_interval = "100ms"
-parse_workers = 0
-
-[sources.app]
-type = "file"
-paths = ["{logs}"]
-start_at = "beginning"
-
-[sinks.bus]
-type = "nats"
-url = {urls(cluster)}
-node = "{node}"
-replicas = 3
-publish_timeout = "1s"
-max_records = 50
-"""
-    )
-    return path
-
-
-def central(root: Path, cluster: NatsCluster, out: Path) -> Path:
-    """The central's window covers a failover: a sidecar cut off from the stream's leader
-    publishes again once the others have elected one, which took over 5 s on a loaded
-    2-core machine; order is promised within the window (docs/guarantees.md)."""
-    path = root / "central.toml"
-    path.write_text(
-        f"""
-[aggregator]
-state_dir = "{root / "state-central"}"
-checkpoint_interval = "100ms"
-order_window = "12s"
-
-[sources.bus]
-type = "nats"
-url = {urls(cluster)}
-durable = "central"
-replicas = 3
-
-[sinks.out]
-type = "file"
-path = "{out}"
-format = "json"
-fsync = "never"
-"""
-    )
-    return path
 
 
 async def stream_leader(cluster: NatsCluster) -> str:
@@ -127,13 +70,18 @@ async def test_the_stream_leader_killed_loses_nothing(
         files = {node: tmp_path / f"{node}.log" for node in ("one", "two")}
         for logs in files.values():
             logs.write_text("")
-        parts = [await start(cli_processes, central(tmp_path, cluster, out), tmp_path)]
+        # The central's window covers a failover: a sidecar cut off from the stream's leader
+        # publishes again once the others have elected one, which took over 5 s on a loaded
+        # 2-core machine; order is promised within the window (docs/guarantees.md).
+        central = central_config(tmp_path, cluster.urls, out, order_window="12s", replicas="3")
+        parts = [await start(cli_processes, central, tmp_path)]
         # The nodes start once the central consumes: what they published before would be its
         # backlog at start, merged as files at start are (a node heard of later: late).
         await central_consumes(cluster)
         for node, logs in files.items():
-            parts.append(await start(cli_processes, sidecar(tmp_path, cluster, node, logs),
-                                     tmp_path))  # fmt: skip
+            sidecar = sidecar_config(tmp_path, cluster.urls, node, logs, replicas="3",
+                                     publish_timeout='"1s"', max_records="50")  # fmt: skip
+            parts.append(await start(cli_processes, sidecar, tmp_path))
 
         def write(numbers: range) -> None:
             for number in numbers:

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import DEADLINE, Cli
 from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
+from tests.helpers.outputs import records_in
 from tests.jetstream.test_nats import (
     central_config,
     lines_of,
-    records_in,
     sidecar_config,
     start,
     wait_for_lines,

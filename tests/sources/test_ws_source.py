@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import orjson
-
 from tests.conftest import Cli, start_cli, wait_until
 from tests.helpers.nats_server import free_port
+from tests.helpers.outputs import records_in
 
 
 def upstream_config(tmp_path: Path, port: int, logs: Path) -> Path:
@@ -51,12 +50,6 @@ fsync = "never"
     return path
 
 
-def records(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.endswith(b"}")]
-
-
 def append(path: Path, start: int, count: int) -> None:
     with path.open("a") as file:
         file.writelines(f'{{"level":"info","msg":"m {n}"}}\n' for n in range(start, start + count))
@@ -79,17 +72,17 @@ async def test_websocket_source_follows_across_an_upstream_restart(
     cli_processes.append(central)
     await central.wait_for(lambda: any("connected" in line for line in central.err), "connected")
     append(logs, 0, 50)
-    await wait_until(lambda: len(records(out)) >= 50, "50 records at the central")
+    await wait_until(lambda: len(records_in(out)) >= 50, "50 records at the central")
     assert await upstream.stop() == 0
     append(logs, 50, 50)  # written while the upstream is down: read from its checkpoint
     upstream = await start_cli(
         "run", "-c", str(upstream_config(tmp_path, port, logs)), cwd=tmp_path
     )
     cli_processes.append(upstream)
-    await wait_until(lambda: len(records(out)) >= 100, "100 records at the central")
+    await wait_until(lambda: len(records_in(out)) >= 100, "100 records at the central")
     append(logs, 100, 10)
-    await wait_until(lambda: len(records(out)) >= 110, "110 records at the central")
-    got = records(out)
+    await wait_until(lambda: len(records_in(out)) >= 110, "110 records at the central")
+    got = records_in(out)
     assert [r["fields"] for r in got] == [{"msg": f"m {n}"} for n in range(110)]
     assert {(r["node"], r["source"], r["origin"]) for r in got} == {("web-1", "app", str(logs))}
     assert any("the server restarted" in line for line in central.err)

@@ -1,0 +1,18 @@
+"""What a run wrote to a JSON output file, read while it may still be writing."""
+
+from pathlib import Path
+
+import orjson
+
+
+def records_in(path: Path) -> list[dict[str, object]]:
+    """The records of a JSON output; a line that is not one (cut by a SIGKILL) is left out."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_bytes().splitlines():
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return records
