@@ -7,6 +7,7 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +33,7 @@ class Channel(Generic[T]):
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        self._listener: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -45,6 +47,8 @@ class Channel(Generic[T]):
             raise ChannelClosed
         self._items.append(item)
         self._readable.set()
+        if self._listener is not None:
+            self._listener()
 
     async def get(self) -> T:
         """The oldest item, waiting for one; ``EndOfStream`` once closed and empty."""
@@ -65,11 +69,25 @@ class Channel(Generic[T]):
         self._writable.set()
         return item
 
+    @property
+    def ended(self) -> bool:
+        """Closed, and everything put taken: a ``get`` would raise ``EndOfStream``."""
+        return self._closed and not self._items
+
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener`` (on the loop, at once) after each put and on closing; None stops.
+
+        A reader of many channels (the merge) waits for one wake-up this way and takes with
+        ``get_nowait``, instead of a task blocked in ``get`` for each channel."""
+        self._listener = listener
+
     def close(self) -> None:
         """End the stream: writers stop, the reader drains what is left. Idempotent."""
         self._closed = True
         self._readable.set()
         self._writable.set()
+        if self._listener is not None:
+            self._listener()
 
 
 class Budget:

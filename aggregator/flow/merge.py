@@ -1,8 +1,8 @@
 """The merge: fan-in from every source in completion order, one ordered stream out.
 
-The waiting is asyncio's (``asyncio.wait(..., FIRST_COMPLETED)`` over one pending read per
-source channel), the ordering is ``OrderingCore``'s, and what leaves is numbered with ``seq``
-and handed to every sink's channel as one batch.
+The waiting is one future, set by whichever source channel is put into first (each channel
+calls the merge back: ``Channel.listen``) or by a change; the ordering is ``OrderingCore``'s,
+and what leaves is numbered with ``seq`` and handed to every sink's channel as one batch.
 
 Inputs and outputs may come and go while it runs (a reload): an input is added at once, and
 leaves by ending (its source stops; ``gone`` says when the last of its records has left); the
@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
-from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
+from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
 from aggregator.flow.ordering import OrderingCore, number_records
@@ -73,8 +73,12 @@ class Merge:
         self._arrivals: list[tuple[str, Channel[SourceItem]]] = []
         self._output_changes: list[tuple[list[str], list[Output], asyncio.Future[int]]] = []
         self._leaving: dict[str, asyncio.Future[int]] = {}
-        self._reading: set[str] = set()
-        self._wake = asyncio.Event()
+        self._reading: dict[str, Channel[SourceItem]] = {}
+        """The inputs still read (not yet ended), each listened to (``Channel.listen``)."""
+        self._ready: dict[str, Channel[SourceItem]] = {}
+        """Inputs with something put (or closed) since last taken from."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._poked = False
         self._ended = False
         self.future: dict[str, int] = {}
         """Records placed at the time they were read (from the future), by source name."""
@@ -87,7 +91,7 @@ class Merge:
         self.records_in.setdefault(name, 0)
         self.inputs.append((name, channel))
         self._arrivals.append((name, channel))
-        self._wake.set()
+        self._poke()
 
     def gone(self, name: str) -> "asyncio.Future[int]":
         """Done, with the seq of the last record sent until then, once the input ``name`` has
@@ -95,7 +99,7 @@ class Merge:
         future = self._leaving.get(name)
         if future is None:
             future = self._leaving[name] = asyncio.get_running_loop().create_future()
-        self._wake.set()
+        self._poke()
         return future
 
     def change_outputs(self, remove: Sequence[str], add: Sequence[Output]) -> "asyncio.Future[int]":
@@ -104,7 +108,7 @@ class Merge:
         record sent before the change, once made."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._output_changes.append((list(remove), list(add), future))
-        self._wake.set()
+        self._poke()
         if self._ended:  # nothing more will be sent: the new outputs end at once
             self._apply_output_changes()
             for output in add:
@@ -113,55 +117,74 @@ class Merge:
 
     def wake(self) -> None:
         """Look again at what may have changed (a hold released)."""
-        self._wake.set()
+        self._poke()
 
     async def run(self) -> None:
         """Merge until every source has ended, then close the outputs."""
-        reads: dict[asyncio.Task[Any], tuple[str, Channel[SourceItem]]] = {}
         self._arrivals = list(self.inputs)
-        waker: asyncio.Task[Any] | None = None
         try:
             while True:
+                self._poked = False
                 for name, channel in self._arrivals:
-                    self._reading.add(name)
-                    reads[self._read(name, channel)] = (name, channel)
+                    self._reading[name] = channel
+                    channel.listen(partial(self._mark_ready, name, channel))
+                    self._ready[name] = channel  # it may hold items already
                 self._arrivals.clear()
                 self._apply_output_changes()
                 self._settle_leaving()
-                if not (reads or self.core.held or self.holds):
+                if not (self._reading or self.core.held or self.holds):
                     break
-                if waker is None or waker.done():
-                    self._wake.clear()
-                    waker = asyncio.create_task(self._wake.wait(), name="merge:wake")
-                timeout = self._timeout()
-                if not reads and self.core.held and timeout is None:
-                    timeout = 0.0
-                done, _ = await asyncio.wait(
-                    [*reads, waker], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                if not self._ready and not self._poked:
+                    timeout = self._timeout()
+                    if not self._reading and self.core.held and timeout is None:
+                        timeout = 0.0
+                    await self._wait(until=timeout)
                 now = time.monotonic()
-                for task in done:
-                    if task is waker:
-                        continue
-                    name, channel = reads.pop(task)
-                    if self._take(name, task, channel, now):
-                        reads[self._read(name, channel)] = (name, channel)
-                    else:
-                        self._reading.discard(name)
+                if self._ready:
+                    ready, self._ready = self._ready, {}
+                    for name, channel in ready.items():
+                        if not self._take(name, channel, now):
+                            channel.listen(None)
+                            del self._reading[name]
                 await self._send(self.core.pop_ready(now))
                 if not self.outputs and not self.holds:
                     log.debug("every sink has stopped; the merge stops too")
                     return
         finally:
-            pending = [*reads, *([waker] if waker is not None else [])]
-            for task in pending:
-                task.cancel("the merge is stopping")
-            await asyncio.gather(*pending, return_exceptions=True)
+            for channel in self._reading.values():
+                channel.listen(None)
+            self._reading.clear()
+            self._ready.clear()
             self._ended = True
             self._apply_output_changes()
             for output in self.outputs:
                 output.channel.close()
             self._settle_leaving(ended=True)
+
+    def _mark_ready(self, name: str, channel: Channel[SourceItem]) -> None:
+        """A put into (or the close of) the input ``name``'s channel: take from it."""
+        self._ready[name] = channel
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the merge, or, while it is busy, have it look again before it waits."""
+        self._poked = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, until: float | None) -> None:
+        """Until a poke (an input's put, a change) or ``until`` seconds: one future, not a
+        task per input read (a live line's cost: bench/README.md)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if until is None else loop.call_later(until, _wake_up, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def _apply_output_changes(self) -> None:
         for remove, add, future in self._output_changes:
@@ -182,33 +205,23 @@ class Merge:
                 del self._leaving[name]
                 future.set_result(self.seq)
 
-    def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
-        return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
-
-    def _take(
-        self,
-        source: str,
-        task: asyncio.Task[SourceItem],
-        channel: Channel[SourceItem],
-        now: float,
-    ) -> bool:
-        """Hand a finished read, and what else waits in its channel, to the core; False once
+    def _take(self, source: str, channel: Channel[SourceItem], now: float) -> bool:
+        """Hand what waits in the channel (up to ``DRAIN`` items) to the core; False once
         the source has ended."""
-        try:
-            item: SourceItem | None = task.result()
-        except EndOfStream:
-            self.core.end_source(source)
-            return False
-        drained = 0
-        while item is not None:
+        for _ in range(DRAIN + 1):
+            item = channel.get_nowait()
+            if item is None:
+                if channel.ended:
+                    self.core.end_source(source)
+                    return False
+                return True
             if isinstance(item, Announce):
                 self.core.announce(source, item, now)
             else:
                 self.records_in[source] += len(item.records)
                 self._place_future(source, item, now)
                 self.core.push(source, item, now)
-            drained += 1
-            item = channel.get_nowait() if drained <= DRAIN else None
+        self._ready[source] = channel  # more waits: taken in the next round
         return True
 
     def _place_future(self, source: str, chunk: Chunk, now: float) -> None:
@@ -258,3 +271,8 @@ class Merge:
                 log.debug("sink %s has stopped reading", output.name)
                 if output in self.outputs:
                     self.outputs.remove(output)
+
+
+def _wake_up(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)

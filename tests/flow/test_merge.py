@@ -4,7 +4,7 @@ import asyncio
 
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.flow.merge import Merge, Output
+from aggregator.flow.merge import DRAIN, Merge, Output
 from aggregator.flow.ordering import OrderingCore
 from aggregator.record.record import Batch, Record
 from aggregator.sources.lanes import LaneOutlet
@@ -66,3 +66,24 @@ async def test_a_lane_running_ahead_stops_reading() -> None:
         fast_in.close()
     assert [r.line for r in out] == [f"fast{n}" for n in range(50_000)]
     assert [r.seq for r in out] == list(range(1, 50_001))
+
+
+async def test_a_channel_holding_more_than_a_drain_is_read_to_its_end() -> None:
+    """More chunks waiting in one channel than the merge takes at a time (``DRAIN``), put
+    before the merge starts and closed: every record leaves, in order, and the merge ends."""
+    count = DRAIN * 2 + 5
+    many: Channel[SourceItem] = Channel(count + 2)
+    sink: Channel[Batch] = Channel(count + 2)
+    core = OrderingCore(window=0.0, idle_timeout=1.0)
+    merge = Merge([("many", many)], [Output("out", sink)], core)
+    outlet = LaneOutlet(many, "many", budget=count + 1)
+    await many.put(Announce(["many"], live=False))
+    for start in range(count):
+        await outlet.send(records("many", start, 1), live=False)
+    await outlet.send([], live=False, final=True)
+    many.close()
+    out: list[Record] = []
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(merge.run(), name="test:merge")
+        group.create_task(collect(sink, out), name="test:sink")
+    assert [r.line for r in out] == [f"many{n}" for n in range(count)]
