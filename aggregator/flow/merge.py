@@ -79,6 +79,8 @@ class Merge:
         """Inputs with something put (or closed) since last taken from."""
         self._waiter: asyncio.Future[None] | None = None
         self._poked = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer rings (monotonic seconds)
         self._ended = False
         self.future: dict[str, int] = {}
         """Records placed at the time they were read (from the future), by source name."""
@@ -135,10 +137,10 @@ class Merge:
                 if not (self._reading or self.core.held or self.holds):
                     break
                 if not self._ready and not self._poked:
-                    timeout = self._timeout()
-                    if not self._reading and self.core.held and timeout is None:
-                        timeout = 0.0
-                    await self._wait(until=timeout)
+                    deadline = self.core.next_deadline(time.monotonic())
+                    if not self._reading and self.core.held and deadline is None:
+                        deadline = 0.0  # nothing can come: release what is held now
+                    await self._wait(deadline)
                 now = time.monotonic()
                 if self._ready:
                     ready, self._ready = self._ready, {}
@@ -153,6 +155,9 @@ class Merge:
         finally:
             for channel in self._reading.values():
                 channel.listen(None)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._reading.clear()
             self._ready.clear()
             self._ended = True
@@ -173,18 +178,25 @@ class Merge:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, until: float | None) -> None:
-        """Until a poke (an input's put, a change) or ``until`` seconds: one future, not a
-        task per input read (a live line's cost: bench/README.md)."""
+    async def _wait(self, deadline: float | None) -> None:
+        """Until a poke (an input's put, a change) or the monotonic time ``deadline``: one
+        future, not a task per input read (a live line's cost: bench/README.md). The timer
+        stays armed across waits while the deadline does not come sooner."""
         loop = asyncio.get_running_loop()
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._ring)
         waiter = self._waiter = loop.create_future()
-        timer = None if until is None else loop.call_later(until, _wake_up, waiter)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _ring(self) -> None:
+        self._timer = None
+        self._poke()
 
     def _apply_output_changes(self) -> None:
         for remove, add, future in self._output_changes:
@@ -242,13 +254,6 @@ class Merge:
                         "the time they were read (future_grace)",
                         source, placed, rfc3339_micros(claimed))  # fmt: skip
 
-    def _timeout(self) -> float | None:
-        now = time.monotonic()
-        deadline = self.core.next_deadline(now)
-        if deadline is None:
-            return None
-        return max(0.0, deadline - now)
-
     async def _send(self, released: Batch) -> None:
         seq = self.seq = number_records(released, self.seq)
         completed = self.core.completed
@@ -271,8 +276,3 @@ class Merge:
                 log.debug("sink %s has stopped reading", output.name)
                 if output in self.outputs:
                     self.outputs.remove(output)
-
-
-def _wake_up(waiter: "asyncio.Future[None]") -> None:
-    if not waiter.done():
-        waiter.set_result(None)
