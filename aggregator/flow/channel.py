@@ -34,6 +34,7 @@ class Channel(Generic[T]):
         self._writable = asyncio.Event()
         self._writable.set()
         self._listener: Callable[[], None] | None = None
+        self._taker: Callable[[T], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -45,6 +46,8 @@ class Channel(Generic[T]):
             await self._writable.wait()
         if self._closed:
             raise ChannelClosed
+        if self._taker is not None and not self._items and self._taker(item):
+            return
         self._items.append(item)
         self._readable.set()
         if self._listener is not None:
@@ -80,6 +83,12 @@ class Channel(Generic[T]):
         A reader of many channels (the merge) waits for one wake-up this way and takes with
         ``get_nowait``, instead of a task blocked in ``get`` for each channel."""
         self._listener = listener
+
+    def hand_to(self, taker: Callable[[T], bool] | None) -> None:
+        """While set, a put into the empty channel offers the item to ``taker`` first; True:
+        taken, nothing is queued (no reader woken). A reader idle in ``get`` that can handle an
+        item at once (the stdout sink writing to a pipe with room) saves a task's wake so."""
+        self._taker = taker
 
     def close(self) -> None:
         """End the stream: writers stop, the reader drains what is left. Idempotent."""
