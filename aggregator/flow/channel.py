@@ -21,6 +21,10 @@ class ChannelClosed(Exception):
     """A put into a channel that was closed: nobody will read it."""
 
 
+class ChannelFull(Exception):
+    """A ``put_nowait`` into a full channel."""
+
+
 class Channel(Generic[T]):
     """A FIFO of at most ``maxsize`` items that may have many writers and one reader."""
 
@@ -44,14 +48,25 @@ class Channel(Generic[T]):
         while len(self._items) >= self.maxsize and not self._closed:
             self._writable.clear()
             await self._writable.wait()
+        self.put_nowait(item)
+
+    def put_nowait(self, item: T) -> None:
+        """Append ``item`` now; only when ``room`` says so (else ``ChannelFull``)."""
         if self._closed:
             raise ChannelClosed
+        if len(self._items) >= self.maxsize:
+            raise ChannelFull
         if self._taker is not None and not self._items and self._taker(item):
             return
         self._items.append(item)
         self._readable.set()
         if self._listener is not None:
             self._listener()
+
+    @property
+    def room(self) -> bool:
+        """Whether a put would not wait (nor fail: the channel is open)."""
+        return not self._closed and len(self._items) < self.maxsize
 
     async def get(self) -> T:
         """The oldest item, waiting for one; ``EndOfStream`` once closed and empty."""
@@ -71,6 +86,10 @@ class Channel(Generic[T]):
         item = self._items.popleft()
         self._writable.set()
         return item
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def ended(self) -> bool:

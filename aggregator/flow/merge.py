@@ -80,6 +80,8 @@ class Merge:
         self._waiter: asyncio.Future[None] | None = None
         self._poked = False
         self._timer: asyncio.TimerHandle | None = None
+        self._unsent: Batch = []  # numbered in ``_step_now``, left to the task to send
+        self._failure: Exception | None = None  # raised in ``_step_now``, for the task
         self._timer_at = 0.0  # when the timer rings (monotonic seconds)
         self._ended = False
         self.future: dict[str, int] = {}
@@ -141,6 +143,11 @@ class Merge:
                     if not self._reading and self.core.held and deadline is None:
                         deadline = 0.0  # nothing can come: release what is held now
                     await self._wait(deadline)
+                if self._failure is not None:
+                    raise self._failure
+                if self._unsent:  # released by a step made in a put (``_step_now``)
+                    unsent, self._unsent = self._unsent, []
+                    await self._send_out(unsent)
                 now = time.monotonic()
                 if self._ready:
                     ready, self._ready = self._ready, {}
@@ -167,9 +174,55 @@ class Merge:
             self._settle_leaving(ended=True)
 
     def _mark_ready(self, name: str, channel: Channel[SourceItem]) -> None:
-        """A put into (or the close of) the input ``name``'s channel: take from it."""
+        """A put into (or the close of) the input ``name``'s channel: take from it, at once
+        if the merge waits with nothing else to do (``_step_now``), else in its task."""
         self._ready[name] = channel
+        if (
+            self._waiter is not None
+            and not self._waiter.done()
+            and not self._poked
+            and not channel.closed
+            and len(self._ready) == 1
+            and self.outputs
+            and not (self._arrivals or self._output_changes or self._leaving)
+            and all(output.channel.room for output in self.outputs)
+        ):
+            try:
+                self._step_now()
+            except Exception as error:  # raised in the merge's own task, not the source's
+                self._failure = error
+                self._poke()
+            return
         self._poke()
+
+    def _step_now(self) -> None:
+        """One round of ``run`` made in a source's put, while the merge task waits: take,
+        release, and hand what leaves to the outputs (each has room). A live line so costs
+        no wake of the merge's task (bench/README.md, "The live line, session 9"); what
+        cannot be done here (a release larger than a batch, more to drain) is left to it."""
+        now = time.monotonic()
+        ready, self._ready = self._ready, {}
+        for name, channel in ready.items():
+            self._take(name, channel, now)  # not closed: it goes on
+        released = self._number(self.core.pop_ready(now))
+        if len(released) > OUTPUT_BATCH:
+            self._unsent = released
+            self._poke()
+            return
+        if released:
+            self.records_out += len(released)
+            for output in list(self.outputs):
+                try:
+                    output.channel.put_nowait(released)
+                except ChannelClosed:
+                    log.debug("sink %s has stopped reading", output.name)
+                    self.outputs.remove(output)
+        if self._ready or not self.outputs:
+            self._poke()  # more to drain, or nobody left to send to: the task decides
+            return
+        deadline = self.core.next_deadline(now)
+        if deadline is not None:
+            self._arm(deadline)
 
     def _poke(self) -> None:
         """Wake the merge, or, while it is busy, have it look again before it waits."""
@@ -182,17 +235,22 @@ class Merge:
         """Until a poke (an input's put, a change) or the monotonic time ``deadline``: one
         future, not a task per input read (a live line's cost: bench/README.md). The timer
         stays armed across waits while the deadline does not come sooner."""
-        loop = asyncio.get_running_loop()
-        if deadline is not None and (self._timer is None or deadline < self._timer_at):
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = deadline
-            self._timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._ring)
-        waiter = self._waiter = loop.create_future()
+        if deadline is not None:
+            self._arm(deadline)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
             await waiter
         finally:
             self._waiter = None
+
+    def _arm(self, deadline: float) -> None:
+        """Poke at ``deadline`` (monotonic seconds), unless the timer rings sooner already."""
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            delay = max(0.0, deadline - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._ring)
 
     def _ring(self) -> None:
         self._timer = None
@@ -255,6 +313,11 @@ class Merge:
                         source, placed, rfc3339_micros(claimed))  # fmt: skip
 
     async def _send(self, released: Batch) -> None:
+        await self._send_out(self._number(released))
+
+    def _number(self, released: Batch) -> Batch:
+        """``released`` numbered (``seq``), and the positions of the chunks it completes
+        given to ``on_positions``."""
         seq = self.seq = number_records(released, self.seq)
         completed = self.core.completed
         if completed:
@@ -264,6 +327,9 @@ class Merge:
                 marks.sort(key=lambda mark: mark[0])
                 self.on_positions(marks)
             completed.clear()
+        return released
+
+    async def _send_out(self, released: Batch) -> None:
         for start in range(0, len(released), OUTPUT_BATCH):
             await self._send_batch(released[start : start + OUTPUT_BATCH])
 
