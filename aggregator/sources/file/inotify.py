@@ -123,6 +123,8 @@ class SharedInotify:
                 if mask & OVERFLOW:
                     self._wake_all()
                     continue
+                if mask & IGNORED:  # the kernel dropped the watch: so does the library
+                    self._forget_watch(wd)
                 name = data[start:offset].rstrip(b"\0") if length else b""
                 for prefix in prefixes.get(wd, ()):
                     if mask & IGNORED:  # the directory is gone (or unwatched): poll it
@@ -139,6 +141,13 @@ class SharedInotify:
                                 changed.set()
             if end < READ_SIZE - EVENT.size - 256:  # room was left: nothing more is queued
                 return
+
+    def _forget_watch(self, wd: int) -> None:
+        """Drop the library's ``Watch`` of a watch the kernel has removed, as its own reader
+        would have (events are read here): else one stays for every directory that went."""
+        watches = getattr(self.inotify, "_watches", None)
+        if isinstance(watches, dict):
+            watches.pop(wd, None)
 
     def _lost(self, wd: int) -> None:
         """A directory no longer watched: its watchers poll, and rescan to watch it again."""
