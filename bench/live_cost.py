@@ -143,6 +143,9 @@ def measure(
     writer.close()
     if stdout != "pipe" or not arrivals:
         return cpu, None, None, writer.count
+    if len(arrivals) < writer.count:
+        print(f"{command[0]}: {writer.count - len(arrivals)} of {writer.count} lines "
+              "not seen within a second of the last write")  # fmt: skip
     latencies = sorted((arrivals[i] - writer.sent[i]) * 1000 for i in arrivals if i in writer.sent)
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]

@@ -7,6 +7,7 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -18,6 +19,10 @@ class EndOfStream(Exception):
 
 class ChannelClosed(Exception):
     """A put into a channel that was closed: nobody will read it."""
+
+
+class ChannelFull(Exception):
+    """A ``put_nowait`` into a full channel."""
 
 
 class Channel(Generic[T]):
@@ -32,6 +37,8 @@ class Channel(Generic[T]):
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        self._listener: Callable[[], None] | None = None
+        self._taker: Callable[[T], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -41,10 +48,25 @@ class Channel(Generic[T]):
         while len(self._items) >= self.maxsize and not self._closed:
             self._writable.clear()
             await self._writable.wait()
+        self.put_nowait(item)
+
+    def put_nowait(self, item: T) -> None:
+        """Append ``item`` now; only when ``room`` says so (else ``ChannelFull``)."""
         if self._closed:
             raise ChannelClosed
+        if len(self._items) >= self.maxsize:
+            raise ChannelFull
+        if self._taker is not None and not self._items and self._taker(item):
+            return
         self._items.append(item)
         self._readable.set()
+        if self._listener is not None:
+            self._listener()
+
+    @property
+    def room(self) -> bool:
+        """Whether a put would not wait (nor fail: the channel is open)."""
+        return not self._closed and len(self._items) < self.maxsize
 
     async def get(self) -> T:
         """The oldest item, waiting for one; ``EndOfStream`` once closed and empty."""
@@ -65,11 +87,35 @@ class Channel(Generic[T]):
         self._writable.set()
         return item
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def ended(self) -> bool:
+        """Closed, and everything put taken: a ``get`` would raise ``EndOfStream``."""
+        return self._closed and not self._items
+
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener`` (on the loop, at once) after each put and on closing; None stops.
+
+        A reader of many channels (the merge) waits for one wake-up this way and takes with
+        ``get_nowait``, instead of a task blocked in ``get`` for each channel."""
+        self._listener = listener
+
+    def hand_to(self, taker: Callable[[T], bool] | None) -> None:
+        """While set, a put into the empty channel offers the item to ``taker`` first; True:
+        taken, nothing is queued (no reader woken). A reader idle in ``get`` that can handle an
+        item at once (the stdout sink writing to a pipe with room) saves a task's wake so."""
+        self._taker = taker
+
     def close(self) -> None:
         """End the stream: writers stop, the reader drains what is left. Idempotent."""
         self._closed = True
         self._readable.set()
         self._writable.set()
+        if self._listener is not None:
+            self._listener()
 
 
 class Budget:

@@ -1,8 +1,8 @@
 """The merge: fan-in from every source in completion order, one ordered stream out.
 
-The waiting is asyncio's (``asyncio.wait(..., FIRST_COMPLETED)`` over one pending read per
-source channel), the ordering is ``OrderingCore``'s, and what leaves is numbered with ``seq``
-and handed to every sink's channel as one batch.
+The waiting is one future, set by whichever source channel is put into first (each channel
+calls the merge back: ``Channel.listen``) or by a change; the ordering is ``OrderingCore``'s,
+and what leaves is numbered with ``seq`` and handed to every sink's channel as one batch.
 
 Inputs and outputs may come and go while it runs (a reload): an input is added at once, and
 leaves by ending (its source stops; ``gone`` says when the last of its records has left); the
@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
-from aggregator.flow.channel import Channel, ChannelClosed, EndOfStream
+from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
 from aggregator.flow.ordering import OrderingCore, number_records
@@ -73,8 +73,16 @@ class Merge:
         self._arrivals: list[tuple[str, Channel[SourceItem]]] = []
         self._output_changes: list[tuple[list[str], list[Output], asyncio.Future[int]]] = []
         self._leaving: dict[str, asyncio.Future[int]] = {}
-        self._reading: set[str] = set()
-        self._wake = asyncio.Event()
+        self._reading: dict[str, Channel[SourceItem]] = {}
+        """The inputs still read (not yet ended), each listened to (``Channel.listen``)."""
+        self._ready: dict[str, Channel[SourceItem]] = {}
+        """Inputs with something put (or closed) since last taken from."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._poked = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._unsent: Batch = []  # numbered in ``_step_now``, left to the task to send
+        self._failure: Exception | None = None  # raised in ``_step_now``, for the task
+        self._timer_at = 0.0  # when the timer rings (monotonic seconds)
         self._ended = False
         self.future: dict[str, int] = {}
         """Records placed at the time they were read (from the future), by source name."""
@@ -87,7 +95,7 @@ class Merge:
         self.records_in.setdefault(name, 0)
         self.inputs.append((name, channel))
         self._arrivals.append((name, channel))
-        self._wake.set()
+        self._poke()
 
     def gone(self, name: str) -> "asyncio.Future[int]":
         """Done, with the seq of the last record sent until then, once the input ``name`` has
@@ -95,7 +103,7 @@ class Merge:
         future = self._leaving.get(name)
         if future is None:
             future = self._leaving[name] = asyncio.get_running_loop().create_future()
-        self._wake.set()
+        self._poke()
         return future
 
     def change_outputs(self, remove: Sequence[str], add: Sequence[Output]) -> "asyncio.Future[int]":
@@ -104,7 +112,7 @@ class Merge:
         record sent before the change, once made."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._output_changes.append((list(remove), list(add), future))
-        self._wake.set()
+        self._poke()
         if self._ended:  # nothing more will be sent: the new outputs end at once
             self._apply_output_changes()
             for output in add:
@@ -113,55 +121,140 @@ class Merge:
 
     def wake(self) -> None:
         """Look again at what may have changed (a hold released)."""
-        self._wake.set()
+        self._poke()
 
     async def run(self) -> None:
         """Merge until every source has ended, then close the outputs."""
-        reads: dict[asyncio.Task[Any], tuple[str, Channel[SourceItem]]] = {}
         self._arrivals = list(self.inputs)
-        waker: asyncio.Task[Any] | None = None
         try:
             while True:
+                self._poked = False
                 for name, channel in self._arrivals:
-                    self._reading.add(name)
-                    reads[self._read(name, channel)] = (name, channel)
+                    self._reading[name] = channel
+                    channel.listen(partial(self._mark_ready, name, channel))
+                    self._ready[name] = channel  # it may hold items already
                 self._arrivals.clear()
                 self._apply_output_changes()
                 self._settle_leaving()
-                if not (reads or self.core.held or self.holds):
+                if not (self._reading or self.core.held or self.holds):
                     break
-                if waker is None or waker.done():
-                    self._wake.clear()
-                    waker = asyncio.create_task(self._wake.wait(), name="merge:wake")
-                timeout = self._timeout()
-                if not reads and self.core.held and timeout is None:
-                    timeout = 0.0
-                done, _ = await asyncio.wait(
-                    [*reads, waker], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                if not self._ready and not self._poked:
+                    deadline = self.core.next_deadline(time.monotonic())
+                    if not self._reading and self.core.held and deadline is None:
+                        deadline = 0.0  # nothing can come: release what is held now
+                    await self._wait(deadline)
+                if self._failure is not None:
+                    raise self._failure
+                if self._unsent:  # released by a step made in a put (``_step_now``)
+                    unsent, self._unsent = self._unsent, []
+                    await self._send_out(unsent)
                 now = time.monotonic()
-                for task in done:
-                    if task is waker:
-                        continue
-                    name, channel = reads.pop(task)
-                    if self._take(name, task, channel, now):
-                        reads[self._read(name, channel)] = (name, channel)
-                    else:
-                        self._reading.discard(name)
+                if self._ready:
+                    ready, self._ready = self._ready, {}
+                    for name, channel in ready.items():
+                        if not self._take(name, channel, now):
+                            channel.listen(None)
+                            del self._reading[name]
                 await self._send(self.core.pop_ready(now))
                 if not self.outputs and not self.holds:
                     log.debug("every sink has stopped; the merge stops too")
                     return
         finally:
-            pending = [*reads, *([waker] if waker is not None else [])]
-            for task in pending:
-                task.cancel("the merge is stopping")
-            await asyncio.gather(*pending, return_exceptions=True)
+            for channel in self._reading.values():
+                channel.listen(None)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._reading.clear()
+            self._ready.clear()
             self._ended = True
             self._apply_output_changes()
             for output in self.outputs:
                 output.channel.close()
             self._settle_leaving(ended=True)
+
+    def _mark_ready(self, name: str, channel: Channel[SourceItem]) -> None:
+        """A put into (or the close of) the input ``name``'s channel: take from it, at once
+        if the merge waits with nothing else to do (``_step_now``), else in its task."""
+        self._ready[name] = channel
+        if (
+            self._waiter is not None
+            and not self._waiter.done()
+            and not self._poked
+            and not channel.closed
+            and len(self._ready) == 1
+            and self.outputs
+            and not (self._arrivals or self._output_changes or self._leaving)
+            and all(output.channel.room for output in self.outputs)
+        ):
+            try:
+                self._step_now()
+            except Exception as error:  # raised in the merge's own task, not the source's
+                self._failure = error
+                self._poke()
+            return
+        self._poke()
+
+    def _step_now(self) -> None:
+        """One round of ``run`` made in a source's put, while the merge task waits: take,
+        release, and hand what leaves to the outputs (each has room). A live line so costs
+        no wake of the merge's task (bench/README.md, "The live line, session 9"); what
+        cannot be done here (a release larger than a batch, more to drain) is left to it."""
+        now = time.monotonic()
+        ready, self._ready = self._ready, {}
+        for name, channel in ready.items():
+            self._take(name, channel, now)  # not closed: it goes on
+        released = self._number(self.core.pop_ready(now))
+        if len(released) > OUTPUT_BATCH:
+            self._unsent = released
+            self._poke()
+            return
+        if released:
+            self.records_out += len(released)
+            for output in list(self.outputs):
+                try:
+                    output.channel.put_nowait(released)
+                except ChannelClosed:
+                    log.debug("sink %s has stopped reading", output.name)
+                    self.outputs.remove(output)
+        if self._ready or not self.outputs:
+            self._poke()  # more to drain, or nobody left to send to: the task decides
+            return
+        deadline = self.core.next_deadline(now)
+        if deadline is not None:
+            self._arm(deadline)
+
+    def _poke(self) -> None:
+        """Wake the merge, or, while it is busy, have it look again before it waits."""
+        self._poked = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, deadline: float | None) -> None:
+        """Until a poke (an input's put, a change) or the monotonic time ``deadline``: one
+        future, not a task per input read (a live line's cost: bench/README.md). The timer
+        stays armed across waits while the deadline does not come sooner."""
+        if deadline is not None:
+            self._arm(deadline)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _arm(self, deadline: float) -> None:
+        """Poke at ``deadline`` (monotonic seconds), unless the timer rings sooner already."""
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            delay = max(0.0, deadline - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._ring)
+
+    def _ring(self) -> None:
+        self._timer = None
+        self._poke()
 
     def _apply_output_changes(self) -> None:
         for remove, add, future in self._output_changes:
@@ -182,33 +275,23 @@ class Merge:
                 del self._leaving[name]
                 future.set_result(self.seq)
 
-    def _read(self, name: str, channel: Channel[SourceItem]) -> asyncio.Task[SourceItem]:
-        return asyncio.create_task(channel.get(), name=f"merge:read:{name}")
-
-    def _take(
-        self,
-        source: str,
-        task: asyncio.Task[SourceItem],
-        channel: Channel[SourceItem],
-        now: float,
-    ) -> bool:
-        """Hand a finished read, and what else waits in its channel, to the core; False once
+    def _take(self, source: str, channel: Channel[SourceItem], now: float) -> bool:
+        """Hand what waits in the channel (up to ``DRAIN`` items) to the core; False once
         the source has ended."""
-        try:
-            item: SourceItem | None = task.result()
-        except EndOfStream:
-            self.core.end_source(source)
-            return False
-        drained = 0
-        while item is not None:
+        for _ in range(DRAIN + 1):
+            item = channel.get_nowait()
+            if item is None:
+                if channel.ended:
+                    self.core.end_source(source)
+                    return False
+                return True
             if isinstance(item, Announce):
                 self.core.announce(source, item, now)
             else:
                 self.records_in[source] += len(item.records)
                 self._place_future(source, item, now)
                 self.core.push(source, item, now)
-            drained += 1
-            item = channel.get_nowait() if drained <= DRAIN else None
+        self._ready[source] = channel  # more waits: taken in the next round
         return True
 
     def _place_future(self, source: str, chunk: Chunk, now: float) -> None:
@@ -229,14 +312,12 @@ class Merge:
                         "the time they were read (future_grace)",
                         source, placed, rfc3339_micros(claimed))  # fmt: skip
 
-    def _timeout(self) -> float | None:
-        now = time.monotonic()
-        deadline = self.core.next_deadline(now)
-        if deadline is None:
-            return None
-        return max(0.0, deadline - now)
-
     async def _send(self, released: Batch) -> None:
+        await self._send_out(self._number(released))
+
+    def _number(self, released: Batch) -> Batch:
+        """``released`` numbered (``seq``), and the positions of the chunks it completes
+        given to ``on_positions``."""
         seq = self.seq = number_records(released, self.seq)
         completed = self.core.completed
         if completed:
@@ -246,6 +327,9 @@ class Merge:
                 marks.sort(key=lambda mark: mark[0])
                 self.on_positions(marks)
             completed.clear()
+        return released
+
+    async def _send_out(self, released: Batch) -> None:
         for start in range(0, len(released), OUTPUT_BATCH):
             await self._send_batch(released[start : start + OUTPUT_BATCH])
 

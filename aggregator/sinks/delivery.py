@@ -28,16 +28,23 @@ class DeliveringSink(Sink):
     encode: FilteredEncoder
     gone_errors: tuple[type[OSError], ...] = ()
     """Errors from ``write`` that mean the reader has gone: the sink ends, and holds nothing."""
+    writes_now: bool = False
+    """Whether the sink may write at once (``can_write_now``, ``write_now``) a batch put while
+    it waits for one, in the putter's turn (the merge's): one task's wake less a batch."""
 
     async def run(self, inp: Channel[Batch]) -> None:
         try:
             await self.start(inp)
             while True:
                 wait = self.quiet_for()
+                if wait is None and self.writes_now:
+                    inp.hand_to(self._deliver_now)
                 try:
                     batch = await (inp.get() if wait is None else self._next_batch(inp, wait))
                 except EndOfStream:
                     return
+                finally:
+                    inp.hand_to(None)
                 if batch is None:
                     await self.when_quiet()
                     continue
@@ -50,6 +57,31 @@ class DeliveringSink(Sink):
             self.reader_gone(inp)
         finally:
             await self.finish()
+
+    def _deliver_now(self, batch: Batch) -> bool:
+        """A batch put while this sink waited for one: filtered, encoded and written at once,
+        if the sink can write without waiting (``write_now``); else False, and the loop above
+        takes it as usual."""
+        if self.gone or not self.can_write_now():
+            return False
+        try:
+            encoded = self.encode(batch)
+        except Exception:  # raised again in the loop, in this sink's own task
+            return False
+        if encoded is not None:
+            self.write_now(encoded[0])
+            self.records_out += encoded[1]
+        self.delivered_seq = batch[-1].seq
+        return True
+
+    def can_write_now(self) -> bool:
+        """Whether ``write_now`` would take bytes at once (none by default: every write waits
+        its turn in ``write``)."""
+        return False
+
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` without waiting; only after ``can_write_now`` said True."""
+        raise NotImplementedError
 
     async def _next_batch(self, inp: Channel[Batch], wait: float) -> Batch | None:
         """The next batch; None once the stream has been quiet for ``wait`` seconds."""

@@ -22,6 +22,7 @@ class StdoutSink(DeliveringSink):
     """Writes the stream to fd 1 in the sink's format; colours only on a terminal."""
 
     gone_errors = (BrokenPipeError, ConnectionResetError)
+    writes_now = True
 
     def __init__(
         self, name: str, config: StdoutSinkConfig, context: SinkContext, fd: int = 1
@@ -52,6 +53,13 @@ class StdoutSink(DeliveringSink):
     async def write(self, data: bytes) -> None:
         assert self._writer is not None
         await self._writer.write(data)
+
+    def can_write_now(self) -> bool:
+        return self._writer is not None and self._writer.can_write_now()
+
+    def write_now(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write_now(data)
 
     async def finish(self) -> None:
         if self._watch is not None:

@@ -20,6 +20,15 @@ class ByteWriter(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    def can_write_now(self) -> bool:
+        """Whether ``write_now`` would take bytes without blocking or waiting."""
+        ...
+
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` at once (after ``can_write_now`` said True): a live batch without
+        a task's wake."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -73,6 +82,14 @@ class PipeWriter:
         if self._flow.lost is not None:
             raise self._flow.lost
 
+    def can_write_now(self) -> bool:
+        return self._flow.lost is None and self._flow.writable.is_set()
+
+    def write_now(self, data: bytes) -> None:
+        """The transport writes at once what the pipe takes, and buffers the rest (pausing
+        when over its high water: ``can_write_now`` says False then)."""
+        self._transport.write(data)
+
     async def close(self) -> None:
         """Flush what is buffered, then give the fd back in blocking mode (the shell shares it)."""
         if self._flow.lost is None and self._transport.get_write_buffer_size():
@@ -104,6 +121,12 @@ class ThreadWriter:
             return
         # write_all may take several writes: one thread hop for all of them (asyncio's own).
         await asyncio.to_thread(write_all, self._fd, data)
+
+    def can_write_now(self) -> bool:
+        return False  # the batch's size is not known yet: ``write`` decides
+
+    def write_now(self, data: bytes) -> None:
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Nothing is buffered: every write went to the fd."""

@@ -48,3 +48,22 @@ async def test_close_wakes_a_waiting_writer_and_reader() -> None:
             await writer
         with pytest.raises(EndOfStream):
             await reader
+
+
+async def test_a_listener_hears_each_put_and_the_close() -> None:
+    """``listen``: called after every put and on closing, until replaced by None; ``ended``
+    only once closed and drained."""
+    channel = Channel[int](4)
+    heard: list[int] = []
+    channel.listen(lambda: heard.append(len(channel)))
+    await channel.put(1)
+    await channel.put(2)
+    channel.close()
+    assert heard == [1, 2, 2]
+    assert not channel.ended
+    assert channel.get_nowait() == 1
+    assert channel.get_nowait() == 2
+    assert channel.ended
+    channel.listen(None)
+    channel.close()
+    assert heard == [1, 2, 2]

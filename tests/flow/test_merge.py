@@ -4,10 +4,11 @@ import asyncio
 
 from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Announce, SourceItem
-from aggregator.flow.merge import Merge, Output
+from aggregator.flow.merge import DRAIN, Merge, Output
 from aggregator.flow.ordering import OrderingCore
 from aggregator.record.record import Batch, Record
 from aggregator.sources.lanes import LaneOutlet
+from tests.conftest import wait_until
 
 
 def records(source: str, start: int, count: int) -> Batch:
@@ -66,3 +67,54 @@ async def test_a_lane_running_ahead_stops_reading() -> None:
         fast_in.close()
     assert [r.line for r in out] == [f"fast{n}" for n in range(50_000)]
     assert [r.seq for r in out] == list(range(1, 50_001))
+
+
+async def test_a_channel_holding_more_than_a_drain_is_read_to_its_end() -> None:
+    """More chunks waiting in one channel than the merge takes at a time (``DRAIN``), put
+    before the merge starts and closed: every record leaves, in order, and the merge ends."""
+    count = DRAIN * 2 + 5
+    many: Channel[SourceItem] = Channel(count + 2)
+    sink: Channel[Batch] = Channel(count + 2)
+    core = OrderingCore(window=0.0, idle_timeout=1.0)
+    merge = Merge([("many", many)], [Output("out", sink)], core)
+    outlet = LaneOutlet(many, "many", budget=count + 1)
+    await many.put(Announce(["many"], live=False))
+    for start in range(count):
+        await outlet.send(records("many", start, 1), live=False)
+    await outlet.send([], live=False, final=True)
+    many.close()
+    out: list[Record] = []
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(merge.run(), name="test:merge")
+        group.create_task(collect(sink, out), name="test:sink")
+    assert [r.line for r in out] == [f"many{n}" for n in range(count)]
+
+
+async def test_a_put_while_the_merge_waits_is_merged_in_the_put() -> None:
+    """A live chunk put while the merge waits (its outputs with room) leaves in the put itself,
+    numbered, before the loop turns; with its output full it is left to the merge's task, and
+    every record still leaves once, in order."""
+    src: Channel[SourceItem] = Channel(8)
+    out: Channel[Batch] = Channel(1)
+    merge = Merge([("a", src)], [Output("out", out)], OrderingCore(window=0.0, idle_timeout=1.0))
+    outlet = LaneOutlet(src, "a")
+    task = asyncio.create_task(merge.run(), name="test:merge")
+    try:
+        await src.put(Announce(["a"], live=True))
+        await outlet.send(records("a", 0, 1))
+        await wait_until(lambda: len(out) == 1 and merge._waiter is not None, "the merge waits")
+        assert [r.seq for r in out.get_nowait() or []] == [1]
+        turns: list[bool] = []
+        asyncio.get_running_loop().call_soon(turns.append, True)
+        await outlet.send(records("a", 1, 1))
+        assert not turns and len(out) == 1  # merged and handed on in the put
+        await outlet.send(records("a", 2, 2))  # the output is full: the task sends it
+        got = [r.seq for r in out.get_nowait() or []]
+        async with asyncio.timeout(10):
+            got += [r.seq for r in await out.get()]
+        assert got == [2, 3, 4]
+        src.close()
+        async with asyncio.timeout(10):
+            await task
+    finally:
+        task.cancel()

@@ -215,3 +215,27 @@ async def test_a_quiet_file_deleted_and_made_again_is_read_at_once(
             file.close()
     assert await cli.stop() == 0
     assert cli.out == [f"in file {n}" for n in range(4)]
+
+
+async def test_a_held_multiline_record_leaves_after_its_timeout(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A followed file's last record, held by the multiline joiner, is written once no line
+    has come for the timeout (the follower's wake by deadline), with its continuation lines."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[aggregator]\norder_window = "0s"\n'
+        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
+        'codec = "raw"\nmultiline = { start = \'^\\S\', timeout = "200ms" }\n'
+        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+    )
+    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
+    cli_processes.append(cli)
+    append(log, "first", "second")
+    await cli.wait_for_out("first")  # "second" is held: no line has started after it
+    append(log, "  its trace")
+    await cli.wait_for(lambda: len(cli.out) >= 2, "the held record after its timeout")
+    assert lines_of(cli) == ["first", "second\n  its trace"]
+    assert await cli.stop() == 0

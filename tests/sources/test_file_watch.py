@@ -42,6 +42,26 @@ async def test_sources_share_one_instance_and_hear_only_their_paths(tmp_path: Pa
     assert inotify_instances() == before
 
 
+async def test_events_beyond_one_read_are_all_dispatched(tmp_path: Path) -> None:
+    """More events queued than one read of the descriptor holds (long names, then a write to
+    each followed file): every followed path's event is set, unicode names included."""
+    watcher = Watcher()
+    stem = "x" * 200
+    noise = [tmp_path / f"{stem}-{n}" for n in range(150)]  # ~34 KB of events: 3 reads' worth
+    paths = [tmp_path / f"é-{n}.log" for n in range(5)]
+    for path in paths:
+        path.write_text("")
+    events = [watcher.watch(path) for path in paths]
+    for path in noise:
+        path.write_text("")
+    for path in paths:
+        with path.open("a") as file:
+            file.write("a line\n")
+    await wait_until(lambda: all(event.is_set() for event in events), "every path reported")
+    assert watcher.rescan.is_set()
+    watcher.close()
+
+
 async def test_a_closed_watcher_hears_nothing_and_lets_go(tmp_path: Path) -> None:
     """A source removed (its watcher closed) is woken no more, while another source on the
     same file still is; the instance closes with the last watcher."""
@@ -89,6 +109,7 @@ async def test_a_deleted_directory_is_polled_and_rescanned(tmp_path: Path) -> No
     directory.rmdir()
     await wait_until(lambda: not watcher.is_watched(path), "the directory no longer watched")
     assert changed.is_set() and watcher.rescan.is_set()
+    assert watcher._inotify is not None and watcher._inotify.inotify.watches == []
     directory.mkdir()
     added = watcher.added
     assert watcher.watch_directory(directory) and watcher.added == added + 1

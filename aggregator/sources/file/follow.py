@@ -108,10 +108,14 @@ class Follower:
             if not live:  # read through what existed: from now on the lane is live
                 live = True
                 await outlet.send([], live=True)
-            expired = tailer.expire()  # a multiline record that waited its timeout
-            if expired:
-                await hand_on(tailer, outlet, expired, live, tailer.checkpoint())
+            decoder = tailer.decoder
             now = time.monotonic()
+            held_until = decoder.deadline  # a multiline record held, and when it must go
+            if held_until is not None and now >= held_until:
+                expired = tailer.expire()
+                if expired:
+                    await hand_on(tailer, outlet, expired, live, tailer.checkpoint())
+                    now = time.monotonic()
             watched = self.watcher is not None and self.watcher.is_watched(tailer.path)
             at_path: bool | None = True  # unless a look says otherwise
             if changed is None or not watched or missing_since is not None:
@@ -125,7 +129,7 @@ class Follower:
                 missing_since = missing_since or now
                 if now - missing_since >= rotate_wait:
                     return Outcome.GONE
-            deadline = tailer.decoder.deadline
+            deadline = decoder.deadline
             if missing_since is not None:  # nothing may ever change again: bound the wait
                 bound = missing_since + rotate_wait
                 deadline = bound if deadline is None else min(deadline, bound)
@@ -135,7 +139,10 @@ class Follower:
                     await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
                 elif alarm is not None:
                     alarm.ring_by(last_data + close_idle)  # wake to close it
-            await wait_for_change(changed if watched else None, pause, deadline)
+            if watched and changed is not None and deadline is None:
+                await changed.wait()  # the usual live wait: no timer to arm and cancel
+            else:
+                await wait_for_change(changed if watched else None, pause, deadline)
             if tailer.suspended and not await tailer.reopen():
                 if tailer.at_path() is False:  # deleted while closed, and made again
                     return Outcome.REPLACED

@@ -1,12 +1,18 @@
 """The process's inotify instance on one event loop (``asyncinotify``), shared by the file
 sources' ``Watcher``s (watch.py): watches by directory, counted and removed with the last
 source using them, and the events, read in the loop's reader callback and dispatched by path.
+
+The library opens the instance and adds and removes watches; the events are read from its
+descriptor here, as the kernel's structs (``struct``): the library's reader builds a ``Path``,
+a ``Mask``, an ``Event`` and a ``ctypes`` struct per event, which cost a live line more than
+the rest of its wake (bench/README.md, "The live line").
 """
 
 import asyncio
 import contextlib
 import logging
 import os
+import struct
 from typing import TYPE_CHECKING
 
 from asyncinotify import InitFlags, Inotify, Mask, Watch
@@ -29,7 +35,10 @@ NONBLOCKING = InitFlags.CLOEXEC | InitFlags(os.O_NONBLOCK)
 """The reader callback reads until the descriptor is empty. (asyncinotify 4.4's
 ``InitFlags.NONBLOCK`` is ``O_CLOEXEC``: the flag is given by its value.)"""
 EVENTS_A_READ = 64
-"""asyncinotify reads room for this many events with a full-length name (17 KB) at a time."""
+"""Room for this many events with a full-length name (17 KB) in one read."""
+EVENT = struct.Struct("iIII")
+"""``struct inotify_event`` without its name: wd, mask, cookie, len (of the name, padded)."""
+READ_SIZE = (EVENT.size + 256) * EVENTS_A_READ
 
 
 class SharedInotify:
@@ -37,7 +46,7 @@ class SharedInotify:
     events set for each followed path."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inotify = Inotify(NONBLOCKING, cache_size=EVENTS_A_READ)
+        self.inotify = Inotify(NONBLOCKING)
         self.fd = self.inotify.fd
         self.loop = loop
         self.watchers: set[Watcher] = set()
@@ -94,42 +103,51 @@ class SharedInotify:
         self.inotify.close()
 
     def _read(self) -> None:
-        """The loop's reader callback: every event there is now, dispatched (asyncinotify
-        reads a batch and hands it out one by one; a read that finds none raises)."""
-        paths, prefixes, users = self._paths, self._prefixes, self._users
-        get = self.inotify.sync_get
+        """The loop's reader callback: every event there is now, dispatched."""
+        fd, paths, prefixes, users = self.fd, self._paths, self._prefixes, self._users
+        unpack, header = EVENT.unpack_from, EVENT.size
         while True:
             try:
-                event = get()
+                data = os.read(fd, READ_SIZE)
             except BlockingIOError:
                 return
             except OSError as error:  # not expected: poll from now on
                 log.warning("inotify failed (%s): polling files instead", error)
                 self._lose_all()
                 return
-            if event is None:  # not with sync_timeout None; as the signature allows
+            end, offset = len(data), 0
+            while offset < end:
+                wd, mask, _, length = unpack(data, offset)
+                start = offset + header
+                offset = start + length
+                if mask & OVERFLOW:
+                    self._wake_all()
+                    continue
+                if mask & IGNORED:  # the kernel dropped the watch: so does the library
+                    self._forget_watch(wd)
+                name = data[start:offset].rstrip(b"\0") if length else b""
+                for prefix in prefixes.get(wd, ()):
+                    if mask & IGNORED:  # the directory is gone (or unwatched): poll it
+                        self._lost(wd)
+                        break
+                    if mask & NAME_EVENTS:
+                        for watcher in users.get(prefix[:-1] or "/", ()):
+                            watcher.rescan.set()
+                    if name:
+                        for changed in paths.get(prefix + os.fsdecode(name), ()):
+                            if mask & LOOK_EVENTS:
+                                changed.moved()
+                            else:
+                                changed.set()
+            if end < READ_SIZE - EVENT.size - 256:  # room was left: nothing more is queued
                 return
-            mask = int(event.mask)
-            if mask & OVERFLOW:
-                self._wake_all()
-                continue
-            watch = event.watch
-            if watch is None:
-                continue
-            wd, name = watch.wd, event.name
-            for prefix in prefixes.get(wd, ()):
-                if mask & IGNORED:  # the directory is gone (or unwatched): poll it
-                    self._lost(wd)
-                    break
-                if mask & NAME_EVENTS:
-                    for watcher in users.get(prefix[:-1] or "/", ()):
-                        watcher.rescan.set()
-                if name is not None:
-                    for changed in paths.get(prefix + str(name), ()):
-                        if mask & LOOK_EVENTS:
-                            changed.moved()
-                        else:
-                            changed.set()
+
+    def _forget_watch(self, wd: int) -> None:
+        """Drop the library's ``Watch`` of a watch the kernel has removed, as its own reader
+        would have (events are read here): else one stays for every directory that went."""
+        watches = getattr(self.inotify, "_watches", None)
+        if isinstance(watches, dict):
+            watches.pop(wd, None)
 
     def _lost(self, wd: int) -> None:
         """A directory no longer watched: its watchers poll, and rescan to watch it again."""
