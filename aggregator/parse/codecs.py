@@ -20,7 +20,6 @@ from typing import Any, Protocol, cast
 
 import orjson
 
-from aggregator.parse.jsonscan import NO_KEY, top_level_string
 from aggregator.parse.timestamps import (
     MONTHS,
     TimestampParser,
@@ -217,19 +216,11 @@ class JsonCodec:
         return self.picker.pick(value)
 
     def stamp(self, line: str) -> int | None:
-        """The time of a plain string by ``top_level_string`` (no object built); anything
-        else by orjson."""
-        picker = self.picker
-        start = top_level_string(line, picker.ts_keys)
-        if start >= 0:
-            return picker.ts_parser(line[start : line.find('"', start)])
-        if start == NO_KEY:
-            return None
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError:
             return None
-        return picker.stamp(value) if isinstance(value, dict) else None
+        return self.picker.stamp(value) if isinstance(value, dict) else None
 
 
 # A quoted value as an unrolled loop (runs of plain characters, then an escape): the same
