@@ -18,8 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
-import orjson
-
+from aggregator.lazyjson import loads
 from aggregator.parse.timestamps import (
     MONTHS,
     TimestampParser,
@@ -206,8 +205,8 @@ class JsonCodec:
 
     def parse(self, line: str) -> Parsed:
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
+            value = loads(line)
+        except ValueError as error:  # orjson's JSONDecodeError
             return None, None, None, f"invalid JSON: {error}"
         if not isinstance(value, dict):
             return None, None, None, f"expected a JSON object, got {type(value).__name__}"
@@ -215,8 +214,8 @@ class JsonCodec:
 
     def stamp(self, line: str) -> int | None:
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            value = loads(line)
+        except ValueError:
             return None
         return self.picker.stamp(value) if isinstance(value, dict) else None
 
