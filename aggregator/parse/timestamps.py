@@ -21,7 +21,6 @@ MONTHS = {
 }
 
 
-
 def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
     """``calendar.timegm`` of these fields, by arithmetic: calendar imports datetime (a few ms
     of start-up) and builds a date a call. As timegm, a day or time beyond its range runs on
