@@ -3,13 +3,18 @@ run -c config.example.toml`` until it says it listens (its last start-up line, o
 example's ports moved to free ones), against the same interpreter's ``import asyncio``
 (issue #27's target: at most 1.5x), medians of alternated runs.
 
-    python bench/startup.py [RUNS]
+    python bench/startup.py [RUNS] [--python NAME=INTERPRETER ...]
+
+``--python`` (repeatable): each build's interpreter (a venv's, holding its own install), all
+alternated within each round, each against its own ``import asyncio``; the package is run with
+``-P``, so that the working directory's sources are never imported instead.
 
 Children run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed), as a user's
 install has it, after one warm-up run each: compiling the package's sources at every start
 would otherwise be measured (about 50 ms).
 """
 
+import argparse
 import os
 import resource
 import signal
@@ -74,45 +79,56 @@ def example_config(directory: Path) -> Path:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="?", type=int, default=21)
+    parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
+    args = parser.parse_args()
+    pythons = [tuple(item.split("=", 1)) for item in args.python] or [("", sys.executable)]
     with tempfile.TemporaryDirectory() as directory:
         one = Path(directory) / "one.log"
         one.write_text("2026-12-01T10:00:00Z hello\n")
-        commands = {
-            "import asyncio": [sys.executable, "-c", "import asyncio"],
-            "tail --no-follow --from-start": [
-                sys.executable, "-m", "aggregator", "tail", "--no-follow", "--from-start", str(one)
-            ],
-            "--version": [sys.executable, "-m", "aggregator", "--version"],
-        }  # fmt: skip
-        run = [sys.executable, "-m", "aggregator", "run", "-c", str(example_config(one.parent))]
-        commands["run -c config.example.toml (ready)"] = run
+        config = example_config(one.parent)
+        commands: dict[tuple[str, str], list[str]] = {}
+        for build, python in pythons:
+            package = [python, "-P", "-m", "aggregator"]
+            commands[build, "import asyncio"] = [python, "-c", "import asyncio"]
+            commands[build, "tail --no-follow --from-start"] = [
+                *package, "tail", "--no-follow", "--from-start", str(one)
+            ]  # fmt: skip
+            commands[build, "--version"] = [*package, "--version"]
+            commands[build, READY] = [*package, "run", "-c", str(config)]
         os.environ["AGGREGATOR_STATE_DIR"] = str(Path(directory) / "state")
         ENV["AGGREGATOR_STATE_DIR"] = os.environ["AGGREGATOR_STATE_DIR"]
 
-        def once(command: list[str]) -> tuple[float, float]:
-            return until_ready(command, one.parent) if command is run else elapsed(command)
+        def once(name: str, command: list[str]) -> tuple[float, float]:
+            return until_ready(command, one.parent) if name == READY else elapsed(command)
 
-        for command in commands.values():
-            once(command)  # warm-up: caches the bytecode, fills the page cache
-        walls: dict[str, list[float]] = {name: [] for name in commands}
-        cpus: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(runs):  # alternated, so that a busy moment hits all alike
-            for name, command in commands.items():
-                wall, cpu = once(command)
-                walls[name].append(wall)
-                cpus[name].append(cpu)
-    wall_base = statistics.median(walls["import asyncio"])
-    cpu_base = statistics.median(cpus["import asyncio"])
+        for (_, name), command in commands.items():
+            once(name, command)  # warm-up: caches the bytecode, fills the page cache
+        walls: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+        cpus: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+        for _ in range(args.runs):  # alternated, so that a busy moment hits all alike
+            for key, command in commands.items():
+                wall, cpu = once(key[1], command)
+                walls[key].append(wall)
+                cpus[key].append(cpu)
     load = os.getloadavg()[0]
-    print(f"{runs} runs each, medians: wall-clock, then CPU (user + system); load {load:.1f}")
-    for name in commands:
-        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-        print(
-            f"{name:36} {wall * 1000:6.1f} ms {wall / wall_base:4.2f}x   "
-            f"cpu {cpu * 1000:6.1f} ms {cpu / cpu_base:4.2f}x"
-        )
+    print(f"{args.runs} runs each, medians: wall-clock, then CPU (user + system); load {load:.1f}")
+    for build, _ in pythons:
+        wall_base = statistics.median(walls[build, "import asyncio"])
+        cpu_base = statistics.median(cpus[build, "import asyncio"])
+        for key in commands:
+            if key[0] != build:
+                continue
+            wall, cpu = statistics.median(walls[key]), statistics.median(cpus[key])
+            label = f"{build}: {key[1]}" if build else key[1]
+            print(
+                f"{label:44} {wall * 1000:6.1f} ms {wall / wall_base:4.2f}x   "
+                f"cpu {cpu * 1000:6.1f} ms {cpu / cpu_base:4.2f}x"
+            )
 
+
+READY = "run -c config.example.toml (ready)"
 
 if __name__ == "__main__":
     main()

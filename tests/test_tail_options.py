@@ -244,7 +244,8 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
         (["tail", "--no-follow", "--from-start", "one.log"],
          ["pydantic", "websockets", "asyncinotify", "aggregator.sources.file.watch",
           "aggregator.sources.file.inotify", "aggregator.web.server", "tomllib", "re2",
-          "httpx", "nats", "shutil", "difflib", "aggregator.reload"]),
+          "httpx", "nats", "shutil", "difflib", "aggregator.reload", "orjson", "json",
+          "datetime", "calendar"]),
         (["run", "-c", "one.toml"],
          ["websockets", "re2", "httpx", "nats", "aggregator.web.server"]),
     ],
@@ -252,8 +253,9 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
 def test_a_command_imports_only_what_it_needs(
     tmp_path: Path, args: list[str], absent: list[str]
 ) -> None:
-    """--version loads no config code; tail no pydantic, no websockets, no TOML; neither
-    shutil (argparse's help width) nor what a sink or source not used needs (#17, #27)."""
+    """--version loads no config code; tail no pydantic, no websockets, no TOML, no JSON
+    library for text lines; neither shutil (argparse's help width) nor what a sink or
+    source not used needs (#17, #27)."""
     (tmp_path / "one.log").write_text("2026-01-01T10:00:00Z one\n")
     (tmp_path / "one.toml").write_text(
         '[sources.app]\ntype = "file"\npaths = ["one.log"]\nfollow = false\n'

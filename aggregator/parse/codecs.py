@@ -18,8 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
-import orjson
-
+from aggregator.lazyjson import loads
 from aggregator.parse.timestamps import (
     MONTHS,
     TimestampParser,
@@ -138,17 +137,15 @@ _BRACKETS = "[]<>():"
 
 _BRACKETED_LEVEL = re.compile(rf"[\[<(]((?i:{_LEVEL_WORDS}))[\]>)]")
 """``_LEVEL_WORD``'s second half: it starts with a bracket, which the search skips to."""
-_UPPER_LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERR", "FATAL", "CRIT", "ALERT",
-                 "EMERG", "PANIC")  # fmt: skip
+_UPPER_LEVEL = re.compile("TRACE|DEBUG|INFO|NOTICE|WARN|ERR|FATAL|CRIT|ALERT|EMERG|PANIC")
 """What an upper-case level word holds (WARNING holds WARN): without one, only a bracketed
 level can match, and a search for that alone is several times faster (no word boundary to try
-at every character)."""
+at every character). One search, not a substring test a word: 0.3 against 1 µs a line."""
 
 
 def level_word(line: str, start: int = 0) -> str | None:
     """The level a text line names within its first 80 characters, if any."""
-    head = line[start:80]
-    if any(word in head for word in _UPPER_LEVELS):
+    if _UPPER_LEVEL.search(line, start, 80) is not None:
         match = _LEVEL_WORD.search(line, start, 80)
         if match is None:
             return None
@@ -208,8 +205,8 @@ class JsonCodec:
 
     def parse(self, line: str) -> Parsed:
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
+            value = loads(line)
+        except ValueError as error:  # orjson's JSONDecodeError
             return None, None, None, f"invalid JSON: {error}"
         if not isinstance(value, dict):
             return None, None, None, f"expected a JSON object, got {type(value).__name__}"
@@ -217,8 +214,8 @@ class JsonCodec:
 
     def stamp(self, line: str) -> int | None:
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            value = loads(line)
+        except ValueError:
             return None
         return self.picker.stamp(value) if isinstance(value, dict) else None
 
@@ -355,7 +352,11 @@ class AutoCodec:
             parsed = self.syslog.parse(line)
             if parsed[3] is None:
                 return parsed
-        elif (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+        elif (
+            (first.isalpha() or first in "_@")
+            and not (line[3:4] == " " and line[:3] in MONTHS)  # "Nov 25 10:00:00": no key=
+            and _LOGFMT_START.match(line) is not None
+        ):
             return self.logfmt.parse(line)
         return self.text.parse(line)
 

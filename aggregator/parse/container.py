@@ -19,8 +19,7 @@ file's region is parsed there, and a partial line may span regions.
 
 from typing import Any, Final, NamedTuple
 
-import orjson
-
+from aggregator.lazyjson import loads
 from aggregator.parse.codecs import NOTHING, Codec, Columns, Parsed
 from aggregator.parse.lines import Lines, cut_utf8
 from aggregator.parse.timestamps import _second_epochs, parse_iso
@@ -83,8 +82,8 @@ def unwrap_docker(line: str) -> Unwrapped | None:
     if line[:1] != "{":
         return None
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        value = loads(line)
+    except ValueError:  # orjson's JSONDecodeError
         return None
     if not isinstance(value, dict):
         return None

@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
 from aggregator.config import LineSourceConfig
+from aggregator.lazyjson import loads
 from aggregator.parse.codecs import Codec, Columns, RawCodec, parse_lines
 from aggregator.parse.container import (
     CONTAINER_CODECS,
@@ -95,7 +94,7 @@ class Decoding:
         fields), for a sink whose ``where`` was not judged on it: it was decoded with only
         what the sinks then showed (``aggregator.record.verdicts.Judged.complete``)."""
         if record.json_tail is not None:
-            found = orjson.loads("{" + record.json_tail[1:] + "}")
+            found = loads("{" + record.json_tail[1:] + "}")
             level, fields = found.get("level"), found.get("fields")
         elif record.level is None and record.fields is None:
             _, levels, parsed, _ = parse_lines(self.codec, [record.line])

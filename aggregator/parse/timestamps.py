@@ -9,11 +9,9 @@ Parsing is a per-line cost, so ISO 8601, the common case, has a fast path: fixed
 no regex, and the epoch of each date-and-minute prefix cached.
 """
 
-import calendar
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 MONTHS = {
     name: number
@@ -21,6 +19,22 @@ MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
+
+
+def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
+    """``calendar.timegm`` of these fields, by arithmetic: calendar imports datetime (a few ms
+    of start-up) and builds a date a call. As timegm, a day or time beyond its range runs on
+    (February 31 is March 3rd or 2nd); a year outside 1-9999 or a month outside 1-12 is a
+    ValueError."""
+    if not (1 <= year <= 9999 and 1 <= month <= 12):
+        raise ValueError(f"year {year}, month {month}")
+    shifted = year - 1 if month <= 2 else year  # years from March: February's leap day last
+    era = shifted // 400
+    of_era = shifted - era * 400
+    first_of_month = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + first_of_month - 719_468
+    return (((days + day - 1) * 24 + hour) * 60 + minute) * 60 + second
+
 
 _second_epochs: dict[str, int] = {}
 _DIGITS = frozenset("0123456789")
@@ -44,7 +58,7 @@ def _second_epoch(prefix: str) -> int:
     hour, minute, second = int(prefix[11:13]), int(prefix[14:16]), int(prefix[17:19])
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
         raise ValueError(prefix)
-    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    epoch = utc_seconds(year, month, day, hour, minute, second)
     if len(_second_epochs) > 100_000:
         _second_epochs.clear()
     _second_epochs[prefix] = epoch
@@ -147,9 +161,9 @@ def parse_syslog_time(
     day, hour, minute, second = (int(match.group(i)) for i in range(2, 6))
     year = time.gmtime(now).tm_year
     try:
-        seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        seconds = utc_seconds(year, month, day, hour, minute, second)
         if seconds > now + 86_400:  # December's lines read in January
-            seconds = calendar.timegm((year - 1, month, day, hour, minute, second, 0, 0, 0))
+            seconds = utc_seconds(year - 1, month, day, hour, minute, second)
     except (ValueError, OverflowError):
         return None
     if len(_syslog_epochs) > 100_000:
@@ -180,7 +194,7 @@ def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
     zone = match.group(7)
     offset = (int(zone[1:3]) * 60 + int(zone[3:5])) * 60 * (1 if zone[0] == "+" else -1)
     try:
-        seconds = calendar.timegm((year, MONTHS[match.group(2)], day, hour, minute, second))
+        seconds = utc_seconds(year, MONTHS[match.group(2)], day, hour, minute, second)
     except (ValueError, OverflowError):
         return None
     if len(_clf_micros) > 100_000:
@@ -220,6 +234,7 @@ def make_parser(format_name: str) -> TimestampParser:
         return parse_auto
     if "%" not in format_name:
         raise ValueError(f'expected "auto" or a strptime pattern with %, got "{format_name}"')
+    from datetime import UTC, datetime  # here: only a strptime pattern needs it (start-up)
 
     def parse_pattern(value: object) -> int | None:
         if not isinstance(value, str):

@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-import orjson
-
+from aggregator.lazyjson import dumps
 from aggregator.record.levels import LEVELS
 from aggregator.record.record import Record
 
@@ -61,7 +60,7 @@ def _json_string(text: str) -> str:
     if encoded is None:
         if len(_json_strings) > 10_000:
             _json_strings.clear()
-        encoded = _json_strings[text] = orjson.dumps(text).decode()
+        encoded = _json_strings[text] = dumps(text).decode()
     return encoded
 
 
@@ -78,11 +77,11 @@ def json_tail(
     if level is not None:
         text = _LEVEL_KEYS.get(level) or f',"level":{_json_string(level)}'
     if fields is not None:
-        text += ',"fields":' + orjson.dumps(fields).decode()
+        text += ',"fields":' + dumps(fields).decode()
     if truncated:
         text += ',"truncated":true'
     if parse_error is not None:
-        text += ',"parse_error":' + orjson.dumps(parse_error).decode()
+        text += ',"parse_error":' + dumps(parse_error).decode()
     return text
 
 
@@ -95,7 +94,9 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     already (``Record.json_tail``) is taken as it is. A record from the future
     (``Record.ts_claimed``) says so: ``"future":true,"ts_claimed":"…"``.
     """
-    dumps = orjson.dumps
+    import orjson  # here, once a batch: tail's start imports no orjson (aggregator.lazyjson)
+
+    line_json = orjson.dumps
     digits = _THREE_DIGITS
     millis: dict[int, str] = {}  # ms since the epoch: '"ts":"YYYY-MM-DDTHH:MM:SS.mmm'
     lanes: dict[str, tuple[str, str | None, str]] = {}  # origin: (source, node, JSON to line)
@@ -121,7 +122,7 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         if r.ts_claimed:
             tail += f',"future":true,"ts_claimed":"{rfc3339_micros(r.ts_claimed)}"'
         out.append(
-            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[2]}{dumps(r.line).decode()}'
+            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[2]}{line_json(r.line).decode()}'
             f"{tail}{_LATE_END if r.late else _END}"
         )
     return "".join(out).encode()

@@ -12,6 +12,9 @@ from aggregator.parse.codecs import (
     _LEVEL_NAMES,
     _LEVEL_WORD,
     _LOGFMT_PAIR,
+    _LOGFMT_START,
+    AutoCodec,
+    Parsed,
     level_word,
     make_codec,
     normalise_level,
@@ -222,3 +225,41 @@ def test_logfmt_pairs_as_the_plain_pattern_finds_them(line: str) -> None:
     """The unrolled pattern for quoted values finds the pairs the plain one does (#27)."""
     plain = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
     assert _LOGFMT_PAIR.findall(line) == plain.findall(line)
+
+
+def _auto_parse_before(codec: AutoCodec, line: str) -> Parsed:
+    """``AutoCodec.parse`` before session 9, which tried logfmt's pattern on a syslog line."""
+    first = line[:1]
+    if "0" <= first <= "9":
+        return codec.text.parse(line)
+    if first == "{":
+        parsed = codec.json.parse(line)
+        if parsed[3] is None:
+            return parsed
+    elif first == "<" and line[1:2].isdigit():
+        parsed = codec.syslog.parse(line)
+        if parsed[3] is None:
+            return parsed
+    elif (first.isalpha() or first in "_@") and _LOGFMT_START.match(line) is not None:
+        return codec.logfmt.parse(line)
+    return codec.text.parse(line)
+
+
+@given(
+    st.one_of(
+        LINES,
+        st.builds(
+            lambda month, rest: f"{month}{rest}",
+            st.sampled_from(["Nov", "Jan", "Nox", "ts=", "a=b", "@ab", "_x"]),
+            st.sampled_from([" ", "=", "= ", "x=", " 25 10:00:00 h app[1]: ", " a=b"]).flatmap(
+                lambda sep: st.text(max_size=20).map(lambda tail: sep + tail)
+            ),
+        ),
+    )
+)
+def test_auto_parse_as_before_with_syslog_lines_skipping_logfmt(line: str) -> None:
+    """A line led by a syslog time skips logfmt's pattern (it cannot match: a space before
+    any ``=``) and is read as it was (#27, session 9)."""
+    codec = make_codec("auto")
+    assert isinstance(codec, AutoCodec)
+    assert codec.parse(line) == _auto_parse_before(codec, line)

@@ -16,6 +16,7 @@ from aggregator.parse.timestamps import (
     parse_iso,
     parse_line_start,
     parse_syslog_time,
+    utc_seconds,
 )
 from aggregator.record.formats import rfc3339_micros
 
@@ -152,3 +153,28 @@ def test_the_quick_path_is_the_full_parser_wherever_it_answers(sep: str, rest: s
     text = f"2026-11-25{sep}10:00:00{rest}"
     expected = parse_iso(text)  # caches the second
     assert cached_iso_span(text) in (None, expected)
+
+
+@given(
+    st.integers(-2, 10_001),
+    st.integers(-1, 14),
+    st.integers(0, 99),
+    st.integers(0, 99),
+    st.integers(0, 99),
+    st.integers(0, 99),
+)
+def test_utc_seconds_is_calendar_timegm(
+    year: int, month: int, day: int, hour: int, minute: int, second: int
+) -> None:
+    """The arithmetic that replaced ``calendar.timegm`` gives its seconds, days and times past
+    their range included, and refuses the years and months it refuses (session 9)."""
+    fields = (year, month, day, hour, minute, second)
+    try:
+        expected: int | None = calendar.timegm(fields)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            utc_seconds(*fields)
+    else:
+        assert utc_seconds(*fields) == expected

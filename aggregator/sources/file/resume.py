@@ -13,9 +13,8 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-import orjson
-
 from aggregator.flow.checkpoints import check_state_dir, read_state_file, write_atomically
+from aggregator.lazyjson import dumps, loads
 from aggregator.sources.file.identity import (
     COPY_HEAD_BYTES,
     Position,
@@ -43,10 +42,10 @@ class CheckpointStore:
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
         try:
-            data = orjson.loads(read_state_file(self.path))
+            data = loads(read_state_file(self.path))
         except FileNotFoundError:
             return {}
-        except (OSError, orjson.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: orjson's JSONDecodeError
             log.error("%s: cannot read the checkpoints (%s); starting without them", self.path,
                       error)  # fmt: skip
             return {}
@@ -66,7 +65,7 @@ class CheckpointStore:
             entry = asdict(position)
             del entry["key"]
             files[key] = entry
-        write_atomically(self.path, orjson.dumps({"version": FORMAT_VERSION, "files": files}))
+        write_atomically(self.path, dumps({"version": FORMAT_VERSION, "files": files}))
 
 
 def resumable(paths: Iterable[Path], saved: Mapping[str, Position]) -> dict[Path, Position]:
