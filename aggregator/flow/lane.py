@@ -7,10 +7,12 @@ right behind it. What leaves is a prefix of the queue, cut where the keys pass t
 core computed; ties with the limit go by source and lane rank. Pure, like the core.
 """
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from itertools import compress
 
 from aggregator.record.record import Batch, Record
@@ -60,6 +62,20 @@ class Lane:
     ended: bool = False
     on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
     bounded: bool = False  # a watermark came: even empty, the lane holds back only below it
+    pushed: int = 0  # batches queued so far: a batch's number is its count then, less one
+    popped: int = 0  # batches that have wholly left: those numbered below this
+    catch_up: int = 0  # catch-up batches queued
+    head_serial: int = 0  # the serial of this lane's one valid entry in ``LaneIndex.heads``
+
+    def queue_batch(
+        self, records: Batch, read_at: float, live: bool, keys: list[int], position: object | None
+    ) -> int:
+        """Queue a batch behind the others; its number."""
+        self.queue.append((records, read_at, live, keys, position))
+        self.pushed += 1
+        if not live:
+            self.catch_up += 1
+        return self.pushed - 1
 
     def bound(self) -> Rank:
         """The rank of the lane's last queued record: anything it sends later ranks after it."""
@@ -122,9 +138,92 @@ class Lane:
                 self.position = cut
                 break
             self.queue.popleft()
+            self.popped += 1
+            if not live:
+                self.catch_up -= 1
             self.position = 0
             if position is not None:
                 completed.append((batch[-1], position))
         if self.on_release is not None and taken:
             self.on_release(taken)
         return keys_out, records_out, taken, late_count
+
+
+class LaneIndex:
+    """What the core would otherwise find by a look at every lane, kept as lanes change: a heap
+    of each queued lane's head rank (which lanes may release under a limit), and the live
+    batches in the order they were read (which have waited their window; the oldest one held).
+    A look then costs the lanes it releases, times log(lanes), not every lane. Entries go stale
+    (a head that moved, a batch that left) and are skipped where they are found."""
+
+    def __init__(self) -> None:
+        self.heads: list[tuple[int, int, int, int, Lane]] = []
+        self.serial = 0
+        self.reads: deque[tuple[float, int, Lane, int]] = deque()
+        """(read at, batch number, lane, the batch's last key) of each live batch queued."""
+        self.in_order = True
+        """Batches were queued in the order of their read times (a clock that went back: no)."""
+
+    def head_changed(self, lane: Lane) -> None:
+        """The lane's head moved (records left, or it was empty and got some)."""
+        if not lane.queue:
+            lane.head_serial = 0
+            return
+        self.serial += 1
+        lane.head_serial = self.serial
+        key = lane.queue[0][3][lane.position + 1]
+        heappush(self.heads, (key, lane.source, lane.order, self.serial, lane))
+
+    def queued(self, lane: Lane, number: int, read_at: float, live: bool, last_key: int) -> None:
+        """A batch was queued (``Lane.queue_batch``)."""
+        if len(lane.queue) == 1:
+            self.head_changed(lane)
+        if live:
+            reads = self.reads
+            if reads and read_at < reads[-1][0]:
+                self.in_order = False
+            reads.append((read_at, number, lane, last_key))
+
+    def ready(self, limit: Rank) -> list[Lane]:
+        """The lanes whose head ranks at or before ``limit``, taken off the heap (give each
+        back to ``head_changed`` once records left it)."""
+        heads, out = self.heads, []
+        key, source, order = limit
+        while heads:
+            head = heads[0]
+            if head[0] > key or (head[0] == key and (head[1], head[2]) > (source, order)):
+                break
+            heappop(heads)
+            lane = head[4]
+            if head[3] == lane.head_serial:
+                lane.head_serial = 0
+                out.append(lane)
+        return out
+
+    def expired(self, now: float, window: float, early: float, limit: Rank) -> Rank:
+        """``limit`` raised to the rank of every live batch that has waited ``window`` less
+        ``early`` by ``now`` (they leave in this look, with all that ranks before them)."""
+        reads = self.reads
+        while reads:
+            read_at, number, lane, last_key = reads[0]
+            if number >= lane.popped:  # still queued
+                if read_at + window - early > now:  # as in OrderingCore._limits
+                    break
+                forced = (last_key, lane.source, lane.order)
+                if forced > limit:
+                    limit = forced
+            reads.popleft()
+        return limit
+
+    def first_live_read(self) -> float:
+        """When the oldest live batch still queued was read (inf: none is)."""
+        reads = self.reads
+        while reads and reads[0][1] < reads[0][2].popped:
+            reads.popleft()
+        return reads[0][0] if reads else math.inf
+
+    def compact(self, lanes: Collection[Lane]) -> None:
+        """Drop stale heads once they outnumber the lanes."""
+        if len(self.heads) > 2 * len(lanes) + 64:
+            self.heads = [h for h in self.heads if h[3] == h[4].head_serial]
+            heapify(self.heads)
