@@ -230,6 +230,7 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
         root = Path(tmp)
         server, url = start_server(root)
         centrals, readers = [], []
+        spy: subprocess.Popen[bytes] | None = None
         try:
             spec = {"url": url, "nodes": nodes, "groups": args.centrals, "rate": args.rate,
                     "seconds": args.seconds, "interval": args.interval}  # fmt: skip
@@ -249,6 +250,13 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
                 ))  # fmt: skip
                 readers.append(Reader(out))
                 readers[-1].start()
+            if args.py_spy:  # sample the first central's stacks (collapsed, for grep)
+                spy = subprocess.Popen(
+                    [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                     "record", "--pid", str(centrals[0].pid), "--format", "raw", "--rate", "200",
+                     "--output", args.py_spy, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             # Publish once every central consumes: what a central finds at its start is a
             # backlog (merged as catch-up), and its start-up would count as merge delay.
             asyncio.run(consumers_made(url, args.centrals))
@@ -262,6 +270,9 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
                 time.sleep(0.05)
             stats = [proc_stats(c.pid) for c in centrals]
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             for proc in centrals:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
@@ -323,6 +334,7 @@ def main() -> None:
     parser.add_argument("--centrals", type=int, default=1)
     parser.add_argument("--core-only", action="store_true")
     parser.add_argument("--profile", help="write the (first) central's cProfile stats here")
+    parser.add_argument("--py-spy", help="sample the (first) central with py-spy into this file")
     parser.add_argument("--publish", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish:
