@@ -21,6 +21,8 @@ Rank = tuple[int, int, int]
 """(key, source rank, lane order): what a record ranks by among all lanes."""
 Limits = tuple[Rank, Rank]
 """The highest rank that may leave: for live records, and for catch-up records."""
+TOP: Rank = (2**63, 2**63, 2**63)
+BOTTOM: Rank = (-(2**63), -1, -1)
 
 SECOND, MILLISECOND = 1_000_000, 1_000
 
@@ -149,6 +151,73 @@ class Lane:
         return keys_out, records_out, taken, late_count
 
 
+def blocks(lane: Lane, now: float, window: float, idle_timeout: float) -> bool:
+    """Whether an empty lane may still send something older than what waits elsewhere."""
+    if lane.ended or lane.queue:
+        return False
+    if not lane.live:
+        return True  # still reading existing data: wait for it, however long
+    return window > 0 and now < lane.last_read + idle_timeout
+
+
+def scan_limits(
+    lanes: Collection[Lane],
+    now: float,
+    window: float,
+    idle_timeout: float,
+    held_open: bool,
+    early: float,
+    high_water: int,
+) -> Limits | None:
+    """The highest rank that may leave now, for live records and for catch-up records (None
+    when nothing may), from a look at every lane: ``held_open``, a source open to lanes not
+    heard from yet holds every live record its window less ``early``; ``high_water``, the
+    largest key sent so far (what ranks below it is late and leaves at once)."""
+    limit = TOP
+    exact = TOP  # catch-up records wait only for lanes still reading existing data
+    for lane in lanes:
+        if lane.ended:
+            continue
+        if lane.queue:
+            bound = lane.bound()
+            if not lane.live:
+                exact = min(exact, bound)
+            elif (held := lane.first_live()) is not None:
+                exact = min(exact, held)  # a live lane sends no more catch-up, but what
+                # it holds is older than what ranks after it
+            if lane.live and window == 0:
+                continue  # arrival order: a live lane holds nobody back
+        elif blocks(lane, now, window, idle_timeout):
+            if not lane.live:
+                return None  # an empty lane still reads existing data: wait for it
+            bound = lane.bound() if lane.bounded else BOTTOM
+        else:
+            continue
+        if bound < limit:
+            limit = bound
+    if held_open and window > 0:
+        limit = BOTTOM  # a lane not heard from yet may send something older
+    # Live records that have waited the window go, and everything that ranks before them.
+    # Existing data never expires: no window applies to it.
+    for lane in lanes:
+        expired_key = None
+        for _, read_at, live, keys, _ in lane.queue:
+            if not live or read_at + window - early > now:  # as in next_deadline
+                break
+            expired_key = keys[-1]
+        if expired_key is not None:
+            forced = (expired_key, lane.source, lane.order)
+            if forced > limit:
+                limit = forced
+    # Late records go at once: they are out of order whatever they wait for.
+    late = (high_water - 1, TOP[1], TOP[2])
+    if late > limit:
+        limit = late
+    if limit > exact:
+        exact = limit
+    return None if exact == BOTTOM else (limit, exact)
+
+
 class LaneIndex:
     """What the core would otherwise find by a look at every lane, kept as lanes change: a heap
     of each queued lane's head rank (which lanes may release under a limit), and the live
@@ -214,6 +283,15 @@ class LaneIndex:
                     limit = forced
             reads.popleft()
         return limit
+
+    def limits(self, now: float, window: float, early: float, high_water: int) -> Limits:
+        """``scan_limits`` of an open source with no catch-up lane or record: what has waited
+        its window less ``early``, raised to what is late beside ``high_water``."""
+        limit = self.expired(now, window, early, BOTTOM)
+        late = (high_water - 1, TOP[1], TOP[2])
+        if late > limit:
+            limit = late
+        return (limit, limit)
 
     def first_live_read(self) -> float:
         """When the oldest live batch still queued was read (inf: none is)."""

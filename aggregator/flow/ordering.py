@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.lane import Lane, LaneIndex, Limits, Rank
+from aggregator.flow.lane import Lane, LaneIndex, Limits, blocks, scan_limits
 from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
@@ -35,8 +35,6 @@ PRUNE_INTERVAL = 1.0
 """Seconds between looks for live lanes gone quiet (a UDP peer, a closed-over file)."""
 
 _LANE_RANK = itemgetter(0, 1)  # a run's (source, lane order)
-_TOP: Rank = (2**63, 2**63, 2**63)
-_BOTTOM: Rank = (-(2**63), -1, -1)
 
 
 @dataclass(slots=True)
@@ -347,16 +345,9 @@ class OrderingCore:
         if lane.ended and not lane.queue:
             self._lanes.pop((lane.name, lane.origin), None)
 
-    def _blocks(self, lane: Lane, now: float) -> bool:
-        """Whether an empty lane may still send something older than what waits elsewhere."""
-        if lane.ended or lane.queue:
-            return False
-        if not lane.live:
-            return True  # still reading existing data: wait for it, however long
-        return self.window > 0 and now < lane.last_read + self.idle_timeout
-
     def _blockers(self, now: float) -> list[Lane]:
-        return [lane for lane in self._lanes.values() if self._blocks(lane, now)]
+        window, idle = self.window, self.idle_timeout
+        return [lane for lane in self._lanes.values() if blocks(lane, now, window, idle)]
 
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
@@ -376,59 +367,15 @@ class OrderingCore:
 
     def _indexed_limits(self, now: float) -> Limits:
         """``_limits`` where ``_indexed``: the same limit, from the index."""
-        limit = self._index.expired(now, self.window, self._early, _BOTTOM)
-        late = (self._high_water - 1, _TOP[1], _TOP[2])
-        if late > limit:
-            limit = late
-        return (limit, limit)
+        return self._index.limits(now, self.window, self._early, self._high_water)
 
     def _limits(self, now: float) -> Limits | None:
         """The highest rank that may leave now, for live records and for catch-up records;
-        None when nothing may."""
-        limit = _TOP
-        exact = _TOP  # catch-up records wait only for lanes still reading existing data
-        for lane in self._lanes.values():
-            if lane.ended:
-                continue
-            if lane.queue:
-                bound = lane.bound()
-                if not lane.live:
-                    exact = min(exact, bound)
-                elif (held := lane.first_live()) is not None:
-                    exact = min(exact, held)  # a live lane sends no more catch-up, but what
-                    # it holds is older than what ranks after it
-                if lane.live and self.window == 0:
-                    continue  # arrival order: a live lane holds nobody back
-            elif self._blocks(lane, now):
-                if not lane.live:
-                    return None  # an empty lane still reads existing data: wait for it
-                bound = lane.bound() if lane.bounded else _BOTTOM
-            else:
-                continue
-            if bound < limit:
-                limit = bound
-        if self._open and self.window > 0:
-            limit = _BOTTOM  # a lane not heard from yet may send something older
-        # Live records that have waited the window go, and everything that ranks before them.
-        # Existing data never expires: no window applies to it.
-        early = self._early
-        for lane in self._lanes.values():
-            expired_key = None
-            for _, read_at, live, keys, _ in lane.queue:
-                if not live or read_at + self.window - early > now:  # as in next_deadline
-                    break
-                expired_key = keys[-1]
-            if expired_key is not None:
-                forced = (expired_key, lane.source, lane.order)
-                if forced > limit:
-                    limit = forced
-        # Late records go at once: they are out of order whatever they wait for.
-        late = (self._high_water - 1, _TOP[1], _TOP[2])
-        if late > limit:
-            limit = late
-        if limit > exact:
-            exact = limit
-        return None if exact == _BOTTOM else (limit, exact)
+        None when nothing may (``flow.lane.scan_limits``: a look at every lane)."""
+        return scan_limits(
+            self._lanes.values(), now, self.window, self.idle_timeout,
+            bool(self._open), self._early, self._high_water,
+        )  # fmt: skip
 
     def _count_late(self, source: str, count: int) -> None:
         counts = self.stats.late
