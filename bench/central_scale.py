@@ -316,7 +316,7 @@ def run_nodes(args: argparse.Namespace, nodes: int, python: str = sys.executable
     ]
 
 
-def core_cost(lanes: int, records: int = 200_000) -> float:
+def core_cost(lanes: int, rate: float = 200_000, records: int = 200_000) -> float:
     """µs per record through the ordering core with ``lanes`` live lanes of an open source:
     chunks of a few records pushed round-robin, popped after each, the window expiring."""
     importable()
@@ -334,7 +334,7 @@ def core_cost(lanes: int, records: int = 200_000) -> float:
     for start in range(0, records, per_chunk):
         lane = (start // per_chunk) % lanes
         ts += 10
-        now += 0.00002  # 200k records/s
+        now += per_chunk / rate
         chunk = pool[start : start + per_chunk]
         for record in chunk:
             record.ts = ts
@@ -344,11 +344,11 @@ def core_cost(lanes: int, records: int = 200_000) -> float:
     return elapsed / records * 1e6
 
 
-def core_costs(python: str, lanes: list[int]) -> list[float]:
+def core_costs(python: str, lanes: list[int], rate: float) -> list[float]:
     """µs per record through the ordering core at each lane count (median of 3), measured by
     ``python`` (its build of the core)."""
     run = subprocess.run(
-        [python, __file__, "--core-json", ",".join(map(str, lanes))],
+        [python, __file__, "--core-json", ",".join(map(str, lanes)), "--core-rate", str(rate)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return [float(cost) for cost in json.loads(run.stdout)]
@@ -399,6 +399,8 @@ def main() -> None:
     parser.add_argument("--profile", help="write the (first) central's cProfile stats here")
     parser.add_argument("--py-spy", help="sample the (first) central with py-spy into this file")
     parser.add_argument("--publish", help=argparse.SUPPRESS)
+    parser.add_argument("--core-rate", type=float, default=200_000,
+                        help="records/s of the core's injected clock")  # fmt: skip
     parser.add_argument("--core-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish:
@@ -406,7 +408,8 @@ def main() -> None:
         return
     if args.core_json:
         lanes = [int(n) for n in args.core_json.split(",")]
-        print(json.dumps([statistics.median(core_cost(n) for _ in range(3)) for n in lanes]))
+        rate = args.core_rate
+        print(json.dumps([statistics.median(core_cost(n, rate) for _ in range(3)) for n in lanes]))
         return
     builds = [tuple(spec.split("=", 1)) for spec in args.python] or [("", sys.executable)]
     counts = [int(n) for n in args.nodes.split(",")]
@@ -429,9 +432,9 @@ def main() -> None:
             print(f"\nmedians of {args.rounds} alternated rounds\n")
             print(table(median_rows(rows), heads))
     lanes = [int(n) for n in args.lanes.split(",")] if args.lanes else [2 * n for n in counts]
-    costs = {name: core_costs(python, lanes) for name, python in builds}
-    print("\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk: "
-          "µs per record\n")  # fmt: skip
+    costs = {name: core_costs(python, lanes, args.core_rate) for name, python in builds}
+    print(f"\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk, "
+          f"{args.core_rate:,.0f} records/s: µs per record\n")  # fmt: skip
     rows = [[f"{n:,}", *(f"{costs[name][i]:.2f}" for name, _ in builds)]
             for i, n in enumerate(lanes)]  # fmt: skip
     print(table(rows, ["lanes", *(name or "µs" for name, _ in builds)]))
