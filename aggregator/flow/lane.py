@@ -1,5 +1,7 @@
 """One lane of the ordering core (``aggregator.flow.ordering``): its queued batches, the keys
-they rank by, and what leaves of them under a limit; and when a time is late at all.
+they rank by, and what leaves of them under a limit; and when a time is late at all. And the
+two ways the core finds its limit: a look at every lane (``scan_limits``), and, for an open
+source's live lanes, an index kept as the lanes change (``LaneIndex``).
 
 A lane's records never reorder: each batch is queued with its *running keys* (the running
 maximum of ``ts`` along the lane), so a record older than its predecessor keeps its place
@@ -249,6 +251,8 @@ class LaneIndex:
             self.head_changed(lane)
         if live:
             reads = self.reads
+            while reads and reads[0][1] < reads[0][2].popped:
+                reads.popleft()  # left already: kept bounded when nobody asks for the oldest
             if reads and read_at < reads[-1][0]:
                 self.in_order = False
             reads.append((read_at, number, lane, last_key))

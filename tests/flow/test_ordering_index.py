@@ -159,3 +159,15 @@ def test_a_look_releases_only_from_the_lanes_whose_records_may_leave() -> None:
     assert core.pop_ready(0.3) != []  # the first ~60 have waited the window (less a tenth)
     ready = core._index.ready((10**9, 0, 0))  # every lane still holding records
     assert 900 < len(ready) < 1000 and core.held == len(ready)
+
+
+def test_the_index_stays_small_when_records_leave_at_once() -> None:
+    """A live lane whose records leave as they come (window 0, nothing held between calls):
+    the index keeps no entry per batch that has left."""
+    core = OrderingCore(0.0, idle_timeout=1.0)
+    core.add_source("tcp")
+    core.announce("tcp", Announce(["peer"], live=True), 0.0)
+    for step in range(5000):
+        core.push("tcp", Chunk("peer", [Record(step, "tcp", "peer", "x")]), step / 1000)
+        assert len(core.pop_ready(step / 1000)) == 1
+    assert len(core._index.reads) <= 2 and len(core._index.heads) <= 70
