@@ -2,6 +2,7 @@
 
     python3 bench/central_scale.py [--nodes 10,100,500,1000] [--rate 100000] [--seconds 10]
                                    [--window 0.25] [--centrals 1] [--core-only]
+                                   [--python NAME=PYTHON ...] [--rounds N] [--lanes 10,100]
 
 For each node count: its own nats-server (JetStream, file store in a temporary directory), a
 central (`aggregator run`: nats source → JSON file), and a publisher process that plays
@@ -12,15 +13,19 @@ Python process can play a thousand sidecars. The publisher starts once every cen
 consumer exists: before, a central's start-up counted as merge delay and what was published
 meanwhile was its backlog. Reported per node count: records/s written by the central, merge
 delay (a record's ts → the central's file, as read by this process every 10 ms) p50/p99, the
-central's peak RSS, CPU (its user + system seconds over the run) and the seconds it was ready
-to run but waited for a core (/proc/PID/schedstat: what a busy box takes from it), and how far
-the publisher fell behind its schedule, with its CPU.
+central's peak RSS, CPU (its user + system seconds from the publisher's start to its last
+record: start-up is not counted) and the seconds it was ready to run but waited for a core
+(/proc/PID/schedstat: what a busy box takes from it), the cores it used meanwhile (CPU / wall
+time), how far the publisher fell behind its schedule, with its CPU, and the central's CPU per
+record: what grows with the rate.
 
 `--centrals K` splits the nodes into K groups, each with its own subject prefix (`logs.gN`),
 stream and central: the sharding docs/central-scale.md describes.
 
-Then, in this process, the ordering core alone: µs per record as the lanes grow (the same open
-source, window and chunk sizes as at the central), to see how its cost grows with lanes.
+Then the ordering core alone, in a process of each python: µs per record as the lanes grow
+(the same open source, window and chunk sizes as at the central), to see how its cost grows
+with lanes. ``--python before=… --python after=…``: the centrals (and the core) run under each
+build in turn, ``--rounds`` times alternated; a table of medians follows the runs.
 
 Everything shares this machine's cores: the publisher, nats-server, the central(s), this
 reader. Figures from a busy box are lower bounds of what one central does.
@@ -92,6 +97,15 @@ fsync = "never"
     return config
 
 
+def importable() -> None:
+    """Import ``aggregator`` as this python has it installed (a compiled build), else from
+    this checkout."""
+    try:
+        import aggregator  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
 # --- the publisher (a process of its own: `central_scale.py --publish JSON`) -----------------
 
 
@@ -100,7 +114,7 @@ async def publish(spec: dict[str, object]) -> None:
     import nats
     from nats.js.api import StreamConfig
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    importable()
     from aggregator.jetstream.messages import encode_message, subject_for
     from aggregator.record.record import Record
 
@@ -225,11 +239,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
+def run_nodes(args: argparse.Namespace, nodes: int, python: str = sys.executable) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="aggregator-scale-") as tmp:
         root = Path(tmp)
         server, url = start_server(root)
         centrals, readers = [], []
+        spy: subprocess.Popen[bytes] | None = None
         try:
             spec = {"url": url, "nodes": nodes, "groups": args.centrals, "rate": args.rate,
                     "seconds": args.seconds, "interval": args.interval}  # fmt: skip
@@ -244,14 +259,23 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
                 config = central_config(root, url, group, args.window, out)
                 profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
                 centrals.append(subprocess.Popen(
-                    [sys.executable, *profile, *AGGREGATOR[1:], "run", "-c", str(config)], cwd=root,
+                    [python, *profile, *AGGREGATOR[1:], "run", "-c", str(config)], cwd=root,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 ))  # fmt: skip
                 readers.append(Reader(out))
                 readers[-1].start()
+            if args.py_spy:  # sample the first central's stacks (collapsed, for grep)
+                spy = subprocess.Popen(
+                    [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                     "record", "--pid", str(centrals[0].pid), "--format", "raw", "--rate", "200",
+                     "--output", args.py_spy, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             # Publish once every central consumes: what a central finds at its start is a
             # backlog (merged as catch-up), and its start-up would count as merge delay.
             asyncio.run(consumers_made(url, args.centrals))
+            before = [proc_stats(c.pid) for c in centrals]  # its start-up: not counted
+            went = time.time()  # as the readers' times
             publisher.stdin.write("go\n")
             publisher.stdin.flush()
             published = json.loads(publisher.stdout.readline())
@@ -260,8 +284,13 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
             deadline = time.monotonic() + args.seconds + 30
             while sum(r.count for r in readers) < sent and time.monotonic() < deadline:
                 time.sleep(0.05)
-            stats = [proc_stats(c.pid) for c in centrals]
+            after = [proc_stats(c.pid) for c in centrals]
+            stats = [(b[0], b[1] - a[1], b[2] - a[2]) for a, b in zip(before, after, strict=True)]
+            took = max(r.last for r in readers) - went
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             for proc in centrals:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
@@ -281,14 +310,16 @@ def run_nodes(args: argparse.Namespace, nodes: int) -> list[str]:
         f"{percentile(delays, 0.99) * 1000:,.0f}",
         " + ".join(f"{rss:.0f}" for rss, _, _ in stats),
         " + ".join(f"{cpu:.1f} / {waited:.1f}" for _, cpu, waited in stats),
+        " + ".join(f"{cpu / took:.2f}" for _, cpu, _ in stats),
         f"{published['behind'] * 1000:,.0f} / {published['cpu']:.1f}",
+        f"{sum(cpu for _, cpu, _ in stats) / max(got, 1) * 1e6:.1f}",
     ]
 
 
-def core_cost(lanes: int, records: int = 200_000) -> float:
+def core_cost(lanes: int, rate: float = 200_000, records: int = 200_000) -> float:
     """µs per record through the ordering core with ``lanes`` live lanes of an open source:
     chunks of a few records pushed round-robin, popped after each, the window expiring."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    importable()
     from aggregator.flow.chunk import Announce, Chunk
     from aggregator.flow.ordering import OrderingCore
     from aggregator.record.record import Record
@@ -303,7 +334,7 @@ def core_cost(lanes: int, records: int = 200_000) -> float:
     for start in range(0, records, per_chunk):
         lane = (start // per_chunk) % lanes
         ts += 10
-        now += 0.00002  # 200k records/s
+        now += per_chunk / rate
         chunk = pool[start : start + per_chunk]
         for record in chunk:
             record.ts = ts
@@ -311,6 +342,40 @@ def core_cost(lanes: int, records: int = 200_000) -> float:
         out += len(core.pop_ready(now))
     elapsed = time.perf_counter() - started
     return elapsed / records * 1e6
+
+
+def core_costs(python: str, lanes: list[int], rate: float) -> list[float]:
+    """µs per record through the ordering core at each lane count (median of 3), measured by
+    ``python`` (its build of the core)."""
+    run = subprocess.run(
+        [python, __file__, "--core-json", ",".join(map(str, lanes)), "--core-rate", str(rate)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [float(cost) for cost in json.loads(run.stdout)]
+
+
+def median_rows(rows: list[list[str]]) -> list[list[str]]:
+    """One row per (nodes, build): the median of each numeric column over the rounds."""
+    groups: dict[tuple[str, str], list[list[str]]] = {}
+    for row in rows:
+        groups.setdefault((row[0], row[1]), []).append(row)
+
+    def median_of(cells: list[str]) -> str:
+        try:
+            values = [float(cell.replace(",", "").split(" ")[0]) for cell in cells]
+        except ValueError:
+            return cells[0]
+        if " / " in cells[0]:  # "CPU / waited": the median of each side
+            rest = [float(cell.split(" / ")[1]) for cell in cells]
+            return f"{statistics.median(values):.1f} / {statistics.median(rest):.1f}"
+        decimals = len(cells[0].split(" ")[0].partition(".")[2])
+        return f"{statistics.median(values):,.{decimals}f}"
+
+    out = []
+    for (nodes, build), group in groups.items():
+        columns = list(zip(*group, strict=True))
+        out.append([nodes, build, *(median_of(list(column)) for column in columns[2:])])
+    return out
 
 
 def main() -> None:
@@ -322,25 +387,57 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=0.25, help="the central's order_window")
     parser.add_argument("--centrals", type=int, default=1)
     parser.add_argument("--core-only", action="store_true")
+    parser.add_argument("--lanes", help="the core's lane counts (default: 2 per node)")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="NAME=PYTHON",
+        help="run the centrals and the core under this python (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="alternated runs per build")
     parser.add_argument("--profile", help="write the (first) central's cProfile stats here")
+    parser.add_argument("--py-spy", help="sample the (first) central with py-spy into this file")
     parser.add_argument("--publish", help=argparse.SUPPRESS)
+    parser.add_argument("--core-rate", type=float, default=200_000,
+                        help="records/s of the core's injected clock")  # fmt: skip
+    parser.add_argument("--core-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish:
         asyncio.run(publish(json.loads(args.publish)))
         return
+    if args.core_json:
+        lanes = [int(n) for n in args.core_json.split(",")]
+        rate = args.core_rate
+        print(json.dumps([statistics.median(core_cost(n, rate) for _ in range(3)) for n in lanes]))
+        return
+    builds = [tuple(spec.split("=", 1)) for spec in args.python] or [("", sys.executable)]
     counts = [int(n) for n in args.nodes.split(",")]
     if not args.core_only:
-        rows = [run_nodes(args, nodes) for nodes in counts]
+        rows = []
+        for nodes in counts:
+            for _ in range(args.rounds):
+                for name, python in builds:
+                    load = Path("/proc/loadavg").read_text().split()[0]
+                    row = run_nodes(args, nodes, python)
+                    rows.append([row[0], name, load, *row[1:]])
         print(f"\n{args.rate:,.0f} records/s for {args.seconds:g} s, a message per lane every "
               f"{args.interval:g} s, order_window {args.window:g} s\n")  # fmt: skip
-        heads = ["nodes x sources", "records at the central", "records/s", "merge delay p50 ms",
-                 "p99 ms", "peak RSS MiB", "CPU s / waited for a core s",
-                 "publisher behind ms / CPU s"]  # fmt: skip
+        heads = ["nodes x sources", "build", "load avg", "records at the central", "records/s",
+                 "merge delay p50 ms", "p99 ms", "peak RSS MiB", "CPU s / waited for a core s",
+                 "cores used", "publisher behind ms / CPU s",
+                 "central CPU µs / record"]  # fmt: skip
         print(table(rows, heads))
-    costs = [[f"{lanes:,}", f"{statistics.median(core_cost(lanes) for _ in range(3)):.2f}"]
-             for lanes in (2 * n for n in counts)]  # fmt: skip
-    print("\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk\n")
-    print(table(costs, ["lanes", "µs per record"]))
+        if args.rounds > 1:
+            print(f"\nmedians of {args.rounds} alternated rounds\n")
+            print(table(median_rows(rows), heads))
+    lanes = [int(n) for n in args.lanes.split(",")] if args.lanes else [2 * n for n in counts]
+    costs = {name: core_costs(python, lanes, args.core_rate) for name, python in builds}
+    print(f"\nthe ordering core alone (median of 3), 4 records a chunk, one pop per chunk, "
+          f"{args.core_rate:,.0f} records/s: µs per record\n")  # fmt: skip
+    rows = [[f"{n:,}", *(f"{costs[name][i]:.2f}" for name, _ in builds)]
+            for i, n in enumerate(lanes)]  # fmt: skip
+    print(table(rows, ["lanes", *(name or "µs" for name, _ in builds)]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """One lane of the ordering core (``aggregator.flow.ordering``): its queued batches, the keys
-they rank by, and what leaves of them under a limit; and when a time is late at all.
+they rank by, and what leaves of them under a limit; and when a time is late at all. And the
+two ways the core finds its limit: a look at every lane (``scan_limits``), and, for an open
+source's live lanes, an index kept as the lanes change (``LaneIndex``).
 
 A lane's records never reorder: each batch is queued with its *running keys* (the running
 maximum of ``ts`` along the lane), so a record older than its predecessor keeps its place
@@ -7,10 +9,12 @@ right behind it. What leaves is a prefix of the queue, cut where the keys pass t
 core computed; ties with the limit go by source and lane rank. Pure, like the core.
 """
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from itertools import compress
 
 from aggregator.record.record import Batch, Record
@@ -19,6 +23,8 @@ Rank = tuple[int, int, int]
 """(key, source rank, lane order): what a record ranks by among all lanes."""
 Limits = tuple[Rank, Rank]
 """The highest rank that may leave: for live records, and for catch-up records."""
+TOP: Rank = (2**63, 2**63, 2**63)
+BOTTOM: Rank = (-(2**63), -1, -1)
 
 SECOND, MILLISECOND = 1_000_000, 1_000
 
@@ -60,6 +66,20 @@ class Lane:
     ended: bool = False
     on_release: Callable[[int], None] | None = None  # the reader's credit comes back here
     bounded: bool = False  # a watermark came: even empty, the lane holds back only below it
+    pushed: int = 0  # batches queued so far: a batch's number is its count then, less one
+    popped: int = 0  # batches that have wholly left: those numbered below this
+    catch_up: int = 0  # catch-up batches queued
+    head_serial: int = 0  # the serial of this lane's one valid entry in ``LaneIndex.heads``
+
+    def queue_batch(
+        self, records: Batch, read_at: float, live: bool, keys: list[int], position: object | None
+    ) -> int:
+        """Queue a batch behind the others; its number."""
+        self.queue.append((records, read_at, live, keys, position))
+        self.pushed += 1
+        if not live:
+            self.catch_up += 1
+        return self.pushed - 1
 
     def bound(self) -> Rank:
         """The rank of the lane's last queued record: anything it sends later ranks after it."""
@@ -122,9 +142,170 @@ class Lane:
                 self.position = cut
                 break
             self.queue.popleft()
+            self.popped += 1
+            if not live:
+                self.catch_up -= 1
             self.position = 0
             if position is not None:
                 completed.append((batch[-1], position))
         if self.on_release is not None and taken:
             self.on_release(taken)
         return keys_out, records_out, taken, late_count
+
+
+def blocks(lane: Lane, now: float, window: float, idle_timeout: float) -> bool:
+    """Whether an empty lane may still send something older than what waits elsewhere."""
+    if lane.ended or lane.queue:
+        return False
+    if not lane.live:
+        return True  # still reading existing data: wait for it, however long
+    return window > 0 and now < lane.last_read + idle_timeout
+
+
+def scan_limits(
+    lanes: Collection[Lane],
+    now: float,
+    window: float,
+    idle_timeout: float,
+    held_open: bool,
+    early: float,
+    high_water: int,
+) -> Limits | None:
+    """The highest rank that may leave now, for live records and for catch-up records (None
+    when nothing may), from a look at every lane: ``held_open``, a source open to lanes not
+    heard from yet holds every live record its window less ``early``; ``high_water``, the
+    largest key sent so far (what ranks below it is late and leaves at once)."""
+    limit = TOP
+    exact = TOP  # catch-up records wait only for lanes still reading existing data
+    for lane in lanes:
+        if lane.ended:
+            continue
+        if lane.queue:
+            bound = lane.bound()
+            if not lane.live:
+                exact = min(exact, bound)
+            elif (held := lane.first_live()) is not None:
+                exact = min(exact, held)  # a live lane sends no more catch-up, but what
+                # it holds is older than what ranks after it
+            if lane.live and window == 0:
+                continue  # arrival order: a live lane holds nobody back
+        elif blocks(lane, now, window, idle_timeout):
+            if not lane.live:
+                return None  # an empty lane still reads existing data: wait for it
+            bound = lane.bound() if lane.bounded else BOTTOM
+        else:
+            continue
+        if bound < limit:
+            limit = bound
+    if held_open and window > 0:
+        limit = BOTTOM  # a lane not heard from yet may send something older
+    # Live records that have waited the window go, and everything that ranks before them.
+    # Existing data never expires: no window applies to it.
+    for lane in lanes:
+        expired_key = None
+        for _, read_at, live, keys, _ in lane.queue:
+            if not live or read_at + window - early > now:  # as in next_deadline
+                break
+            expired_key = keys[-1]
+        if expired_key is not None:
+            forced = (expired_key, lane.source, lane.order)
+            if forced > limit:
+                limit = forced
+    # Late records go at once: they are out of order whatever they wait for.
+    late = (high_water - 1, TOP[1], TOP[2])
+    if late > limit:
+        limit = late
+    if limit > exact:
+        exact = limit
+    return None if exact == BOTTOM else (limit, exact)
+
+
+class LaneIndex:
+    """What the core would otherwise find by a look at every lane, kept as lanes change: a heap
+    of each queued lane's head rank (which lanes may release under a limit), and the live
+    batches in the order they were read (which have waited their window; the oldest one held).
+    A look then costs the lanes it releases, times log(lanes), not every lane. Entries go stale
+    (a head that moved, a batch that left) and are skipped where they are found."""
+
+    def __init__(self) -> None:
+        self.heads: list[tuple[int, int, int, int, Lane]] = []
+        self.serial = 0
+        self.reads: deque[tuple[float, int, Lane, int]] = deque()
+        """(read at, batch number, lane, the batch's last key) of each live batch queued."""
+        self.in_order = True
+        """Batches were queued in the order of their read times (a clock that went back: no)."""
+
+    def head_changed(self, lane: Lane) -> None:
+        """The lane's head moved (records left, or it was empty and got some)."""
+        if not lane.queue:
+            lane.head_serial = 0
+            return
+        self.serial += 1
+        lane.head_serial = self.serial
+        key = lane.queue[0][3][lane.position + 1]
+        heappush(self.heads, (key, lane.source, lane.order, self.serial, lane))
+
+    def queued(self, lane: Lane, number: int, read_at: float, live: bool, last_key: int) -> None:
+        """A batch was queued (``Lane.queue_batch``)."""
+        if len(lane.queue) == 1:
+            self.head_changed(lane)
+        if live:
+            reads = self.reads
+            while reads and reads[0][1] < reads[0][2].popped:
+                reads.popleft()  # left already: kept bounded when nobody asks for the oldest
+            if reads and read_at < reads[-1][0]:
+                self.in_order = False
+            reads.append((read_at, number, lane, last_key))
+
+    def ready(self, limit: Rank) -> list[Lane]:
+        """The lanes whose head ranks at or before ``limit``, taken off the heap (give each
+        back to ``head_changed`` once records left it)."""
+        heads, out = self.heads, []
+        key, source, order = limit
+        while heads:
+            head = heads[0]
+            if head[0] > key or (head[0] == key and (head[1], head[2]) > (source, order)):
+                break
+            heappop(heads)
+            lane = head[4]
+            if head[3] == lane.head_serial:
+                lane.head_serial = 0
+                out.append(lane)
+        return out
+
+    def expired(self, now: float, window: float, early: float, limit: Rank) -> Rank:
+        """``limit`` raised to the rank of every live batch that has waited ``window`` less
+        ``early`` by ``now`` (they leave in this look, with all that ranks before them)."""
+        reads = self.reads
+        while reads:
+            read_at, number, lane, last_key = reads[0]
+            if number >= lane.popped:  # still queued
+                if read_at + window - early > now:  # as in OrderingCore._limits
+                    break
+                forced = (last_key, lane.source, lane.order)
+                if forced > limit:
+                    limit = forced
+            reads.popleft()
+        return limit
+
+    def limits(self, now: float, window: float, early: float, high_water: int) -> Limits:
+        """``scan_limits`` of an open source with no catch-up lane or record: what has waited
+        its window less ``early``, raised to what is late beside ``high_water``."""
+        limit = self.expired(now, window, early, BOTTOM)
+        late = (high_water - 1, TOP[1], TOP[2])
+        if late > limit:
+            limit = late
+        return (limit, limit)
+
+    def first_live_read(self) -> float:
+        """When the oldest live batch still queued was read (inf: none is)."""
+        reads = self.reads
+        while reads and reads[0][1] < reads[0][2].popped:
+            reads.popleft()
+        return reads[0][0] if reads else math.inf
+
+    def compact(self, lanes: Collection[Lane]) -> None:
+        """Drop stale heads once they outnumber the lanes."""
+        if len(self.heads) > 2 * len(lanes) + 64:
+            self.heads = [h for h in self.heads if h[3] == h[4].head_serial]
+            heapify(self.heads)

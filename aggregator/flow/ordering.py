@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.lane import Lane, Limits, Rank
+from aggregator.flow.lane import Lane, LaneIndex, Limits, blocks, scan_limits
 from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
@@ -35,8 +35,6 @@ PRUNE_INTERVAL = 1.0
 """Seconds between looks for live lanes gone quiet (a UDP peer, a closed-over file)."""
 
 _LANE_RANK = itemgetter(0, 1)  # a run's (source, lane order)
-_TOP: Rank = (2**63, 2**63, 2**63)
-_BOTTOM: Rank = (-(2**63), -1, -1)
 
 
 @dataclass(slots=True)
@@ -79,6 +77,11 @@ class OrderingCore:
         self._held = 0
         self._seen = 0
         self._pruned_at = -math.inf
+        self._index = LaneIndex()
+        self._catching_up: set[Lane] = set()  # lanes still reading existing data (not ended)
+        self._catch_up_batches = 0  # catch-up batches queued, in all lanes
+        self.indexed = True
+        """Whether looks may use the index instead of every lane (False: the reference)."""
         self.completed: list[tuple[Record, object]] = []
         """(last record, position) of each chunk with a position that has wholly left, in the
         order released; the caller takes them (and clears the list)."""
@@ -129,7 +132,9 @@ class OrderingCore:
         lane.last_read = now
         if not (lane.live and chunk.live) or chunk.final or not chunk.records:
             self._changed = True  # catch-up, a lane going live or ending
-        lane.live = lane.live or chunk.live
+        if chunk.live and not lane.live:
+            lane.live = True
+            self._catching_up.discard(lane)
         if chunk.on_release is not None:
             lane.on_release = chunk.on_release
         if chunk.records:
@@ -139,7 +144,10 @@ class OrderingCore:
             else:
                 keys = list(accumulate(stamps, max, initial=lane.tail_key))
             lane.tail_key = keys[-1]
-            lane.queue.append((chunk.records, now, chunk.live, keys, chunk.position))
+            number = lane.queue_batch(chunk.records, now, chunk.live, keys, chunk.position)
+            self._index.queued(lane, number, now, chunk.live, keys[-1])
+            if not chunk.live:
+                self._catch_up_batches += 1
             self._held += len(chunk.records)
             if keys[1] < self._high_water:
                 self._changed = True  # late: it leaves at once
@@ -150,6 +158,7 @@ class OrderingCore:
             lane.bounded = True
         if chunk.final:
             lane.ended = True
+            self._catching_up.discard(lane)
             self._forget_if_done(lane)
 
     def end_source(self, source: str) -> None:
@@ -161,6 +170,7 @@ class OrderingCore:
             self._early = 0.0
         for lane in [lane for lane in self._lanes.values() if lane.name == source]:
             lane.ended = True
+            self._catching_up.discard(lane)
             self._forget_if_done(lane)
 
     # --- output -----------------------------------------------------------------------------
@@ -193,12 +203,15 @@ class OrderingCore:
 
     def _catch_up_queued(self) -> bool:
         """Whether a lane holds catch-up records (a lane's come before its live ones)."""
-        return any(lane.queue and not lane.queue[0][2] for lane in self._lanes.values())
+        return self._catch_up_batches > 0 and any(
+            lane.queue and not lane.queue[0][2] for lane in self._lanes.values()
+        )
 
     def _pop_once(self, now: float) -> Batch:
         if self._unannounced or not self._held or self._holding(now):
             return []
-        limits = self._limits(now)
+        indexed = self._indexed()
+        limits = self._indexed_limits(now) if indexed else self._limits(now)
         self._changed = False
         if limits is None:
             self._changed = True
@@ -206,20 +219,33 @@ class OrderingCore:
         runs = []
         high_water = self._high_water  # what was sent before: the measure of late for all
         live_key, exact_key = limits[0][0], limits[1][0]
-        for lane in self._lanes.values():
-            if lane.queue:
-                _, _, live, keys, _ = lane.queue[0]
-                if keys[lane.position + 1] > (live_key if live else exact_key):
-                    continue  # its head may not leave yet: nothing behind it may
-                keys, records, taken, late = lane.take(
-                    limits, high_water, self.late_policy == "drop", self.completed
-                )
-                self._held -= taken
-                if late:
-                    self._count_late(lane.name, late)
-                if records:
-                    runs.append((lane.source, lane.order, keys, records))
-                    self._high_water = max(self._high_water, lane.key)
+        if indexed:
+            candidates = self._index.ready(limits[0])
+        else:
+            candidates = []
+            for lane in self._lanes.values():
+                if lane.queue:
+                    _, _, live, keys, _ = lane.queue[0]
+                    if keys[lane.position + 1] <= (live_key if live else exact_key):
+                        candidates.append(lane)  # else nothing behind its head may leave
+        index = self._index
+        for lane in candidates:
+            catch_up = lane.catch_up
+            keys, records, taken, late = lane.take(
+                limits, high_water, self.late_policy == "drop", self.completed
+            )
+            if taken or indexed:
+                index.head_changed(lane)
+            self._catch_up_batches -= catch_up - lane.catch_up
+            self._held -= taken
+            if late:
+                self._count_late(lane.name, late)
+            if records:
+                runs.append((lane.source, lane.order, keys, records))
+                self._high_water = max(self._high_water, lane.key)
+            if lane.ended and not lane.queue:
+                self._forget_if_done(lane)
+        index.compact(self._lanes.values())
         if not runs:
             return []
         if len(runs) == 1:
@@ -235,8 +261,6 @@ class OrderingCore:
                 all_records += records
             order = sorted(range(len(all_keys)), key=all_keys.__getitem__)
             out = list(map(all_records.__getitem__, order))
-        for lane in [lane for lane in self._lanes.values() if lane.ended and not lane.queue]:
-            self._forget_if_done(lane)
         self._prune(now)
         self._note_hold()
         return out
@@ -251,13 +275,15 @@ class OrderingCore:
         """After a look at every lane: until when an open source holds everything back."""
         if not self._open or self.window <= 0:
             return
-        if any(not lane.live and not lane.ended for lane in self._lanes.values()):
+        if self._catching_up:
             self._changed = True  # a catch-up lane: every change may release records
             return
         self._hold_until = self._first_live_read() + self.window
 
     def _first_live_read(self) -> float:
         """When the oldest live record held was read (inf: none is held)."""
+        if self._index.in_order:
+            return self._index.first_live_read()
         return min(
             (
                 next((read_at for _, read_at, live, _, _ in lane.queue if live), math.inf)
@@ -311,73 +337,45 @@ class OrderingCore:
             self._seen += 1
             lane = Lane(self._ranks[source], source, origin, self._seen, live, last_read=now)
             self._lanes[(source, origin)] = lane
+            if not live:
+                self._catching_up.add(lane)
         return lane
 
     def _forget_if_done(self, lane: Lane) -> None:
         if lane.ended and not lane.queue:
             self._lanes.pop((lane.name, lane.origin), None)
 
-    def _blocks(self, lane: Lane, now: float) -> bool:
-        """Whether an empty lane may still send something older than what waits elsewhere."""
-        if lane.ended or lane.queue:
-            return False
-        if not lane.live:
-            return True  # still reading existing data: wait for it, however long
-        return self.window > 0 and now < lane.last_read + self.idle_timeout
-
     def _blockers(self, now: float) -> list[Lane]:
-        return [lane for lane in self._lanes.values() if self._blocks(lane, now)]
+        window, idle = self.window, self.idle_timeout
+        return [lane for lane in self._lanes.values() if blocks(lane, now, window, idle)]
 
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
+    def _indexed(self) -> bool:
+        """Whether a look may use the index: an open source holds every live record back
+        (so no lane's bound matters, only what has waited and what is late), and no lane has
+        catch-up records or still reads existing data (their exact merge needs every lane)."""
+        return (
+            self.indexed
+            and bool(self._open)
+            and self.window > 0
+            and not self._catching_up
+            and not self._catch_up_batches
+            and self._index.in_order
+        )
+
+    def _indexed_limits(self, now: float) -> Limits:
+        """``_limits`` where ``_indexed``: the same limit, from the index."""
+        return self._index.limits(now, self.window, self._early, self._high_water)
+
     def _limits(self, now: float) -> Limits | None:
         """The highest rank that may leave now, for live records and for catch-up records;
-        None when nothing may."""
-        limit = _TOP
-        exact = _TOP  # catch-up records wait only for lanes still reading existing data
-        for lane in self._lanes.values():
-            if lane.ended:
-                continue
-            if lane.queue:
-                bound = lane.bound()
-                if not lane.live:
-                    exact = min(exact, bound)
-                elif (held := lane.first_live()) is not None:
-                    exact = min(exact, held)  # a live lane sends no more catch-up, but what
-                    # it holds is older than what ranks after it
-                if lane.live and self.window == 0:
-                    continue  # arrival order: a live lane holds nobody back
-            elif self._blocks(lane, now):
-                if not lane.live:
-                    return None  # an empty lane still reads existing data: wait for it
-                bound = lane.bound() if lane.bounded else _BOTTOM
-            else:
-                continue
-            if bound < limit:
-                limit = bound
-        if self._open and self.window > 0:
-            limit = _BOTTOM  # a lane not heard from yet may send something older
-        # Live records that have waited the window go, and everything that ranks before them.
-        # Existing data never expires: no window applies to it.
-        early = self._early
-        for lane in self._lanes.values():
-            expired_key = None
-            for _, read_at, live, keys, _ in lane.queue:
-                if not live or read_at + self.window - early > now:  # as in next_deadline
-                    break
-                expired_key = keys[-1]
-            if expired_key is not None:
-                forced = (expired_key, lane.source, lane.order)
-                if forced > limit:
-                    limit = forced
-        # Late records go at once: they are out of order whatever they wait for.
-        late = (self._high_water - 1, _TOP[1], _TOP[2])
-        if late > limit:
-            limit = late
-        if limit > exact:
-            exact = limit
-        return None if exact == _BOTTOM else (limit, exact)
+        None when nothing may (``flow.lane.scan_limits``: a look at every lane)."""
+        return scan_limits(
+            self._lanes.values(), now, self.window, self.idle_timeout,
+            bool(self._open), self._early, self._high_water,
+        )  # fmt: skip
 
     def _count_late(self, source: str, count: int) -> None:
         counts = self.stats.late

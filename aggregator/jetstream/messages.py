@@ -21,7 +21,7 @@ import orjson
 
 from aggregator.record.formats import json_tail
 from aggregator.record.record import Record
-from aggregator.record.wire import InvalidRecord, apply_tail, checked_ts
+from aggregator.record.wire import MAX_TS, InvalidRecord, apply_tail, checked_ts
 
 FORMAT_VERSION = 1
 
@@ -159,33 +159,43 @@ def decode_message(payload: bytes) -> Decoded:
 
 
 def _record(row: object, node: str, source: str, origins: list[str], lanes: list[str]) -> Record:
-    """One row: ``[ts, origin, line, tail, lane, lane_seq, late, node(, ts_claimed)]``."""
-    if not isinstance(row, list) or len(row) not in (8, 9):
+    """One row: ``[ts, origin, line, tail, lane, lane_seq, late, node(, ts_claimed)]``. The
+    checks are written out (no call per member): this runs for every record at the central."""
+    if type(row) is not list:
         raise BadMessage("a record is not a row of 8 or 9 members")
-    ts, origin, line, tail, lane, lane_seq, late, from_node = row[:8]
+    claimed: object = 0
+    if len(row) == 8:
+        ts, origin, line, tail, lane, lane_seq, late, from_node = row
+    elif len(row) == 9:
+        ts, origin, line, tail, lane, lane_seq, late, from_node, claimed = row
+    else:
+        raise BadMessage("a record is not a row of 8 or 9 members")
+    if type(ts) is not int or not 0 <= ts < MAX_TS:
+        checked_ts(ts)  # raises, saying why
     if type(origin) is not int or not 0 <= origin < len(origins):
         raise BadMessage("origin: not an index into the origins")
-    if not isinstance(line, str):
+    if type(line) is not str:
         raise BadMessage("line: expected a string")
-    if not isinstance(tail, str):
+    if type(tail) is not str:
         raise BadMessage("tail: expected a string")
-    record = Record(checked_ts(ts), source, origins[origin], line)
+    if type(late) is not bool:
+        raise BadMessage("late: expected true or false")
+    if type(lane) is not int or not -1 <= lane < len(lanes):
+        raise BadMessage("lane: not an index into the lanes")
+    record = Record(ts, source, origins[origin], line)
     if tail:
         apply_tail(record, tail)  # read, checked, and written again by this program
         record.json_tail = json_tail(
             record.level, record.fields, record.truncated, record.parse_error
         )
     record.node = node if from_node is None else _name(from_node, "node")
-    if type(lane) is not int or not -1 <= lane < len(lanes):
-        raise BadMessage("lane: not an index into the lanes")
     if lane >= 0:
         record.lane = lanes[lane]
         record.lane_seq = _whole(lane_seq, "lane_seq")
-    if not isinstance(late, bool):
-        raise BadMessage("late: expected true or false")
-    record.late = late
-    if len(row) == 9 and row[8]:
-        record.ts_claimed = checked_ts(row[8], "ts_claimed")
+    if late:
+        record.late = True
+    if claimed:
+        record.ts_claimed = checked_ts(claimed, "ts_claimed")
     return record
 
 

@@ -31,7 +31,7 @@ from aggregator.flow.checkpoints import Checkpointer
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.invalid import InvalidInput
 from aggregator.jetstream.ledger import LANES_KEPT, Ledger, Taken
-from aggregator.jetstream.link import Link, ensure_stream
+from aggregator.jetstream.link import Link, StreamUnfit, ensure_stream
 from aggregator.jetstream.messages import BadMessage, Decoded, decode_message
 from aggregator.jetstream.nodes import Nodes
 from aggregator.sources import SourceContext
@@ -196,6 +196,7 @@ class NatsSource:
                 for key, taken in self.checkpointer.positions.items()
             }
         self.ledger.stream_created = created
+        await self._check_durable(js)
         start: dict[str, Any] = {"deliver_policy": DeliverPolicy.ALL}
         floor = await self._rewind(js, always=rewind)
         self._delivered = 0
@@ -214,6 +215,24 @@ class NatsSource:
             f"{self.config.subject}.>", durable=self.durable, stream=self.config.stream,
             config=consumer,
         )  # fmt: skip
+
+    async def _check_durable(self, js: Any) -> None:
+        """``StreamUnfit`` when the durable consumer exists with a filter other than ours:
+        another central's (several centrals on one stream, one durable name); bound to it,
+        this one would take a share of the other's subjects and none of its own."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            info = await js.consumer_info(self.config.stream, self.durable)
+        except NotFoundError:
+            return
+        wanted = f"{self.config.subject}.>"
+        theirs = list(info.config.filter_subjects or [info.config.filter_subject or ">"])
+        if theirs != [wanted]:
+            raise StreamUnfit(
+                f"its consumer {self.durable} exists and takes {theirs}, not {wanted} (another "
+                f"central's?): give this source a durable of its own"
+            )
 
     async def _check_consumer(self) -> None:
         from nats.errors import Error as NatsError

@@ -2,6 +2,7 @@
 together, the stream's backlog at start, nodes named, a clean stop, and bad streams."""
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -207,3 +208,34 @@ async def test_a_stream_with_other_subjects_and_a_bad_node_name_are_said(
     await client.close()
     await wait_for_lines(out, 1)
     assert [r["node"] for r in records_in(out)] == [node]
+
+
+async def test_a_durable_of_another_central_is_said_not_taken(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """Two centrals on one stream with one durable name: the second finds the first one's
+    consumer (another filter), says so and retries instead of taking that share; once the
+    operator removes it, it makes its own and carries on."""
+    import nats
+    from nats.js.api import ConsumerConfig, StreamConfig
+
+    client = await nats.connect(nats_server.url)
+    js = client.jetstream()
+    await js.add_stream(StreamConfig(name="LOGS", subjects=["logs.>"]))
+    await js.add_consumer("LOGS", ConsumerConfig(durable_name="central",
+                                                 filter_subject="logs.east.>"))  # fmt: skip
+    out = tmp_path / "central.json"
+    central = await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
+    said = "consumer central exists and takes ['logs.east.>'], not logs.>"
+    await central.wait_for(
+        lambda: any(said in line for line in central.err), "the other central's consumer named"
+    )
+    await js.delete_consumer("LOGS", "central")  # the operator fixes it: it carries on
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                info = await js.consumer_info("LOGS", "central")
+                if info.config.filter_subject == "logs.>":
+                    break
+            await asyncio.sleep(0.05)  # asking the server again, under the deadline
+    await client.close()
