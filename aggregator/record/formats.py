@@ -99,7 +99,8 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     line_json = orjson.dumps
     digits = _THREE_DIGITS
     millis: dict[int, str] = {}  # ms since the epoch: '"ts":"YYYY-MM-DDTHH:MM:SS.mmm'
-    lanes: dict[str, tuple[str, str | None, str]] = {}  # origin: (source, node, JSON to line)
+    # (origin, node): (source, JSON to line); a central's records of many nodes share origins
+    lanes: dict[tuple[str, str | None], tuple[str, str]] = {}
     out = []
     for r in batch:
         milli, micros = divmod(r.ts, 1000)
@@ -107,12 +108,12 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         if stamp is None:
             second, ms = divmod(milli, 1000)
             stamp = millis[milli] = f'"ts":"{_second_prefix(second)}.{digits[ms]}'
-        lane = lanes.get(r.origin)
-        if lane is None or lane[0] != r.source or lane[1] != r.node:
+        key = (r.origin, r.node)
+        lane = lanes.get(key)
+        if lane is None or lane[0] != r.source:
             node = "" if r.node is None else f',"node":{_json_string(r.node)}'
-            lane = lanes[r.origin] = (
+            lane = lanes[key] = (
                 r.source,
-                r.node,
                 f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)}{node}'
                 ',"line":',
             )
@@ -122,7 +123,7 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         if r.ts_claimed:
             tail += f',"future":true,"ts_claimed":"{rfc3339_micros(r.ts_claimed)}"'
         out.append(
-            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[2]}{line_json(r.line).decode()}'
+            f'{{"seq":{r.seq},{stamp}{digits[micros]}Z"{lane[1]}{line_json(r.line).decode()}'
             f"{tail}{_LATE_END if r.late else _END}"
         )
     return "".join(out).encode()
