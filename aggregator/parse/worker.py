@@ -10,16 +10,30 @@ worker starts about as fast as the interpreter does.
 import contextlib
 import fcntl
 import gc
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
+
 from aggregator.fdio import read_exact, write_all
-from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
+from aggregator.parse.codecs import (
+    LEVEL_KEYS,
+    NOTHING,
+    AutoCodec,
+    Codec,
+    Columns,
+    FieldPicker,
+    JsonCodec,
+    make_codec,
+    normalise_level,
+    parse_lines,
+)
 from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, EnvelopeRegion
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
-from aggregator.record.verdicts import Rows, judge
+from aggregator.record.verdicts import Rows, judge, reads_of
 
 
 class CodecSpec(NamedTuple):
@@ -117,6 +131,8 @@ def parse_region(
         columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
+        if needs == "stamps" and not isinstance(region, EnvelopeRegion):
+            columns = judged_columns(codec, texts, wheres)
         stamps, levels, fields, errors = columns
         verdicts = judge(wheres, Rows(spec.source, origin, texts, levels, fields))
         if needs == "stamps":
@@ -133,6 +149,71 @@ def parse_region(
     return ParsedRegion(
         texts, truncated, (stamps, nothing, nothing, nothing), tails, verdicts, carry
     )
+
+
+_ABSENT = object()
+
+
+def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
+    """What ``wheres`` read of ``texts`` (and their times), as ``parse_lines`` gives it, with
+    less work where the output needs only the times: a JSON line's fields are the object its
+    time was read from (its time and level keys left in: no ``where`` reads those keys, else
+    every line is parsed whole), and without a ``where`` on ``level`` a line of text (``auto``:
+    it starts with a digit) is only stamped. Any other line, or a JSON one without a time it
+    can read, is parsed whole. The errors column is left out (no ``where`` reads it)."""
+    reads = reads_of(wheres)
+    picker: FieldPicker | None = None
+    if isinstance(codec, AutoCodec):
+        picker = codec.json.picker
+    elif isinstance(codec, JsonCodec):
+        picker = codec.picker
+    if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
+        return parse_lines(codec, texts)
+    auto, level_read = isinstance(codec, AutoCodec), reads.level
+    stamps: list[int | None] = []
+    levels: list[str | None] = []
+    fields: list[dict[str, Any] | None] = []
+    for text in texts:
+        first = text[:1]
+        if first == "{":
+            found = _peek_json(picker, text)
+            if found is not None:
+                stamps.append(found[0])
+                levels.append(found[1] if level_read else None)
+                fields.append(found[2])
+                continue
+        elif auto and not level_read and "0" <= first <= "9":  # text: a time, no fields
+            stamps.append(codec.stamp(text))
+            levels.append(None)
+            fields.append(None)
+            continue
+        ts, level, extra, _ = codec.parse(text) if text else NOTHING
+        stamps.append(ts)
+        levels.append(level)
+        fields.append(extra)
+    nothing: list[None] = [None] * len(texts)
+    return stamps, levels, fields, nothing
+
+
+def _peek_json(picker: FieldPicker, line: str) -> tuple[int, str | None, dict[str, Any]] | None:
+    """A JSON line's time, level and object (``FieldPicker.pick`` without taking the time
+    and level out); None if it is not an object with a time it can read."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    ts = picker.stamp(value)
+    if ts is None:
+        return None
+    level = None
+    for key in LEVEL_KEYS:
+        found = value.get(key, _ABSENT)
+        if found is not _ABSENT:
+            level = normalise_level(found)
+            break
+    return ts, level, value
 
 
 def _widen_pipe(fd: int) -> None:
