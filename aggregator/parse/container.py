@@ -24,6 +24,7 @@ import orjson
 from aggregator.parse.codecs import NOTHING, Codec, Columns, Parsed
 from aggregator.parse.lines import Lines, cut_utf8
 from aggregator.parse.timestamps import _second_epochs, parse_iso
+from aggregator.record.formats import json_tail
 
 CONTAINER_CODECS: Final = ("cri", "docker")
 
@@ -157,7 +158,7 @@ class EnvelopeCodec:
                 ]
             nothing: list[None] = [None] * len(texts)
             return stamps, nothing, nothing, nothing
-        parse, extra = inner.parse, self.fields
+        parse = inner.parse
         streams, envelope_errors = messages.streams, messages.errors
         stamps = list(own)
         levels: list[str | None] = []
@@ -167,17 +168,49 @@ class EnvelopeCodec:
             ts, level, found, error = parse(text) if text else NOTHING
             if stamps[index] is None:
                 stamps[index] = ts
-            stream = streams[index]
-            if stream is not None:
-                found = found or {}
-                found["stream"] = stream
-            if extra:
-                found = found or {}
-                found.update(extra)
             levels.append(level)
-            fields.append(found or None)
+            fields.append(self._fields_of(found, streams[index]))
             errors.append(envelope_errors[index] or error)
         return stamps, levels, fields, errors
+
+    def json_columns(self, messages: "Messages") -> tuple[list[int | None], list[str]]:
+        """``read``'s columns as a parse worker sends them for JSON output: the times, and
+        each record's ``json_tail``. A message whose inner codec found no fields (nor an
+        error, nor was it cut) holds only its stream's and the lane's fields: its tail is
+        made once per level and stream, not once per record."""
+        texts, stamps = messages.texts, list(messages.stamps)
+        parse = self.inner.parse
+        streams, envelope_errors = messages.streams, messages.errors
+        cut = [False] * len(texts)
+        for index in messages.truncated:
+            cut[index] = True
+        tails: list[str] = []
+        made: dict[tuple[str | None, str | None], str] = {}
+        for index, text in enumerate(texts):
+            ts, level, found, error = parse(text) if text else NOTHING
+            if stamps[index] is None:
+                stamps[index] = ts
+            error = envelope_errors[index] or error
+            stream = streams[index]
+            if found is None and error is None and not cut[index]:
+                tail = made.get((level, stream))
+                if tail is None:
+                    tail = json_tail(level, self._fields_of(None, stream), False, None)
+                    made[level, stream] = tail
+                tails.append(tail)
+            else:
+                tails.append(json_tail(level, self._fields_of(found, stream), cut[index], error))
+        return stamps, tails
+
+    def _fields_of(self, found: dict[str, Any] | None, stream: str | None) -> dict[str, Any] | None:
+        """A message's fields: what the inner codec ``found``, its stream and the lane's."""
+        if stream is not None:
+            found = found or {}
+            found["stream"] = stream
+        if self.fields:
+            found = found or {}
+            found.update(self.fields)
+        return found or None
 
 
 class Messages:

@@ -124,19 +124,24 @@ def parse_region(
         reader.restore(region.carry)
         messages = reader.feed(split_region(region.data, limit))
         texts, truncated, carry = messages.texts, messages.truncated, reader.carry
+        if needs == "json" and not wheres:
+            times, tails = codec.json_columns(messages)
+            blank: list[None] = [None] * len(texts)
+            return ParsedRegion(texts, truncated, (times, blank, blank, blank), tails, None, carry)
         columns = codec.read(messages, stamps_only=stamps_only)
     else:
         split = split_region(region, limit)
         texts, truncated = split.text, split.truncated
-        columns = parse_lines(codec, texts, stamps_only=stamps_only)
+        if wheres and needs == "stamps":  # only what the wheres read
+            columns = judged_columns(codec, texts, wheres)
+        else:
+            columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
-        if needs == "stamps" and not isinstance(region, EnvelopeRegion):
-            columns = judged_columns(codec, texts, wheres)
         stamps, levels, fields, errors = columns
         verdicts = judge(wheres, Rows(spec.source, origin, texts, levels, fields))
         if needs == "stamps":
-            nothing: list[None] = [None] * len(texts)  # one list: ``_build``'s stamps-only test
+            nothing = [None] * len(texts)  # one list: ``_build``'s stamps-only test
             columns = (stamps, nothing, nothing, nothing)
     if needs != "json":
         return ParsedRegion(texts, truncated, columns, None, verdicts, carry)
