@@ -27,6 +27,8 @@ from aggregator.parse.timestamps import _second_epochs, parse_iso
 from aggregator.record.formats import json_tail
 
 CONTAINER_CODECS: Final = ("cri", "docker")
+STDOUT: Final = "stdout"
+STDERR: Final = "stderr"
 
 Unwrapped = tuple[int, str, bool, str]
 """One envelope line: (runtime time in µs, stream, partial, message)."""
@@ -57,8 +59,10 @@ def unwrap_cri(line: str) -> Unwrapped | None:
         digits = line[20:29]
         if seconds is not None and digits.isascii() and digits.isdecimal():
             head = line[31:40]
-            if head == "stdout F " or head == "stderr F ":
-                return seconds * 1_000_000 + int(digits[:6]), head[:6], False, line[40:]
+            if head == "stdout F ":
+                return seconds * 1_000_000 + int(digits[:6]), STDOUT, False, line[40:]
+            if head == "stderr F ":
+                return seconds * 1_000_000 + int(digits[:6]), STDERR, False, line[40:]
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -318,8 +322,32 @@ class EnvelopeReader:
         cri = self._cri
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
+        known, known_seconds = "", 0  # the last second read: the next line's, most often
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
+            if cri and not partials and len(line) >= 40 and line[29] == "Z" and line[19] == ".":
+                # ``unwrap_cri``'s commonest line (whole, nothing held) read here, in place:
+                # no tuple, and a second like the last line's not looked up again.
+                seconds: int | None = known_seconds
+                if not known or not line.startswith(known):
+                    known = line[:19]
+                    seconds = known_seconds = _second_epochs.get(known, -1)
+                    if seconds < 0:
+                        known, seconds = "", None
+                digits = line[20:29]
+                if seconds is not None and digits.isascii() and digits.isdecimal():
+                    head = line[30:40]
+                    stream = (
+                        STDOUT if head == " stdout F " else (STDERR if head == " stderr F " else "")
+                    )
+                    if stream:
+                        if truncated:
+                            out.truncated.append(len(texts))
+                        texts.append(line[40:])
+                        stamps.append(seconds * 1_000_000 + int(digits) // 1000)
+                        streams.append(stream)
+                        errors.append(None)
+                        continue
             # Called by name, not through a variable: compiled, that is a native call.
             unwrapped = unwrap_cri(line) if cri else unwrap_docker(line)
             if unwrapped is None:

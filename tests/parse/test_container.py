@@ -363,3 +363,32 @@ def test_json_columns_are_read_s_columns_as_json_tails(fields: dict[str, str]) -
     times, tails = codec.json_columns(messages)
     assert times == list(stamps)
     assert tails == list(map(json_tail, levels, found, cut, errors))
+
+
+def test_cri_lines_read_in_place_are_what_unwrap_cri_reads() -> None:
+    """``EnvelopeReader.feed`` reads the commonest CRI line in place, a second like the last
+    line's not looked up again: each message, time and stream is ``unwrap_cri``'s, for lines
+    in and out of that form (a new second, stderr, a tag with options, a bad digit, a time
+    before 1970, a line too short)."""
+    lines = [
+        f"{TS} stdout F first",
+        "2026-12-05T10:00:00.900000001Z stderr F same second",
+        "2026-12-05T10:00:01.000000000Z stdout F next second",
+        "2031-01-01T00:00:07.123456789Z stdout F a second never seen",
+        "2026-12-05T10:00:01.5000000x0Z stdout F bad digit",
+        "2026-12-05T10:00:01.500000000Z stdout F:x tag options",
+        "1969-12-31T23:59:59.250000000Z stdout F before 1970",
+        "1969-12-31T23:59:59.500000000Z stdout F before 1970 again",
+        "2026-12-05T10:00:01.600000000Z stdout F ",
+        "2026-12-05T10:00:01.700000000Z stdout F",
+        "2026-12-05T10:00:01.800000000Z stdin  F not a stream",
+        f"{TS} stdout F last",
+    ]
+    messages = EnvelopeReader("cri", 1000).feed(Lines(lines, [0]))
+    expected = [unwrap_cri(line) for line in lines]
+    assert list(zip(messages.stamps, messages.streams, messages.texts, strict=True)) == [
+        (found[0], found[1], found[3]) if found else (None, None, line)
+        for line, found in zip(lines, expected, strict=True)
+    ]
+    assert messages.truncated == [0]
+    assert messages.errors.count(None) == sum(found is not None for found in expected)
