@@ -163,9 +163,10 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
     """What ``wheres`` read of ``texts`` (and their times), as ``parse_lines`` gives it, with
     less work where the output needs only the times: a JSON line's fields are the object its
     time was read from (its time and level keys left in: no ``where`` reads those keys, else
-    every line is parsed whole), and without a ``where`` on ``level`` a line of text (``auto``:
-    it starts with a digit) is only stamped. Any other line, or a JSON one without a time it
-    can read, is parsed whole. The errors column is left out (no ``where`` reads it)."""
+    every line is parsed whole), and a line ``auto`` reads as text (it starts with a digit)
+    goes to the text codec at once, only stamped without a ``where`` on ``level``. Any other
+    line, or a JSON one without a time it can read, is parsed whole. The errors column is
+    left out (no ``where`` reads it)."""
     reads = reads_of(wheres)
     picker: FieldPicker | None = None
     if isinstance(codec, AutoCodec):
@@ -174,22 +175,28 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
         picker = codec.picker
     if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
         return parse_lines(codec, texts)
-    auto, level_read = isinstance(codec, AutoCodec), reads.level
+    text_codec = codec.text if isinstance(codec, AutoCodec) else None
+    level_read = reads.level
     stamps: list[int | None] = []
     levels: list[str | None] = []
     fields: list[dict[str, Any] | None] = []
     for text in texts:
         first = text[:1]
         if first == "{":
-            found = _peek_json(picker, text)
-            if found is not None:
-                stamps.append(found[0])
-                levels.append(found[1] if level_read else None)
-                fields.append(found[2])
+            value = _json_object(text)
+            ts = picker.stamp(value) if value is not None else None
+            if value is not None and ts is not None:
+                stamps.append(ts)
+                levels.append(_level_of(value) if level_read else None)
+                fields.append(value)
                 continue
-        elif auto and not level_read and "0" <= first <= "9":  # text: a time, no fields
-            stamps.append(codec.stamp(text))
-            levels.append(None)
+        elif text_codec is not None and "0" <= first <= "9":  # ``auto`` reads it as text
+            if level_read:
+                ts, level, _, _ = text_codec.parse(text)
+            else:
+                ts, level = text_codec.stamp(text), None
+            stamps.append(ts)
+            levels.append(level)
             fields.append(None)
             continue
         ts, level, extra, _ = codec.parse(text) if text else NOTHING
@@ -200,25 +207,22 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
     return stamps, levels, fields, nothing
 
 
-def _peek_json(picker: FieldPicker, line: str) -> tuple[int, str | None, dict[str, Any]] | None:
-    """A JSON line's time, level and object (``FieldPicker.pick`` without taking the time
-    and level out); None if it is not an object with a time it can read."""
+def _json_object(line: str) -> dict[str, Any] | None:
+    """The object a JSON line holds, or None if it holds none."""
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(value, dict):
-        return None
-    ts = picker.stamp(value)
-    if ts is None:
-        return None
-    level = None
+    return value if isinstance(value, dict) else None
+
+
+def _level_of(value: dict[str, Any]) -> str | None:
+    """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
     for key in LEVEL_KEYS:
         found = value.get(key, _ABSENT)
         if found is not _ABSENT:
-            level = normalise_level(found)
-            break
-    return ts, level, value
+            return normalise_level(found)
+    return None
 
 
 def _widen_pipe(fd: int) -> None:
