@@ -12,12 +12,18 @@
     python3 bench/kubernetes.py                  # 1M lines; otlp: 200k lines
     python3 bench/kubernetes.py --lines 200000 --otlp-lines 50000 --repeat 3
     python3 bench/kubernetes.py --only otlp      # one of the two parts (cri or otlp)
+    python3 bench/kubernetes.py --only cri --python before=VENV/bin/python --python after=...
+
+``--python`` (repeatable, the CRI part) runs the aggregator with each interpreter (a venv's,
+holding another build), the runs interleaved, one of each in turn, each against plain files
+read by the same build; with ``-P``, so that each runs its own install.
 """
 
 import argparse
 import gzip
 import hashlib
 import itertools
+import os
 import shutil
 import socket
 import statistics
@@ -56,35 +62,46 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def read_through(plain_dir: Path, cri_dir: Path, lines: int, repeat: int, work: Path) -> None:
+def read_through(
+    plain_dir: Path,
+    cri_dir: Path,
+    lines: int,
+    repeat: int,
+    work: Path,
+    aggregators: dict[str, list[str]],
+) -> None:
     """``cri_dir`` holds the CRI files under kubelet names; read through a symlink to it named
     ``cri``, they are only CRI (no k8s fields from their path); through ``containers``, they
-    also get the four k8s fields."""
+    also get the four k8s fields. Each of ``aggregators`` (name: command) reads each set, one
+    run of each in turn."""
     plain_link = work / "cri"
     plain_link.symlink_to(cri_dir)
     kinds = {"plain": plain_dir, "cri": plain_link, "cri + k8s fields": cri_dir}
     rows = []
     for fmt in ("raw", "json"):
-        chosen = kinds if fmt == "json" else {k: v for k, v in kinds.items() if "k8s" not in k}
-        runs: dict[str, list[Run]] = {kind: [] for kind in chosen}
-        outputs: dict[str, Path] = {}
+        kept = {k: v for k, v in kinds.items() if fmt == "json" or "k8s" not in k}
+        chosen = {(name, kind): v for name in aggregators for kind, v in kept.items()}
+        runs: dict[tuple[str, str], list[Run]] = {key: [] for key in chosen}
+        outputs: dict[tuple[str, str], Path] = {}
         for _ in range(repeat):
-            for number, (kind, directory) in enumerate(chosen.items()):
-                out = outputs[kind] = work / f"out-{number}.{fmt}"
-                command = [*AGGREGATOR, "tail", "--no-follow", "--format", fmt,
+            for number, ((name, kind), directory) in enumerate(chosen.items()):
+                out = outputs[name, kind] = work / f"out-{number}.{fmt}"
+                command = [*aggregators[name], "tail", "--no-follow", "--format", fmt,
                            str(directory / "*.log")]  # fmt: skip
-                runs[kind].append(timed(command, out))
-        count = {kind: sum(1 for _ in path.open("rb")) for kind, path in outputs.items()}
+                runs[name, kind].append(timed(command, out))
+        count = {key: sum(1 for _ in path.open("rb")) for key, path in outputs.items()}
         assert set(count.values()) == {lines}, count
-        if fmt == "raw":
-            same = digest(outputs["plain"]) == digest(outputs["cri"])
-            assert same, "the CRI path did not give the plain lines back in the same order"
-        plain = median_of(runs["plain"])
-        for kind in chosen:
-            run = median_of(runs[kind])
+        for name in aggregators:
+            if fmt == "raw":
+                same = digest(outputs[name, "plain"]) == digest(outputs[name, "cri"])
+                assert same, "the CRI path did not give the plain lines back in the same order"
+        for name, kind in chosen:
+            plain = median_of(runs[name, "plain"])
+            run = median_of(runs[name, kind])
+            label = f"{name}: " if len(aggregators) > 1 else ""
             rows.append(
                 [
-                    f"{kind} --format {fmt}",
+                    f"{label}{kind} --format {fmt}",
                     f"{lines / run.seconds / 1000:,.0f}k",
                     f"{run.seconds:.2f}",
                     f"{run.user_s:.2f}",
@@ -94,6 +111,7 @@ def read_through(plain_dir: Path, cri_dir: Path, lines: int, repeat: int, work: 
             )
     print(table(rows, ["tail --no-follow", "lines/s", "seconds", "CPU user s", "peak RSS MiB",
                        "vs plain"]))  # fmt: skip
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
 class Receiver:
@@ -238,7 +256,10 @@ def main() -> None:
     parser.add_argument("--otlp-lines", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=["cri", "otlp"], help="run one of the two parts")
+    parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
     args = parser.parse_args()
+    pythons = [item.split("=", 1) for item in args.python]
+    aggregators = {name: [python, "-P", *AGGREGATOR[1:]] for name, python in pythons}
     with tempfile.TemporaryDirectory(prefix="bench-k8s-") as temp:
         work = Path(temp)
         if args.only != "otlp":
@@ -246,7 +267,9 @@ def main() -> None:
             cri_files(plain, work / "containers")
             print(f"{args.lines:,} lines in 8 files ({args.lines // 10:,} of them split in two "
                   f"CRI pieces), median of {args.repeat}, alternated\n")  # fmt: skip
-            read_through(work / "plain", work / "containers", args.lines, args.repeat, work)
+            print(f"load average (1 min) at the start: {os.getloadavg()[0]:.1f}")
+            read_through(work / "plain", work / "containers", args.lines, args.repeat, work,
+                         aggregators or {"aggregator": AGGREGATOR})  # fmt: skip
             print()
         if args.only == "cri":
             return

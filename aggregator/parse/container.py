@@ -23,8 +23,11 @@ from aggregator.lazyjson import loads
 from aggregator.parse.codecs import NOTHING, Codec, Columns, Parsed
 from aggregator.parse.lines import Lines, cut_utf8
 from aggregator.parse.timestamps import _second_epochs, parse_iso
+from aggregator.record.formats import json_tail
 
 CONTAINER_CODECS: Final = ("cri", "docker")
+STDOUT: Final = "stdout"
+STDERR: Final = "stderr"
 
 Unwrapped = tuple[int, str, bool, str]
 """One envelope line: (runtime time in µs, stream, partial, message)."""
@@ -55,8 +58,10 @@ def unwrap_cri(line: str) -> Unwrapped | None:
         digits = line[20:29]
         if seconds is not None and digits.isascii() and digits.isdecimal():
             head = line[31:40]
-            if head == "stdout F " or head == "stderr F ":
-                return seconds * 1_000_000 + int(digits[:6]), head[:6], False, line[40:]
+            if head == "stdout F ":
+                return seconds * 1_000_000 + int(digits[:6]), STDOUT, False, line[40:]
+            if head == "stderr F ":
+                return seconds * 1_000_000 + int(digits[:6]), STDERR, False, line[40:]
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -156,7 +161,7 @@ class EnvelopeCodec:
                 ]
             nothing: list[None] = [None] * len(texts)
             return stamps, nothing, nothing, nothing
-        parse, extra = inner.parse, self.fields
+        parse = inner.parse
         streams, envelope_errors = messages.streams, messages.errors
         stamps = list(own)
         levels: list[str | None] = []
@@ -166,17 +171,49 @@ class EnvelopeCodec:
             ts, level, found, error = parse(text) if text else NOTHING
             if stamps[index] is None:
                 stamps[index] = ts
-            stream = streams[index]
-            if stream is not None:
-                found = found or {}
-                found["stream"] = stream
-            if extra:
-                found = found or {}
-                found.update(extra)
             levels.append(level)
-            fields.append(found or None)
+            fields.append(self._fields_of(found, streams[index]))
             errors.append(envelope_errors[index] or error)
         return stamps, levels, fields, errors
+
+    def json_columns(self, messages: "Messages") -> tuple[list[int | None], list[str]]:
+        """``read``'s columns as a parse worker sends them for JSON output: the times, and
+        each record's ``json_tail``. A message whose inner codec found no fields (nor an
+        error, nor was it cut) holds only its stream's and the lane's fields: its tail is
+        made once per level and stream, not once per record."""
+        texts, stamps = messages.texts, list(messages.stamps)
+        parse = self.inner.parse
+        streams, envelope_errors = messages.streams, messages.errors
+        cut = [False] * len(texts)
+        for index in messages.truncated:
+            cut[index] = True
+        tails: list[str] = []
+        made: dict[tuple[str | None, str | None], str] = {}
+        for index, text in enumerate(texts):
+            ts, level, found, error = parse(text) if text else NOTHING
+            if stamps[index] is None:
+                stamps[index] = ts
+            error = envelope_errors[index] or error
+            stream = streams[index]
+            if found is None and error is None and not cut[index]:
+                tail = made.get((level, stream))
+                if tail is None:
+                    tail = json_tail(level, self._fields_of(None, stream), False, None)
+                    made[level, stream] = tail
+                tails.append(tail)
+            else:
+                tails.append(json_tail(level, self._fields_of(found, stream), cut[index], error))
+        return stamps, tails
+
+    def _fields_of(self, found: dict[str, Any] | None, stream: str | None) -> dict[str, Any] | None:
+        """A message's fields: what the inner codec ``found``, its stream and the lane's."""
+        if stream is not None:
+            found = found or {}
+            found["stream"] = stream
+        if self.fields:
+            found = found or {}
+            found.update(self.fields)
+        return found or None
 
 
 class Messages:
@@ -284,8 +321,32 @@ class EnvelopeReader:
         cri = self._cri
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
+        known, known_seconds = "", 0  # the last second read: the next line's, most often
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
+            if cri and not partials and len(line) >= 40 and line[29] == "Z" and line[19] == ".":
+                # ``unwrap_cri``'s commonest line (whole, nothing held) read here, in place:
+                # no tuple, and a second like the last line's not looked up again.
+                seconds: int | None = known_seconds
+                if not known or not line.startswith(known):
+                    known = line[:19]
+                    seconds = known_seconds = _second_epochs.get(known, -1)
+                    if seconds < 0:
+                        known, seconds = "", None
+                digits = line[20:29]
+                if seconds is not None and digits.isascii() and digits.isdecimal():
+                    head = line[30:40]
+                    stream = (
+                        STDOUT if head == " stdout F " else (STDERR if head == " stderr F " else "")
+                    )
+                    if stream:
+                        if truncated:
+                            out.truncated.append(len(texts))
+                        texts.append(line[40:])
+                        stamps.append(seconds * 1_000_000 + int(digits) // 1000)
+                        streams.append(stream)
+                        errors.append(None)
+                        continue
             # Called by name, not through a variable: compiled, that is a native call.
             unwrapped = unwrap_cri(line) if cri else unwrap_docker(line)
             if unwrapped is None:

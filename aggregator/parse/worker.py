@@ -10,16 +10,30 @@ worker starts about as fast as the interpreter does.
 import contextlib
 import fcntl
 import gc
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
+
 from aggregator.fdio import read_exact, write_all
-from aggregator.parse.codecs import Codec, Columns, make_codec, parse_lines
+from aggregator.parse.codecs import (
+    LEVEL_KEYS,
+    NOTHING,
+    AutoCodec,
+    Codec,
+    Columns,
+    FieldPicker,
+    JsonCodec,
+    make_codec,
+    normalise_level,
+    parse_lines,
+)
 from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, EnvelopeRegion
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
-from aggregator.record.verdicts import Rows, judge
+from aggregator.record.verdicts import Rows, judge, reads_of
 
 
 class CodecSpec(NamedTuple):
@@ -110,17 +124,24 @@ def parse_region(
         reader.restore(region.carry)
         messages = reader.feed(split_region(region.data, limit))
         texts, truncated, carry = messages.texts, messages.truncated, reader.carry
+        if needs == "json" and not wheres:
+            times, tails = codec.json_columns(messages)
+            blank: list[None] = [None] * len(texts)
+            return ParsedRegion(texts, truncated, (times, blank, blank, blank), tails, None, carry)
         columns = codec.read(messages, stamps_only=stamps_only)
     else:
         split = split_region(region, limit)
         texts, truncated = split.text, split.truncated
-        columns = parse_lines(codec, texts, stamps_only=stamps_only)
+        if wheres and needs == "stamps":  # only what the wheres read
+            columns = judged_columns(codec, texts, wheres)
+        else:
+            columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
         stamps, levels, fields, errors = columns
         verdicts = judge(wheres, Rows(spec.source, origin, texts, levels, fields))
         if needs == "stamps":
-            nothing: list[None] = [None] * len(texts)  # one list: ``_build``'s stamps-only test
+            nothing = [None] * len(texts)  # one list: ``_build``'s stamps-only test
             columns = (stamps, nothing, nothing, nothing)
     if needs != "json":
         return ParsedRegion(texts, truncated, columns, None, verdicts, carry)
@@ -133,6 +154,75 @@ def parse_region(
     return ParsedRegion(
         texts, truncated, (stamps, nothing, nothing, nothing), tails, verdicts, carry
     )
+
+
+_ABSENT = object()
+
+
+def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
+    """What ``wheres`` read of ``texts`` (and their times), as ``parse_lines`` gives it, with
+    less work where the output needs only the times: a JSON line's fields are the object its
+    time was read from (its time and level keys left in: no ``where`` reads those keys, else
+    every line is parsed whole), and a line ``auto`` reads as text (it starts with a digit)
+    goes to the text codec at once, only stamped without a ``where`` on ``level``. Any other
+    line, or a JSON one without a time it can read, is parsed whole. The errors column is
+    left out (no ``where`` reads it)."""
+    reads = reads_of(wheres)
+    picker: FieldPicker | None = None
+    if isinstance(codec, AutoCodec):
+        picker = codec.json.picker
+    elif isinstance(codec, JsonCodec):
+        picker = codec.picker
+    if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
+        return parse_lines(codec, texts)
+    text_codec = codec.text if isinstance(codec, AutoCodec) else None
+    level_read = reads.level
+    stamps: list[int | None] = []
+    levels: list[str | None] = []
+    fields: list[dict[str, Any] | None] = []
+    for text in texts:
+        first = text[:1]
+        if first == "{":
+            value = _json_object(text)
+            ts = picker.stamp(value) if value is not None else None
+            if value is not None and ts is not None:
+                stamps.append(ts)
+                levels.append(_level_of(value) if level_read else None)
+                fields.append(value)
+                continue
+        elif text_codec is not None and "0" <= first <= "9":  # ``auto`` reads it as text
+            if level_read:
+                ts, level, _, _ = text_codec.parse(text)
+            else:
+                ts, level = text_codec.stamp(text), None
+            stamps.append(ts)
+            levels.append(level)
+            fields.append(None)
+            continue
+        ts, level, extra, _ = codec.parse(text) if text else NOTHING
+        stamps.append(ts)
+        levels.append(level)
+        fields.append(extra)
+    nothing: list[None] = [None] * len(texts)
+    return stamps, levels, fields, nothing
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    """The object a JSON line holds, or None if it holds none."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _level_of(value: dict[str, Any]) -> str | None:
+    """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
+    for key in LEVEL_KEYS:
+        found = value.get(key, _ABSENT)
+        if found is not _ABSENT:
+            return normalise_level(found)
+    return None
 
 
 def _widen_pipe(fd: int) -> None:

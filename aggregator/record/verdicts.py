@@ -117,6 +117,36 @@ def wheres_of(texts: tuple[str, ...]) -> tuple[Where, ...]:
     return tuple(where_of(text) for text in texts)
 
 
+class Reads(NamedTuple):
+    """What ``where``s read of a line's parse: its level, and which keys of its fields."""
+
+    level: bool
+    keys: frozenset[str]
+    """Each key a field name may be looked up by at the top of the fields (``lookup_field``:
+    the whole dotted name, and each of its dotted prefixes)."""
+
+
+@lru_cache(maxsize=64)
+def reads_of(texts: tuple[str, ...]) -> Reads:
+    """What the ``where``s ``texts`` read (a worker parses only that where it can)."""
+    level, keys = False, set()
+    pending: list[Condition] = [where.root for where in wheres_of(texts)]
+    while pending:
+        condition = pending.pop()
+        if isinstance(condition, Leaf):
+            getter = condition.getter
+            level = level or getter.attribute == "level"
+            if getter.attribute == "":
+                keys.add(getter.name)
+                parts = getter.parts
+                keys.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+        elif isinstance(condition, Not):
+            pending.append(condition.inner)
+        elif isinstance(condition, And | Or):
+            pending.extend(condition.parts)
+    return Reads(level, frozenset(keys))
+
+
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
     """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``."""
     count = len(rows.lines)

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.config import FileSourceConfig
+from aggregator.parse.codecs import make_codec
 from aggregator.parse.container import (
+    EnvelopeCodec,
     EnvelopeReader,
     EnvelopeRegion,
     looks_like,
@@ -19,6 +21,7 @@ from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines
 from aggregator.parse.pool import ParsePool
 from aggregator.parse.worker import CodecSpec, parse_region
+from aggregator.record.formats import json_tail
 from aggregator.record.record import Record
 
 T0 = 1_796_464_800_000_000  # 2026-12-05T10:00:00Z
@@ -331,3 +334,61 @@ async def test_partial_lines_at_the_end_of_a_worker_s_region_are_joined(
     assert joined[0] == "WARN part of 0 and more end of 0"
     assert joined[1] == "WARN part of 1 end of 1"
     assert len(records) == 6 * 600 + 6 + 3 + 1  # lines, ends, stderr lines, the last partial
+
+
+@pytest.mark.parametrize("fields", [{}, {"k8s.pod.name": "web-1", "stream": "lane's"}])
+def test_json_columns_are_read_s_columns_as_json_tails(fields: dict[str, str]) -> None:
+    """A worker's JSON tails of a container's messages (made once per level and stream when
+    the inner codec found no fields) are ``json_tail`` of what ``read`` finds, message by
+    message: fields found or not, errors, truncation, lines not in the envelope."""
+    lines = [
+        f"{TS} stdout F 2026-12-05T10:00:01Z ERROR plain text",
+        f"{TS} stderr F 2026-12-05T10:00:01Z ERROR plain text",
+        f"{TS} stdout F no time, no level",
+        f"{TS} stdout F " + orjson.dumps({"level": "warn", "user": "ann"}).decode(),
+        f"{TS} stdout F " + orjson.dumps({"ts": "broken", "n": 1}).decode(),
+        f"{TS} stdout F ts=2026-12-05T10:00:02Z level=info msg=logfmt",
+        f"{TS} stdout P cut ",
+        f"{TS} stdout F here",
+        "not an envelope line at all",
+        f"{TS} stdout F ",
+        f"{TS} stdout F 2026-12-05T10:00:01Z ERROR plain text",
+    ]
+    reader = EnvelopeReader("cri", 12)
+    messages = reader.feed(Lines(lines, [2]))
+    codec = EnvelopeCodec("cri", make_codec("auto"), fields)
+    stamps, levels, found, errors = codec.read(messages)
+    cut = [index in messages.truncated for index in range(len(messages.texts))]
+    assert messages.truncated
+    times, tails = codec.json_columns(messages)
+    assert times == list(stamps)
+    assert tails == list(map(json_tail, levels, found, cut, errors))
+
+
+def test_cri_lines_read_in_place_are_what_unwrap_cri_reads() -> None:
+    """``EnvelopeReader.feed`` reads the commonest CRI line in place, a second like the last
+    line's not looked up again: each message, time and stream is ``unwrap_cri``'s, for lines
+    in and out of that form (a new second, stderr, a tag with options, a bad digit, a time
+    before 1970, a line too short)."""
+    lines = [
+        f"{TS} stdout F first",
+        "2026-12-05T10:00:00.900000001Z stderr F same second",
+        "2026-12-05T10:00:01.000000000Z stdout F next second",
+        "2031-01-01T00:00:07.123456789Z stdout F a second never seen",
+        "2026-12-05T10:00:01.5000000x0Z stdout F bad digit",
+        "2026-12-05T10:00:01.500000000Z stdout F:x tag options",
+        "1969-12-31T23:59:59.250000000Z stdout F before 1970",
+        "1969-12-31T23:59:59.500000000Z stdout F before 1970 again",
+        "2026-12-05T10:00:01.600000000Z stdout F ",
+        "2026-12-05T10:00:01.700000000Z stdout F",
+        "2026-12-05T10:00:01.800000000Z stdin  F not a stream",
+        f"{TS} stdout F last",
+    ]
+    messages = EnvelopeReader("cri", 1000).feed(Lines(lines, [0]))
+    expected = [unwrap_cri(line) for line in lines]
+    assert list(zip(messages.stamps, messages.streams, messages.texts, strict=True)) == [
+        (found[0], found[1], found[3]) if found else (None, None, line)
+        for line, found in zip(lines, expected, strict=True)
+    ]
+    assert messages.truncated == [0]
+    assert messages.errors.count(None) == sum(found is not None for found in expected)
