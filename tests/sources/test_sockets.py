@@ -1,7 +1,7 @@
 """Network and pipe sources end to end with real sockets (SPEC §3, §6; issue #5)."""
 
 import asyncio
-import os
+import contextlib
 import resource
 import signal
 import socket
@@ -342,7 +342,8 @@ async def test_sigterm_under_an_endless_stream(tmp_path: Path, cli_processes: li
     writer.close()
     async with asyncio.timeout(DEADLINE):
         await sender
-    assert os.waitstatus_to_exitcode(0) == 0
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
 
 async def test_a_burst_of_datagrams_is_not_dropped(
