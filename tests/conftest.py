@@ -5,7 +5,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,10 @@ class Cli:
         self.proc = proc
         self.out: list[str] = []
         self.err: list[str] = []
+        self.cleanups: list[Callable[[], Awaitable[None]]] = []
+        """Run by ``cli_processes`` at the test's end, while its loop still runs: clients of
+        this process (a websocket left open would be closed by the garbage collector, with a
+        warning that fails whichever later test it lands in)."""
         self._changed = asyncio.Event()
         assert proc.stdout is not None and proc.stderr is not None
         self._readers = [
@@ -103,6 +107,8 @@ async def cli_processes() -> AsyncIterator[list[Cli]]:
     started: list[Cli] = []
     yield started
     for cli in started:
+        for cleanup in cli.cleanups:
+            await cleanup()
         if cli.proc.returncode is None:
             cli.proc.kill()
             await cli.proc.wait()

@@ -41,7 +41,8 @@ class Server:
 
     async def close_clients(self) -> None:
         """Close the clients while the test's loop runs: a socket left to the garbage collector
-        warns (an error here), in whichever later test it is collected, or at the very end."""
+        warns (an error here), in whichever later test it is collected, or at the very end.
+        ``cli_processes`` does it at every test's end; a test may do it sooner."""
         for connection in self.clients:
             await connection.close()
 
@@ -104,7 +105,9 @@ async def start_server(
     flags = ["--debug"] if debug else []
     cli = await start_cli("run", "-c", str(config), *flags, cwd=tmp_path, env=env)
     cli_processes.append(cli)
-    return Server(cli, await cli.listening("tcp"), await cli.serving())
+    server = Server(cli, await cli.listening("tcp"), await cli.serving())
+    cli.cleanups.append(server.close_clients)
+    return server
 
 
 @dataclass

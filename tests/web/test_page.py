@@ -7,13 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
-from websockets.asyncio.client import connect
 
 from tests.conftest import DEADLINE, Cli
 from tests.helpers.web import (
     CuttableLink,
     Server,
-    Subscription,
     http_get,
     json_lines,
     send_lines,
@@ -166,7 +164,7 @@ async def test_pause_then_resume_shows_what_came_meanwhile(
     await wait_rows(page, 3)
     await page.click("#pause")
     await page.wait_for_selector("body[data-paused=true]")  # set when the server confirms
-    watcher = Subscription(await connect(server.url("/ws")))
+    watcher = await server.subscribe()
     await server.send(json_lines(4, start=3))
     await watcher.records_until(4)
     # Still paused across a reconnection: what came while it was away waits too.

@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,10 +22,8 @@ BIG_LINES = [line + " " + "x" * 500 for line in json_lines(TOTAL)]
 
 
 @pytest.fixture
-async def server(tmp_path: Path, cli_processes: list[Cli]) -> AsyncIterator[Server]:
-    server = await start_server(tmp_path, cli_processes, "replay = 50")
-    yield server
-    await server.close_clients()
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> Server:
+    return await start_server(tmp_path, cli_processes, "replay = 50")
 
 
 async def test_hello_then_records_batched_in_frames(server: Server) -> None:
@@ -343,6 +340,7 @@ async def test_tail_ws_serves_while_printing(tmp_path: Path, cli_processes: list
         lambda: any(line.endswith(" app.log | hello over the wire") for line in subscription.texts),
         "the line over the WebSocket",
     )
+    await connection.close()
     assert await cli.stop() == 0
 
 

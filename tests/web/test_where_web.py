@@ -2,7 +2,6 @@
 opened without the right token is told (issue #29)."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,10 +19,8 @@ def messages(subscription: Subscription) -> list[str]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, cli_processes: list[Cli]) -> AsyncIterator[Server]:
-    server = await start_server(tmp_path, cli_processes, "replay = 50")
-    yield server
-    await server.close_clients()
+async def server(tmp_path: Path, cli_processes: list[Cli]) -> Server:
+    return await start_server(tmp_path, cli_processes, "replay = 50")
 
 
 async def test_where_in_the_url_filters_on_the_server(server: Server) -> None:
