@@ -76,9 +76,27 @@ class Cli:
         return code
 
     async def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` and return the exit code. A signal the program handles is sent once
+        it handles it: one sent while it still imports would end it as the default does."""
+        if signum != signal.SIGKILL:
+            await wait_until(
+                lambda: self.proc.returncode is not None or catches(self.proc.pid, signum),
+                f"the program to handle signal {signum}",
+            )
         if self.proc.returncode is None:
             self.proc.send_signal(signum)
         return await self.exit_code()
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc);
+    True where there is no /proc to ask."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
 
 
 async def start_cli(

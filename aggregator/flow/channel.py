@@ -97,7 +97,8 @@ class Channel(Generic[T]):
         return self._closed and not self._items
 
     def listen(self, listener: Callable[[], None] | None) -> None:
-        """Call ``listener`` (on the loop, at once) after each put and on closing; None stops.
+        """Call ``listener`` after each put and on closing, synchronously, in the putter's (or
+        closer's) stack: it must not put into a channel that calls it; None stops.
 
         A reader of many channels (the merge) waits for one wake-up this way and takes with
         ``get_nowait``, instead of a task blocked in ``get`` for each channel."""

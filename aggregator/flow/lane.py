@@ -280,7 +280,7 @@ class LaneIndex:
         while reads:
             read_at, number, lane, last_key = reads[0]
             if number >= lane.popped:  # still queued
-                if read_at + window - early > now:  # as in OrderingCore._limits
+                if read_at + window - early > now:  # as in scan_limits
                     break
                 forced = (last_key, lane.source, lane.order)
                 if forced > limit:

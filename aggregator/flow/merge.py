@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 OUTPUT_BATCH = 4096
 """Most records in one batch to the sinks: sink channels count batches, so this bounds them."""
 DRAIN = 1024
-"""Most items taken from one source's channel at a time, beyond the one its read returned:
+"""Most items beyond the first taken from one source's channel at a time (``_take``):
 many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""
 FUTURE_REPORT_INTERVAL = 60.0
 """Seconds between two reports on stderr of records from the future, per source."""
@@ -82,6 +82,7 @@ class Merge:
         self._timer: asyncio.TimerHandle | None = None
         self._unsent: Batch = []  # numbered in ``_step_now``, left to the task to send
         self._failure: Exception | None = None  # raised in ``_step_now``, for the task
+        self._stepping = False  # in ``_step_now``: a put it causes is left to the task
         self._timer_at = 0.0  # when the timer rings (monotonic seconds)
         self._ended = False
         self.future: dict[str, int] = {}
@@ -181,17 +182,21 @@ class Merge:
             self._waiter is not None
             and not self._waiter.done()
             and not self._poked
+            and not self._stepping
             and not channel.closed
             and len(self._ready) == 1
             and self.outputs
             and not (self._arrivals or self._output_changes or self._leaving)
             and all(output.channel.room for output in self.outputs)
         ):
+            self._stepping = True
             try:
                 self._step_now()
             except Exception as error:  # raised in the merge's own task, not the source's
                 self._failure = error
                 self._poke()
+            finally:
+                self._stepping = False
             return
         self._poke()
 

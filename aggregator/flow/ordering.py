@@ -272,7 +272,8 @@ class OrderingCore:
         return bool(self._open) and self.window > 0 and not self._changed and now < self._hold_until
 
     def _note_hold(self) -> None:
-        """After a look at every lane: until when an open source holds everything back."""
+        """After a look (at every lane, or through the index): until when an open source
+        holds everything back."""
         if not self._open or self.window <= 0:
             return
         if self._catching_up:
@@ -282,7 +283,7 @@ class OrderingCore:
 
     def _first_live_read(self) -> float:
         """When the oldest live record held was read (inf: none is held)."""
-        if self._index.in_order:
+        if self.indexed and self._index.in_order:
             return self._index.first_live_read()
         return min(
             (

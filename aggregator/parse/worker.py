@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import orjson
-
 from aggregator.fdio import read_exact, write_all
+from aggregator.lazyjson import loads
 from aggregator.parse.codecs import (
     LEVEL_KEYS,
     NOTHING,
@@ -210,8 +209,8 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
 def _json_object(line: str) -> dict[str, Any] | None:
     """The object a JSON line holds, or None if it holds none."""
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        value = loads(line)
+    except ValueError:  # orjson's JSONDecodeError
         return None
     return value if isinstance(value, dict) else None
 

@@ -30,7 +30,8 @@ class DeliveringSink(Sink):
     """Errors from ``write`` that mean the reader has gone: the sink ends, and holds nothing."""
     writes_now: bool = False
     """Whether the sink may write at once (``can_write_now``, ``write_now``) a batch put while
-    it waits for one, in the putter's turn (the merge's): one task's wake less a batch."""
+    it waits for one, in the putter's turn (the merge's task, or a source's whose put made
+    the merge's step): one task's wake less a batch."""
 
     async def run(self, inp: Channel[Batch]) -> None:
         try:
@@ -69,7 +70,10 @@ class DeliveringSink(Sink):
         except Exception:  # raised again in the loop, in this sink's own task
             return False
         if encoded is not None:
-            self.write_now(encoded[0])
+            try:
+                self.write_now(encoded[0])
+            except Exception:  # met again by ``write`` in the loop above, in this sink's task
+                return False
             self.records_out += encoded[1]
         self.delivered_seq = batch[-1].seq
         return True

@@ -231,7 +231,8 @@ class NatsSource:
         if theirs != [wanted]:
             raise StreamUnfit(
                 f"its consumer {self.durable} exists and takes {theirs}, not {wanted} (another "
-                f"central's?): give this source a durable of its own"
+                f"central's?): give this source a durable of its own, or, if this source's "
+                f"subject has changed, delete that consumer"
             )
 
     async def _check_consumer(self) -> None:
@@ -244,6 +245,8 @@ class NatsSource:
             log.warning("sources.%s: the consumer %s is gone (the stream was reset?); making it "
                         "again", self.name, self.durable)  # fmt: skip
             await self._on_connect(self.link.client)
+        except StreamUnfit as error:  # made again meanwhile by another central: said, retried
+            log.error("sources.%s: %s", self.name, error)
         except (NatsError, OSError, TimeoutError) as error:
             log.debug("sources.%s: consumer_info failed: %s", self.name, reason_of(error))
 

@@ -9,6 +9,10 @@ from tests.conftest import wait_until
 from tests.helpers.nats_server import NATS_SERVER, free_port
 
 
+class PortTaken(Exception):
+    """A server could not bind its port: another process took it first."""
+
+
 class NatsCluster:
     """Servers ``n1``..``n3``; their configs and stores under ``root``."""
 
@@ -44,23 +48,34 @@ cluster {{
         return path
 
     async def start(self) -> None:
-        """Start every server; return once the cluster has a JetStream meta leader."""
+        """Start every server; return once the cluster has a JetStream meta leader. A port
+        another process took between ``free_port`` and a server's bind is chosen again."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for name in self.names:
-            self.log(name).write_bytes(b"")
-            self.procs[name] = await asyncio.create_subprocess_exec(
-                NATS_SERVER, "-c", str(self._config(name)), "-l", str(self.log(name)),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
+        for _ in range(3):
+            for name in self.names:
+                self.log(name).write_bytes(b"")
+                self.procs[name] = await asyncio.create_subprocess_exec(
+                    NATS_SERVER, "-c", str(self._config(name)), "-l", str(self.log(name)),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                )  # fmt: skip
+            try:
+                await wait_until(self._led, "a JetStream meta leader in the cluster")
+                return
+            except PortTaken:
+                await self.stop()
+                self.ports = {name: free_port() for name in self.names}
+                self.routes = {name: free_port() for name in self.names}
+        raise AssertionError("the cluster's ports were taken three times over")
 
-        def led() -> bool:
-            for name, proc in self.procs.items():
-                if proc.returncode is not None:
-                    raise AssertionError(f"{name} exited: {self.log(name).read_text()[-2000:]}")
-            logs = "".join(self.log(name).read_text() for name in self.names)
-            return "JetStream cluster new metadata leader" in logs or "metadata leader" in logs
-
-        await wait_until(led, "a JetStream meta leader in the cluster")
+    def _led(self) -> bool:
+        for name, proc in self.procs.items():
+            if proc.returncode is not None:
+                log = self.log(name).read_text()
+                if "address already in use" in log:
+                    raise PortTaken(name)
+                raise AssertionError(f"{name} exited: {log[-2000:]}")
+        logs = "".join(self.log(name).read_text() for name in self.names)
+        return "JetStream cluster new metadata leader" in logs or "metadata leader" in logs
 
     async def kill(self, name: str) -> None:
         proc = self.procs.pop(name)

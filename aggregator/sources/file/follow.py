@@ -139,10 +139,7 @@ class Follower:
                     await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
                 elif alarm is not None:
                     alarm.ring_by(last_data + close_idle)  # wake to close it
-            if watched and changed is not None and deadline is None:
-                await changed.wait()  # the usual live wait: no timer to arm and cancel
-            else:
-                await wait_for_change(changed if watched else None, pause, deadline)
+            await wait_for_change(changed if watched else None, pause, deadline)
             if tailer.suspended and not await tailer.reopen():
                 if tailer.at_path() is False:  # deleted while closed, and made again
                     return Outcome.REPLACED
