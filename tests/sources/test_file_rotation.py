@@ -8,17 +8,30 @@ import orjson
 from tests.conftest import Cli, follow_synced, start_cli, wait_until
 
 
-async def follow(tmp_path: Path, cli_processes: list[Cli], paths: str = '["app.log"]') -> Cli:
+async def follow(
+    tmp_path: Path,
+    cli_processes: list[Cli],
+    paths: str = '["app.log"]',
+    source: str = "",
+    out_format: str = "json",
+) -> Cli:
+    """``run`` following ``paths`` from their start; ``source`` adds keys to the source."""
     config = tmp_path / "c.toml"
     config.write_text(
         '[aggregator]\norder_window = "0s"\n'
         f'[sources.app]\ntype = "file"\npaths = {paths}\nstart_at = "beginning"\n'
-        'rotate_wait = "1s"\ncodec = "raw"\n'
-        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
+        f'rotate_wait = "1s"\ncodec = "raw"\n{source}'
+        f'[sinks.out]\ntype = "stdout"\nformat = "{out_format}"\n'
     )
     cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
     cli_processes.append(cli)
     return cli
+
+
+def holds(cli: Cli, path: Path) -> bool:
+    """Whether the program has ``path`` open (its descriptors in /proc)."""
+    fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
+    return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir() if fd.is_symlink())
 
 
 def lines_of(cli: Cli) -> list[str]:
@@ -148,27 +161,14 @@ async def test_quiet_files_are_closed_and_reopened(
     after it was renamed away) reopens it by its identity, and nothing is lost."""
     log = tmp_path / "app.log"
     log.write_text("")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        '[aggregator]\norder_window = "0s"\n'
-        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
-        'close_idle = "100ms"\nrotate_wait = "1s"\ncodec = "raw"\n'
-        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
-    )
-    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
-    cli_processes.append(cli)
+    cli = await follow(tmp_path, cli_processes, source='close_idle = "100ms"\n', out_format="raw")
     with log.open("a", buffering=1) as writer:  # the application's handle, kept throughout
         writer.write("first\n")
         await cli.wait_for_out("first")
-        fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
-
-        def holds(path: Path) -> bool:
-            return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir() if fd.is_symlink())
-
-        await wait_until(lambda: not holds(log), "the quiet file to be closed")
+        await wait_until(lambda: not holds(cli, log), "the quiet file to be closed")
         writer.write("after closing\n")
         await cli.wait_for_out("after closing")
-        await wait_until(lambda: not holds(log), "the file to be closed again")
+        await wait_until(lambda: not holds(cli, log), "the file to be closed again")
         log.rename(tmp_path / "app.log.1")
         writer.write("renamed while closed\n")
         log.write_text("new file\n")
@@ -186,26 +186,13 @@ async def test_a_quiet_file_deleted_and_made_again_is_read_at_once(
     followed: tests/sources/test_file_model.py timed out on a "recreate".)"""
     log = tmp_path / "app.log"
     log.write_text("")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        '[aggregator]\norder_window = "0s"\n'
-        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
-        'close_idle = "50ms"\nrotate_wait = "1s"\ncodec = "raw"\n'
-        '[sinks.out]\ntype = "stdout"\nformat = "raw"\n'
-    )
-    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
-    cli_processes.append(cli)
-    fd_dir = Path(f"/proc/{cli.proc.pid}/fd")
-
-    def holds(path: Path) -> bool:
-        return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir() if fd.is_symlink())
-
+    cli = await follow(tmp_path, cli_processes, source='close_idle = "50ms"\n', out_format="raw")
     kept = []  # the deleted files held open here: a new file cannot take an old one's inode
     try:
         for generation in range(3):
             append(log, f"in file {generation}")
             await cli.wait_for_out(f"in file {generation}")
-            await wait_until(lambda: not holds(log), "the quiet file closed")
+            await wait_until(lambda: not holds(cli, log), "the quiet file closed")
             kept.append(log.open("rb"))
             log.unlink()
         append(log, "in file 3")
@@ -224,15 +211,8 @@ async def test_a_held_multiline_record_leaves_after_its_timeout(
     has come for the timeout (the follower's wake by deadline), with its continuation lines."""
     log = tmp_path / "app.log"
     log.write_text("")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        '[aggregator]\norder_window = "0s"\n'
-        '[sources.app]\ntype = "file"\npaths = ["app.log"]\nstart_at = "beginning"\n'
-        'codec = "raw"\nmultiline = { start = \'^\\S\', timeout = "200ms" }\n'
-        '[sinks.out]\ntype = "stdout"\nformat = "json"\n'
-    )
-    cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
-    cli_processes.append(cli)
+    multiline = "multiline = { start = '^\\S', timeout = \"200ms\" }\n"
+    cli = await follow(tmp_path, cli_processes, source=multiline)
     append(log, "first", "second")
     await cli.wait_for_out("first")  # "second" is held: no line has started after it
     append(log, "  its trace")
