@@ -405,6 +405,16 @@ function scheduleDraw() {
   }
 }
 
+// Where the page itself last put the view: at the bottom, after a draw or a jump. Only a
+// scroll above it is the reader's (a layout change, rows trimmed above or a pane resized, is
+// not), and only that stops following.
+let stuckAt = 0;
+
+function stickToBottom() {
+  logView.scrollTop = logView.scrollHeight;
+  stuckAt = logView.scrollTop;
+}
+
 function following() {
   return $("follow").checked;
 }
@@ -453,7 +463,7 @@ function drawRows() {
     range.setEndAfter(logView.children[excess - 1]);
     range.deleteContents();
   }
-  logView.scrollTop = logView.scrollHeight;
+  stickToBottom();
   updateJump();
   setStatus(state.paused ? "paused" : "live");
 }
@@ -502,7 +512,7 @@ function updateJump() {
 function jumpToBottom() {
   $("follow").checked = true;
   if (state.held.length) scheduleDraw();
-  logView.scrollTop = logView.scrollHeight;
+  stickToBottom();
   updateJump();
 }
 
@@ -720,6 +730,11 @@ $("highlight").addEventListener("input", (event) => {
   for (const line of logView.querySelectorAll(".row .line")) fillLine(line);
 });
 
+// A pane that grows or shrinks (the legend, the counts) moves the bottom: follow it.
+new ResizeObserver(() => {
+  if (following() && !state.paused) stickToBottom();
+}).observe(logView);
+
 $("follow").addEventListener("change", () => {
   if (following()) jumpToBottom();
   else updateJump();
@@ -727,6 +742,10 @@ $("follow").addEventListener("change", () => {
 
 logView.addEventListener("scroll", () => {
   const atBottom = logView.scrollHeight - logView.scrollTop - logView.clientHeight < 4;
+  if (!atBottom && following() && logView.scrollTop >= stuckAt - 4) {
+    stickToBottom(); // the layout moved, not the reader: stay at the bottom
+    return;
+  }
   if (atBottom !== following()) {
     $("follow").checked = atBottom;
     if (atBottom) jumpToBottom();
