@@ -45,7 +45,7 @@ def test_the_docs_name_every_config_key() -> None:
 
 def test_the_docs_name_every_command_and_option() -> None:
     """docs/cli.md names every command of the parser and every option of each."""
-    from aggregator.cli import build_parser
+    from aggregator.arguments import build_parser
 
     doc = (ROOT / "docs" / "cli.md").read_text()
     parser = build_parser()
