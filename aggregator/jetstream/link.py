@@ -115,8 +115,8 @@ class Link:
         """``on_connect(client)`` until it succeeds (True), or until it fails in a way that
         closes the connection (False, after ``SETUP_RETRY``). The JetStream API not answering
         (a cluster electing a stream's leader, which takes seconds) is asked again on the same
-        connection at once, said once: a sidecar that starts during a failover publishes as
-        soon as the stream has a leader again, not a retry's wait after it."""
+        connection after ``ELECTION_RETRY``, said once: a sidecar that starts during a failover
+        publishes as soon as the stream has a leader again, not a retry's wait after it."""
         import nats
 
         electing = False
