@@ -22,6 +22,8 @@ CLOSE_TIMEOUT = 5.0
 """Seconds closing the connection may take (it flushes what is buffered)."""
 RECONNECT_WAIT = 1.0
 """Seconds nats-py waits between attempts to reach a server (its wait is fixed)."""
+ELECTION_RETRY = 0.2
+"""Seconds between two attempts to set up the stream while the JetStream API times out."""
 
 
 def tls_context(config: NatsPart) -> ssl.SSLContext | None:
@@ -74,6 +76,7 @@ class Link:
         self.away.set()
         self.outages = 0
         self._reported = False
+        self._ready = False  # the stream is set up on ``client`` (``on_connect`` succeeded)
 
     @property
     def up(self) -> bool:
@@ -100,23 +103,51 @@ class Link:
                 await asyncio.sleep(RECONNECT_WAIT)
                 continue
             self.client = client
+            if await self._set_up_stream(client, on_connect):
+                self._ready = True
+                if client.is_connected:  # else when it reconnects (``_on_reconnected``)
+                    self._set_up()
+                return client
+
+    async def _set_up_stream(
+        self, client: Any, on_connect: Callable[[Any], Awaitable[None]]
+    ) -> bool:
+        """``on_connect(client)`` until it succeeds (True), or until it fails in a way that
+        closes the connection (False, after ``SETUP_RETRY``). The JetStream API not answering
+        (a cluster electing a stream's leader, which takes seconds) is asked again on the same
+        connection after ``ELECTION_RETRY``, said once: a sidecar that starts during a failover
+        publishes as soon as the stream has a leader again, not a retry's wait after it."""
+        import nats
+
+        electing = False
+        while True:
             try:
                 await on_connect(client)
-            except (TimeoutError, OSError, nats.errors.Error, StreamUnfit) as error:
+                return True
+            except (TimeoutError, nats.errors.TimeoutError) as error:
+                if client.is_closed:
+                    break
+                if not electing:
+                    electing = True
+                    log.warning("%s: connected, but the stream %s does not answer yet (%s): a "
+                                "cluster electing its leader?; asking again", self.where,
+                                self.config.stream, reason_of(error))  # fmt: skip
+                await asyncio.sleep(ELECTION_RETRY)
+                continue
+            except (OSError, nats.errors.Error, StreamUnfit) as error:
                 # Connected, but the stream or the consumer cannot be set up (JetStream off,
                 # no permission, a stream of that name with other subjects): said, and tried
                 # again, since an operator may fix it while this waits.
                 log.error("%s: connected, but cannot set up the stream %s: %s; retrying in "
                           "%gs", self.where, self.config.stream, reason_of(error),
                           SETUP_RETRY)  # fmt: skip
-                await self.close()
-                await asyncio.sleep(SETUP_RETRY)
-                continue
+                break
             except BaseException:
                 await self.close()
                 raise
-            self._set_up()
-            return client
+        await self.close()
+        await asyncio.sleep(SETUP_RETRY)
+        return False
 
     def _set_up(self) -> None:
         if self._reported or self.outages:
@@ -143,7 +174,10 @@ class Link:
         self._lost()
 
     async def _on_reconnected(self) -> None:
-        self._set_up()
+        # Not while ``open`` sets the stream up on this connection: ``connected`` would tell
+        # the sink's publishers to publish through a client that is not ready yet.
+        if self._ready:
+            self._set_up()
 
     async def _on_closed(self) -> None:
         self._lost()
@@ -154,6 +188,7 @@ class Link:
 
     async def close(self) -> None:
         client, self.client = self.client, None
+        self._ready = False
         self._lost()
         if client is not None and not client.is_closed:
             with contextlib.suppress(TimeoutError, OSError):
@@ -187,17 +222,19 @@ def check_subjects(config: NatsPart, subjects: list[str] | None) -> None:
         )
 
 
-async def ensure_stream(client: Any, config: NatsPart) -> None:
-    """Create the stream (file storage, subjects ``SUBJECT.>``, ``replicas`` copies) if it is
-    missing; one that exists is used as it is, if it takes ``SUBJECT.>``."""
+async def ensure_stream(client: Any, config: NatsPart, within: float | None = None) -> Any:
+    """The stream's info; the stream is created first (file storage, subjects ``SUBJECT.>``,
+    ``replicas`` copies) if it is missing; one that exists is used as it is, if it takes
+    ``SUBJECT.>``. ``within``: seconds each JetStream API request may take (nats-py's 5 s by
+    default)."""
     from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import BadRequestError, NotFoundError
 
-    js = client.jetstream()
+    js = client.jetstream() if within is None else client.jetstream(timeout=within)
     try:
         info = await js.stream_info(config.stream)
         check_subjects(config, info.config.subjects)
-        return
+        return info
     except NotFoundError:
         pass
     stream = StreamConfig(
@@ -210,9 +247,10 @@ async def ensure_stream(client: Any, config: NatsPart) -> None:
         num_replicas=config.replicas,
     )
     try:
-        await js.add_stream(stream)
+        info = await js.add_stream(stream)
         log.info("created the JetStream stream %s for %s.> (%d replicas)", config.stream,
                  config.subject, config.replicas)  # fmt: skip
     except BadRequestError:
         info = await js.stream_info(config.stream)  # made meanwhile by another part: use it
         check_subjects(config, info.config.subjects)
+    return info

@@ -46,7 +46,14 @@ DEFAULT_MAX_PAYLOAD = 1 << 20
 HEADROOM = 512
 """Bytes left for the headers (Nats-Msg-Id) and the protocol line."""
 FIRST_RETRY = 0.1
-LAST_RETRY = 5.0
+LAST_RETRY = 1.0
+"""Seconds at most a publisher waits before it tries a message again (and then, while not
+connected, for the connection). A stream whose leader a cluster elects takes the first
+attempt after the election: a longer wait is a longer gap in the node's records at the central."""
+STREAM_TIMEOUT = 1.0
+"""Seconds the stream's info may take to come when the sink sets the stream up or looks
+whether it was deleted: while a cluster elects the stream's leader it never comes, and the
+publisher must not wait nats-py's 5 s for it before it tries again."""
 
 
 def _copy(record: Record) -> Record:
@@ -177,7 +184,7 @@ class NatsSink(Sink):
             await self.link.close()
 
     async def _on_connect(self, client: Any) -> None:
-        await ensure_stream(client, self.config)
+        await ensure_stream(client, self.config, STREAM_TIMEOUT)
         self._js = client.jetstream()
         self._max_payload = int(client.max_payload) - HEADROOM
 
@@ -400,7 +407,7 @@ class NatsSink(Sink):
         if client is None:
             return
         try:
-            await ensure_stream(client, self.config)
+            await ensure_stream(client, self.config, STREAM_TIMEOUT)
         except Exception as error:  # reported once a streak, and tried again at the next failure
             if report:
                 log.warning("sinks.%s: the stream %s does not answer (%s): a cluster electing "

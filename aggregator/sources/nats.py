@@ -5,8 +5,9 @@ records of many sidecars merge by event time as if their files were local; recor
 ``source``, ``origin``, ``ts``, ``level`` and ``fields`` and gain ``node``.
 
 What the stream holds when the source starts (its backlog) is catch-up, merged exactly: the
-stream lists its subjects and each one's last message before the first fetch, and each such lane
-ends its catch-up once that message has been taken. Later records are live, and since a node not
+stream lists its subjects and each one's last message before the consumer is bound (what is
+published once it consumes is live), and each such lane ends its catch-up once that message has
+been taken. Later records are live, and since a node not
 heard from yet may speak at any time, the source is *open* (``Announce.open``): the merge holds
 live records back for ``order_window`` after they were read.
 
@@ -22,6 +23,7 @@ counted as ``dropped_total{reason="invalid"}`` and named on stderr once a minute
 """
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -74,6 +76,7 @@ class NatsSource:
         self._node_lanes: dict[str, list[str]] = {}  # each sidecar's lanes, for its watermark
         self._delivered = 0  # the consumer sequence of the last delivery (0: none yet)
         self._backlog: dict[str, int] = {}  # lanes still catching up: their last message's seq
+        self._started = False  # bound once: the backlog is listed
         self.messages = 0
         self.redelivered = 0
         self.duplicates = 0  # records dropped: already taken
@@ -114,44 +117,111 @@ class NatsSource:
             self._taken_seq[subject] = taken.stream_seq
             self._taken_lanes[subject] = dict(taken.lanes)
         await self.link.open(self._on_connect)
-        self._backlog = await self._backlog_subjects()
+        self._started = True
         if self._backlog:  # catch-up lanes: the merge waits for each one's old records
             log.info("sources.%s: catching up on %d subjects", self.name, len(self._backlog))
             await out.put(Announce(sorted(self._backlog), live=False))
         await self._consume(out)
 
-    async def _rewind(self, js: Any, always: bool = False) -> int | None:
-        """When the durable has messages delivered and not acknowledged (an earlier run was
-        killed with them on their way), make it again from its ack floor, and return the
-        floor: the server would send them again only after ``ack_wait``, behind newer ones,
-        and a file's records must come in order for its high-water mark to hold. What this
-        source took of them before is recognised by its book. None: nothing to rewind."""
+    async def _on_connect(self, client: Any, rewind: bool = False) -> None:
+        """Bind to the durable consumer, made if it is missing. At the first connect, before
+        binding, what the stream holds is listed: the backlog (``_backlog_subjects``)."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        stream = await ensure_stream(client, self.config)
+        js = client.jetstream()
+        created = str(stream.created)
+        if self.ledger.stream_created not in ("", created):
+            # The stream was deleted and made again: its sequences start again, so what was
+            # taken of the old one says nothing of the new one (the files' marks still hold).
+            log.warning("sources.%s: the stream %s was made again; taking it from its start",
+                        self.name, self.config.stream)  # fmt: skip
+            self._taken_seq.clear()
+            self.checkpointer.positions = {
+                key: Taken(key, 0, taken.lanes, None, self.book)
+                for key, taken in self.checkpointer.positions.items()
+            }
+        self.ledger.stream_created = created
+        existing = await self._durable(js)
+        if not self._started:
+            self._backlog = await self._backlog_subjects(js, existing, stream)
+        start: dict[str, Any] = {"deliver_policy": DeliverPolicy.ALL}
+        floor = await self._rewind(js, existing, always=rewind)
+        self._delivered = 0
+        if floor is not None:
+            start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
+        if existing is None or floor is not None:
+            consumer = ConsumerConfig(
+                durable_name=self.durable,
+                name=self.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self.config.ack_wait,
+                max_ack_pending=self.config.max_ack_pending,
+                max_deliver=-1,
+                filter_subject=f"{self.config.subject}.>",
+                **start,
+            )
+            await js.add_consumer(self.config.stream, config=consumer)
+        self._subscription = await js.pull_subscribe_bind(
+            durable=self.durable, stream=self.config.stream
+        )
+
+    async def _durable(self, js: Any) -> Any:
+        """The durable consumer's info, None when there is none. ``StreamUnfit`` when it
+        exists with a filter other than ours: another central's (several centrals on one
+        stream, one durable name); bound to it, this one would take a share of the other's
+        subjects and none of its own."""
         from nats.js.errors import NotFoundError
 
         try:
             info = await js.consumer_info(self.config.stream, self.durable)
         except NotFoundError:
             return None
-        if not (info.num_ack_pending or always):
+        wanted = f"{self.config.subject}.>"
+        theirs = list(info.config.filter_subjects or [info.config.filter_subject or ">"])
+        if theirs != [wanted]:
+            raise StreamUnfit(
+                f"its consumer {self.durable} exists and takes {theirs}, not {wanted} (another "
+                f"central's?): give this source a durable of its own, or, if this source's "
+                f"subject has changed, delete that consumer"
+            )
+        return info
+
+    async def _rewind(self, js: Any, existing: Any, always: bool = False) -> int | None:
+        """When the durable has messages delivered and not acknowledged (an earlier run was
+        killed with them on their way), delete it, to be made again from its ack floor, and
+        return the floor: the server would send them again only after ``ack_wait``, behind
+        newer ones, and a file's records must come in order for its high-water mark to hold.
+        What this source took of them before is recognised by its book. None: nothing to
+        rewind."""
+        from nats.js.errors import NotFoundError
+
+        if existing is None or not (existing.num_ack_pending or always):
             return None
-        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        floor = int(existing.ack_floor.stream_seq if existing.ack_floor else 0)
         log.info("sources.%s: %d messages were on their way when it last stopped; taking them "
-                 "again from %d", self.name, info.num_ack_pending, floor + 1)  # fmt: skip
-        await js.delete_consumer(self.config.stream, self.durable)
+                 "again from %d", self.name, existing.num_ack_pending, floor + 1)  # fmt: skip
+        with contextlib.suppress(NotFoundError):  # gone meanwhile: made again all the same
+            await js.delete_consumer(self.config.stream, self.durable)
         return floor
 
-    async def _backlog_subjects(self) -> dict[str, int]:
-        """When the consumer has a backlog (this central was away, or starts after the nodes),
-        the subjects with messages not taken yet, each with its last message's stream
-        sequence: where its catch-up ends. Empty when it is up to date or cannot tell."""
+    async def _backlog_subjects(self, js: Any, existing: Any, stream: Any) -> dict[str, int]:
+        """When the stream holds messages this consumer has not taken (this central was away,
+        or starts after the nodes), the subjects with such messages, each with its last
+        message's stream sequence: where its catch-up ends. Empty when it is up to date or
+        cannot tell. Listed before the consumer is bound: a node that publishes once this
+        central consumes is live, never backlog, however slowly the listing goes (its records
+        would leave as catch-up at once, ahead of older ones of nodes still to speak)."""
         from nats.errors import Error as NatsError
 
+        if existing is not None:
+            pending = existing.num_pending + existing.num_ack_pending
+            floor = int(existing.ack_floor.stream_seq if existing.ack_floor else 0)
+        else:  # made now, taking the stream from its start
+            pending, floor = int(stream.state.messages), 0
+        if not pending:
+            return {}
         try:
-            consumer = await self._subscription.consumer_info()
-            if not consumer.num_pending:
-                return {}
-            floor = int(consumer.ack_floor.stream_seq if consumer.ack_floor else 0)
-            js = self.link.client.jetstream()
             info = await js.stream_info(
                 self.config.stream, subjects_filter=f"{self.config.subject}.>"
             )
@@ -179,76 +249,34 @@ class NatsSource:
             if self._backlog.pop(subject, None) is not None:
                 await out.put(Chunk(subject, [], live=True))
 
-    async def _on_connect(self, client: Any, rewind: bool = False) -> None:
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        await ensure_stream(client, self.config)
-        js = client.jetstream()
-        created = str((await js.stream_info(self.config.stream)).created)
-        if self.ledger.stream_created not in ("", created):
-            # The stream was deleted and made again: its sequences start again, so what was
-            # taken of the old one says nothing of the new one (the files' marks still hold).
-            log.warning("sources.%s: the stream %s was made again; taking it from its start",
-                        self.name, self.config.stream)  # fmt: skip
-            self._taken_seq.clear()
-            self.checkpointer.positions = {
-                key: Taken(key, 0, taken.lanes, None, self.book)
-                for key, taken in self.checkpointer.positions.items()
-            }
-        self.ledger.stream_created = created
-        await self._check_durable(js)
-        start: dict[str, Any] = {"deliver_policy": DeliverPolicy.ALL}
-        floor = await self._rewind(js, always=rewind)
-        self._delivered = 0
-        if floor is not None:
-            start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
-        consumer = ConsumerConfig(
-            durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.config.ack_wait,
-            max_ack_pending=self.config.max_ack_pending,
-            max_deliver=-1,
-            filter_subject=f"{self.config.subject}.>",
-            **start,
-        )
-        self._subscription = await js.pull_subscribe(
-            f"{self.config.subject}.>", durable=self.durable, stream=self.config.stream,
-            config=consumer,
-        )  # fmt: skip
-
-    async def _check_durable(self, js: Any) -> None:
-        """``StreamUnfit`` when the durable consumer exists with a filter other than ours:
-        another central's (several centrals on one stream, one durable name); bound to it,
-        this one would take a share of the other's subjects and none of its own."""
-        from nats.js.errors import NotFoundError
-
-        try:
-            info = await js.consumer_info(self.config.stream, self.durable)
-        except NotFoundError:
-            return
-        wanted = f"{self.config.subject}.>"
-        theirs = list(info.config.filter_subjects or [info.config.filter_subject or ">"])
-        if theirs != [wanted]:
-            raise StreamUnfit(
-                f"its consumer {self.durable} exists and takes {theirs}, not {wanted} (another "
-                f"central's?): give this source a durable of its own, or, if this source's "
-                f"subject has changed, delete that consumer"
-            )
-
     async def _check_consumer(self) -> None:
         from nats.errors import Error as NatsError
         from nats.js.errors import NotFoundError
 
         try:
-            await self._subscription.consumer_info()
+            await self.link.client.jetstream().consumer_info(
+                self.config.stream, self.durable, timeout=FETCH_TIMEOUT
+            )
         except NotFoundError:
             log.warning("sources.%s: the consumer %s is gone (the stream was reset?); making it "
                         "again", self.name, self.durable)  # fmt: skip
-            await self._on_connect(self.link.client)
+            await self._reconnect()
+        except (NatsError, OSError, TimeoutError) as error:
+            log.debug("sources.%s: consumer_info failed: %s", self.name, reason_of(error))
+
+    async def _reconnect(self, rewind: bool = False) -> None:
+        """Bind again (the consumer made again, or rewound); what fails is said and tried
+        again later (a cluster electing the consumer's leader does not answer for seconds):
+        this source never stops for it."""
+        from nats.errors import Error as NatsError
+
+        try:
+            await self._on_connect(self.link.client, rewind=rewind)
         except StreamUnfit as error:  # made again meanwhile by another central: said, retried
             log.error("sources.%s: %s", self.name, error)
         except (NatsError, OSError, TimeoutError) as error:
-            log.debug("sources.%s: consumer_info failed: %s", self.name, reason_of(error))
+            log.warning("sources.%s: cannot bind to the consumer %s again (%s); retrying",
+                        self.name, self.durable, reason_of(error))  # fmt: skip
 
     async def _consume(self, out: Channel[SourceItem]) -> None:
         from nats.errors import Error as NatsError
@@ -293,7 +321,7 @@ class NatsSource:
                     log.warning("sources.%s: deliveries %d to %d were lost on the way; taking "
                                 "the stream again from the last message acknowledged",
                                 self.name, self._delivered + 1, delivered - 1)  # fmt: skip
-                    await self._on_connect(self.link.client, rewind=True)
+                    await self._reconnect(rewind=True)
                     break
                 self._delivered = delivered
                 decoded = await self._take(message, out)

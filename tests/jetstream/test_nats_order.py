@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEADLINE, Cli
+from tests.conftest import DEADLINE, Cli, wait_until
 from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
 from tests.helpers.outputs import records_in
 from tests.jetstream.test_nats import (
@@ -86,6 +86,55 @@ async def test_the_backlog_at_start_is_merged_exactly_at_once(
     assert time.monotonic() - started < DEADLINE  # far under the window and idle_timeout
     assert lines_of(out) == [f"n {n}" for n in range(300)]
     await cli.wait_for(lambda: any("catching up on 2 subjects" in e for e in cli.err), "backlog")
+
+
+@pytest.mark.slow
+async def test_a_node_that_publishes_as_the_central_binds_is_live_not_backlog(
+    tmp_path: Path, nats_server: NatsServer, cli_processes: list[Cli]
+) -> None:
+    """A node's message stored the moment the central asks for its consumer is live, not
+    backlog (the backlog is what the stream held before): a second node's older record that
+    comes after it, within order_window, is written first. The central once listed its
+    backlog after binding, and wrote the first node's record at once, as catch-up."""
+    import nats
+
+    from aggregator.jetstream.messages import encode_message, subject_for
+    from aggregator.record.record import Record
+
+    out = tmp_path / "central.json"
+    client = await nats.connect(nats_server.url)
+    js = client.jetstream()
+    published: list[str] = []
+
+    async def publish(node: str, second: int) -> None:
+        ts = 1_767_225_600_000_000 + second * 1_000_000  # 2026-01-01T00:00:0S
+        record = Record(ts, "app", "/var/log/app.log", f"{node} {second}")
+        payload = encode_message(node, "app", [record], ts)
+        await js.publish(subject_for("logs", node, "app"), payload)
+        published.append(node)
+
+    async def on_create(message: object) -> None:
+        if not published:  # the central's request: the server has not made the consumer yet
+            await publish("new", 2)
+
+    creates = [
+        await client.subscribe(f"$JS.API.CONSUMER.{api}.LOGS.>", cb=on_create)
+        for api in ("CREATE", "DURABLE.CREATE")
+    ]
+    try:
+        central = central_config(tmp_path, nats_server.url, out, order_window="3s")
+        cli = await start(cli_processes, central, tmp_path)
+        await consumer_made(js, "central")
+        await wait_until(lambda: published == ["new"], "the message published at the request")
+        await publish("old", 1)
+        await wait_for_lines(out, 2)
+        assert lines_of(out) == ["1", "2"]  # "old 1" then "new 2"
+        assert not any(record.get("late") for record in records_in(out))
+        assert not any("catching up" in line for line in cli.err), cli.err
+    finally:
+        for subscription in creates:
+            await subscription.unsubscribe()
+        await client.close()
 
 
 def test_text_shows_a_remote_record_s_node() -> None:
