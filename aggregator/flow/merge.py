@@ -176,7 +176,9 @@ class Merge:
 
     def _mark_ready(self, name: str, channel: Channel[SourceItem]) -> None:
         """A put into (or the close of) the input ``name``'s channel: take from it, at once
-        if the merge waits with nothing else to do (``_step_now``), else in its task."""
+        if the merge waits with nothing else to do (``_step_now``), else in its task. Never
+        at once in a catch-up: the step (an exact merge of thousands of records) would hold
+        up the putting source, which reads and parses next (bench/README.md, session 10)."""
         self._ready[name] = channel
         if (
             self._waiter is not None
@@ -184,6 +186,7 @@ class Merge:
             and not self._poked
             and not self._stepping
             and not channel.closed
+            and not self.core.catching_up
             and len(self._ready) == 1
             and self.outputs
             and not (self._arrivals or self._output_changes or self._leaving)
