@@ -26,8 +26,9 @@ from aggregator.record.record import Batch
 
 log = logging.getLogger(__name__)
 
-OUTPUT_BATCH = 4096
-"""Most records in one batch to the sinks: sink channels count batches, so this bounds them."""
+OUTPUT_BATCH = 2048
+"""Most records in one batch to the sinks: sink channels count batches, so this bounds them
+(4096 put a catch-up's peak RSS with ``--format json`` over 80 MB: bench/README.md)."""
 DRAIN = 1024
 """Most items beyond the first taken from one source's channel at a time (``_take``):
 many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""
