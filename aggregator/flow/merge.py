@@ -26,8 +26,9 @@ from aggregator.record.record import Batch
 
 log = logging.getLogger(__name__)
 
-OUTPUT_BATCH = 4096
-"""Most records in one batch to the sinks: sink channels count batches, so this bounds them."""
+OUTPUT_BATCH = 2048
+"""Most records in one batch to the sinks: sink channels count batches, so this bounds them
+(4096 put a catch-up's peak RSS with ``--format json`` over 80 MB: bench/README.md)."""
 DRAIN = 1024
 """Most items beyond the first taken from one source's channel at a time (``_take``):
 many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""
@@ -176,7 +177,9 @@ class Merge:
 
     def _mark_ready(self, name: str, channel: Channel[SourceItem]) -> None:
         """A put into (or the close of) the input ``name``'s channel: take from it, at once
-        if the merge waits with nothing else to do (``_step_now``), else in its task."""
+        if the merge waits with nothing else to do (``_step_now``), else in its task. Never
+        at once in a catch-up: the step (an exact merge of thousands of records) would hold
+        up the putting source, which reads and parses next (bench/README.md, session 10)."""
         self._ready[name] = channel
         if (
             self._waiter is not None
@@ -184,6 +187,7 @@ class Merge:
             and not self._poked
             and not self._stepping
             and not channel.closed
+            and not self.core.catching_up
             and len(self._ready) == 1
             and self.outputs
             and not (self._arrivals or self._output_changes or self._leaving)

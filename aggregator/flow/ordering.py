@@ -353,6 +353,11 @@ class OrderingCore:
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
+    @property
+    def catching_up(self) -> bool:
+        """Whether a lane still reads existing data or holds records of it (an exact merge)."""
+        return bool(self._catching_up) or self._catch_up_batches > 0
+
     def _indexed(self) -> bool:
         """Whether a look may use the index: an open source holds every live record back
         (so no lane's bound matters, only what has waited and what is late), and no lane has

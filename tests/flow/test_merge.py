@@ -118,3 +118,37 @@ async def test_a_put_while_the_merge_waits_is_merged_in_the_put() -> None:
             await task
     finally:
         task.cancel()
+
+
+async def test_a_catch_up_put_is_left_to_the_merge_task() -> None:
+    """A catch-up chunk put while the merge waits is not merged in the put (the source's turn
+    goes on to read and parse: bench/README.md, "Session 10 (s10catchup)"): it leaves once the
+    merge's task runs, and once the lane is live a put is merged in the put again."""
+    src: Channel[SourceItem] = Channel(8)
+    out: Channel[Batch] = Channel(4)
+    core = OrderingCore(window=0.0, idle_timeout=1.0)
+    merge = Merge([("a", src)], [Output("out", out)], core)
+    outlet = LaneOutlet(src, "a")
+    task = asyncio.create_task(merge.run(), name="test:merge")
+    try:
+        await src.put(Announce(["a"], live=False))
+        await outlet.send(records("a", 0, 1), live=False)
+        await wait_until(lambda: len(out) == 1 and merge._waiter is not None, "the merge waits")
+        assert core.catching_up
+        await outlet.send(records("a", 1, 2), live=False)
+        assert len(out) == 1  # not in the put: the merge's task takes it
+        await wait_until(lambda: len(out) == 2 and merge._waiter is not None, "merged")
+        await outlet.send(records("a", 3, 1))  # the lane goes live
+        await wait_until(lambda: len(out) == 3 and merge._waiter is not None, "merged")
+        assert not core.catching_up
+        await outlet.send(records("a", 4, 1))
+        assert len(out) == 4  # live: merged and handed on in the put
+        got = []
+        while (batch := out.get_nowait()) is not None:
+            got += [r.seq for r in batch]
+        assert got == [1, 2, 3, 4, 5]
+        src.close()
+        async with asyncio.timeout(10):
+            await task
+    finally:
+        task.cancel()

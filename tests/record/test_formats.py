@@ -108,8 +108,9 @@ text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]))
     st.lists(
         st.builds(
             Record,
-            # Times apart, and times within one millisecond (formatted once a batch).
-            st.integers(0, 4_000_000_000_000_000) | st.sampled_from([TS, TS + 7, TS + 1000]),
+            # Times apart, within one millisecond, within one second, and back a second.
+            st.integers(0, 4_000_000_000_000_000)
+            | st.sampled_from([TS, TS + 7, TS + 1000, TS + 876_543, TS - 123_457]),
             text | st.sampled_from(["a", "b"]),  # lanes: an origin may repeat, in any source
             text | st.sampled_from(["x", "y"]),
             text,
