@@ -49,14 +49,15 @@ def runtime_time(text: str) -> int | None:
 
 
 class LastSecond:
-    """The second of the last CRI line read (most often the next line's too) and its epoch:
-    a line of that second is read without slicing and looking its second up again."""
+    """The second of the last CRI line read (most often the next line's too) and its epoch in
+    µs: a line of that second is read without slicing and looking its second up again, nor
+    multiplying it (compiled, a product over 2**31 takes the slow path: Python's own ints)."""
 
-    __slots__ = ("epoch", "text")
+    __slots__ = ("micros", "text")
 
     def __init__(self) -> None:
         self.text = ""
-        self.epoch = 0
+        self.micros = 0
 
 
 def common_cri_time(line: str, last: LastSecond) -> int:
@@ -70,7 +71,7 @@ def common_cri_time(line: str, last: LastSecond) -> int:
         epoch = _second_epochs.get(second, -1)
         if epoch < 0:
             return -1
-        last.text, last.epoch = second, epoch
+        last.text, last.micros = second, epoch * 1_000_000
     micros = 0
     for index in range(20, 29):
         digit = ord(line[index]) - 48
@@ -78,7 +79,7 @@ def common_cri_time(line: str, last: LastSecond) -> int:
             return -1
         if index < 26:  # nanoseconds cut to microseconds
             micros = micros * 10 + digit
-    return last.epoch * 1_000_000 + micros
+    return last.micros + micros
 
 
 def whole_stream(line: str) -> str:
