@@ -82,23 +82,30 @@ def common_cri_time(line: str, last: LastSecond) -> int:
     return last.micros + micros
 
 
-def whole_stream(line: str) -> str:
-    """The stream of a whole line (tag ``F``, no options) after a time that
-    ``common_cri_time`` read; "" for any other head."""
-    head = line[30:40]
-    return STDOUT if head == " stdout F " else (STDERR if head == " stderr F " else "")
+_HEADS: Final[dict[str, tuple[str, bool]]] = {
+    " stdout F ": (STDOUT, False),
+    " stderr F ": (STDERR, False),
+    " stdout P ": (STDOUT, True),
+    " stderr P ": (STDERR, True),
+}
+"""The commonest heads after a time that ``common_cri_time`` read: (stream, partial)."""
+
+
+def common_cri_head(line: str) -> tuple[str, bool] | None:
+    """(stream, partial) of a line whose time ``common_cri_time`` read, if its tag is a bare
+    ``F`` or ``P`` followed by a space; else None (the full path reads it)."""
+    return _HEADS.get(line[30:40])
 
 
 def unwrap_cri(line: str, last: LastSecond | None = None) -> Unwrapped | None:
     """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one.
 
-    The commonest line (``common_cri_time``, ``stdout F``/``stderr F``) is read at fixed
-    places, without a search; ``last``: the second of a line read before, if any."""
+    The commonest line (``common_cri_time``, ``common_cri_head``) is read at fixed places,
+    without a search; ``last``: the second of a line read before, if any."""
     micros = common_cri_time(line, last if last is not None else LastSecond())
-    if micros >= 0:
-        stream = whole_stream(line)
-        if stream:
-            return micros, stream, False, line[40:]
+    head = common_cri_head(line) if micros >= 0 else None
+    if head is not None:
+        return micros, head[0], head[1], line[40:]
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -364,23 +371,19 @@ class EnvelopeReader:
         last = LastSecond()
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
-            if cri and not partials:  # the commonest line, whole, nothing held: no tuple
-                ts = common_cri_time(line, last)
-                stream = whole_stream(line) if ts >= 0 else ""
-                if stream:
-                    if truncated:
-                        out.truncated.append(len(texts))
-                    texts.append(line[40:])
-                    stamps.append(ts)
-                    streams.append(stream)
-                    errors.append(None)
+            # The commonest CRI line read here, in place (no tuple), a piece of a partial too.
+            ts = common_cri_time(line, last) if cri else -1
+            head = common_cri_head(line) if ts >= 0 else None
+            if head is not None:
+                stream, partial = head
+                message = line[40:]
+            else:
+                # Called by name, not through a variable: compiled, that is a native call.
+                unwrapped = unwrap_cri(line, last) if cri else unwrap_docker(line)
+                if unwrapped is None:
+                    out.add(line, None, None, self._error, truncated)
                     continue
-            # Called by name, not through a variable: compiled, that is a native call.
-            unwrapped = unwrap_cri(line, last) if cri else unwrap_docker(line)
-            if unwrapped is None:
-                out.add(line, None, None, self._error, truncated)
-                continue
-            ts, stream, partial, message = unwrapped
+                ts, stream, partial, message = unwrapped
             if not partial and not partials:  # the commonest line: whole, nothing held
                 if truncated:
                     out.truncated.append(len(texts))

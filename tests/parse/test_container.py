@@ -456,3 +456,16 @@ def test_a_container_s_answer_marshal_cannot_write_is_sent_as_it_is() -> None:
     parsed = ParsedRegion(["m"], [], ([T0], [None], [{"odd": object()}], [None]), carry=())
     assert answer_of(parsed) is parsed
     assert with_lines(answer_of(parsed), EnvelopeRegion(b"", (), 10), 10) is parsed
+
+
+@pytest.mark.parametrize("head", ["stdout F", "stderr F", "stdout P", "stderr P", "stdout F:x"])
+@pytest.mark.parametrize("message", ["", " ", "text", "  spaced  ", "stdout F inner"])
+def test_the_commonest_cri_lines_read_at_fixed_places_are_what_the_full_path_reads(
+    head: str, message: str
+) -> None:
+    """A line in the commonest form (read at fixed places, a partial piece too) unwraps to
+    what the same line with its time in another form (read by the full path) does."""
+    runtime_time("2026-12-05T10:00:00Z")  # the second seen before
+    common = unwrap_cri(f"{TS} {head} {message}")
+    assert common == unwrap_cri(f"2026-12-05T10:00:00.100000000+00:00 {head} {message}")
+    assert common is not None and common[3] == message
