@@ -48,20 +48,64 @@ def runtime_time(text: str) -> int | None:
     return parsed[0]
 
 
-def unwrap_cri(line: str) -> Unwrapped | None:
+class LastSecond:
+    """The second of the last CRI line read (most often the next line's too) and its epoch in
+    µs: a line of that second is read without slicing and looking its second up again, nor
+    multiplying it (compiled, a product over 2**31 takes the slow path: Python's own ints)."""
+
+    __slots__ = ("micros", "text")
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.micros = 0
+
+
+def common_cri_time(line: str, last: LastSecond) -> int:
+    """The runtime's time (µs) of a line that begins as the commonest CRI line does (a UTC time
+    with nine digits of fraction, a second since 1970 seen before, then a space); else -1, and
+    the full path reads it. The digits are read one by one: no slice, no ``int()``."""
+    if len(line) < 31 or line[29] != "Z" or line[19] != "." or line[30] != " ":
+        return -1
+    if not last.text or not line.startswith(last.text):
+        second = line[:19]
+        epoch = _second_epochs.get(second, -1)
+        if epoch < 0:
+            return -1
+        last.text, last.micros = second, epoch * 1_000_000
+    micros = 0
+    for index in range(20, 29):
+        digit = ord(line[index]) - 48
+        if digit < 0 or digit > 9:  # what isascii() and isdecimal() leave out
+            return -1
+        if index < 26:  # nanoseconds cut to microseconds
+            micros = micros * 10 + digit
+    return last.micros + micros
+
+
+_HEADS: Final[dict[str, tuple[str, bool]]] = {
+    " stdout F ": (STDOUT, False),
+    " stderr F ": (STDERR, False),
+    " stdout P ": (STDOUT, True),
+    " stderr P ": (STDERR, True),
+}
+"""The commonest heads after a time that ``common_cri_time`` read: (stream, partial)."""
+
+
+def common_cri_head(line: str) -> tuple[str, bool] | None:
+    """(stream, partial) of a line whose time ``common_cri_time`` read, if its tag is a bare
+    ``F`` or ``P`` followed by a space; else None (the full path reads it)."""
+    return _HEADS.get(line[30:40])
+
+
+def unwrap_cri(line: str, last: LastSecond | None = None) -> Unwrapped | None:
     """``TIME STREAM TAG MESSAGE``, or None if ``line`` is not one.
 
-    The commonest line (a UTC time with nanoseconds, ``stdout F``/``stderr F``, a second seen
-    before) is read at fixed places, without a search."""
-    if line[29:31] == "Z " and line[19:20] == ".":
-        seconds = _second_epochs.get(line[:19])
-        digits = line[20:29]
-        if seconds is not None and digits.isascii() and digits.isdecimal():
-            head = line[31:40]
-            if head == "stdout F ":
-                return seconds * 1_000_000 + int(digits[:6]), STDOUT, False, line[40:]
-            if head == "stderr F ":
-                return seconds * 1_000_000 + int(digits[:6]), STDERR, False, line[40:]
+    The commonest line (``common_cri_time``, ``common_cri_head``) is read at fixed places,
+    without a search; ``last``: the second of a line read before, if any."""
+    micros = common_cri_time(line, last if last is not None else LastSecond())
+    head = common_cri_head(line) if micros >= 0 else None
+    if head is not None:
+        return micros, head[0], head[1], line[40:]
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -188,7 +232,7 @@ class EnvelopeCodec:
         for index in messages.truncated:
             cut[index] = True
         tails: list[str] = []
-        made: dict[tuple[str | None, str | None], str] = {}
+        made: dict[str | None, dict[str | None, str]] = {}  # stream: {level: tail}
         for index, text in enumerate(texts):
             ts, level, found, error = parse(text) if text else NOTHING
             if stamps[index] is None:
@@ -196,10 +240,13 @@ class EnvelopeCodec:
             error = envelope_errors[index] or error
             stream = streams[index]
             if found is None and error is None and not cut[index]:
-                tail = made.get((level, stream))
+                of_stream = made.get(stream)
+                if of_stream is None:
+                    of_stream = made[stream] = {}
+                tail = of_stream.get(level)
                 if tail is None:
                     tail = json_tail(level, self._fields_of(None, stream), False, None)
-                    made[level, stream] = tail
+                    of_stream[level] = tail
                 tails.append(tail)
             else:
                 tails.append(json_tail(level, self._fields_of(found, stream), cut[index], error))
@@ -321,38 +368,22 @@ class EnvelopeReader:
         cri = self._cri
         cut = set(lines.truncated) if lines.truncated else None
         partials = self._partials
-        known, known_seconds = "", 0  # the last second read: the next line's, most often
+        last = LastSecond()
         for index, line in enumerate(lines.text):
             truncated = cut is not None and index in cut
-            if cri and not partials and len(line) >= 40 and line[29] == "Z" and line[19] == ".":
-                # ``unwrap_cri``'s commonest line (whole, nothing held) read here, in place:
-                # no tuple, and a second like the last line's not looked up again.
-                seconds: int | None = known_seconds
-                if not known or not line.startswith(known):
-                    known = line[:19]
-                    seconds = known_seconds = _second_epochs.get(known, -1)
-                    if seconds < 0:
-                        known, seconds = "", None
-                digits = line[20:29]
-                if seconds is not None and digits.isascii() and digits.isdecimal():
-                    head = line[30:40]
-                    stream = (
-                        STDOUT if head == " stdout F " else (STDERR if head == " stderr F " else "")
-                    )
-                    if stream:
-                        if truncated:
-                            out.truncated.append(len(texts))
-                        texts.append(line[40:])
-                        stamps.append(seconds * 1_000_000 + int(digits) // 1000)
-                        streams.append(stream)
-                        errors.append(None)
-                        continue
-            # Called by name, not through a variable: compiled, that is a native call.
-            unwrapped = unwrap_cri(line) if cri else unwrap_docker(line)
-            if unwrapped is None:
-                out.add(line, None, None, self._error, truncated)
-                continue
-            ts, stream, partial, message = unwrapped
+            # The commonest CRI line read here, in place (no tuple), a piece of a partial too.
+            ts = common_cri_time(line, last) if cri else -1
+            head = common_cri_head(line) if ts >= 0 else None
+            if head is not None:
+                stream, partial = head
+                message = line[40:]
+            else:
+                # Called by name, not through a variable: compiled, that is a native call.
+                unwrapped = unwrap_cri(line, last) if cri else unwrap_docker(line)
+                if unwrapped is None:
+                    out.add(line, None, None, self._error, truncated)
+                    continue
+                ts, stream, partial, message = unwrapped
             if not partial and not partials:  # the commonest line: whole, nothing held
                 if truncated:
                     out.truncated.append(len(texts))

@@ -12,6 +12,8 @@ from aggregator.parse.container import (
     EnvelopeCodec,
     EnvelopeReader,
     EnvelopeRegion,
+    LastSecond,
+    common_cri_time,
     looks_like,
     runtime_time,
     unwrap_cri,
@@ -20,7 +22,7 @@ from aggregator.parse.container import (
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines
 from aggregator.parse.pool import ParsePool
-from aggregator.parse.worker import CodecSpec, parse_region
+from aggregator.parse.worker import CodecSpec, ParsedRegion, answer_of, parse_region, with_lines
 from aggregator.record.formats import json_tail
 from aggregator.record.record import Record
 
@@ -392,3 +394,78 @@ def test_cri_lines_read_in_place_are_what_unwrap_cri_reads() -> None:
     ]
     assert messages.truncated == [0]
     assert messages.errors.count(None) == sum(found is not None for found in expected)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{TS} stdout F first",
+        "2026-12-05T10:00:00.999999999Z stderr P x",  # any tag: the time only
+        "2026-12-05T10:00:01.000001000Z stdout F a second not seen yet",
+        "2031-01-01T00:00:07.123456789Z stdout F a second never seen",
+        "2026-12-05T10:00:00.5000000x0Z stdout F a bad digit",
+        "2026-12-05T10:00:00.50000000٣Z stdout F a digit of another script",
+        "2026-12-05T10:00:00.+50000000Z stdout F a sign",
+        "2026-12-05T10:00:00.50000000Z stdout F eight digits",
+        "2026-12-05T10:00:00.500000000+00:00 stdout F a zone",
+        "2026-12-05T10:00:00.500000000Zstdout F no space",
+        "1969-12-31T23:59:59.250000000Z stdout F before 1970",
+        "2026-12-05T10:00:00.500000000Z",
+        "",
+    ],
+)
+def test_common_cri_time_is_the_runtime_s_time_or_leaves_the_line_to_the_full_path(
+    line: str,
+) -> None:
+    """The commonest CRI time, read digit by digit, is what ``runtime_time`` reads of it
+    (with a second looked up before or not); any other line gives -1 (the full path)."""
+    runtime_time("2026-12-05T10:00:00Z")  # the second seen before
+    last = LastSecond()
+    first, again = common_cri_time(line, last), common_cri_time(line, last)
+    assert first == again
+    if first >= 0:
+        assert first == runtime_time(line[:30])
+    else:
+        assert not (
+            line[19:20] == "." and line[29:31] == "Z " and line[20:29].isascii()
+            and line[20:29].isdecimal() and line.startswith("2026-12-05T10:00:00")
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("needs", ["stamps", "everything", "json"])
+def test_a_container_s_answer_is_the_parsed_region_the_worker_made(needs: str) -> None:
+    """What a worker sends back of a container's region (marshal's bytes) is the region it
+    parsed, with a column it sends three times (only the times found) still one list."""
+    spec = CodecSpec("auto", None, "auto", None, needs, "cri", (("k8s.pod.name", "web"),))
+    lines = [f"{TS} stdout F " + orjson.dumps({"level": "warn", "n": [1, 2.5, None]}).decode()]
+    lines += [f"{TS} stderr P part ", f"{TS} stderr F rest", f"{TS} stdout P held"]
+    region = EnvelopeRegion("\n".join(lines).encode(), (), 1000)
+    parsed = parse_region(spec, region, 2000)
+    answer = answer_of(parsed)
+    assert isinstance(answer, bytes)
+    back = with_lines(answer, region, 2000)
+    assert back == parsed
+    _, levels, fields, errors = back.columns
+    _, *made = parsed.columns
+    assert (levels is fields is errors) == (made[0] is made[1] is made[2])
+    assert levels is fields or needs == "everything"
+
+
+def test_a_container_s_answer_marshal_cannot_write_is_sent_as_it_is() -> None:
+    """A value marshal cannot write leaves the answer as it is (pickled, as before)."""
+    parsed = ParsedRegion(["m"], [], ([T0], [None], [{"odd": object()}], [None]), carry=())
+    assert answer_of(parsed) is parsed
+    assert with_lines(answer_of(parsed), EnvelopeRegion(b"", (), 10), 10) is parsed
+
+
+@pytest.mark.parametrize("head", ["stdout F", "stderr F", "stdout P", "stderr P", "stdout F:x"])
+@pytest.mark.parametrize("message", ["", " ", "text", "  spaced  ", "stdout F inner"])
+def test_the_commonest_cri_lines_read_at_fixed_places_are_what_the_full_path_reads(
+    head: str, message: str
+) -> None:
+    """A line in the commonest form (read at fixed places, a partial piece too) unwraps to
+    what the same line with its time in another form (read by the full path) does."""
+    runtime_time("2026-12-05T10:00:00Z")  # the second seen before
+    common = unwrap_cri(f"{TS} {head} {message}")
+    assert common == unwrap_cri(f"2026-12-05T10:00:00.100000000+00:00 {head} {message}")
+    assert common is not None and common[3] == message
