@@ -29,7 +29,22 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
-from aggregator.record.conditions import MISSING, And, Condition, Leaf, Not, Or, lookup_field
+from aggregator.record.conditions import (
+    CONTAINS,
+    MISSING,
+    PATTERN,
+    PREFIX,
+    SUFFIX,
+    And,
+    Condition,
+    Leaf,
+    Not,
+    NumberTest,
+    Or,
+    SearchTest,
+    ValueTest,
+    lookup_field,
+)
 from aggregator.record.record import Record
 from aggregator.record.where import Where, where_of
 
@@ -214,25 +229,96 @@ def _select_leaf(leaf: Leaf, rows: Rows, indices: list[int], negated: bool) -> l
         if len(kept) == len(seen):  # every level there passes: no row to look at
             return indices
         return [index for index in indices if levels[index] in kept] if kept else []
-    fields = rows.fields
-    name, parts = getter.name, getter.parts
-    missing = test(MISSING) != negated  # a line without fields (text)
+    values = _field_values(rows.fields, indices, getter.name, getter.parts)
+    return _passing(leaf.check, values, indices, negated)
+
+
+def _field_values(
+    fields: Sequence[dict[str, Any] | None], indices: list[int], name: str, parts: tuple[str, ...]
+) -> list[object]:
+    """What ``lookup_field`` finds of ``name`` in the fields of each of ``indices``
+    (``MISSING`` on a line without fields), without a call a row for one or two parts."""
     if len(parts) == 1:
         return [
-            index
-            for index in indices
-            if (
-                missing
-                if (found := fields[index]) is None
-                else test(found.get(name, MISSING)) != negated
-            )
+            MISSING if (found := fields[i]) is None else found.get(name, MISSING) for i in indices
+        ]
+    if len(parts) == 2:  # the whole dotted key, else the first part's object's second part
+        first, second = parts
+        return [
+            MISSING
+            if (found := fields[i]) is None
+            else value
+            if (value := found.get(name, MISSING)) is not MISSING
+            else inner.get(second, MISSING)
+            if isinstance(inner := found.get(first, MISSING), dict)
+            else MISSING
+            for i in indices
         ]
     return [
-        index
-        for index in indices
-        if (
-            missing
-            if (found := fields[index]) is None
-            else test(lookup_field(found, parts, name)) != negated
-        )
+        MISSING if (found := fields[i]) is None else lookup_field(found, parts, name)
+        for i in indices
     ]
+
+
+def _passing(
+    check: ValueTest, values: list[object], indices: list[int], negated: bool
+) -> list[int]:
+    """The ``indices`` whose value (in ``values``, in the same order) passes ``check``
+    (``negated``: fails it): ``check.test_value`` for each, without a call a row for what
+    most values are (a string for a text test or a literal pattern, a number for a number
+    test)."""
+    test = check.test_value
+    missing = test(MISSING) != negated
+    pairs = zip(indices, values, strict=True)
+    if isinstance(check, SearchTest) and check.mode != PATTERN:
+        mode, text = check.mode, check.text
+        if mode == CONTAINS:
+            return [
+                i
+                for i, v in pairs
+                if (
+                    (text in v) != negated
+                    if type(v) is str
+                    else missing
+                    if v is MISSING
+                    else test(v) != negated
+                )
+            ]
+        if mode == PREFIX:
+            return [
+                i
+                for i, v in pairs
+                if (
+                    v.startswith(text) != negated
+                    if type(v) is str
+                    else missing
+                    if v is MISSING
+                    else test(v) != negated
+                )
+            ]
+        if mode == SUFFIX:
+            return [
+                i
+                for i, v in pairs
+                if (
+                    v.endswith(text) != negated
+                    if type(v) is str
+                    else missing
+                    if v is MISSING
+                    else test(v) != negated
+                )
+            ]
+    if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
+        compare, number = check.compare, check.number
+        return [
+            i
+            for i, v in pairs
+            if (
+                compare(float(v), number) != negated
+                if type(v) is int or type(v) is float
+                else missing
+                if v is MISSING
+                else test(v) != negated
+            )
+        ]
+    return [i for i, v in pairs if (missing if v is MISSING else test(v) != negated)]
