@@ -118,6 +118,9 @@ def measure(
                     raise SystemExit(f"{label} --format {fmt}: lines lost")
                 passed[(label, fmt)] = len(with_.ids)
                 pairs.setdefault((label, fmt), []).append((without, with_))
+                each = f"wall {without.wall:.2f} / {with_.wall:.2f} s, loop {without.loop:.2f} / "
+                each += f"{with_.loop:.2f} s, workers {without.workers:.2f} / {with_.workers:.2f} s"
+                print(f"  {name} {label} {fmt}: {each}", file=sys.stderr)
     load_after = os.getloadavg()[0]
     total = len(expected)
     print(f"{name}: {total:,} lines, --where '{where}' ({passed[next(iter(passed))] / total:.0%} "

@@ -234,28 +234,33 @@ def _select_leaf(leaf: Leaf, rows: Rows, indices: list[int], negated: bool) -> l
 
 
 def _field_values(
-    fields: Sequence[dict[str, Any] | None], indices: list[int], name: str, parts: tuple[str, ...]
+    columns: Sequence[dict[str, Any] | None],
+    indices: list[int],
+    name: str,
+    parts: tuple[str, ...],
 ) -> list[object]:
     """What ``lookup_field`` finds of ``name`` in the fields of each of ``indices``
     (``MISSING`` on a line without fields), without a call a row for one or two parts."""
+    fields = columns if isinstance(columns, list) else list(columns)  # compiled: a list's get
+    absent = MISSING
     if len(parts) == 1:
         return [
-            MISSING if (found := fields[i]) is None else found.get(name, MISSING) for i in indices
+            absent if (found := fields[i]) is None else found.get(name, absent) for i in indices
         ]
     if len(parts) == 2:  # the whole dotted key, else the first part's object's second part
         first, second = parts
         return [
-            MISSING
+            absent
             if (found := fields[i]) is None
             else value
-            if (value := found.get(name, MISSING)) is not MISSING
-            else inner.get(second, MISSING)
-            if isinstance(inner := found.get(first, MISSING), dict)
-            else MISSING
+            if (value := found.get(name, absent)) is not absent
+            else inner.get(second, absent)
+            if isinstance(inner := found.get(first, absent), dict)
+            else absent
             for i in indices
         ]
     return [
-        MISSING if (found := fields[i]) is None else lookup_field(found, parts, name)
+        absent if (found := fields[i]) is None else lookup_field(found, parts, name)
         for i in indices
     ]
 
@@ -266,59 +271,61 @@ def _passing(
     """The ``indices`` whose value (in ``values``, in the same order) passes ``check``
     (``negated``: fails it): ``check.test_value`` for each, without a call a row for what
     most values are (a string for a text test or a literal pattern, a number for a number
-    test)."""
+    test: read as ``test_value`` reads them)."""
     test = check.test_value
-    missing = test(MISSING) != negated
-    pairs = zip(indices, values, strict=True)
+    absent = MISSING
+    missing = test(absent) != negated
     if isinstance(check, SearchTest) and check.mode != PATTERN:
         mode, text = check.mode, check.text
         if mode == CONTAINS:
             return [
-                i
-                for i, v in pairs
+                indices[k]
+                for k, v in enumerate(values)
                 if (
                     (text in v) != negated
-                    if type(v) is str
+                    if isinstance(v, str)
                     else missing
-                    if v is MISSING
+                    if v is absent
                     else test(v) != negated
                 )
             ]
         if mode == PREFIX:
             return [
-                i
-                for i, v in pairs
+                indices[k]
+                for k, v in enumerate(values)
                 if (
                     v.startswith(text) != negated
-                    if type(v) is str
+                    if isinstance(v, str)
                     else missing
-                    if v is MISSING
+                    if v is absent
                     else test(v) != negated
                 )
             ]
         if mode == SUFFIX:
             return [
-                i
-                for i, v in pairs
+                indices[k]
+                for k, v in enumerate(values)
                 if (
                     v.endswith(text) != negated
-                    if type(v) is str
+                    if isinstance(v, str)
                     else missing
-                    if v is MISSING
+                    if v is absent
                     else test(v) != negated
                 )
             ]
     if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
         compare, number = check.compare, check.number
         return [
-            i
-            for i, v in pairs
+            indices[k]
+            for k, v in enumerate(values)
             if (
                 compare(float(v), number) != negated
-                if type(v) is int or type(v) is float
+                if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool))
                 else missing
-                if v is MISSING
+                if v is absent
                 else test(v) != negated
             )
         ]
-    return [i for i, v in pairs if (missing if v is MISSING else test(v) != negated)]
+    return [
+        indices[k] for k, v in enumerate(values) if (missing if v is absent else test(v) != negated)
+    ]
