@@ -8,7 +8,7 @@ from typing import Protocol
 
 from aggregator.record.levels import LEVEL_RANK
 from aggregator.record.record import Record
-from aggregator.record.verdicts import MARKS_SHIFT, Completer
+from aggregator.record.verdicts import MARKS_SHIFT, Completer, passing_if_judged
 from aggregator.record.where import Where
 
 
@@ -102,10 +102,11 @@ class RecordFilter:
         bit = self.verdict
         if not bit:
             return where.apply(batch)
+        judged = passing_if_judged(batch, bit)
+        if judged is not None:  # every record judged on it (common)
+            return judged
         mark = bit << MARKS_SHIFT
         unjudged = [record for record in batch if not record.verdicts & mark]
-        if not unjudged:
-            return [record for record in batch if record.verdicts & bit]
         complete = self.complete
         tested = unjudged if complete is None else list(map(complete, unjudged))
         passing = set(map(id, where.apply(tested)))

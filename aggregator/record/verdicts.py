@@ -29,7 +29,22 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
-from aggregator.record.conditions import MISSING, And, Condition, Leaf, Not, Or, lookup_field
+from aggregator.record.conditions import (
+    CONTAINS,
+    MISSING,
+    PATTERN,
+    PREFIX,
+    SUFFIX,
+    And,
+    Condition,
+    Leaf,
+    Not,
+    NumberTest,
+    Or,
+    SearchTest,
+    ValueTest,
+    lookup_field,
+)
 from aggregator.record.record import Record
 from aggregator.record.where import Where, where_of
 
@@ -147,6 +162,21 @@ def reads_of(texts: tuple[str, ...]) -> Reads:
     return Reads(level, frozenset(keys))
 
 
+def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
+    """The records of ``batch`` that pass the judged ``where`` of ``bit``, in order; None if
+    any was not judged on it (its sink tests those). One pass, compiled: a sink's filter
+    otherwise looked at each record twice, in interpreted code."""
+    mark = bit << MARKS_SHIFT
+    kept: list[Record] = []
+    for record in batch:
+        verdicts = record.verdicts
+        if not verdicts & mark:
+            return None
+        if verdicts & bit:
+            kept.append(record)
+    return kept
+
+
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
     """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``."""
     count = len(rows.lines)
@@ -214,25 +244,103 @@ def _select_leaf(leaf: Leaf, rows: Rows, indices: list[int], negated: bool) -> l
         if len(kept) == len(seen):  # every level there passes: no row to look at
             return indices
         return [index for index in indices if levels[index] in kept] if kept else []
-    fields = rows.fields
-    name, parts = getter.name, getter.parts
-    missing = test(MISSING) != negated  # a line without fields (text)
+    values = _field_values(rows.fields, indices, getter.name, getter.parts)
+    return _passing(leaf.check, values, indices, negated)
+
+
+def _field_values(
+    columns: Sequence[dict[str, Any] | None],
+    indices: list[int],
+    name: str,
+    parts: tuple[str, ...],
+) -> list[object]:
+    """What ``lookup_field`` finds of ``name`` in the fields of each of ``indices``
+    (``MISSING`` on a line without fields), without a call a row for one or two parts."""
+    fields = columns if isinstance(columns, list) else list(columns)  # compiled: a list's get
+    absent = MISSING
     if len(parts) == 1:
         return [
-            index
-            for index in indices
+            absent if (found := fields[i]) is None else found.get(name, absent) for i in indices
+        ]
+    if len(parts) == 2:  # the whole dotted key, else the first part's object's second part
+        first, second = parts
+        return [
+            absent
+            if (found := fields[i]) is None
+            else value
+            if (value := found.get(name, absent)) is not absent
+            else inner.get(second, absent)
+            if isinstance(inner := found.get(first, absent), dict)
+            else absent
+            for i in indices
+        ]
+    return [
+        absent if (found := fields[i]) is None else lookup_field(found, parts, name)
+        for i in indices
+    ]
+
+
+def _passing(
+    check: ValueTest, values: list[object], indices: list[int], negated: bool
+) -> list[int]:
+    """The ``indices`` whose value (in ``values``, in the same order) passes ``check``
+    (``negated``: fails it): ``check.test_value`` for each, without a call a row for what
+    most values are (a string for a text test or a literal pattern, a number for a number
+    test: read as ``test_value`` reads them)."""
+    test = check.test_value
+    absent = MISSING
+    missing = test(absent) != negated
+    if isinstance(check, SearchTest) and check.mode != PATTERN:
+        mode, text = check.mode, check.text
+        if mode == CONTAINS:
+            return [
+                indices[k]
+                for k, v in enumerate(values)
+                if (
+                    (text in v) != negated
+                    if isinstance(v, str)
+                    else missing
+                    if v is absent
+                    else test(v) != negated
+                )
+            ]
+        if mode == PREFIX:
+            return [
+                indices[k]
+                for k, v in enumerate(values)
+                if (
+                    v.startswith(text) != negated
+                    if isinstance(v, str)
+                    else missing
+                    if v is absent
+                    else test(v) != negated
+                )
+            ]
+        if mode == SUFFIX:
+            return [
+                indices[k]
+                for k, v in enumerate(values)
+                if (
+                    v.endswith(text) != negated
+                    if isinstance(v, str)
+                    else missing
+                    if v is absent
+                    else test(v) != negated
+                )
+            ]
+    if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
+        compare, number = check.compare, check.number
+        return [
+            indices[k]
+            for k, v in enumerate(values)
             if (
-                missing
-                if (found := fields[index]) is None
-                else test(found.get(name, MISSING)) != negated
+                compare(float(v), number) != negated
+                if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool))
+                else missing
+                if v is absent
+                else test(v) != negated
             )
         ]
     return [
-        index
-        for index in indices
-        if (
-            missing
-            if (found := fields[index]) is None
-            else test(lookup_field(found, parts, name)) != negated
-        )
+        indices[k] for k, v in enumerate(values) if (missing if v is absent else test(v) != negated)
     ]

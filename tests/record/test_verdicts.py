@@ -181,3 +181,61 @@ def test_a_judged_where_asks_the_codecs_only_for_what_is_shown(
     assert list(judged.bits) == ([where] if reads else [])
     unjudged = FilteredEncoder(spec, fmt, ["app"]).needs
     assert unjudged == ("everything" if reads else needs)
+
+
+FIELD_VALUES = st.one_of(
+    st.sampled_from([500, 200, 1000.5, 499.9, True, "/health", "x/health", "/h", "500"]),
+    st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["500", "/health", "/healthz", "x/health", "", "1e3", "nan", "warn"]),
+    st.text(max_size=6),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+NESTED = st.fixed_dictionaries(
+    {}, optional={"status": FIELD_VALUES, "path": FIELD_VALUES, "b": FIELD_VALUES}
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": FIELD_VALUES,
+        "path": FIELD_VALUES,
+        "http": st.one_of(NESTED, FIELD_VALUES),
+        "http.path": FIELD_VALUES,
+        "a": st.fixed_dictionaries({}, optional={"b": NESTED, "b.c": FIELD_VALUES}),
+        "a.b": NESTED,
+    },
+)
+FIELD_NAMES = st.sampled_from(
+    ["status", "path", "http.status", "http.path", "a.b.c", "fields.http"]
+)
+LEAVES = st.one_of(
+    st.builds(
+        "{} ~ {}".format,
+        FIELD_NAMES,
+        st.sampled_from(['"/health"', '"^/health"', '"health$"', '"^/health$"', '"^/h.*"']),
+    ),
+    st.builds("{} contains {}".format, FIELD_NAMES, st.sampled_from(['"health"', '"50"'])),
+    st.builds(
+        "{} {} {}".format,
+        FIELD_NAMES,
+        st.sampled_from(["=", "!=", "<", ">="]),
+        st.sampled_from(["500", "1000.5", '"500"', '"/health"']),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.none(), FIELDS), min_size=1, max_size=12), LEAVES, st.booleans())
+def test_a_field_is_judged_as_tested_whatever_its_value(
+    fields: list[dict[str, object] | None], leaf: str, negated: bool
+) -> None:
+    """A leaf on a field (one part, two, three; a number test, a literal pattern or a real
+    one) judged over columns passes what testing each record passes, whatever the fields hold:
+    strings, numbers, booleans, null, lists, nested objects, dotted keys, nothing."""
+    text = f"not {leaf}" if negated else leaf
+    records = [Record(0, "app", "a.log", "line", None, found) for found in fields]
+    where = where_of(text)
+    verdicts = judge((text,), rows_of(records))
+    assert [bool(verdict & 1) for verdict in verdicts] == [where.test(r) for r in records]
