@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_BATCH = 2048
 """Most records in one batch to the sinks: sink channels count batches, so this bounds them
-(4096 put a catch-up's peak RSS with ``--format json`` over 80 MB: bench/README.md)."""
+(4096 raised a json catch-up's peak RSS past its bound: bench/README.md)."""
 DRAIN = 1024
 """Most items beyond the first taken from one source's channel at a time (``_take``):
 many small chunks (a remote source's messages) cost one release, whose cost grows with lanes."""

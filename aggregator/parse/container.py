@@ -64,7 +64,13 @@ def common_cri_time(line: str, last: LastSecond) -> int:
     """The runtime's time (µs) of a line that begins as the commonest CRI line does (a UTC time
     with nine digits of fraction, a second since 1970 seen before, then a space); else -1, and
     the full path reads it. The digits are read one by one: no slice, no ``int()``."""
-    if len(line) < 31 or line[29] != "Z" or line[19] != "." or line[30] != " ":
+    if (
+        len(line) < 31
+        or line[29] != "Z"
+        or line[19] != "."
+        or line[30] != " "
+        or line[10] != "T"  # a second cached from a time "YYYY-MM-DD HH:MM:SS" is not CRI's
+    ):
         return -1
     if not last.text or not line.startswith(last.text):
         second = line[:19]
@@ -106,6 +112,11 @@ def unwrap_cri(line: str, last: LastSecond | None = None) -> Unwrapped | None:
     head = common_cri_head(line) if micros >= 0 else None
     if head is not None:
         return micros, head[0], head[1], line[40:]
+    return unwrap_cri_searched(line)
+
+
+def unwrap_cri_searched(line: str) -> Unwrapped | None:
+    """``unwrap_cri`` for a line not in the commonest form: its parts found by a search."""
     time_end = line.find(" ")
     stream_end = line.find(" ", time_end + 1, time_end + 9) if time_end > 0 else -1
     if stream_end < 0:
@@ -379,7 +390,7 @@ class EnvelopeReader:
                 message = line[40:]
             else:
                 # Called by name, not through a variable: compiled, that is a native call.
-                unwrapped = unwrap_cri(line, last) if cri else unwrap_docker(line)
+                unwrapped = unwrap_cri_searched(line) if cri else unwrap_docker(line)
                 if unwrapped is None:
                     out.add(line, None, None, self._error, truncated)
                     continue

@@ -280,54 +280,41 @@ def _field_values(
     ]
 
 
+def _literal_found(mode: int, literal: str, text: str) -> bool:
+    """What ``SearchTest.test_value`` finds of a literal pattern in a string (compiled, a
+    native call: no Python call a row)."""
+    if mode == CONTAINS:
+        return literal in text
+    if mode == PREFIX:
+        return text.startswith(literal)
+    if mode == SUFFIX:
+        return text.endswith(literal)
+    return text == literal  # WHOLE
+
+
 def _passing(
     check: ValueTest, values: list[object], indices: list[int], negated: bool
 ) -> list[int]:
     """The ``indices`` whose value (in ``values``, in the same order) passes ``check``
-    (``negated``: fails it): ``check.test_value`` for each, without a call a row for what
+    (``negated``: fails it): ``check.test_value`` for each, without a Python call a row for what
     most values are (a string for a text test or a literal pattern, a number for a number
     test: read as ``test_value`` reads them)."""
     test = check.test_value
     absent = MISSING
     missing = test(absent) != negated
     if isinstance(check, SearchTest) and check.mode != PATTERN:
-        mode, text = check.mode, check.text
-        if mode == CONTAINS:
-            return [
-                indices[k]
-                for k, v in enumerate(values)
-                if (
-                    (text in v) != negated
-                    if isinstance(v, str)
-                    else missing
-                    if v is absent
-                    else test(v) != negated
-                )
-            ]
-        if mode == PREFIX:
-            return [
-                indices[k]
-                for k, v in enumerate(values)
-                if (
-                    v.startswith(text) != negated
-                    if isinstance(v, str)
-                    else missing
-                    if v is absent
-                    else test(v) != negated
-                )
-            ]
-        if mode == SUFFIX:
-            return [
-                indices[k]
-                for k, v in enumerate(values)
-                if (
-                    v.endswith(text) != negated
-                    if isinstance(v, str)
-                    else missing
-                    if v is absent
-                    else test(v) != negated
-                )
-            ]
+        mode, literal = check.mode, check.text
+        return [
+            indices[k]
+            for k, v in enumerate(values)
+            if (
+                _literal_found(mode, literal, v) != negated
+                if isinstance(v, str)
+                else missing
+                if v is absent
+                else test(v) != negated
+            )
+        ]
     if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
         compare, number = check.compare, check.number
         return [

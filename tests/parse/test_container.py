@@ -17,11 +17,13 @@ from aggregator.parse.container import (
     looks_like,
     runtime_time,
     unwrap_cri,
+    unwrap_cri_searched,
     unwrap_docker,
 )
 from aggregator.parse.decode import Decoding
 from aggregator.parse.lines import Lines
 from aggregator.parse.pool import ParsePool
+from aggregator.parse.timestamps import parse_iso
 from aggregator.parse.worker import CodecSpec, ParsedRegion, answer_of, parse_region, with_lines
 from aggregator.record.formats import json_tail
 from aggregator.record.record import Record
@@ -410,6 +412,7 @@ def test_cri_lines_read_in_place_are_what_unwrap_cri_reads() -> None:
         "2026-12-05T10:00:00.500000000+00:00 stdout F a zone",
         "2026-12-05T10:00:00.500000000Zstdout F no space",
         "1969-12-31T23:59:59.250000000Z stdout F before 1970",
+        "2026-12-05 10:00:00.500000000Z stdout F a space for the T (not a CRI time)",
         "2026-12-05T10:00:00.500000000Z",
         "",
     ],
@@ -420,11 +423,13 @@ def test_common_cri_time_is_the_runtime_s_time_or_leaves_the_line_to_the_full_pa
     """The commonest CRI time, read digit by digit, is what ``runtime_time`` reads of it
     (with a second looked up before or not); any other line gives -1 (the full path)."""
     runtime_time("2026-12-05T10:00:00Z")  # the second seen before
+    parse_iso("2026-12-05 10:00:00")  # and in the form with a space (another file's)
     last = LastSecond()
     first, again = common_cri_time(line, last), common_cri_time(line, last)
     assert first == again
     if first >= 0:
         assert first == runtime_time(line[:30])
+        assert unwrap_cri_searched(line) is not None  # a CRI line for the full path too
     else:
         assert not (
             line[19:20] == "." and line[29:31] == "Z " and line[20:29].isascii()
