@@ -24,6 +24,30 @@ def compile_package() -> None:
 
 compile_package()
 
+CLI_WITH_CPU = """
+import atexit, json, resource, sys
+from aggregator.cli import main
+
+def report() -> None:
+    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    sys.stderr.write("\\n" + json.dumps([own.ru_utime + own.ru_stime,
+                                          workers.ru_utime + workers.ru_stime]) + "\\n")
+
+atexit.register(report)
+sys.exit(main(sys.argv[1:]))
+"""
+"""``python -c CLI_WITH_CPU ARGS...`` runs ``aggregator ARGS...`` and, at its exit, writes the
+CPU seconds (user + system) of the main process and of its children (the parse workers) as
+the last line of stderr: ``reported_cpu`` reads them."""
+
+
+def reported_cpu(stderr: str) -> tuple[float, float]:
+    """(loop, workers) CPU seconds that a ``CLI_WITH_CPU`` run wrote last on ``stderr``."""
+    loop, workers = json.loads(stderr.strip().splitlines()[-1])
+    return loop, workers
+
+
 # Runs `cmd` as this wrapper's only child, so RUSAGE_CHILDREN's ru_maxrss is that command's.
 _WRAPPER = """
 import json, resource, subprocess, sys, time

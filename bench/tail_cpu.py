@@ -11,36 +11,22 @@ they count as its children). Runs are alternated; each figure is the median.
 """
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-_RUN = """
-import atexit, json, resource, sys
-from aggregator.cli import main
-
-def report() -> None:
-    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                         resource.RUSAGE_CHILDREN))
-    sys.stderr.write("\\n" + json.dumps([own.ru_utime + own.ru_stime,
-                                          workers.ru_utime + workers.ru_stime]) + "\\n")
-
-atexit.register(report)
-sys.exit(main(sys.argv[1:]))
-"""
+from common import CLI_WITH_CPU, reported_cpu
 
 
 def cpu(directory: Path, fmt: str) -> tuple[float, float]:
     """(loop, workers) CPU seconds of one ``tail --no-follow`` over ``directory/*.log``."""
     result = subprocess.run(
-        [sys.executable, "-c", _RUN, "tail", "--no-follow", "--format", fmt,
+        [sys.executable, "-c", CLI_WITH_CPU, "tail", "--no-follow", "--format", fmt,
          str(directory / "*.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True,
     )  # fmt: skip
-    loop, workers = json.loads(result.stderr.strip().splitlines()[-1])
-    return loop, workers
+    return reported_cpu(result.stderr)
 
 
 def main() -> None:

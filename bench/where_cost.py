@@ -20,7 +20,6 @@ less:
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import workload
+from common import CLI_WITH_CPU, reported_cpu
 from ordered_merge import make_files
 
 WHERES = {
@@ -42,20 +42,6 @@ WHERES = {
 (``msg`` is in the JSON lines only, and missing fails its test: ``not`` passes it); on the
 production-shaped files, what a dashboard would keep (no debug, no server errors, no health
 checks: 87 % of the lines; ``not level<info`` keeps the lines without a level)."""
-
-_RUN = """
-import atexit, json, resource, sys
-from aggregator.cli import main
-
-def report() -> None:
-    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                         resource.RUSAGE_CHILDREN))
-    sys.stderr.write("\\n" + json.dumps([own.ru_utime + own.ru_stime,
-                                          workers.ru_utime + workers.ru_stime]) + "\\n")
-
-atexit.register(report)
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 class Run(NamedTuple):
@@ -70,15 +56,15 @@ class Run(NamedTuple):
 def run(python: str, fmt: str, where: str | None, paths: list[Path], out: Path) -> Run:
     """One ``tail --no-follow`` of ``paths``; its output's ids in order."""
     extra = ["--where", where] if where else []
-    cmd = [python, "-P", "-c", _RUN, "tail", "--no-follow", "--from-start", "--codec", "auto",
-           "--format", fmt, *extra, *map(str, paths)]  # fmt: skip
+    cmd = [python, "-P", "-c", CLI_WITH_CPU, "tail", "--no-follow", "--from-start", "--codec",
+           "auto", "--format", fmt, *extra, *map(str, paths)]  # fmt: skip
     start = time.perf_counter()
     with out.open("wb") as sink:
         result = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"{' '.join(cmd[:2])} tail failed: {result.stderr[-2000:]}")
-    loop, workers = json.loads(result.stderr.strip().splitlines()[-1])
+    loop, workers = reported_cpu(result.stderr)
     return Run(wall, loop, workers, workload.read_ids(out))
 
 
