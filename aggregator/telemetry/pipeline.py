@@ -8,8 +8,8 @@ concrete source or sink.
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from aggregator.parts import Part
 from aggregator.telemetry.metrics import Family, Kind, render
@@ -227,9 +227,9 @@ class ReloadCounts:
     last_ok: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class FlowCounters:
-    """What the merge, its queues and the parse pool count, read at one scrape."""
+class FlowCounters(NamedTuple):
+    """What the merge, its queues and the parse pool count, read at one scrape. (A named
+    tuple: immutable as a frozen dataclass, whose generated methods cost every start more.)"""
 
     records_in: Mapping[str, int]
     """Records read, by source name."""
@@ -241,7 +241,7 @@ class FlowCounters:
     held: int
     merge_delay: float
     parse_workers: int
-    reloads: ReloadCounts = field(default_factory=ReloadCounts)
+    reloads: ReloadCounts
 
 
 class PipelineTelemetry:
