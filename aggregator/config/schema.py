@@ -6,10 +6,6 @@ pydantic. Unknown keys are errors (``extra="forbid"``). Sources and sinks are to
 ``type``.
 """
 
-# The tables' annotations stay text until a file is validated (``plain``, pydantic): building
-# every Annotated, Literal and union at import cost each start, ``tail`` included.
-from __future__ import annotations
-
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
