@@ -3,6 +3,7 @@
 import ipaddress
 import re
 
+
 class BadHost(ValueError):
     """The port is fine but the host is neither an IP address nor a host name."""
 

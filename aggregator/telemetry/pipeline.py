@@ -8,7 +8,6 @@ concrete source or sink.
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from aggregator.parts import Part
@@ -216,15 +215,18 @@ class PipelineView(Protocol):
     def flow_counters(self) -> "FlowCounters": ...
 
 
-@dataclass(slots=True)
 class ReloadCounts:
     """Reloads of the config (SIGHUP, ``--watch-config``): applied, refused, and when the last
-    applied one was (Unix time)."""
+    applied one was (Unix time). (A plain class: a dataclass's generated methods cost every
+    start more.)"""
 
-    ok: int = 0
-    refused: int = 0
-    last: float | None = None
-    last_ok: bool = True
+    __slots__ = ("last", "last_ok", "ok", "refused")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.refused = 0
+        self.last: float | None = None
+        self.last_ok = True
 
 
 class FlowCounters(NamedTuple):
