@@ -7,7 +7,7 @@ help's width is found without shutil (``_columns``).
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aggregator import __version__
@@ -57,7 +57,10 @@ class _Formatter(_Help, argparse.RawDescriptionHelpFormatter):
     """Help that keeps the description's line breaks."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``command``, the options of that one only: the
+    others keep their name and help line, which is all the top-level help shows, and a start
+    does not pay for building options it cannot be given."""
     parser = argparse.ArgumentParser(
         prog="aggregator",
         description="Many logs in, one live stream ordered by event time out.",
@@ -67,26 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"aggregator {__version__} ({build_kind()})"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser(
+    commands.add_parser(
         "run", help="run the pipeline a config file describes", formatter_class=_Help
     )
-    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
-    run.add_argument(
-        "--watch-config",
-        action="store_true",
-        help="reload the config when the file changes, as SIGHUP does (default: only SIGHUP)",
-    )
-    run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-
-    check = commands.add_parser(
+    commands.add_parser(
         "check",
         help="validate a config file, check the files it names, print the pipeline",
         formatter_class=_Help,
     )
-    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
-
-    tail = commands.add_parser(
+    commands.add_parser(
         "tail",
         help="follow files, stdin and sockets without a config",
         formatter_class=_Formatter,
@@ -97,6 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
         "  aggregator tail --no-follow --from-start *.log   merge whole files and exit\n"
         "  aggregator tail - --format json | jq .line  a filter in a pipe",
     )
+    commands.add_parser(
+        "connect",
+        help="follow a running aggregator's WebSocket stream on stdout",
+        formatter_class=_Help,
+    )
+    for name, sub in commands.choices.items():
+        if command in (None, name):
+            OPTIONS[name](sub)
+        sub.set_defaults(command_parser=sub)
+    return parser
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
+    run.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload the config when the file changes, as SIGHUP does (default: only SIGHUP)",
+    )
+    run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def add_check_options(check: argparse.ArgumentParser) -> None:
+    check.add_argument("-c", "--config", required=True, type=Path, metavar="FILE", help=CONFIG_HELP)
+
+
+def add_tail_options(tail: argparse.ArgumentParser) -> None:
     tail.add_argument(
         "targets",
         nargs="*",
@@ -181,11 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
-    connect = commands.add_parser(
-        "connect",
-        help="follow a running aggregator's WebSocket stream on stdout",
-        formatter_class=_Help,
-    )
+
+def add_connect_options(connect: argparse.ArgumentParser) -> None:
     connect.add_argument(
         "url",
         metavar="URL",
@@ -216,9 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
         "over the last 1 and 5 minutes (/stats), refreshed every 2 s (default: off)",
     )
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    for command in (run, check, tail, connect):
-        command.set_defaults(command_parser=command)
-    return parser
+
+
+OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "run": add_run_options,
+    "check": add_check_options,
+    "tail": add_tail_options,
+    "connect": add_connect_options,
+}
+"""Each command, and what adds its options."""
 
 
 def add_source_filter(command: argparse.ArgumentParser) -> None:
@@ -249,7 +271,10 @@ def add_output_options(command: argparse.ArgumentParser) -> None:
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     """The options; an unknown one is refused with the usage of its subcommand
     (``usage: aggregator tail …``), not the top-level one (exit 2)."""
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    # The top level takes no option with a value: its first other word names the command.
+    command = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser(command if command in OPTIONS else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)

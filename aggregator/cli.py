@@ -6,6 +6,7 @@ The program's own log goes to stderr; stdout is data. Each command imports only 
 """
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -184,6 +185,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         import asyncio
 
         return asyncio.run(follow_stream(args), debug=args.debug)
+    # No automatic collection while the config, the pipeline and its parts load: each would
+    # walk every object imported so far, for no garbage. Once running, the pipeline collects
+    # on its own schedule (``runtime.collect_garbage_periodically``).
+    gc.disable()
+    try:
+        return run_command(args)
+    finally:
+        gc.enable()
+        # What is alive now lives until the process exits: frozen, the interpreter's
+        # collections at exit skip it instead of walking every object the program loaded.
+        gc.freeze()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``run``, ``check`` or ``tail``: the config, then the pipeline; the exit code."""
     from aggregator.config.loading import ConfigError
 
     try:

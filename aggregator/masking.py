@@ -13,28 +13,26 @@ SECRET_KEYS = frozenset({"auth_token", "token", "password", "headers", "creds"})
 SECRET_PARAMETERS = frozenset({"token", "access_token", "password", "key", "secret"})
 """URL query parameters whose values are secrets."""
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@")
-_PARAMETER = re.compile(
-    r"(?P<name>[?&](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&\s#'\"]*", re.IGNORECASE
-)
-_HEADER = re.compile(
-    r"(?P<name>\b(?:Proxy-)?Authorization\b['\"]?\s*[:=,]\s*['\"]?)[^\r\n'\",}]*", re.IGNORECASE
-)
-_BEARER = re.compile(r"(?P<name>\bBearer\s+)(?!realm=)[^\s'\",}]+", re.IGNORECASE)
+# Patterns, not compiled at import: most runs log nothing to mask (``re`` compiles each on first
+# use and keeps it).
+_USERINFO = r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@"
+_PARAMETER = r"(?P<name>[?&](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&\s#'\"]*"
+_HEADER = r"(?P<name>\b(?:Proxy-)?Authorization\b['\"]?\s*[:=,]\s*['\"]?)[^\r\n'\",}]*"
+_BEARER = r"(?P<name>\bBearer\s+)(?!realm=)[^\s'\",}]+"
 
 
 def mask_text(text: str) -> str:
     """``text`` with every secret it shows as ``***``: a URL's password, a secret query
     parameter, an Authorization header's value, a bearer token."""
     if "://" in text:
-        text = _USERINFO.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
+        text = re.sub(_USERINFO, rf"\g<scheme>\g<user>:{MASK}@", text)
     if "=" in text:
-        text = _PARAMETER.sub(rf"\g<name>{MASK}", text)
+        text = re.sub(_PARAMETER, rf"\g<name>{MASK}", text, flags=re.IGNORECASE)
     lowered = text.lower()
     if "authorization" in lowered:
-        text = _HEADER.sub(rf"\g<name>{MASK}", text)
+        text = re.sub(_HEADER, rf"\g<name>{MASK}", text, flags=re.IGNORECASE)
     if "bearer" in lowered:
-        text = _BEARER.sub(rf"\g<name>{MASK}", text)
+        text = re.sub(_BEARER, rf"\g<name>{MASK}", text, flags=re.IGNORECASE)
     return text
 
 

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from aggregator.config import Config
 from aggregator.errors import AggregatorError, InputMissing
@@ -61,25 +60,31 @@ def _sink_channel() -> Channel[Batch]:
     return Channel[Batch](SINK_CHANNEL_SIZE)
 
 
-@dataclass(eq=False, slots=True)
+# The slots are plain classes: a dataclass's generated methods cost every start more, and a
+# slot needs none of them.
 class SourceSlot:
     """A source, the channel it puts into, and the task that runs it."""
 
-    source: Source
-    channel: Channel[SourceItem] = field(default_factory=_source_channel)
-    task: "asyncio.Task[None] | None" = None
+    __slots__ = ("channel", "source", "task")
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.channel = _source_channel()
+        self.task: asyncio.Task[None] | None = None
 
 
-@dataclass(eq=False, slots=True)
 class SinkSlot:
     """A sink, the channel it takes from, and the task that runs it."""
 
-    sink: Sink
-    channel: Channel[Batch] = field(default_factory=_sink_channel)
-    task: "asyncio.Task[None] | None" = None
-    floor: int = 0
-    """The seq after which this sink got its first batch (one started by a reload): it has
-    nothing to write up to there, so checkpoints do not wait for it."""
+    __slots__ = ("channel", "floor", "sink", "task")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.channel = _sink_channel()
+        self.task: asyncio.Task[None] | None = None
+        self.floor = 0
+        """The seq after which this sink got its first batch (one started by a reload): it
+        has nothing to write up to there, so checkpoints do not wait for it."""
 
     @property
     def delivered(self) -> int:

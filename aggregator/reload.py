@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.config import Config, ConfigError, LineSourceConfig, load_config
-from aggregator.config.diff import diff_configs
 from aggregator.errors import AggregatorError
 from aggregator.flow.merge import Output
 from aggregator.parse.needs import NEEDS
@@ -87,6 +86,8 @@ async def apply(pipeline: Pipeline, new: Config) -> Applied:
     has changed)."""
     if not pipeline.running:
         raise ReloadRefused(["the pipeline is not running"])
+    from aggregator.config.diff import diff_configs  # only a reload compares configs: not at start
+
     change = diff_configs(pipeline.config, new)
     if change.refused:
         raise ReloadRefused(change.refused)

@@ -328,3 +328,25 @@ async def test_debug_dumps_named_tasks(tmp_path: Path, cli_processes: list[Cli])
         lambda: all(any(name in line for line in cli.err) for name in names), "the task dump"
     )
     assert await cli.stop() == 0
+
+
+def test_a_command_s_parser_is_the_whole_parser_s_part() -> None:
+    """The parser built for one command (only its options, at start-up) shows the same help
+    and usage as the whole parser, for that command and at the top level."""
+    import argparse
+
+    from aggregator.arguments import OPTIONS, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(
+            action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+        )
+        return action.choices
+
+    whole = build_parser()
+    for command in OPTIONS:
+        part = build_parser(command)
+        assert part.format_help() == whole.format_help()
+        assert commands(part)[command].format_help() == commands(whole)[command].format_help()
+        others = [sub for name, sub in commands(part).items() if name != command]
+        assert all(len(sub._actions) == 1 for sub in others)  # -h only

@@ -247,7 +247,8 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
           "httpx", "nats", "shutil", "difflib", "aggregator.reload", "orjson", "json",
           "datetime", "calendar"]),
         (["run", "-c", "one.toml"],
-         ["websockets", "re2", "httpx", "nats", "aggregator.web.server"]),
+         ["websockets", "re2", "httpx", "nats", "aggregator.web.server",
+          "aggregator.config.diff"]),
     ],
 )  # fmt: skip
 def test_a_command_imports_only_what_it_needs(
@@ -255,7 +256,7 @@ def test_a_command_imports_only_what_it_needs(
 ) -> None:
     """--version loads no config code; tail no pydantic, no websockets, no TOML, no JSON
     library for text lines; neither shutil (argparse's help width) nor what a sink or
-    source not used needs (#17, #27)."""
+    source not used needs; run no config differ until a reload (#17, #27)."""
     (tmp_path / "one.log").write_text("2026-01-01T10:00:00Z one\n")
     (tmp_path / "one.toml").write_text(
         '[sources.app]\ntype = "file"\npaths = ["one.log"]\nfollow = false\n'

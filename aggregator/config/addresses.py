@@ -3,8 +3,6 @@
 import ipaddress
 import re
 
-_HOST_NAME = re.compile(r"[A-Za-z0-9.-]+")
-
 
 class BadHost(ValueError):
     """The port is fine but the host is neither an IP address nor a host name."""
@@ -20,7 +18,7 @@ def split_host_port(text: str) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOST_NAME.fullmatch(host):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+", host):  # compiled on first use, not at import
             raise BadHost(f"not a valid host: {host!r}") from None
     return host, int(port)
 

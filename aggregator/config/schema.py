@@ -89,6 +89,8 @@ class _Strict:
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class AggregatorSection(_Strict):
+    """The ``[aggregator]`` table: ordering, state and the parse workers of the whole pipeline."""
+
     state_dir: Path = Path(".aggregator")
     order_window: Duration = 0.25
     late: Literal["emit", "drop"] = "emit"
@@ -103,12 +105,16 @@ class AggregatorSection(_Strict):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class TimestampSpec(_Strict):
+    """Where a record's time is (a field of the line, or found by ``auto``) and its format."""
+
     field: str | None = None
     format: str = "auto"
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class MultilineSpec(_Strict):
+    """Joins the lines of one message (a trace): a line matching ``start`` begins a new one."""
+
     start: Regex
     timeout: Duration = 1.0
     max_lines: PositiveInt = 1000
@@ -131,6 +137,8 @@ class LineSourceConfig(_Strict):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class FileSourceConfig(LineSourceConfig):
+    """``type = "file"``: files matching ``paths`` (globs), followed like ``tail -F``."""
+
     type: Literal["file"]
     paths: Annotated[list[str], NonEmpty]
     exclude: list[str] = field(default_factory=list)
@@ -148,11 +156,15 @@ class FileSourceConfig(LineSourceConfig):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class StdinSourceConfig(LineSourceConfig):
+    """``type = "stdin"``: the program's standard input."""
+
     type: Literal["stdin"]
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class TlsSpec(_Strict):
+    """A certificate and its key, to listen with TLS."""
+
     cert: Path
     key: Path
 
@@ -168,6 +180,8 @@ class StreamListenerConfig(LineSourceConfig):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class TcpSourceConfig(StreamListenerConfig):
+    """``type = "tcp"``: lines from the connections made to ``listen``."""
+
     type: Literal["tcp"]
     listen: HostPort
     tls: TlsSpec | None = None
@@ -175,6 +189,8 @@ class TcpSourceConfig(StreamListenerConfig):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class UdpSourceConfig(LineSourceConfig):
+    """``type = "udp"``: the datagrams sent to ``listen``."""
+
     type: Literal["udp"]
     listen: HostPort
     max_datagram_bytes: Annotated[Size, Positive] = 65535
@@ -182,6 +198,8 @@ class UdpSourceConfig(LineSourceConfig):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class UnixSourceConfig(StreamListenerConfig):
+    """``type = "unix"``: lines from a Unix socket at ``path`` (stream or datagram)."""
+
     type: Literal["unix"]
     path: Path
     socket: Literal["stream", "datagram"] = "stream"
@@ -258,6 +276,8 @@ SourceConfig = Annotated[
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class FilterSpec(_Strict):
+    """What a sink lets through: every condition given must hold."""
+
     sources: list[str] = field(default_factory=list)
     level: Level | None = None
     grep: Regex | None = None
@@ -266,11 +286,15 @@ class FilterSpec(_Strict):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class _Sink(_Strict):
+    """What every sink shares: its filter."""
+
     filter: FilterSpec | None = None
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class StdoutSinkConfig(_Sink):
+    """``type = "stdout"``: the stream on standard output."""
+
     type: Literal["stdout"]
     format: FormatName = "text"
     color: Literal["auto", "always", "never"] = "auto"
@@ -279,12 +303,16 @@ class StdoutSinkConfig(_Sink):
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class RotateSpec(_Strict):
+    """When a file sink rotates its file (``max_bytes``) and how many old files it keeps."""
+
     max_bytes: Annotated[Size, Positive]
     keep: PositiveInt = 5
 
 
 @dataclass(init=False, repr=False, eq=False, kw_only=True)
 class FileSinkConfig(_Sink):
+    """``type = "file"``: the stream appended to a file."""
+
     type: Literal["file"]
     path: Path
     format: FormatName = "json"

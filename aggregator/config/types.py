@@ -249,12 +249,12 @@ def _workers(value: Any) -> int | str:
     )  # fmt: skip
 
 
-_NATS_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+_NATS_NAME = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"  # compiled on first use, not at import
 
 
 def _nats_name(value: Any) -> str:
     """A subject prefix, stream or consumer name: tokens of letters, digits, ``_`` and ``-``."""
-    if isinstance(value, str) and _NATS_NAME.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(_NATS_NAME, value):
         return value
     raise _error(
         "nats_name",

@@ -20,17 +20,18 @@ POD_UID = "k8s.pod.uid"
 CONTAINER_ID = "container.id"
 
 # Pod, namespace and container names are DNS names: no "_" in them, which is what makes
-# the kubelet's "_"-joined names readable.
-_CONTAINERS_NAME = re.compile(r"([^_/]+)_([^_/]+)_([^_/]+)-([0-9a-f]{64})\.log")
-_POD_DIRECTORY = re.compile(r"([^_/]+)_([^_/]+)_([0-9a-fA-F-]{8,})")
-_POD_LOG = re.compile(r"\d+\.log(\.\d{8}-\d{6})?(\.gz)?")
+# the kubelet's "_"-joined names readable. Compiled on first use (by ``re``), not at import:
+# most paths are not a kubelet's.
+_CONTAINERS_NAME = r"([^_/]+)_([^_/]+)_([^_/]+)-([0-9a-f]{64})\.log"
+_POD_DIRECTORY = r"([^_/]+)_([^_/]+)_([0-9a-fA-F-]{8,})"
+_POD_LOG = r"\d+\.log(\.\d{8}-\d{6})?(\.gz)?"
 
 
 def path_fields(path: str) -> dict[str, str]:
     """The ``k8s.*`` (and ``container.id``) fields ``path`` gives; {} for any other path."""
     parts = path.rsplit("/", 4)
     if len(parts) >= 2 and parts[-2] == "containers":
-        match = _CONTAINERS_NAME.fullmatch(parts[-1])
+        match = re.fullmatch(_CONTAINERS_NAME, parts[-1])
         if match is not None:
             pod, namespace, container, container_id = match.groups()
             return {
@@ -39,8 +40,8 @@ def path_fields(path: str) -> dict[str, str]:
                 CONTAINER: container,
                 CONTAINER_ID: container_id,
             }
-    if len(parts) >= 4 and parts[-4] == "pods" and _POD_LOG.fullmatch(parts[-1]):
-        match = _POD_DIRECTORY.fullmatch(parts[-3])
+    if len(parts) >= 4 and parts[-4] == "pods" and re.fullmatch(_POD_LOG, parts[-1]):
+        match = re.fullmatch(_POD_DIRECTORY, parts[-3])
         if match is not None:
             namespace, pod, uid = match.groups()
             return {NAMESPACE: namespace, POD: pod, POD_UID: uid, CONTAINER: parts[-2]}

@@ -5,8 +5,8 @@ and has the life cycle of every part (``aggregator.parts``).
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aggregator.parse.needs import Needs
 from aggregator.parts import Part, build
@@ -18,13 +18,13 @@ if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no
     from aggregator.telemetry import Telemetry
 
 
-@dataclass(frozen=True)
-class SinkContext:
-    """What the pipeline gives every sink it builds."""
+class SinkContext(NamedTuple):
+    """What the pipeline gives every sink it builds. (A named tuple: immutable as a frozen
+    dataclass, whose generated methods cost every start more.)"""
 
     source_names: Sequence[str] = ()
     """The sources in config order: text output gives each its colour by its index."""
-    origin_bases: Mapping[str, str] = field(default_factory=dict)
+    origin_bases: Mapping[str, str] = MappingProxyType({})
     """For each source that follows several files, the directory its files are named from
     in text (``SOURCE[FILE]``, see ``aggregator.record.formats.origin_label``)."""
     telemetry: "Telemetry | None" = None

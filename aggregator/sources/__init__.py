@@ -5,9 +5,8 @@ and has the life cycle of every part (``aggregator.parts``).
 """
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aggregator.parse.needs import Needs
 from aggregator.parts import Part, build
@@ -20,29 +19,29 @@ if TYPE_CHECKING:
     from aggregator.record.verdicts import Judged
 
 
-@dataclass(frozen=True)
-class SourceContext:
-    """What the pipeline gives every source it builds."""
+class SourceContext(NamedTuple):
+    """What the pipeline gives every source it builds. (A named tuple: immutable as a frozen
+    dataclass, whose generated methods cost every start more.)"""
 
-    needs: Needs = "everything"
+    needs: Needs
     """What the sinks need the codec to find (``aggregator.parse.worker.Needs``)."""
-    parse_pool: "ParsePool | None" = None
+    parse_pool: "ParsePool | None"
     """Where large reads are parsed; None: on the event loop."""
-    keep_positions: bool = False
+    keep_positions: bool
     """Resume from the positions an earlier run saved, and save them (``aggregator run``);
     False: start afresh (``tail``)."""
-    books: "Checkpoints | None" = None
+    books: "Checkpoints | None"
     """Where a source that keeps positions registers its book (file offsets; a nats source:
     the messages it took, acknowledged once the sinks wrote them)."""
-    state_dir: Path = Path(".aggregator")
+    state_dir: Path
     """Where such a source keeps its state (``[aggregator] state_dir``)."""
-    stall_after: float = 30.0
+    stall_after: float
     """Seconds unread input may wait on a reader that does not move before it is named
     (``[aggregator] stall_after``)."""
-    origin_bases: MutableMapping[str, str] = field(default_factory=dict)
+    origin_bases: MutableMapping[str, str]
     """Where a source that follows several files puts the directory its records' files are
     named from in text, by its name (the sinks read the same mapping: ``SinkContext``)."""
-    judged: "Judged | None" = None
+    judged: "Judged | None"
     """The sinks' ``where``s the decoders judge, and who can complete a record
     (``aggregator.record.verdicts.Judged``); None: none judged."""
 

@@ -1,7 +1,6 @@
 """Prometheus text exposition (format 0.0.4): families of samples rendered for /metrics."""
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Literal
 
 Labels = dict[str, str]
@@ -11,14 +10,17 @@ Counters = dict[str, float | Mapping[str, float]]
 file). ``aggregator.telemetry.pipeline`` says which metric each name is."""
 
 
-@dataclass(slots=True)
 class Family:
-    """One metric: its name, type, help text and samples (labels, value)."""
+    """One metric: its name, type, help text and samples (labels, value). (A plain class: a
+    dataclass's generated methods cost every start more.)"""
 
-    name: str
-    kind: Kind
-    help: str
-    samples: list[tuple[Labels, float]] = field(default_factory=list)
+    __slots__ = ("help", "kind", "name", "samples")
+
+    def __init__(self, name: str, kind: Kind, help: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help
+        self.samples: list[tuple[Labels, float]] = []
 
     def add(self, value: float, **labels: str) -> None:
         self.samples.append((labels, value))

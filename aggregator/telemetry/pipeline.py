@@ -8,8 +8,7 @@ concrete source or sink.
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aggregator.parts import Part
 from aggregator.telemetry.metrics import Family, Kind, render
@@ -216,20 +215,23 @@ class PipelineView(Protocol):
     def flow_counters(self) -> "FlowCounters": ...
 
 
-@dataclass(slots=True)
 class ReloadCounts:
     """Reloads of the config (SIGHUP, ``--watch-config``): applied, refused, and when the last
-    applied one was (Unix time)."""
+    applied one was (Unix time). (A plain class: a dataclass's generated methods cost every
+    start more.)"""
 
-    ok: int = 0
-    refused: int = 0
-    last: float | None = None
-    last_ok: bool = True
+    __slots__ = ("last", "last_ok", "ok", "refused")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.refused = 0
+        self.last: float | None = None
+        self.last_ok = True
 
 
-@dataclass(frozen=True, slots=True)
-class FlowCounters:
-    """What the merge, its queues and the parse pool count, read at one scrape."""
+class FlowCounters(NamedTuple):
+    """What the merge, its queues and the parse pool count, read at one scrape. (A named
+    tuple: immutable as a frozen dataclass, whose generated methods cost every start more.)"""
 
     records_in: Mapping[str, int]
     """Records read, by source name."""
@@ -241,7 +243,7 @@ class FlowCounters:
     held: int
     merge_delay: float
     parse_workers: int
-    reloads: ReloadCounts = field(default_factory=ReloadCounts)
+    reloads: ReloadCounts
 
 
 class PipelineTelemetry:

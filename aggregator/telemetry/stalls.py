@@ -7,15 +7,15 @@ has not advanced for ``stall_after``. The reason: the reader waits to hand its r
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HELD_BACK = "the sinks are holding the pipeline back"
 STUCK = "the reader is stuck on it"
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """One input as seen now."""
+class Progress(NamedTuple):
+    """One input as seen now. (A named tuple, as ``Change``: immutable as a frozen dataclass,
+    whose generated methods cost every start more.)"""
 
     what: str
     """What it is, for messages (a file's path, "connections")."""
@@ -27,8 +27,7 @@ class Progress:
     """Whether its reader is waiting to hand records on."""
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """An input that stalled (``reason``) or moves again (``reason`` is None)."""
 
     what: str

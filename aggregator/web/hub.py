@@ -8,7 +8,6 @@ keeps the last records for new subscribers (``replay=N``) and for those that res
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from aggregator.record.filters import RecordFilter
 from aggregator.record.formats import encode_json, text_encoder
@@ -32,13 +31,18 @@ def record_bytes(record: Record) -> int:
 GroupKey = tuple[ClientFilter, Format]
 
 
-@dataclass(slots=True)
 class Group:
-    """Subscribers that share a filter and a format."""
+    """Subscribers that share a filter and a format. (A plain class: a dataclass's generated
+    methods cost every start more.)"""
 
-    record_filter: RecordFilter | None
-    encode: Callable[[Sequence[Record]], bytes]
-    members: set[Subscriber] = field(default_factory=set)
+    __slots__ = ("encode", "members", "record_filter")
+
+    def __init__(
+        self, record_filter: RecordFilter | None, encode: Callable[[Sequence[Record]], bytes]
+    ) -> None:
+        self.record_filter = record_filter
+        self.encode = encode
+        self.members: set[Subscriber] = set()
 
     def passing(self, records: Sequence[Record]) -> Sequence[Record]:
         """The records this group's filter lets through."""
