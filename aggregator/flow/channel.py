@@ -146,6 +146,10 @@ class Budget:
             await self._available.wait()
         self._free -= count
 
+    def take_now(self, count: int) -> None:
+        """``take`` without waiting: only while ``free`` is above 0."""
+        self._free -= count
+
     def give(self, count: int) -> None:
         self._free += count
         if self._free > 0:

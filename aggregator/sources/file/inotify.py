@@ -138,7 +138,7 @@ class SharedInotify:
                             if mask & LOOK_EVENTS:
                                 changed.moved()
                             else:
-                                changed.set()
+                                changed.appended()
             if end < READ_SIZE - EVENT.size - 256:  # room was left: nothing more is queued
                 return
 
