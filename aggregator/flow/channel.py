@@ -7,10 +7,42 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+_later: list[Callable[[], None]] | None = None
+"""While puts are gathered (``gathered``): what their readers put off until the last one."""
+
+
+@contextmanager
+def gathered() -> Iterator[None]:
+    """The puts made within (inotify's callback: the appends to every file one read of its
+    events reported) let their readers act once, after the last of them (``after_puts``),
+    rather than after each: the merge takes them all in one step and writes one batch."""
+    global _later
+    if _later is not None:  # gathered already
+        yield
+        return
+    later: list[Callable[[], None]] = []
+    _later = later
+    try:
+        yield
+    finally:
+        _later = None
+        for callback in later:
+            callback()
+
+
+def after_puts(callback: Callable[[], None]) -> bool:
+    """Call ``callback`` (once) after the puts being gathered; False: none are (call it now)."""
+    if _later is None:
+        return False
+    if callback not in _later:
+        _later.append(callback)
+    return True
 
 
 class EndOfStream(Exception):
