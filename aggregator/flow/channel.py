@@ -6,6 +6,7 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 """
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,8 +14,15 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_later: list[Callable[[], None]] | None = None
-"""While puts are gathered (``gathered``): what their readers put off until the last one."""
+
+class _Gathering(threading.local):
+    """While puts are gathered (``gathered``) in this thread's loop: what their readers put
+    off until the last one."""
+
+    later: list[Callable[[], None]] | None = None
+
+
+_GATHERING = _Gathering()
 
 
 @contextmanager
@@ -22,26 +30,26 @@ def gathered() -> Iterator[None]:
     """The puts made within (inotify's callback: the appends to every file one read of its
     events reported) let their readers act once, after the last of them (``after_puts``),
     rather than after each: the merge takes them all in one step and writes one batch."""
-    global _later
-    if _later is not None:  # gathered already
+    if _GATHERING.later is not None:  # gathered already
         yield
         return
     later: list[Callable[[], None]] = []
-    _later = later
+    _GATHERING.later = later
     try:
         yield
     finally:
-        _later = None
+        _GATHERING.later = None
         for callback in later:
             callback()
 
 
 def after_puts(callback: Callable[[], None]) -> bool:
     """Call ``callback`` (once) after the puts being gathered; False: none are (call it now)."""
-    if _later is None:
+    later = _GATHERING.later
+    if later is None:
         return False
-    if callback not in _later:
-        _later.append(callback)
+    if callback not in later:
+        later.append(callback)
     return True
 
 
