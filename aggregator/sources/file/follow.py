@@ -3,7 +3,8 @@ file (rotation), or it is gone: reads what was appended at each change (inotify)
 hands the records on.
 
 This is the live path: a wake costs a read of what was appended and one stat of the path,
-nothing more (the path was resolved when it was watched, not at each wake).
+nothing more (the path was resolved when it was watched, not at each wake). While the follower
+waits idle, an append is read in inotify's callback instead, without waking it (``LiveRead``).
 """
 
 import asyncio

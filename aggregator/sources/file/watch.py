@@ -50,8 +50,7 @@ class Changed(asyncio.Event):
 
     async def wait_reading(self, reader: Callable[[], bool]) -> None:
         """``wait``, while ``reader`` reads appends where it can (``appended``): a live line
-        then costs no wake of the follower's task (bench/README.md, "The live line, session
-        11")."""
+        then costs no wake of the follower's task (bench/README.md, "Session 11 (s11live)")."""
         self.reader = reader
         try:
             await self.wait()
