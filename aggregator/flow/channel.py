@@ -6,11 +6,51 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 """
 
 import asyncio
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class _Gathering(threading.local):
+    """While puts are gathered (``gathered``) in this thread's loop: what their readers put
+    off until the last one."""
+
+    later: list[Callable[[], None]] | None = None
+
+
+_GATHERING = _Gathering()
+
+
+@contextmanager
+def gathered() -> Iterator[None]:
+    """The puts made within (inotify's callback: the appends to every file one read of its
+    events reported) let their readers act once, after the last of them (``after_puts``),
+    rather than after each: the merge takes them all in one step and writes one batch."""
+    if _GATHERING.later is not None:  # gathered already
+        yield
+        return
+    later: list[Callable[[], None]] = []
+    _GATHERING.later = later
+    try:
+        yield
+    finally:
+        _GATHERING.later = None
+        for callback in later:
+            callback()
+
+
+def after_puts(callback: Callable[[], None]) -> bool:
+    """Call ``callback`` (once) after the puts being gathered; False: none are (call it now)."""
+    later = _GATHERING.later
+    if later is None:
+        return False
+    if callback not in later:
+        later.append(callback)
+    return True
 
 
 class EndOfStream(Exception):
@@ -144,6 +184,10 @@ class Budget:
         while self._free <= 0:
             self._available.clear()
             await self._available.wait()
+        self._free -= count
+
+    def take_now(self, count: int) -> None:
+        """``take`` without waiting: only while ``free`` is above 0."""
         self._free -= count
 
     def give(self, count: int) -> None:

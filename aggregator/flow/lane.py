@@ -40,6 +40,16 @@ def precision_of(ts: int) -> int:
     return MILLISECOND if ts % MILLISECOND == 0 else 1
 
 
+def rank_below(a: Rank, b: Rank) -> bool:
+    """``a < b``, field by field: compiled, no tuple is built or compared as an object (a
+    look at every lane compares ranks for each live line)."""
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    if a[1] != b[1]:
+        return a[1] < b[1]
+    return a[2] < b[2]
+
+
 def within_precision(key: int, high_water: int) -> bool:
     """Whether a record ranked ``key`` is not late beside ``high_water``, the newest time
     already sent: it is not older than that by its whole precision. A record stamped
@@ -89,6 +99,10 @@ class Lane:
         """The rank of the lane's first queued live record (None: none is queued): a catch-up
         record of another lane that ranks after it must not leave before it, or it would be
         late."""
+        if not self.catch_up:  # every batch queued is live: the head is the first
+            if not self.queue:
+                return None
+            return (self.queue[0][3][self.position + 1], self.source, self.order)
         start = self.position
         for _, _, live, keys, _ in self.queue:
             if live:
@@ -114,7 +128,9 @@ class Lane:
             batch, _, live, keys, position = self.queue[0]
             limit_key, limit_source, limit_order = limits[0] if live else limits[1]
             # On a key equal to the limit's, config order and lane age decide.
-            ties_pass = (self.source, self.order) <= (limit_source, limit_order)
+            ties_pass = self.source < limit_source or (
+                self.source == limit_source and self.order <= limit_order
+            )
             start = self.position
             cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
             if cut <= start:
@@ -183,9 +199,10 @@ def scan_limits(
         if lane.queue:
             bound = lane.bound()
             if not lane.live:
-                exact = min(exact, bound)
-            elif (held := lane.first_live()) is not None:
-                exact = min(exact, held)  # a live lane sends no more catch-up, but what
+                if rank_below(bound, exact):
+                    exact = bound
+            elif (held := lane.first_live()) is not None and rank_below(held, exact):
+                exact = held  # a live lane sends no more catch-up, but what
                 # it holds is older than what ranks after it
             if lane.live and window == 0:
                 continue  # arrival order: a live lane holds nobody back
@@ -195,7 +212,7 @@ def scan_limits(
             bound = lane.bound() if lane.bounded else BOTTOM
         else:
             continue
-        if bound < limit:
+        if rank_below(bound, limit):
             limit = bound
     if held_open and window > 0:
         limit = BOTTOM  # a lane not heard from yet may send something older
@@ -209,15 +226,16 @@ def scan_limits(
             expired_key = keys[-1]
         if expired_key is not None:
             forced = (expired_key, lane.source, lane.order)
-            if forced > limit:
+            if rank_below(limit, forced):
                 limit = forced
     # Late records go at once: they are out of order whatever they wait for.
     late = (high_water - 1, TOP[1], TOP[2])
-    if late > limit:
+    if rank_below(limit, late):
         limit = late
-    if limit > exact:
+    if rank_below(exact, limit):
         exact = limit
-    return None if exact == BOTTOM else (limit, exact)
+    bottom = exact[0] == BOTTOM[0] and exact[1] == BOTTOM[1] and exact[2] == BOTTOM[2]
+    return None if bottom else (limit, exact)
 
 
 class LaneIndex:
@@ -283,7 +301,7 @@ class LaneIndex:
                 if read_at + window - early > now:  # as in scan_limits
                     break
                 forced = (last_key, lane.source, lane.order)
-                if forced > limit:
+                if rank_below(limit, forced):
                     limit = forced
             reads.popleft()
         return limit
@@ -293,7 +311,7 @@ class LaneIndex:
         its window less ``early``, raised to what is late beside ``high_water``."""
         limit = self.expired(now, window, early, BOTTOM)
         late = (high_water - 1, TOP[1], TOP[2])
-        if late > limit:
+        if rank_below(limit, late):
             limit = late
         return (limit, limit)
 

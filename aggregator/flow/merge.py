@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from aggregator.flow.channel import Channel, ChannelClosed
+from aggregator.flow.channel import Channel, ChannelClosed, after_puts
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
 from aggregator.flow.ordering import OrderingCore, number_records
@@ -179,30 +179,51 @@ class Merge:
         """A put into (or the close of) the input ``name``'s channel: take from it, at once
         if the merge waits with nothing else to do (``_step_now``), else in its task. Never
         at once in a catch-up: the step (an exact merge of thousands of records) would hold
-        up the putting source, which reads and parses next (bench/README.md, session 10)."""
+        up the putting source, which reads and parses next (bench/README.md, session 10).
+        Puts gathered in one callback (``gathered``: inotify's) make one step, after the last."""
         self._ready[name] = channel
-        if (
+        if channel.closed or not self._can_step_now():
+            self._poke()
+        elif after_puts(self._step_gathered):
+            return
+        elif len(self._ready) == 1:
+            self._step_safely()
+        else:
+            self._poke()
+
+    def _step_gathered(self) -> None:
+        """After the puts of one callback: one step for every input they made ready."""
+        if not self._ready:
+            return
+        if any(channel.closed for channel in self._ready.values()) or not self._can_step_now():
+            self._poke()
+            return
+        self._step_safely()
+
+    def _can_step_now(self) -> bool:
+        """Whether a put may be merged in the putter's turn: the task waits with nothing
+        else to do (no arrival, change, leaving, catch-up), and every output has room."""
+        return (
             self._waiter is not None
             and not self._waiter.done()
             and not self._poked
             and not self._stepping
-            and not channel.closed
             and not self.core.catching_up
-            and len(self._ready) == 1
-            and self.outputs
+            and bool(self.outputs)
             and not (self._arrivals or self._output_changes or self._leaving)
             and all(output.channel.room for output in self.outputs)
-        ):
-            self._stepping = True
-            try:
-                self._step_now()
-            except Exception as error:  # raised in the merge's own task, not the source's
-                self._failure = error
-                self._poke()
-            finally:
-                self._stepping = False
-            return
-        self._poke()
+        )
+
+    def _step_safely(self) -> None:
+        """``_step_now``, its error left to the merge's own task (not the putter's)."""
+        self._stepping = True
+        try:
+            self._step_now()
+        except Exception as error:
+            self._failure = error
+            self._poke()
+        finally:
+            self._stepping = False
 
     def _step_now(self) -> None:
         """One round of ``run`` made in a source's put, while the merge task waits: take,

@@ -39,6 +39,19 @@ class LaneOutlet:
             self.sending = False
         self.sent += len(records)
 
+    @property
+    def room(self) -> bool:
+        """Whether ``send_now`` may hand records on at once: credit is left, and room in the
+        channel (open)."""
+        return self.budget.free > 0 and self.out.room
+
+    def send_now(self, records: Batch, *, position: object = None) -> None:
+        """``send`` of live records without waiting (inotify's callback reads a live append
+        so: ``FileTailer.read_now``); only after ``room`` said True."""
+        self.budget.take_now(len(records))
+        self.out.put_nowait(Chunk(self.origin, records, True, False, self.budget.give, position))
+        self.sent += len(records)
+
 
 async def pump(
     read: Callable[[], Awaitable[bytes]],

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from aggregator.flow.channel import Budget, Channel
+from aggregator.flow.channel import Budget, Channel, gathered
 from aggregator.flow.chunk import Announce, SourceItem
 from aggregator.flow.merge import DRAIN, Merge, Output
 from aggregator.flow.ordering import OrderingCore
@@ -148,6 +148,40 @@ async def test_a_catch_up_put_is_left_to_the_merge_task() -> None:
             got += [r.seq for r in batch]
         assert got == [1, 2, 3, 4, 5]
         src.close()
+        async with asyncio.timeout(10):
+            await task
+    finally:
+        task.cancel()
+
+
+async def test_puts_gathered_in_one_callback_leave_as_one_batch() -> None:
+    """Puts into several inputs made within ``gathered`` (inotify's callback: one line in each
+    of two files) are merged once, after the last: one batch out, in time order, numbered,
+    before the loop turns; outside a gathering, each put is merged in itself."""
+    a: Channel[SourceItem] = Channel(8)
+    b: Channel[SourceItem] = Channel(8)
+    out: Channel[Batch] = Channel(8)
+    core = OrderingCore(window=0.0, idle_timeout=1.0)
+    merge = Merge([("a", a), ("b", b)], [Output("out", out)], core)
+    outlets = LaneOutlet(a, "a"), LaneOutlet(b, "b")
+    task = asyncio.create_task(merge.run(), name="test:merge")
+    try:
+        await a.put(Announce(["a"], live=True))
+        await b.put(Announce(["b"], live=True))
+        await wait_until(lambda: merge._waiter is not None and not core.catching_up, "it waits")
+        turns: list[bool] = []
+        asyncio.get_running_loop().call_soon(turns.append, True)
+        with gathered():
+            outlets[1].send_now(records("b", 20, 1))
+            outlets[0].send_now(records("a", 10, 1))
+            assert len(out) == 0  # not yet: after the last put
+        assert not turns and len(out) == 1
+        assert [(r.line, r.seq) for r in out.get_nowait() or []] == [("a10", 1), ("b20", 2)]
+        outlets[0].send_now(records("a", 30, 1))
+        outlets[1].send_now(records("b", 40, 1))
+        assert not turns and len(out) == 2  # each in its own put
+        a.close()
+        b.close()
         async with asyncio.timeout(10):
             await task
     finally:

@@ -110,6 +110,11 @@ class FileSource:
             "stalled": int(bool(self._stalls.stalled)),
         }
 
+    @property
+    def live_reads(self) -> int:
+        """Appends read in inotify's callback, without a wake of their follower's task."""
+        return self._follower.live_reads
+
     async def open(self) -> None:
         """Nothing to bind: a glob that matches nothing yet is fine, files may come later."""
 

@@ -3,7 +3,8 @@ file (rotation), or it is gone: reads what was appended at each change (inotify)
 hands the records on.
 
 This is the live path: a wake costs a read of what was appended and one stat of the path,
-nothing more (the path was resolved when it was watched, not at each wake).
+nothing more (the path was resolved when it was watched, not at each wake). While the follower
+waits idle, an append is read in inotify's callback instead, without waking it (``LiveRead``).
 """
 
 import asyncio
@@ -52,20 +53,23 @@ class Follower:
         keeps_positions: bool,
     ) -> None:
         self.name = name
-        self._keeps_positions = keeps_positions  # else (``tail``) records go without them
+        self.keeps_positions = keeps_positions  # else (``tail``) records go without them
         self.config = config
         self._readers = readers
         self._rotated = rotated
         self.watcher: Watcher | None = None  # set while following, with inotify
         self.group: asyncio.TaskGroup | None = None  # the source's, for the copies' readers
+        self.live_reads = 0
+        """Appends read in inotify's callback (``LiveRead``), counted."""
 
     async def follow(
         self, tailer: FileTailer, outlet: LaneOutlet, live: bool, changed: "Changed | None"
     ) -> Outcome:
         """Read until the end (``--no-follow``), a rotation, or a deletion."""
         alarm = Alarm(changed) if changed is not None else None
+        reader = LiveRead(self, tailer, outlet) if changed is not None else None
         try:
-            return await self._follow(tailer, outlet, live, changed, alarm)
+            return await self._follow(tailer, outlet, live, changed, alarm, reader)
         finally:
             if alarm is not None:
                 alarm.cancel()
@@ -77,6 +81,7 @@ class Follower:
         live: bool,
         changed: "Changed | None",
         alarm: "Alarm | None",
+        reader: "LiveRead | None",
     ) -> Outcome:
         pause = POLL_MIN
         missing_since: float | None = None
@@ -97,7 +102,7 @@ class Follower:
                         name=f"copy:{self.name}:{copied}",
                     )
                 if read.records:
-                    position = tailer.checkpoint() if self._keeps_positions else None
+                    position = tailer.checkpoint() if self.keeps_positions else None
                     await hand_on(tailer, outlet, read.records, live, position)
                 if not read.drained or not follow or not live:
                     continue  # more to read; or read on until a read finds nothing
@@ -139,13 +144,71 @@ class Follower:
                     await tailer.suspend()  # a change wakes it: no descriptor needed meanwhile
                 elif alarm is not None:
                     alarm.ring_by(last_data + close_idle)  # wake to close it
-            await wait_for_change(changed if watched else None, pause, deadline)
+            if reader is not None and watched and deadline is None and missing_since is None:
+                assert changed is not None
+                reader.look_by = looked + LOOK_EVERY
+                await changed.wait_reading(reader)
+                last_data = reader.taken(last_data)
+            else:
+                await wait_for_change(changed if watched else None, pause, deadline)
             if tailer.suspended and not await tailer.reopen():
                 if tailer.at_path() is False:  # deleted while closed, and made again
                     return Outcome.REPLACED
                 log.info("%s: deleted while closed; stopped following it", tailer.path)
                 return Outcome.GONE
             pause = min(pause * 2, POLL_MAX)
+
+
+class LiveRead:
+    """A live append read, decoded and handed on in inotify's callback while its follower
+    waits with nothing else to do (``Changed.wait_reading``), without a wake of the
+    follower's task. Anything else wakes the follower, whose loop does it as before: a look
+    at the path due (``look_by``), no room to hand records on at once, a large read, a
+    truncation, a file closed while quiet, a multiline record held (its timeout is the
+    follower's), an error (raised in the follower's task)."""
+
+    def __init__(self, follower: Follower, tailer: FileTailer, outlet: LaneOutlet) -> None:
+        self.follower = follower
+        self.tailer = tailer
+        self.outlet = outlet
+        self.keeps_positions = follower.keeps_positions
+        self.look_by = 0.0
+        """Monotonic seconds: the path is due a look then (``LOOK_EVERY``): the follower's."""
+        self.last_data: float | None = None  # when data was last read here
+        self.error: Exception | None = None
+
+    def __call__(self) -> bool:
+        """Read what was appended; False: the follower must (nothing was taken then, unless
+        an error came after: ``error``, for the follower to raise)."""
+        now = time.monotonic()
+        outlet, tailer = self.outlet, self.tailer
+        if now >= self.look_by or not outlet.room:
+            return False
+        position = tailer.position
+        try:
+            records = tailer.read_now()
+            if records is None:
+                return False
+            if tailer.position != position:
+                self.last_data = now
+                self.follower.live_reads += 1
+            if records:
+                checkpoint = tailer.checkpoint() if self.keeps_positions else None
+                outlet.send_now(records, position=checkpoint)
+        except Exception as error:  # raised in the follower's task, not inotify's callback
+            self.error = error
+            return False
+        return tailer.decoder.deadline is None
+
+    def taken(self, last_data: float) -> float:
+        """After the wait: when data was last read, here or before (``last_data``); an error
+        met here is raised."""
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        if self.last_data is not None and self.last_data > last_data:
+            return self.last_data
+        return last_data
 
 
 class Alarm:

@@ -13,9 +13,12 @@ import contextlib
 import logging
 import os
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from asyncinotify import InitFlags, Inotify, Mask, Watch
+
+from aggregator.flow.channel import gathered
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Changed, Watcher
@@ -32,7 +35,7 @@ LOOK_EVENTS = NAME_EVENTS | int(Mask.ATTRIB)
 """Events after which a file's path may name another file, or none: its follower looks."""
 IGNORED, OVERFLOW = int(Mask.IGNORED), int(Mask.Q_OVERFLOW)
 NONBLOCKING = InitFlags.CLOEXEC | InitFlags(os.O_NONBLOCK)
-"""The reader callback reads until the descriptor is empty. (asyncinotify 4.4's
+"""The reader callback reads without waiting. (asyncinotify 4.4's
 ``InitFlags.NONBLOCK`` is ``O_CLOEXEC``: the flag is given by its value.)"""
 EVENTS_A_READ = 64
 """Room for this many events with a full-length name (17 KB) in one read."""
@@ -103,44 +106,53 @@ class SharedInotify:
         self.inotify.close()
 
     def _read(self) -> None:
-        """The loop's reader callback: every event there is now, dispatched."""
-        fd, paths, prefixes, users = self.fd, self._paths, self._prefixes, self._users
+        """The loop's reader callback: one read of the events, dispatched (while more are
+        queued the loop calls again, after its other work: the appends are read here, so a
+        writer faster than that must not keep the loop in this callback). Each file's
+        appends are read once a read, in one gathering of puts (``flow.channel.gathered``):
+        the merge takes all the files' new lines in one step, and writes them as one batch."""
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as error:  # not expected: poll from now on
+            log.warning("inotify failed (%s): polling files instead", error)
+            self._lose_all()
+            return
+        with gathered():
+            for changed in self._dispatch(data):
+                changed.appended()
+
+    def _dispatch(self, data: bytes) -> "Iterable[Changed]":
+        """Act on the events in ``data``; the followed files written to, each once."""
+        paths, prefixes, users = self._paths, self._prefixes, self._users
         unpack, header = EVENT.unpack_from, EVENT.size
-        while True:
-            try:
-                data = os.read(fd, READ_SIZE)
-            except BlockingIOError:
-                return
-            except OSError as error:  # not expected: poll from now on
-                log.warning("inotify failed (%s): polling files instead", error)
-                self._lose_all()
-                return
-            end, offset = len(data), 0
-            while offset < end:
-                wd, mask, _, length = unpack(data, offset)
-                start = offset + header
-                offset = start + length
-                if mask & OVERFLOW:
-                    self._wake_all()
-                    continue
-                if mask & IGNORED:  # the kernel dropped the watch: so does the library
-                    self._forget_watch(wd)
-                name = data[start:offset].rstrip(b"\0") if length else b""
-                for prefix in prefixes.get(wd, ()):
-                    if mask & IGNORED:  # the directory is gone (or unwatched): poll it
-                        self._lost(wd)
-                        break
-                    if mask & NAME_EVENTS:
-                        for watcher in users.get(prefix[:-1] or "/", ()):
-                            watcher.rescan.set()
-                    if name:
-                        for changed in paths.get(prefix + os.fsdecode(name), ()):
-                            if mask & LOOK_EVENTS:
-                                changed.moved()
-                            else:
-                                changed.set()
-            if end < READ_SIZE - EVENT.size - 256:  # room was left: nothing more is queued
-                return
+        appended: dict[int, Changed] = {}
+        end, offset = len(data), 0
+        while offset < end:
+            wd, mask, _, length = unpack(data, offset)
+            start = offset + header
+            offset = start + length
+            if mask & OVERFLOW:
+                self._wake_all()
+                continue
+            if mask & IGNORED:  # the kernel dropped the watch: so does the library
+                self._forget_watch(wd)
+            name = data[start:offset].rstrip(b"\0") if length else b""
+            for prefix in prefixes.get(wd, ()):
+                if mask & IGNORED:  # the directory is gone (or unwatched): poll it
+                    self._lost(wd)
+                    break
+                if mask & NAME_EVENTS:
+                    for watcher in users.get(prefix[:-1] or "/", ()):
+                        watcher.rescan.set()
+                if name:
+                    for changed in paths.get(prefix + os.fsdecode(name), ()):
+                        if mask & LOOK_EVENTS:
+                            changed.moved()
+                        else:
+                            appended.setdefault(id(changed), changed)
+        return appended.values()
 
     def _forget_watch(self, wd: int) -> None:
         """Drop the library's ``Watch`` of a watch the kernel has removed, as its own reader

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aggregator.parse.decode import LaneDecoder
+from aggregator.parse.pool import POOL_MIN_BYTES
 from aggregator.record.record import Batch
 from aggregator.sources.file.identity import (
     HEAD_BYTES,
@@ -26,6 +27,9 @@ READ_CHUNK = 256 * 1024
 SMALL_READ = 64 * 1024
 """Up to this much new data is read on the event loop: a live append is in the page cache, so
 the read costs far less than a hop to a thread and back."""
+LIVE_READ = POOL_MIN_BYTES
+"""Less new data than this is read in inotify's callback (``read_now``): it is decoded here,
+where a larger read would go to a parse worker (``LaneDecoder.decode``)."""
 
 
 async def _pread_in_thread(fd: int, size: int, offset: int) -> bytes:
@@ -278,25 +282,58 @@ class FileTailer:
             data = await _pread_in_thread(fd, len(tail) + want, position - len(tail))
         else:
             data = os.pread(fd, len(tail) + want, position - len(tail))
-        if (tail and not data.startswith(tail)) or (
-            not tail and position and os.fstat(fd).st_size < position
-        ):
+        if self._truncated(fd, data, tail, position):
             log.info("%s: truncated, reading again from the start", self.path)
-            self.truncated_from = self._position_now()
-            self.position = 0
-            self._tail = b""
-            self._head = b""  # the identity's first bytes are new too: read again as it refills
-            self._skip_nul = True
-            self._behind = False
-            self._count_from_here(truncated=True)
+            self._read_again()
             return Read([], moved=True)
         if len(data) == len(tail):
             self._behind = False
             return NOTHING_NEW
+        data = self._advance(fd, data, tail, position, want)
+        records = self._tally(await self.decoder.decode(data)) if data else []
+        return Read(records, moved=True, drained=not self._behind)
+
+    def read_now(self) -> Batch | None:
+        """``read`` of a live append, without waiting (in inotify's callback): the records
+        (none when nothing new came, or only part of a line). None where ``read`` must do it
+        (much to read, a truncation, the file closed): nothing was taken then."""
+        fd = self._fd
+        if fd is None or self._behind:
+            return None
+        tail, position = self._tail, self.position
+        data = os.pread(fd, len(tail) + SMALL_READ, position - len(tail))
+        if len(data) - len(tail) >= LIVE_READ or self._truncated(fd, data, tail, position):
+            return None
+        if len(data) == len(tail):
+            return []
+        data = self._advance(fd, data, tail, position, SMALL_READ)
+        return self._tally(self.decoder.feed(data)) if data else []
+
+    def _truncated(self, fd: int, data: bytes, tail: bytes, position: int) -> bool:
+        """Whether a read from just before ``position`` shows the file truncated: the bytes
+        last read (``tail``) are not there any more, or, with none kept, it is shorter."""
+        if tail:
+            return not data.startswith(tail)
+        return bool(position) and os.fstat(fd).st_size < position
+
+    def _read_again(self) -> None:
+        """Truncated in place: from 0 again, in a lane of its own; what was read before is
+        noted (``truncated_from``) for the caller, who looks for its copy."""
+        self.truncated_from = self._position_now()
+        self.position = 0
+        self._tail = b""
+        self._head = b""  # the identity's first bytes are new too: read again as it refills
+        self._skip_nul = True
+        self._behind = False
+        self._count_from_here(truncated=True)
+
+    def _advance(self, fd: int, data: bytes, tail: bytes, position: int, want: int) -> bytes:
+        """Move past what a read from just before ``position`` found beyond ``tail``, and
+        return those bytes (without the NULs a writer leaves where a truncated file's content
+        was); the read asked for ``want`` of them: all it got means more may wait."""
         if tail:
             data = data[len(tail) :]
-        drained = len(data) < want
-        self._behind = not drained
+        self._behind = len(data) >= want
         self.position = position + len(data)
         self._tail = (data if len(data) >= TAIL_CHECK else tail + data)[-TAIL_CHECK:]
         if len(self._head) < HEAD_BYTES:  # the identity grows with a small file
@@ -305,8 +342,7 @@ class FileTailer:
             stripped = data.lstrip(b"\x00")
             self._skip_nul = not stripped
             data = stripped
-        records = self._tally(await self.decoder.decode(data)) if data else []
-        return Read(records, moved=True, drained=drained)
+        return data
 
     def deleted(self) -> bool:
         """Whether the open file has no name left (deleted); False once closed."""

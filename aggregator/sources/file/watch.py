@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +34,28 @@ class Changed(asyncio.Event):
     def __init__(self) -> None:
         super().__init__()
         self.names = 0
+        self.reader: Callable[[], bool] | None = None
+        """While its follower waits with nothing else to do (``wait_reading``): reads what
+        was appended, in inotify's callback; False where it could not (the follower is woken)."""
 
     def moved(self) -> None:
         self.names += 1
         self.set()
+
+    def appended(self) -> None:
+        """The file was written to: read here if its follower waits idle, else wake it."""
+        reader = self.reader
+        if reader is None or self.is_set() or not reader():
+            self.set()
+
+    async def wait_reading(self, reader: Callable[[], bool]) -> None:
+        """``wait``, while ``reader`` reads appends where it can (``appended``): a live line
+        then costs no wake of the follower's task (bench/README.md, "Session 11 (s11live)")."""
+        self.reader = reader
+        try:
+            await self.wait()
+        finally:
+            self.reader = None
 
 
 def _key(path: Path | str) -> str:
