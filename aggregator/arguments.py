@@ -96,7 +96,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     for name, sub in commands.choices.items():
         if command in (None, name):
-            OPTIONS[name](sub)
+            COMMAND_OPTIONS[name](sub)
         sub.set_defaults(command_parser=sub)
     return parser
 
@@ -234,7 +234,7 @@ def add_connect_options(connect: argparse.ArgumentParser) -> None:
     connect.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
 
-OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+COMMAND_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "run": add_run_options,
     "check": add_check_options,
     "tail": add_tail_options,
@@ -274,7 +274,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     words = sys.argv[1:] if argv is None else argv
     # The top level takes no option with a value: its first other word names the command.
     command = next((word for word in words if not word.startswith("-")), None)
-    parser = build_parser(command if command in OPTIONS else None)
+    parser = build_parser(command if command in COMMAND_OPTIONS else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)

@@ -60,8 +60,6 @@ def _sink_channel() -> Channel[Batch]:
     return Channel[Batch](SINK_CHANNEL_SIZE)
 
 
-# The slots are plain classes: a dataclass's generated methods cost every start more, and a
-# slot needs none of them.
 class SourceSlot:
     """A source, the channel it puts into, and the task that runs it."""
 

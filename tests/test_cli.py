@@ -335,7 +335,7 @@ def test_a_command_s_parser_is_the_whole_parser_s_part() -> None:
     and usage as the whole parser, for that command and at the top level."""
     import argparse
 
-    from aggregator.arguments import OPTIONS, build_parser
+    from aggregator.arguments import COMMAND_OPTIONS, build_parser
 
     def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
         action = next(
@@ -344,7 +344,7 @@ def test_a_command_s_parser_is_the_whole_parser_s_part() -> None:
         return action.choices
 
     whole = build_parser()
-    for command in OPTIONS:
+    for command in COMMAND_OPTIONS:
         part = build_parser(command)
         assert part.format_help() == whole.format_help()
         assert commands(part)[command].format_help() == commands(whole)[command].format_help()

@@ -19,8 +19,7 @@ if TYPE_CHECKING:  # a parse worker imports the encoders in this package, and no
 
 
 class SinkContext(NamedTuple):
-    """What the pipeline gives every sink it builds. (A named tuple: immutable as a frozen
-    dataclass, whose generated methods cost every start more.)"""
+    """What the pipeline gives every sink it builds."""
 
     source_names: Sequence[str] = ()
     """The sources in config order: text output gives each its colour by its index."""

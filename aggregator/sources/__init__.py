@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
 
 class SourceContext(NamedTuple):
-    """What the pipeline gives every source it builds. (A named tuple: immutable as a frozen
-    dataclass, whose generated methods cost every start more.)"""
+    """What the pipeline gives every source it builds."""
 
     needs: Needs
     """What the sinks need the codec to find (``aggregator.parse.worker.Needs``)."""

@@ -11,8 +11,7 @@ file). ``aggregator.telemetry.pipeline`` says which metric each name is."""
 
 
 class Family:
-    """One metric: its name, type, help text and samples (labels, value). (A plain class: a
-    dataclass's generated methods cost every start more.)"""
+    """One metric: its name, type, help text and samples (labels, value)."""
 
     __slots__ = ("help", "kind", "name", "samples")
 

@@ -217,8 +217,7 @@ class PipelineView(Protocol):
 
 class ReloadCounts:
     """Reloads of the config (SIGHUP, ``--watch-config``): applied, refused, and when the last
-    applied one was (Unix time). (A plain class: a dataclass's generated methods cost every
-    start more.)"""
+    applied one was (Unix time)."""
 
     __slots__ = ("last", "last_ok", "ok", "refused")
 
@@ -230,8 +229,7 @@ class ReloadCounts:
 
 
 class FlowCounters(NamedTuple):
-    """What the merge, its queues and the parse pool count, read at one scrape. (A named
-    tuple: immutable as a frozen dataclass, whose generated methods cost every start more.)"""
+    """What the merge, its queues and the parse pool count, read at one scrape."""
 
     records_in: Mapping[str, int]
     """Records read, by source name."""

@@ -14,8 +14,7 @@ STUCK = "the reader is stuck on it"
 
 
 class Progress(NamedTuple):
-    """One input as seen now. (A named tuple, as ``Change``: immutable as a frozen dataclass,
-    whose generated methods cost every start more.)"""
+    """One input as seen now."""
 
     what: str
     """What it is, for messages (a file's path, "connections")."""

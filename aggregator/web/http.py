@@ -34,8 +34,7 @@ FAVICON = "/favicon.svg"
 
 
 class Asset(NamedTuple):
-    """A file of the page, as served. (A named tuple: a frozen dataclass's generated methods
-    cost every start more.)"""
+    """A file of the page, as served."""
 
     content_type: str
     body: bytes

@@ -39,6 +39,9 @@ STEPS = st.lists(
 class World:
     """The files, the writer, the running pipeline, and what was written."""
 
+    close_idle = "50ms"
+    """Short, so that the model's steps meet files closed while quiet."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.log = root / "app.log"
@@ -58,7 +61,7 @@ class World:
                                "checkpoint_interval": "50ms"},
                 "sources": {"app": {"type": "file", "paths": [str(self.log)],
                                     "start_at": "beginning", "rotate_wait": "300ms",
-                                    "close_idle": "50ms",
+                                    "close_idle": self.close_idle,
                                     "codec": "raw"}},
                 "sinks": {"out": {"type": "file", "path": str(self.out), "format": "json",
                                   "fsync": "never"}},

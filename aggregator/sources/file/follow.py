@@ -171,15 +171,16 @@ class LiveRead:
         self.follower = follower
         self.tailer = tailer
         self.outlet = outlet
-        self.keeps_positions = follower.keeps_positions
         self.look_by = 0.0
         """Monotonic seconds: the path is due a look then (``LOOK_EVERY``): the follower's."""
         self.last_data: float | None = None  # when data was last read here
         self.error: Exception | None = None
 
     def __call__(self) -> bool:
-        """Read what was appended; False: the follower must (nothing was taken then, unless
-        an error came after: ``error``, for the follower to raise)."""
+        """Read what was appended, and hand its records on. False wakes the follower: it must
+        read (nothing was taken), or a multiline record is now held (its timeout is the
+        follower's; what was read is handed on already), or an error came (``error``, for
+        the follower to raise)."""
         now = time.monotonic()
         outlet, tailer = self.outlet, self.tailer
         if now >= self.look_by or not outlet.room:
@@ -193,7 +194,7 @@ class LiveRead:
                 self.last_data = now
                 self.follower.live_reads += 1
             if records:
-                checkpoint = tailer.checkpoint() if self.keeps_positions else None
+                checkpoint = tailer.checkpoint() if self.follower.keeps_positions else None
                 outlet.send_now(records, position=checkpoint)
         except Exception as error:  # raised in the follower's task, not inotify's callback
             self.error = error

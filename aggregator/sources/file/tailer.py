@@ -301,12 +301,12 @@ class FileTailer:
         if fd is None or self._behind:
             return None
         tail, position = self._tail, self.position
-        data = os.pread(fd, len(tail) + SMALL_READ, position - len(tail))
+        data = os.pread(fd, len(tail) + LIVE_READ, position - len(tail))
         if len(data) - len(tail) >= LIVE_READ or self._truncated(fd, data, tail, position):
             return None
         if len(data) == len(tail):
             return []
-        data = self._advance(fd, data, tail, position, SMALL_READ)
+        data = self._advance(fd, data, tail, position, LIVE_READ)
         return self._tally(self.decoder.feed(data)) if data else []
 
     def _truncated(self, fd: int, data: bytes, tail: bytes, position: int) -> bool:
