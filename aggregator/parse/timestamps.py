@@ -179,10 +179,10 @@ def epoch_to_micros(value: float) -> int:
 
 
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
-_syslog_epochs: dict[str, int] = {}
-"""Epoch seconds of each ``Nov 25 10:00:00`` seen, for the hour of the clock in
+_syslog_epochs: Final[dict[str, int]] = {}
+"""The epoch (µs) of each ``Nov 25 10:00:00`` seen, for the hour of the clock in
 ``_syslog_epochs_hour``: the year a syslog time is put in depends on the clock."""
-_syslog_epochs_hour = [0]
+_syslog_epochs_hour: Final = [0]
 
 
 def parse_syslog_time(
@@ -195,9 +195,9 @@ def parse_syslog_time(
         _syslog_epochs.clear()
         _syslog_epochs_hour[0] = now // 3600
     end = start + 15  # "Nov 25 10:00:00"
-    seconds = _syslog_epochs.get(text[start:end])
-    if seconds is not None and text[end : end + 1] != ".":
-        return seconds * 1_000_000, end
+    seen = _syslog_epochs.get(text[start:end])
+    if seen is not None and text[end : end + 1] != ".":
+        return seen, end
     match = _SYSLOG.match(text, start)
     if match is None or match.group(1) not in MONTHS:
         return None
@@ -212,9 +212,9 @@ def parse_syslog_time(
         return None
     if len(_syslog_epochs) > 100_000:
         _syslog_epochs.clear()
-    _syslog_epochs[text[start:end]] = seconds
+    epoch = _syslog_epochs[text[start:end]] = seconds * 1_000_000
     micros = int((match.group(6) or "0").ljust(6, "0"))
-    return seconds * 1_000_000 + micros, match.end()
+    return epoch + micros, match.end()
 
 
 _CLF = re.compile(r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})")
