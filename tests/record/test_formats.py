@@ -10,6 +10,7 @@ from aggregator.record.formats import (
     encode_json,
     encode_raw,
     escape_control,
+    json_tail,
     rfc3339_micros,
     rfc3339_millis,
     text_encoder,
@@ -37,6 +38,9 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         obj["truncated"] = True
     if record.parse_error is not None:
         obj["parse_error"] = record.parse_error
+    if record.ts_claimed:
+        obj["future"] = True
+        obj["ts_claimed"] = rfc3339_micros(record.ts_claimed)
     if record.late:
         obj["late"] = True
     return obj
@@ -123,11 +127,23 @@ text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]))
         max_size=5,
     ),
     st.booleans(),
+    st.lists(
+        st.tuples(st.none() | text | st.just("n1"), st.sampled_from([0, TS + 9]), st.booleans())
+    ),
 )
-def test_json_encoder_matches_the_reference(records: list[Record], late: bool) -> None:
-    """The hand-written encoder gives exactly orjson's output for the record's dict."""
+def test_json_encoder_matches_the_reference(
+    records: list[Record], late: bool, extra: list[tuple[str | None, int, bool]]
+) -> None:
+    """The hand-written encoder gives exactly orjson's output for the record's dict: with a
+    node or none, from the future or not, its tail made by a parse worker or here."""
     for seq, item in enumerate(records):
         item.seq, item.late = seq, late
+        if seq < len(extra):
+            item.node, item.ts_claimed, worker_made = extra[seq]
+            if worker_made:
+                item.json_tail = json_tail(
+                    item.level, item.fields, item.truncated, item.parse_error
+                )
     expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
     assert encode_json(records) == expected
 
