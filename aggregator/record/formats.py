@@ -94,9 +94,11 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     worker made already (``Record.json_tail``) is taken as it is. A record from the future
     (``Record.ts_claimed``) says so: ``"future":true,"ts_claimed":"…"``.
 
-    Built as bytes: each line's JSON string stays as orjson wrote it, and what stands between
-    two lines (the end of one object, the start of the next) is one ``str`` encoded once; the
-    batch is joined once.
+    Built as bytes: each line's JSON string is copied as orjson wrote it, and what stands
+    between two lines (the end of one object, the start of the next) is one ``str`` encoded
+    once. The pieces are joined ``_PIECES`` at a time: a batch's worth of small blocks alive
+    at once fragmented the heap (peak RSS rose), and a ``bytearray`` grown a record at a time
+    copied itself over and over (bench/README.md, session 11).
     """
     import orjson  # here, once a batch: tail's start imports no orjson (aggregator.lazyjson)
 
@@ -108,6 +110,7 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     # records of many nodes share origins
     lanes: dict[object, tuple[str, str]] = {}
     out: list[bytes] = []
+    chunks: list[bytes] = []
     tail = end = ""  # what follows the last line written: the rest of its object
     for r in batch:
         ts = r.ts
@@ -120,6 +123,9 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         lane = lanes.get(key)
         if lane is None or lane[0] != r.source:
             lane = lanes[key] = (r.source, _lane_members(r.source, r.origin, node))
+        if len(out) >= _PIECES:
+            chunks.append(b"".join(out))
+            out.clear()
         out.append(
             f'{tail}{end}{{"seq":{r.seq},{prefix}{digits[micros // 1000]}'
             f'{digits[micros % 1000]}Z"{lane[1]}'.encode()
@@ -134,7 +140,8 @@ def encode_json(batch: Sequence[Record]) -> bytes:
             tail += f',"future":true,"ts_claimed":"{rfc3339_micros(r.ts_claimed)}"'
         end = _LATE_END if r.late else _END
     out.append(f"{tail}{end}".encode())
-    return b"".join(out)
+    chunks.append(b"".join(out))
+    return b"".join(chunks)
 
 
 def _lane_members(source: str, origin: str, node: str | None) -> str:
@@ -143,6 +150,8 @@ def _lane_members(source: str, origin: str, node: str | None) -> str:
     return f',"source":{_json_string(source)},"origin":{_json_string(origin)}{shown},"line":'
 
 
+_PIECES: Final = 256
+"""Pieces (two a record) ``encode_json`` joins at a time."""
 _THREE_DIGITS: Final = [f"{number:03d}" for number in range(1000)]
 _END: Final = "}\n"
 _LATE_END: Final = ',"late":true}\n'

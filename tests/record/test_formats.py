@@ -159,3 +159,16 @@ def test_json_shows_the_node_only_when_there_is_one() -> None:
         b'"origin":"/var/log/app/a.log","node":"web-1","line":'
     )
     assert encode_json([local, remote, local]).count(b'"node"') == 1
+
+
+def test_json_of_a_batch_larger_than_a_join() -> None:
+    """A batch of more records than ``encode_json`` joins at a time (its pieces are joined in
+    parts) is the reference's, record for record."""
+    records = []
+    for seq in range(1, 1001):
+        item = record(f'line {seq} "quoted" \u00e9', level="info" if seq % 3 else None)
+        item.seq, item.ts, item.late = seq, TS + seq * 7919, seq % 17 == 0
+        item.fields = {"n": seq} if seq % 5 == 0 else None
+        records.append(item)
+    expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
+    assert encode_json(records) == expected
