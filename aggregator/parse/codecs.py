@@ -16,7 +16,7 @@ the line: when it cannot parse one it says why in ``error`` and the record keeps
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from aggregator.lazyjson import loads
 from aggregator.parse.timestamps import (
@@ -25,6 +25,7 @@ from aggregator.parse.timestamps import (
     line_start,
     line_start_span,
     make_parser,
+    parse_auto,
     parse_iso,
     parse_syslog_time,
 )
@@ -39,9 +40,9 @@ Columns = tuple[
 ]
 """What a codec said of many lines, as columns: stamps, levels, fields, errors."""
 
-TS_KEYS = ("ts", "time", "timestamp", "@timestamp")
-LEVEL_KEYS = ("level", "lvl", "severity", "loglevel", "log.level")
-_MISSING = object()
+TS_KEYS: Final = ("ts", "time", "timestamp", "@timestamp")
+LEVEL_KEYS: Final = ("level", "lvl", "severity", "loglevel", "log.level")
+_MISSING: Final = object()
 
 _LEVEL_NAMES = {
     "trace": "trace", "trc": "trace", "finest": "trace", "verbose": "trace",
@@ -85,23 +86,30 @@ class FieldPicker:
     """Takes the timestamp and level out of a line's key/value fields."""
 
     def __init__(self, ts_field: str | None, ts_parser: TimestampParser) -> None:
-        self.ts_keys = (ts_field,) if ts_field else TS_KEYS
+        self.ts_keys: tuple[str, ...] = (ts_field,) if ts_field else TS_KEYS
         self.ts_parser = ts_parser
+        self.auto = ts_parser is parse_auto
+        """Whether ``ts_parser`` is ``parse_auto``: then called as compiled code calls compiled
+        code, not through an attribute holding a callable."""
+
+    def parse_time(self, value: object) -> int | None:
+        return parse_auto(value) if self.auto else self.ts_parser(value)
 
     def stamp(self, fields: dict[str, Any]) -> int | None:
         """``pick(fields)[0]``, leaving ``fields`` as they are."""
         for key in self.ts_keys:
             value = fields.get(key, _MISSING)
             if value is not _MISSING:
-                return self.ts_parser(value)
+                return self.parse_time(value)
         return None
 
     def pick(self, fields: dict[str, Any]) -> Parsed:
         ts = level = error = None
         for key in self.ts_keys:
-            value = fields.pop(key, _MISSING)
+            value = fields.get(key, _MISSING)
             if value is not _MISSING:
-                ts = self.ts_parser(value)
+                del fields[key]
+                ts = self.parse_time(value)
                 if ts is None:
                     error = f"{key}: not a timestamp: {str(value)[:60]!r}"
                     fields[key] = value
@@ -250,13 +258,33 @@ class LogfmtCodec:
         return self.picker.pick(fields)
 
     def stamp(self, line: str) -> int | None:
-        """``picker.stamp(parse_logfmt(line))``, unescaping only the time's value."""
+        """``picker.stamp(parse_logfmt(line))``, unescaping only the time's value; a line
+        that starts with its time (``time="…" level=info …``) is not read further than that
+        pair when no other pair can be a time that would win (``_first_pair_wins``)."""
+        first = _LOGFMT_PAIR.match(line)
+        if first is not None and self._first_pair_wins(line, first.group(1), first.end()):
+            return self.picker.parse_time(_unquote(first.group(2)))
         pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))  # the last of a key wins
         for key in self.picker.ts_keys:
             value = pairs.get(key)
             if value is not None:
-                return self.picker.ts_parser(_unquote(value))
+                return self.picker.parse_time(_unquote(value))
         return None
+
+    def _first_pair_wins(self, line: str, key: str, end: int) -> bool:
+        """Whether the line's first pair (``key``, ending at ``end``) is the one whose value
+        ``stamp`` reads: a time key, and after it no ``KEY=`` of its own or of a key that
+        comes before it in ``ts_keys`` (the last of a key wins; such a substring inside a
+        value only sends the line the long way)."""
+        keys = self.picker.ts_keys
+        if key not in keys:
+            return False
+        for other in keys:
+            if line.find(f"{other}=", end) >= 0:
+                return False
+            if other == key:
+                return True
+        return False
 
 
 _RFC5424 = re.compile(

@@ -12,6 +12,7 @@ no regex, and the epoch of each date-and-minute prefix cached.
 import re
 import time
 from collections.abc import Callable
+from typing import Final
 
 MONTHS = {
     name: number
@@ -36,7 +37,7 @@ def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second:
     return (((days + day - 1) * 24 + hour) * 60 + minute) * 60 + second
 
 
-_second_epochs: dict[str, int] = {}
+_second_epochs: Final[dict[str, int]] = {}
 _DIGITS = frozenset("0123456789")
 _ISO_TAIL = re.compile(r"(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d\d):?(\d\d)?)?", re.ASCII)
 
@@ -87,39 +88,82 @@ def parse_iso(text: str, start: int = 0) -> tuple[int, int] | None:
     return seconds * 1_000_000 + micros, tail.end()
 
 
+class _Quick:
+    """``quick_iso_end``'s state: the second it read last, that second's epoch in µs (a file's
+    lines keep to a second for a while, and comparing a line's start with it costs less than
+    hashing a slice of it for the dict; the product is kept because mypyc multiplies numbers
+    this large through Python's ints), and the µs of the time it read last."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.micros = 0
+        self.found = 0
+
+
+_quick: Final = _Quick()
+
+
 def cached_iso_span(text: str) -> tuple[int, int] | None:
     """``parse_iso(text)`` for the commonest cases, else None (the caller takes the full path):
     a second seen before (``YYYY-MM-DDTHH:MM:SS``) followed by a fraction of six or three
     digits (``.`` or ``,``) and ``Z``, ``+00:00``, a space or nothing; or by ``Z``, a space or
-    nothing. Each costs one dict lookup and a few slices."""
-    seconds = _second_epochs.get(text[:19])
-    if seconds is None:
-        return None
-    after = text[19:20]
-    if after == "." or after == ",":
-        # isdecimal is what int() accepts, without its signs, spaces and underscores; isascii
-        # leaves out the other scripts' digits ("٣"), which int() takes too. A seventh digit
-        # (or a fourth) is not a zone below: the full path reads those.
-        fraction = text[20:26]
-        if len(fraction) == 6 and fraction.isascii() and fraction.isdecimal():
-            micros, end = int(fraction), 26
-        else:
-            fraction = text[20:23]
-            if len(fraction) != 3 or not (fraction.isascii() and fraction.isdecimal()):
-                return None
-            micros, end = int(fraction) * 1000, 23
-        zone = text[end : end + 1]
-        if zone == "Z":
-            return seconds * 1_000_000 + micros, end + 1
-        if zone == " " or zone == "":
-            return seconds * 1_000_000 + micros, end
-        if zone == "+" and text[end : end + 6] == "+00:00":
-            return seconds * 1_000_000 + micros, end + 6
-    elif after == "Z":
-        return seconds * 1_000_000, 20
-    elif after in (" ", ""):
-        return seconds * 1_000_000, 19
-    return None
+    nothing (``quick_iso_end``)."""
+    end = quick_iso_end(text)
+    return None if end < 0 else (_quick.found, end)
+
+
+def quick_iso_end(text: str) -> int:
+    """Where the time ``cached_iso_span`` reads ends, its µs left in ``_quick.found``; -1 where
+    it reads none. The second is the last one read or one lookup; the digits are read one by
+    one (no slice, no ``int()``)."""
+    quick = _quick
+    if not (quick.text and text.startswith(quick.text)):
+        prefix = text[:19]
+        cached = _second_epochs.get(prefix)
+        if cached is None:
+            return -1
+        quick.text, quick.micros = prefix, cached * 1_000_000
+    size = len(text)
+    if size == 19:
+        quick.found = quick.micros
+        return 19
+    after = ord(text[19])
+    if after == 90 or after == 32:  # "Z" or " "
+        quick.found = quick.micros
+        return 20 if after == 90 else 19
+    if after != 46 and after != 44:  # neither "." nor ","
+        return -1
+    # Up to six ASCII digits (what isascii() and isdecimal() allowed, which int() reads): six
+    # are microseconds, three to five milliseconds (a fourth or fifth digit then stands where
+    # the zone is looked for, and the full path reads the line).
+    micros = 0
+    end = 20
+    while end < 26 and end < size:
+        digit = ord(text[end]) - 48
+        if digit < 0 or digit > 9:
+            break
+        micros = micros * 10 + digit
+        end += 1
+    if end < 23:
+        return -1
+    if end < 26:
+        micros = (micros // _TENS[end - 23]) * 1000
+        end = 23
+    quick.found = quick.micros + micros
+    if end == size:
+        return end
+    zone = ord(text[end])
+    if zone == 90:  # "Z"
+        return end + 1
+    if zone == 32:  # " "
+        return end
+    if zone == 43 and text.startswith("+00:00", end):
+        return end + 6
+    return -1
+
+
+_TENS: Final = (1, 10, 100)
+"""What cuts three, four or five digits of a fraction to their first three."""
 
 
 def epoch_to_micros(value: float) -> int:
@@ -135,10 +179,10 @@ def epoch_to_micros(value: float) -> int:
 
 
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
-_syslog_epochs: dict[str, int] = {}
-"""Epoch seconds of each ``Nov 25 10:00:00`` seen, for the hour of the clock in
+_syslog_epochs: Final[dict[str, int]] = {}
+"""The epoch (µs) of each ``Nov 25 10:00:00`` seen, for the hour of the clock in
 ``_syslog_epochs_hour``: the year a syslog time is put in depends on the clock."""
-_syslog_epochs_hour = [0]
+_syslog_epochs_hour: Final = [0]
 
 
 def parse_syslog_time(
@@ -151,9 +195,9 @@ def parse_syslog_time(
         _syslog_epochs.clear()
         _syslog_epochs_hour[0] = now // 3600
     end = start + 15  # "Nov 25 10:00:00"
-    seconds = _syslog_epochs.get(text[start:end])
-    if seconds is not None and text[end : end + 1] != ".":
-        return seconds * 1_000_000, end
+    seen = _syslog_epochs.get(text[start:end])
+    if seen is not None and text[end : end + 1] != ".":
+        return seen, end
     match = _SYSLOG.match(text, start)
     if match is None or match.group(1) not in MONTHS:
         return None
@@ -168,9 +212,9 @@ def parse_syslog_time(
         return None
     if len(_syslog_epochs) > 100_000:
         _syslog_epochs.clear()
-    _syslog_epochs[text[start:end]] = seconds
+    epoch = _syslog_epochs[text[start:end]] = seconds * 1_000_000
     micros = int((match.group(6) or "0").ljust(6, "0"))
-    return seconds * 1_000_000 + micros, match.end()
+    return epoch + micros, match.end()
 
 
 _CLF = re.compile(r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})")
@@ -206,7 +250,9 @@ def parse_clf(text: str, start: int = 0) -> tuple[int, int] | None:
 def parse_auto(value: object) -> int | None:
     """A field's value as a timestamp in any format ``auto`` knows, or None."""
     if type(value) is str:  # the common case first
-        parsed = cached_iso_span(value) or parse_iso(value)
+        if quick_iso_end(value) == len(value):
+            return _quick.found
+        parsed = parse_iso(value)
         if parsed is not None and parsed[1] == len(value):
             return parsed[0]
     if isinstance(value, bool):

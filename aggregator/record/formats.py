@@ -4,7 +4,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from aggregator.lazyjson import dumps
 from aggregator.record.levels import LEVELS
@@ -93,6 +93,12 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     (while records keep to it), each lane's ``"source"`` and ``"origin"``; what a parse
     worker made already (``Record.json_tail``) is taken as it is. A record from the future
     (``Record.ts_claimed``) says so: ``"future":true,"ts_claimed":"…"``.
+
+    Built as bytes: each line's JSON string is copied as orjson wrote it, and what stands
+    between two lines (the end of one object, the start of the next) is one ``str`` encoded
+    once. The pieces are joined ``_PIECES`` at a time: a batch's worth of small blocks alive
+    at once fragmented the heap (peak RSS rose), and a ``bytearray`` grown a record at a time
+    copied itself over and over (bench/README.md, session 11).
     """
     import orjson  # here, once a batch: tail's start imports no orjson (aggregator.lazyjson)
 
@@ -100,40 +106,55 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     digits = _THREE_DIGITS
     second = -(1 << 62)  # no record's; then that of ``prefix`` (records come in time order)
     prefix = ""  # '"ts":"YYYY-MM-DDTHH:MM:SS.'
-    # (origin, node): (source, JSON to line); a central's records of many nodes share origins
-    lanes: dict[tuple[str, str | None], tuple[str, str]] = {}
-    out = []
+    # origin, or (origin, node): (source, the members from "source" to "line":); a central's
+    # records of many nodes share origins
+    lanes: dict[object, tuple[str, str]] = {}
+    out: list[bytes] = []
+    chunks: list[bytes] = []
+    tail = end = ""  # what follows the last line written: the rest of its object
     for r in batch:
         ts = r.ts
         if ts // 1_000_000 != second:  # ``//`` and ``%``, native in mypyc (``divmod`` is not)
             second = ts // 1_000_000
             prefix = f'"ts":"{_second_prefix(second)}.'
         micros = ts % 1_000_000
-        key = (r.origin, r.node)
+        node = r.node
+        key: object = r.origin if node is None else (r.origin, node)
         lane = lanes.get(key)
         if lane is None or lane[0] != r.source:
-            node = "" if r.node is None else f',"node":{_json_string(r.node)}'
-            lane = lanes[key] = (
-                r.source,
-                f',"source":{_json_string(r.source)},"origin":{_json_string(r.origin)}{node}'
-                ',"line":',
-            )
-        tail = r.json_tail
-        if tail is None:
+            lane = lanes[key] = (r.source, _lane_members(r.source, r.origin, node))
+        if len(out) >= _PIECES:
+            chunks.append(b"".join(out))
+            out.clear()
+        out.append(
+            f'{tail}{end}{{"seq":{r.seq},{prefix}{digits[micros // 1000]}'
+            f'{digits[micros % 1000]}Z"{lane[1]}'.encode()
+        )
+        out.append(line_json(r.line))
+        made = r.json_tail
+        if made is not None:
+            tail = made
+        else:
             tail = json_tail(r.level, r.fields, r.truncated, r.parse_error)
         if r.ts_claimed:
             tail += f',"future":true,"ts_claimed":"{rfc3339_micros(r.ts_claimed)}"'
-        out.append(
-            f'{{"seq":{r.seq},{prefix}{digits[micros // 1000]}{digits[micros % 1000]}Z"{lane[1]}'
-            f"{line_json(r.line).decode()}"
-            f"{tail}{_LATE_END if r.late else _END}"
-        )
-    return "".join(out).encode()
+        end = _LATE_END if r.late else _END
+    out.append(f"{tail}{end}".encode())
+    chunks.append(b"".join(out))
+    return b"".join(chunks)
 
 
-_THREE_DIGITS = [f"{number:03d}" for number in range(1000)]
-_END = "}\n"
-_LATE_END = ',"late":true}\n'
+def _lane_members(source: str, origin: str, node: str | None) -> str:
+    """A lane's members of its records' objects, from ``"source"`` to ``"line":``."""
+    shown = "" if node is None else f',"node":{_json_string(node)}'
+    return f',"source":{_json_string(source)},"origin":{_json_string(origin)}{shown},"line":'
+
+
+_PIECES: Final = 256
+"""Pieces (two a record) ``encode_json`` joins at a time."""
+_THREE_DIGITS: Final = [f"{number:03d}" for number in range(1000)]
+_END: Final = "}\n"
+_LATE_END: Final = ',"late":true}\n'
 
 
 def encode_raw(batch: Sequence[Record]) -> bytes:

@@ -175,6 +175,30 @@ LINES = st.one_of(
         STAMPS,
         STAMPS.map(lambda stamp: stamp.replace(" ", "T")),
     ),
+    st.builds(  # logfmt led by a time, other times or look-alikes after it (#27, session 11)
+        lambda first, stamp, rest: f"{first}={stamp.replace(' ', 'T')} {rest}",
+        st.sampled_from(["ts", "time", "timestamp", "@timestamp", "a"]),
+        STAMPS,
+        st.lists(
+            st.sampled_from(
+                [
+                    "ts=",
+                    "time=",
+                    "@timestamp=",
+                    "xts=",
+                    '"',
+                    "\\",
+                    " ",
+                    "a=b",
+                    'm="ts=1"',
+                    "2026-11-25T10:00:01Z",
+                    "=",
+                    "time",
+                ]
+            ),
+            max_size=8,
+        ).map("".join),
+    ),
     st.builds(lambda stamp: f"<13>1 {stamp or '-'} h a - - - m", STAMPS),
     st.builds(lambda rest: "{" + rest, st.text(max_size=30)),
     st.builds(lambda stamp: f'10.0.0.1 - - {stamp} "GET / HTTP/1.1" 200 5', STAMPS),

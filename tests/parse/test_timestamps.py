@@ -146,13 +146,24 @@ def test_quick_path_agrees_with_the_full_parser(line: str) -> None:
     assert line_start_span(line) == expected
 
 
-@given(st.sampled_from(["T", " "]), st.text(alphabet="0123456789.,Zz+-: x", max_size=14))
-def test_the_quick_path_is_the_full_parser_wherever_it_answers(sep: str, rest: str) -> None:
+@given(
+    st.sampled_from(["T", " "]),
+    st.text(alphabet="0123456789.,Zz+-: x\uff11\u0663", max_size=14),
+    st.sampled_from(["00", "01", "59"]),
+    st.sampled_from(["2026-11-25T10:00:00", "2026-11-25 10:00:01", "1999-01-01T00:00:00", ""]),
+)
+def test_the_quick_path_is_the_full_parser_wherever_it_answers(
+    sep: str, rest: str, second: str, before: str
+) -> None:
     """After a second seen before, any tail of digits, separators and zones: the quick path
-    gives what ``parse_iso`` gives, or leaves the line to it."""
-    text = f"2026-11-25{sep}10:00:00{rest}"
+    gives what ``parse_iso`` gives, or leaves the line to it; whichever second it read last
+    (``before``: it keeps the last one)."""
+    text = f"2026-11-25{sep}10:00:{second}{rest}"
     expected = parse_iso(text)  # caches the second
+    parse_iso(before)
+    cached_iso_span(before)
     assert cached_iso_span(text) in (None, expected)
+    assert cached_iso_span(text) in (None, expected)  # now the last second read
 
 
 @given(

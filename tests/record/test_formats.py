@@ -10,6 +10,7 @@ from aggregator.record.formats import (
     encode_json,
     encode_raw,
     escape_control,
+    json_tail,
     rfc3339_micros,
     rfc3339_millis,
     text_encoder,
@@ -37,6 +38,9 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         obj["truncated"] = True
     if record.parse_error is not None:
         obj["parse_error"] = record.parse_error
+    if record.ts_claimed:
+        obj["future"] = True
+        obj["ts_claimed"] = rfc3339_micros(record.ts_claimed)
     if record.late:
         obj["late"] = True
     return obj
@@ -123,11 +127,23 @@ text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]))
         max_size=5,
     ),
     st.booleans(),
+    st.lists(
+        st.tuples(st.none() | text | st.just("n1"), st.sampled_from([0, TS + 9]), st.booleans())
+    ),
 )
-def test_json_encoder_matches_the_reference(records: list[Record], late: bool) -> None:
-    """The hand-written encoder gives exactly orjson's output for the record's dict."""
+def test_json_encoder_matches_the_reference(
+    records: list[Record], late: bool, extra: list[tuple[str | None, int, bool]]
+) -> None:
+    """The hand-written encoder gives exactly orjson's output for the record's dict: with a
+    node or none, from the future or not, its tail made by a parse worker or here."""
     for seq, item in enumerate(records):
         item.seq, item.late = seq, late
+        if seq < len(extra):
+            item.node, item.ts_claimed, worker_made = extra[seq]
+            if worker_made:
+                item.json_tail = json_tail(
+                    item.level, item.fields, item.truncated, item.parse_error
+                )
     expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
     assert encode_json(records) == expected
 
@@ -143,3 +159,16 @@ def test_json_shows_the_node_only_when_there_is_one() -> None:
         b'"origin":"/var/log/app/a.log","node":"web-1","line":'
     )
     assert encode_json([local, remote, local]).count(b'"node"') == 1
+
+
+def test_json_of_a_batch_larger_than_a_join() -> None:
+    """A batch of more records than ``encode_json`` joins at a time (its pieces are joined in
+    parts) is the reference's, record for record."""
+    records = []
+    for seq in range(1, 1001):
+        item = record(f'line {seq} "quoted" \u00e9', level="info" if seq % 3 else None)
+        item.seq, item.ts, item.late = seq, TS + seq * 7919, seq % 17 == 0
+        item.fields = {"n": seq} if seq % 5 == 0 else None
+        records.append(item)
+    expected = b"".join(orjson.dumps(record_to_dict(r)) + b"\n" for r in records)
+    assert encode_json(records) == expected
