@@ -1,7 +1,7 @@
 """The two hot paths of the production merge, each alone, to count their instructions with
 callgrind (stable on a shared machine, where wall time is not): a parse worker's
 ``parse_region`` over a share of each production file, or ``encode_json`` over their records in
-batches of 2,048 (issue #27, session 11).
+the sinks' batches (issue #27, session 11).
 
     python3 bench/workload.py DIR
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='CPyPy_worker___parse_region' \\
@@ -9,7 +9,7 @@ batches of 2,048 (issue #27, session 11).
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='CPyPy_formats___encode_json' \\
         VENV/bin/python -P bench/hot_paths.py encode json DIR
 
-``--share N``: the first 1/N of each file's lines (default 8: 118k lines for the worker).
+``--share N``: the first 1/N of each file's lines (default 8).
 """
 
 import argparse
@@ -21,6 +21,8 @@ from aggregator.record.record import Record
 
 READ = 256 * 1024
 LIMIT = 1 << 20
+BATCH = 2048
+"""Records a batch, as the merge hands them to a sink (``OUTPUT_BATCH``)."""
 
 
 def regions(path: Path, share: int) -> list[bytes]:
@@ -48,13 +50,13 @@ def main() -> None:
             parsed = parse_region(spec, region, LIMIT)
             if args.path == "worker":
                 continue
-            tails = parsed.json_tails or [None] * len(parsed.texts)
+            tails: list[str | None] = list(parsed.json_tails or [None] * len(parsed.texts))
             for text, ts, tail in zip(parsed.texts, parsed.columns[0], tails, strict=True):
                 records.append(Record(ts or 0, path.name, str(path), text, json_tail=tail))
     records.sort(key=lambda record: record.ts)
     for seq, record in enumerate(records, 1):
         record.seq = seq
-    size = sum(len(encode_json(records[at : at + 2048])) for at in range(0, len(records), 2048))
+    size = sum(len(encode_json(records[at : at + BATCH])) for at in range(0, len(records), BATCH))
     print(f"{len(records):,} records, {size:,} bytes of json" if records else "parsed")
 
 

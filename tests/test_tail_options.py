@@ -325,3 +325,18 @@ async def test_an_output_device_is_written_but_never_synced(
             await cli.wait_for(lambda: any(os.devnull in line for line in cli.err), "a complaint")
     assert await cli.stop() == 0, cli.err
     assert not any(os.devnull in line for line in cli.err), cli.err
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_times_beyond_the_calendar_are_written_not_fatal(tmp_path: Path, fmt: str) -> None:
+    """Hostile lines whose ``ts`` lies far outside the years 1 to 9999 (SPEC §9) go out with
+    the rest, each once; the command does not fail on them."""
+    lines = ['{"ts":"0001-01-01T00:00:00Z","msg":"a"}', '{"ts":-9e18,"msg":"b"}',
+             '{"ts":-1e30,"msg":"c"}', '{"ts":-70000000000,"msg":"d"}', "plain e"]  # fmt: skip
+    (tmp_path / "a.log").write_text("".join(f"{line}\n" for line in lines))
+    result = run("tail", "--no-follow", "--from-start", "--format", fmt, "a.log", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert len(out) == len(lines)
+    if fmt == "json":
+        assert sorted(orjson.loads(line)["line"] for line in out) == sorted(lines)

@@ -6,7 +6,7 @@ epoch seconds, milliseconds, microseconds and nanoseconds (told apart by magnitu
 A format with ``%`` in it is a ``strptime`` pattern.
 
 Parsing is a per-line cost, so ISO 8601, the common case, has a fast path: fixed positions,
-no regex, and the epoch of each date-and-minute prefix cached.
+no regex, the epoch of each date-and-second prefix cached, and the last second kept.
 """
 
 import re
@@ -92,11 +92,12 @@ class _Quick:
     """``quick_iso_end``'s state: the second it read last, that second's epoch in µs (a file's
     lines keep to a second for a while, and comparing a line's start with it costs less than
     hashing a slice of it for the dict; the product is kept because mypyc multiplies numbers
-    this large through Python's ints), and the µs of the time it read last."""
+    this large through Python's ints), and the µs of the time it read last. One a process:
+    lines are parsed on the loop's thread or in a worker process, never in two threads."""
 
     def __init__(self) -> None:
-        self.text = ""
-        self.micros = 0
+        self.second_prefix = ""
+        self.second_micros = 0
         self.found = 0
 
 
@@ -117,25 +118,24 @@ def quick_iso_end(text: str) -> int:
     it reads none. The second is the last one read or one lookup; the digits are read one by
     one (no slice, no ``int()``)."""
     quick = _quick
-    if not (quick.text and text.startswith(quick.text)):
+    if not (quick.second_prefix and text.startswith(quick.second_prefix)):
         prefix = text[:19]
         cached = _second_epochs.get(prefix)
         if cached is None:
             return -1
-        quick.text, quick.micros = prefix, cached * 1_000_000
+        quick.second_prefix, quick.second_micros = prefix, cached * 1_000_000
     size = len(text)
     if size == 19:
-        quick.found = quick.micros
+        quick.found = quick.second_micros
         return 19
     after = ord(text[19])
     if after == 90 or after == 32:  # "Z" or " "
-        quick.found = quick.micros
+        quick.found = quick.second_micros
         return 20 if after == 90 else 19
     if after != 46 and after != 44:  # neither "." nor ","
         return -1
-    # Up to six ASCII digits (what isascii() and isdecimal() allowed, which int() reads): six
-    # are microseconds, three to five milliseconds (a fourth or fifth digit then stands where
-    # the zone is looked for, and the full path reads the line).
+    # Up to six ASCII digits: six are microseconds, three milliseconds; any other count goes
+    # to the full path.
     micros = 0
     end = 20
     while end < 26 and end < size:
@@ -144,12 +144,11 @@ def quick_iso_end(text: str) -> int:
             break
         micros = micros * 10 + digit
         end += 1
-    if end < 23:
-        return -1
-    if end < 26:
-        micros = (micros // _TENS[end - 23]) * 1000
-        end = 23
-    quick.found = quick.micros + micros
+    if end != 26:
+        if end != 23:
+            return -1
+        micros *= 1000
+    quick.found = quick.second_micros + micros
     if end == size:
         return end
     zone = ord(text[end])
@@ -160,10 +159,6 @@ def quick_iso_end(text: str) -> int:
     if zone == 43 and text.startswith("+00:00", end):
         return end + 6
     return -1
-
-
-_TENS: Final = (1, 10, 100)
-"""What cuts three, four or five digits of a fraction to their first three."""
 
 
 def epoch_to_micros(value: float) -> int:

@@ -16,24 +16,40 @@ Encoder = Callable[[Sequence[Record]], bytes]
 
 @lru_cache(maxsize=4096)
 def _second_prefix(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    """``YYYY-MM-DDTHH:MM:SS`` of a second within the calendar (``in_calendar``), its year in
+    four digits (``strftime``'s ``%Y`` has fewer below the year 1000)."""
+    t = time.gmtime(second)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+
+
+_YEAR_1: Final = -62_135_596_800
+_YEAR_10000: Final = 253_402_300_800
+
+
+def in_calendar(second: int) -> bool:
+    """Whether RFC 3339 can show ``second`` (the years 1 to 9999). A time beyond (a hostile
+    line's or peer's ``ts``) is shown as its number of µs: there is no date to show."""
+    return _YEAR_1 <= second < _YEAR_10000
 
 
 def rfc3339_micros(ts: int) -> str:
-    """``ts`` (microseconds since the epoch) as RFC 3339 UTC with microseconds; beyond what a
-    calendar shows (a claimed time from a hostile peer), the number itself."""
+    """``ts`` (microseconds since the epoch) as RFC 3339 UTC with microseconds; beyond the
+    calendar, the number itself."""
     second, micros = divmod(ts, 1_000_000)
-    if not 0 <= second < _YEAR_10000:
+    if not in_calendar(second):
         return str(ts)
     return f"{_second_prefix(second)}.{micros:06d}Z"
 
 
-_YEAR_10000 = 253_402_300_800
-
-
 def rfc3339_millis(ts: int) -> str:
-    """``ts`` as RFC 3339 UTC with milliseconds, as the text format shows it."""
+    """``ts`` as RFC 3339 UTC with milliseconds, as the text format shows it; beyond the
+    calendar, the number itself."""
     second, micros = divmod(ts, 1_000_000)
+    if not in_calendar(second):
+        return str(ts)
     return f"{_second_prefix(second)}.{micros // 1000:03d}Z"
 
 
@@ -105,10 +121,10 @@ def encode_json(batch: Sequence[Record]) -> bytes:
     line_json = orjson.dumps
     digits = _THREE_DIGITS
     second = -(1 << 62)  # no record's; then that of ``prefix`` (records come in time order)
-    prefix = ""  # '"ts":"YYYY-MM-DDTHH:MM:SS.'
+    prefix = ""  # '"ts":"YYYY-MM-DDTHH:MM:SS.', or "" beyond the calendar
     # origin, or (origin, node): (source, the members from "source" to "line":); a central's
     # records of many nodes share origins
-    lanes: dict[object, tuple[str, str]] = {}
+    lanes: dict[str | tuple[str, str], tuple[str, str]] = {}
     out: list[bytes] = []
     chunks: list[bytes] = []
     tail = end = ""  # what follows the last line written: the rest of its object
@@ -116,20 +132,24 @@ def encode_json(batch: Sequence[Record]) -> bytes:
         ts = r.ts
         if ts // 1_000_000 != second:  # ``//`` and ``%``, native in mypyc (``divmod`` is not)
             second = ts // 1_000_000
-            prefix = f'"ts":"{_second_prefix(second)}.'
+            prefix = f'"ts":"{_second_prefix(second)}.' if in_calendar(second) else ""
         micros = ts % 1_000_000
         node = r.node
-        key: object = r.origin if node is None else (r.origin, node)
+        key: str | tuple[str, str] = r.origin if node is None else (r.origin, node)
         lane = lanes.get(key)
         if lane is None or lane[0] != r.source:
             lane = lanes[key] = (r.source, _lane_members(r.source, r.origin, node))
         if len(out) >= _PIECES:
             chunks.append(b"".join(out))
             out.clear()
-        out.append(
-            f'{tail}{end}{{"seq":{r.seq},{prefix}{digits[micros // 1000]}'
-            f'{digits[micros % 1000]}Z"{lane[1]}'.encode()
-        )
+        if prefix:
+            head = (
+                f'{tail}{end}{{"seq":{r.seq},{prefix}{digits[micros // 1000]}'
+                f'{digits[micros % 1000]}Z"{lane[1]}'
+            )
+        else:
+            head = f'{tail}{end}{{"seq":{r.seq},"ts":"{ts}"{lane[1]}'
+        out.append(head.encode())
         out.append(line_json(r.line))
         made = r.json_tail
         if made is not None:

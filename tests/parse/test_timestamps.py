@@ -166,6 +166,17 @@ def test_the_quick_path_is_the_full_parser_wherever_it_answers(
     assert cached_iso_span(text) in (None, expected)  # now the last second read
 
 
+@pytest.mark.parametrize(
+    "tail", ["", "Z", " x", ".123Z", ",123", ".123456Z", ".123456+00:00", ".123456 x"]
+)
+def test_the_quick_path_answers_the_common_times(tail: str) -> None:
+    """The common times are read by the quick path, not left to the full parser."""
+    text = f"2026-11-25T10:00:00{tail}"
+    expected = parse_iso(text)  # caches the second
+    assert expected is not None
+    assert cached_iso_span(text) == expected
+
+
 @given(
     st.integers(-2, 10_001),
     st.integers(-1, 14),

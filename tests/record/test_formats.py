@@ -64,6 +64,20 @@ def test_timestamps() -> None:
     assert rfc3339_micros(0) == "1970-01-01T00:00:00.000000Z"
 
 
+def test_times_beyond_the_calendar_are_their_number() -> None:
+    """A hostile line's ``ts`` far before the year 1 or past 9999 has no date: every format
+    shows its number instead of failing; the year 1 itself has four digits."""
+    year_1 = -62_135_596_800_000_000
+    assert rfc3339_micros(year_1) == "0001-01-01T00:00:00.000000Z"
+    assert rfc3339_millis(year_1 - 1) == str(year_1 - 1)
+    far = [record(ts=-(10**27), line="old"), record(ts=year_1, line="one"),
+           record(ts=10**25, line="new")]  # fmt: skip
+    lines = [orjson.loads(line) for line in encode_json(far).splitlines()]
+    assert [line["ts"] for line in lines] == [str(-(10**27)), "0001-01-01T00:00:00.000000Z",
+                                              str(10**25)]  # fmt: skip
+    assert text_encoder()(far).decode().splitlines()[0].startswith(str(-(10**27)))
+
+
 def test_json_has_the_spec_keys_in_order() -> None:
     """One object per line; optional keys only when they say something."""
     out = encode_json([record(level="error", fields={"user": "ann"})])
@@ -114,6 +128,7 @@ text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]))
             Record,
             # Times apart, within one millisecond, within one second, and back a second.
             st.integers(0, 4_000_000_000_000_000)
+            | st.integers(-(2**70), 2**70)  # before 1970, and beyond the calendar
             | st.sampled_from([TS, TS + 7, TS + 1000, TS + 876_543, TS - 123_457]),
             text | st.sampled_from(["a", "b"]),  # lanes: an origin may repeat, in any source
             text | st.sampled_from(["x", "y"]),
