@@ -45,6 +45,7 @@ from aggregator.record.conditions import (
     ValueTest,
     lookup_field,
 )
+from aggregator.record.levels import LEVELS
 from aggregator.record.record import Record
 from aggregator.record.where import Where, where_of
 
@@ -139,18 +140,26 @@ class Reads(NamedTuple):
     keys: frozenset[str]
     """Each key a field name may be looked up by at the top of the fields (``lookup_field``:
     the whole dotted name, and each of its dotted prefixes)."""
+    levels: frozenset[str] = frozenset()
+    """The levels the ``where``s tell apart from no level: a level that is not one of them
+    gives every ``where`` the verdict no level gives (``telling_levels``)."""
+    line: bool = False
+    """Whether a ``where`` reads the line itself."""
 
 
 @lru_cache(maxsize=64)
 def reads_of(texts: tuple[str, ...]) -> Reads:
     """What the ``where``s ``texts`` read (a worker parses only that where it can)."""
-    level, keys = False, set()
+    line, keys = False, set()
+    level_leaves: list[Leaf] = []
     pending: list[Condition] = [where.root for where in wheres_of(texts)]
     while pending:
         condition = pending.pop()
         if isinstance(condition, Leaf):
             getter = condition.getter
-            level = level or getter.attribute == "level"
+            line = line or getter.attribute == "line"
+            if getter.attribute == "level":
+                level_leaves.append(condition)
             if getter.attribute == "":
                 keys.add(getter.name)
                 parts = getter.parts
@@ -159,7 +168,21 @@ def reads_of(texts: tuple[str, ...]) -> Reads:
             pending.append(condition.inner)
         elif isinstance(condition, And | Or):
             pending.extend(condition.parts)
-    return Reads(level, frozenset(keys))
+    levels = telling_levels(level_leaves)
+    return Reads(bool(level_leaves), frozenset(keys), levels, line)
+
+
+def telling_levels(leaves: Iterable[Leaf]) -> frozenset[str]:
+    """The levels on which one of ``leaves`` (each on ``level``) gives another verdict than
+    on no level (``MISSING``). A ``where`` reads a record's level only through such leaves,
+    so its verdict on a record whose level is not one of these is its verdict on the record
+    without a level: a worker need not find such a level (``level_word``'s ``words``)."""
+    telling: set[str] = set()
+    for leaf in leaves:
+        test = leaf.check.test_value
+        without = test(MISSING)
+        telling.update(level for level in LEVELS if test(level) != without)
+    return frozenset(telling)
 
 
 def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
@@ -178,19 +201,49 @@ def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
 
 
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
-    """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``."""
+    """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``.
+
+    Unless a ``where`` reads the line, a row without fields (a text line's, or one whose
+    fields hold nothing the ``where``s read: ``judged_columns``) is judged by its level
+    alone: once for each level, not once a row."""
     count = len(rows.lines)
-    verdicts = bytearray(count)
-    everyone = list(range(count))
+    fields = rows.fields if isinstance(rows.fields, list) else list(rows.fields)
+    if reads_of(texts).line or all(found is not None for found in fields):
+        return bytes(_judged(texts, rows, list(range(count)), bytearray(count)))
+    by_level = _verdicts_by_level(texts, rows)
+    verdicts = bytearray(map(by_level.__getitem__, rows.levels))
+    rich = [index for index, found in enumerate(fields) if found is not None]
+    if rich:
+        for index in rich:
+            verdicts[index] = 0
+        verdicts = _judged(texts, rows, rich, verdicts)
+    return bytes(verdicts)
+
+
+def _verdicts_by_level(texts: tuple[str, ...], rows: Rows) -> dict[str | None, int]:
+    """The verdicts on ``texts`` of a row of ``rows``' lane without fields, for each of the
+    levels in ``rows`` (no ``where`` of ``texts`` reads the line)."""
+    levels = list(set(rows.levels))
+    count = len(levels)
+    bare = Rows(rows.source, rows.origin, [""] * count, levels, [None] * count)
+    verdicts = _judged(texts, bare, list(range(count)), bytearray(count))
+    return dict(zip(levels, verdicts, strict=True))
+
+
+def _judged(
+    texts: tuple[str, ...], rows: Rows, indices: list[int], verdicts: bytearray
+) -> bytearray:
+    """``verdicts`` with the bits of the rows ``indices`` (their bytes 0) set."""
+    count = len(verdicts)
     for number, where in enumerate(wheres_of(texts)):
-        passing = select(where.root, rows, everyone)
+        passing = select(where.root, rows, indices)
         if len(passing) == count:  # every line passes (common): the bit set in one go
             verdicts = verdicts.translate(_WITH_BIT[number])
             continue
         bit = 1 << number
         for index in passing:
             verdicts[index] |= bit
-    return bytes(verdicts)
+    return verdicts
 
 
 _WITH_BIT: Final = [bytes(byte | 1 << number for byte in range(256)) for number in range(8)]

@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.parse.codecs import (
@@ -14,8 +14,10 @@ from aggregator.parse.codecs import (
     _LOGFMT_PAIR,
     _LOGFMT_START,
     AutoCodec,
+    LogfmtCodec,
     Parsed,
     level_word,
+    level_words,
     make_codec,
     normalise_level,
 )
@@ -213,6 +215,58 @@ def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> 
     match = _LEVEL_WORD.search(line, start, 80)
     expected = _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower()) if match else None
     assert level_word(line, start) == expected
+
+
+SOME_LEVELS_TEXT = st.lists(
+    st.sampled_from(["[", "]", "<", ")", " ", ":", "x", "info", "INFO", "[Trace]", "TRACE",
+                     "debug", "DEBUG", "WARNING", "Err", "PANIC", "\u0130nfo", "\u0131nfo"]),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(
+    SOME_LEVELS_TEXT,
+    st.integers(0, 20),
+    st.sets(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal"])),
+)
+def test_level_word_among_some_levels_finds_those_as_it_finds_all(
+    line: str, start: int, levels: set[str]
+) -> None:
+    """Told to look only for some levels (``level_words``), ``level_word`` finds what it
+    finds otherwise when that is one of them, and else none of them."""
+    found = level_word(line, start)
+    among = level_word(line, start, level_words(levels))
+    assert among == found if found in levels else among not in levels
+
+
+def test_level_words_are_the_pattern_s_shortest() -> None:
+    """``err`` stands for ``error``, ``warn`` for ``warning``, ``crit`` for ``critical``."""
+    assert level_words(["error", "warn"]) == ("warn", "err")
+    assert level_words(["fatal"]) == ("fatal", "crit", "alert", "emerg", "panic")
+    assert level_words(["trace", "debug"]) == ("trace", "debug")
+    assert level_words([]) == ()
+
+
+@pytest.mark.parametrize("ts_field", [None, "lvl", "level", "t"])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["time", "ts", "level", "lvl", "severity", "t", "msg", "k.v"]),
+            st.sampled_from(["2026-11-25T10:00:00Z", '"2026-11-25 10:00:00"', "debug",
+                             '"WARN "', "30", "1764064800", "x", '"a \\"b\\""', ""]),
+        ),
+        max_size=6,
+    ).map(lambda pairs: " ".join(f"{key}={value}" for key, value in pairs))
+)  # fmt: skip
+def test_logfmt_time_and_level_alone_are_those_of_a_whole_parse(
+    ts_field: str | None, line: str
+) -> None:
+    """``stamp_and_level``: the time and level ``parse`` finds, whatever the time's key."""
+    codec = make_codec("logfmt", ts_field)
+    assert isinstance(codec, LogfmtCodec)
+    ts, level, _, _ = codec.parse(line)
+    assert codec.stamp_and_level(line) == (ts, level)
 
 
 @given(
