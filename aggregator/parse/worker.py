@@ -169,6 +169,7 @@ def parse_region(
 
 
 _ABSENT: Final = object()
+_LEVEL_KEYS: Final = LEVEL_KEYS
 
 
 class ShortWay(NamedTuple):
@@ -177,11 +178,11 @@ class ShortWay(NamedTuple):
     words: tuple[str, ...] | None
     """``level_word``'s ``words`` for the levels the ``where``s tell apart (None: no level
     is needed)."""
-    json_marks: tuple[str, ...]
-    """A JSON line without a backslash holds one of these if its object has a key a
-    ``where`` reads (``"`` and the key: the shortest of those keys that begin another)."""
-    logfmt_marks: tuple[str, ...]
-    """The same for a logfmt line, whose keys stand as they are."""
+    keys: tuple[str, ...]
+    """The keys a ``where`` may read at the top of a line's fields (``Reads.keys``)."""
+    marks: tuple[str, ...]
+    """A logfmt line (its keys stand in it as they are) holds one of these if it has one of
+    ``keys``: the shortest of those keys that begin another."""
 
 
 @lru_cache(maxsize=64)
@@ -191,7 +192,7 @@ def short_way(wheres: tuple[str, ...]) -> ShortWay:
     keys = reads.keys
     shortest = sorted(key for key in keys if not any(key.startswith(k) for k in keys - {key}))
     words = level_words(reads.levels) if reads.levels else None
-    return ShortWay(words, tuple(f'"{key}' for key in shortest), tuple(shortest))
+    return ShortWay(words, tuple(sorted(keys)), tuple(shortest))
 
 
 def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
@@ -201,7 +202,7 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
 
     - a JSON line's fields are the object its time was read from (its time and level keys
       left in: no ``where`` reads those keys, else every line is parsed whole), or None
-      when the line cannot hold a key a ``where`` reads (``ShortWay.json_marks``);
+      when it has no key a ``where`` reads;
     - a line ``auto`` reads as logfmt: only its time and level if it cannot hold such a
       key, else parsed whole;
     - a line ``auto`` reads as text: stamped, and its level looked for only if a ``where``
@@ -219,7 +220,7 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
     if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
         return parse_lines(codec, texts)
     auto = codec if isinstance(codec, AutoCodec) else None
-    words, json_marks, logfmt_marks = short_way(wheres)
+    words, keys, marks = short_way(wheres)
     stamps: list[int | None] = []
     levels: list[str | None] = []
     fields: list[dict[str, Any] | None] = []
@@ -231,10 +232,10 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
             if value is not None and ts is not None:
                 stamps.append(ts)
                 levels.append(_level_of(value) if words is not None else None)
-                fields.append(value if _may_hold(text, json_marks, "\\") else None)
+                fields.append(value if any(key in value for key in keys) else None)
                 continue
         elif auto is not None and first and not (first == "<" and text[1:2].isdigit()):
-            if not logfmt_like(text):  # ``auto`` reads it as text
+            if "0" <= first <= "9" or not logfmt_like(text):  # ``auto`` reads it as text
                 if words is None:
                     ts, level = auto.text.stamp(text), None
                 else:
@@ -243,7 +244,7 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
                 levels.append(level)
                 fields.append(None)
                 continue
-            if not _may_hold(text, logfmt_marks, ""):
+            if not any(mark in text for mark in marks):
                 ts, level = auto.logfmt.stamp_and_level(text)
                 stamps.append(ts)
                 levels.append(level if words is not None else None)
@@ -255,13 +256,6 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
         fields.append(extra)
     nothing: list[None] = [None] * len(texts)
     return stamps, levels, fields, nothing
-
-
-def _may_hold(text: str, marks: tuple[str, ...], escape: str) -> bool:
-    """Whether ``text`` holds one of ``marks``, or ``escape`` (not empty)."""
-    if escape and escape in text:
-        return True
-    return any(mark in text for mark in marks)
 
 
 def _json_object(line: str) -> dict[str, Any] | None:
@@ -276,7 +270,7 @@ def _json_object(line: str) -> dict[str, Any] | None:
 def _level_of(value: dict[str, Any]) -> str | None:
     """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
     absent = _ABSENT
-    for key in LEVEL_KEYS:
+    for key in _LEVEL_KEYS:
         found = value.get(key, absent)
         if found is not absent:
             return normalise_level(found)

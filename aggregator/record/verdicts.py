@@ -203,21 +203,29 @@ def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
     """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``.
 
-    Unless a ``where`` reads the line, a row without fields (a text line's, or one whose
-    fields hold nothing the ``where``s read: ``judged_columns``) is judged by its level
-    alone: once for each level, not once a row."""
+    Unless a ``where`` reads the line, rows without fields (a text line's, or one whose
+    fields hold nothing the ``where``s read: ``judged_columns``) are judged by their level
+    alone, once for each level, where they are most of the rows (a region is one file's:
+    most often all of its rows or none)."""
     count = len(rows.lines)
-    fields = rows.fields if isinstance(rows.fields, list) else list(rows.fields)
-    if reads_of(texts).line or all(found is not None for found in fields):
+    fields: list[dict[str, Any] | None] = (
+        rows.fields if isinstance(rows.fields, list) else list(rows.fields)
+    )
+    bare = 0
+    for found in fields:
+        if found is None:
+            bare += 1
+    if bare * 2 < count or reads_of(texts).line:
         return bytes(_judged(texts, rows, list(range(count)), bytearray(count)))
     by_level = _verdicts_by_level(texts, rows)
-    verdicts = bytearray(map(by_level.__getitem__, rows.levels))
+    if bare == count:
+        return bytes(map(by_level.__getitem__, rows.levels))
+    levels: list[str | None] = list(rows.levels)
+    verdicts = bytearray(
+        [by_level[levels[index]] if found is None else 0 for index, found in enumerate(fields)]
+    )
     rich = [index for index, found in enumerate(fields) if found is not None]
-    if rich:
-        for index in rich:
-            verdicts[index] = 0
-        verdicts = _judged(texts, rows, rich, verdicts)
-    return bytes(verdicts)
+    return bytes(_judged(texts, rows, rich, verdicts))
 
 
 def _verdicts_by_level(texts: tuple[str, ...], rows: Rows) -> dict[str | None, int]:
