@@ -185,19 +185,37 @@ def telling_levels(leaves: Iterable[Leaf]) -> frozenset[str]:
     return frozenset(telling)
 
 
-def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
-    """The records of ``batch`` that pass the judged ``where`` of ``bit``, in order; None if
-    any was not judged on it (its sink tests those). One pass, compiled: a sink's filter
-    otherwise looked at each record twice, in interpreted code."""
+def passing(
+    batch: Sequence[Record], bit: int, where: Where, complete: Completer | None
+) -> list[Record]:
+    """The records of ``batch`` that pass ``where``, whose bit is ``bit``, in order: as judged,
+    and those not judged on it (parsed on the loop: the first read of a file, small reads)
+    tested here, each first made whole by ``complete`` if given. One compiled pass over a
+    batch all judged (common); a batch with some not judged took interpreted passes over
+    every record."""
     mark = bit << MARKS_SHIFT
     kept: list[Record] = []
+    unjudged: list[Record] = []
     for record in batch:
         verdicts = record.verdicts
         if not verdicts & mark:
-            return None
-        if verdicts & bit:
+            unjudged.append(record)
+        elif verdicts & bit:
             kept.append(record)
-    return kept
+    if not unjudged:
+        return kept
+    tested = unjudged if complete is None else list(map(complete, unjudged))
+    passing_tested = {id(record) for record in where.apply(tested)}
+    passed = {
+        id(record)
+        for record, test in zip(unjudged, tested, strict=True)
+        if id(test) in passing_tested
+    }
+    return [
+        record
+        for record in batch
+        if (record.verdicts & bit if record.verdicts & mark else id(record) in passed)
+    ]
 
 
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
