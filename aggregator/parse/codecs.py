@@ -202,19 +202,21 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line, 0, words), None, None
         ts, end = stamp
+        word = ""
         if line[end : end + 1] == " ":  # the commonest layout, "TS LEVEL ...": one lookup
             space = line.find(" ", end + 1, end + 12)
-            level = _LEVEL_TOKENS.get(line[end + 1 : space if space > 0 else end + 12])
+            word = line[end + 1 : space if space > 0 else end + 12]
+            level = _LEVEL_TOKENS.get(word)
             if level is not None:
                 return ts, level, None, None
-        token = line[end : end + 12].split(None, 1)
-        if token:
-            word = token[0]
-            bare = word.strip(_BRACKETS)
-            if bare and (bare.isupper() or len(bare) < len(word)):
-                level = _LEVEL_NAMES.get(bare.lower())
-                if level is not None:
-                    return ts, level, None, None
+        if not (word and word.isprintable()):  # printable: no white space, the first word
+            token = line[end : end + 12].split(None, 1)
+            word = token[0] if token else ""
+        bare = word.strip(_BRACKETS)
+        if bare and (bare.isupper() or len(bare) < len(word)):
+            level = _LEVEL_NAMES.get(bare.lower())
+            if level is not None:
+                return ts, level, None, None
         return ts, level_word(line, end, words), None, None
 
 

@@ -259,16 +259,25 @@ def _verdicts_by_level(texts: tuple[str, ...], rows: Rows) -> dict[str | None, i
 def _judged(
     texts: tuple[str, ...], rows: Rows, indices: list[int], verdicts: bytearray
 ) -> bytearray:
-    """``verdicts`` with the bits of the rows ``indices`` (their bytes 0) set."""
+    """``verdicts`` with the bits of the rows ``indices`` (their bytes 0) set: in a list of
+    ints (compiled: native items; a bytearray's are a Python call each)."""
     count = len(verdicts)
+    bits: list[int] | None = None
+    everyone: list[int] = []  # the wheres every row passes (common): set in one go
     for number, where in enumerate(wheres_of(texts)):
         passing = select(where.root, rows, indices)
-        if len(passing) == count:  # every line passes (common): the bit set in one go
-            verdicts = verdicts.translate(_WITH_BIT[number])
+        if len(passing) == count:
+            everyone.append(number)
             continue
+        if bits is None:
+            bits = list(verdicts)
         bit = 1 << number
         for index in passing:
-            verdicts[index] |= bit
+            bits[index] |= bit
+    if bits is not None:
+        verdicts = bytearray(bits)
+    for number in everyone:
+        verdicts = verdicts.translate(_WITH_BIT[number])
     return verdicts
 
 
@@ -334,29 +343,39 @@ def _field_values(
     parts: tuple[str, ...],
 ) -> list[object]:
     """What ``lookup_field`` finds of ``name`` in the fields of each of ``indices``
-    (``MISSING`` on a line without fields), without a call a row for one or two parts."""
+    (``MISSING`` on a line without fields), without a call a row for one or two parts
+    (compiled: a dict's ``get`` where the fields are known to be a dict)."""
     fields = columns if isinstance(columns, list) else list(columns)  # compiled: a list's get
     absent = MISSING
+    values: list[object] = []
+    row: dict[str, Any]  # typed apart from ``found``: compiled, a dict's ``get``, not a call
     if len(parts) == 1:
-        return [
-            absent if (found := fields[i]) is None else found.get(name, absent) for i in indices
-        ]
+        for index in indices:
+            found = fields[index]
+            if found is None:
+                values.append(absent)
+                continue
+            row = found
+            values.append(row.get(name, absent))
+        return values
     if len(parts) == 2:  # the whole dotted key, else the first part's object's second part
         first, second = parts
-        return [
-            absent
-            if (found := fields[i]) is None
-            else value
-            if (value := found.get(name, absent)) is not absent
-            else inner.get(second, absent)
-            if isinstance(inner := found.get(first, absent), dict)
-            else absent
-            for i in indices
-        ]
-    return [
-        absent if (found := fields[i]) is None else lookup_field(found, parts, name)
-        for i in indices
-    ]
+        for index in indices:
+            found = fields[index]
+            if found is None:
+                values.append(absent)
+                continue
+            row = found
+            value = row.get(name, absent)
+            if value is absent:
+                inner = row.get(first, absent)
+                value = inner.get(second, absent) if isinstance(inner, dict) else absent
+            values.append(value)
+        return values
+    for index in indices:
+        found = fields[index]
+        values.append(absent if found is None else lookup_field(found, parts, name))
+    return values
 
 
 def _literal_found(mode: int, literal: str, text: str) -> bool:
@@ -369,6 +388,22 @@ def _literal_found(mode: int, literal: str, text: str) -> bool:
     if mode == SUFFIX:
         return text.endswith(literal)
     return text == literal  # WHOLE
+
+
+def _compared(code: int, value: float, number: float) -> bool:
+    """``value OP number``, OP the comparison of ``code`` (``COMPARE_CODES``; compiled: no
+    call)."""
+    if code == 5:
+        return value >= number
+    if code == 4:
+        return value > number
+    if code == 3:
+        return value <= number
+    if code == 2:
+        return value < number
+    if code == 1:
+        return value != number
+    return value == number
 
 
 def _passing(
@@ -395,18 +430,18 @@ def _passing(
             )
         ]
     if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
-        compare, number = check.compare, check.number
-        return [
-            indices[k]
-            for k, v in enumerate(values)
-            if (
-                compare(float(v), number) != negated
-                if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool))
-                else missing
-                if v is absent
-                else test(v) != negated
-            )
-        ]
+        code, number = check.code, check.number
+        kept: list[int] = []
+        for k, v in enumerate(values):
+            if isinstance(v, float):
+                passes = _compared(code, v, number) != negated
+            elif isinstance(v, int) and not isinstance(v, bool):
+                passes = _compared(code, float(v), number) != negated
+            else:
+                passes = missing if v is absent else test(v) != negated
+            if passes:
+                kept.append(indices[k])
+        return kept
     return [
         indices[k] for k, v in enumerate(values) if (missing if v is absent else test(v) != negated)
     ]

@@ -10,17 +10,20 @@ from hypothesis import strategies as st
 
 from aggregator.parse.codecs import (
     _LEVEL_NAMES,
+    _LEVEL_TOKENS,
     _LEVEL_WORD,
     _LOGFMT_PAIR,
     _LOGFMT_START,
     AutoCodec,
     LogfmtCodec,
     Parsed,
+    TextCodec,
     level_word,
     level_words,
     make_codec,
     normalise_level,
 )
+from aggregator.parse.timestamps import line_start_span
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
 
@@ -317,3 +320,43 @@ def test_auto_parse_as_before_with_syslog_lines_skipping_logfmt(line: str) -> No
     codec = make_codec("auto")
     assert isinstance(codec, AutoCodec)
     assert codec.parse(line) == _auto_parse_before(codec, line)
+
+
+def _text_parse_before(line: str) -> Parsed:
+    """``TextCodec.parse`` before session 11, which split the window after the time even
+    when its first lookup had the first word already."""
+    stamp = line_start_span(line)
+    if stamp is None:
+        return None, level_word(line), None, None
+    ts, end = stamp
+    if line[end : end + 1] == " ":
+        space = line.find(" ", end + 1, end + 12)
+        level = _LEVEL_TOKENS.get(line[end + 1 : space if space > 0 else end + 12])
+        if level is not None:
+            return ts, level, None, None
+    token = line[end : end + 12].split(None, 1)
+    if token:
+        word = token[0]
+        bare = word.strip("[]<>():")
+        if bare and (bare.isupper() or len(bare) < len(word)):
+            level = _LEVEL_NAMES.get(bare.lower())
+            if level is not None:
+                return ts, level, None, None
+    return ts, level_word(line, end), None, None
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(["2026-11-25T10:00:00Z", "Nov 25 10:00:00", "[2026-11-25 10:00:00]", "x"]),
+    st.lists(
+        st.sampled_from([" ", "  ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "[", "]", ":",
+                         "(", "D", "d", "WARN", "info", "Info", "[info]", "ERROR:", "x", "-",
+                         "verylongwordhere", "\u0130", "FINE", "ok"]),
+        max_size=8,
+    ).map("".join),
+)  # fmt: skip
+def test_text_levels_as_before(stamp: str, rest: str) -> None:
+    """The word after the time taken from the first lookup when it holds no white space:
+    the same times and levels as splitting the window for it."""
+    line = stamp + rest
+    assert TextCodec().parse(line) == _text_parse_before(line)
