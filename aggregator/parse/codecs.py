@@ -15,7 +15,7 @@ the line: when it cannot parse one it says why in ``error`` and the record keeps
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, cast
 
 from aggregator.lazyjson import loads
@@ -151,8 +151,14 @@ level can match, and a search for that alone is several times faster (no word bo
 at every character). One search, not a substring test a word: 0.3 against 1 µs a line."""
 
 
-def level_word(line: str, start: int = 0) -> str | None:
-    """The level a text line names within its first 80 characters, if any."""
+def level_word(line: str, start: int = 0, words: tuple[str, ...] | None = None) -> str | None:
+    """The level a text line names within its first 80 characters, if any. With ``words``
+    (``level_words``), None unless those characters, in lower case, hold one of them: what
+    a ``where`` that tells only some levels apart needs (``verdicts.telling_levels``)."""
+    if words is not None:
+        window = line[start:80].lower()
+        if not any(word in window for word in words):
+            return None
     if _UPPER_LEVEL.search(line, start, 80) is not None:
         match = _LEVEL_WORD.search(line, start, 80)
         if match is None:
@@ -160,6 +166,19 @@ def level_word(line: str, start: int = 0) -> str | None:
         return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
     bracketed = _BRACKETED_LEVEL.search(line, start, 80)
     return None if bracketed is None else _LEVEL_NAMES.get(bracketed.group(1).lower())
+
+
+def level_words(levels: Iterable[str]) -> tuple[str, ...]:
+    """What a line must hold, in lower case, for ``level_word`` to find one of ``levels``:
+    the words of its pattern that name one, those holding another left out (``err`` finds
+    ``error`` too). The pattern's match, in lower case, is a part of the line in lower case,
+    and a level is found only where that is one of these words."""
+    wanted = set(levels)
+    named = [word.lower() for word in _LEVEL_WORDS.split("|")]
+    chosen = [word for word in named if _LEVEL_NAMES[word] in wanted]
+    return tuple(
+        word for word in chosen if not any(other in word for other in chosen if other != word)
+    )
 
 
 # The words right after a timestamp that name a level as ``TextCodec`` reads them: upper case
@@ -184,25 +203,29 @@ class TextCodec:
     def stamp(self, line: str) -> int | None:
         return line_start(line)
 
-    def parse(self, line: str) -> Parsed:
+    def parse(self, line: str, words: tuple[str, ...] | None = None) -> Parsed:
+        """The time and level; ``words``: a level further in the line than right after the
+        time is looked for only as ``level_word`` does with them."""
         stamp = line_start_span(line)
         if stamp is None:
-            return None, level_word(line), None, None
+            return None, level_word(line, 0, words), None, None
         ts, end = stamp
+        word = ""
         if line[end : end + 1] == " ":  # the commonest layout, "TS LEVEL ...": one lookup
             space = line.find(" ", end + 1, end + 12)
-            level = _LEVEL_TOKENS.get(line[end + 1 : space if space > 0 else end + 12])
+            word = line[end + 1 : space if space > 0 else end + 12]
+            level = _LEVEL_TOKENS.get(word)
             if level is not None:
                 return ts, level, None, None
-        token = line[end : end + 12].split(None, 1)
-        if token:
-            word = token[0]
-            bare = word.strip(_BRACKETS)
-            if bare and (bare.isupper() or len(bare) < len(word)):
-                level = _LEVEL_NAMES.get(bare.lower())
-                if level is not None:
-                    return ts, level, None, None
-        return ts, level_word(line, end), None, None
+        if not (word and word.isprintable()):  # printable: no white space, the first word
+            token = line[end : end + 12].split(None, 1)
+            word = token[0] if token else ""
+        bare = word.strip(_BRACKETS)
+        if bare and (bare.isupper() or len(bare) < len(word)):
+            level = _LEVEL_NAMES.get(bare.lower())
+            if level is not None:
+                return ts, level, None, None
+        return ts, level_word(line, end, words), None, None
 
 
 class JsonCodec:
@@ -286,6 +309,23 @@ class LogfmtCodec:
                 return True
         return False
 
+    def stamp_and_level(self, line: str) -> tuple[int | None, str | None]:
+        """``parse(line)``'s time and level, unescaping only their values: what a ``where``
+        reads of a line that holds none of the keys it reads."""
+        pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))
+        ts, taken = None, ""
+        for key in self.picker.ts_keys:
+            value = pairs.get(key)
+            if value is not None:
+                ts = self.picker.parse_time(_unquote(value))
+                taken = key if ts is not None else ""  # ``pick`` takes out a time it reads
+                break
+        for key in LEVEL_KEYS:
+            value = pairs.get(key)
+            if value is not None and key != taken:
+                return ts, normalise_level(_unquote(value))
+        return ts, None
+
 
 _RFC5424 = re.compile(
     r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?", re.DOTALL
@@ -358,6 +398,17 @@ class RegexCodec:
         return self.parse(line)[0]
 
 
+def logfmt_like(line: str) -> bool:
+    """Whether ``auto`` reads ``line`` (not JSON, not ``<PRI>`` syslog) as logfmt: it starts
+    with ``key=``, and not with a syslog time (``Nov 25 10:00:00``)."""
+    first = line[:1]
+    return (
+        (first.isalpha() or first in "_@")
+        and not (line[3:4] == " " and line[:3] in MONTHS)
+        and _LOGFMT_START.match(line) is not None
+    )
+
+
 class AutoCodec:
     """Picks the codec per line from its first characters; a line that looks like JSON but
     is not is read as text, without a parse error."""
@@ -380,11 +431,7 @@ class AutoCodec:
             parsed = self.syslog.parse(line)
             if parsed[3] is None:
                 return parsed
-        elif (
-            (first.isalpha() or first in "_@")
-            and not (line[3:4] == " " and line[:3] in MONTHS)  # "Nov 25 10:00:00": no key=
-            and _LOGFMT_START.match(line) is not None
-        ):
+        elif logfmt_like(line):
             return self.logfmt.parse(line)
         return self.text.parse(line)
 
@@ -400,8 +447,7 @@ class AutoCodec:
             return ts if ts is not None else self.parse(line)[0]
         if first == "<":
             return self.parse(line)[0]
-        syslog_time = line[3:4] == " " and line[:3] in MONTHS  # "Nov 25 10:00:00": no key=
-        if (first.isalpha() or first in "_@") and not syslog_time and _LOGFMT_START.match(line):
+        if logfmt_like(line):
             return self.logfmt.stamp(line)
         return line_start(line)
 

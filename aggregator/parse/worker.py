@@ -13,7 +13,7 @@ import gc
 import marshal
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from aggregator.fdio import read_exact, write_all
 from aggregator.lazyjson import loads
@@ -25,6 +25,8 @@ from aggregator.parse.codecs import (
     Columns,
     FieldPicker,
     JsonCodec,
+    level_words,
+    logfmt_like,
     make_codec,
     normalise_level,
     parse_lines,
@@ -166,17 +168,49 @@ def parse_region(
     )
 
 
-_ABSENT = object()
+_ABSENT: Final = object()
+_LEVEL_KEYS: Final = LEVEL_KEYS
+
+
+class ShortWay(NamedTuple):
+    """What ``judged_columns`` looks for in a line, from what its ``where``s read."""
+
+    words: tuple[str, ...] | None
+    """``level_word``'s ``words`` for the levels the ``where``s tell apart (None: no level
+    is needed)."""
+    keys: tuple[str, ...]
+    """The keys a ``where`` may read at the top of a line's fields (``Reads.keys``)."""
+    marks: tuple[str, ...]
+    """A logfmt line (its keys stand in it as they are) holds one of these if it has one of
+    ``keys``: the shortest of those keys that begin another."""
+
+
+@lru_cache(maxsize=64)
+def short_way(wheres: tuple[str, ...]) -> ShortWay:
+    """What ``judged_columns`` looks for in a line, for ``wheres``."""
+    reads = reads_of(wheres)
+    keys = reads.keys
+    shortest = sorted(key for key in keys if not any(key.startswith(k) for k in keys - {key}))
+    words = level_words(reads.levels) if reads.levels else None
+    return ShortWay(words, tuple(sorted(keys)), tuple(shortest))
 
 
 def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
-    """What ``wheres`` read of ``texts`` (and their times), as ``parse_lines`` gives it, with
-    less work where the output needs only the times: a JSON line's fields are the object its
-    time was read from (its time and level keys left in: no ``where`` reads those keys, else
-    every line is parsed whole), and a line ``auto`` reads as text (it starts with a digit)
-    goes to the text codec at once, only stamped without a ``where`` on ``level``. Any other
-    line, or a JSON one without a time it can read, is parsed whole. The errors column is
-    left out (no ``where`` reads it)."""
+    """What ``wheres`` read of ``texts`` (and their times), with less work than
+    ``parse_lines``, for an output that needs only the times. The verdicts on these columns
+    are those on ``parse_lines``' (``judge``), though the columns may hold less:
+
+    - a JSON line's fields are the object its time was read from (its time and level keys
+      left in: no ``where`` reads those keys, else every line is parsed whole), or None
+      when it has no key a ``where`` reads;
+    - a line ``auto`` reads as logfmt: only its time and level if it cannot hold such a
+      key, else parsed whole;
+    - a line ``auto`` reads as text: stamped, and its level looked for only if a ``where``
+      tells levels apart, and then only those levels (a level that is none of them is
+      given as no level: ``verdicts.telling_levels``).
+
+    Any other line, or a JSON one without a time it can read, is parsed whole. The errors
+    column is left out (no ``where`` reads it)."""
     reads = reads_of(wheres)
     picker: FieldPicker | None = None
     if isinstance(codec, AutoCodec):
@@ -185,8 +219,8 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
         picker = codec.picker
     if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
         return parse_lines(codec, texts)
-    text_codec = codec.text if isinstance(codec, AutoCodec) else None
-    level_read = reads.level
+    auto = codec if isinstance(codec, AutoCodec) else None
+    words, keys, marks = short_way(wheres)
     stamps: list[int | None] = []
     levels: list[str | None] = []
     fields: list[dict[str, Any] | None] = []
@@ -197,18 +231,25 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
             ts = picker.stamp(value) if value is not None else None
             if value is not None and ts is not None:
                 stamps.append(ts)
-                levels.append(_level_of(value) if level_read else None)
-                fields.append(value)
+                levels.append(_level_of(value) if words is not None else None)
+                fields.append(value if any(key in value for key in keys) else None)
                 continue
-        elif text_codec is not None and "0" <= first <= "9":  # ``auto`` reads it as text
-            if level_read:
-                ts, level, _, _ = text_codec.parse(text)
-            else:
-                ts, level = text_codec.stamp(text), None
-            stamps.append(ts)
-            levels.append(level)
-            fields.append(None)
-            continue
+        elif auto is not None and first and not (first == "<" and text[1:2].isdigit()):
+            if "0" <= first <= "9" or not logfmt_like(text):  # ``auto`` reads it as text
+                if words is None:
+                    ts, level = auto.text.stamp(text), None
+                else:
+                    ts, level, _, _ = auto.text.parse(text, words)
+                stamps.append(ts)
+                levels.append(level)
+                fields.append(None)
+                continue
+            if not any(mark in text for mark in marks):
+                ts, level = auto.logfmt.stamp_and_level(text)
+                stamps.append(ts)
+                levels.append(level if words is not None else None)
+                fields.append(None)
+                continue
         ts, level, extra, _ = codec.parse(text) if text else NOTHING
         stamps.append(ts)
         levels.append(level)
@@ -228,9 +269,10 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def _level_of(value: dict[str, Any]) -> str | None:
     """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
-    for key in LEVEL_KEYS:
-        found = value.get(key, _ABSENT)
-        if found is not _ABSENT:
+    absent = _ABSENT
+    for key in _LEVEL_KEYS:
+        found = value.get(key, absent)
+        if found is not absent:
             return normalise_level(found)
     return None
 

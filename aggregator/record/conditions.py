@@ -122,6 +122,8 @@ COMPARE: Final[dict[str, Compare]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+COMPARE_CODES: Final = ("=", "!=", "<", "<=", ">", ">=")
+"""The comparisons in the order of their codes (``NumberTest.code``)."""
 MAX_CACHED: Final = 4096
 """Most verdicts a leaf on a name of few values keeps before it starts afresh."""
 CACHED_NAMES: Final = ("level", "source", "origin", "node")
@@ -162,6 +164,8 @@ class NumberTest(ValueTest):
     def __init__(self, op: str, number: float) -> None:
         self.missing = op == "!="
         self.compare = COMPARE[op]
+        self.code = COMPARE_CODES.index(op)
+        """``op`` as a number (``verdicts._compared`` tests it without a call)."""
         self.number = number
 
     def test_value(self, value: object) -> bool:

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from aggregator.record.levels import LEVEL_RANK
 from aggregator.record.record import Record
-from aggregator.record.verdicts import MARKS_SHIFT, Completer, passing_if_judged
+from aggregator.record.verdicts import Completer, passing
 from aggregator.record.where import Where
 
 
@@ -99,25 +99,9 @@ class RecordFilter:
     def _where(self, where: Where, batch: Sequence[Record]) -> Sequence[Record]:
         """What passes ``where``: as judged upstream, or tested here (what was not judged on
         it, completed first if its decoding left out what ``where`` reads)."""
-        bit = self.verdict
-        if not bit:
+        if not self.verdict:
             return where.apply(batch)
-        judged = passing_if_judged(batch, bit)
-        if judged is not None:  # every record judged on it (common)
-            return judged
-        mark = bit << MARKS_SHIFT
-        unjudged = [record for record in batch if not record.verdicts & mark]
-        complete = self.complete
-        tested = unjudged if complete is None else list(map(complete, unjudged))
-        passing = set(map(id, where.apply(tested)))
-        passed = {
-            id(record) for record, test in zip(unjudged, tested, strict=True) if id(test) in passing
-        }
-        return [
-            record
-            for record in batch
-            if (record.verdicts & bit if record.verdicts & mark else id(record) in passed)
-        ]
+        return passing(batch, self.verdict, where, self.complete)
 
     def _source_passes(self, record: Record) -> bool:
         key = (record.source, record.origin)

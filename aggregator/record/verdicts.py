@@ -45,6 +45,7 @@ from aggregator.record.conditions import (
     ValueTest,
     lookup_field,
 )
+from aggregator.record.levels import LEVELS
 from aggregator.record.record import Record
 from aggregator.record.where import Where, where_of
 
@@ -139,18 +140,26 @@ class Reads(NamedTuple):
     keys: frozenset[str]
     """Each key a field name may be looked up by at the top of the fields (``lookup_field``:
     the whole dotted name, and each of its dotted prefixes)."""
+    levels: frozenset[str] = frozenset()
+    """The levels the ``where``s tell apart from no level: a level that is not one of them
+    gives every ``where`` the verdict no level gives (``telling_levels``)."""
+    line: bool = False
+    """Whether a ``where`` reads the line itself."""
 
 
 @lru_cache(maxsize=64)
 def reads_of(texts: tuple[str, ...]) -> Reads:
     """What the ``where``s ``texts`` read (a worker parses only that where it can)."""
-    level, keys = False, set()
+    line, keys = False, set()
+    level_leaves: list[Leaf] = []
     pending: list[Condition] = [where.root for where in wheres_of(texts)]
     while pending:
         condition = pending.pop()
         if isinstance(condition, Leaf):
             getter = condition.getter
-            level = level or getter.attribute == "level"
+            line = line or getter.attribute == "line"
+            if getter.attribute == "level":
+                level_leaves.append(condition)
             if getter.attribute == "":
                 keys.add(getter.name)
                 parts = getter.parts
@@ -159,38 +168,117 @@ def reads_of(texts: tuple[str, ...]) -> Reads:
             pending.append(condition.inner)
         elif isinstance(condition, And | Or):
             pending.extend(condition.parts)
-    return Reads(level, frozenset(keys))
+    levels = telling_levels(level_leaves)
+    return Reads(bool(level_leaves), frozenset(keys), levels, line)
 
 
-def passing_if_judged(batch: Sequence[Record], bit: int) -> list[Record] | None:
-    """The records of ``batch`` that pass the judged ``where`` of ``bit``, in order; None if
-    any was not judged on it (its sink tests those). One pass, compiled: a sink's filter
-    otherwise looked at each record twice, in interpreted code."""
+def telling_levels(leaves: Iterable[Leaf]) -> frozenset[str]:
+    """The levels on which one of ``leaves`` (each on ``level``) gives another verdict than
+    on no level (``MISSING``). A ``where`` reads a record's level only through such leaves,
+    so its verdict on a record whose level is not one of these is its verdict on the record
+    without a level: a worker need not find such a level (``level_word``'s ``words``)."""
+    telling: set[str] = set()
+    for leaf in leaves:
+        test = leaf.check.test_value
+        without = test(MISSING)
+        telling.update(level for level in LEVELS if test(level) != without)
+    return frozenset(telling)
+
+
+def passing(
+    batch: Sequence[Record], bit: int, where: Where, complete: Completer | None
+) -> list[Record]:
+    """The records of ``batch`` that pass ``where``, whose bit is ``bit``, in order: as judged,
+    and those not judged on it (parsed on the loop: the first read of a file, small reads)
+    tested here, each first made whole by ``complete`` if given. One compiled pass over a
+    batch all judged (common); a batch with some not judged took interpreted passes over
+    every record."""
     mark = bit << MARKS_SHIFT
     kept: list[Record] = []
+    unjudged: list[Record] = []
     for record in batch:
         verdicts = record.verdicts
         if not verdicts & mark:
-            return None
-        if verdicts & bit:
+            unjudged.append(record)
+        elif verdicts & bit:
             kept.append(record)
-    return kept
+    if not unjudged:
+        return kept
+    tested = unjudged if complete is None else list(map(complete, unjudged))
+    passing_tested = {id(record) for record in where.apply(tested)}
+    passed = {
+        id(record)
+        for record, test in zip(unjudged, tested, strict=True)
+        if id(test) in passing_tested
+    }
+    return [
+        record
+        for record in batch
+        if (record.verdicts & bit if record.verdicts & mark else id(record) in passed)
+    ]
 
 
 def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
-    """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``."""
+    """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``.
+
+    Unless a ``where`` reads the line, rows without fields (a text line's, or one whose
+    fields hold nothing the ``where``s read: ``judged_columns``) are judged by their level
+    alone, once for each level, where they are most of the rows (a region is one file's:
+    most often all of its rows or none)."""
     count = len(rows.lines)
-    verdicts = bytearray(count)
-    everyone = list(range(count))
+    fields: list[dict[str, Any] | None] = (
+        rows.fields if isinstance(rows.fields, list) else list(rows.fields)
+    )
+    bare = 0
+    for found in fields:
+        if found is None:
+            bare += 1
+    if bare * 2 < count or reads_of(texts).line:
+        return bytes(_judged(texts, rows, list(range(count)), bytearray(count)))
+    by_level = _verdicts_by_level(texts, rows)
+    if bare == count:
+        return bytes(map(by_level.__getitem__, rows.levels))
+    levels: list[str | None] = list(rows.levels)
+    verdicts = bytearray(
+        [by_level[levels[index]] if found is None else 0 for index, found in enumerate(fields)]
+    )
+    rich = [index for index, found in enumerate(fields) if found is not None]
+    return bytes(_judged(texts, rows, rich, verdicts))
+
+
+def _verdicts_by_level(texts: tuple[str, ...], rows: Rows) -> dict[str | None, int]:
+    """The verdicts on ``texts`` of a row of ``rows``' lane without fields, for each of the
+    levels in ``rows`` (no ``where`` of ``texts`` reads the line)."""
+    levels = list(set(rows.levels))
+    count = len(levels)
+    bare = Rows(rows.source, rows.origin, [""] * count, levels, [None] * count)
+    verdicts = _judged(texts, bare, list(range(count)), bytearray(count))
+    return dict(zip(levels, verdicts, strict=True))
+
+
+def _judged(
+    texts: tuple[str, ...], rows: Rows, indices: list[int], verdicts: bytearray
+) -> bytearray:
+    """``verdicts`` with the bits of the rows ``indices`` (their bytes 0) set: in a list of
+    ints (compiled: native items; a bytearray's are a Python call each)."""
+    count = len(verdicts)
+    bits: list[int] | None = None
+    everyone: list[int] = []  # the wheres every row passes (common): set in one go
     for number, where in enumerate(wheres_of(texts)):
-        passing = select(where.root, rows, everyone)
-        if len(passing) == count:  # every line passes (common): the bit set in one go
-            verdicts = verdicts.translate(_WITH_BIT[number])
+        passing = select(where.root, rows, indices)
+        if len(passing) == count:
+            everyone.append(number)
             continue
+        if bits is None:
+            bits = list(verdicts)
         bit = 1 << number
         for index in passing:
-            verdicts[index] |= bit
-    return bytes(verdicts)
+            bits[index] |= bit
+    if bits is not None:
+        verdicts = bytearray(bits)
+    for number in everyone:
+        verdicts = verdicts.translate(_WITH_BIT[number])
+    return verdicts
 
 
 _WITH_BIT: Final = [bytes(byte | 1 << number for byte in range(256)) for number in range(8)]
@@ -255,29 +343,39 @@ def _field_values(
     parts: tuple[str, ...],
 ) -> list[object]:
     """What ``lookup_field`` finds of ``name`` in the fields of each of ``indices``
-    (``MISSING`` on a line without fields), without a call a row for one or two parts."""
+    (``MISSING`` on a line without fields), without a call a row for one or two parts
+    (compiled: a dict's ``get`` where the fields are known to be a dict)."""
     fields = columns if isinstance(columns, list) else list(columns)  # compiled: a list's get
     absent = MISSING
+    values: list[object] = []
+    row: dict[str, Any]  # typed apart from ``found``: compiled, a dict's ``get``, not a call
     if len(parts) == 1:
-        return [
-            absent if (found := fields[i]) is None else found.get(name, absent) for i in indices
-        ]
+        for index in indices:
+            found = fields[index]
+            if found is None:
+                values.append(absent)
+                continue
+            row = found
+            values.append(row.get(name, absent))
+        return values
     if len(parts) == 2:  # the whole dotted key, else the first part's object's second part
         first, second = parts
-        return [
-            absent
-            if (found := fields[i]) is None
-            else value
-            if (value := found.get(name, absent)) is not absent
-            else inner.get(second, absent)
-            if isinstance(inner := found.get(first, absent), dict)
-            else absent
-            for i in indices
-        ]
-    return [
-        absent if (found := fields[i]) is None else lookup_field(found, parts, name)
-        for i in indices
-    ]
+        for index in indices:
+            found = fields[index]
+            if found is None:
+                values.append(absent)
+                continue
+            row = found
+            value = row.get(name, absent)
+            if value is absent:
+                inner = row.get(first, absent)
+                value = inner.get(second, absent) if isinstance(inner, dict) else absent
+            values.append(value)
+        return values
+    for index in indices:
+        found = fields[index]
+        values.append(absent if found is None else lookup_field(found, parts, name))
+    return values
 
 
 def _literal_found(mode: int, literal: str, text: str) -> bool:
@@ -290,6 +388,22 @@ def _literal_found(mode: int, literal: str, text: str) -> bool:
     if mode == SUFFIX:
         return text.endswith(literal)
     return text == literal  # WHOLE
+
+
+def _compared(code: int, value: float, number: float) -> bool:
+    """``value OP number``, OP the comparison of ``code`` (``COMPARE_CODES``; compiled: no
+    call)."""
+    if code == 5:
+        return value >= number
+    if code == 4:
+        return value > number
+    if code == 3:
+        return value <= number
+    if code == 2:
+        return value < number
+    if code == 1:
+        return value != number
+    return value == number
 
 
 def _passing(
@@ -316,18 +430,18 @@ def _passing(
             )
         ]
     if isinstance(check, NumberTest):  # ``_number`` of an int or a float is itself as a float
-        compare, number = check.compare, check.number
-        return [
-            indices[k]
-            for k, v in enumerate(values)
-            if (
-                compare(float(v), number) != negated
-                if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool))
-                else missing
-                if v is absent
-                else test(v) != negated
-            )
-        ]
+        code, number = check.code, check.number
+        kept: list[int] = []
+        for k, v in enumerate(values):
+            if isinstance(v, float):
+                passes = _compared(code, v, number) != negated
+            elif isinstance(v, int) and not isinstance(v, bool):
+                passes = _compared(code, float(v), number) != negated
+            else:
+                passes = missing if v is absent else test(v) != negated
+            if passes:
+                kept.append(indices[k])
+        return kept
     return [
         indices[k] for k, v in enumerate(values) if (missing if v is absent else test(v) != negated)
     ]

@@ -5,20 +5,25 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.parse.codecs import (
     _LEVEL_NAMES,
+    _LEVEL_TOKENS,
     _LEVEL_WORD,
     _LOGFMT_PAIR,
     _LOGFMT_START,
     AutoCodec,
+    LogfmtCodec,
     Parsed,
+    TextCodec,
     level_word,
+    level_words,
     make_codec,
     normalise_level,
 )
+from aggregator.parse.timestamps import line_start_span
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
 
@@ -239,6 +244,58 @@ def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> 
     assert level_word(line, start) == expected
 
 
+SOME_LEVELS_TEXT = st.lists(
+    st.sampled_from(["[", "]", "<", ")", " ", ":", "x", "info", "INFO", "[Trace]", "TRACE",
+                     "debug", "DEBUG", "WARNING", "Err", "PANIC", "\u0130nfo", "\u0131nfo"]),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(
+    SOME_LEVELS_TEXT,
+    st.integers(0, 20),
+    st.sets(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal"])),
+)
+def test_level_word_among_some_levels_finds_those_as_it_finds_all(
+    line: str, start: int, levels: set[str]
+) -> None:
+    """Told to look only for some levels (``level_words``), ``level_word`` finds what it
+    finds otherwise when that is one of them, and else none of them."""
+    found = level_word(line, start)
+    among = level_word(line, start, level_words(levels))
+    assert among == found if found in levels else among not in levels
+
+
+def test_level_words_are_the_pattern_s_shortest() -> None:
+    """``err`` stands for ``error``, ``warn`` for ``warning``, ``crit`` for ``critical``."""
+    assert level_words(["error", "warn"]) == ("warn", "err")
+    assert level_words(["fatal"]) == ("fatal", "crit", "alert", "emerg", "panic")
+    assert level_words(["trace", "debug"]) == ("trace", "debug")
+    assert level_words([]) == ()
+
+
+@pytest.mark.parametrize("ts_field", [None, "lvl", "level", "t"])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["time", "ts", "level", "lvl", "severity", "t", "msg", "k.v"]),
+            st.sampled_from(["2026-11-25T10:00:00Z", '"2026-11-25 10:00:00"', "debug",
+                             '"WARN "', "30", "1764064800", "x", '"a \\"b\\""', ""]),
+        ),
+        max_size=6,
+    ).map(lambda pairs: " ".join(f"{key}={value}" for key, value in pairs))
+)  # fmt: skip
+def test_logfmt_time_and_level_alone_are_those_of_a_whole_parse(
+    ts_field: str | None, line: str
+) -> None:
+    """``stamp_and_level``: the time and level ``parse`` finds, whatever the time's key."""
+    codec = make_codec("logfmt", ts_field)
+    assert isinstance(codec, LogfmtCodec)
+    ts, level, _, _ = codec.parse(line)
+    assert codec.stamp_and_level(line) == (ts, level)
+
+
 @given(
     st.lists(
         st.sampled_from(["a", "=", '"', "\\", " ", "x=", 'k="v w"', "\n", "\u00e9", '\\"']),
@@ -287,3 +344,43 @@ def test_auto_parse_as_before_with_syslog_lines_skipping_logfmt(line: str) -> No
     codec = make_codec("auto")
     assert isinstance(codec, AutoCodec)
     assert codec.parse(line) == _auto_parse_before(codec, line)
+
+
+def _text_parse_before(line: str) -> Parsed:
+    """``TextCodec.parse`` before session 11, which split the window after the time even
+    when its first lookup had the first word already."""
+    stamp = line_start_span(line)
+    if stamp is None:
+        return None, level_word(line), None, None
+    ts, end = stamp
+    if line[end : end + 1] == " ":
+        space = line.find(" ", end + 1, end + 12)
+        level = _LEVEL_TOKENS.get(line[end + 1 : space if space > 0 else end + 12])
+        if level is not None:
+            return ts, level, None, None
+    token = line[end : end + 12].split(None, 1)
+    if token:
+        word = token[0]
+        bare = word.strip("[]<>():")
+        if bare and (bare.isupper() or len(bare) < len(word)):
+            level = _LEVEL_NAMES.get(bare.lower())
+            if level is not None:
+                return ts, level, None, None
+    return ts, level_word(line, end), None, None
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(["2026-11-25T10:00:00Z", "Nov 25 10:00:00", "[2026-11-25 10:00:00]", "x"]),
+    st.lists(
+        st.sampled_from([" ", "  ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "[", "]", ":",
+                         "(", "D", "d", "WARN", "info", "Info", "[info]", "ERROR:", "x", "-",
+                         "verylongwordhere", "\u0130", "FINE", "ok"]),
+        max_size=8,
+    ).map("".join),
+)  # fmt: skip
+def test_text_levels_as_before(stamp: str, rest: str) -> None:
+    """The word after the time taken from the first lookup when it holds no white space:
+    the same times and levels as splitting the window for it."""
+    line = stamp + rest
+    assert TextCodec().parse(line) == _text_parse_before(line)

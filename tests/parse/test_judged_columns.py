@@ -106,3 +106,166 @@ def test_a_region_judged_for_times_only_matches_a_whole_parse() -> None:
     whole = parse_region(spec._replace(needs="everything"), region, 4096, "a.log")
     assert short.verdicts == whole.verdicts and short.verdicts is not None
     assert list(short.columns[0]) == list(whole.columns[0])
+
+
+# Varied lines of every kind ``auto`` tells apart, with what the short ways look for (keys
+# a where reads, written plainly, escaped or nested; levels right after the time, further
+# on, bracketed, in any case, spelled with look-alike letters), to compare with a whole parse.
+LEVEL_SPELLINGS = st.sampled_from(
+    ["info", "INFO", "Info", "debug", "DEBUG", "[debug]", "<Trace>", "(TRACE)", "DBG", "D",
+     "[d]", "FINE", "verbose", "warn", "WARNING", "[warning]", "ERR", "error", "(crit)",
+     "FATAL", "notice", "[\u0130nfo]", "[\u0131nfo]", "[DEBU\u212a]", "xDEBUG", "DEBUGGING",
+     "[debugx]", "chatty", "30", "panic:"]
+)  # fmt: skip
+WORDS = st.sampled_from(
+    ["GET", "/healthz", "http", "http.status=500", "status", "dockerd[12]:", "user", "order",
+     "[", "]", "(", "<", ">", ":", "-", "\u00e9", "\\", "\\u0068ttp", " ", "  ", "=", '"']
+)  # fmt: skip
+KEYS = st.sampled_from(
+    ["http", "http.status", "http.path", "msg", "level", "lvl", "severity", "loglevel",
+     "log.level", "log", "ts", "time", "@timestamp", "user", "htt", "httpx", "http"]
+)  # fmt: skip
+JSON_VALUES = st.one_of(
+    st.sampled_from([500, 503, 200, "500", "/health", "/healthz/x", "/api", True, None, 2.5]),
+    LEVEL_SPELLINGS,
+    st.dictionaries(st.sampled_from(["status", "path", "level", "x"]),
+                    st.sampled_from([500, 200, "/health", "/api", "debug"]), max_size=3),
+)  # fmt: skip
+TIMES = st.sampled_from(
+    [STAMP, "2026-11-25 10:00:00,041", "Nov 25 10:00:00", "[2026-11-25T10:00:00Z]",
+     "10.0.0.1 - - [25/Nov/2026:10:00:00 +0000]", "not a time", "1764064800", ""]
+)  # fmt: skip
+
+
+def _words(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.one_of(WORDS, LEVEL_SPELLINGS), max_size=12))
+    return "".join(f"{part}{draw(st.sampled_from([' ', '', ':']))}" for part in parts)
+
+
+@st.composite
+def json_lines(draw: st.DrawFn) -> str:
+    record = draw(st.dictionaries(KEYS, JSON_VALUES, max_size=6))
+    if draw(st.booleans()):
+        record[draw(st.sampled_from(["ts", "time", "@timestamp"]))] = draw(TIMES)
+    if draw(st.booleans()):
+        status, path = (
+            draw(st.sampled_from([200, 500, "503"])),
+            draw(st.sampled_from(["/api", "/healthz"])),
+        )
+        record[draw(st.sampled_from(["http", "http.status"]))] = {"status": status, "path": path}
+    text = orjson.dumps(record).decode()
+    if draw(st.booleans()):  # a key written with an escape: "\u0068ttp" is "http"
+        text = text.replace('"http', '"\\u0068ttp', 1)
+    return text
+
+
+@st.composite
+def text_lines(draw: st.DrawFn) -> str:
+    time_first = draw(TIMES)
+    level = draw(st.one_of(st.just(""), LEVEL_SPELLINGS))
+    return f"{time_first} {level} {_words(draw)}".lstrip(" " if not time_first else "")
+
+
+@st.composite
+def logfmt_lines(draw: st.DrawFn) -> str:
+    pairs = draw(st.lists(st.tuples(KEYS, st.one_of(LEVEL_SPELLINGS, WORDS, TIMES)), max_size=6))
+    if draw(st.booleans()):
+        pairs.insert(draw(st.integers(0, len(pairs))), ("time", STAMP))
+    quoted = [
+        f'{key}="{value}"' if draw(st.booleans()) else f"{key}={value}" for key, value in pairs
+    ]
+    return " ".join(quoted)
+
+
+@st.composite
+def syslog_lines(draw: st.DrawFn) -> str:
+    priority = draw(st.sampled_from(["<134>", "<11>", "<191>", "<999>", ""]))
+    head = draw(
+        st.sampled_from(
+            ["1 2026-11-25T10:00:00Z host app 12 - - ", "Nov 25 10:00:00 host app[1]: "]
+        )
+    )
+    return f"{priority}{head}{_words(draw)}"
+
+
+ANY_LINE = st.one_of(
+    json_lines(), text_lines(), logfmt_lines(), syslog_lines(), st.text(max_size=30)
+)
+WHERE_NAMES = st.sampled_from(
+    ["level", "http.status", "http.path", "http", "msg", "user", "log.x", "line", "source"]
+)
+LEVEL_TESTS = st.sampled_from(
+    ["level<info", "level>=warn", "level=debug", "level!=trace", "level>error", "level<=debug",
+     "level in (debug, fatal)", "exists(level)", 'level~"^d"', 'level contains "r"',
+     'level = "INFO"', "level!=info"]
+)  # fmt: skip
+FIELD_TESTS = st.sampled_from(
+    ["http.status>=500", "http.status=200", 'http.path~"^/health"', "exists(http)",
+     'http.path contains "api"', 'msg = "/api"', "user != 500", "exists(log.x)",
+     "http.status in (500, 503)", 'line contains "DEBUG"', 'source = "app"', "http = 1"]
+)  # fmt: skip
+
+
+@st.composite
+def production_wheres(draw: st.DrawFn, depth: int = 0) -> str:
+    """Expressions on levels and the fields the lines above may hold."""
+    if depth > 2 or draw(st.booleans()):
+        return draw(st.one_of(LEVEL_TESTS, FIELD_TESTS))
+    left, right = draw(production_wheres(depth + 1)), draw(production_wheres(depth + 1))
+    joined = f"{left} {draw(st.sampled_from(['and', 'or']))} {right}"
+    return f"not ({joined})" if draw(st.booleans()) else f"({joined})"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(ANY_LINE, min_size=1, max_size=25),
+    st.lists(production_wheres(), min_size=1, max_size=3),
+    st.sampled_from(["auto", "json"]),
+)
+def test_the_short_ways_judge_varied_lines_as_a_whole_parse(
+    lines: list[str], wheres: list[str], codec: str
+) -> None:
+    """On lines of every kind, a JSON line's fields left out, a logfmt line only timed and
+    levelled, a text line's level looked for only among the levels a where tells apart:
+    the same times, and each line the same verdicts, as parsed whole."""
+    parser = make_codec(codec)
+    texts = tuple(wheres)
+    whole = parse_lines(parser, lines)
+    found = judged_columns(parser, lines, texts)
+    assert list(found[0]) == list(whole[0])
+    assert judge(texts, Rows("app", "a.log", lines, found[1], found[2])) == judge(
+        texts, Rows("app", "a.log", lines, whole[1], whole[2])
+    )
+
+
+def test_the_production_where_reads_little_of_most_lines() -> None:
+    """The production-shaped where: a JSON object without a key ``http`` (or ``http.path``,
+    ``http.status``) and a logfmt line without ``http`` carry no fields, a text line whose
+    level is not trace or debug carries none; the rest is carried as the whole parse finds
+    it."""
+    where = ('not level<info and not http.status>=500 and not http.path~"^/health"',)
+    lines = [
+        orjson.dumps({"ts": STAMP, "level": "debug", "job": {"id": 1}}).decode(),
+        orjson.dumps({"ts": STAMP, "level": "info", "http": {"status": 500}}).decode(),
+        orjson.dumps({"ts": STAMP, "level": "info", "\u00e9": "a\\b"}).decode(),
+        f'time="{STAMP}" level=debug msg="x y"',
+        f"time={STAMP} level=info http.status=500",
+        f"Nov 25 10:00:00 node-3 sshd[12]: order [error] {STAMP}",
+        f"{STAMP} node-3 [debug] x",
+        f"{STAMP} DEBUG x",
+    ]
+    stamps, levels, fields, _ = judged_columns(make_codec("auto"), lines, where)
+    assert fields == [None, orjson.loads(lines[1]), None, None,
+                      {"http.status": "500"}, None, None, None]  # fmt: skip
+    assert levels == ["debug", "info", "info", "debug", "info", None, "debug", "debug"]
+    assert None not in stamps
+
+
+def test_a_key_written_with_an_escape_is_read() -> None:
+    """A JSON key may be written with escapes (``"\\u0068ttp"`` is ``http``): its object is
+    what counts, not the line's text."""
+    line = f'{{"ts": "{STAMP}", "\\u0068ttp": {{"status": 500}}}}'
+    where = ("http.status>=500",)
+    _, _, fields, _ = judged_columns(make_codec("auto"), [line], where)
+    assert fields == [{"ts": STAMP, "http": {"status": 500}}]
+    assert judge(where, Rows("app", "a.log", [line], [None], fields)) == b"\x01"

@@ -1,12 +1,15 @@
 """``where``s judged where lines are parsed (``Record.verdicts``) give what testing the records
 gives, and a sink's filter reads the verdict instead of testing the record (issue #29)."""
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import FilterSpec
 from aggregator.parse.codecs import make_codec, parse_lines
+from aggregator.record.conditions import COMPARE, COMPARE_CODES
 from aggregator.record.filters import RecordFilter
 from aggregator.record.formats import FormatName
 from aggregator.record.record import Record
@@ -17,6 +20,7 @@ from aggregator.record.verdicts import (
     MAX_JUDGED,
     Judged,
     Rows,
+    _compared,
     judge,
 )
 from aggregator.record.where import where_of
@@ -239,3 +243,12 @@ def test_a_field_is_judged_as_tested_whatever_its_value(
     where = where_of(text)
     verdicts = judge((text,), rows_of(records))
     assert [bool(verdict & 1) for verdict in verdicts] == [where.test(r) for r in records]
+
+
+@pytest.mark.parametrize("op", COMPARE_CODES)
+def test_a_comparison_by_code_is_the_operator_s(op: str) -> None:
+    """``_compared`` (a number leaf judged without a call) compares as ``COMPARE`` does,
+    not-a-number included."""
+    values = [1.0, 2.0, float("nan"), float("inf")]
+    for value, number in itertools.product(values, repeat=2):
+        assert _compared(COMPARE_CODES.index(op), value, number) == COMPARE[op](value, number)
