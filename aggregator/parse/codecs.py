@@ -44,7 +44,7 @@ TS_KEYS: Final = ("ts", "time", "timestamp", "@timestamp")
 LEVEL_KEYS: Final = ("level", "lvl", "severity", "loglevel", "log.level")
 _MISSING: Final = object()
 
-_LEVEL_NAMES = {
+_LEVEL_NAMES: Final = {
     "trace": "trace", "trc": "trace", "finest": "trace", "verbose": "trace",
     "debug": "debug", "dbg": "debug", "fine": "debug", "finer": "debug", "d": "debug",
     "info": "info", "inf": "info", "information": "info", "informational": "info",
@@ -183,7 +183,7 @@ def level_words(levels: Iterable[str]) -> tuple[str, ...]:
 
 # The words right after a timestamp that name a level as ``TextCodec`` reads them: upper case
 # (a trailing colon allowed), or any common case in brackets.
-_LEVEL_TOKENS = {
+_LEVEL_TOKENS: Final = {
     f"{opening}{spelling}{closing}": level
     for name, level in _LEVEL_NAMES.items()
     for spelling in (name, name.upper(), name.title())
@@ -210,13 +210,12 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line, 0, words), None, None
         ts, end = stamp
-        word = ""
-        if line[end : end + 1] == " ":  # the commonest layout, "TS LEVEL ...": one lookup
-            space = line.find(" ", end + 1, end + 12)
-            word = line[end + 1 : space if space > 0 else end + 12]
-            level = _LEVEL_TOKENS.get(word)
-            if level is not None:
-                return ts, level, None, None
+        start = end + 1 if line[end : end + 1] == " " else end
+        space = line.find(" ", start, end + 12)
+        word = line[start : space if space > 0 else end + 12]
+        level = _LEVEL_TOKENS.get(word)  # the commonest layout, "TS LEVEL ...": one lookup
+        if level is not None:
+            return ts, level, None, None
         if not (word and word.isprintable()):  # printable: no white space, the first word
             token = line[end : end + 12].split(None, 1)
             word = token[0] if token else ""

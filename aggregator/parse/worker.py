@@ -169,7 +169,7 @@ def parse_region(
 
 
 _ABSENT: Final = object()
-_LEVEL_KEYS: Final = LEVEL_KEYS
+_LEVEL_KEYS: Final[tuple[str, ...]] = LEVEL_KEYS
 
 
 class ShortWay(NamedTuple):
@@ -270,8 +270,9 @@ def _json_object(line: str) -> dict[str, Any] | None:
 def _level_of(value: dict[str, Any]) -> str | None:
     """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
     absent = _ABSENT
-    for key in _LEVEL_KEYS:
-        found = value.get(key, absent)
+    keys = _LEVEL_KEYS
+    for index in range(len(keys)):
+        found = value.get(keys[index], absent)
         if found is not absent:
             return normalise_level(found)
     return None

@@ -371,7 +371,8 @@ def _text_parse_before(line: str) -> Parsed:
 
 @settings(max_examples=500)
 @given(
-    st.sampled_from(["2026-11-25T10:00:00Z", "Nov 25 10:00:00", "[2026-11-25 10:00:00]", "x"]),
+    st.sampled_from(["2026-11-25T10:00:00Z", "Nov 25 10:00:00", "[2026-11-25 10:00:00]", "x",
+                     '1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET']),
     st.lists(
         st.sampled_from([" ", "  ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "[", "]", ":",
                          "(", "D", "d", "WARN", "info", "Info", "[info]", "ERROR:", "x", "-",
