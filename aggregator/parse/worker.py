@@ -217,7 +217,11 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
         picker = codec.json.picker
     elif isinstance(codec, JsonCodec):
         picker = codec.picker
-    if picker is None or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS)):
+    if (
+        picker is None
+        or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS))
+        or any(key in LEVEL_KEYS for key in picker.ts_keys)  # a time key that names a level
+    ):
         return parse_lines(codec, texts)
     auto = codec if isinstance(codec, AutoCodec) else None
     words, keys, marks = short_way(wheres)

@@ -70,6 +70,20 @@ def test_judged_columns_give_the_verdicts_of_a_whole_parse(wheres: list[str], co
     assert verdicts(found, texts) == verdicts(whole, texts)
 
 
+@pytest.mark.parametrize("codec", ["auto", "json"])
+def test_a_time_key_that_is_a_level_key_is_not_a_level(codec: str) -> None:
+    """With ``ts_field`` a level key (``lvl``), that key is the line's time, never its level:
+    a JSON line is judged as parsed whole."""
+    parser = make_codec(codec, "lvl")
+    lines = ['{"lvl": 30, "ts": "x", "msg": 1}', '{"lvl": "2026-11-25T10:00:00Z", "level": "warn"}']
+    where = ("level=info", "level=warn")
+    whole = parse_lines(parser, lines)
+    found = judged_columns(parser, lines, where)
+    assert judge(where, Rows("app", "a.log", lines, found[1], found[2])) == judge(
+        where, Rows("app", "a.log", lines, whole[1], whole[2])
+    )
+
+
 @pytest.mark.parametrize("codec", ["raw", "logfmt", "syslog"])
 def test_other_codecs_parse_whole(codec: str) -> None:
     """A codec that is not JSON's or ``auto``'s parses every line whole for its ``where``s."""
