@@ -182,7 +182,8 @@ class ShortWay(NamedTuple):
     """The keys a ``where`` may read at the top of a line's fields (``Reads.keys``)."""
     marks: tuple[str, ...]
     """A logfmt line (its keys stand in it as they are) holds one of these if it has one of
-    ``keys``: the shortest of those keys that begin another."""
+    ``keys``: the keys that no other of them begins (a key's text holds those it begins
+    with)."""
 
 
 @lru_cache(maxsize=64)
