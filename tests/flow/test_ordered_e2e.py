@@ -156,10 +156,14 @@ async def test_a_tie_goes_to_the_source_first_in_the_config_when_the_later_one_s
         file.write(line_for("text", tie, "from b") + "\n")
     await read_by("b", 1)  # b's record waits in the merge, for c
     assert cli.out == []
-    # a's file appears: read from its start, its first record ties with b's.
-    a_log.write_text(
+    # a's file appears, whole (renamed into place: created empty and then written, it could
+    # be read empty first and its lines then taken as live): read from its start, its first
+    # record ties with b's.
+    staged = tmp_path / "a.staged"
+    staged.write_text(
         line_for("text", tie, "from a") + "\n" + line_for("text", after, "a after") + "\n"
     )
+    staged.rename(a_log)
     await read_by("a", 2)
     with c_log.open("a") as file:
         file.write(line_for("text", after, "c after") + "\n")
