@@ -16,3 +16,11 @@ def records_in(path: Path) -> list[dict[str, object]]:
         except orjson.JSONDecodeError:
             continue
     return records
+
+
+def finished_lines(path: Path) -> list[bytes]:
+    """The lines a writer has finished: a last one without its newline is still being written."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].splitlines()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import orjson
 
+from tests.helpers.outputs import finished_lines
+
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 PAD = "x" * 40  # lines long enough that a file's first 256 bytes (its fingerprint) fill soon
 
@@ -224,10 +226,8 @@ async def write_for(writer: Writer, seconds: float, rate: int) -> None:
 
 def delivered(out: Path) -> list[int]:
     """The line numbers that came out, in order."""
-    if not out.exists():
-        return []
     numbers = []
-    for raw in out.read_bytes().splitlines():
+    for raw in finished_lines(out):
         words = orjson.loads(raw)["line"].split(" ")
         if len(words) == 3 and words[1][1:].isdigit():
             numbers.append(int(words[1][1:]))

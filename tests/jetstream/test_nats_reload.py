@@ -16,6 +16,7 @@ from aggregator.reload import apply
 from aggregator.sources.nats import NatsSource
 from tests.conftest import DEADLINE, wait_until
 from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
+from tests.helpers.outputs import finished_lines
 
 __all__ = ["nats_server"]  # the fixture, used by name
 
@@ -39,10 +40,7 @@ def config(root: Path, url: str, nats: dict[str, Any] | None) -> Config:
 
 
 def lines(root: Path) -> list[str]:
-    out = root / "out.json"
-    if not out.exists():
-        return []
-    return [orjson.loads(line)["line"] for line in out.read_bytes().splitlines()]
+    return [orjson.loads(line)["line"] for line in finished_lines(root / "out.json")]
 
 
 async def publish(js: Any, start: int, count: int) -> None:

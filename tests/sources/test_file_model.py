@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from aggregator.config import parse_config
 from aggregator.pipeline import Pipeline
 from tests.conftest import DEADLINE
+from tests.helpers.outputs import finished_lines
 
 STEPS = st.lists(
     st.one_of(
@@ -85,9 +86,7 @@ class World:
             await self.task
 
     def delivered(self) -> list[str]:
-        if not self.out.exists():
-            return []
-        return [orjson.loads(line)["line"] for line in self.out.read_bytes().splitlines()]
+        return [orjson.loads(line)["line"] for line in finished_lines(self.out)]
 
     async def caught_up(self) -> None:
         want = set(self.written)
