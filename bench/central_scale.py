@@ -361,6 +361,9 @@ def median_rows(rows: list[list[str]]) -> list[list[str]]:
         groups.setdefault((row[0], row[1]), []).append(row)
 
     def median_of(cells: list[str]) -> str:
+        if " + " in cells[0]:  # one figure per central: the median of each
+            per_central = zip(*(cell.split(" + ") for cell in cells), strict=True)
+            return " + ".join(median_of(list(parts)) for parts in per_central)
         try:
             values = [float(cell.replace(",", "").split(" ")[0]) for cell in cells]
         except ValueError:
