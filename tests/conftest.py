@@ -9,6 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No example has a time limit: on a busy 2-core box any of them can take a second, and a
+# deadline would fail a property that holds. Hangs are caught by the waits' own deadlines.
+settings.register_profile("busy-machine", deadline=None)
+settings.load_profile("busy-machine")
 
 DEADLINE = 15.0
 """Seconds any single wait in a test may take before it fails (generous for a busy 2-core box)."""
