@@ -124,7 +124,7 @@ def test_a_close_while_the_server_loads_for_a_first_client() -> None:
         assert sink.address is not None
         reader, writer = await asyncio.open_connection(*sink.address)
         writer.write(HEALTH_REQUEST)
-        await asyncio.sleep(0)  # the port's reader runs: the server starts loading
+        await asyncio.sleep(0)  # a turn of the loop: the port's reader may start the loading
         await asyncio.wait_for(sink.close(), DEADLINE)
         try:
             answer = await asyncio.wait_for(reader.read(), DEADLINE)
