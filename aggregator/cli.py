@@ -2,7 +2,8 @@
 
 The program's own log goes to stderr; stdout is data. Each command imports only what it needs:
 ``--version`` nothing, ``tail`` no pydantic (its config is built from the options), only
-``connect`` and a WebSocket sink import websockets (``python -X importtime`` shows it).
+``connect`` imports websockets at start, a WebSocket sink when its first client comes
+(``python -X importtime`` shows it).
 """
 
 import argparse

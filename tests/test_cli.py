@@ -213,6 +213,26 @@ def test_port_in_use_exits_1(tmp_path: Path) -> None:
     assert "Traceback" not in message
 
 
+def test_a_websocket_port_in_use_fails_at_start(tmp_path: Path) -> None:
+    """The WebSocket port is bound at start though its server is loaded with the first client:
+    a port in use is said then, with the sink, the address and the system's reason, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(
+            '[sources.in]\ntype = "stdin"\n'
+            f'[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n'
+        )
+        result = run("run", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"aggregator: ERROR: sinks.live: cannot listen on 127.0.0.1:{port}: error while "
+        f"attempting to bind on address ('127.0.0.1', {port}): address already in use\n"
+    )
+
+
 def test_state_dir_that_cannot_be_written_exits_1(tmp_path: Path) -> None:
     """run with a state_dir that cannot be created stops before anything starts, exit 1."""
     blocker = tmp_path / "a-file"

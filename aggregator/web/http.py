@@ -1,19 +1,17 @@
 """The plain HTTP side of the port: the page's files, /healthz, /metrics, and who may come in.
 
-The page's files are read from the package once, at start, into memory: a request path is only
-ever a key into that table, never a path on the filesystem.
+The page's files are read from the package once, when the first client comes, into memory: a
+request path is only ever a key into that table, never a path on the filesystem.
 """
 
 import hmac
-from http import HTTPStatus
-from importlib import resources
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qs
 
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-
 from aggregator.config.addresses import names_loopback
+
+if TYPE_CHECKING:
+    from websockets.http11 import Request
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -42,6 +40,8 @@ class Asset(NamedTuple):
 
 def load_assets() -> dict[str, Asset]:
     """The page's files by request path: ``/`` is index.html, the rest by their names."""
+    from importlib import resources  # not at start: the first client needs the page (server.py)
+
     assets: dict[str, Asset] = {}
     for entry in resources.files("aggregator.web").joinpath("static").iterdir():
         suffix = "." + entry.name.rpartition(".")[2]
@@ -51,33 +51,6 @@ def load_assets() -> dict[str, Asset]:
     if FAVICON in assets:
         assets["/favicon.ico"] = assets[FAVICON]  # asked for by clients that ignore the link
     return assets
-
-
-def response(
-    status: HTTPStatus,
-    body: bytes | str = b"",
-    content_type: str = "text/plain; charset=utf-8",
-    extra: dict[str, str] | None = None,
-) -> Response:
-    """An HTTP response that is never cached, sniffed or told where it came from."""
-    data = body.encode() if isinstance(body, str) else body
-    headers = Headers(
-        {
-            "Content-Type": content_type,
-            "Content-Length": str(len(data)),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Connection": "close",
-            **(extra or {}),
-        }
-    )
-    return Response(status.value, status.phrase, headers, data)
-
-
-def asset_response(asset: Asset) -> Response:
-    extra = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"}
-    return response(HTTPStatus.OK, asset.body, asset.content_type, extra)
 
 
 SINGLE_HEADERS = ("Host", "Origin", "Authorization")
@@ -108,14 +81,14 @@ class Gate:
         self._allowed_hosts = {host.lower() for host in allowed_hosts or ()}
 
     @staticmethod
-    def duplicated(request: Request) -> str | None:
+    def duplicated(request: "Request") -> str | None:
         """The first of ``SINGLE_HEADERS`` the request carries more than once, if any."""
         for name in SINGLE_HEADERS:
             if len(request.headers.get_all(name)) > 1:
                 return name
         return None
 
-    def host_allowed(self, request: Request) -> bool:
+    def host_allowed(self, request: "Request") -> bool:
         """On a loopback listener, only a Host that is loopback, ``localhost`` or listed in
         ``allowed_hosts``: a page of another site whose name was made to resolve to
         127.0.0.1 (DNS rebinding) sends its own name, and is refused. Others: any Host."""
@@ -124,7 +97,7 @@ class Gate:
         name = host_name(request.headers.get("Host", "")).lower()
         return names_loopback(name) or name in self._allowed_hosts
 
-    def origin_allowed(self, request: Request) -> bool:
+    def origin_allowed(self, request: "Request") -> bool:
         """No Origin (not a browser), the page's own origin, or one listed in the config."""
         origin = request.headers.get("Origin")
         if origin is None or origin in self._allowed_origins:
@@ -136,13 +109,13 @@ class Gate:
     def needs_token(self) -> bool:
         return bool(self._token)
 
-    def authorised(self, request: Request, query: str) -> bool:
+    def authorised(self, request: "Request", query: str) -> bool:
         """The token as ``Authorization: Bearer`` or ``?token=``, compared in constant time."""
         if not self._token:
             return True
         return hmac.compare_digest(offered_token(request, query).encode(), self._token)
 
-    def refusal(self, request: Request, query: str) -> str:
+    def refusal(self, request: "Request", query: str) -> str:
         """What a 401 says: that a token is needed, or that the one sent is not it."""
         if offered_token(request, query):
             return "the token is wrong: check the token in the address (?token=) or the header\n"
@@ -152,7 +125,7 @@ class Gate:
         )
 
 
-def offered_token(request: Request, query: str) -> str:
+def offered_token(request: "Request", query: str) -> str:
     """The token a request offers (Authorization: Bearer, else ?token=); "" for none."""
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":

@@ -8,17 +8,30 @@ keeps the last records for new subscribers (``replay=N``) and for those that res
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import orjson
 
 from aggregator.record.filters import RecordFilter
 from aggregator.record.formats import encode_json, text_encoder
 from aggregator.record.record import Batch, Record
-from aggregator.web.subscriber import Subscriber, control_frame, write_now
 from aggregator.web.subscription import ClientFilter, Format
+
+if TYPE_CHECKING:  # subscribers come with websockets, loaded with the first client (server.py)
+    from aggregator.web.subscriber import Subscriber
 
 FRAME_RECORDS = 1000
 """Most records in one frame as encoded (a slow reader may get waiting frames joined)."""
 RECORD_OVERHEAD = 200
 """Bytes a record costs in the replay ring besides its line and JSON tail (the object)."""
+
+
+def control_frame(message: dict[str, object]) -> bytes:
+    """A hello, notice, error or rates frame: one JSON object.
+
+    Copied to a bytes object of its own size: orjson's result keeps the 4 KiB it was written
+    into, and an outbox of small frames counted by their length would hold 100 times more."""
+    return memoryview(orjson.dumps(message)).tobytes()
 
 
 def record_bytes(record: Record) -> int:
@@ -99,6 +112,10 @@ class Hub:
             return
         self._keep(batch)
         self.last_seq = batch[-1].seq
+        if not self._groups:
+            return
+        from aggregator.web.subscriber import write_now  # loaded with the first subscriber
+
         for group in self._groups.values():
             listening = [member for member in group.members if not member.paused]
             if not listening:
@@ -141,7 +158,7 @@ class Hub:
             subscriber.send_control_frame(frame)
 
     def join(
-        self, subscriber: Subscriber, replay: int, since: int | None, paused: bool = False
+        self, subscriber: "Subscriber", replay: int, since: int | None, paused: bool = False
     ) -> None:
         """Add ``subscriber``, first queueing its replay or its resume from ``since``; one
         that joins ``paused`` gets that when it resumes."""
@@ -155,13 +172,13 @@ class Hub:
             self._replay(subscriber, replay)
         self._group_of(subscriber).members.add(subscriber)
 
-    def leave(self, subscriber: Subscriber) -> None:
+    def leave(self, subscriber: "Subscriber") -> None:
         if subscriber in self.subscribers:
             self.subscribers.remove(subscriber)
             self._dropped_by_departed += subscriber.dropped_total
         self._ungroup(subscriber)
 
-    def _ungroup(self, subscriber: Subscriber) -> None:
+    def _ungroup(self, subscriber: "Subscriber") -> None:
         key = (subscriber.filter, subscriber.format)
         group = self._groups.get(key)
         if group is not None:
@@ -169,13 +186,13 @@ class Hub:
             if not group.members:
                 del self._groups[key]
 
-    def change_filter(self, subscriber: Subscriber, new: ClientFilter, replay: int) -> None:
+    def change_filter(self, subscriber: "Subscriber", new: ClientFilter, replay: int) -> None:
         """Switch ``subscriber`` to ``new``; with ``replay``, queue the last records it passes."""
         self._ungroup(subscriber)
         subscriber.filter = new
         self.join(subscriber, replay, since=None)
 
-    def set_paused(self, subscriber: Subscriber, paused: bool) -> None:
+    def set_paused(self, subscriber: "Subscriber", paused: bool) -> None:
         """Pause (nothing is queued) or resume (what was missed comes from the ring first)."""
         if paused == subscriber.paused:
             return
@@ -183,14 +200,14 @@ class Hub:
         if not paused:
             self._catch_up(subscriber, subscriber.last_seq)
 
-    def _replay(self, subscriber: Subscriber, count: int) -> None:
+    def _replay(self, subscriber: "Subscriber", count: int) -> None:
         subscriber.last_seq = self.last_seq
         if count <= 0:
             return
         group = self._group_of(subscriber)
         self._queue(subscriber, group.passing(list(self._ring))[-count:])
 
-    def _catch_up(self, subscriber: Subscriber, since: int) -> None:
+    def _catch_up(self, subscriber: "Subscriber", since: int) -> None:
         """Queue what came after ``since``; a gap notice for what the ring no longer has."""
         since = min(since, self.last_seq)
         oldest = self._ring[0].seq if self._ring else self.last_seq + 1
@@ -199,14 +216,14 @@ class Hub:
         missed = [record for record in self._ring if record.seq > since]
         self._queue(subscriber, self._group_of(subscriber).passing(missed))
 
-    def _queue(self, subscriber: Subscriber, records: Sequence[Record]) -> None:
+    def _queue(self, subscriber: "Subscriber", records: Sequence[Record]) -> None:
         """Queue ``records`` (already filtered) for ``subscriber``, up to the newest seq."""
         group = self._group_of(subscriber)
         for frame, count, last_seq in group.frames(records):
             subscriber.offer(frame, count, last_seq)
         subscriber.last_seq = self.last_seq
 
-    def _group_of(self, subscriber: Subscriber) -> Group:
+    def _group_of(self, subscriber: "Subscriber") -> Group:
         key = (subscriber.filter, subscriber.format)
         group = self._groups.get(key)
         if group is None:

@@ -1,43 +1,59 @@
 """The program's one HTTP port: the page, /healthz, /metrics and the way in to /ws.
 
-One websockets server answers everything: plain HTTP requests in ``_process_request``, and
-WebSocket subscribers, once admitted, in the handler the stream sink gives (``subscribe``).
+The port is bound and listening from the start (a port in use is said then, and the "serving
+on" line is true at once), but websockets, which answers it, is loaded only when the first
+connection comes: importing it is most of what a WebSocket sink costs a start, and a run may
+never be visited. Meanwhile connections wait in the kernel's queue of the listening socket;
+the first one wakes ``_first_client``, which imports ``aggregator.web.routes`` and gives
+websockets' server the bound sockets, where it accepts what waits.
 """
 
+import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
-from typing import Any
-
-import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config import WebSocketSinkConfig
 from aggregator.config.addresses import is_loopback, split_host_port
 from aggregator.errors import StartupError
 from aggregator.telemetry import Telemetry
-from aggregator.web import CONNECTION_LOG
-from aggregator.web.http import Gate, asset_response, load_assets, response
+from aggregator.web.http import Gate, load_assets
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server, ServerConnection
 
 log = logging.getLogger(__name__)
 
-MAX_INCOMING_FRAME = 64 * 1024
-"""Largest frame a client may send (a filter); a larger one closes the connection with 1009."""
-CLOSE_TIMEOUT = 2.0
-"""Seconds a closing handshake may take before the connection is dropped."""
+BACKLOG = 100
+"""Connections the kernel queues on the port until they are accepted (asyncio's default)."""
 
-
-Admit = Callable[[str], Response | None]
+Refusal = tuple[int, str]
+"""Why a request is answered with an error: its HTTP status and the text of the answer (plain
+numbers: the ``http`` module's enum is not needed before the first client)."""
+Admit = Callable[[str], Refusal | None]
 """Whether a ``/ws`` request (its query) may become a subscriber: None, or the refusal."""
-Subscribe = Callable[[ServerConnection], Awaitable[None]]
+Subscribe = Callable[["ServerConnection"], Awaitable[None]]
 """Serves one admitted subscriber until it goes."""
 Stats = Callable[[], dict[str, Any]]
 """The live counts /stats shows (``aggregator.telemetry.live_counts``)."""
 
 
+async def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on ``host``:``port`` (one for each address a name has), bound by
+    asyncio as websockets' own ``serve`` would bind them, with the same errors; nothing
+    accepts from them yet."""
+    loop = asyncio.get_running_loop()
+    bound = await loop.create_server(asyncio.Protocol, host, port, start_serving=False)
+    sockets = [transport_socket.dup() for transport_socket in bound.sockets]
+    bound.close()  # its own descriptors: the duplicates keep the sockets
+    for sock in sockets:
+        sock.listen(BACKLOG)
+    return sockets
+
+
 class WebServer:
-    """Routes requests: /healthz for anyone; the page, /ws, /metrics and /stats behind the gate."""
+    """The port: bound at ``open``, answered by websockets' server from the first connection."""
 
     def __init__(
         self,
@@ -61,76 +77,67 @@ class WebServer:
             loopback=is_loopback(config.listen),
             allowed_hosts=config.allowed_hosts,
         )
-        self._assets = load_assets()
-        self._server: Server | None = None
+        self._waiting: list[socket.socket] = []
+        """Bound and listening, watched for a first connection; websockets' server not yet."""
+        self._starting: asyncio.Task[None] | None = None
+        self._servers: list[Server] = []
 
     async def open(self) -> None:
-        """Bind the port (a port in use is a StartupError naming the sink)."""
+        """Bind the port (a port in use is a StartupError naming the sink) and wait for a
+        first connection."""
         host, port = split_host_port(self.config.listen)
         try:
-            self._server = await serve(
-                self._subscribe,
-                host,
-                port,
-                process_request=self._process_request,
-                compression="deflate" if self.config.compression else None,
-                max_size=MAX_INCOMING_FRAME,
-                ping_interval=self.config.ping_interval or None,
-                ping_timeout=self.config.ping_interval or None,
-                close_timeout=CLOSE_TIMEOUT,
-                server_header=None,
-                logger=logging.getLogger(CONNECTION_LOG),
-            )
+            self._waiting = await listening_sockets(host, port)
         except OSError as error:
             raise StartupError(
                 f"sinks.{self.name}: cannot listen on {self.config.listen}: "
                 f"{error.strerror or error}"
             ) from error
-        self.address = self._server.sockets[0].getsockname()[:2]
+        self.address = self._waiting[0].getsockname()[:2]
         needs = " (a token is needed: open it with ?token=TOKEN)" if self._gate.needs_token else ""
         log.info("sink %s: serving on http://%s:%d/%s", self.name, *self.address, needs)
+        loop = asyncio.get_running_loop()
+        for sock in self._waiting:
+            loop.add_reader(sock.fileno(), self._first_client)
+
+    def _first_client(self) -> None:
+        """A connection waits on the port: websockets' server is started for it."""
+        self._stop_watching()
+        self._starting = asyncio.create_task(self._serve(), name=f"sink:{self.name}:serve")
+
+    def _stop_watching(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._waiting:
+            loop.remove_reader(sock.fileno())
+
+    async def _serve(self) -> None:
+        """Load websockets and give its server the listening sockets (and what waits there)."""
+        from aggregator.web.routes import Routes, serve_on
+
+        routes = Routes(self._gate, load_assets(), self._telemetry, self._admit, self._stats)
+        while self._waiting:
+            sock = self._waiting.pop(0)
+            try:
+                self._servers.append(await serve_on(sock, routes, self._subscribe, self.config))
+            except BaseException:
+                sock.close()
+                raise
 
     async def close(self) -> None:
         """Stop accepting, close every connection with 1001 and wait for their handlers.
         Idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer plain HTTP here; return None to let ``/ws`` become a WebSocket."""
-        duplicated = self._gate.duplicated(request)
-        if duplicated is not None:
-            return response(HTTPStatus.BAD_REQUEST, f"more than one {duplicated} header\n")
-        if not self._gate.host_allowed(request):
-            return response(HTTPStatus.FORBIDDEN, "this Host may not use this server\n")
-        path, _, query = request.path.partition("?")
-        if path == "/healthz":
-            return self._health()
-        asset = self._assets.get(path)
-        if asset is not None and path != "/":
-            return asset_response(asset)  # the page's code and style: the same for everyone
-        if path not in ("/", "/ws", "/metrics", "/stats"):
-            return response(HTTPStatus.NOT_FOUND, "not found\n")
-        if not self._gate.origin_allowed(request):
-            return response(HTTPStatus.FORBIDDEN, "this origin may not use the stream\n")
-        if not self._gate.authorised(request, query):
-            extra = {"WWW-Authenticate": 'Bearer realm="aggregator"'}
-            refusal = self._gate.refusal(request, query)
-            return response(HTTPStatus.UNAUTHORIZED, refusal, extra=extra)
-        if asset is not None:
-            return asset_response(asset)
-        if path == "/stats":
-            body = orjson.dumps(self._stats() if self._stats is not None else {}) + b"\n"
-            return response(HTTPStatus.OK, body, "application/json")
-        if path == "/metrics":
-            text = self._telemetry.metrics() if self._telemetry is not None else ""
-            return response(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
-        return self._admit(query)
-
-    def _health(self) -> Response:
-        healthy, detail = self._telemetry.health() if self._telemetry is not None else (True, {})
-        body = {"status": "ok" if healthy else "failing", **detail}
-        status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-        return response(status, orjson.dumps(body) + b"\n", "application/json")
+        starting, self._starting = self._starting, None
+        if starting is None:
+            self._stop_watching()
+        try:
+            if starting is not None:
+                await starting  # the server being started for a first client (or its error)
+        finally:
+            waiting, self._waiting = self._waiting, []
+            for sock in waiting:
+                sock.close()  # what waits in its queue is refused, as a closing server's is
+            servers, self._servers = self._servers, []
+            for server in servers:
+                server.close()
+            for server in servers:
+                await server.wait_closed()

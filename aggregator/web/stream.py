@@ -7,15 +7,12 @@ every subscriber is written by a task of its own. The port itself (the page, /he
 
 import asyncio
 import logging
-import secrets
+import os
 import time
 from collections import Counter
-from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Response
 
 from aggregator.config import WebSocketSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
@@ -24,16 +21,19 @@ from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
 from aggregator.telemetry.live_counts import LiveCounts
 from aggregator.telemetry.metrics import Counters
-from aggregator.web.http import response
 from aggregator.web.hub import Hub
-from aggregator.web.server import WebServer
-from aggregator.web.subscriber import Subscriber
+from aggregator.web.server import Refusal, WebServer
 from aggregator.web.subscription import (
     SubscriptionError,
     SubscriptionRequest,
     filter_from_json,
     request_from_query,
 )
+
+if TYPE_CHECKING:  # websockets is loaded with the first client (server.py)
+    from websockets.asyncio.server import ServerConnection
+
+    from aggregator.web.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class WebSocketSink(Sink):
         self.gone = False
         self.needs = "everything"  # subscribers filter by level and read every field
         self.hub = Hub(
-            secrets.token_hex(8), config.replay, context.source_names, config.replay_bytes
+            os.urandom(8).hex(), config.replay, context.source_names, config.replay_bytes
         )
         self._filter = build_filter(config.filter)  # the sink's own, before any subscriber's
         self._source_names = context.source_names  # the pipeline's: a reload updates it
@@ -166,20 +166,22 @@ class WebSocketSink(Sink):
             pass
         await self.server.close()
 
-    def _admit(self, query: str) -> Response | None:
+    def _admit(self, query: str) -> Refusal | None:
         """A ``/ws`` request past the gate: refused (400) when its filter is not valid, or
         (503) when the sink has all the subscribers it takes."""
         try:
             request_from_query(query, self.config.replay)
         except SubscriptionError as error:
-            return response(HTTPStatus.BAD_REQUEST, f"{error}\n")
+            return 400, f"{error}\n"
         if len(self.hub.subscribers) >= self.config.max_subscribers:
-            return response(HTTPStatus.SERVICE_UNAVAILABLE, "too many subscribers\n")
+            return 503, "too many subscribers\n"
         return None
 
     # --- WebSocket --------------------------------------------------------------------------
 
-    async def _subscribe(self, connection: ServerConnection) -> None:
+    async def _subscribe(self, connection: "ServerConnection") -> None:
+        from aggregator.web.subscriber import Subscriber  # websockets' side, loaded by now
+
         assert connection.request is not None
         query = connection.request.path.partition("?")[2]
         request = request_from_query(query, self.config.replay)  # checked in _admit
@@ -211,20 +213,15 @@ class WebSocketSink(Sink):
             return 0
         return request.since
 
-    async def _read_messages(self, subscriber: Subscriber) -> None:
+    async def _read_messages(self, subscriber: "Subscriber") -> None:
         """Live filter changes and pause/resume, until the client goes."""
-        try:
-            async for message in subscriber.connection:
-                try:
-                    self._apply(subscriber, message)
-                except SubscriptionError as error:
-                    subscriber.send_control({"error": str(error)})
-                if subscriber.kicked:
-                    return  # being disconnected: nothing it sends is read any more
-        except ConnectionClosed:
-            pass
+        async for message in subscriber.messages():
+            try:
+                self._apply(subscriber, message)
+            except SubscriptionError as error:
+                subscriber.send_control({"error": str(error)})
 
-    def _apply(self, subscriber: Subscriber, message: str | bytes) -> None:
+    def _apply(self, subscriber: "Subscriber", message: str | bytes) -> None:
         try:
             command = orjson.loads(message)
         except orjson.JSONDecodeError:

@@ -12,14 +12,15 @@ them is disconnected (1008), its socket cut if it does not take the close frame 
 import asyncio
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Literal
 
-import orjson
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from aggregator.web.hub import control_frame
 from aggregator.web.subscription import ClientFilter, Format
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,6 @@ def write_now(subscribers: list["Subscriber"], frame: bytes) -> None:
     for connection in plain:
         if connection.protocol.state is State.OPEN:
             connection.transport.write(wire)
-
-
-def control_frame(message: dict[str, object]) -> bytes:
-    """A hello, notice or error frame: one JSON object.
-
-    Copied to a bytes object of its own size: orjson's result keeps the 4 KiB it was written
-    into, and an outbox of small frames counted by their length would hold 100 times more."""
-    return memoryview(orjson.dumps(message)).tobytes()
 
 
 class Subscriber:
@@ -162,6 +155,17 @@ class Subscriber:
         self._outbox.clear()
         self._queued_bytes = 0
         self._kick_task = asyncio.create_task(self._close(), name=f"ws:kick:{self.peer}")
+
+    async def messages(self) -> AsyncIterator[str | bytes]:
+        """What the client sends, until it goes or is being disconnected (nothing it sends is
+        read then)."""
+        try:
+            async for message in self.connection:
+                yield message
+                if self._kick_task is not None:
+                    return
+        except ConnectionClosed:
+            pass
 
     @property
     def kicked(self) -> bool:
