@@ -107,15 +107,14 @@ def matches(source: FileSourceConfig) -> Iterator[str]:
 
 
 def following(config: Config) -> Iterator[str]:
-    """What each file source follows at start, one line a source (for ``run``'s stderr)."""
+    """What each file source follows at start, one line a source with files (for ``run``'s
+    stderr)."""
     for name, source in config.sources.items():
         if not isinstance(source, FileSourceConfig):
             continue
         found, _ = split_compressed(discover(source.paths, NamePathMatcher(source.exclude)))
-        patterns = ", ".join(source.paths)
         if not found:
-            yield f"source {name}: no file matches {patterns} yet; following it as files appear"
-            continue
+            continue  # the source says which of its patterns match nothing, once, as it starts
         shown = ", ".join(str(path) for path in found[:SHOWN_FILES])
         more = f" and {len(found) - SHOWN_FILES} more" if len(found) > SHOWN_FILES else ""
         plural = "s" if len(found) != 1 else ""

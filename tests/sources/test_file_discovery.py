@@ -49,8 +49,9 @@ async def test_files_made_in_a_directory_watched_late_are_found(
     )
     cli = await start_cli("run", "-c", str(config), cwd=tmp_path)
     cli_processes.append(cli)
-    said = "later/*.log: no file matches"  # by the source, once it looked (run says it before)
+    said = "later/*.log: no file matches"  # by the source, once it looked
     await cli.wait_for(lambda: any(said in e for e in cli.err), "the glob said followed")
+    assert sum("no file matches" in line for line in cli.err) == 1, cli.err  # said once
     (tmp_path / "later").mkdir()
     (tmp_path / "later" / "a.log").write_text("from a\n")
     await shows_soon(cli, "from a")
