@@ -8,8 +8,7 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,22 +24,32 @@ class _Gathering(threading.local):
 _GATHERING = _Gathering()
 
 
-@contextmanager
-def gathered() -> Iterator[None]:
-    """The puts made within (inotify's callback: the appends to every file one read of its
-    events reported) let their readers act once, after the last of them (``after_puts``),
-    rather than after each: the merge takes them all in one step and writes one batch."""
-    if _GATHERING.later is not None:  # gathered already
-        yield
-        return
-    later: list[Callable[[], None]] = []
-    _GATHERING.later = later
-    try:
-        yield
-    finally:
+class Gathering:
+    """``with Gathering():`` the puts made within (inotify's callback: the appends to every
+    file one read of its events reported) let their readers act once, after the last of them
+    (``after_puts``), rather than after each: the merge takes them all in one step and writes
+    one batch. Nested, only the outermost acts. A class rather than a generator-based context
+    manager: it is entered for every live wake, where each Python call counts."""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> None:
+        self._outer = _GATHERING.later is None
+        if self._outer:
+            _GATHERING.later = []
+
+    def __exit__(self, *_: object) -> None:
+        if not self._outer:
+            return
+        later = _GATHERING.later
         _GATHERING.later = None
-        for callback in later:
+        for callback in later or ():
             callback()
+
+
+def gathered() -> Gathering:
+    """``Gathering()``, as a function."""
+    return Gathering()
 
 
 def after_puts(callback: Callable[[], None]) -> bool:
@@ -77,6 +86,10 @@ class Channel(Generic[T]):
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        # Who waits on the events above: a put or a take sets one only for a waiter (a live
+        # line's put and take would else make two calls that do nothing).
+        self._reader_waits = False
+        self._writers_waiting = 0
         self._listener: Callable[[], None] | None = None
         self._taker: Callable[[T], bool] | None = None
 
@@ -87,7 +100,11 @@ class Channel(Generic[T]):
         """Append ``item``, waiting while the channel is full (this is the backpressure)."""
         while len(self._items) >= self.maxsize and not self._closed:
             self._writable.clear()
-            await self._writable.wait()
+            self._writers_waiting += 1
+            try:
+                await self._writable.wait()
+            finally:
+                self._writers_waiting -= 1
         self.put_nowait(item)
 
     def put_nowait(self, item: T) -> None:
@@ -99,7 +116,8 @@ class Channel(Generic[T]):
         if self._taker is not None and not self._items and self._taker(item):
             return
         self._items.append(item)
-        self._readable.set()
+        if self._reader_waits:
+            self._readable.set()
         if self._listener is not None:
             self._listener()
 
@@ -114,9 +132,14 @@ class Channel(Generic[T]):
             if self._closed:
                 raise EndOfStream
             self._readable.clear()
-            await self._readable.wait()
+            self._reader_waits = True
+            try:
+                await self._readable.wait()
+            finally:
+                self._reader_waits = False
         item = self._items.popleft()
-        self._writable.set()
+        if self._writers_waiting:
+            self._writable.set()
         return item
 
     def get_nowait(self) -> T | None:
@@ -124,7 +147,8 @@ class Channel(Generic[T]):
         if not self._items:
             return None
         item = self._items.popleft()
-        self._writable.set()
+        if self._writers_waiting:
+            self._writable.set()
         return item
 
     @property
@@ -174,6 +198,7 @@ class Budget:
         self._free = limit
         self._available = asyncio.Event()
         self._available.set()
+        self._waiting = 0  # readers waiting in ``take``: ``give`` sets the event only for them
 
     @property
     def free(self) -> int:
@@ -183,7 +208,11 @@ class Budget:
     async def take(self, count: int) -> None:
         while self._free <= 0:
             self._available.clear()
-            await self._available.wait()
+            self._waiting += 1
+            try:
+                await self._available.wait()
+            finally:
+                self._waiting -= 1
         self._free -= count
 
     def take_now(self, count: int) -> None:
@@ -192,5 +221,5 @@ class Budget:
 
     def give(self, count: int) -> None:
         self._free += count
-        if self._free > 0:
+        if self._waiting and self._free > 0:
             self._available.set()

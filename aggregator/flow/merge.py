@@ -182,10 +182,12 @@ class Merge:
         up the putting source, which reads and parses next (bench/README.md, session 10).
         Puts gathered in one callback (``gathered``: inotify's) make one step, after the last."""
         self._ready[name] = channel
-        if channel.closed or not self._can_step_now():
+        if channel.closed:
             self._poke()
         elif after_puts(self._step_gathered):
-            return
+            return  # ``_step_gathered`` looks whether it may step, once for all the puts
+        elif not self._can_step_now():
+            self._poke()
         elif len(self._ready) == 1:
             self._step_safely()
         else:
@@ -195,7 +197,11 @@ class Merge:
         """After the puts of one callback: one step for every input they made ready."""
         if not self._ready:
             return
-        if any(channel.closed for channel in self._ready.values()) or not self._can_step_now():
+        for channel in self._ready.values():
+            if channel.closed:
+                self._poke()
+                return
+        if not self._can_step_now():
             self._poke()
             return
         self._step_safely()
@@ -203,16 +209,21 @@ class Merge:
     def _can_step_now(self) -> bool:
         """Whether a put may be merged in the putter's turn: the task waits with nothing
         else to do (no arrival, change, leaving, catch-up), and every output has room."""
-        return (
+        if not (
             self._waiter is not None
             and not self._waiter.done()
             and not self._poked
             and not self._stepping
             and not self.core.catching_up
-            and bool(self.outputs)
+            and self.outputs
             and not (self._arrivals or self._output_changes or self._leaving)
-            and all(output.channel.room for output in self.outputs)
-        )
+        ):
+            return False
+        # A loop, not all(): no generator is made for each live line.
+        for output in self.outputs:  # noqa: SIM110
+            if not output.channel.room:
+                return False
+        return True
 
     def _step_safely(self) -> None:
         """``_step_now``, its error left to the merge's own task (not the putter's)."""

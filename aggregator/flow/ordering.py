@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.lane import Lane, LaneIndex, Limits, blocks, scan_limits
+from aggregator.flow.lane import BOTTOM, Lane, LaneIndex, Limits, blocks, live_bound, scan_limits
 from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
@@ -359,12 +359,13 @@ class OrderingCore:
         return bool(self._catching_up) or self._catch_up_batches > 0
 
     def _indexed(self) -> bool:
-        """Whether a look may use the index: an open source holds every live record back
-        (so no lane's bound matters, only what has waited and what is late), and no lane has
-        catch-up records or still reads existing data (their exact merge needs every lane)."""
+        """Whether a look may use the index: every lane is live (no lane has catch-up records
+        or still reads existing data: their exact merge needs every lane) and a window applies.
+        Then an open source holds every live record back (no lane's bound matters, only what
+        has waited and what is late); else the lowest bound of the lanes that may still send
+        is found by a quick pass (``live_bound``), not by ``scan_limits``' full look."""
         return (
             self.indexed
-            and bool(self._open)
             and self.window > 0
             and not self._catching_up
             and not self._catch_up_batches
@@ -372,8 +373,12 @@ class OrderingCore:
         )
 
     def _indexed_limits(self, now: float) -> Limits:
-        """``_limits`` where ``_indexed``: the same limit, from the index."""
-        return self._index.limits(now, self.window, self._early, self._high_water)
+        """``_limits`` where ``_indexed``: the same limit, from the index (what has waited,
+        what is late) and, with no source open, the lanes' lowest bound."""
+        # While a source is open, a lane not heard from yet may send something older.
+        lanes = self._lanes.values()
+        bound = BOTTOM if self._open else live_bound(lanes, now, self.idle_timeout)
+        return self._index.limits(now, self.window, self._early, self._high_water, bound)
 
     def _limits(self, now: float) -> Limits | None:
         """The highest rank that may leave now, for live records and for catch-up records;

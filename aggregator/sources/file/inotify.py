@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from asyncinotify import InitFlags, Inotify, Mask, Watch
 
-from aggregator.flow.channel import gathered
+from aggregator.flow.channel import Gathering
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Changed, Watcher
@@ -109,7 +109,7 @@ class SharedInotify:
         """The loop's reader callback: one read of the events, dispatched (while more are
         queued the loop calls again, after its other work: the appends are read here, so a
         writer faster than that must not keep the loop in this callback). Each file's
-        appends are read once a read, in one gathering of puts (``flow.channel.gathered``):
+        appends are read once a read, in one gathering of puts (``flow.channel.Gathering``):
         the merge takes all the files' new lines in one step, and writes them as one batch."""
         try:
             data = os.read(self.fd, READ_SIZE)
@@ -119,7 +119,7 @@ class SharedInotify:
             log.warning("inotify failed (%s): polling files instead", error)
             self._lose_all()
             return
-        with gathered():
+        with Gathering():
             for changed in self._dispatch(data):
                 changed.appended()
 
