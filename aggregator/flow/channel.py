@@ -195,31 +195,28 @@ class Budget:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._free = limit
+        self.free = limit
+        """Credit left (zero or less: a reader would wait); an attribute, read for each live
+        line (``LaneOutlet.room``): changed only here."""
         self._available = asyncio.Event()
         self._available.set()
         self._waiting = 0  # readers waiting in ``take``: ``give`` sets the event only for them
 
-    @property
-    def free(self) -> int:
-        """Credit left (zero or less: a reader would wait)."""
-        return self._free
-
     async def take(self, count: int) -> None:
-        while self._free <= 0:
+        while self.free <= 0:
             self._available.clear()
             self._waiting += 1
             try:
                 await self._available.wait()
             finally:
                 self._waiting -= 1
-        self._free -= count
+        self.free -= count
 
     def take_now(self, count: int) -> None:
         """``take`` without waiting: only while ``free`` is above 0."""
-        self._free -= count
+        self.free -= count
 
     def give(self, count: int) -> None:
-        self._free += count
-        if self._waiting and self._free > 0:
+        self.free += count
+        if self._waiting and self.free > 0:
             self._available.set()

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import struct
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ EVENTS_A_READ = 64
 EVENT = struct.Struct("iIII")
 """``struct inotify_event`` without its name: wd, mask, cookie, len (of the name, padded)."""
 READ_SIZE = (EVENT.size + 256) * EVENTS_A_READ
+FS_ENCODING, FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+"""A name as ``os.fsdecode`` decodes it, without its Python-level call per event."""
 
 
 class SharedInotify:
@@ -147,7 +150,7 @@ class SharedInotify:
                     for watcher in users.get(prefix[:-1] or "/", ()):
                         watcher.rescan.set()
                 if name:
-                    for changed in paths.get(prefix + os.fsdecode(name), ()):
+                    for changed in paths.get(prefix + name.decode(FS_ENCODING, FS_ERRORS), ()):
                         if mask & LOOK_EVENTS:
                             changed.moved()
                         else:
