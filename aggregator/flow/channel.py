@@ -151,6 +151,19 @@ class Channel(Generic[T]):
             self._writable.set()
         return item
 
+    def get_many(self, limit: int) -> list[T]:
+        """Up to ``limit`` of the oldest items, taken now (none while empty): a reader of many
+        channels (the merge) takes what one holds in one call, not one call an item."""
+        items = self._items
+        if len(items) <= limit:
+            taken = list(items)
+            items.clear()
+        else:
+            taken = [items.popleft() for _ in range(limit)]
+        if taken and self._writers_waiting:
+            self._writable.set()
+        return taken
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -165,7 +178,7 @@ class Channel(Generic[T]):
         closer's) stack: it must not put into a channel that calls it; None stops.
 
         A reader of many channels (the merge) waits for one wake-up this way and takes with
-        ``get_nowait``, instead of a task blocked in ``get`` for each channel."""
+        ``get_many``, instead of a task blocked in ``get`` for each channel."""
         self._listener = listener
 
     def hand_to(self, taker: Callable[[T], bool] | None) -> None:

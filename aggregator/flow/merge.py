@@ -319,20 +319,19 @@ class Merge:
     def _take(self, source: str, channel: Channel[SourceItem], now: float) -> bool:
         """Hand what waits in the channel (up to ``DRAIN`` items) to the core; False once
         the source has ended."""
-        for _ in range(DRAIN + 1):
-            item = channel.get_nowait()
-            if item is None:
-                if channel.ended:
-                    self.core.end_source(source)
-                    return False
-                return True
+        items = channel.get_many(DRAIN + 1)
+        for item in items:
             if isinstance(item, Announce):
                 self.core.announce(source, item, now)
             else:
                 self.records_in[source] += len(item.records)
                 self._place_future(source, item, now)
                 self.core.push(source, item, now)
-        self._ready[source] = channel  # more waits: taken in the next round
+        if len(items) > DRAIN:
+            self._ready[source] = channel  # more may wait: taken in the next round
+        elif channel.ended:
+            self.core.end_source(source)
+            return False
         return True
 
     def _place_future(self, source: str, chunk: Chunk, now: float) -> None:

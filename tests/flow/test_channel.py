@@ -111,3 +111,19 @@ async def test_a_reader_out_of_credit_waits_for_it() -> None:
     async with asyncio.timeout(2):
         await taker
     assert budget.free == 1
+
+
+async def test_get_many_takes_up_to_its_limit_and_wakes_a_writer() -> None:
+    """``get_many``: the oldest items, at most the limit, none while empty; a writer waiting
+    for room is woken."""
+    channel = Channel[int](3)
+    assert channel.get_many(2) == []
+    for item in (1, 2, 3):
+        channel.put_nowait(item)
+    writer = asyncio.create_task(channel.put(4), name="test:writer")
+    await asyncio.sleep(0)
+    assert channel.get_many(2) == [1, 2]
+    async with asyncio.timeout(2):
+        await writer
+    assert channel.get_many(5) == [3, 4]
+    assert len(channel) == 0
