@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 
 class _Gathering(threading.local):
-    """While puts are gathered (``gathered``) in this thread's loop: what their readers put
+    """While puts are gathered (``Gathering``) in this thread's loop: what their readers put
     off until the last one."""
 
     later: list[Callable[[], None]] | None = None
@@ -45,11 +45,6 @@ class Gathering:
         _GATHERING.later = None
         for callback in later or ():
             callback()
-
-
-def gathered() -> Gathering:
-    """``Gathering()``, as a function."""
-    return Gathering()
 
 
 def after_puts(callback: Callable[[], None]) -> bool:

@@ -180,7 +180,7 @@ class Merge:
         if the merge waits with nothing else to do (``_step_now``), else in its task. Never
         at once in a catch-up: the step (an exact merge of thousands of records) would hold
         up the putting source, which reads and parses next (bench/README.md, session 10).
-        Puts gathered in one callback (``gathered``: inotify's) make one step, after the last."""
+        Puts gathered in one callback (``Gathering``: inotify's) make one step, after the last."""
         self._ready[name] = channel
         if channel.closed:
             self._poke()
