@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from aggregator.flow.channel import Channel, ChannelClosed, after_puts
+from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
+from aggregator.flow.gathering import after_puts
 from aggregator.flow.ordering import OrderingCore, number_records
 from aggregator.record.formats import rfc3339_micros
 from aggregator.record.record import Batch

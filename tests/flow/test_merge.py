@@ -2,8 +2,9 @@
 
 import asyncio
 
-from aggregator.flow.channel import Budget, Channel, Gathering
+from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.flow.gathering import Gathering
 from aggregator.flow.merge import DRAIN, Merge, Output
 from aggregator.flow.ordering import OrderingCore
 from aggregator.record.record import Batch, Record

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from asyncinotify import InitFlags, Inotify, Mask, Watch
 
-from aggregator.flow.channel import Gathering
+from aggregator.flow.gathering import Gathering
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Changed, Watcher
@@ -112,7 +112,7 @@ class SharedInotify:
         """The loop's reader callback: one read of the events, dispatched (while more are
         queued the loop calls again, after its other work: the appends are read here, so a
         writer faster than that must not keep the loop in this callback). Each file's
-        appends are read once a read, in one gathering of puts (``flow.channel.Gathering``):
+        appends are read once a read, in one gathering of puts (``flow.gathering``):
         the merge takes all the files' new lines in one step, and writes them as one batch."""
         try:
             data = os.read(self.fd, READ_SIZE)
