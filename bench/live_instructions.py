@@ -5,13 +5,17 @@ window (a run with no line written: ``--lines 0``) is subtracted by hand. Steadi
 time on a loaded machine.
 
     python3 bench/live_instructions.py PYTHON [--files 8] [--lines 400] [--rate 50] --out FILE
-    callgrind_annotate FILE | grep "PROGRAM TOTALS"
 
-The window is 1 s + LINES/RATE s + 2 s (a run with ``--lines 0``: 3 s).
+It prints the window's instructions (callgrind_annotate's "PROGRAM TOTALS") and the loop's
+wakes (calls of epoll's poll). The window is 1 s + LINES/RATE s + 2 s (a run with
+``--lines 0``: 3 s). Compare builds in runs made at the same time, with as many wakes a line:
+on a busy machine valgrind falls behind and a wake finds several lines (fewer instructions a
+line); at 50 lines/s over 8 files on a quiet one, the merge's timer wakes it too.
 """
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -59,7 +63,22 @@ def main() -> None:
         proc.wait(timeout=120)
         writer.close()
         seen = sum(1 for ident in arrivals if ident != PROBE)
-        print(f"lines written {writer.count}, seen {seen}")
+        total, wakes = totals(args.out)
+        print(f"lines written {writer.count}, seen {seen}; instructions {total:,}, wakes {wakes:,}")
+
+
+def totals(out: str) -> tuple[int, int]:
+    """(instructions in the window, calls of epoll's poll: the loop's wakes) of a callgrind
+    output file."""
+    tree = subprocess.run(["callgrind_annotate", "--tree=caller", out], capture_output=True,
+                          text=True).stdout  # fmt: skip
+    total = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", tree)
+    polls = re.search(r"< \S*:select_epoll_poll \(([\d,]+)x\)", tree)
+    return number(total), number(polls)
+
+
+def number(match: re.Match[str] | None) -> int:
+    return int(match.group(1).replace(",", "")) if match else 0
 
 
 if __name__ == "__main__":

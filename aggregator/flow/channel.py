@@ -6,51 +6,11 @@ that may not fit. A channel can always be closed; the reader gets what was put, 
 """
 
 import asyncio
-import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-
-
-class _Gathering(threading.local):
-    """While puts are gathered (``gathered``) in this thread's loop: what their readers put
-    off until the last one."""
-
-    later: list[Callable[[], None]] | None = None
-
-
-_GATHERING = _Gathering()
-
-
-@contextmanager
-def gathered() -> Iterator[None]:
-    """The puts made within (inotify's callback: the appends to every file one read of its
-    events reported) let their readers act once, after the last of them (``after_puts``),
-    rather than after each: the merge takes them all in one step and writes one batch."""
-    if _GATHERING.later is not None:  # gathered already
-        yield
-        return
-    later: list[Callable[[], None]] = []
-    _GATHERING.later = later
-    try:
-        yield
-    finally:
-        _GATHERING.later = None
-        for callback in later:
-            callback()
-
-
-def after_puts(callback: Callable[[], None]) -> bool:
-    """Call ``callback`` (once) after the puts being gathered; False: none are (call it now)."""
-    later = _GATHERING.later
-    if later is None:
-        return False
-    if callback not in later:
-        later.append(callback)
-    return True
 
 
 class EndOfStream(Exception):
@@ -77,6 +37,10 @@ class Channel(Generic[T]):
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
+        # Who waits on the events above: a put or a take sets one only for a waiter (a live
+        # line's put and take would else make two calls that do nothing).
+        self._reader_waits = False
+        self._writers_waiting = 0
         self._listener: Callable[[], None] | None = None
         self._taker: Callable[[T], bool] | None = None
 
@@ -87,7 +51,11 @@ class Channel(Generic[T]):
         """Append ``item``, waiting while the channel is full (this is the backpressure)."""
         while len(self._items) >= self.maxsize and not self._closed:
             self._writable.clear()
-            await self._writable.wait()
+            self._writers_waiting += 1
+            try:
+                await self._writable.wait()
+            finally:
+                self._writers_waiting -= 1
         self.put_nowait(item)
 
     def put_nowait(self, item: T) -> None:
@@ -99,7 +67,8 @@ class Channel(Generic[T]):
         if self._taker is not None and not self._items and self._taker(item):
             return
         self._items.append(item)
-        self._readable.set()
+        if self._reader_waits:
+            self._readable.set()
         if self._listener is not None:
             self._listener()
 
@@ -114,9 +83,14 @@ class Channel(Generic[T]):
             if self._closed:
                 raise EndOfStream
             self._readable.clear()
-            await self._readable.wait()
+            self._reader_waits = True
+            try:
+                await self._readable.wait()
+            finally:
+                self._reader_waits = False
         item = self._items.popleft()
-        self._writable.set()
+        if self._writers_waiting:
+            self._writable.set()
         return item
 
     def get_nowait(self) -> T | None:
@@ -124,8 +98,22 @@ class Channel(Generic[T]):
         if not self._items:
             return None
         item = self._items.popleft()
-        self._writable.set()
+        if self._writers_waiting:
+            self._writable.set()
         return item
+
+    def get_many(self, limit: int) -> list[T]:
+        """Up to ``limit`` of the oldest items, taken now (none while empty): a reader of many
+        channels (the merge) takes what one holds in one call, not one call an item."""
+        items = self._items
+        if len(items) <= limit:
+            taken = list(items)
+            items.clear()
+        else:
+            taken = [items.popleft() for _ in range(limit)]
+        if taken and self._writers_waiting:
+            self._writable.set()
+        return taken
 
     @property
     def closed(self) -> bool:
@@ -141,7 +129,7 @@ class Channel(Generic[T]):
         closer's) stack: it must not put into a channel that calls it; None stops.
 
         A reader of many channels (the merge) waits for one wake-up this way and takes with
-        ``get_nowait``, instead of a task blocked in ``get`` for each channel."""
+        ``get_many``, instead of a task blocked in ``get`` for each channel."""
         self._listener = listener
 
     def hand_to(self, taker: Callable[[T], bool] | None) -> None:
@@ -171,26 +159,28 @@ class Budget:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._free = limit
+        self.free = limit
+        """Credit left (zero or less: a reader would wait); an attribute, read for each live
+        line (``LaneOutlet.room``): changed only here."""
         self._available = asyncio.Event()
         self._available.set()
-
-    @property
-    def free(self) -> int:
-        """Credit left (zero or less: a reader would wait)."""
-        return self._free
+        self._waiting = 0  # readers waiting in ``take``: ``give`` sets the event only for them
 
     async def take(self, count: int) -> None:
-        while self._free <= 0:
+        while self.free <= 0:
             self._available.clear()
-            await self._available.wait()
-        self._free -= count
+            self._waiting += 1
+            try:
+                await self._available.wait()
+            finally:
+                self._waiting -= 1
+        self.free -= count
 
     def take_now(self, count: int) -> None:
         """``take`` without waiting: only while ``free`` is above 0."""
-        self._free -= count
+        self.free -= count
 
     def give(self, count: int) -> None:
-        self._free += count
-        if self._free > 0:
+        self.free += count
+        if self._waiting and self.free > 0:
             self._available.set()

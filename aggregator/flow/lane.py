@@ -238,6 +238,35 @@ def scan_limits(
     return None if bottom else (limit, exact)
 
 
+def live_bound(lanes: Collection[Lane], now: float, idle_timeout: float) -> Rank:
+    """``scan_limits``' lowest bound where every lane not ended is live and a window applies
+    (no source open): the lowest rank a lane could still undercut, BOTTOM as soon as an empty
+    lane that is not idle has no bound, TOP when no lane holds anything back. One pass,
+    ranks compared field by field on the lanes themselves: no tuple built per lane (a live
+    line over many files makes a look)."""
+    lowest: Lane | None = None
+    for lane in lanes:
+        if lane.ended:
+            continue
+        if not lane.queue:
+            if now >= lane.last_read + idle_timeout:
+                continue  # idle: holds nobody back (``blocks``)
+            if not lane.bounded:
+                return BOTTOM
+        if lowest is None or _lane_below(lane, lowest):
+            lowest = lane
+    return TOP if lowest is None else lowest.bound()
+
+
+def _lane_below(a: Lane, b: Lane) -> bool:
+    """``rank_below(a.bound(), b.bound())``, without building either."""
+    if a.tail_key != b.tail_key:
+        return a.tail_key < b.tail_key
+    if a.source != b.source:
+        return a.source < b.source
+    return a.order < b.order
+
+
 class LaneIndex:
     """What the core would otherwise find by a look at every lane, kept as lanes change: a heap
     of each queued lane's head rank (which lanes may release under a limit), and the live
@@ -306,10 +335,13 @@ class LaneIndex:
             reads.popleft()
         return limit
 
-    def limits(self, now: float, window: float, early: float, high_water: int) -> Limits:
-        """``scan_limits`` of an open source with no catch-up lane or record: what has waited
-        its window less ``early``, raised to what is late beside ``high_water``."""
-        limit = self.expired(now, window, early, BOTTOM)
+    def limits(
+        self, now: float, window: float, early: float, high_water: int, bound: Rank = BOTTOM
+    ) -> Limits:
+        """``scan_limits`` with no catch-up lane or record: ``bound`` (the lanes' lowest, from
+        ``live_bound``; BOTTOM while a source is open) raised to what has waited its window
+        less ``early`` and to what is late beside ``high_water``."""
+        limit = self.expired(now, window, early, bound)
         late = (high_water - 1, TOP[1], TOP[2])
         if rank_below(limit, late):
             limit = late

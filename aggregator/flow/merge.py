@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from aggregator.flow.channel import Channel, ChannelClosed, after_puts
+from aggregator.flow.channel import Channel, ChannelClosed
 from aggregator.flow.chunk import Announce, Chunk, SourceItem
 from aggregator.flow.future import place_future
+from aggregator.flow.gathering import after_puts
 from aggregator.flow.ordering import OrderingCore, number_records
 from aggregator.record.formats import rfc3339_micros
 from aggregator.record.record import Batch
@@ -180,12 +181,14 @@ class Merge:
         if the merge waits with nothing else to do (``_step_now``), else in its task. Never
         at once in a catch-up: the step (an exact merge of thousands of records) would hold
         up the putting source, which reads and parses next (bench/README.md, session 10).
-        Puts gathered in one callback (``gathered``: inotify's) make one step, after the last."""
+        Puts gathered in one callback (``Gathering``: inotify's) make one step, after the last."""
         self._ready[name] = channel
-        if channel.closed or not self._can_step_now():
+        if channel.closed:
             self._poke()
         elif after_puts(self._step_gathered):
-            return
+            return  # ``_step_gathered`` looks whether it may step, once for all the puts
+        elif not self._can_step_now():
+            self._poke()
         elif len(self._ready) == 1:
             self._step_safely()
         else:
@@ -195,7 +198,11 @@ class Merge:
         """After the puts of one callback: one step for every input they made ready."""
         if not self._ready:
             return
-        if any(channel.closed for channel in self._ready.values()) or not self._can_step_now():
+        for channel in self._ready.values():
+            if channel.closed:
+                self._poke()
+                return
+        if not self._can_step_now():
             self._poke()
             return
         self._step_safely()
@@ -203,16 +210,21 @@ class Merge:
     def _can_step_now(self) -> bool:
         """Whether a put may be merged in the putter's turn: the task waits with nothing
         else to do (no arrival, change, leaving, catch-up), and every output has room."""
-        return (
+        if not (
             self._waiter is not None
             and not self._waiter.done()
             and not self._poked
             and not self._stepping
             and not self.core.catching_up
-            and bool(self.outputs)
+            and self.outputs
             and not (self._arrivals or self._output_changes or self._leaving)
-            and all(output.channel.room for output in self.outputs)
-        )
+        ):
+            return False
+        # A loop, not all(): no generator is made for each live line.
+        for output in self.outputs:  # noqa: SIM110
+            if not output.channel.room:
+                return False
+        return True
 
     def _step_safely(self) -> None:
         """``_step_now``, its error left to the merge's own task (not the putter's)."""
@@ -308,20 +320,19 @@ class Merge:
     def _take(self, source: str, channel: Channel[SourceItem], now: float) -> bool:
         """Hand what waits in the channel (up to ``DRAIN`` items) to the core; False once
         the source has ended."""
-        for _ in range(DRAIN + 1):
-            item = channel.get_nowait()
-            if item is None:
-                if channel.ended:
-                    self.core.end_source(source)
-                    return False
-                return True
+        items = channel.get_many(DRAIN + 1)
+        for item in items:
             if isinstance(item, Announce):
                 self.core.announce(source, item, now)
             else:
                 self.records_in[source] += len(item.records)
                 self._place_future(source, item, now)
                 self.core.push(source, item, now)
-        self._ready[source] = channel  # more waits: taken in the next round
+        if len(items) > DRAIN:
+            self._ready[source] = channel  # more may wait: taken in the next round
+        elif channel.ended:
+            self.core.end_source(source)
+            return False
         return True
 
     def _place_future(self, source: str, chunk: Chunk, now: float) -> None:

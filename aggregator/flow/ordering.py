@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Literal
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.lane import Lane, LaneIndex, Limits, blocks, scan_limits
+from aggregator.flow.lane import BOTTOM, Lane, LaneIndex, Limits, blocks, live_bound, scan_limits
 from aggregator.record.record import Batch, Record
 
 LatePolicy = Literal["emit", "drop"]
@@ -119,44 +119,47 @@ class OrderingCore:
 
     def push(self, source: str, chunk: Chunk, now: float) -> None:
         """Queue ``chunk``'s records behind what its lane already holds."""
+        # The chunk's fields read once: a ``Chunk`` is not compiled, each read is a lookup.
+        records, live, final, watermark = chunk.records, chunk.live, chunk.final, chunk.watermark
         self._unannounced.discard(source)
-        if chunk.watermark is not None and not chunk.records and not chunk.final:
+        if watermark is not None and not records and not final:
             # A watermark alone: it raises the lane's bound but is not a sign of life (an idle
             # lane still stops holding back after idle_timeout).
             known = self._lanes.get((source, chunk.origin))
             if known is not None:
-                known.tail_key = max(known.tail_key, chunk.watermark)
+                known.tail_key = max(known.tail_key, watermark)
                 known.bounded = True
             return
-        lane = self._lane(source, chunk.origin, chunk.live, now)
+        lane = self._lane(source, chunk.origin, live, now)
         lane.last_read = now
-        if not (lane.live and chunk.live) or chunk.final or not chunk.records:
+        if not (lane.live and live) or final or not records:
             self._changed = True  # catch-up, a lane going live or ending
-        if chunk.live and not lane.live:
+        if live and not lane.live:
             lane.live = True
             self._catching_up.discard(lane)
-        if chunk.on_release is not None:
-            lane.on_release = chunk.on_release
-        if chunk.records:
-            stamps = [record.ts for record in chunk.records]
+        on_release = chunk.on_release
+        if on_release is not None:
+            lane.on_release = on_release
+        if records:
+            stamps = [record.ts for record in records]
             if stamps[0] >= lane.tail_key and sorted(stamps) == stamps:
                 keys = [lane.tail_key, *stamps]  # already in order, the common case: 10x faster
             else:
                 keys = list(accumulate(stamps, max, initial=lane.tail_key))
             lane.tail_key = keys[-1]
-            number = lane.queue_batch(chunk.records, now, chunk.live, keys, chunk.position)
-            self._index.queued(lane, number, now, chunk.live, keys[-1])
-            if not chunk.live:
+            number = lane.queue_batch(records, now, live, keys, chunk.position)
+            self._index.queued(lane, number, now, live, keys[-1])
+            if not live:
                 self._catch_up_batches += 1
-            self._held += len(chunk.records)
+            self._held += len(records)
             if keys[1] < self._high_water:
                 self._changed = True  # late: it leaves at once
             elif now + self.window < self._hold_until:
                 self._hold_until = now + self.window
-        if chunk.watermark is not None:
-            lane.tail_key = max(lane.tail_key, chunk.watermark)
+        if watermark is not None:
+            lane.tail_key = max(lane.tail_key, watermark)
             lane.bounded = True
-        if chunk.final:
+        if final:
             lane.ended = True
             self._catching_up.discard(lane)
             self._forget_if_done(lane)
@@ -316,15 +319,19 @@ class OrderingCore:
         if self._open and self.window > 0 and not self._changed:
             # An open source holds every live record its window, whatever the lanes do.
             return None if self._hold_until == math.inf else self._hold_until
-        blockers = self._blockers(now)
-        if any(not lane.live for lane in blockers):
-            return None  # exact catch-up: wait for that lane's data, however long
-        deadline = self._first_live_read() + self.window  # catch-up records never expire
-        if deadline == math.inf and not blockers:
+        # One pass over the lanes: the soonest an empty lane that holds others back goes idle.
+        window, idle = self.window, self.idle_timeout
+        idle_at, blocked = math.inf, False
+        for lane in self._lanes.values():
+            if blocks(lane, now, window, idle):
+                if not lane.live:
+                    return None  # exact catch-up: wait for that lane's data, however long
+                blocked = True
+                idle_at = min(idle_at, lane.last_read + idle)
+        deadline = self._first_live_read() + window  # catch-up records never expire
+        if deadline == math.inf and not blocked:
             return None
-        for lane in blockers:
-            deadline = min(deadline, lane.last_read + self.idle_timeout)
-        return deadline
+        return min(deadline, idle_at)
 
     def merge_delay(self, now: float) -> float:
         """How long the oldest held record has waited, in seconds."""
@@ -346,10 +353,6 @@ class OrderingCore:
         if lane.ended and not lane.queue:
             self._lanes.pop((lane.name, lane.origin), None)
 
-    def _blockers(self, now: float) -> list[Lane]:
-        window, idle = self.window, self.idle_timeout
-        return [lane for lane in self._lanes.values() if blocks(lane, now, window, idle)]
-
     def _oldest_read(self) -> float:
         return min(lane.queue[0][1] for lane in self._lanes.values() if lane.queue)
 
@@ -359,12 +362,13 @@ class OrderingCore:
         return bool(self._catching_up) or self._catch_up_batches > 0
 
     def _indexed(self) -> bool:
-        """Whether a look may use the index: an open source holds every live record back
-        (so no lane's bound matters, only what has waited and what is late), and no lane has
-        catch-up records or still reads existing data (their exact merge needs every lane)."""
+        """Whether a look may use the index: every lane is live (no lane has catch-up records
+        or still reads existing data: their exact merge needs every lane) and a window applies.
+        Then an open source holds every live record back (no lane's bound matters, only what
+        has waited and what is late); else the lowest bound of the lanes that may still send
+        is found by a quick pass (``live_bound``), not by ``scan_limits``' full look."""
         return (
             self.indexed
-            and bool(self._open)
             and self.window > 0
             and not self._catching_up
             and not self._catch_up_batches
@@ -372,8 +376,12 @@ class OrderingCore:
         )
 
     def _indexed_limits(self, now: float) -> Limits:
-        """``_limits`` where ``_indexed``: the same limit, from the index."""
-        return self._index.limits(now, self.window, self._early, self._high_water)
+        """``_limits`` where ``_indexed``: the same limit, from the index (what has waited,
+        what is late) and, with no source open, the lanes' lowest bound."""
+        # While a source is open, a lane not heard from yet may send something older.
+        lanes = self._lanes.values()
+        bound = BOTTOM if self._open else live_bound(lanes, now, self.idle_timeout)
+        return self._index.limits(now, self.window, self._early, self._high_water, bound)
 
     def _limits(self, now: float) -> Limits | None:
         """The highest rank that may leave now, for live records and for catch-up records;

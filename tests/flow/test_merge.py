@@ -2,8 +2,9 @@
 
 import asyncio
 
-from aggregator.flow.channel import Budget, Channel, gathered
+from aggregator.flow.channel import Budget, Channel
 from aggregator.flow.chunk import Announce, SourceItem
+from aggregator.flow.gathering import Gathering
 from aggregator.flow.merge import DRAIN, Merge, Output
 from aggregator.flow.ordering import OrderingCore
 from aggregator.record.record import Batch, Record
@@ -155,7 +156,7 @@ async def test_a_catch_up_put_is_left_to_the_merge_task() -> None:
 
 
 async def test_puts_gathered_in_one_callback_leave_as_one_batch() -> None:
-    """Puts into several inputs made within ``gathered`` (inotify's callback: one line in each
+    """Puts into several inputs made within ``Gathering`` (inotify's callback: one line in each
     of two files) are merged once, after the last: one batch out, in time order, numbered,
     before the loop turns; outside a gathering, each put is merged in itself."""
     a: Channel[SourceItem] = Channel(8)
@@ -171,7 +172,7 @@ async def test_puts_gathered_in_one_callback_leave_as_one_batch() -> None:
         await wait_until(lambda: merge._waiter is not None and not core.catching_up, "it waits")
         turns: list[bool] = []
         asyncio.get_running_loop().call_soon(turns.append, True)
-        with gathered():
+        with Gathering():
             outlets[1].send_now(records("b", 20, 1))
             outlets[0].send_now(records("a", 10, 1))
             assert len(out) == 0  # not yet: after the last put

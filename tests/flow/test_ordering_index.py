@@ -148,6 +148,32 @@ def test_the_index_agrees_with_every_lane_over_long_runs() -> None:
         assert run(True, True, window, steps) == run(False, True, window, steps), seed
 
 
+def test_the_index_agrees_with_every_lane_when_no_source_is_open() -> None:
+    """Long runs of many live lanes of sources that are not open (files followed: the lanes'
+    lowest bound found by ``live_bound``, the rest by the index): the same output, call by
+    call, as a look at every lane."""
+    for seed in range(60):
+        steps = random_steps(seed, 400)
+        window = (0.05, 0.25)[seed % 2]
+        assert run(True, False, window, steps) == run(False, False, window, steps), seed
+
+
+def test_live_files_are_merged_through_the_index() -> None:
+    """Eight live lanes of a source that is not open (``tail`` of eight files): a look uses
+    the index, and a record leaves once every lane holds a later one."""
+    core = OrderingCore(0.25, idle_timeout=10.0)
+    core.add_source("files")
+    origins = [f"f{lane}" for lane in range(8)]
+    core.announce("files", Announce(origins, live=True), 0.0)
+    for lane, origin in enumerate(origins):
+        core.push("files", Chunk(origin, [Record(lane, "files", origin, "x")]), lane / 1000)
+    assert core._indexed()
+    assert [record.ts for record in core.pop_ready(0.01)] == [0]
+    assert core.pop_ready(0.01) == []  # f0 is empty, not idle: it may send something older
+    core.push("files", Chunk("f0", [Record(8, "files", "f0", "x")]), 0.011)
+    assert [record.ts for record in core.pop_ready(0.011)] == [1]
+
+
 def test_a_look_releases_only_from_the_lanes_whose_records_may_leave() -> None:
     """At 1,000 open lanes, a look takes from the lanes whose records have waited the window
     (the index's heap gives them), not from every lane."""

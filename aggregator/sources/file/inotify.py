@@ -13,12 +13,13 @@ import contextlib
 import logging
 import os
 import struct
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from asyncinotify import InitFlags, Inotify, Mask, Watch
 
-from aggregator.flow.channel import gathered
+from aggregator.flow.gathering import Gathering
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Changed, Watcher
@@ -42,6 +43,8 @@ EVENTS_A_READ = 64
 EVENT = struct.Struct("iIII")
 """``struct inotify_event`` without its name: wd, mask, cookie, len (of the name, padded)."""
 READ_SIZE = (EVENT.size + 256) * EVENTS_A_READ
+FS_ENCODING, FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+"""A name as ``os.fsdecode`` decodes it, without its Python-level call per event."""
 
 
 class SharedInotify:
@@ -109,7 +112,7 @@ class SharedInotify:
         """The loop's reader callback: one read of the events, dispatched (while more are
         queued the loop calls again, after its other work: the appends are read here, so a
         writer faster than that must not keep the loop in this callback). Each file's
-        appends are read once a read, in one gathering of puts (``flow.channel.gathered``):
+        appends are read once a read, in one gathering of puts (``flow.gathering``):
         the merge takes all the files' new lines in one step, and writes them as one batch."""
         try:
             data = os.read(self.fd, READ_SIZE)
@@ -119,7 +122,7 @@ class SharedInotify:
             log.warning("inotify failed (%s): polling files instead", error)
             self._lose_all()
             return
-        with gathered():
+        with Gathering():
             for changed in self._dispatch(data):
                 changed.appended()
 
@@ -147,7 +150,7 @@ class SharedInotify:
                     for watcher in users.get(prefix[:-1] or "/", ()):
                         watcher.rescan.set()
                 if name:
-                    for changed in paths.get(prefix + os.fsdecode(name), ()):
+                    for changed in paths.get(prefix + name.decode(FS_ENCODING, FS_ERRORS), ()):
                         if mask & LOOK_EVENTS:
                             changed.moved()
                         else:
