@@ -38,7 +38,9 @@ class Received:
 class Receiver:
     """Listens on 127.0.0.1:``port`` while started; ``replies`` are used up in order, then
     every request gets 200 ``{}``. A body that does not parse as an ExportLogsServiceRequest
-    is answered 400 and kept in ``bad``: a test checks that ``bad`` is empty."""
+    is answered 400 and kept in ``bad``: a test checks that ``bad`` is empty. A body cut short
+    by its client's death (fewer bytes than its Content-Length, then the end of the connection)
+    was never a request: it is neither received nor bad."""
 
     def __init__(self, port: int, delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> None:
         """``tls``: (certificate, key) to answer HTTPS with."""
@@ -103,6 +105,8 @@ class Receiver:
         try:
             length = int(handler.headers.get("Content-Length", "0"))
             raw = handler.rfile.read(length)
+            if len(raw) < length:
+                return  # the client went away mid-body (SIGKILLed): no request, nothing to answer
             body = raw
             if handler.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(raw)
