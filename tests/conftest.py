@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 # No example has a time limit: on a busy 2-core box any of them can take a second, and a
 # deadline would fail a property that holds. Hangs are caught by the waits' own deadlines.
-settings.register_profile("busy-machine", deadline=None)
+# Nor is how fast examples are made judged (the too_slow health check): that is the load too.
+settings.register_profile(
+    "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("busy-machine")
 
 DEADLINE = 15.0
