@@ -12,7 +12,7 @@ import pytest
 from aggregator.jetstream.messages import BadMessage, decode_message, encode_message, subject_for
 from aggregator.record.record import Record
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
-from tests.helpers.nats_server import NatsServer, free_port, nats_server
+from tests.helpers.nats_server import NatsServer, nats_server
 from tests.helpers.outputs import records_in
 
 __all__ = ["nats_server"]  # the fixture, used by name
@@ -320,13 +320,13 @@ async def test_metrics_and_health_show_the_bus(
 
     logs = tmp_path / "a.log"
     write_lines(logs, 0, 100)
-    port = free_port()
     config = sidecar_config(tmp_path, nats_server.url, "n1", logs)
     config.write_text(
-        config.read_text() + f'\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n'
+        config.read_text() + '\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'
     )
     sidecar = await start(cli_processes, config, tmp_path)
-    base = f"http://127.0.0.1:{port}"
+    host, port = await sidecar.serving()  # a port of its own: one chosen before may be taken
+    base = f"http://{host}:{port}"
 
     def metric(text: str, name: str) -> float:
         prefix = f'{name}{{sink="bus"}} '
@@ -336,7 +336,6 @@ async def test_metrics_and_health_show_the_bus(
     async def metrics() -> str:
         return (await asyncio.to_thread(http_get, f"{base}/metrics"))[2]
 
-    await sidecar.serving()
     scraped: list[str] = []
 
     async def acknowledged_all() -> None:
