@@ -211,7 +211,9 @@ async def test_a_held_multiline_record_leaves_after_its_timeout(
     has come for the timeout (the follower's wake by deadline), with its continuation lines."""
     log = tmp_path / "app.log"
     log.write_text("")
-    multiline = "multiline = { start = '^\\S', timeout = \"200ms\" }\n"
+    # The timeout is how long the test may take to append the trace after "second" was read:
+    # 200 ms, a busy box could pass it (and "second" leave alone, the trace after it).
+    multiline = "multiline = { start = '^\\S', timeout = \"2s\" }\n"
     cli = await follow(tmp_path, cli_processes, source=multiline)
     append(log, "first", "second")
     await cli.wait_for_out("first")  # "second" is held: no line has started after it
