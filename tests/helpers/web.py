@@ -13,10 +13,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import DEADLINE, Cli, start_cli
-
-LONGEST_WAIT = 4 * DEADLINE
-"""Seconds a wait that keeps progressing may take in all."""
+from tests.conftest import DEADLINE, LONGEST_WAIT, Cli, start_cli
 
 
 @dataclass
