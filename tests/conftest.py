@@ -9,15 +9,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 # No example has a time limit: on a busy 2-core box any of them can take a second, and a
 # deadline would fail a property that holds. Hangs are caught by the waits' own deadlines.
-settings.register_profile("busy-machine", deadline=None)
+# Nor is how fast examples are made judged (the too_slow health check): that is the load too.
+settings.register_profile(
+    "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("busy-machine")
 
 DEADLINE = 15.0
 """Seconds any single wait in a test may take before it fails (generous for a busy 2-core box)."""
+LONGEST_WAIT = 4 * DEADLINE
+"""Seconds in all a wait that keeps progressing may take (see ``wait_while_growing``)."""
 
 
 class Cli:
@@ -146,6 +151,24 @@ async def wait_until(condition: Callable[[], object], what: str) -> None:
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def wait_while_growing(
+    condition: Callable[[], object], size: Callable[[], int], what: str
+) -> None:
+    """Check ``condition`` every 50 ms until it holds, for work whose time grows with the
+    machine's load (thousands of records to come): it fails once ``size()``, what has come
+    so far, has not grown for DEADLINE, or after LONGEST_WAIT in all."""
+    loop = asyncio.get_running_loop()
+    began = grew = loop.time()
+    last = size()
+    while not condition():
+        now = loop.time()
+        if now - grew > DEADLINE or now - began > LONGEST_WAIT:
+            raise AssertionError(f"timed out waiting for {what} (at {last})")
+        await asyncio.sleep(0.05)
+        if (current := size()) > last:
+            last, grew = current, loop.time()
 
 
 async def follow_synced(cli: Cli, path: Path, marker: str) -> None:

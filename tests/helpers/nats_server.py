@@ -89,6 +89,20 @@ async def consumer_made(js: Any, durable: str, stream: str = "LOGS") -> None:
                 await asyncio.sleep(0.05)  # asking the server again, under the deadline
 
 
+async def settled(js: Any, durable: str = "central", stream: str = "LOGS") -> None:
+    """Until the consumer ``durable`` has nothing delivered and not acknowledged, nor waiting:
+    acknowledgements reach the server after the messages they answer, and a program that
+    sent them may have exited before the server has read them."""
+
+    async def done() -> bool:
+        info = await js.consumer_info(stream, durable)
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    async with asyncio.timeout(DEADLINE):
+        while not await done():
+            await asyncio.sleep(0.05)  # asking the server again, under the deadline
+
+
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     """A running nats-server, stopped at the end of the test."""

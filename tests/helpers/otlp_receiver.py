@@ -38,11 +38,14 @@ class Received:
 class Receiver:
     """Listens on 127.0.0.1:``port`` while started; ``replies`` are used up in order, then
     every request gets 200 ``{}``. A body that does not parse as an ExportLogsServiceRequest
-    is answered 400 and kept in ``bad``: a test checks that ``bad`` is empty."""
+    is answered 400 and kept in ``bad``: a test checks that ``bad`` is empty. A body cut short
+    by its client's death (fewer bytes than its Content-Length, then the end of the connection)
+    was never a request: it is neither received nor bad."""
 
-    def __init__(self, port: int, delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> None:
-        """``tls``: (certificate, key) to answer HTTPS with."""
-        self.port = port
+    def __init__(self, delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) to answer HTTPS with. The port is bound from here on
+        and refuses connections until ``start`` listens: no other socket can take it meanwhile
+        (one only chosen could be, even by the sink's own attempts, as their local port)."""
         self.tls = tls
         self.delay = delay  # seconds before answering each request (a slow receiver)
         self.replies: deque[Reply] = deque()
@@ -52,10 +55,11 @@ class Receiver:
         self.most_in_flight = 0
         self.arrivals: list[float] = []  # monotonic time of each request
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server = self._make_server()
+        self.port: int = self._server.server_address[1]
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def _make_server(self) -> ThreadingHTTPServer:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,23 +81,27 @@ class Receiver:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client killed mid-request (the SIGKILL test): not the test's failure
 
-        server = Server(("127.0.0.1", self.port), Handler)
+        server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        server.daemon_threads = True
+        server.server_bind()
+        return server
+
+    def start(self) -> None:
+        server = self._server
+        server.server_activate()  # listens
         if self.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*self.tls)
             server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.daemon_threads = True
-        self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="otlp-receiver")
         self._thread.start()
 
     def stop(self) -> None:
-        if self._server is not None:
+        if self._thread is not None:
             self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
             self._thread.join()
-            self._server = None
+            self._thread = None
+        self._server.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         with self._lock:
@@ -103,6 +111,8 @@ class Receiver:
         try:
             length = int(handler.headers.get("Content-Length", "0"))
             raw = handler.rfile.read(length)
+            if len(raw) < length:
+                return  # the client went away mid-body (SIGKILLed): no request, nothing to answer
             body = raw
             if handler.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(raw)

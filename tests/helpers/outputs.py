@@ -24,3 +24,8 @@ def finished_lines(path: Path) -> list[bytes]:
         return []
     data = path.read_bytes()
     return data[: data.rfind(b"\n") + 1].splitlines()
+
+
+def finished_count(path: Path) -> int:
+    """How many lines a writer has finished (cheap: nothing is parsed)."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import DEADLINE, Cli, start_cli
+from tests.conftest import DEADLINE, LONGEST_WAIT, Cli, start_cli
 
 
 @dataclass
@@ -122,15 +122,26 @@ class Subscription:
     frames: int = 0
 
     async def receive_until(self, condition: Callable[[], object], what: str) -> None:
-        """Read frames until ``condition()`` holds; fail after DEADLINE."""
+        """Read frames until ``condition()`` holds; fail after DEADLINE without a new record
+        or message (the rates frames are no progress), or after LONGEST_WAIT in all: a long
+        stream on a busy box comes slower, not stuck (60,000 records took more than 15 s)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + LONGEST_WAIT
         try:
-            async with asyncio.timeout(DEADLINE):
+            async with asyncio.timeout(DEADLINE) as deadline:
                 while not condition():
+                    before = self.progress()
                     self.take(await self.connection.recv())
+                    if self.progress() > before:
+                        deadline.reschedule(min(loop.time() + DEADLINE, give_up))
         except TimeoutError:
             raise AssertionError(
                 f"timed out waiting for {what}: {len(self.records)} records, {self.others[-5:]}"
             ) from None
+
+    def progress(self) -> int:
+        """How many records and messages (not rates) came so far."""
+        return len(self.records) + len(self.texts) + len(self.others)
 
     def take(self, frame: str | bytes) -> None:
         self.frames += 1

@@ -158,19 +158,19 @@ async def test_nodes_are_named_quiet_once_and_a_clean_stop_said(
     """The central's /metrics gives each node's last-seen age and lag; a node silent for
     quiet_after is named on stderr once (and again only after it spoke); a node whose
     sidecar stops cleanly says so (an end marker), and is not named quiet."""
-    from tests.helpers.nats_server import free_port
     from tests.helpers.web import http_get
 
     quiet, clean = tmp_path / "quiet.log", tmp_path / "clean.log"
     quiet.write_text("2026-01-01T00:00:00.000000Z quiet 0\n")
     clean.write_text("2026-01-01T00:00:00.500000Z clean 0\n")
-    out, port = tmp_path / "central.json", free_port()
+    out = tmp_path / "central.json"
     config = central_config(tmp_path, nats_server.url, out, order_window="100ms")
     config.write_text(
         config.read_text().replace('durable = "central"', 'durable = "central"\nquiet_after = "1s"')
-        + f'\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n'
+        + '\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'
     )
     central = await start(cli_processes, config, tmp_path)
+    _, port = await central.serving()
     sidecars = {}
     for node, logs in (("quiet", quiet), ("clean", clean)):
         config = sidecar_config(tmp_path, nats_server.url, node, logs)

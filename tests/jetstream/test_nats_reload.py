@@ -15,7 +15,7 @@ from aggregator.record.record import Record
 from aggregator.reload import apply
 from aggregator.sources.nats import NatsSource
 from tests.conftest import DEADLINE, wait_until
-from tests.helpers.nats_server import NatsServer, consumer_made, nats_server
+from tests.helpers.nats_server import NatsServer, consumer_made, nats_server, settled
 from tests.helpers.outputs import finished_lines
 
 __all__ = ["nats_server"]  # the fixture, used by name
@@ -51,18 +51,6 @@ async def publish(js: Any, start: int, count: int) -> None:
     for n, record in enumerate(records, start + 1):
         record.lane, record.lane_seq = "a.log", n
     await js.publish("logs.n1.app", encode_message("n1", "app", records, records[-1].ts))
-
-
-async def settled(js: Any) -> None:
-    """Until the central's consumer has nothing delivered and not acknowledged."""
-
-    async def done() -> bool:
-        info = await js.consumer_info("LOGS", "central")
-        return info.num_ack_pending == 0 and info.num_pending == 0
-
-    async with asyncio.timeout(DEADLINE):
-        while not await done():
-            await asyncio.sleep(0.05)  # asking the server again, under the deadline
 
 
 async def test_a_replaced_or_removed_nats_source_retires_its_book(

@@ -26,10 +26,11 @@ __all__ = ["nats_server"]  # the fixture, used by name
 NOBODY = "nats://127.0.0.1:{port}"
 
 
-def with_web(config: Path, port: int = 0) -> Path:
-    """The config with a websocket sink (its ``serving`` line, its /metrics)."""
+def with_web(config: Path) -> Path:
+    """The config with a websocket sink (its ``serving`` line, its /metrics) on a port of its
+    own, read from that line: a port chosen before it binds may be taken meanwhile."""
     config.write_text(
-        config.read_text() + f'\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:{port}"\n'
+        config.read_text() + '\n[sinks.live]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'
     )
     return config
 
@@ -111,10 +112,9 @@ async def test_a_sidecar_with_nothing_unsent_stops_at_once_while_the_server_is_a
     after idle_timeout), and a restart sends nothing again."""
     logs = tmp_path / "a.log"
     write_lines(logs, 0, 20)
-    port = free_port()
-    config = with_web(sidecar_config(tmp_path, nats_server.url, "n1", logs), port)
+    config = with_web(sidecar_config(tmp_path, nats_server.url, "n1", logs))
     sidecar = await start(cli_processes, config, tmp_path)
-    await sidecar.serving()
+    _, port = await sidecar.serving()
     await wait_for_metric(port, "aggregator_nats_records_acknowledged_total", lambda n: n >= 20)
     await nats_server.stop(signal.SIGKILL)
     await sidecar.wait_for(lambda: said(sidecar, "lost the connection"), "the outage noticed")
@@ -137,10 +137,10 @@ async def test_a_sidecar_with_unsent_records_waits_the_deadline_and_says_what_is
     them, nothing twice."""
     logs = tmp_path / "a.log"
     out = tmp_path / "central.json"
-    port = free_port()
-    config = with_web(sidecar_config(tmp_path, nats_server.url, "n1", logs), port)
+    config = with_web(sidecar_config(tmp_path, nats_server.url, "n1", logs))
     await start(cli_processes, central_config(tmp_path, nats_server.url, out), tmp_path)
     sidecar = await start(cli_processes, config, tmp_path)
+    _, port = await sidecar.serving()
     write_lines(logs, 0, 100)
     await wait_for_lines(out, 100)
     await nats_server.stop(signal.SIGKILL)

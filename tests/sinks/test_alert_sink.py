@@ -142,7 +142,10 @@ async def test_a_receiver_down_or_silent_does_not_slow_the_stream(
     async with asyncio.timeout(4 * DEADLINE):
         while not await counted():
             await asyncio.sleep(0.2)  # polling /metrics: the count has no event to wait on
-    assert any("could not be sent" in line for line in server.cli.err)
+    # The line on stderr may still be on its way to the test when /metrics answers.
+    await server.cli.wait_for(
+        lambda: any("could not be sent" in line for line in server.cli.err), "the failure said"
+    )
 
 
 async def wait_metric(server: Server, text: str) -> None:

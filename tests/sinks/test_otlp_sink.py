@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEADLINE, Cli, start_cli, wait_until
-from tests.helpers.nats_server import free_port
 from tests.helpers.otlp_receiver import Receiver, Reply
 from tests.helpers.web import http_get
 
@@ -110,7 +109,7 @@ async def metric_reaches(cli: Cli, name: str, value: float) -> None:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    one = Receiver(free_port())
+    one = Receiver()
     yield one
     one.stop()
 
@@ -210,7 +209,7 @@ async def test_a_slow_receiver_gets_one_request_at_a_time(
     tmp_path: Path, cli_processes: list[Cli]
 ) -> None:
     """A receiver that takes 200 ms per request: never two requests at once, all delivered."""
-    receiver = Receiver(free_port(), delay=0.2)
+    receiver = Receiver(delay=0.2)
     receiver.start()
     try:
         messages = write_cri(logs(tmp_path), 0, 400)
@@ -227,7 +226,7 @@ async def test_a_slow_receiver_gets_one_request_at_a_time(
 async def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, cli_processes: list[Cli]) -> None:
     """SIGKILL while lines are written and requests are under way: after a restart every
     record has arrived, and only the few not yet checkpointed arrive twice."""
-    receiver = Receiver(free_port(), delay=0.02)
+    receiver = Receiver(delay=0.02)
     receiver.start()
     path = logs(tmp_path)
     messages = write_cri(path, 0, 500)
@@ -271,7 +270,7 @@ async def test_tls_to_a_receiver_verified_by_its_ca(
          "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    receiver = Receiver(free_port(), tls=(cert, key))
+    receiver = Receiver(tls=(cert, key))
     receiver.start()
     try:
         messages = write_cri(logs(tmp_path), 0, 30)

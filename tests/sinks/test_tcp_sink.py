@@ -2,25 +2,30 @@
 connection gets the rest on a new one; nothing is lost or repeated."""
 
 import asyncio
+import socket
 from pathlib import Path
 
 import orjson
 
 from tests.conftest import Cli, start_cli, wait_until
-from tests.helpers.nats_server import free_port
 
 
 class Peer:
-    """A TCP listener collecting newline-delimited records, connection by connection."""
+    """A TCP listener collecting newline-delimited records, connection by connection. Its
+    port is bound from the start, and refuses connections until ``start`` listens on it: no
+    other socket can take it meanwhile (a port only chosen could be, even by the sink's own
+    connection attempts, as their local port)."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
         self.connections: list[list[bytes]] = []
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, sock=self._socket)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         lines: list[bytes] = []
@@ -44,6 +49,7 @@ class Peer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self._socket.close()
 
 
 def config(tmp_path: Path, port: int, logs: Path) -> Path:
@@ -73,13 +79,12 @@ async def test_late_peer_gets_what_waited(tmp_path: Path, cli_processes: list[Cl
     """A peer that starts after the aggregator gets every record, once, in order."""
     logs = tmp_path / "a.log"
     append(logs, 0, 100)
-    port = free_port()
-    cli = await start_cli("run", "-c", str(config(tmp_path, port, logs)), cwd=tmp_path)
-    cli_processes.append(cli)
-    await cli.wait_for(lambda: any("retrying" in line for line in cli.err), "a retry")
-    peer = Peer(port)
-    await peer.start()
+    peer = Peer()
     try:
+        cli = await start_cli("run", "-c", str(config(tmp_path, peer.port, logs)), cwd=tmp_path)
+        cli_processes.append(cli)
+        await cli.wait_for(lambda: any("retrying" in line for line in cli.err), "a retry")
+        await peer.start()
         await wait_until(lambda: len(peer.lines) >= 100, "100 lines at the peer")
         append(logs, 100, 50)
         await wait_until(lambda: len(peer.lines) >= 150, "150 lines at the peer")
@@ -95,11 +100,10 @@ async def test_dropped_connection_is_noticed_before_writing(
     """A peer that closes the connection: the next records go to a new one, none lost."""
     logs = tmp_path / "a.log"
     append(logs, 0, 100)
-    port = free_port()
-    peer = Peer(port)
+    peer = Peer()
     await peer.start()
     try:
-        cli = await start_cli("run", "-c", str(config(tmp_path, port, logs)), cwd=tmp_path)
+        cli = await start_cli("run", "-c", str(config(tmp_path, peer.port, logs)), cwd=tmp_path)
         cli_processes.append(cli)
         await wait_until(lambda: len(peer.lines) >= 100, "100 lines at the peer")
         await peer.drop()

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from tests.conftest import Cli, start_cli, wait_until
-from tests.helpers.nats_server import free_port
 from tests.helpers.outputs import records_in
 
 
@@ -61,13 +60,12 @@ async def test_websocket_source_follows_across_an_upstream_restart(
     """Records of an upstream reach the central with node, source and origin kept, and after
     the upstream restarts the central resumes with what the new run sends: nothing twice."""
     logs = tmp_path / "a.log"
-    port = free_port()
     out = tmp_path / "central.json"
-    upstream = await start_cli(
-        "run", "-c", str(upstream_config(tmp_path, port, logs)), cwd=tmp_path
-    )
+    # A port of the upstream's own (one chosen before it binds may be taken meanwhile); its
+    # restart takes the same one, which the central follows.
+    upstream = await start_cli("run", "-c", str(upstream_config(tmp_path, 0, logs)), cwd=tmp_path)
     cli_processes.append(upstream)
-    await upstream.serving()
+    _, port = await upstream.serving()
     central = await start_cli("run", "-c", str(central_config(tmp_path, port, out)), cwd=tmp_path)
     cli_processes.append(central)
     await central.wait_for(lambda: any("connected" in line for line in central.err), "connected")
