@@ -119,30 +119,34 @@ class FieldPicker:
                     error = f"{key}: not a timestamp: {str(value)[:60]!r}"
                     fields[key] = value
                 break
-        key, value = level_entry(fields)
-        if value is not _MISSING:
-            level = normalise_level(value)
+        key = level_key(fields)
+        if key:
+            level = normalise_level(fields[key])
             if level is not None:
                 del fields[key]
         return ts, level, fields or None, error
 
 
-def level_entry(fields: dict[str, Any], taken: str = "") -> tuple[str, object]:
-    """The key a line's level is read from and its value: the first of ``LEVEL_KEYS`` in
-    ``fields`` (``taken`` left out: a time key whose time was read, which ``pick`` takes out
-    first); ``("", _MISSING)`` when there is none. Whatever the value, no later key is read."""
-    for key in LEVEL_KEYS:
-        value = fields.get(key, _MISSING)
-        if value is not _MISSING and key != taken:
-            return key, value
-    return "", _MISSING
+_LEVEL_KEYS: Final[tuple[str, ...]] = LEVEL_KEYS
+
+
+def level_key(fields: dict[str, Any], taken: str = "") -> str:
+    """The key a line's level is read from: the first of ``LEVEL_KEYS`` in ``fields``
+    (``taken`` left out: a time key whose time was read, which ``pick`` takes out first),
+    whatever its value; "" when there is none."""
+    keys = _LEVEL_KEYS  # compiled: a tuple's items by index, a dict's ``in`` natively
+    for index in range(len(keys)):
+        key = keys[index]
+        if key in fields and not (taken and key == taken):
+            return key
+    return ""
 
 
 def level_in(fields: dict[str, Any]) -> str | None:
     """The level ``FieldPicker.pick`` finds in ``fields`` (which have no time key that is also
     a level key), leaving them as they are."""
-    _, value = level_entry(fields)
-    return None if value is _MISSING else normalise_level(value)
+    key = level_key(fields)
+    return normalise_level(fields[key]) if key else None
 
 
 class RawCodec:
@@ -274,7 +278,7 @@ def _level_after(line: str, end: int, words: tuple[str, ...] | None) -> str | No
     return level_word(line, end, words)
 
 
-def _may_begin(line: str, end: int, initials: str) -> bool:
+def _may_begin(line: str, end: int, initials: frozenset[str]) -> bool:
     """Whether the word after a time that ends at ``end`` may name a level whose names begin
     with ``initials`` (``_level_after``): its first character that is neither white space nor
     a bracket, within the 12 it reads, is one of them."""
@@ -283,10 +287,13 @@ def _may_begin(line: str, end: int, initials: str) -> bool:
         char = line[index]
         if char in initials:
             return True
-        if not (char.isspace() or char in _BRACKETS):
+        if char != " " and char not in _SKIPPED and not char.isspace():
             return False
         index += 1
     return False
+
+
+_SKIPPED: Final = frozenset(_BRACKETS)
 
 
 _LOWER_TO_ASCII: Final = {"\u0130": "i", "\u212a": "k"}
@@ -299,7 +306,7 @@ class LevelNames(NamedTuple):
 
     words: tuple[str, ...]
     """``level_words``: one of them in the line's first 80 characters, in lower case."""
-    initials: str
+    initials: frozenset[str]
     """Or right after its time, a word beginning with one of these (brackets skipped): each
     name of the levels' first letter, either case, and what lower-cases to it."""
 
@@ -309,7 +316,7 @@ def names_of_levels(levels: Iterable[str]) -> LevelNames:
     wanted = set(levels)
     firsts = {name[0] for name, level in _LEVEL_NAMES.items() if level in wanted}
     others = [char for char, lower in _LOWER_TO_ASCII.items() if lower in firsts]
-    initials = "".join(sorted(firsts | {first.upper() for first in firsts} | set(others)))
+    initials = frozenset(firsts | {first.upper() for first in firsts} | set(others))
     return LevelNames(level_words(wanted), initials)
 
 
@@ -416,8 +423,8 @@ class LogfmtCodec:
                 ts = self.picker.parse_time(_unquote(value))
                 taken = key if ts is not None else ""  # ``pick`` takes out a time it reads
                 break
-        _, found = level_entry(pairs, taken)
-        return ts, None if found is _MISSING else normalise_level(_unquote(str(found)))
+        key = level_key(pairs, taken)
+        return ts, normalise_level(_unquote(pairs[key])) if key else None
 
 
 _UNSURE: Final = object()
@@ -427,7 +434,7 @@ _LEVEL_MARKS: Final = tuple(f"{key}=" for key in LEVEL_KEYS)
 
 def _level_pair(line: str, first: "re.Match[str]") -> object:
     """The value (still quoted) of the pair ``parse_logfmt(line)`` gives its level key
-    (``level_entry``), ``_MISSING`` if it has none, or ``_UNSURE`` where ``str.find`` cannot
+    (``level_key``), ``_MISSING`` if it has none, or ``_UNSURE`` where ``str.find`` cannot
     say: ``first`` is the line's first pair, and after it, until a ``"``, every pair starts
     at the line's first ``KEY=`` after white space (nothing before can reach over white space
     without quotes). So a ``KEY=`` after ``first``, after white space, before any ``"``, and
@@ -445,9 +452,21 @@ def _level_pair(line: str, first: "re.Match[str]") -> object:
             return _UNSURE
         if line.find(mark, at + len(mark)) >= 0:
             return _UNSURE
-        pair = _LOGFMT_PAIR.match(line, at)
-        return _UNSURE if pair is None else pair.group(2)
+        return _value_at(line, at, at + len(mark))
     return _MISSING
+
+
+def _value_at(line: str, at: int, start: int) -> object:
+    """The value of the logfmt pair at ``at`` whose ``KEY=`` ends at ``start``
+    (``_LOGFMT_PAIR``'s group 2): unquoted, up to the next space (no other white space, which
+    is not printable, and no ``"`` in it); else as the pattern finds it."""
+    if line[start : start + 1] != '"':
+        space = line.find(" ", start)
+        value = line[start:] if space < 0 else line[start:space]
+        if value.isprintable() and '"' not in value:
+            return value
+    pair = _LOGFMT_PAIR.match(line, at)
+    return _UNSURE if pair is None else pair.group(2)
 
 
 _RFC5424 = re.compile(

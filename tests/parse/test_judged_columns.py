@@ -388,6 +388,8 @@ TRICKY_LOGFMT = [
     f"time={STAMP} level=",
     f'time={STAMP} level="debug',  # an unclosed quote
     f"time={STAMP} level=chatty lvl=debug",  # the first key present wins, level or not
+    f"time={STAMP} level=debug\tmsg=x",  # a value ends at any white space
+    f'time={STAMP} level=debug"x',  # and at a quote
 ]
 
 
