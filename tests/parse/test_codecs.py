@@ -413,7 +413,7 @@ GAPS = st.sampled_from([" ", "  ", "\t", "\u2003", "[", "(", "<", ">", ":", ")",
 LEVELISH = st.sampled_from(
     ["debug", "DEBUG", "Debug", "D", "d", "DBG", "FINE", "finer", "Verbose", "TRC", "trace",
      "INFO", "I", "i", "\u0130", "\u212a", "WARN", "error", "x", "node-3", '"GET', "debugger",
-     "xDEBUG", "notice"]
+     "xDEBUG", "notice", "GET", "API:"]
 )  # fmt: skip
 LEVEL_AFTER_TIME = st.tuples(
     TIMES_FIRST,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import LineSourceConfig
-from aggregator.parse.codecs import make_codec, parse_lines
+from aggregator.parse.codecs import LEVEL_KEYS, make_codec, parse_lines
 from aggregator.parse.decode import Decoding
 from aggregator.parse.worker import CodecSpec, judged_columns, parse_region
 from aggregator.record.verdicts import Rows, judge, reads_of
@@ -330,7 +330,7 @@ PRODUCTION_WHERES = (
     "level>=warn or http.status=404",
     'level=debug and not http.path contains "api"',
     "not level<=debug",
-    "level in (trace, debug) or exists(log.level) or exists(http)",
+    "level in (trace, debug) or exists(log.x) or exists(http)",  # no level key: short ways
 )
 
 
@@ -348,12 +348,14 @@ def test_the_worker_judges_each_production_kind_as_where_test(kind: str, tmp_pat
     extra = [
         f"{STAMP} DEBUG checkpoint",
         f"{STAMP} [trace] x",
+        f"{STAMP} GET /x DEBUG",  # an upper-case word that names no level, then one
         "Nov 25 10:00:00 node-3 app[1]: <Debug> y",
         f'time="{STAMP}" level=trace msg="z"',
         f'time="{STAMP}" msg="level=debug" level=info',
         f"time={STAMP} loglevel=debug",
         '10.0.0.1 - - [25/Nov/2026:10:00:00 +0000] "GET /healthz HTTP/1.1" 200 1 DEBUG',
     ]
+    assert reads_of(PRODUCTION_WHERES).keys.isdisjoint(LEVEL_KEYS)  # else all parsed whole
     region = b"\n".join(lines + [line.encode() for line in extra])
     judged, tested = as_judged(region, PRODUCTION_WHERES), as_where_tests(region, PRODUCTION_WHERES)
     assert judged == tested
