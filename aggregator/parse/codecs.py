@@ -250,10 +250,10 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line, 0, telling.words)
         ts, end = stamp
-        if _may_begin(line, end, telling.initials):
-            return ts, _level_after(line, end, telling.words)
-        if _names_a_level(line, end) or not _holds_word(line, end, telling.words):
-            return ts, None  # a level, not one of those; or none
+        if not _may_begin(line, end, telling.initials) and not _holds_word(
+            line, end, telling.words
+        ):
+            return ts, None
         return ts, _level_after(line, end, telling.words)
 
 
@@ -276,16 +276,6 @@ def _level_after(line: str, end: int, words: tuple[str, ...] | None) -> str | No
         if level is not None:
             return level
     return level_word(line, end, words)
-
-
-def _names_a_level(line: str, end: int) -> bool:
-    """Whether the word right after a time that ends at ``end`` is in upper case and names
-    a level as ``_level_after`` reads it first (``INFO``: one dict lookup decides)."""
-    start = end + 1 if line[end : end + 1] == " " else end
-    if start >= len(line) or not line[start].isupper():
-        return False
-    space = line.find(" ", start, end + 12)
-    return line[start : space if space > 0 else end + 12] in _LEVEL_TOKENS
 
 
 def _may_begin(line: str, end: int, initials: frozenset[str]) -> bool:
