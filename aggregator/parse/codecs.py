@@ -16,7 +16,7 @@ the line: when it cannot parse one it says why in ``error`` and the record keeps
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, NamedTuple, Protocol, cast
 
 from aggregator.lazyjson import loads
 from aggregator.parse.timestamps import (
@@ -32,6 +32,8 @@ from aggregator.parse.timestamps import (
 
 Parsed = tuple[int | None, str | None, dict[str, Any] | None, str | None]
 NOTHING: Parsed = (None, None, None, None)
+Stamped = tuple[int | None, str | None]
+"""A line's time and level."""
 Columns = tuple[
     Sequence[int | None],
     Sequence[str | None],
@@ -91,6 +93,9 @@ class FieldPicker:
         self.auto = ts_parser is parse_auto
         """Whether ``ts_parser`` is ``parse_auto``: then called as compiled code calls compiled
         code, not through an attribute holding a callable."""
+        self.apart = not any(key in LEVEL_KEYS for key in self.ts_keys)
+        """Whether no time key is a level key (then a line's level never depends on its
+        time)."""
 
     def parse_time(self, value: object) -> int | None:
         return parse_auto(value) if self.auto else self.ts_parser(value)
@@ -114,14 +119,34 @@ class FieldPicker:
                     error = f"{key}: not a timestamp: {str(value)[:60]!r}"
                     fields[key] = value
                 break
-        for key in LEVEL_KEYS:
-            value = fields.get(key, _MISSING)
-            if value is not _MISSING:
-                level = normalise_level(value)
-                if level is not None:
-                    del fields[key]
-                break
+        key = level_key(fields)
+        if key:
+            level = normalise_level(fields[key])
+            if level is not None:
+                del fields[key]
         return ts, level, fields or None, error
+
+
+_LEVEL_KEYS: Final[tuple[str, ...]] = LEVEL_KEYS
+
+
+def level_key(fields: dict[str, Any], taken: str = "") -> str:
+    """The key a line's level is read from: the first of ``LEVEL_KEYS`` in ``fields``
+    (``taken`` left out: a time key whose time was read, which ``pick`` takes out first),
+    whatever its value; "" when there is none."""
+    keys = _LEVEL_KEYS  # compiled: a tuple's items by index, a dict's ``in`` natively
+    for index in range(len(keys)):
+        key = keys[index]
+        if key in fields and not (taken and key == taken):
+            return key
+    return ""
+
+
+def level_in(fields: dict[str, Any]) -> str | None:
+    """The level ``FieldPicker.pick`` finds in ``fields`` (which have no time key that is also
+    a level key), leaving them as they are."""
+    key = level_key(fields)
+    return normalise_level(fields[key]) if key else None
 
 
 class RawCodec:
@@ -155,10 +180,8 @@ def level_word(line: str, start: int = 0, words: tuple[str, ...] | None = None) 
     """The level a text line names within its first 80 characters, if any. With ``words``
     (``level_words``), None unless those characters, in lower case, hold one of them: what
     a ``where`` that tells only some levels apart needs (``verdicts.telling_levels``)."""
-    if words is not None:
-        window = line[start:80].lower()
-        if not any(word in window for word in words):
-            return None
+    if words is not None and not _holds_word(line, start, words):
+        return None
     if _UPPER_LEVEL.search(line, start, 80) is not None:
         match = _LEVEL_WORD.search(line, start, 80)
         if match is None:
@@ -166,6 +189,12 @@ def level_word(line: str, start: int = 0, words: tuple[str, ...] | None = None) 
         return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
     bracketed = _BRACKETED_LEVEL.search(line, start, 80)
     return None if bracketed is None else _LEVEL_NAMES.get(bracketed.group(1).lower())
+
+
+def _holds_word(line: str, start: int, words: tuple[str, ...]) -> bool:
+    """Whether ``line[start:80]``, in lower case, holds one of ``words``."""
+    window = line[start:80].lower()
+    return any(word in window for word in words)
 
 
 def level_words(levels: Iterable[str]) -> tuple[str, ...]:
@@ -210,21 +239,85 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line, 0, words), None, None
         ts, end = stamp
-        start = end + 1 if line[end : end + 1] == " " else end
-        space = line.find(" ", start, end + 12)
-        word = line[start : space if space > 0 else end + 12]
-        level = _LEVEL_TOKENS.get(word)  # the commonest layout, "TS LEVEL ...": one lookup
+        return ts, _level_after(line, end, words), None, None
+
+    def stamp_and_telling_level(self, line: str, telling: "LevelNames") -> Stamped:
+        """``parse(line, telling.words)``'s time, and its level if that is one of the levels
+        ``telling`` was made for; else that level or None. Cheaper where the word after the
+        time cannot name one of them (``LevelNames.initials``) and the rest of the first
+        80 characters holds none of ``telling.words``: no level looked for at all."""
+        stamp = line_start_span(line)
+        if stamp is None:
+            return None, level_word(line, 0, telling.words)
+        ts, end = stamp
+        if not _may_begin(line, end, telling.initials) and not _holds_word(
+            line, end, telling.words
+        ):
+            return ts, None
+        return ts, _level_after(line, end, telling.words)
+
+
+def _level_after(line: str, end: int, words: tuple[str, ...] | None) -> str | None:
+    """The level ``TextCodec.parse`` reads in a line whose time ends at ``end``: the word
+    right after the time (that is where most formats put it, and one dict lookup is much
+    cheaper than a search), else ``level_word`` from there."""
+    start = end + 1 if line[end : end + 1] == " " else end
+    space = line.find(" ", start, end + 12)
+    word = line[start : space if space > 0 else end + 12]
+    level = _LEVEL_TOKENS.get(word)  # the commonest layout, "TS LEVEL ...": one lookup
+    if level is not None:
+        return level
+    if not (word and word.isprintable()):  # printable: no white space, the first word
+        token = line[end : end + 12].split(None, 1)
+        word = token[0] if token else ""
+    name = word.strip(_BRACKETS)
+    if name and (name.isupper() or len(name) < len(word)):
+        level = _LEVEL_NAMES.get(name.lower())
         if level is not None:
-            return ts, level, None, None
-        if not (word and word.isprintable()):  # printable: no white space, the first word
-            token = line[end : end + 12].split(None, 1)
-            word = token[0] if token else ""
-        bare = word.strip(_BRACKETS)
-        if bare and (bare.isupper() or len(bare) < len(word)):
-            level = _LEVEL_NAMES.get(bare.lower())
-            if level is not None:
-                return ts, level, None, None
-        return ts, level_word(line, end, words), None, None
+            return level
+    return level_word(line, end, words)
+
+
+def _may_begin(line: str, end: int, initials: frozenset[str]) -> bool:
+    """Whether the word after a time that ends at ``end`` may name a level whose names begin
+    with ``initials`` (``_level_after``): its first character that is neither white space nor
+    a bracket, within the 12 it reads, is one of them."""
+    index, limit = end, min(len(line), end + 12)
+    while index < limit:
+        char = line[index]
+        if char in initials:
+            return True
+        if char != " " and char not in _SKIPPED and not char.isspace():
+            return False
+        index += 1
+    return False
+
+
+_SKIPPED: Final = frozenset(_BRACKETS)
+
+
+_LOWER_TO_ASCII: Final = {"\u0130": "i", "\u212a": "k"}
+"""The characters outside ASCII whose lower case begins with an ASCII letter (``İ`` is ``i``
+and a combining dot, the Kelvin sign ``k``): a test checks there are no others."""
+
+
+class LevelNames(NamedTuple):
+    """What a text line must hold to name one of some levels (``verdicts.telling_levels``)."""
+
+    words: tuple[str, ...]
+    """``level_words``: one of them in the line's first 80 characters, in lower case."""
+    initials: frozenset[str]
+    """Or right after its time, a word beginning with one of these (brackets skipped): each
+    name of the levels' first letter, either case, and what lower-cases to it."""
+
+
+def names_of_levels(levels: Iterable[str]) -> LevelNames:
+    """What ``TextCodec.stamp_and_telling_level`` looks for to find one of ``levels``."""
+    wanted = set(levels)
+    firsts = {name[0] for name, level in _LEVEL_NAMES.items() if level in wanted}
+    others = [char for char, lower in _LOWER_TO_ASCII.items() if lower in firsts]
+    initials = frozenset(firsts | {first.upper() for first in firsts} | set(others))
+    return LevelNames(level_words(wanted), initials)
 
 
 class JsonCodec:
@@ -283,7 +376,10 @@ class LogfmtCodec:
         """``picker.stamp(parse_logfmt(line))``, unescaping only the time's value; a line
         that starts with its time (``time="…" level=info …``) is not read further than that
         pair when no other pair can be a time that would win (``_first_pair_wins``)."""
-        first = _LOGFMT_PAIR.match(line)
+        return self._stamp(line, _LOGFMT_PAIR.match(line))
+
+    def _stamp(self, line: str, first: "re.Match[str] | None") -> int | None:
+        """``stamp(line)``, ``first`` the line's first pair if it starts with one."""
         if first is not None and self._first_pair_wins(line, first.group(1), first.end()):
             return self.picker.parse_time(_unquote(first.group(2)))
         pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))  # the last of a key wins
@@ -310,7 +406,15 @@ class LogfmtCodec:
 
     def stamp_and_level(self, line: str) -> tuple[int | None, str | None]:
         """``parse(line)``'s time and level, unescaping only their values: what a ``where``
-        reads of a line that holds none of the keys it reads."""
+        reads of a line that holds none of the keys it reads. The level's pair is found by
+        ``str.find`` where that is sure to find the pair ``parse`` reads (``_level_pair``),
+        and the time as ``stamp`` finds it; else every pair is read."""
+        first = _LOGFMT_PAIR.match(line)
+        if first is not None and self.picker.apart:
+            value = _level_pair(line, first)
+            if value is not _UNSURE:
+                level = None if value is _MISSING else normalise_level(_unquote(str(value)))
+                return self._stamp(line, first), level
         pairs: dict[str, str] = dict(_LOGFMT_PAIR.findall(line))
         ts, taken = None, ""
         for key in self.picker.ts_keys:
@@ -319,11 +423,50 @@ class LogfmtCodec:
                 ts = self.picker.parse_time(_unquote(value))
                 taken = key if ts is not None else ""  # ``pick`` takes out a time it reads
                 break
-        for key in LEVEL_KEYS:
-            value = pairs.get(key)
-            if value is not None and key != taken:
-                return ts, normalise_level(_unquote(value))
-        return ts, None
+        key = level_key(pairs, taken)
+        return ts, normalise_level(_unquote(pairs[key])) if key else None
+
+
+_UNSURE: Final = object()
+_LEVEL_MARKS: Final = tuple(f"{key}=" for key in LEVEL_KEYS)
+"""What a logfmt line holds where it has a pair of each of ``LEVEL_KEYS``."""
+
+
+def _level_pair(line: str, first: "re.Match[str]") -> object:
+    """The value (still quoted) of the pair ``parse_logfmt(line)`` gives its level key
+    (``level_key``), ``_MISSING`` if it has none, or ``_UNSURE`` where ``str.find`` cannot
+    say: ``first`` is the line's first pair, and after it, until a ``"``, every pair starts
+    at the line's first ``KEY=`` after white space (nothing before can reach over white space
+    without quotes). So a ``KEY=`` after ``first``, after white space, before any ``"``, and
+    the line's last, is the last pair of that key; no ``KEY=`` at all, no pair of it."""
+    start = first.end()
+    quote = line.find('"', start)
+    for index in range(len(LEVEL_KEYS)):
+        key, mark = LEVEL_KEYS[index], _LEVEL_MARKS[index]
+        at = line.find(mark, start)
+        if first.group(1) == key:
+            return first.group(2) if at < 0 else _UNSURE
+        if at < 0:
+            continue
+        if 0 <= quote < at or (at > start and not line[at - 1].isspace()):
+            return _UNSURE
+        if line.find(mark, at + len(mark)) >= 0:
+            return _UNSURE
+        return _value_at(line, at, at + len(mark))
+    return _MISSING
+
+
+def _value_at(line: str, at: int, start: int) -> object:
+    """The value of the logfmt pair at ``at`` whose ``KEY=`` ends at ``start``
+    (``_LOGFMT_PAIR``'s group 2): unquoted, up to the next space (no other white space, which
+    is not printable, and no ``"`` in it); else as the pattern finds it."""
+    if line[start : start + 1] != '"':
+        space = line.find(" ", start)
+        value = line[start:] if space < 0 else line[start:space]
+        if value.isprintable() and '"' not in value:
+            return value
+    pair = _LOGFMT_PAIR.match(line, at)
+    return _UNSURE if pair is None else pair.group(2)
 
 
 _RFC5424 = re.compile(

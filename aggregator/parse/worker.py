@@ -13,7 +13,7 @@ import gc
 import marshal
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 from aggregator.fdio import read_exact, write_all
 from aggregator.lazyjson import loads
@@ -25,10 +25,11 @@ from aggregator.parse.codecs import (
     Columns,
     FieldPicker,
     JsonCodec,
-    level_words,
+    LevelNames,
+    level_in,
     logfmt_like,
     make_codec,
-    normalise_level,
+    names_of_levels,
     parse_lines,
 )
 from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, EnvelopeRegion
@@ -168,16 +169,11 @@ def parse_region(
     )
 
 
-_ABSENT: Final = object()
-_LEVEL_KEYS: Final[tuple[str, ...]] = LEVEL_KEYS
-
-
 class ShortWay(NamedTuple):
     """What ``judged_columns`` looks for in a line, from what its ``where``s read."""
 
-    words: tuple[str, ...] | None
-    """``level_word``'s ``words`` for the levels the ``where``s tell apart (None: no level
-    is needed)."""
+    telling: LevelNames | None
+    """What names a level the ``where``s tell apart (None: no level is needed)."""
     keys: tuple[str, ...]
     """The keys a ``where`` may read at the top of a line's fields (``Reads.keys``)."""
     marks: tuple[str, ...]
@@ -192,8 +188,8 @@ def short_way(wheres: tuple[str, ...]) -> ShortWay:
     reads = reads_of(wheres)
     keys = reads.keys
     shortest = sorted(key for key in keys if not any(key.startswith(k) for k in keys - {key}))
-    words = level_words(reads.levels) if reads.levels else None
-    return ShortWay(words, tuple(sorted(keys)), tuple(shortest))
+    telling = names_of_levels(reads.levels) if reads.levels else None
+    return ShortWay(telling, tuple(sorted(keys)), tuple(shortest))
 
 
 def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
@@ -225,7 +221,7 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
     ):
         return parse_lines(codec, texts)
     auto = codec if isinstance(codec, AutoCodec) else None
-    words, keys, marks = short_way(wheres)
+    telling, keys, marks = short_way(wheres)
     stamps: list[int | None] = []
     levels: list[str | None] = []
     fields: list[dict[str, Any] | None] = []
@@ -236,15 +232,15 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
             ts = picker.stamp(value) if value is not None else None
             if value is not None and ts is not None:
                 stamps.append(ts)
-                levels.append(_level_of(value) if words is not None else None)
+                levels.append(level_in(value) if telling is not None else None)
                 fields.append(value if any(key in value for key in keys) else None)
                 continue
         elif auto is not None and first and not (first == "<" and text[1:2].isdigit()):
             if "0" <= first <= "9" or not logfmt_like(text):  # ``auto`` reads it as text
-                if words is None:
+                if telling is None:
                     ts, level = auto.text.stamp(text), None
                 else:
-                    ts, level, _, _ = auto.text.parse(text, words)
+                    ts, level = auto.text.stamp_and_telling_level(text, telling)
                 stamps.append(ts)
                 levels.append(level)
                 fields.append(None)
@@ -252,7 +248,7 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
             if not any(mark in text for mark in marks):
                 ts, level = auto.logfmt.stamp_and_level(text)
                 stamps.append(ts)
-                levels.append(level if words is not None else None)
+                levels.append(level if telling is not None else None)
                 fields.append(None)
                 continue
         ts, level, extra, _ = codec.parse(text) if text else NOTHING
@@ -270,17 +266,6 @@ def _json_object(line: str) -> dict[str, Any] | None:
     except ValueError:  # orjson's JSONDecodeError
         return None
     return value if isinstance(value, dict) else None
-
-
-def _level_of(value: dict[str, Any]) -> str | None:
-    """The level ``FieldPicker.pick`` finds in a JSON object (without taking it out)."""
-    absent = _ABSENT
-    keys = _LEVEL_KEYS
-    for index in range(len(keys)):
-        found = value.get(keys[index], absent)
-        if found is not absent:
-            return normalise_level(found)
-    return None
 
 
 def _widen_pipe(fd: int) -> None:

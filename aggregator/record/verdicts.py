@@ -134,15 +134,15 @@ def wheres_of(texts: tuple[str, ...]) -> tuple[Where, ...]:
 
 
 class Reads(NamedTuple):
-    """What ``where``s read of a line's parse: its level, and which keys of its fields."""
+    """What ``where``s read of a line's parse: which keys of its fields, and which levels."""
 
-    level: bool
     keys: frozenset[str]
     """Each key a field name may be looked up by at the top of the fields (``lookup_field``:
     the whole dotted name, and each of its dotted prefixes)."""
     levels: frozenset[str] = frozenset()
     """The levels the ``where``s tell apart from no level: a level that is not one of them
-    gives every ``where`` the verdict no level gives (``telling_levels``)."""
+    gives every ``where`` the verdict no level gives (``telling_levels``; none: the
+    ``where``s need no level)."""
     line: bool = False
     """Whether a ``where`` reads the line itself."""
 
@@ -169,14 +169,14 @@ def reads_of(texts: tuple[str, ...]) -> Reads:
         elif isinstance(condition, And | Or):
             pending.extend(condition.parts)
     levels = telling_levels(level_leaves)
-    return Reads(bool(level_leaves), frozenset(keys), levels, line)
+    return Reads(frozenset(keys), levels, line)
 
 
 def telling_levels(leaves: Iterable[Leaf]) -> frozenset[str]:
     """The levels on which one of ``leaves`` (each on ``level``) gives another verdict than
     on no level (``MISSING``). A ``where`` reads a record's level only through such leaves,
     so its verdict on a record whose level is not one of these is its verdict on the record
-    without a level: a worker need not find such a level (``level_word``'s ``words``)."""
+    without a level: a worker need not find such a level (``codecs.names_of_levels``)."""
     telling: set[str] = set()
     for leaf in leaves:
         test = leaf.check.test_value
@@ -229,14 +229,14 @@ def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
     fields: list[dict[str, Any] | None] = (
         rows.fields if isinstance(rows.fields, list) else list(rows.fields)
     )
-    bare = 0
+    without_fields = 0
     for found in fields:
         if found is None:
-            bare += 1
-    if bare * 2 < count or reads_of(texts).line:
+            without_fields += 1
+    if without_fields * 2 < count or reads_of(texts).line:
         return bytes(_judged(texts, rows, list(range(count)), bytearray(count)))
     by_level = _verdicts_by_level(texts, rows)
-    if bare == count:
+    if without_fields == count:
         return bytes(map(by_level.__getitem__, rows.levels))
     levels: list[str | None] = list(rows.levels)
     verdicts = bytearray(
@@ -251,8 +251,8 @@ def _verdicts_by_level(texts: tuple[str, ...], rows: Rows) -> dict[str | None, i
     levels in ``rows`` (no ``where`` of ``texts`` reads the line)."""
     levels = list(set(rows.levels))
     count = len(levels)
-    bare = Rows(rows.source, rows.origin, [""] * count, levels, [None] * count)
-    verdicts = _judged(texts, bare, list(range(count)), bytearray(count))
+    one_a_level = Rows(rows.source, rows.origin, [""] * count, levels, [None] * count)
+    verdicts = _judged(texts, one_a_level, list(range(count)), bytearray(count))
     return dict(zip(levels, verdicts, strict=True))
 
 
@@ -265,14 +265,14 @@ def _judged(
     bits: list[int] | None = None
     everyone: list[int] = []  # the wheres every row passes (common): set in one go
     for number, where in enumerate(wheres_of(texts)):
-        passing = select(where.root, rows, indices)
-        if len(passing) == count:
+        passed = select(where.root, rows, indices)
+        if len(passed) == count:
             everyone.append(number)
             continue
         if bits is None:
             bits = list(verdicts)
         bit = 1 << number
-        for index in passing:
+        for index in passed:
             bits[index] |= bit
     if bits is not None:
         verdicts = bytearray(bits)

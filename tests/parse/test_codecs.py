@@ -14,6 +14,7 @@ from aggregator.parse.codecs import (
     _LEVEL_WORD,
     _LOGFMT_PAIR,
     _LOGFMT_START,
+    _LOWER_TO_ASCII,
     AutoCodec,
     LogfmtCodec,
     Parsed,
@@ -21,6 +22,7 @@ from aggregator.parse.codecs import (
     level_word,
     level_words,
     make_codec,
+    names_of_levels,
     normalise_level,
 )
 from aggregator.parse.timestamps import line_start_span
@@ -279,17 +281,22 @@ def test_level_words_are_the_pattern_s_shortest() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["time", "ts", "level", "lvl", "severity", "t", "msg", "k.v"]),
+            st.sampled_from(["time", "ts", "level", "lvl", "severity", "t", "msg", "k.v",
+                             "loglevel", "log.level", "xlevel", "a"]),
             st.sampled_from(["2026-11-25T10:00:00Z", '"2026-11-25 10:00:00"', "debug",
-                             '"WARN "', "30", "1764064800", "x", '"a \\"b\\""', ""]),
+                             '"WARN "', "30", "1764064800", "x", '"a \\"b\\""', "",
+                             '"x level=debug"', "level=trace", '"', "lvl=info"]),
+            st.sampled_from([" ", "  ", "\u2003", "", '"']),
         ),
         max_size=6,
-    ).map(lambda pairs: " ".join(f"{key}={value}" for key, value in pairs))
+    ).map(lambda pairs: "".join(f"{key}={value}{gap}" for key, value, gap in pairs))
 )  # fmt: skip
 def test_logfmt_time_and_level_alone_are_those_of_a_whole_parse(
     ts_field: str | None, line: str
 ) -> None:
-    """``stamp_and_level``: the time and level ``parse`` finds, whatever the time's key."""
+    """``stamp_and_level``: the time and level ``parse`` finds, whatever the time's key, with
+    the level's pair found by ``str.find`` or not (keys that hold others, ``KEY=`` inside
+    values quoted or not, a key twice, white space outside ASCII)."""
     codec = make_codec("logfmt", ts_field)
     assert isinstance(codec, LogfmtCodec)
     ts, level, _, _ = codec.parse(line)
@@ -385,3 +392,56 @@ def test_text_levels_as_before(stamp: str, rest: str) -> None:
     the same times and levels as splitting the window for it."""
     line = stamp + rest
     assert TextCodec().parse(line) == _text_parse_before(line)
+
+
+def test_only_two_characters_outside_ascii_lower_case_to_an_ascii_letter() -> None:
+    """``names_of_levels`` adds to a level's initials what lower-cases to one of them: the
+    characters ``_LOWER_TO_ASCII`` names are all there are."""
+    found = {
+        char: char.lower()[0]
+        for char in map(chr, range(0x80, 0x110000))
+        if char.lower()[:1].isascii() and char.lower()[:1].isalpha()
+    }
+    assert found == _LOWER_TO_ASCII
+
+
+TIMES_FIRST = st.sampled_from(
+    ["2026-11-25T10:00:00Z", "Nov 25 10:00:00", "10.0.0.1 - - [25/Nov/2026:10:00:00 +0000]",
+     "2026-11-25 10:00:00,041", "", "x"]
+)  # fmt: skip
+GAPS = st.sampled_from([" ", "  ", "\t", "\u2003", "[", "(", "<", ">", ":", ")", "]"])
+LEVELISH = st.sampled_from(
+    ["debug", "DEBUG", "Debug", "D", "d", "DBG", "FINE", "finer", "Verbose", "TRC", "trace",
+     "INFO", "I", "i", "\u0130", "\u212a", "WARN", "error", "x", "node-3", '"GET', "debugger",
+     "xDEBUG", "notice", "GET", "API:"]
+)  # fmt: skip
+LEVEL_AFTER_TIME = st.tuples(
+    TIMES_FIRST,
+    st.lists(GAPS, max_size=3).map("".join),
+    LEVELISH,
+    st.lists(st.one_of(GAPS, LEVELISH), max_size=8).map("".join),
+).map("".join)
+
+
+@settings(max_examples=800)
+@given(
+    LEVEL_AFTER_TIME,
+    st.sets(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal"]), min_size=1),
+)
+def test_a_text_line_s_telling_level_is_the_parse_s(line: str, levels: set[str]) -> None:
+    """``stamp_and_telling_level``: ``parse``'s time, and ``parse``'s level when that is one
+    of ``levels`` (else none of them), though it reads less where none can be there."""
+    codec = TextCodec()
+    names = names_of_levels(levels)
+    ts, level, _, _ = codec.parse(line, names.words)
+    found_ts, found = codec.stamp_and_telling_level(line, names)
+    assert found_ts == ts
+    assert found == level if level in levels else found not in levels
+
+
+def test_the_initials_of_trace_and_debug() -> None:
+    """What a word right after the time may begin with to name trace or debug (``d``,
+    ``dbg``, ``fine``, ``verbose``, ``trc``…), in either case; info (``notice``, ``i``),
+    and what lower-cases to ``i``."""
+    assert names_of_levels({"trace", "debug"}).initials == set("DFTVdftv")
+    assert names_of_levels({"info"}).initials == set("INin\u0130")  # info, notice, and İ

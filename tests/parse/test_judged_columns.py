@@ -1,14 +1,22 @@
 """A worker judging ``where``s for an output that shows only times parses no more than they
 read (``judged_columns``, issue #29): its verdicts are those of every line parsed whole."""
 
+import importlib.util
+import random
+from pathlib import Path
+from types import ModuleType
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.parse.codecs import make_codec, parse_lines
+from aggregator.config import LineSourceConfig
+from aggregator.parse.codecs import LEVEL_KEYS, make_codec, parse_lines
+from aggregator.parse.decode import Decoding
 from aggregator.parse.worker import CodecSpec, judged_columns, parse_region
 from aggregator.record.verdicts import Rows, judge, reads_of
+from aggregator.record.where import where_of
 
 STAMP = "2026-11-25T10:00:00.123456Z"
 LINES = [
@@ -105,9 +113,9 @@ def test_a_json_line_s_fields_are_its_object_and_text_is_only_stamped() -> None:
 def test_reads_of_names_every_key_a_lookup_may_try() -> None:
     """A dotted name is looked up whole and by each of its prefixes (``lookup_field``)."""
     reads = reads_of(("level >= warn and not a.b.c = 1 or exists(d)", "source = x"))
-    assert reads.level
+    assert reads.levels == {"warn", "error", "fatal"}
     assert reads.keys == {"a", "a.b", "a.b.c", "d"}
-    assert not reads_of(("line contains x",)).level
+    assert not reads_of(("line contains x",)).levels
 
 
 def test_a_region_judged_for_times_only_matches_a_whole_parse() -> None:
@@ -133,7 +141,8 @@ LEVEL_SPELLINGS = st.sampled_from(
 )  # fmt: skip
 WORDS = st.sampled_from(
     ["GET", "/healthz", "http", "http.status=500", "status", "dockerd[12]:", "user", "order",
-     "[", "]", "(", "<", ">", ":", "-", "\u00e9", "\\", "\\u0068ttp", " ", "  ", "=", '"']
+     "[", "]", "(", "<", ">", ":", "-", "\u00e9", "\\", "\\u0068ttp", " ", "  ", "=", '"',
+     "level=debug", "lvl=TRACE", "a=level=debug", 'msg="level=debug"', "\u2003level=debug"]
 )  # fmt: skip
 KEYS = st.sampled_from(
     ["http", "http.status", "http.path", "msg", "level", "lvl", "severity", "loglevel",
@@ -283,3 +292,113 @@ def test_a_key_written_with_an_escape_is_read() -> None:
     _, _, fields, _ = judged_columns(make_codec("auto"), [line], where)
     assert fields == [{"ts": STAMP, "http": {"status": 500}}]
     assert judge(where, Rows("app", "a.log", [line], [None], fields)) == b"\x01"
+
+
+# The worker's judging against the where itself: ``Where.test`` on each record decoded whole
+# (``Decoding``, as a sink that judges nothing would test it), not against another judging.
+
+PRODUCTION_WHERE = 'not level<info and not http.status>=500 and not http.path~"^/health"'
+WORKLOAD = Path(__file__).parents[2] / "bench" / "workload.py"
+
+
+def _workload() -> ModuleType:
+    """bench/workload.py: the production-shaped files the where's cost is measured on."""
+    spec = importlib.util.spec_from_file_location("workload", WORKLOAD)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def as_where_tests(region: bytes, wheres: tuple[str, ...]) -> list[list[bool]]:
+    """For each of ``wheres``, ``Where.test`` on each record of ``region`` decoded whole."""
+    records = Decoding("app", LineSourceConfig()).lane("a.log").feed(region + b"\n")
+    return [[where_of(text).test(record) for record in records] for text in wheres]
+
+
+def as_judged(region: bytes, wheres: tuple[str, ...]) -> list[list[bool]]:
+    """For each of ``wheres``, the worker's verdict on each line of ``region``, judged for an
+    output that shows only lines and times (``judged_columns``' short ways)."""
+    spec = CodecSpec("auto", None, "auto", None, "stamps", source="app", wheres=wheres)
+    verdicts = parse_region(spec, region, 1 << 20, "a.log").verdicts
+    assert verdicts is not None
+    return [[bool(byte >> number & 1) for byte in verdicts] for number in range(len(wheres))]
+
+
+PRODUCTION_WHERES = (
+    PRODUCTION_WHERE,
+    "level>=warn or http.status=404",
+    'level=debug and not http.path contains "api"',
+    "not level<=debug",
+    "level in (trace, debug) or exists(log.x) or exists(http)",  # no level key: short ways
+)
+
+
+@pytest.mark.parametrize("kind", sorted(set(_workload().KINDS)))
+def test_the_worker_judges_each_production_kind_as_where_test(kind: str, tmp_path: Path) -> None:
+    """Each kind of line of the production-shaped workload (JSON with and without the keys
+    read, nginx, syslog, Python logging with tracebacks, logfmt), with debug and trace lines
+    added in the ways text and logfmt write them: the worker's verdicts are ``Where.test``'s."""
+    workload = _workload()
+    rng = random.Random(29)
+    lines: list[bytes] = []
+    for number in range(400):
+        for _, line in workload.MAKERS[kind](rng, 1_764_064_800_000_000 + number, f"id=0-{number}"):
+            lines.append(line)
+    extra = [
+        f"{STAMP} DEBUG checkpoint",
+        f"{STAMP} [trace] x",
+        f"{STAMP} GET /x DEBUG",  # an upper-case word that names no level, then one
+        "Nov 25 10:00:00 node-3 app[1]: <Debug> y",
+        f'time="{STAMP}" level=trace msg="z"',
+        f'time="{STAMP}" msg="level=debug" level=info',
+        f"time={STAMP} loglevel=debug",
+        '10.0.0.1 - - [25/Nov/2026:10:00:00 +0000] "GET /healthz HTTP/1.1" 200 1 DEBUG',
+    ]
+    assert reads_of(PRODUCTION_WHERES).keys.isdisjoint(LEVEL_KEYS)  # else all parsed whole
+    region = b"\n".join(lines + [line.encode() for line in extra])
+    judged, tested = as_judged(region, PRODUCTION_WHERES), as_where_tests(region, PRODUCTION_WHERES)
+    assert judged == tested
+    assert (any(tested[0]) and not all(tested[0])) or kind != "api-json"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(ANY_LINE, min_size=1, max_size=25),
+    st.lists(production_wheres(), min_size=1, max_size=3),
+)
+def test_the_worker_judges_varied_lines_as_where_test(lines: list[str], wheres: list[str]) -> None:
+    """Lines of every kind ``auto`` tells apart (levels right after the time and further on,
+    bracketed, in any case, look-alike letters; keys written plainly, quoted, escaped,
+    nested): each line's verdict from the worker is ``Where.test`` on its record."""
+    texts = tuple(dict.fromkeys(wheres))
+    region = "\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines).encode()
+    assert as_judged(region, texts) == as_where_tests(region, texts)
+
+
+TRICKY_LOGFMT = [
+    f'time={STAMP} msg="a level=debug"',  # in a quoted value: no pair
+    f"time={STAMP} a=level=debug",  # in an unquoted value: no pair
+    f"time={STAMP} level=info level=debug",  # the last pair of a key wins
+    f"level=info time={STAMP} level=debug",  # the first pair, and a later one
+    f"level=debug time={STAMP}",  # the first pair alone
+    f'time="{STAMP}" level="debug" msg="x"',
+    f"time={STAMP} loglevel=info level=debug",  # ``level`` before ``loglevel``
+    f"time={STAMP} lvl=debug severity=info",  # ``lvl`` before ``severity``
+    f"time={STAMP} xlevel=debug",
+    f"time={STAMP}\u2003level=debug",  # white space outside ASCII
+    f"time={STAMP} level=",
+    f'time={STAMP} level="debug',  # an unclosed quote
+    f"time={STAMP} level=chatty lvl=debug",  # the first key present wins, level or not
+    f"time={STAMP} level=debug\tmsg=x",  # a value ends at any white space
+    f'time={STAMP} level=debug"x',  # and at a quote
+]
+
+
+@pytest.mark.parametrize("line", TRICKY_LOGFMT)
+def test_a_logfmt_level_found_by_find_is_the_parse_s(line: str) -> None:
+    """Where ``str.find`` finds a logfmt line's level pair, it is the pair a whole parse reads:
+    a key inside a value is none, the last of a key wins, the first key present wins."""
+    wheres = ("not level<info", "level=debug", "exists(level)")
+    region = line.encode()
+    assert as_judged(region, wheres) == as_where_tests(region, wheres)
