@@ -4,6 +4,7 @@ while lines flow, neither drops nor passes a record the sink's own test would no
 
 import asyncio
 import datetime
+import functools
 import signal
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from aggregator.parse.codecs import make_codec, parse_lines
 from aggregator.record.record import Record
 from aggregator.record.where import where_of
-from tests.conftest import Cli, start_cli, wait_until
+from tests.conftest import Cli, start_cli, wait_while_growing
+from tests.helpers.outputs import finished_count, finished_lines
 
 pytestmark = pytest.mark.slow
 
@@ -98,11 +100,11 @@ def passes(text: str, lines: list[str]) -> list[bool]:
 
 
 def read_lines(path: Path, fmt: str) -> list[str]:
-    """The lines a sink wrote (the record's line, from json output)."""
-    text = path.read_text() if path.exists() else ""
+    """The lines a sink has finished writing (the record's line, from json output)."""
+    lines = finished_lines(path)
     if fmt == "raw":
-        return text.splitlines()
-    return [orjson.loads(member)["line"] for member in text.splitlines()]
+        return [line.decode() for line in lines]
+    return [orjson.loads(member)["line"] for member in lines]
 
 
 @pytest.mark.parametrize("fmt", ["raw", "json"])
@@ -122,17 +124,18 @@ async def test_a_reload_that_changes_and_adds_judged_wheres_drops_nothing(
     cli_processes.append(cli)
     writers = [Writer(name, tmp_path / f"{name}.log") for name in ("p", "q")]
     all_out = tmp_path / "all.out"
-    await wait_until(lambda: len(read_lines(all_out, fmt)) > 3000, "lines through before")
+    out_lines = functools.partial(finished_count, all_out)  # counted, not parsed: cheap
+    await wait_while_growing(lambda: out_lines() > 3000, out_lines, "lines through before")
     config.write_text(config_text(tmp_path, fmt, reloaded=True))
     assert cli.proc.pid is not None
     cli.proc.send_signal(signal.SIGHUP)
     await cli.wait_for(lambda: any("reloaded:" in text for text in cli.err), "the reload")
     written = sum(writer.count for writer in writers)
-    await wait_until(lambda: len(read_lines(all_out, fmt)) > written + 3000, "lines after")
+    await wait_while_growing(lambda: out_lines() > written + 3000, out_lines, "lines after")
     for writer in writers:
         await writer.stop()
     total = sum(writer.count for writer in writers)
-    await wait_until(lambda: len(read_lines(all_out, fmt)) == total, "every line in all")
+    await wait_while_growing(lambda: out_lines() == total, out_lines, "every line in all")
     assert await cli.stop() == 0
     merged = read_lines(all_out, fmt)
     assert len(set(merged)) == total
