@@ -45,10 +45,17 @@ async def listening_sockets(host: str, port: int) -> list[socket.socket]:
     accepts from them yet."""
     loop = asyncio.get_running_loop()
     bound = await loop.create_server(asyncio.Protocol, host, port, start_serving=False)
-    sockets = [transport_socket.dup() for transport_socket in bound.sockets]
-    bound.close()  # its own descriptors: the duplicates keep the sockets
-    for sock in sockets:
-        sock.listen(BACKLOG)
+    sockets: list[socket.socket] = []
+    try:
+        for transport_socket in bound.sockets:
+            sockets.append(transport_socket.dup())
+            sockets[-1].listen(BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    finally:
+        bound.close()  # its own descriptors: the duplicates keep the sockets
     return sockets
 
 
@@ -111,17 +118,27 @@ class WebServer:
             loop.remove_reader(sock.fileno())
 
     async def _serve(self) -> None:
-        """Load websockets and give its server the listening sockets (and what waits there)."""
-        from aggregator.web.routes import Routes, serve_on
+        """Load websockets and give its server the listening sockets (and what waits there).
 
-        routes = Routes(self._gate, load_assets(), self._telemetry, self._admit, self._stats)
-        while self._waiting:
-            sock = self._waiting.pop(0)
-            try:
-                self._servers.append(await serve_on(sock, routes, self._subscribe, self.config))
-            except BaseException:
+        What fails here (a broken install: the page's files or websockets missing) is said
+        once and the port closed, so that clients are refused rather than left waiting; the
+        records go on to the other sinks."""
+        try:
+            from aggregator.web.routes import Routes, serve_on
+
+            routes = Routes(self._gate, load_assets(), self._telemetry, self._admit, self._stats)
+            while self._waiting:
+                sock = self._waiting.pop(0)
+                try:
+                    self._servers.append(await serve_on(sock, routes, self._subscribe, self.config))
+                except BaseException:
+                    sock.close()
+                    raise
+        except Exception as error:
+            log.error("sinks.%s: cannot serve on %s: %s", self.name, self.config.listen, error)
+            waiting, self._waiting = self._waiting, []
+            for sock in waiting:
                 sock.close()
-                raise
 
     async def close(self) -> None:
         """Stop accepting, close every connection with 1001 and wait for their handlers.

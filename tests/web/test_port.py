@@ -3,12 +3,14 @@
 
 import asyncio
 import contextlib
+import shutil
 import socket
 from pathlib import Path
 
 import orjson
 from websockets.asyncio.client import connect
 
+import aggregator
 from aggregator.config import parse_config
 from aggregator.sinks import SinkContext
 from aggregator.web.stream import WebSocketSink
@@ -139,3 +141,31 @@ def test_a_close_while_the_server_loads_for_a_first_client() -> None:
         runner.run(sink.open())
         answer = runner.run(connect_then_close())
     assert answer == b"" or answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+async def test_a_broken_install_refuses_the_port_and_goes_on(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """An install that lost the page's files fails only when the first client comes: that
+    is said once, naming the sink's address, the client is refused rather than left waiting,
+    the records still go out, and a stop ends cleanly."""
+    broken = tmp_path / "broken"
+    shutil.copytree(
+        Path(aggregator.__file__).parent,
+        broken / "aggregator",
+        ignore=shutil.ignore_patterns("*.so", "__pycache__", "static"),
+    )
+    (tmp_path / "a.log").write_text("2026-01-01T10:00:00Z first\n")
+    cli = await start_cli(
+        "tail", "a.log", "--ws", "127.0.0.1:0", cwd=tmp_path, env={"PYTHONPATH": str(broken)}
+    )
+    cli_processes.append(cli)
+    host, port = await cli.serving()
+    await cli.wait_for_out("first")
+    with socket.create_connection((host, port), timeout=DEADLINE) as client:
+        client.sendall(HEALTH_REQUEST)
+        assert await asyncio.to_thread(answer_of, client) == b""
+    said = "cannot serve on 127.0.0.1:0"
+    await cli.wait_for(lambda: any(said in line for line in cli.err), "the failure said")
+    assert sum(said in line for line in cli.err) == 1
+    assert await cli.stop() == 0
