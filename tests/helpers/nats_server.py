@@ -22,6 +22,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class PortTaken(AssertionError):
+    """nats-server could not listen: its port was taken since it was chosen."""
+
+
 class NatsServer:
     """One nats-server; ``start`` returns once it says it is ready (JetStream included)."""
 
@@ -30,16 +34,37 @@ class NatsServer:
         self.extra = extra or []  # --auth TOKEN, --user/--pass, --tls …
         self.store = root / "store"
         self.log = root / "server.log"
-        self.port = free_port()
+        self._port = free_port()
+        self.port_told = False
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+
+    @property
+    def port(self) -> int:
+        """Its port; once told, kept (a test may hand it to a program before the start)."""
+        self.port_told = True
+        return self._port
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     async def start(self, jetstream: bool = True) -> None:
-        """Start it (``jetstream=False``: a server without JetStream, to be refused by)."""
+        """Start it (``jetstream=False``: a server without JetStream, to be refused by).
+
+        The free port was chosen before; if another process took it meanwhile and nobody
+        was told this server's address yet, it starts again on another free port."""
+        for _ in range(3):
+            try:
+                await self._start_once(jetstream)
+                return
+            except PortTaken:
+                if self.port_told or self.starts > 0:
+                    raise
+                self._port = free_port()
+        raise AssertionError("nats-server found no free port in 3 tries")
+
+    async def _start_once(self, jetstream: bool) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.write_bytes(b"")
         self.proc = await asyncio.create_subprocess_exec(
@@ -50,7 +75,7 @@ class NatsServer:
             "-a",
             "127.0.0.1",
             "-p",
-            str(self.port),
+            str(self._port),
             "-l",
             str(self.log),
             *self.extra,
@@ -62,7 +87,11 @@ class NatsServer:
 
         def ready() -> bool:
             if proc.returncode is not None:
-                raise AssertionError(f"nats-server exited: {self.log.read_text()[-2000:]}")
+                said = self.log.read_text()[-2000:]
+                if "address already in use" in said:
+                    self.starts -= 1
+                    raise PortTaken(said)
+                raise AssertionError(f"nats-server exited: {said}")
             return "Server is ready" in self.log.read_text()
 
         await wait_until(ready, "nats-server to be ready")
