@@ -8,6 +8,8 @@ the two that write to stdout, each line's latency from its write to its arrival 
 Cases: 1 and 8 files at 1,000 and 10,000 lines/s, and idle (8 quiet files). syslog-ng reads
 the files with its defaults (polling once a second: no latency is claimed for it) into
 /dev/null. ``--stdout file`` also runs the aggregator with stdout to a file (CPU only).
+``--floor`` also runs bench/live_floor.py, the least an asyncio follower costs a line, and the
+same without asyncio: what no follower that wakes once a line goes below.
 """
 
 import argparse
@@ -17,12 +19,15 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from common import AGGREGATOR, table
+
+FLOOR = str(Path(__file__).with_name("live_floor.py"))
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ID = re.compile(rb"id=(\d+)")
@@ -158,6 +163,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--python", action="append", metavar="NAME=INTERPRETER", default=[])
     parser.add_argument("--stdout", choices=["pipe", "file"], action="append", default=[])
+    parser.add_argument("--floor", action="store_true", help="run bench/live_floor.py too")
     parser.add_argument(
         "--cases", default="1x1000,8x1000,1x10000,8x10000,8x0", help="FILESxRATE, comma-separated"
     )
@@ -181,6 +187,10 @@ def main() -> None:
                     target = "pipe" if output == "pipe" else str(work / "out.txt")
                     command = [*aggregator, "tail", "-n", "0", "--format", "raw", *names]
                     followers[label] = (command, target)
+            if args.floor:
+                followers["asyncio floor"] = ([sys.executable, FLOOR, *names], "pipe")
+                followers["floor, no asyncio"] = ([sys.executable, FLOOR, *names, "--no-asyncio"],
+                                                  "pipe")  # fmt: skip
             followers["GNU tail -F"] = (["tail", "-q", "-n", "0", "-F", *names], "pipe")
             if shutil.which("syslog-ng"):
                 followers["syslog-ng"] = (syslog_ng(paths, work), str(os.devnull))
