@@ -24,7 +24,7 @@ class Announce:
     live records back for the window, since such a lane could still send an older one."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Chunk:
     """Records from one origin, in the order read.
 
@@ -46,6 +46,27 @@ class Chunk:
     on_release: Callable[[int], None] | None = None
     position: object | None = None
     watermark: int | None = None
+
+    def __init__(
+        self,
+        origin: str,
+        records: Batch,
+        live: bool = True,
+        final: bool = False,
+        on_release: Callable[[int], None] | None = None,
+        position: object | None = None,
+        watermark: int | None = None,
+    ) -> None:
+        """The dataclass's own ``__init__`` is generated Python, which compiled callers reach
+        through a tuple and a dict of arguments: written out, mypyc compiles it (a live line
+        makes a chunk)."""
+        self.origin = origin
+        self.records = records
+        self.live = live
+        self.final = final
+        self.on_release = on_release
+        self.position = position
+        self.watermark = watermark
 
 
 SourceItem = Announce | Chunk

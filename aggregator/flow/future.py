@@ -14,10 +14,13 @@ from aggregator.record.record import Record
 def place_future(records: Sequence[Record], now: int, grace: int) -> int:
     """Place records stamped after ``now + grace`` at ``now``; how many there were.
 
-    One pass to find the largest time (the common case: none is ahead), a second only when
+    One pass to find whether one is ahead (the common case: none is), a second only when
     one is."""
     limit = now + grace
-    if not records or max(record.ts for record in records) <= limit:
+    for record in records:  # a loop, not max() of a generator: one is made for each chunk
+        if record.ts > limit:
+            break
+    else:
         return 0
     placed = 0
     for record in records:
