@@ -30,3 +30,14 @@ def test_no_automatic_collection_while_a_tail_starts_reads_and_ends(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("one.log | 2026-12-01T10:00:00Z hello\n")
     assert "collections: 0" in result.stderr.splitlines()
+
+
+def test_a_file_s_head_hash_is_hashlib_s_blake2b() -> None:
+    """identity takes blake2b from ``_blake2`` (hashlib's own, without OpenSSL's set-up):
+    the fingerprints saved in checkpoints before must match the ones made now."""
+    import hashlib
+
+    from aggregator.sources.file.identity import head_hash
+
+    head = b"2026-12-01T10:00:00Z the first line of a file\n" * 6
+    assert head_hash(head) == hashlib.blake2b(head, digest_size=8).hexdigest()
