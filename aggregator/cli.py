@@ -210,6 +210,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
 
 
 def run_main(argv: "Sequence[str] | None") -> int:
+    """The command ``argv`` names, run; its exit code (argparse exits 2 on a usage error)."""
     from aggregator.arguments import parse_arguments
 
     args = parse_arguments(argv)
