@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from aggregator.config.schema import (
     Config,
     FileSinkConfig,
@@ -78,6 +76,8 @@ def describe(config: Config) -> str:
 
 
 def _fields(values: dict[str, Any]) -> str:
+    import orjson  # ``check`` only: not on ``run``'s way to its first line out
+
     return " ".join(
         f"{key}={orjson.dumps(value).decode()}"
         for key, value in values.items()

@@ -6,28 +6,38 @@ The program's own log goes to stderr; stdout is data. Each command imports only 
 (``python -X importtime`` shows it).
 """
 
-import argparse
 import gc
-import logging
-import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator import masking
-from aggregator.arguments import parse_arguments
-from aggregator.web import CONNECTION_LOG
-
 if TYPE_CHECKING:
+    import argparse
+    import logging
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from aggregator.config import Config
 
-log = logging.getLogger("aggregator")
+LOGGER = "aggregator"
+
+
+def program_log() -> "logging.Logger":
+    """The program's own log (stderr); ``logging`` is imported with it, after ``main`` turned
+    automatic collection off."""
+    import logging
+
+    return logging.getLogger(LOGGER)
+
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
 def configure_logging(debug: bool) -> None:
+    import logging
+
+    from aggregator import masking
+    from aggregator.web import CONNECTION_LOG
+
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if debug else logging.INFO,
@@ -44,12 +54,13 @@ async def serve(
     config: "Config",
     debug: bool,
     checkpoints: bool = True,
-    path: Path | None = None,
+    path: "Path | None" = None,
     watch: bool = False,
 ) -> int:
     """Run ``config`` until its inputs end or a signal comes; the exit code. With ``path``
     (``run``), SIGHUP reloads it by diff (and, with ``watch``, so does a change of it)."""
     import asyncio
+    import os
     import signal
 
     from aggregator.pipeline import Pipeline
@@ -66,7 +77,9 @@ async def serve(
         if signals_seen == 1:
             pipeline.request_stop()
             return
-        log.error("second %s: stopping at once, without draining", signal.Signals(signum).name)
+        program_log().error(
+            "second %s: stopping at once, without draining", signal.Signals(signum).name
+        )
         os._exit(EXIT_RUNTIME)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -104,9 +117,10 @@ async def serve(
     return EXIT_RUNTIME if pipeline.missing else EXIT_OK
 
 
-async def follow_stream(args: argparse.Namespace) -> int:
+async def follow_stream(args: "argparse.Namespace") -> int:
     """``aggregator connect``: until a signal, or stdout's reader has gone."""
     import asyncio
+    import os
     import signal
 
     from aggregator.web.client import ConnectError, StreamClient, StreamRequest
@@ -138,7 +152,7 @@ async def follow_stream(args: argparse.Namespace) -> int:
     try:
         client = StreamClient(request, args.format, args.color)
     except ConnectError as error:
-        log.error("%s", error)
+        program_log().error("%s", error)
         return EXIT_USAGE
     if args.stats:
         from aggregator.web.stats_view import follow_stats
@@ -155,7 +169,7 @@ async def follow_stream(args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         pass
     except ConnectError as error:
-        log.error("%s", error)
+        program_log().error("%s", error)
         return EXIT_USAGE if error.usage else EXIT_RUNTIME
     return EXIT_OK
 
@@ -174,24 +188,20 @@ def report_failure(error: Exception) -> int:
     leaves = leaf_errors(error)
     if not all(isinstance(leaf, AggregatorError | OSError) for leaf in leaves):
         raise error
+    log = program_log()
     for leaf in leaves:
         log.error("%s", leaf)
     return EXIT_RUNTIME
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(argv)
-    configure_logging(getattr(args, "debug", False))
-    if args.command == "connect":
-        import asyncio
-
-        return asyncio.run(follow_stream(args), debug=args.debug)
-    # No automatic collection while the config, the pipeline and its parts load: each would
-    # walk every object imported so far, for no garbage. Once running, the pipeline collects
-    # on its own schedule (``runtime.collect_garbage_periodically``).
+def main(argv: "Sequence[str] | None" = None) -> int:
+    # No automatic collection while the options, the config, the pipeline and its parts load:
+    # each would walk every object imported so far, for no garbage; so this module imports
+    # them only now. Once running, the pipeline collects on its own schedule
+    # (``runtime.collect_garbage_periodically``).
     gc.disable()
     try:
-        return run_command(args)
+        return run_main(argv)
     finally:
         gc.enable()
         # What is alive now lives until the process exits: frozen, the interpreter's
@@ -199,7 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.freeze()
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_main(argv: "Sequence[str] | None") -> int:
+    """The command ``argv`` names, run; its exit code (argparse exits 2 on a usage error)."""
+    from aggregator.arguments import parse_arguments
+
+    args = parse_arguments(argv)
+    configure_logging(getattr(args, "debug", False))
+    if args.command == "connect":
+        import asyncio
+
+        gc.enable()  # a client for as long as it is left running: collected as usual
+        return asyncio.run(follow_stream(args), debug=args.debug)
+    return run_command(args)
+
+
+def run_command(args: "argparse.Namespace") -> int:
     """``run``, ``check`` or ``tail``: the config, then the pipeline; the exit code."""
     from aggregator.config.loading import ConfigError
 
@@ -228,6 +252,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "run":
         from aggregator import check
 
+        log = program_log()
         for line in check.following(config):
             log.info("%s", line)
     # `run` keeps file positions in state_dir and reloads its file; `tail`, like tail -F,

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.config import Config, ConfigError, LineSourceConfig, load_config
@@ -42,15 +41,18 @@ class ReloadRefused(AggregatorError):
         self.reasons = reasons
 
 
-@dataclass
 class Applied:
-    """What a reload did, by part ("source app")."""
+    """What a reload did, by part ("source app"). (A plain class: a dataclass's generated
+    methods are compiled at every start, and a reload needs none of them.)"""
 
-    started: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    reconfigured: list[str] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
-    settings: list[str] = field(default_factory=list)
+    __slots__ = ("reconfigured", "replaced", "settings", "started", "stopped")
+
+    def __init__(self, settings: list[str]) -> None:
+        self.started: list[str] = []
+        self.replaced: list[str] = []
+        self.reconfigured: list[str] = []
+        self.stopped: list[str] = []
+        self.settings = settings
 
     def describe(self) -> str:
         """One line for stderr."""

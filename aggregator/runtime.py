@@ -23,8 +23,11 @@ async def collect_garbage_periodically(
     walks every live record, which slowed a large catch-up a lot (bench/README.md). What
     survives a collection is frozen (``gc.freeze``), so the next passes walk only what is new.
     Every ``full_every`` passes the frozen objects are walked again, so that cycles among them
-    are freed too (exceptions with their tracebacks, tasks that ended).
+    are freed too (exceptions with their tracebacks, tasks that ended). When it ends, automatic
+    collection is as it found it: ``cli.main`` turns it back on only once the run is over, so
+    that the pipeline's last steps do not walk all it ever allocated.
     """
+    was_enabled = gc.isenabled()
     gc.disable()
     passes = 0
     try:
@@ -37,7 +40,8 @@ async def collect_garbage_periodically(
             gc.freeze()
     finally:
         gc.unfreeze()
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def dump_tasks() -> None:

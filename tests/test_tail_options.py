@@ -245,10 +245,10 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
          ["pydantic", "websockets", "asyncinotify", "aggregator.sources.file.watch",
           "aggregator.sources.file.inotify", "aggregator.web.server", "tomllib", "re2",
           "httpx", "nats", "shutil", "difflib", "aggregator.reload", "orjson", "json",
-          "datetime", "calendar"]),
+          "datetime", "calendar", "hashlib"]),
         (["run", "-c", "one.toml"],
          ["websockets", "re2", "httpx", "nats", "aggregator.web.server",
-          "aggregator.config.diff"]),
+          "aggregator.config.diff", "hashlib"]),
     ],
 )  # fmt: skip
 def test_a_command_imports_only_what_it_needs(

@@ -10,8 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import orjson
-
+from aggregator.lazyjson import dumps
 from aggregator.record.filters import RecordFilter
 from aggregator.record.formats import encode_json, text_encoder
 from aggregator.record.record import Batch, Record
@@ -31,7 +30,7 @@ def control_frame(message: dict[str, object]) -> bytes:
 
     Copied to a bytes object of its own size: orjson's result keeps the 4 KiB it was written
     into, and an outbox of small frames counted by their length would hold 100 times more."""
-    return memoryview(orjson.dumps(message)).tobytes()
+    return memoryview(dumps(message)).tobytes()
 
 
 def record_bytes(record: Record) -> int:

@@ -12,10 +12,9 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import orjson
-
 from aggregator.config import WebSocketSinkConfig
 from aggregator.flow.channel import Channel, EndOfStream
+from aggregator.lazyjson import loads
 from aggregator.record.record import Batch
 from aggregator.sinks import Sink, SinkContext
 from aggregator.sinks.encoded import build_filter
@@ -223,8 +222,8 @@ class WebSocketSink(Sink):
 
     def _apply(self, subscriber: "Subscriber", message: str | bytes) -> None:
         try:
-            command = orjson.loads(message)
-        except orjson.JSONDecodeError:
+            command = loads(message)
+        except ValueError:  # orjson's JSONDecodeError
             raise SubscriptionError("expected a JSON object") from None
         if not isinstance(command, dict) or not ({"filter", "pause"} & command.keys()):
             raise SubscriptionError('expected {"filter": {...}} or {"pause": true|false}')

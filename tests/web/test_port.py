@@ -41,9 +41,15 @@ def answer_of(client: socket.socket) -> bytes:
     return received
 
 
+def imported(lines: list[str], package: str) -> bool:
+    """Whether ``-X importtime``'s lines on stderr name ``package`` or a module of it."""
+    names = [line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")]
+    return any(name == package or name.startswith(f"{package}.") for name in names)
+
+
 def websockets_imported(lines: list[str]) -> bool:
     """Whether ``-X importtime``'s lines on stderr name a module of websockets."""
-    return any(line.rsplit("|", 1)[-1].strip().startswith("websockets") for line in lines)
+    return imported(lines, "websockets")
 
 
 async def test_websockets_is_loaded_by_the_first_connection(
@@ -60,6 +66,7 @@ async def test_websockets_is_loaded_by_the_first_connection(
     host, port = await cli.serving()
     await cli.wait_for_out("first")
     assert not websockets_imported(cli.err)
+    assert not imported(cli.err, "orjson")  # control frames and filters: with the first client
     status, _, body = await asyncio.to_thread(http_get, f"http://{host}:{port}/healthz")
     assert status == 200 and orjson.loads(body)["status"] == "ok"
     assert websockets_imported(cli.err)

@@ -5,10 +5,12 @@ re-checked as the file grows), so that an inode reused by a new file is not take
 one. A rotated file keeps its identity; a new file at the same path gets its own.
 """
 
-import hashlib
 import os
 import stat as stat_module
 import time
+
+# hashlib.blake2b itself: hashlib would set up OpenSSL's every algorithm at each start.
+from _blake2 import blake2b
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,7 +23,7 @@ fields, same second). A copy of a smaller file is not recognised (read as a new 
 
 
 def head_hash(head: bytes) -> str:
-    return hashlib.blake2b(head, digest_size=8).hexdigest()
+    return blake2b(head, digest_size=8).hexdigest()
 
 
 def identity_key(stat: os.stat_result) -> str:
