@@ -255,7 +255,8 @@ def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> 
     [("x (warn) y", "warn"), ("x <Info> y", "info"), ("x [ERROR] y", "error"),
      ("node-3 kernel[1]: db miss", None), ("get /x http/1.1 error", None),
      ("GET /x HTTP/1.1 500", None), ("\u00e9t\u00e9 ERROR x", "error"), ("(crit)", "fatal"),
-     ("12 34 --", None), ("x [\u0131nfo]", None)],
+     ("12 34 --", None), ("x [\u0131nfo]", None), ("x [\u0130NFO] y", None),
+     ("sshd[12]: <1> (2) [warn]", "warn"), ("a [ [info]", "info"), ("a (\u212aa)", None)],
 )  # fmt: skip
 def test_level_word_with_one_kind_of_bracket_or_case(line: str, level: str | None) -> None:
     """Each quick test ``level_word`` skips a search by (no upper case, no bracket)."""
