@@ -10,12 +10,23 @@ the sinks' batches (issue #27, session 11).
         VENV/bin/python -P bench/hot_paths.py encode json DIR
 
 ``--share N``: the first 1/N of each file's lines (default 8).
+
+One kind of line at a time (session 13): ``kind NEEDS FILE`` parses lines 1,000 to 5,000 of one
+production file and pickles the worker's answer, the codec and orjson made first and the
+collector off, as in a worker; the instructions a line of each file, weighted by the
+workload's lines per file, compare builds per line of the whole workload:
+
+    for f in DIR/*.log; do valgrind --tool=callgrind --collect-atstart=no \
+        --toggle-collect=CPyPy_worker___parse_region --toggle-collect=_pickle_dumps \
+        VENV/bin/python -P bench/hot_paths.py kind json $f; done
 """
 
 import argparse
+import gc
+import pickle
 from pathlib import Path
 
-from aggregator.parse.worker import CodecSpec, parse_region
+from aggregator.parse.worker import CodecSpec, _codec, answer_of, parse_region
 from aggregator.record.formats import encode_json
 from aggregator.record.record import Record
 
@@ -36,14 +47,29 @@ def regions(path: Path, share: int) -> list[bytes]:
     return out
 
 
+def one_kind(spec: CodecSpec, path: Path, first: int = 1000, count: int = 4000) -> None:
+    """A worker's step over ``count`` lines of ``path`` from line ``first``: what a callgrind
+    of ``parse_region`` and ``_pickle_dumps`` counts, and nothing made once before it."""
+    import orjson
+
+    gc.disable()
+    lines = path.read_bytes().split(b"\n")[first : first + count]
+    _codec(spec)
+    orjson.dumps(orjson.loads(b'{"a":[1]}'))
+    pickle.dumps(answer_of(parse_region(spec, b"\n".join(lines), LIMIT)), protocol=5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", choices=["worker", "encode"])
+    parser.add_argument("path", choices=["worker", "encode", "kind"])
     parser.add_argument("needs", choices=["stamps", "json"])
-    parser.add_argument("directory", type=Path)
+    parser.add_argument("directory", type=Path, help="the workload's folder; a file for kind")
     parser.add_argument("--share", type=int, default=8)
     args = parser.parse_args()
     spec = CodecSpec("auto", None, "auto", None, args.needs)
+    if args.path == "kind":
+        one_kind(spec, args.directory)
+        return
     records: list[Record] = []
     for path in sorted(args.directory.glob("*.log")):
         for region in regions(path, args.share):

@@ -182,13 +182,31 @@ def level_word(line: str, start: int = 0, words: tuple[str, ...] | None = None) 
     a ``where`` that tells only some levels apart needs (``verdicts.telling_levels``)."""
     if words is not None and not _holds_word(line, start, words):
         return None
-    if _UPPER_LEVEL.search(line, start, 80) is not None:
+    window = line[start:80]
+    # No upper-case letter: no upper-case word; no opening bracket before a letter: no
+    # bracketed level. Each test is much cheaper than the search it spares.
+    if not window.islower() and _UPPER_LEVEL.search(line, start, 80) is not None:
         match = _LEVEL_WORD.search(line, start, 80)
         if match is None:
             return None
         return _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower())
+    if not _may_be_bracketed(window):
+        return None
     bracketed = _BRACKETED_LEVEL.search(line, start, 80)
     return None if bracketed is None else _LEVEL_NAMES.get(bracketed.group(1).lower())
+
+
+def _may_be_bracketed(window: str) -> bool:
+    """Whether ``window`` holds an opening bracket followed by a letter: a bracketed level
+    begins so (what ``(?i)`` matches to a level word's first letter is a letter, the dotless
+    i and the dotted capital I too), and a process id (``sshd[12]``) does not."""
+    for opening in "[<(":
+        at = window.find(opening)
+        while at >= 0:
+            if window[at + 1 : at + 2].isalpha():
+                return True
+            at = window.find(opening, at + 1)
+    return False
 
 
 def _holds_word(line: str, start: int, words: tuple[str, ...]) -> bool:

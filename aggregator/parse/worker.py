@@ -145,6 +145,10 @@ def parse_region(
     else:
         split = split_region(region, limit)
         texts, truncated = split.text, split.truncated
+        if needs == "json" and not wheres:
+            times, tails = stamps_and_tails(codec, texts, truncated)
+            nothing = [None] * len(texts)
+            return ParsedRegion(texts, truncated, (times, nothing, nothing, nothing), tails)
         if wheres and needs == "stamps":  # only what the wheres read
             columns = judged_columns(codec, texts, wheres)
         else:
@@ -159,14 +163,42 @@ def parse_region(
     if needs != "json":
         return ParsedRegion(texts, truncated, columns, None, verdicts, carry)
     stamps, levels, fields, errors = columns
-    cut = [False] * len(texts)
-    for index in truncated:
-        cut[index] = True
-    tails = list(map(json_tail, levels, fields, cut, errors))
+    tails = list(map(json_tail, levels, fields, cut_lines(texts, truncated), errors))
     nothing = [None] * len(texts)
     return ParsedRegion(
         texts, truncated, (stamps, nothing, nothing, nothing), tails, verdicts, carry
     )
+
+
+def cut_lines(texts: Sequence[str], truncated: Sequence[int]) -> list[bool]:
+    """Whether each of ``texts`` was truncated, from the indexes of those that were."""
+    cut = [False] * len(texts)
+    for index in truncated:
+        cut[index] = True
+    return cut
+
+
+def stamps_and_tails(
+    codec: Codec, texts: Sequence[str], truncated: Sequence[int]
+) -> tuple[list[int | None], list[str]]:
+    """Each line's time and ``json_tail``: what ``parse_lines``' columns give through
+    ``json_tail``, made a line at a time, without a tuple a line nor the columns built from
+    them (an ``auto`` codec's ``parse`` is called natively, its answer never boxed)."""
+    auto = codec if isinstance(codec, AutoCodec) else None
+    cut = cut_lines(texts, truncated)
+    stamps: list[int | None] = []
+    tails: list[str] = []
+    for index in range(len(texts)):
+        text = texts[index]
+        if not text:
+            ts, level, fields, error = NOTHING
+        elif auto is not None:
+            ts, level, fields, error = auto.parse(text)
+        else:
+            ts, level, fields, error = codec.parse(text)
+        stamps.append(ts)
+        tails.append(json_tail(level, fields, cut[index], error))
+    return stamps, tails
 
 
 class ShortWay(NamedTuple):

@@ -92,8 +92,8 @@ def json_tail(
     text = ""
     if level is not None:
         text = _LEVEL_KEYS.get(level) or f',"level":{_json_string(level)}'
-    if fields is not None:
-        text += ',"fields":' + dumps(fields).decode()
+    if fields is not None:  # one string built, not two concatenations
+        text = f'{text},"fields":{dumps(fields).decode()}'
     if truncated:
         text += ',"truncated":true'
     if parse_error is not None:

@@ -1,6 +1,9 @@
 """Codecs: what a line says about its time, level and fields; the line itself is never lost."""
 
+import random
 import re
+import runpy
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -233,7 +236,8 @@ def test_levels_are_normalised(value: object, level: str | None) -> None:
 
 LEVEL_TEXT = st.lists(
     st.sampled_from(["[", "]", "<", ">", "(", ")", " ", ":", "-", "x", "info", "INFO", "Warn",
-                     "WARNING", "error", "ERR", "TRACEx", "\u0130nfo", "\u0131nfo", "cRIT"]),
+                     "WARNING", "error", "ERR", "TRACEx", "\u0130nfo", "\u0131nfo", "cRIT",
+                     "kernel[12]:", "get", "GET", "\u00c9", "\u00e9", "1", "\u212a"]),
     max_size=40,
 ).map("".join)  # fmt: skip
 
@@ -244,6 +248,33 @@ def test_level_word_finds_what_the_full_pattern_finds(line: str, start: int) -> 
     match = _LEVEL_WORD.search(line, start, 80)
     expected = _LEVEL_NAMES.get((match.group(1) or match.group(2)).lower()) if match else None
     assert level_word(line, start) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [("x (warn) y", "warn"), ("x <Info> y", "info"), ("x [ERROR] y", "error"),
+     ("node-3 kernel[1]: db miss", None), ("get /x http/1.1 error", None),
+     ("GET /x HTTP/1.1 500", None), ("\u00e9t\u00e9 ERROR x", "error"), ("(crit)", "fatal"),
+     ("12 34 --", None), ("x [\u0131nfo]", None), ("x [\u0130NFO] y", None),
+     ("sshd[12]: <1> (2) [warn]", "warn"), ("a [ [info]", "info"), ("a (\u212aa)", None)],
+)  # fmt: skip
+def test_level_word_with_one_kind_of_bracket_or_case(line: str, level: str | None) -> None:
+    """Each quick test ``level_word`` skips a search by (no upper case, no bracket)."""
+    assert level_word(line) == level
+
+
+def test_level_word_on_production_text_lines_finds_what_the_full_pattern_finds() -> None:
+    """Each text kind of bench/workload.py, from every start a time may end at."""
+    workload = runpy.run_path(str(Path(__file__).parents[2] / "bench" / "workload.py"))
+    rng = random.Random(27)
+    for kind in ("nginx", "syslog", "python", "logfmt"):
+        for number in range(200):
+            for _, raw in workload["MAKERS"][kind](rng, 1_764_064_800_000_000, f"id={number}"):
+                line = raw.decode()
+                for start in range(0, 48, 3):
+                    match = _LEVEL_WORD.search(line, start, 80)
+                    group = (match.group(1) or match.group(2)).lower() if match else ""
+                    assert level_word(line, start) == _LEVEL_NAMES.get(group), (line, start)
 
 
 SOME_LEVELS_TEXT = st.lists(
