@@ -31,6 +31,32 @@ def test_store_round_trip_and_bad_files(tmp_path: Path, caplog: pytest.LogCaptur
     assert [r.getMessage() for r in caplog.records if str(store.path) in r.getMessage()]
 
 
+EDITS_GONE_WRONG = [
+    {"offset": 1.5},
+    {"offset": "12"},
+    {"offset": -1},
+    {"records": True},
+    {"path": None},
+    {"colour": "red"},
+]
+
+
+@pytest.mark.parametrize("change", EDITS_GONE_WRONG)
+def test_an_entry_edited_wrong_is_dropped_and_named_and_the_others_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, change: dict[str, object]
+) -> None:
+    """A checkpoint file edited by hand: an entry whose field has the wrong type is reported
+    by its key and ignored (that file starts from start_at); the other entries still hold."""
+    store = CheckpointStore(tmp_path)
+    good = position("1:2", tmp_path / "a.log", 42)
+    store.save({"1:2": good, "3:4": position("3:4", tmp_path / "b.log", 7)})
+    saved = orjson.loads(store.path.read_bytes())
+    saved["files"]["3:4"].update(change)
+    store.path.write_bytes(orjson.dumps(saved))
+    assert store.load() == {"1:2": good}
+    assert any("checkpoint of 3:4" in r.getMessage() for r in caplog.records)
+
+
 def test_identity_needs_the_same_first_bytes() -> None:
     """An inode reused by a new file is not the old file: its first bytes differ."""
     saved = Position("1:2", "a.log", 10, 4, head_hash(b"abcd"))
@@ -167,6 +193,24 @@ async def test_corrupt_checkpoint_is_reported_and_the_program_starts(
     cli = await run(tmp_path, cli_processes, start_at="beginning")
     await cli.wait_for_out("from the start")
     assert any(str(broken) in line for line in cli.err)
+    assert await cli.stop() == 0
+
+
+async def test_an_offset_edited_to_a_float_is_reported_and_the_file_read_again(
+    tmp_path: Path, cli_processes: list[Cli]
+) -> None:
+    """A saved offset that is not an integer (a file edited by hand) crashed the run once,
+    in the read; now the entry is named and the file read from start_at."""
+    await run_and_stop(tmp_path, cli_processes, "one\ntwo\n", "two")
+    store = tmp_path / "state" / "checkpoints.json"
+    saved = orjson.loads(store.read_bytes())
+    for entry in saved["files"].values():
+        entry["offset"] = float(entry["offset"])
+    store.write_bytes(orjson.dumps(saved))
+    append(tmp_path / "app.log", "three\n")
+    cli = await run(tmp_path, cli_processes, start_at="beginning")
+    await cli.wait_for_out("three")
+    assert any("is not in a known format" in line and "offset" in line for line in cli.err)
     assert await cli.stop() == 0
 
 

@@ -52,11 +52,19 @@ class CheckpointStore:
         try:
             if data.get("version") != FORMAT_VERSION:
                 raise ValueError(f"version {data.get('version')!r}, expected {FORMAT_VERSION}")
-            return {key: Position(key=key, **entry) for key, entry in data["files"].items()}
+            entries = data["files"].items()
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             log.error("%s: the checkpoints are not in a known format (%s); starting without them",
                       self.path, error)  # fmt: skip
             return {}
+        positions = {}
+        for key, entry in entries:
+            try:
+                positions[key] = position_from(key, entry)
+            except (TypeError, ValueError) as error:
+                log.error("%s: the checkpoint of %s is not in a known format (%s); that file "
+                          "starts without it", self.path, key, error)  # fmt: skip
+        return positions
 
     def save(self, positions: dict[str, Position]) -> None:
         """Write ``positions`` atomically: temporary file, fsync, rename, fsync the directory."""
@@ -66,6 +74,29 @@ class CheckpointStore:
             del entry["key"]
             files[key] = entry
         write_atomically(self.path, dumps({"version": FORMAT_VERSION, "files": files}))
+
+
+POSITION_TYPES: dict[str, type] = {
+    field.name: field.type
+    for field in dataclasses.fields(Position)
+    if field.name != "key" and isinstance(field.type, type)
+}
+
+
+def position_from(key: str, entry: object) -> Position:
+    """A saved entry as a ``Position``, each field of the type it must have (a file edited by
+    hand could hold a float offset, which would fail only later, in the read)."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"an object was expected, got {type(entry).__name__}")
+    for name, value in entry.items():
+        wanted = POSITION_TYPES.get(name)
+        if wanted is None:
+            raise ValueError(f"unknown key {name!r}")
+        if type(value) is not wanted:  # bool is an int too, and no offset
+            raise TypeError(f"{name} must be {wanted.__name__}, got {value!r}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+    return Position(key=key, **entry)
 
 
 def resumable(paths: Iterable[Path], saved: Mapping[str, Position]) -> dict[Path, Position]:
