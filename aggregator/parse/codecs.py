@@ -268,9 +268,7 @@ class TextCodec:
         if stamp is None:
             return None, level_word(line, 0, telling.words)
         ts, end = stamp
-        if not _may_begin(line, end, telling.initials) and not _holds_word(
-            line, end, telling.words
-        ):
+        if not _may_begin(line, end, telling) and not _holds_word(line, end, telling.words):
             return ts, None
         return ts, _level_after(line, end, telling.words)
 
@@ -296,10 +294,28 @@ def _level_after(line: str, end: int, words: tuple[str, ...] | None) -> str | No
     return level_word(line, end, words)
 
 
-def _may_begin(line: str, end: int, initials: frozenset[str]) -> bool:
+def _may_begin(line: str, end: int, telling: "LevelNames") -> bool:
     """Whether the word after a time that ends at ``end`` may name a level whose names begin
-    with ``initials`` (``_level_after``): its first character that is neither white space nor
-    a bracket, within the 12 it reads, is one of them."""
+    with ``telling.initials`` (``_level_after``): its first character that is neither white
+    space nor a bracket, within the 12 it reads, is one of them. Read by codes
+    (``LevelNames.codes``: no string and no set lookup a character) while they are ASCII."""
+    codes = telling.codes
+    index, limit = end, min(len(line), end + 12)
+    while index < limit:
+        code = ord(line[index])
+        if code >= 128:
+            return _may_begin_as_text(line, end, telling.initials)
+        kind = codes[code]
+        if kind == _INITIAL:
+            return True
+        if kind != _SKIPPED_CODE:
+            return False
+        index += 1
+    return False
+
+
+def _may_begin_as_text(line: str, end: int, initials: frozenset[str]) -> bool:
+    """``_may_begin`` by characters, as they are (a line with one outside ASCII there)."""
     index, limit = end, min(len(line), end + 12)
     while index < limit:
         char = line[index]
@@ -312,6 +328,9 @@ def _may_begin(line: str, end: int, initials: frozenset[str]) -> bool:
 
 
 _SKIPPED: Final = frozenset(_BRACKETS)
+_INITIAL: Final = 1
+_SKIPPED_CODE: Final = 2
+"""The values of ``LevelNames.codes``."""
 
 
 _LOWER_TO_ASCII: Final = {"\u0130": "i", "\u212a": "k"}
@@ -327,6 +346,9 @@ class LevelNames(NamedTuple):
     initials: frozenset[str]
     """Or right after its time, a word beginning with one of these (brackets skipped): each
     name of the levels' first letter, either case, and what lower-cases to it."""
+    codes: bytes
+    """``initials`` and what ``_may_begin`` skips, by ASCII code: ``_INITIAL`` for one of
+    ``initials``, ``_SKIPPED_CODE`` for white space or a bracket, else 0."""
 
 
 def names_of_levels(levels: Iterable[str]) -> LevelNames:
@@ -335,7 +357,15 @@ def names_of_levels(levels: Iterable[str]) -> LevelNames:
     firsts = {name[0] for name, level in _LEVEL_NAMES.items() if level in wanted}
     others = [char for char, lower in _LOWER_TO_ASCII.items() if lower in firsts]
     initials = frozenset(firsts | {first.upper() for first in firsts} | set(others))
-    return LevelNames(level_words(wanted), initials)
+    codes = bytes(
+        _INITIAL
+        if char in initials
+        else _SKIPPED_CODE
+        if char == " " or char in _SKIPPED or char.isspace()
+        else 0
+        for char in map(chr, range(128))
+    )
+    return LevelNames(level_words(wanted), initials, codes)
 
 
 class JsonCodec:

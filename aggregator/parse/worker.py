@@ -36,7 +36,7 @@ from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, Env
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
-from aggregator.record.verdicts import Rows, judge, reads_of
+from aggregator.record.verdicts import Rows, judge, reads_of, row_judge
 
 
 class CodecSpec(NamedTuple):
@@ -149,10 +149,14 @@ def parse_region(
             times, tails = stamps_and_tails(codec, texts, truncated)
             nothing = [None] * len(texts)
             return ParsedRegion(texts, truncated, (times, nothing, nothing, nothing), tails)
-        if wheres and needs == "stamps":  # only what the wheres read
-            columns = judged_columns(codec, texts, wheres)
-        else:
-            columns = parse_lines(codec, texts, stamps_only=stamps_only)
+        judged = None
+        if wheres and needs == "stamps":  # only what the wheres read, judged at once
+            judged = judged_stamps(codec, texts, wheres, spec.source, origin)
+        if judged is not None:
+            times, found = judged
+            blank = [None] * len(texts)  # one list: ``_build``'s stamps-only test
+            return ParsedRegion(texts, truncated, (times, blank, blank, blank), None, found)
+        columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
         stamps, levels, fields, errors = columns
@@ -202,7 +206,7 @@ def stamps_and_tails(
 
 
 class ShortWay(NamedTuple):
-    """What ``judged_columns`` looks for in a line, from what its ``where``s read."""
+    """What ``judged_stamps`` looks for in a line, from what its ``where``s read."""
 
     telling: LevelNames | None
     """What names a level the ``where``s tell apart (None: no level is needed)."""
@@ -216,7 +220,7 @@ class ShortWay(NamedTuple):
 
 @lru_cache(maxsize=64)
 def short_way(wheres: tuple[str, ...]) -> ShortWay:
-    """What ``judged_columns`` looks for in a line, for ``wheres``."""
+    """What ``judged_stamps`` looks for in a line, for ``wheres``."""
     reads = reads_of(wheres)
     keys = reads.keys
     shortest = sorted(key for key in keys if not any(key.startswith(k) for k in keys - {key}))
@@ -224,22 +228,26 @@ def short_way(wheres: tuple[str, ...]) -> ShortWay:
     return ShortWay(telling, tuple(sorted(keys)), tuple(shortest))
 
 
-def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) -> Columns:
-    """What ``wheres`` read of ``texts`` (and their times), with less work than
-    ``parse_lines``, for an output that needs only the times. The verdicts on these columns
-    are those on ``parse_lines``' (``judge``), though the columns may hold less:
+def judged_stamps(
+    codec: Codec, texts: Sequence[str], wheres: tuple[str, ...], source: str, origin: str
+) -> tuple[list[int | None], bytes] | None:
+    """The times of ``texts`` (lines of the lane ``source``, ``origin``) and their verdicts on
+    ``wheres``, for an output that needs only the times: each line read no more than the
+    ``where``s read and judged at once (``verdicts.RowJudge``), with less work than
+    ``parse_lines`` and ``judge`` over its columns, and the same verdicts:
 
-    - a JSON line's fields are the object its time was read from (its time and level keys
-      left in: no ``where`` reads those keys, else every line is parsed whole), or None
-      when it has no key a ``where`` reads;
-    - a line ``auto`` reads as logfmt: only its time and level if it cannot hold such a
-      key, else parsed whole;
-    - a line ``auto`` reads as text: stamped, and its level looked for only if a ``where``
+    - a JSON line is judged on the object its time was read from (its time and level keys
+      left in: no ``where`` reads those keys, else every line is parsed whole), or by its
+      level alone when it has no key a ``where`` reads;
+    - a line ``auto`` reads as logfmt: by its level alone if it cannot hold such a key, else
+      parsed whole;
+    - a line ``auto`` reads as text: by its level alone, looked for only if a ``where``
       tells levels apart, and then only those levels (a level that is none of them is
       given as no level: ``verdicts.telling_levels``).
 
-    Any other line, or a JSON one without a time it can read, is parsed whole. The errors
-    column is left out (no ``where`` reads it)."""
+    Any other line, or a JSON one without a time it can read, is parsed whole. None where
+    the short ways do not apply (not JSON's or ``auto``'s codec, or a ``where`` reads a time
+    or level key): then every line is parsed whole, and judged over the columns."""
     reads = reads_of(wheres)
     picker: FieldPicker | None = None
     if isinstance(codec, AutoCodec):
@@ -251,12 +259,12 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
         or not reads.keys.isdisjoint((*picker.ts_keys, *LEVEL_KEYS))
         or any(key in LEVEL_KEYS for key in picker.ts_keys)  # a time key that names a level
     ):
-        return parse_lines(codec, texts)
+        return None
     auto = codec if isinstance(codec, AutoCodec) else None
     telling, keys, marks = short_way(wheres)
+    judge_row = row_judge(wheres, source, origin)
     stamps: list[int | None] = []
-    levels: list[str | None] = []
-    fields: list[dict[str, Any] | None] = []
+    verdicts: list[int] = []
     for text in texts:
         first = text[:1]
         if first == "{":
@@ -264,8 +272,11 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
             ts = picker.stamp(value) if value is not None else None
             if value is not None and ts is not None:
                 stamps.append(ts)
-                levels.append(level_in(value) if telling is not None else None)
-                fields.append(value if any(key in value for key in keys) else None)
+                level = level_in(value) if telling is not None else None
+                if any(key in value for key in keys):
+                    verdicts.append(judge_row.verdicts(level, value, text))
+                else:
+                    verdicts.append(judge_row.without_fields(level, text))
                 continue
         elif auto is not None and first and not (first == "<" and text[1:2].isdigit()):
             if "0" <= first <= "9" or not logfmt_like(text):  # ``auto`` reads it as text
@@ -274,21 +285,17 @@ def judged_columns(codec: Codec, texts: Sequence[str], wheres: tuple[str, ...]) 
                 else:
                     ts, level = auto.text.stamp_and_telling_level(text, telling)
                 stamps.append(ts)
-                levels.append(level)
-                fields.append(None)
+                verdicts.append(judge_row.without_fields(level, text))
                 continue
             if not any(mark in text for mark in marks):
                 ts, level = auto.logfmt.stamp_and_level(text)
                 stamps.append(ts)
-                levels.append(level if telling is not None else None)
-                fields.append(None)
+                verdicts.append(judge_row.without_fields(level if telling else None, text))
                 continue
         ts, level, extra, _ = codec.parse(text) if text else NOTHING
         stamps.append(ts)
-        levels.append(level)
-        fields.append(extra)
-    nothing: list[None] = [None] * len(texts)
-    return stamps, levels, fields, nothing
+        verdicts.append(judge_row.verdicts(level, extra, text))
+    return stamps, bytes(verdicts)
 
 
 def _json_object(line: str) -> dict[str, Any] | None:

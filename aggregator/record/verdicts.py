@@ -37,6 +37,7 @@ from aggregator.record.conditions import (
     SUFFIX,
     And,
     Condition,
+    Getter,
     Leaf,
     Not,
     NumberTest,
@@ -58,6 +59,13 @@ MARKS_SHIFT: Final = MAX_BITS + 1
 """``bit << MARKS_SHIFT``: the record was judged on the ``where`` of ``bit``."""
 COMPLETE: Final = 1
 """Bit 0 of ``Record.verdicts``: the record holds all its codec found (test it as it is)."""
+
+_ABSENT: Final[object] = MISSING
+"""``MISSING`` as compiled code reads it once a row: a C static (a name imported from a module
+that is not compiled is otherwise looked up in this module's dict at each use)."""
+_CONTAINS: Final[int] = CONTAINS
+_PREFIX: Final[int] = PREFIX
+_SUFFIX: Final[int] = SUFFIX
 
 Completer = Callable[[Record], Record]
 """A source's way to find again what its decoding left out of a record (``Judged.complete``)."""
@@ -222,9 +230,9 @@ def judge(texts: tuple[str, ...], rows: Rows) -> bytes:
     """Each row's verdicts on the ``where``s ``texts``: bit N set, it passes ``texts[N]``.
 
     Unless a ``where`` reads the line, rows without fields (a text line's, or one whose
-    fields hold nothing the ``where``s read: ``judged_columns``) are judged by their level
-    alone, once for each level, where they are most of the rows (a region is one file's:
-    most often all of its rows or none)."""
+    fields hold nothing the ``where``s read) are judged by their level alone, once for each
+    level, where they are most of the rows (a region is one file's: most often all of its
+    rows or none)."""
     count = len(rows.lines)
     fields: list[dict[str, Any] | None] = (
         rows.fields if isinstance(rows.fields, list) else list(rows.fields)
@@ -381,11 +389,11 @@ def _field_values(
 def _literal_found(mode: int, literal: str, text: str) -> bool:
     """What ``SearchTest.test_value`` finds of a literal pattern in a string (compiled, a
     native call: no Python call a row)."""
-    if mode == CONTAINS:
+    if mode == _CONTAINS:
         return literal in text
-    if mode == PREFIX:
+    if mode == _PREFIX:
         return text.startswith(literal)
-    if mode == SUFFIX:
+    if mode == _SUFFIX:
         return text.endswith(literal)
     return text == literal  # WHOLE
 
@@ -445,3 +453,191 @@ def _passing(
     return [
         indices[k] for k, v in enumerate(values) if (missing if v is absent else test(v) != negated)
     ]
+
+
+# --- one row at a time ---------------------------------------------------------------------
+#
+# A worker that parses a line only for its ``where``s judges it right away (``RowJudge``), while
+# its object is fresh, and keeps no column of levels and fields for ``judge`` to pass over.
+
+
+class RowTest:
+    """A ``where``'s condition, made for one lane, as a worker tests a row while it parses its
+    line: what ``Condition.test`` says of the row's record (compiled: a native call a node)."""
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        """Whether the record of ``line``, with ``level`` and ``fields``, passes."""
+        raise NotImplementedError
+
+
+class _Fixed(RowTest):
+    """A leaf on what is the lane's (``source``, ``origin``, ``node``): decided once."""
+
+    def __init__(self, verdict: bool) -> None:
+        self.verdict = verdict
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return self.verdict
+
+
+class _AllOf(RowTest):
+    def __init__(self, parts: list[RowTest]) -> None:
+        self.parts = parts
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return all(part.passes(level, fields, line) for part in self.parts)
+
+
+class _AnyOf(RowTest):
+    def __init__(self, parts: list[RowTest]) -> None:
+        self.parts = parts
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return any(part.passes(level, fields, line) for part in self.parts)
+
+
+class _Negated(RowTest):
+    def __init__(self, inner: RowTest) -> None:
+        self.inner = inner
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return not self.inner.passes(level, fields, line)
+
+
+class _LevelTest(RowTest):
+    """A leaf on ``level``: its verdict on each level kept (a row's level is one of few)."""
+
+    def __init__(self, check: ValueTest) -> None:
+        self.check = check
+        self.verdicts: dict[str | None, bool] = {None: check.test_value(MISSING)}
+        for name in LEVELS:
+            self.verdicts[name] = check.test_value(name)
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        verdict = self.verdicts.get(level)
+        if verdict is None:  # not a level a codec gives: tested as the record would be
+            return self.check.test_value(MISSING if level is None else level)
+        return verdict
+
+
+class _ValueCheck:
+    """A leaf's test of one value (``ValueTest.test_value``), without a Python call for what
+    most values are: a string for a literal pattern, a number for a number test."""
+
+    def __init__(self, check: ValueTest) -> None:
+        self.check = check
+        self.missing = check.test_value(MISSING)
+        self.mode = -1  # a literal pattern's mode (``SearchTest.mode``), else -1
+        self.literal = ""
+        self.code = -1  # a number test's comparison (``NumberTest.code``), else -1
+        self.number = 0.0
+        if isinstance(check, SearchTest) and check.mode != PATTERN:
+            self.mode, self.literal = check.mode, check.text
+        elif isinstance(check, NumberTest):
+            self.code, self.number = check.code, check.number
+
+    def passes(self, value: object) -> bool:
+        if value is _ABSENT:
+            return self.missing
+        if self.mode >= 0 and isinstance(value, str):
+            return _literal_found(self.mode, self.literal, value)
+        if self.code >= 0:  # ``_number`` of an int or a float is itself as a float
+            if isinstance(value, float):
+                return _compared(self.code, value, self.number)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return _compared(self.code, float(value), self.number)
+        return self.check.test_value(value)
+
+
+class _LineTest(RowTest):
+    def __init__(self, check: ValueTest) -> None:
+        self.check = _ValueCheck(check)
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return self.check.passes(line)
+
+
+class _FieldTest(RowTest):
+    """A leaf on a field: ``lookup_field``, a dict's ``get`` natively for one or two parts."""
+
+    def __init__(self, getter: Getter, check: ValueTest) -> None:
+        self.name = getter.name
+        self.parts = getter.parts
+        self.first = self.parts[0]
+        self.second = self.parts[1] if len(self.parts) == 2 else ""
+        self.check = _ValueCheck(check)
+
+    def passes(self, level: str | None, fields: dict[str, Any] | None, line: str) -> bool:
+        return self.check.passes(self.value(fields))
+
+    def value(self, fields: dict[str, Any] | None) -> object:
+        """What ``lookup_field`` finds of the name in ``fields`` (``MISSING`` without)."""
+        if fields is None:
+            return _ABSENT
+        value = fields.get(self.name, _ABSENT)
+        if value is not _ABSENT or len(self.parts) == 1:
+            return value
+        if self.second:  # the whole dotted key, else the first part's object's second part
+            inner = fields.get(self.first, _ABSENT)
+            return inner.get(self.second, _ABSENT) if isinstance(inner, dict) else _ABSENT
+        return lookup_field(fields, self.parts, self.name)
+
+
+def row_test(condition: Condition, source: str, origin: str) -> RowTest:
+    """``condition`` as a ``RowTest`` for the rows of the lane ``source``, ``origin`` (read
+    here: no node)."""
+    if isinstance(condition, Leaf):
+        check, attribute = condition.check, condition.getter.attribute
+        if attribute in ("source", "origin", "node"):  # one value for the whole lane
+            value = source if attribute == "source" else MISSING
+            value = origin if attribute == "origin" else value
+            return _Fixed(check.test_value(value))
+        if attribute == "level":
+            return _LevelTest(check)
+        if attribute == "line":
+            return _LineTest(check)
+        return _FieldTest(condition.getter, check)
+    if isinstance(condition, Not):
+        return _Negated(row_test(condition.inner, source, origin))
+    if isinstance(condition, And):
+        return _AllOf([row_test(part, source, origin) for part in condition.parts])
+    if isinstance(condition, Or):
+        return _AnyOf([row_test(part, source, origin) for part in condition.parts])
+    raise TypeError(f"not a condition: {condition!r}")
+
+
+class RowJudge:
+    """The verdicts on some ``where``s of a lane's rows, one row at a time (bit N set: the row
+    passes the Nth): what ``judge`` gives for that row."""
+
+    def __init__(self, texts: tuple[str, ...], source: str, origin: str) -> None:
+        self.tests = [row_test(where.root, source, origin) for where in wheres_of(texts)]
+        self.by_level: dict[str | None, int] = {None: self.verdicts(None, None, "")}
+        """Each level's verdicts on a row without fields, if no ``where`` reads the line."""
+        for name in LEVELS:
+            self.by_level[name] = self.verdicts(name, None, "")
+        self.reads_line = reads_of(texts).line
+
+    def verdicts(self, level: str | None, fields: dict[str, Any] | None, line: str) -> int:
+        """The row's byte of verdicts."""
+        byte = 0
+        bit = 1
+        for test in self.tests:
+            if test.passes(level, fields, line):
+                byte |= bit
+            bit <<= 1
+        return byte
+
+    def without_fields(self, level: str | None, line: str) -> int:
+        """``verdicts(level, None, line)``: looked up by level unless a ``where`` reads the
+        line."""
+        if self.reads_line:
+            return self.verdicts(level, None, line)
+        byte = self.by_level.get(level)
+        return self.verdicts(level, None, line) if byte is None else byte
+
+
+@lru_cache(maxsize=256)
+def row_judge(texts: tuple[str, ...], source: str, origin: str) -> RowJudge:
+    """The ``RowJudge`` of ``texts`` for a lane (a worker makes each once)."""
+    return RowJudge(texts, source, origin)

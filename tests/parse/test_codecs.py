@@ -462,12 +462,44 @@ LEVEL_AFTER_TIME = st.tuples(
 def test_a_text_line_s_telling_level_is_the_parse_s(line: str, levels: set[str]) -> None:
     """``stamp_and_telling_level``: ``parse``'s time, and ``parse``'s level when that is one
     of ``levels`` (else none of them), though it reads less where none can be there."""
+    assert_telling_level_is_the_parse_s(line, levels)
+
+
+def assert_telling_level_is_the_parse_s(line: str, levels: set[str]) -> None:
+    """``stamp_and_telling_level`` against ``parse`` with the words (what the short way
+    reads) and without (a line parsed whole, as a sink that judges nothing reads it)."""
     codec = TextCodec()
     names = names_of_levels(levels)
-    ts, level, _, _ = codec.parse(line, names.words)
     found_ts, found = codec.stamp_and_telling_level(line, names)
-    assert found_ts == ts
-    assert found == level if level in levels else found not in levels
+    for words in (names.words, None):
+        ts, level, _, _ = codec.parse(line, words)
+        assert found_ts == ts
+        assert found == level if level in levels else found not in levels
+
+
+FILLER = st.text(alphabet="ab -:\u00e9", max_size=80)
+NEAR_80_TOKENS = st.sampled_from(
+    ["[debug]", "<Trace>", "(DEBUG)", "DEBUG", "TRACE", "[", "(", "<", "[d", "[t", "[D",
+     "[DEBU\u212a]", "[\u0130nfo]", "[\u0131nfo]", "[info]", "INFO", "WARNING", "[warn]",
+     "[ERR]", "ERROR", "[\u017ftuff]", "DEBUGGING", "xTRACEx", "[debugger]", "(crit)", "NOTICE"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500)
+@given(
+    TIMES_FIRST,
+    FILLER,
+    st.lists(NEAR_80_TOKENS, min_size=1, max_size=3).map(" ".join),
+    st.text(alphabet="ab ])>", max_size=6),
+    st.sets(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal"]), min_size=1),
+)
+def test_a_level_word_about_the_80th_character_is_told_as_parse_tells_it(
+    time_first: str, filler: str, tokens: str, tail: str, levels: set[str]
+) -> None:
+    """Upper-case level words and bracketed ones (in any case, with letters outside ASCII)
+    before, across and after the 80th character, after text of any length: the telling
+    level is ``parse``'s, whichever levels are told apart."""
+    assert_telling_level_is_the_parse_s(f"{time_first} {filler}{tokens}{tail}", levels)
 
 
 def test_the_initials_of_trace_and_debug() -> None:
@@ -476,3 +508,17 @@ def test_the_initials_of_trace_and_debug() -> None:
     and what lower-cases to ``i``."""
     assert names_of_levels({"trace", "debug"}).initials == set("DFTVdftv")
     assert names_of_levels({"info"}).initials == set("INin\u0130")  # info, notice, and İ
+
+
+@pytest.mark.parametrize("levels", [{"trace", "debug"}, {"info"}, {"warn", "error", "fatal"}])
+@pytest.mark.parametrize(
+    "token", ["[debug]", "<Trace>", "(dbg)", "DEBUG", "TRACE", "[d", "[\u0130nfo]", "<info>",
+              "NOTICE", "[Warn]", "(ERR)", "FATAL"]
+)  # fmt: skip
+def test_a_level_word_at_each_place_about_the_80th_character(token: str, levels: set[str]) -> None:
+    """A level word placed at each character from the 60th to past the 80th, after a word
+    that names no level: found as ``parse`` finds it, by the last character it may use."""
+    for place in range(60, 86):
+        head = f"2026-11-25T10:00:00Z x {'-' * (place - 23)}"
+        assert len(head) == place
+        assert_telling_level_is_the_parse_s(f"{head}{token} y", levels)

@@ -22,6 +22,7 @@ from aggregator.record.verdicts import (
     Rows,
     _compared,
     judge,
+    row_judge,
 )
 from aggregator.record.where import where_of
 from aggregator.sinks.encoded import FilteredEncoder
@@ -55,6 +56,19 @@ def judged_passing(texts: tuple[str, ...], records: list[Record], number: int) -
     ]
 
 
+def row_verdicts(texts: tuple[str, ...], records: list[Record]) -> bytes:
+    """Each record judged alone (``RowJudge``, as a worker judges a line while it reads it);
+    one without fields both ways a worker judges it."""
+    first = records[0]
+    rows = row_judge(texts, first.source, first.origin)
+    found = bytes(rows.verdicts(r.level, r.fields, r.line) for r in records)
+    bare = [r for r in records if r.fields is None]
+    assert [rows.without_fields(r.level, r.line) for r in bare] == [
+        rows.verdicts(r.level, None, r.line) for r in bare
+    ]
+    return found
+
+
 @pytest.mark.parametrize(("text", "expected"), TABLE)
 def test_judging_the_table_passes_what_testing_passes(text: str, expected: list[Record]) -> None:
     """Each expression of the where table, judged over columns, passes exactly the records
@@ -62,6 +76,8 @@ def test_judging_the_table_passes_what_testing_passes(text: str, expected: list[
     batch = LANE * 2
     tested = [record for record in batch if where_of(text).test(record)]
     assert judged_passing((text,), batch, 0) == tested
+    alone = row_verdicts((text,), batch)
+    assert [r for r, byte in zip(batch, alone, strict=True) if byte] == tested
 
 
 @settings(max_examples=200, deadline=None)
@@ -70,17 +86,21 @@ def test_judging_agrees_with_testing_for_any_expressions(texts: list[str]) -> No
     """Up to MAX_JUDGED random expressions judged together: each record's bit for each is
     what testing the record says."""
     batch = LANE * 3
+    alone = row_verdicts(tuple(texts), batch)
     for number, text in enumerate(texts):
         where = where_of(text)
-        assert judged_passing(tuple(texts), batch, number) == [
-            record for record in batch if where.test(record)
-        ]
+        tested = [record for record in batch if where.test(record)]
+        assert judged_passing(tuple(texts), batch, number) == tested
+        assert [r for r, byte in zip(batch, alone, strict=True) if byte >> number & 1] == tested
 
 
 def test_source_and_origin_are_the_lane_s() -> None:
     """``source`` and ``origin`` read the lane the lines came from."""
     rows = Rows("web", "/var/log/web.log", ["a", "b"], [None, None], [None, None])
-    assert list(judge(('source = web and origin ~ "web"', "source = db"), rows)) == [1, 1]
+    texts = ('source = web and origin ~ "web"', "source = db", "exists(node)", "node != x")
+    assert list(judge(texts, rows)) == [0b1001, 0b1001]
+    assert row_judge(texts, "web", "/var/log/web.log").verdicts(None, None, "a") == 0b1001
+    assert row_judge(texts, "db", "/var/log/web.log").verdicts(None, None, "a") == 0b1010
 
 
 def test_bits_last_the_pipeline_s_life_and_too_many_are_left_to_their_sinks() -> None:
@@ -243,6 +263,7 @@ def test_a_field_is_judged_as_tested_whatever_its_value(
     where = where_of(text)
     verdicts = judge((text,), rows_of(records))
     assert [bool(verdict & 1) for verdict in verdicts] == [where.test(r) for r in records]
+    assert list(row_verdicts((text,), records)) == [int(where.test(r)) for r in records]
 
 
 @pytest.mark.parametrize("op", COMPARE_CODES)

@@ -1,5 +1,6 @@
 """A worker judging ``where``s for an output that shows only times parses no more than they
-read (``judged_columns``, issue #29): its verdicts are those of every line parsed whole."""
+read, and judges each line as it reads it (``judged_stamps``, issue #29): its times and
+verdicts are those of every line parsed whole."""
 
 import importlib.util
 import random
@@ -12,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.config import LineSourceConfig
-from aggregator.parse.codecs import LEVEL_KEYS, make_codec, parse_lines
+from aggregator.parse.codecs import LEVEL_KEYS, Codec, make_codec, parse_lines
 from aggregator.parse.decode import Decoding
-from aggregator.parse.worker import CodecSpec, judged_columns, parse_region
+from aggregator.parse.worker import CodecSpec, judged_stamps, parse_region
 from aggregator.record.verdicts import Rows, judge, reads_of
 from aggregator.record.where import where_of
 
@@ -60,22 +61,29 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
     return f"not ({joined})" if draw(st.booleans()) else f"({joined})"
 
 
-def verdicts(columns: object, wheres: tuple[str, ...]) -> bytes:
-    _, levels, fields, _ = columns  # type: ignore[misc]
-    return judge(wheres, Rows("app", "a.log", LINES, levels, fields))
+def whole(parser: Codec, lines: list[str], wheres: tuple[str, ...]) -> tuple[list[object], bytes]:
+    """The times of ``lines`` parsed whole, and their verdicts judged over those columns."""
+    stamps, levels, fields, _ = parse_lines(parser, lines)
+    return list(stamps), judge(wheres, Rows("app", "a.log", lines, levels, fields))
+
+
+def short(parser: Codec, lines: list[str], wheres: tuple[str, ...]) -> tuple[list[object], bytes]:
+    """The times and verdicts ``judged_stamps`` gives, or as parsed whole where it gives none
+    (as ``parse_region`` does)."""
+    found = judged_stamps(parser, lines, wheres, "app", "a.log")
+    if found is None:
+        return whole(parser, lines, wheres)
+    return list(found[0]), found[1]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(expressions(), min_size=1, max_size=3), st.sampled_from(["auto", "json"]))
-def test_judged_columns_give_the_verdicts_of_a_whole_parse(wheres: list[str], codec: str) -> None:
+def test_judged_stamps_give_the_verdicts_of_a_whole_parse(wheres: list[str], codec: str) -> None:
     """Whatever the ``where``s read (the time and level keys too), their verdicts on the
-    columns found with less work are those on the lines parsed whole, and so are the times."""
+    lines read with less work are those on the lines parsed whole, and so are the times."""
     parser = make_codec(codec)
     texts = tuple(wheres)
-    whole = parse_lines(parser, LINES)
-    found = judged_columns(parser, LINES, texts)
-    assert list(found[0]) == list(whole[0])
-    assert verdicts(found, texts) == verdicts(whole, texts)
+    assert short(parser, LINES, texts) == whole(parser, LINES, texts)
 
 
 @pytest.mark.parametrize("codec", ["auto", "json"])
@@ -85,29 +93,25 @@ def test_a_time_key_that_is_a_level_key_is_not_a_level(codec: str) -> None:
     parser = make_codec(codec, "lvl")
     lines = ['{"lvl": 30, "ts": "x", "msg": 1}', '{"lvl": "2026-11-25T10:00:00Z", "level": "warn"}']
     where = ("level=info", "level=warn")
-    whole = parse_lines(parser, lines)
-    found = judged_columns(parser, lines, where)
-    assert judge(where, Rows("app", "a.log", lines, found[1], found[2])) == judge(
-        where, Rows("app", "a.log", lines, whole[1], whole[2])
-    )
+    assert judged_stamps(parser, lines, where, "app", "a.log") is None
+    assert short(parser, lines, where) == whole(parser, lines, where)
 
 
 @pytest.mark.parametrize("codec", ["raw", "logfmt", "syslog"])
 def test_other_codecs_parse_whole(codec: str) -> None:
     """A codec that is not JSON's or ``auto``'s parses every line whole for its ``where``s."""
-    parser = make_codec(codec)
-    assert judged_columns(parser, LINES, ("status >= 500",)) == parse_lines(parser, LINES)
+    assert judged_stamps(make_codec(codec), LINES, ("status >= 500",), "app", "a.log") is None
 
 
-def test_a_json_line_s_fields_are_its_object_and_text_is_only_stamped() -> None:
-    """The short way: a JSON line's fields are the object read (its time left in), and
-    without a ``where`` on ``level`` a text line gets no level."""
+def test_a_json_line_is_judged_on_its_object_and_text_on_its_level() -> None:
+    """The short ways: a JSON line judged on the object read (its time left in), a text line
+    on its level, found only where a ``where`` reads levels."""
     parser = make_codec("auto")
-    stamps, levels, fields, _ = judged_columns(parser, LINES, ("status >= 500",))
-    assert fields[0] == orjson.loads(LINES[0]) and levels[0] is None
-    assert LINES[10].startswith(STAMP) and stamps[10] is not None and levels[10] is None
-    _, levels, _, _ = judged_columns(parser, LINES, ("level >= warn and status >= 500",))
-    assert levels[0] == "warn" and levels[10] == "error"
+    assert LINES[0].startswith('{"ts"') and LINES[10].startswith(f"{STAMP} ERROR")
+    for wheres in [("status >= 500",), ("level >= warn and status >= 500", "level = error")]:
+        found = judged_stamps(parser, LINES, wheres, "app", "a.log")
+        assert found is not None and (list(found[0]), found[1]) == whole(parser, LINES, wheres)
+    assert found[1][0] == 0b01 and found[1][10] == 0b10
 
 
 def test_reads_of_names_every_key_a_lookup_may_try() -> None:
@@ -253,19 +257,13 @@ def test_the_short_ways_judge_varied_lines_as_a_whole_parse(
     the same times, and each line the same verdicts, as parsed whole."""
     parser = make_codec(codec)
     texts = tuple(wheres)
-    whole = parse_lines(parser, lines)
-    found = judged_columns(parser, lines, texts)
-    assert list(found[0]) == list(whole[0])
-    assert judge(texts, Rows("app", "a.log", lines, found[1], found[2])) == judge(
-        texts, Rows("app", "a.log", lines, whole[1], whole[2])
-    )
+    assert short(parser, lines, texts) == whole(parser, lines, texts)
 
 
-def test_the_production_where_reads_little_of_most_lines() -> None:
+def test_the_production_where_judges_lines_read_the_short_ways() -> None:
     """The production-shaped where: a JSON object without a key ``http`` (or ``http.path``,
-    ``http.status``) and a logfmt line without ``http`` carry no fields, a text line whose
-    level is not trace or debug carries none; the rest is carried as the whole parse finds
-    it."""
+    ``http.status``) and a logfmt line without ``http`` judged by their level, a text line
+    by its level if it is trace or debug; the rest as the whole parse finds it."""
     where = ('not level<info and not http.status>=500 and not http.path~"^/health"',)
     lines = [
         orjson.dumps({"ts": STAMP, "level": "debug", "job": {"id": 1}}).decode(),
@@ -277,11 +275,10 @@ def test_the_production_where_reads_little_of_most_lines() -> None:
         f"{STAMP} node-3 [debug] x",
         f"{STAMP} DEBUG x",
     ]
-    stamps, levels, fields, _ = judged_columns(make_codec("auto"), lines, where)
-    assert fields == [None, orjson.loads(lines[1]), None, None,
-                      {"http.status": "500"}, None, None, None]  # fmt: skip
-    assert levels == ["debug", "info", "info", "debug", "info", None, "debug", "debug"]
-    assert None not in stamps
+    found = judged_stamps(make_codec("auto"), lines, where, "app", "a.log")
+    assert found is not None and None not in found[0]
+    assert list(found[1]) == [0, 0, 1, 0, 0, 1, 0, 0]
+    assert (list(found[0]), found[1]) == whole(make_codec("auto"), lines, where)
 
 
 def test_a_key_written_with_an_escape_is_read() -> None:
@@ -289,9 +286,8 @@ def test_a_key_written_with_an_escape_is_read() -> None:
     what counts, not the line's text."""
     line = f'{{"ts": "{STAMP}", "\\u0068ttp": {{"status": 500}}}}'
     where = ("http.status>=500",)
-    _, _, fields, _ = judged_columns(make_codec("auto"), [line], where)
-    assert fields == [{"ts": STAMP, "http": {"status": 500}}]
-    assert judge(where, Rows("app", "a.log", [line], [None], fields)) == b"\x01"
+    found = judged_stamps(make_codec("auto"), [line], where, "app", "a.log")
+    assert found is not None and found[1] == b"\x01"
 
 
 # The worker's judging against the where itself: ``Where.test`` on each record decoded whole
@@ -318,7 +314,7 @@ def as_where_tests(region: bytes, wheres: tuple[str, ...]) -> list[list[bool]]:
 
 def as_judged(region: bytes, wheres: tuple[str, ...]) -> list[list[bool]]:
     """For each of ``wheres``, the worker's verdict on each line of ``region``, judged for an
-    output that shows only lines and times (``judged_columns``' short ways)."""
+    output that shows only lines and times (``judged_stamps``' short ways)."""
     spec = CodecSpec("auto", None, "auto", None, "stamps", source="app", wheres=wheres)
     verdicts = parse_region(spec, region, 1 << 20, "a.log").verdicts
     assert verdicts is not None
