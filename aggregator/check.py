@@ -24,6 +24,7 @@ from aggregator.config.schema import (
 from aggregator.config.types import Secret
 from aggregator.errors import StartupError
 from aggregator.flow.checkpoints import check_state_dir
+from aggregator.lazyjson import dumps  # orjson with ``check``'s output, not at start
 from aggregator.masking import MASK, mask_url
 from aggregator.record.filters import NamePathMatcher
 from aggregator.sources.file.discovery import discover, split_compressed
@@ -76,12 +77,8 @@ def describe(config: Config) -> str:
 
 
 def _fields(values: dict[str, Any]) -> str:
-    import orjson  # ``check`` only: not on ``run``'s way to its first line out
-
     return " ".join(
-        f"{key}={orjson.dumps(value).decode()}"
-        for key, value in values.items()
-        if value is not None
+        f"{key}={dumps(value).decode()}" for key, value in values.items() if value is not None
     )
 
 

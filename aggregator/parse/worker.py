@@ -149,13 +149,12 @@ def parse_region(
             times, tails = stamps_and_tails(codec, texts, truncated)
             nothing = [None] * len(texts)
             return ParsedRegion(texts, truncated, (times, nothing, nothing, nothing), tails)
-        judged = None
         if wheres and needs == "stamps":  # only what the wheres read, judged at once
             judged = judged_stamps(codec, texts, wheres, spec.source, origin)
-        if judged is not None:
-            times, found = judged
-            blank = [None] * len(texts)  # one list: ``_build``'s stamps-only test
-            return ParsedRegion(texts, truncated, (times, blank, blank, blank), None, found)
+            if judged is not None:
+                times, found = judged
+                blank = [None] * len(texts)  # one list: ``_build``'s stamps-only test
+                return ParsedRegion(texts, truncated, (times, blank, blank, blank), None, found)
         columns = parse_lines(codec, texts, stamps_only=stamps_only)
     verdicts = None
     if wheres:
