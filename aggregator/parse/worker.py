@@ -36,7 +36,7 @@ from aggregator.parse.container import Carry, EnvelopeCodec, EnvelopeReader, Env
 from aggregator.parse.lines import split_region
 from aggregator.parse.needs import Needs
 from aggregator.record.formats import json_tail
-from aggregator.record.verdicts import Rows, judge, reads_of, row_judge
+from aggregator.record.verdicts import RowJudge, Rows, judge, reads_of, row_judge
 
 
 class CodecSpec(NamedTuple):
@@ -145,10 +145,11 @@ def parse_region(
     else:
         split = split_region(region, limit)
         texts, truncated = split.text, split.truncated
-        if needs == "json" and not wheres:
-            times, tails = stamps_and_tails(codec, texts, truncated)
+        if needs == "json":  # each line parsed, made JSON and judged at once
+            judge_row = row_judge(wheres, spec.source, origin) if wheres else None
+            times, tails, found = stamps_and_tails(codec, texts, truncated, judge_row)
             nothing = [None] * len(texts)
-            return ParsedRegion(texts, truncated, (times, nothing, nothing, nothing), tails)
+            return ParsedRegion(texts, truncated, (times, nothing, nothing, nothing), tails, found)
         if wheres and needs == "stamps":  # only what the wheres read, judged at once
             judged = judged_stamps(codec, texts, wheres, spec.source, origin)
             if judged is not None:
@@ -182,15 +183,18 @@ def cut_lines(texts: Sequence[str], truncated: Sequence[int]) -> list[bool]:
 
 
 def stamps_and_tails(
-    codec: Codec, texts: Sequence[str], truncated: Sequence[int]
-) -> tuple[list[int | None], list[str]]:
-    """Each line's time and ``json_tail``: what ``parse_lines``' columns give through
-    ``json_tail``, made a line at a time, without a tuple a line nor the columns built from
-    them (an ``auto`` codec's ``parse`` is called natively, its answer never boxed)."""
+    codec: Codec, texts: Sequence[str], truncated: Sequence[int], judge_row: RowJudge | None = None
+) -> tuple[list[int | None], list[str], bytes | None]:
+    """Each line's time and ``json_tail``, and with ``judge_row`` its verdicts: what
+    ``parse_lines``' columns give through ``json_tail`` and ``judge``, made a line at a time,
+    without a tuple a line nor the columns built from them (an ``auto`` codec's ``parse`` is
+    called natively, its answer never boxed); each line judged as it is parsed
+    (``RowJudge.of_parsed``: by its level alone if its fields hold no key a ``where`` reads)."""
     auto = codec if isinstance(codec, AutoCodec) else None
     cut = cut_lines(texts, truncated)
     stamps: list[int | None] = []
     tails: list[str] = []
+    verdicts: list[int] = []
     for index in range(len(texts)):
         text = texts[index]
         if not text:
@@ -201,7 +205,9 @@ def stamps_and_tails(
             ts, level, fields, error = codec.parse(text)
         stamps.append(ts)
         tails.append(json_tail(level, fields, cut[index], error))
-    return stamps, tails
+        if judge_row is not None:
+            verdicts.append(judge_row.of_parsed(level, fields, text))
+    return stamps, tails, bytes(verdicts) if judge_row is not None else None
 
 
 class ShortWay(NamedTuple):

@@ -616,7 +616,10 @@ class RowJudge:
         """Each level's verdicts on a row without fields, if no ``where`` reads the line."""
         for name in LEVELS:
             self.by_level[name] = self.verdicts(name, None, "")
-        self.reads_line = reads_of(texts).line
+        reads = reads_of(texts)
+        self.reads_line = reads.line
+        self.keys = tuple(sorted(reads.keys))
+        """The keys a ``where`` may read at the top of a row's fields (``Reads.keys``)."""
 
     def verdicts(self, level: str | None, fields: dict[str, Any] | None, line: str) -> int:
         """The row's byte of verdicts."""
@@ -635,6 +638,15 @@ class RowJudge:
             return self.verdicts(level, None, line)
         byte = self.by_level.get(level)
         return self.verdicts(level, None, line) if byte is None else byte
+
+    def of_parsed(self, level: str | None, fields: dict[str, Any] | None, line: str) -> int:
+        """``verdicts(level, fields, line)``: by ``without_fields`` if ``fields`` hold none of
+        ``keys`` (every field a ``where`` reads is then missing, as without fields)."""
+        if fields is not None:
+            for key in self.keys:
+                if key in fields:
+                    return self.verdicts(level, fields, line)
+        return self.without_fields(level, line)
 
 
 @lru_cache(maxsize=256)
