@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, Protocol, cast
 
-from aggregator.lazyjson import loads
+from aggregator.lazyjson import ABSENT, UNSURE, FirstValue, loads
 from aggregator.parse.timestamps import (
     MONTHS,
     TimestampParser,
@@ -373,6 +373,7 @@ class JsonCodec:
 
     def __init__(self, picker: FieldPicker) -> None:
         self.picker = picker
+        self.first_time = FirstValue(picker.ts_keys)
 
     def parse(self, line: str) -> Parsed:
         try:
@@ -384,6 +385,17 @@ class JsonCodec:
         return self.picker.pick(value)
 
     def stamp(self, line: str) -> int | None:
+        """``picker.stamp`` of the object, its time key's value read without the object
+        (``FirstValue``), else with it."""
+        value = self.first_time.of(line)
+        if value is ABSENT:
+            return None
+        if value is not UNSURE:
+            return self.picker.parse_time(value)
+        return self.whole_stamp(line)
+
+    def whole_stamp(self, line: str) -> int | None:
+        """``stamp(line)`` from the whole object, as ``parse`` reads it."""
         try:
             value = loads(line)
         except ValueError:
