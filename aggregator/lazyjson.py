@@ -50,15 +50,13 @@ class FirstValue:
     skipping (but checking) every other value, 3 to 6 times faster than ``loads`` on a log line
     (bench/README.md, session 14). msgspec is imported at the first line (about 16 ms).
 
-    Where msgspec and orjson differ on a line, ``of`` says ``UNSURE`` (tests/parse/
-    test_first_value.py compares them):
-
-    - msgspec refuses the line (not JSON, not an object, a lone surrogate, a key's number out
-      of a double's range), or nests past its recursion limit (orjson's is 1024 levels);
-    - a number anywhere that orjson refuses as infinite and msgspec skips
-      (``may_hold_infinity``).
-
-    A key's integer outside orjson's 64 bits is a float, as orjson reads it.
+    Where msgspec refuses a line (not JSON, not an object, a lone surrogate, a key's number
+    out of a double's range) or nests past its recursion limit (orjson's is 1024 levels),
+    ``of`` says ``UNSURE``. A key's integer outside orjson's 64 bits is a float, as orjson
+    reads it. One difference is kept (tests/parse/test_first_value.py compares the two): a
+    number elsewhere in the line too large for a double (``1e400``), valid JSON that orjson
+    refuses and msgspec skips, leaves the line its time here (docs/records.md). Telling such
+    a number apart first cost every JSON line more than msgspec's whole read.
     """
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -92,8 +90,6 @@ class FirstValue:
             found = decode(line)
         except (ValueError, RecursionError):  # msgspec's DecodeError, ValidationError
             return UNSURE
-        if may_hold_infinity(line):
-            return UNSURE
         values = self._values
         assert values is not None
         unset = self._unset
@@ -103,37 +99,3 @@ class FirstValue:
                     return float(value)  # what orjson reads it as (never infinite here)
                 return value
         return ABSENT
-
-
-_SHAPES: Final = bytes.maketrans(b"123456789+E", b"0000000000e")
-"""Each digit and ``+`` as ``0``, ``E`` as ``e``: a number's shape in a line's bytes."""
-
-
-def may_hold_infinity(line: str) -> bool:
-    """Whether JSON text may hold a number that is infinite as a double (which orjson
-    refuses): one whose exponent has three digits or more (``1e400``, ``1E+0309``), or whose
-    integer part has 200 digits or more (``1`` and 308 zeros, or 300 nines and ``e9``).
-
-    Looked for in the text's shape (``_SHAPES``: one ``bytes.translate`` and one ``find``,
-    a fraction of what a scan of its characters costs compiled), not parsed: a string that
-    holds such text (a digit, an exponent, and what may end a number) says True too, and so
-    may 100 digits in a row, or an exponent of two digits after a ``+``."""
-    shape = line.encode().translate(_SHAPES)
-    at = shape.find(b"0e000")  # a digit before it: "1e400", not "time400"
-    while at >= 0:
-        end = at + 5
-        while end < len(shape) and shape[end] == 48:
-            end += 1
-        if end == len(shape) or _ENDS_NUMBER[shape[end]]:  # not a hex id's "3e4567ab"
-            return True
-        at = shape.find(b"0e000", end)
-    # 200 digits in a row hold the 100 from a multiple of 100.
-    for start in range(0, len(shape) - 99, 100):
-        if shape[start] == 48 and shape[start : start + 100] == _HUNDRED_DIGITS:
-            return True
-    return False
-
-
-_HUNDRED_DIGITS: Final = b"0" * 100
-_ENDS_NUMBER: Final = bytes(code in b",}] \t\n\r" for code in range(256))
-"""What may follow a number in JSON, by byte: 1, else 0."""
