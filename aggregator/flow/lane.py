@@ -298,7 +298,10 @@ class LaneIndex:
             self.head_changed(lane)
         if live:
             reads = self.reads
-            while reads and reads[0][1] < reads[0][2].popped:
+            while reads:  # the head read once a turn: each read of it unpacks the tuple
+                head = reads[0]
+                if head[1] >= head[2].popped:
+                    break
                 reads.popleft()  # left already: kept bounded when nobody asks for the oldest
             if reads and read_at < reads[-1][0]:
                 self.in_order = False
@@ -350,9 +353,12 @@ class LaneIndex:
     def first_live_read(self) -> float:
         """When the oldest live batch still queued was read (inf: none is)."""
         reads = self.reads
-        while reads and reads[0][1] < reads[0][2].popped:
+        while reads:  # the head read once a turn (compiled, each read unpacks the tuple)
+            head = reads[0]
+            if head[1] >= head[2].popped:
+                return head[0]
             reads.popleft()
-        return reads[0][0] if reads else math.inf
+        return math.inf
 
     def compact(self, lanes: Collection[Lane]) -> None:
         """Drop stale heads once they outnumber the lanes."""
