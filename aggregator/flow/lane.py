@@ -132,11 +132,18 @@ class Lane:
                 self.source == limit_source and self.order <= limit_order
             )
             start = self.position
-            cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
-            if cut <= start:
-                break
-            part_keys = keys[start + 1 : cut + 1]
-            part = batch[start:cut]
+            last = keys[-1]
+            if last < limit_key or (ties_pass and last == limit_key):
+                cut = len(batch)  # all of it, as the search below would find (a live line's)
+            else:
+                cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
+                if cut <= start:
+                    break
+            if start == 0 and cut == len(batch):  # the whole batch: no copies
+                part_keys, part = keys[1:], batch
+            else:
+                part_keys = keys[start + 1 : cut + 1]
+                part = batch[start:cut]
             taken += cut - start
             self.key = part_keys[-1]
             if live and part_keys[0] < high_water:
