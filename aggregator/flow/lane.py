@@ -132,11 +132,18 @@ class Lane:
                 self.source == limit_source and self.order <= limit_order
             )
             start = self.position
-            cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
-            if cut <= start:
-                break
-            part_keys = keys[start + 1 : cut + 1]
-            part = batch[start:cut]
+            last = keys[-1]
+            if last < limit_key or (ties_pass and last == limit_key):
+                cut = len(batch)  # all of it, as the search below would find (a live line's)
+            else:
+                cut = (bisect_right if ties_pass else bisect_left)(keys, limit_key, start + 1) - 1
+                if cut <= start:
+                    break
+            if start == 0 and cut == len(batch):  # the whole batch: no copies
+                part_keys, part = keys[1:], batch
+            else:
+                part_keys = keys[start + 1 : cut + 1]
+                part = batch[start:cut]
             taken += cut - start
             self.key = part_keys[-1]
             if live and part_keys[0] < high_water:
@@ -298,7 +305,10 @@ class LaneIndex:
             self.head_changed(lane)
         if live:
             reads = self.reads
-            while reads and reads[0][1] < reads[0][2].popped:
+            while reads:  # the head read once a turn: each read of it unpacks the tuple
+                head = reads[0]
+                if head[1] >= head[2].popped:
+                    break
                 reads.popleft()  # left already: kept bounded when nobody asks for the oldest
             if reads and read_at < reads[-1][0]:
                 self.in_order = False
@@ -350,9 +360,12 @@ class LaneIndex:
     def first_live_read(self) -> float:
         """When the oldest live batch still queued was read (inf: none is)."""
         reads = self.reads
-        while reads and reads[0][1] < reads[0][2].popped:
+        while reads:  # the head read once a turn (compiled, each read unpacks the tuple)
+            head = reads[0]
+            if head[1] >= head[2].popped:
+                return head[0]
             reads.popleft()
-        return reads[0][0] if reads else math.inf
+        return math.inf
 
     def compact(self, lanes: Collection[Lane]) -> None:
         """Drop stale heads once they outnumber the lanes."""

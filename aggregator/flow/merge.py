@@ -85,6 +85,9 @@ class Merge:
         self._unsent: Batch = []  # numbered in ``_step_now``, left to the task to send
         self._failure: Exception | None = None  # raised in ``_step_now``, for the task
         self._stepping = False  # in ``_step_now``: a put it causes is left to the task
+        self._gathered = False
+        """A step is asked for after the puts being gathered (``after_puts``): the other puts
+        of that gathering need not ask again (each asking is an interpreted call a put)."""
         self._timer_at = 0.0  # when the timer rings (monotonic seconds)
         self._ended = False
         self.future: dict[str, int] = {}
@@ -185,8 +188,10 @@ class Merge:
         self._ready[name] = channel
         if channel.closed:
             self._poke()
+        elif self._gathered:
+            return  # a later put of the same gathering: its step is asked for already
         elif after_puts(self._step_gathered):
-            return  # ``_step_gathered`` looks whether it may step, once for all the puts
+            self._gathered = True  # ``_step_gathered`` looks whether it may step, once
         elif not self._can_step_now():
             self._poke()
         elif len(self._ready) == 1:
@@ -196,6 +201,7 @@ class Merge:
 
     def _step_gathered(self) -> None:
         """After the puts of one callback: one step for every input they made ready."""
+        self._gathered = False
         if not self._ready:
             return
         for channel in self._ready.values():

@@ -272,15 +272,24 @@ class Decoding:
                 for text, ts, tail in zip(texts, stamps, json_tails, strict=True)
             ]
         elif levels is fields is errors:  # stamps only (see ``parse_lines``)
-            batch = [
-                Record(
-                    (last := ts) if ts is not None else (read_at if last is None else last),
-                    source,
-                    origin,
-                    text,
+            # By index, not ``zip(..., strict=True)``: its keyword builds a dict for each call,
+            # a third of this for a live read of one line.
+            count = len(texts)
+            if len(stamps) != count:
+                raise ValueError(f"{len(stamps)} stamps for {count} lines")
+            batch = []
+            for index in range(count):
+                ts = stamps[index]
+                if ts is not None:
+                    last = ts
+                batch.append(
+                    Record(
+                        ts if ts is not None else (read_at if last is None else last),
+                        source,
+                        origin,
+                        texts[index],
+                    )
                 )
-                for text, ts in zip(texts, stamps, strict=True)
-            ]
         else:
             batch = [
                 Record(

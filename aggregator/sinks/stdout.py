@@ -45,7 +45,11 @@ class StdoutSink(DeliveringSink):
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self, inp: Channel[Batch]) -> None:
-        self._writer = await open_writer(self.fd)
+        self._writer = writer = await open_writer(self.fd)
+        # A batch written at once (``DeliveringSink._deliver_now``: a live line's) asks the
+        # writer itself, not through the methods below: two interpreted calls less a batch.
+        self.can_write_now = writer.can_write_now  # type: ignore[method-assign]
+        self.write_now = writer.write_now  # type: ignore[method-assign]
         self._watch = asyncio.create_task(
             self._end_when_gone(self._writer, inp), name="stdout:reader"
         )

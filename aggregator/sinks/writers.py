@@ -40,18 +40,23 @@ class _PipeFlow(asyncio.BaseProtocol):
         self.writable.set()
         self.lost: Exception | None = None
         self.gone = asyncio.Event()
+        self.ready = True
+        """Neither paused nor lost: ``PipeWriter.can_write_now``, one attribute a batch."""
 
     def pause_writing(self) -> None:
         self.writable.clear()
+        self.ready = False
 
     def resume_writing(self) -> None:
         self.writable.set()
+        self.ready = self.lost is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Also called while nothing is written: for pipes and sockets, asyncio watches the
         # write end for being readable, which on Linux (epoll: EPOLLERR) is how the read end
         # closing shows.
         self.lost = exc or BrokenPipeError("the reader has gone")
+        self.ready = False
         self.writable.set()
         self.gone.set()
 
@@ -83,7 +88,7 @@ class PipeWriter:
             raise self._flow.lost
 
     def can_write_now(self) -> bool:
-        return self._flow.lost is None and self._flow.writable.is_set()
+        return self._flow.ready
 
     def write_now(self, data: bytes) -> None:
         """The transport writes at once what the pipe takes, and buffers the rest (pausing
@@ -95,6 +100,7 @@ class PipeWriter:
         if self._flow.lost is None and self._transport.get_write_buffer_size():
             self._transport.set_write_buffer_limits(high=0)
             self._flow.writable.clear()
+            self._flow.ready = False
             await self._flow.writable.wait()
         self._transport.close()
         with contextlib.suppress(OSError):

@@ -181,6 +181,11 @@ async def test_puts_gathered_in_one_callback_leave_as_one_batch() -> None:
         outlets[0].send_now(records("a", 30, 1))
         outlets[1].send_now(records("b", 40, 1))
         assert not turns and len(out) == 2  # each in its own put
+        with Gathering():  # a gathering again: its puts ask for a step of their own
+            outlets[0].send_now(records("a", 60, 1))
+            outlets[1].send_now(records("b", 50, 1))
+            assert len(out) == 2
+        assert not turns and len(out) == 3
         a.close()
         b.close()
         async with asyncio.timeout(10):

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.flow.chunk import Announce, Chunk
-from aggregator.flow.ordering import OrderingCore
+from aggregator.flow.ordering import SMALL_MERGE, OrderingCore, merge_small
 from aggregator.record.record import Record
 
 
@@ -361,3 +361,45 @@ def test_a_catch_up_record_never_passes_a_live_record_held_in_another_lane() -> 
     core.push("2", Chunk("c", recs("c", 200)), 3.0)
     out = core.pop_ready(3.0)
     assert lines(out) == ["b0", "a1"] and not any(record.late for record in out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(0, 5), min_size=1, max_size=6),
+        min_size=2,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_a_few_runs_merge_as_their_stable_sort_by_key(keys: list[list[int]], rng: object) -> None:
+    """``merge_small`` (a live step's release over a few lanes) gives what the sort it stands
+    in for gives: the runs in rank order (source, lane), then a stable sort by key, so equal
+    keys keep config order, then lane age."""
+    runs = []
+    for index, run_keys in enumerate(keys):
+        ordered = sorted(run_keys)  # running maxima never decrease
+        batch = recs(f"s{index}", *ordered)
+        runs.append((index % 3, index, ordered, batch))
+    rng.shuffle(runs)  # type: ignore[attr-defined]
+    ranked = sorted(runs, key=lambda run: (run[0], run[1]))
+    all_keys = [key for run in ranked for key in run[2]]
+    all_records = [record for run in ranked for record in run[3]]
+    expected = [all_records[i] for i in sorted(range(len(all_keys)), key=all_keys.__getitem__)]
+    assert merge_small(list(runs)) == expected
+
+
+def test_a_live_step_over_many_lanes_uses_the_small_merge_and_keeps_ties_in_rank_order() -> None:
+    """A release of one record in each of several live lanes (a step after one read of
+    inotify's events) leaves in time order, ties in config order, then lane age; the same
+    with more records than ``SMALL_MERGE`` (the sort)."""
+    for per_lane in (1, SMALL_MERGE):
+        core = make_core(2, window=0.0, idle_timeout=1.0)
+        core.announce("0", Announce(["a", "b"], live=True), 0.0)
+        core.announce("1", Announce(["c"], live=True), 0.0)
+        core.push("1", Chunk("c", recs("c", *[10] * per_lane)), 1.0)
+        core.push("0", Chunk("b", recs("b", *[10] * per_lane)), 1.0)
+        core.push("0", Chunk("a", recs("a", *[11] * per_lane)), 1.0)
+        out = lines(core.pop_ready(1.0))
+        expected = [f"b{i}" for i in range(per_lane)] + [f"c{i}" for i in range(per_lane)]
+        assert out == expected + [f"a{i}" for i in range(per_lane)]

@@ -9,6 +9,7 @@ from aggregator.flow.channel import Channel
 from aggregator.record.record import Batch, Record
 from aggregator.sinks import SinkContext
 from aggregator.sinks.stdout import StdoutSink
+from aggregator.sinks.writers import PipeWriter
 from tests.conftest import wait_until
 
 
@@ -93,3 +94,25 @@ async def test_a_full_pipe_queues_batches_and_loses_none() -> None:
         os.close(write_end)
     expected = b"".join(f"{n:010d}\n".encode() for n in range(count * size))
     assert bytes(received) == expected
+
+
+async def test_the_pipe_writer_can_write_now_only_while_neither_paused_nor_gone() -> None:
+    """``can_write_now`` (one flag, read for each batch written at once): False while the
+    transport is over its high water, True again once it drained, False for good once the
+    reader has gone."""
+    read_end, write_end = os.pipe()
+    writer = await PipeWriter.open(write_end)
+    try:
+        assert writer.can_write_now()
+        writer._flow.pause_writing()
+        assert not writer.can_write_now()
+        writer._flow.resume_writing()
+        assert writer.can_write_now()
+        os.close(read_end)
+        await wait_until(writer.gone.is_set, "the reader's end closed")
+        assert not writer.can_write_now()
+        writer._flow.resume_writing()
+        assert not writer.can_write_now()
+        await writer.close()
+    finally:
+        os.close(write_end)
