@@ -6,12 +6,10 @@ renamed over the old one, so a crash leaves the old checkpoint or the new one, n
 one. Its format is versioned.
 """
 
-import dataclasses
 import logging
 import math
 import os
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +70,7 @@ class CheckpointStore:
         """Write ``positions`` atomically: temporary file, fsync, rename, fsync the directory."""
         files = {}
         for key, position in positions.items():
-            entry = asdict(position)
-            del entry["key"]
-            files[key] = entry
+            files[key] = dict(zip(Position.FIELDS[1:], position.values()[1:], strict=True))
         write_atomically(self.path, dumps({"version": FORMAT_VERSION, "files": files}))
 
 
@@ -125,9 +121,7 @@ def _integer(text: str) -> int | float:
 
 
 POSITION_TYPES: dict[str, type] = {
-    field.name: field.type
-    for field in dataclasses.fields(Position)
-    if field.name != "key" and isinstance(field.type, type)
+    name: Position.__init__.__annotations__[name] for name in Position.FIELDS if name != "key"
 }
 
 
@@ -219,5 +213,5 @@ def find_copy(
         except OSError:
             continue
         if best is None or stat.st_mtime_ns > best[0]:
-            best = stat.st_mtime_ns, dataclasses.replace(position, key=key, path=str(path))
+            best = stat.st_mtime_ns, position.moved(key, str(path))
     return best[1] if best is not None else None
