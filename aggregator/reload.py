@@ -15,6 +15,7 @@ from them (a file source: from its own checkpoints), so nothing is lost or repea
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,8 @@ from aggregator.sinks.encoded import judged_wheres
 
 log = logging.getLogger(__name__)
 
+READ_SIZE = 16 * (16 + 256)
+"""Room for 16 events with a full-length name in one read of the config watch."""
 DEBOUNCE = 0.2
 """Seconds the config file must be quiet after a change before ``--watch-config`` reloads: an
 editor's save (write, rename) or a ConfigMap's symlink flip is several events."""
@@ -316,31 +319,78 @@ class Reloader:
         """inotify on the file's directory (an editor replaces the file by a rename; a
         ConfigMap flips a ``..data`` symlink); a reload once it has been quiet for
         ``DEBOUNCE`` and its content is new."""
-        from asyncinotify import Inotify, Mask
+        from aggregator.sources.file import inotify_calls as calls
 
-        mask = Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.CREATE | Mask.MODIFY | Mask.ATTRIB
-        with Inotify() as inotify:
+        mask = calls.CLOSE_WRITE | calls.MOVED_TO | calls.CREATE | calls.MODIFY | calls.ATTRIB
+        events = _Names(calls.init(calls.CLOEXEC | calls.NONBLOCK))
+        try:
             try:
-                inotify.add_watch(self.path.absolute().parent, mask)
+                calls.add_watch(events.fd, str(self.path.absolute().parent), mask)
             except OSError as error:
                 log.warning("cannot watch %s: %s; reload with SIGHUP", self.path, error)
                 return
             log.info("watching %s: a change reloads it", self.path)
-            events = aiter(inotify)
             name = self.path.name
             while True:
-                event = await anext(events)
-                if event.name is None or not (
-                    str(event.name) == name or str(event.name)[:2] == ".."
-                ):
+                changed = await events.next()
+                if changed is None or not (changed == name or changed[:2] == ".."):
                     continue
                 while True:  # until quiet
                     try:
                         async with asyncio.timeout(DEBOUNCE):
-                            await anext(events)
+                            await events.next()
                     except TimeoutError:
                         break
                 content = await asyncio.to_thread(self._read)
                 if content is not None and content != self._seen:
                     self._seen = content
                     self.request()
+        finally:
+            os.close(events.fd)
+
+
+class _Names:
+    """The names in the events of inotify instance ``fd`` (None for an event without one),
+    one at a time; ``next`` may be cancelled (a timeout) without losing an event read."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pending: list[str | None] = []
+
+    async def next(self) -> str | None:
+        while not self._pending:
+            self._pending.extend(self._names(await self._read()))
+        return self._pending.pop(0)
+
+    async def _read(self) -> bytes:
+        """One read of the descriptor once it is readable."""
+        loop = asyncio.get_running_loop()
+        read: asyncio.Future[bytes] = loop.create_future()
+
+        def readable() -> None:
+            if read.done():
+                return
+            try:
+                read.set_result(os.read(self.fd, READ_SIZE))
+            except BlockingIOError:  # read by nobody else: not expected, wait on
+                pass
+            except OSError as error:
+                read.set_exception(error)
+
+        loop.add_reader(self.fd, readable)
+        try:
+            return await read
+        finally:
+            loop.remove_reader(self.fd)
+
+    @staticmethod
+    def _names(data: bytes) -> Iterable[str | None]:
+        from aggregator.sources.file.inotify_calls import EVENT
+
+        offset = 0
+        while offset < len(data):
+            length = EVENT.unpack_from(data, offset)[3]
+            start = offset + EVENT.size
+            offset = start + length
+            name = data[start:offset].rstrip(b"\0")
+            yield os.fsdecode(name) if name else None

@@ -126,7 +126,7 @@ def test_compiled_modules_need_only_the_build_requirements() -> None:
     environment, which holds only ``[build-system] requires``: a module of another package
     in that closure (websockets, say) makes a fresh install fall back to pure Python (#27)."""
     required = {re.split(r"[<>=;\[ ]", line)[0] for line in PYPROJECT["build-system"]["requires"]}
-    assert {"orjson", "pydantic", "asyncinotify"} <= required
+    assert {"orjson", "pydantic"} <= required
     # What the build installs: its requirements (each package's module has its name) and
     # pydantic's own dependencies, which come with it.
     provided = required | {"pydantic_core", "typing_extensions", "annotated_types"}

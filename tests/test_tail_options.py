@@ -242,7 +242,7 @@ def test_run_says_what_it_follows_and_names_a_missing_certificate(tmp_path: Path
     [
         (["--version"], ["pydantic", "websockets", "aggregator.config", "asyncio"]),
         (["tail", "--no-follow", "--from-start", "one.log"],
-         ["pydantic", "websockets", "asyncinotify", "aggregator.sources.file.watch",
+         ["pydantic", "websockets", "ctypes", "aggregator.sources.file.watch",
           "aggregator.sources.file.inotify", "aggregator.web.server", "tomllib", "re2",
           "httpx", "nats", "shutil", "difflib", "aggregator.reload", "orjson", "json",
           "datetime", "calendar", "hashlib"]),

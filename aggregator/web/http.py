@@ -4,7 +4,6 @@ The page's files are read from the package once, when the first client comes, in
 request path is only ever a key into that table, never a path on the filesystem.
 """
 
-import hmac
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qs
 
@@ -113,6 +112,8 @@ class Gate:
         """The token as ``Authorization: Bearer`` or ``?token=``, compared in constant time."""
         if not self._token:
             return True
+        import hmac  # with the first request that must show a token: hashlib's set-up is 5 M
+
         return hmac.compare_digest(offered_token(request, query).encode(), self._token)
 
     def refusal(self, request: "Request", query: str) -> str:

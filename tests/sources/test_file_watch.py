@@ -109,7 +109,7 @@ async def test_a_deleted_directory_is_polled_and_rescanned(tmp_path: Path) -> No
     directory.rmdir()
     await wait_until(lambda: not watcher.is_watched(path), "the directory no longer watched")
     assert changed.is_set() and watcher.rescan.is_set()
-    assert watcher._inotify is not None and watcher._inotify.inotify.watches == []
+    assert watcher._inotify is not None and watcher._inotify._prefixes == {}
     directory.mkdir()
     added = watcher.added
     assert watcher.watch_directory(directory) and watcher.added == added + 1

@@ -11,7 +11,7 @@ import time
 
 # hashlib.blake2b itself: hashlib would set up OpenSSL's every algorithm at each start.
 from _blake2 import blake2b
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,20 +36,88 @@ def read_head(fd: int) -> bytes:
     return os.pread(fd, HEAD_BYTES, 0)
 
 
-@dataclass(frozen=True, slots=True)
 class Position:
-    """How far one file has been read: its identity and the offset after its last line."""
+    """How far one file has been read: its identity and the offset after its last line.
+    Immutable, compared and hashed by its fields. (Written out rather than made by
+    ``@dataclass(frozen=True, slots=True)``, whose generated methods were compiled at every
+    start: 4.5 M instructions; bench/README.md, "Session 14 (s14start)".)"""
+
+    __slots__ = ("head_hash", "head_length", "key", "lane", "offset", "path", "records")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "key", "path", "offset", "head_length", "head_hash", "lane", "records"
+    )  # fmt: skip
+    """The fields in order (the saved entry's keys, with ``key`` its name in the file)."""
+    book: ClassVar[str] = "files"
 
     key: str  # "DEV:INODE"
     path: str
     offset: int
     head_length: int
     head_hash: str
-    lane: str = ""
+    lane: str
     """Where the file's records began to be counted (``Record.lane``); "" before that."""
-    records: int = 0
+    records: int
     """The file's records before ``offset``, counted from where ``lane`` began."""
-    book: ClassVar[str] = "files"
+
+    def __init__(
+        self,
+        key: str,
+        path: str,
+        offset: int,
+        head_length: int,
+        head_hash: str,
+        lane: str = "",
+        records: int = 0,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "key", key)
+        setter(self, "path", path)
+        setter(self, "offset", offset)
+        setter(self, "head_length", head_length)
+        setter(self, "head_hash", head_hash)
+        setter(self, "lane", lane)
+        setter(self, "records", records)
+
+    def values(self) -> tuple[str, str, int, int, str, str, int]:
+        """The fields' values, in ``FIELDS``' order."""
+        return (
+            self.key, self.path, self.offset, self.head_length, self.head_hash, self.lane,
+            self.records,
+        )  # fmt: skip
+
+    def moved(self, key: str, path: str) -> "Position":
+        """The same position in a file known now by ``key``, at ``path`` (a copy, a rename)."""
+        return Position(
+            key, path, self.offset, self.head_length, self.head_hash, self.lane, self.records
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Position)
+        return self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(self.values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self.FIELDS, self.values(), strict=True)
+        )
+        return f"Position({shown})"
+
+    def __getstate__(self) -> tuple[str, str, int, int, str, str, int]:
+        return self.values()
+
+    def __setstate__(self, state: tuple[str, str, int, int, str, str, int]) -> None:
+        for name, value in zip(self.FIELDS, state, strict=True):
+            object.__setattr__(self, name, value)
 
     def matches(self, head: bytes) -> bool:
         """Whether ``head`` (the file's first bytes now) is the file this position is of."""

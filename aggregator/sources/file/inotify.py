@@ -1,25 +1,23 @@
-"""The process's inotify instance on one event loop (``asyncinotify``), shared by the file
-sources' ``Watcher``s (watch.py): watches by directory, counted and removed with the last
-source using them, and the events, read in the loop's reader callback and dispatched by path.
+"""The process's inotify instance on one event loop, shared by the file sources'
+``Watcher``s (watch.py): watches by directory, counted and removed with the last source using
+them, and the events, read in the loop's reader callback and dispatched by path.
 
-The library opens the instance and adds and removes watches; the events are read from its
-descriptor here, as the kernel's structs (``struct``): the library's reader builds a ``Path``,
-a ``Mask``, an ``Event`` and a ``ctypes`` struct per event, which cost a live line more than
-the rest of its wake (bench/README.md, "The live line").
+The instance is opened and watches added and removed by the C library's calls
+(``inotify_calls``); the events are read from its descriptor here, as the kernel's structs
+(``struct``), with no object made per event but the name (bench/README.md, "The live line").
 """
 
 import asyncio
 import contextlib
 import logging
 import os
-import struct
 import sys
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from asyncinotify import InitFlags, Inotify, Mask, Watch
-
 from aggregator.flow.gathering import Gathering
+from aggregator.sources.file import inotify_calls as calls
 
 if TYPE_CHECKING:
     from aggregator.sources.file.watch import Changed, Watcher
@@ -27,22 +25,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DIRECTORY_EVENTS = (
-    Mask.MODIFY | Mask.CLOSE_WRITE | Mask.CREATE | Mask.MOVED_TO | Mask.MOVED_FROM | Mask.DELETE
-    | Mask.ATTRIB
+    calls.MODIFY | calls.CLOSE_WRITE | calls.CREATE | calls.MOVED_TO | calls.MOVED_FROM
+    | calls.DELETE | calls.ATTRIB
 )  # fmt: skip
-NAME_EVENTS = int(Mask.CREATE | Mask.MOVED_TO | Mask.DELETE | Mask.MOVED_FROM)
+NAME_EVENTS = calls.CREATE | calls.MOVED_TO | calls.DELETE | calls.MOVED_FROM
 """Events that change which files a directory holds: the sources watching it rescan."""
-LOOK_EVENTS = NAME_EVENTS | int(Mask.ATTRIB)
+LOOK_EVENTS = NAME_EVENTS | calls.ATTRIB
 """Events after which a file's path may name another file, or none: its follower looks."""
-IGNORED, OVERFLOW = int(Mask.IGNORED), int(Mask.Q_OVERFLOW)
-NONBLOCKING = InitFlags.CLOEXEC | InitFlags(os.O_NONBLOCK)
-"""The reader callback reads without waiting. (asyncinotify 4.4's
-``InitFlags.NONBLOCK`` is ``O_CLOEXEC``: the flag is given by its value.)"""
+IGNORED, OVERFLOW = calls.IGNORED, calls.Q_OVERFLOW
+NONBLOCKING = calls.CLOEXEC | calls.NONBLOCK
+"""The reader callback reads without waiting; the descriptor is not inherited by children."""
 EVENTS_A_READ = 64
 """Room for this many events with a full-length name (17 KB) in one read."""
-EVENT = struct.Struct("iIII")
-"""``struct inotify_event`` without its name: wd, mask, cookie, len (of the name, padded)."""
-READ_SIZE = (EVENT.size + 256) * EVENTS_A_READ
+EVENT = calls.EVENT
+READ_SIZE = (EVENT.size + calls.NAME_MAX + 1) * EVENTS_A_READ
 FS_ENCODING, FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 """A name as ``os.fsdecode`` decodes it, without its Python-level call per event."""
 
@@ -52,11 +48,11 @@ class SharedInotify:
     events set for each followed path."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inotify = Inotify(NONBLOCKING)
-        self.fd = self.inotify.fd
+        self.fd = calls.init(NONBLOCKING)
+        self._closed = weakref.finalize(self, os.close, self.fd)  # at the latest when dropped
         self.loop = loop
         self.watchers: set[Watcher] = set()
-        self.directories: dict[str, Watch] = {}  # while watched
+        self.directories: dict[str, int] = {}  # while watched: its watch descriptor
         self._prefixes: dict[int, list[str]] = {}  # watch descriptor → its directories, "/"-ended
         self._users: dict[str, set[Watcher]] = {}  # directory → the watchers using it
         self._paths: dict[str, list[Changed]] = {}  # path → the events it sets
@@ -65,12 +61,12 @@ class SharedInotify:
     def watch_directory(self, directory: str, watcher: "Watcher") -> bool:
         if directory not in self.directories:
             try:
-                watch = self.inotify.add_watch(directory, DIRECTORY_EVENTS | Mask.ONLYDIR)
+                wd = calls.add_watch(self.fd, directory, DIRECTORY_EVENTS | calls.ONLYDIR)
             except OSError as error:  # not there (yet), no permission, or out of watches
                 log.debug("cannot watch %s: %s", directory, error.strerror)
                 return False
-            self.directories[directory] = watch
-            self._prefixes.setdefault(watch.wd, []).append(os.path.join(directory, ""))
+            self.directories[directory] = wd
+            self._prefixes.setdefault(wd, []).append(os.path.join(directory, ""))
         self._users.setdefault(directory, set()).add(watcher)
         return True
 
@@ -82,16 +78,16 @@ class SharedInotify:
         if users:
             return
         del self._users[directory]
-        watch = self.directories.pop(directory, None)
-        if watch is None:
+        wd = self.directories.pop(directory, None)
+        if wd is None:
             return
-        prefixes = self._prefixes.get(watch.wd, [])
+        prefixes = self._prefixes.get(wd, [])
         with contextlib.suppress(ValueError):
             prefixes.remove(os.path.join(directory, ""))
         if not prefixes:  # no other spelling of that directory is watched
-            self._prefixes.pop(watch.wd, None)
+            self._prefixes.pop(wd, None)
             with contextlib.suppress(OSError):  # gone already: its IGNORED is on its way
-                self.inotify.rm_watch(watch)
+                calls.rm_watch(self.fd, wd)
 
     def subscribe(self, path: str, event: "Changed") -> None:
         self._paths.setdefault(path, []).append(event)
@@ -106,7 +102,7 @@ class SharedInotify:
 
     def close(self) -> None:
         self.loop.remove_reader(self.fd)
-        self.inotify.close()
+        self._closed()
 
     def _read(self) -> None:
         """The loop's reader callback: one read of the events, dispatched (while more are
@@ -139,8 +135,6 @@ class SharedInotify:
             if mask & OVERFLOW:
                 self._wake_all()
                 continue
-            if mask & IGNORED:  # the kernel dropped the watch: so does the library
-                self._forget_watch(wd)
             name = data[start:offset].rstrip(b"\0") if length else b""
             for prefix in prefixes.get(wd, ()):
                 if mask & IGNORED:  # the directory is gone (or unwatched): poll it
@@ -156,13 +150,6 @@ class SharedInotify:
                         else:
                             appended.setdefault(id(changed), changed)
         return appended.values()
-
-    def _forget_watch(self, wd: int) -> None:
-        """Drop the library's ``Watch`` of a watch the kernel has removed, as its own reader
-        would have (events are read here): else one stays for every directory that went."""
-        watches = getattr(self.inotify, "_watches", None)
-        if isinstance(watches, dict):
-            watches.pop(wd, None)
 
     def _lost(self, wd: int) -> None:
         """A directory no longer watched: its watchers poll, and rescan to watch it again."""

@@ -12,7 +12,6 @@ file still being read, not truncated yet, waits for that.
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import deque
@@ -139,7 +138,7 @@ class Readers:
                 and size >= copied.offset
             ):
                 tailer.continues = copied
-                return dataclasses.replace(copied, key=tailer.key, path=tailer.origin)
+                return copied.moved(tailer.key, tailer.origin)
         return None
 
     async def _settle(self, tailer: FileTailer) -> None:

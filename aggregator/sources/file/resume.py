@@ -6,15 +6,15 @@ renamed over the old one, so a crash leaves the old checkpoint or the new one, n
 one. Its format is versioned.
 """
 
-import dataclasses
 import logging
+import math
 import os
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from aggregator.flow.checkpoints import check_state_dir, read_state_file, write_atomically
-from aggregator.lazyjson import dumps, loads
+from aggregator.lazyjson import dumps
 from aggregator.sources.file.identity import (
     COPY_HEAD_BYTES,
     Position,
@@ -42,10 +42,10 @@ class CheckpointStore:
     def load(self) -> dict[str, Position]:
         """The positions saved last; an unreadable file is reported and treated as empty."""
         try:
-            data = loads(read_state_file(self.path))
+            data = _loads(read_state_file(self.path))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:  # ValueError: orjson's JSONDecodeError
+        except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, not UTF-8
             log.error("%s: cannot read the checkpoints (%s); starting without them", self.path,
                       error)  # fmt: skip
             return {}
@@ -70,16 +70,58 @@ class CheckpointStore:
         """Write ``positions`` atomically: temporary file, fsync, rename, fsync the directory."""
         files = {}
         for key, position in positions.items():
-            entry = asdict(position)
-            del entry["key"]
-            files[key] = entry
+            files[key] = dict(zip(Position.FIELDS[1:], position.values()[1:], strict=True))
         write_atomically(self.path, dumps({"version": FORMAT_VERSION, "files": files}))
 
 
+def _loads(data: bytes) -> Any:
+    """The file's JSON, read with the standard library's parser (orjson's import, with uuid
+    and platform, cost every restart about 10 M instructions more before its first line out:
+    bench/README.md, "Session 14 (s14start)"), taken as orjson, which writes it, takes it:
+    UTF-8 without surrogates, no NaN or Infinity, no number beyond a double (ValueError), an
+    integer beyond 64 bits a float."""
+    import json
+
+    text = data.decode()  # strict, as orjson: json.loads would pass surrogates through
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_double, parse_int=_integer)
+        if "\\u" in text:  # an escape may have made a lone surrogate, which orjson refuses
+            _encodable(value)
+    except RecursionError as error:  # nested a thousand deep (orjson: over 1,024)
+        raise ValueError("nested too deeply") from error
+    return value
+
+
+def _encodable(value: object) -> None:
+    if isinstance(value, str):
+        value.encode()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key.encode()
+            _encodable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _encodable(item)
+
+
+def _constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _double(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text} is infinity as a double")
+    return value
+
+
+def _integer(text: str) -> int | float:
+    value = int(text)
+    return value if -(1 << 63) <= value < 1 << 64 else _double(text)
+
+
 POSITION_TYPES: dict[str, type] = {
-    field.name: field.type
-    for field in dataclasses.fields(Position)
-    if field.name != "key" and isinstance(field.type, type)
+    name: Position.__init__.__annotations__[name] for name in Position.FIELDS if name != "key"
 }
 
 
@@ -171,5 +213,5 @@ def find_copy(
         except OSError:
             continue
         if best is None or stat.st_mtime_ns > best[0]:
-            best = stat.st_mtime_ns, dataclasses.replace(position, key=key, path=str(path))
+            best = stat.st_mtime_ns, position.moved(key, str(path))
     return best[1] if best is not None else None

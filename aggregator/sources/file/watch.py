@@ -1,10 +1,10 @@
 """Change notification for the file sources: inotify on Linux, polling elsewhere.
 
-One inotify instance per process (per event loop: ``SharedInotify`` in inotify.py, on
-``asyncinotify``) serves every file source: a source's ``Watcher`` asks it to watch the
-directories its files are in and to wake it for the paths it follows. Events are read in the
-loop's reader callback, without a task of their own, and go to the watchers of that path only:
-with eight sources on one directory a line is dispatched once, not eight times. A path is
+One inotify instance per process (per event loop: ``SharedInotify`` in inotify.py, on the C
+library's calls in inotify_calls.py) serves every file source: a source's ``Watcher`` asks it
+to watch the directories its files are in and to wake it for the paths it follows. Events are
+read in the loop's reader callback, without a task of their own, and go to the watchers of that
+path only: with eight sources on one directory a line is dispatched once, not eight times. A path is
 resolved when it is watched, not on each wake. A change to a file wakes that file's tailer at
 once (instead of at its next poll); a file created or moved into a watched directory wakes the
 rescans of the sources watching it. When the kernel's event queue overflows, everyone is woken:
@@ -77,7 +77,7 @@ def _instance() -> "SharedInotify | None":
     if instance is None:
         try:
             from aggregator.sources.file.inotify import SharedInotify
-        except ImportError:  # asyncinotify is a dependency on Linux only
+        except ImportError:  # no inotify in the C library: not Linux
             return None
         try:
             instance = _INSTANCES[loop] = SharedInotify(loop)
