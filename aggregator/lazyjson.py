@@ -96,6 +96,9 @@ class FirstValue:
         for value in values(found):
             if value is not unset:
                 if type(value) is int and not _I64_MIN <= value < _U64_END:
-                    return float(value)  # what orjson reads it as (never infinite here)
+                    try:
+                        return float(value)  # what orjson reads it as
+                    except OverflowError:  # infinite as a double: orjson refuses the line
+                        return UNSURE
                 return value
         return ABSENT
